@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (unit, local, cluster) in Tandem's environment, installing it first.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$("$repo/hack/bootstrap.sh")"
+cd "$repo"
+exec "$venv/bin/python" -m pytest "$@"

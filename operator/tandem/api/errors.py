@@ -1,0 +1,61 @@
+"""One error type for every bad job spec, whatever caught it, with the field path named."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+
+class SpecError(ValueError):
+    """A TrainingJob that cannot run; `problems` holds (field path, what to fix) pairs."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]):
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
+
+    @property
+    def first_path(self) -> str:
+        return self.problems[0][0] if self.problems else ""
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """('spec', 'env', 0, 'name') -> 'spec.env[0].name', as kubectl names fields."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, ctx, got = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field (check the spelling; `kubectl explain trainingjob.spec` lists them)"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx['ge']} (got {got!r})"
+    if kind == "greater_than":
+        return f"must be > {ctx['gt']} (got {got!r})"
+    if kind == "less_than":
+        return f"must be < {ctx['lt']} (got {got!r})"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']} (got {got!r})"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']} (got {got!r})"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {got!r})"
+
+
+def from_validation_error(exc: ValidationError, prefix: Iterable[Any] = ()) -> SpecError:
+    problems = []
+    for error in exc.errors():
+        loc = (*prefix, *error["loc"])
+        problems.append((field_path(loc) or "(document)", _message(error)))
+    return SpecError(problems)

@@ -1,0 +1,338 @@
+"""The TrainingJob API: one source of truth for validation, the CRD schema and rendering.
+
+Field names are camelCase on the wire (as in every Kubernetes API) and snake_case in Python.
+Cross-field rules are field validators reading the fields declared before them, so that every
+error carries the path of the field to fix.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal, Optional
+
+from kubernetes.utils.quantity import parse_quantity
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from . import names
+from .errors import SpecError, from_validation_error
+from .tpu import SliceShape, slice_shape
+
+API_GROUP = "tandem.dev"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "TrainingJob"
+
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("ddp",),
+    "tensorflow": ("multi-worker-mirrored", "tpu"),
+}
+DEFAULT_IMAGES = {
+    "pytorch": "tandem/pytorch-worker:0.1.0",
+    "tensorflow": "tandem/tensorflow-worker:0.1.0",
+}
+#: Environment variables that Tandem sets itself; a user value would be silently overwritten.
+RESERVED_ENV_PREFIXES = ("TANDEM_", "TF_CONFIG", "TPU_WORKER_")
+RESERVED_ENV = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=False
+    )
+
+
+def _quantity(value: Any, what: str) -> str:
+    text = str(value).strip()
+    try:
+        amount = parse_quantity(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. {what})") from None
+    if amount <= Decimal(0):
+        raise ValueError(f"must be positive (got {text!r})")
+    return text
+
+
+class Resources(_Model):
+    """What each worker pod asks for. Requests equal limits, so workers are not throttled unevenly."""
+
+    cpu: str = Field("1", description="CPU per worker pod as a Kubernetes quantity, e.g. '2' or '500m'.")
+    memory: str = Field("2Gi", description="Memory per worker pod as a Kubernetes quantity, e.g. '4Gi'.")
+    gpus: int = Field(0, ge=0, description="NVIDIA GPUs per worker pod (limits nvidia.com/gpu). 0 runs on CPU.")
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> str:
+        return _quantity(value, "'2' or '500m'")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> str:
+        return _quantity(value, "'4Gi' or '512Mi'")
+
+
+class TPU(_Model):
+    """A Cloud TPU slice on GKE; one worker pod runs on each host of the slice."""
+
+    accelerator: str = Field(
+        description="GKE TPU accelerator (node label cloud.google.com/gke-tpu-accelerator): "
+        "tpu-v4-podslice, tpu-v5p-slice, tpu-v5-lite-podslice (v5e) or tpu-v6e-slice."
+    )
+    topology: str = Field(
+        pattern=r"^[0-9]+x[0-9]+(x[0-9]+)?$",
+        description="Slice topology (node label cloud.google.com/gke-tpu-topology), e.g. 2x4 for v5e or 2x2x2 for v4.",
+    )
+    chips_per_host: Optional[int] = Field(
+        None, ge=1, description="Chips per TPU VM host, only where GKE offers a choice (v5e/v6e 2x4: 4 or 8). Default: 4."
+    )
+
+    def shape(self) -> SliceShape:
+        return slice_shape(self.accelerator, self.topology, self.chips_per_host)
+
+
+class EnvVar(_Model):
+    """A plain environment variable for every worker."""
+
+    name: str = Field(description="Variable name. TANDEM_* and the variables the launcher derives are reserved.")
+    value: str = Field("", description="Value, as a string.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not names.ENV_VAR_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+            raise ValueError(f"{name!r} is set by Tandem's launcher; choose another name")
+        return name
+
+
+class RunPolicy(_Model):
+    """How failures, deadlines and clean-up are handled for the whole worker group."""
+
+    backoff_limit: int = Field(
+        3, ge=0, description="Whole-group restarts after a worker failure before the job is Failed."
+    )
+    active_deadline_seconds: Optional[int] = Field(
+        None, ge=1, description="Seconds from start after which a still-running job is stopped and Failed."
+    )
+    ttl_seconds_after_finished: Optional[int] = Field(
+        None, ge=0, description="Seconds after Succeeded or Failed before the TrainingJob is deleted."
+    )
+    suspend: bool = Field(False, description="True removes the workers and keeps the job Suspended until set back to false.")
+
+
+class MetricsSpec(_Model):
+    """Throughput and scaling-efficiency reporting through Ray."""
+
+    enabled: bool = Field(True, description="Workers report step timings; status.metrics shows throughput and efficiency.")
+    baseline_throughput: Optional[float] = Field(
+        None, gt=0, description="Samples/s of one worker, for scaling efficiency. Unset: taken from a recorded one-worker run."
+    )
+    straggler_threshold: float = Field(
+        0.8, gt=0, lt=1, description="A worker below this fraction of the median worker throughput is named a straggler."
+    )
+
+
+class TensorBoardSpec(_Model):
+    """TensorBoard event files written by every worker, served by a TensorBoard per job."""
+
+    enabled: bool = Field(False, description="Write TensorBoard event files (throughput, step time, loss if reported).")
+
+
+class PodTemplate(_Model):
+    """Optional overrides merged into every worker pod."""
+
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on worker pods.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on worker pods.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Extra node selector terms.")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Extra tolerations (core/v1 Toleration objects).")
+    service_account_name: Optional[str] = Field(None, description="Service account of the worker pods.")
+    priority_class_name: Optional[str] = Field(None, description="PriorityClass of the worker pods.")
+    volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra pod volumes (core/v1 Volume objects).")
+    volume_mounts: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra mounts in the worker container (core/v1 VolumeMount objects)."
+    )
+    security_context: Optional[dict[str, Any]] = Field(
+        None, description="Replaces the pod security context (default: the restricted Pod Security Standard)."
+    )
+    container_security_context: Optional[dict[str, Any]] = Field(
+        None, description="Replaces the worker container's security context (default: restricted)."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return names.check_labels(labels)
+
+    @field_validator("annotations", "node_selector")
+    @classmethod
+    def _keys(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for key in mapping:
+            names.check_qualified_key(key)
+        return mapping
+
+    @field_validator("service_account_name", "priority_class_name")
+    @classmethod
+    def _subdomain(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.match(value)):
+            raise ValueError(f"{value!r} is not a valid DNS-1123 subdomain name")
+        return value
+
+
+class TrainingJobSpec(_Model):
+    """What to train, with which framework and strategy, on how many workers."""
+
+    framework: Literal["pytorch", "tensorflow"] = Field(description="Training framework: pytorch or tensorflow.")
+    strategy: str = Field(
+        description="Distribution strategy: ddp (pytorch); multi-worker-mirrored or tpu (tensorflow)."
+    )
+    image: Optional[str] = Field(
+        None, min_length=1, description="Worker container image. Default: Tandem's worker image for the framework."
+    )
+    command: list[str] = Field(
+        min_length=1, description="The training command run in every worker, e.g. [python, train.py]. Tandem's launcher wraps it."
+    )
+    tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
+    workers: Optional[int] = Field(
+        None, validate_default=True, ge=1, description="Worker pods (nodes). With tpu: the slice's host count, derived when unset."
+    )
+    procs_per_worker: int = Field(
+        1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables for every worker.")
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadline, clean-up and suspension.")
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Throughput and scaling-efficiency reporting.")
+    tensorboard: TensorBoardSpec = Field(default_factory=TensorBoardSpec, description="TensorBoard event files and server.")
+    pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Overrides merged into worker pods.")
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, strategy: str, info: ValidationInfo) -> str:
+        framework = info.data.get("framework")
+        allowed = STRATEGIES.get(framework, ())
+        if framework and strategy not in allowed:
+            raise ValueError(f"{strategy!r} is not a {framework} strategy; use {' or '.join(allowed)}")
+        return strategy
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, image: Optional[str]) -> Optional[str]:
+        if image is not None and (image != image.strip() or any(c.isspace() for c in image)):
+            raise ValueError(f"{image!r} is not an image reference (no whitespace)")
+        return image
+
+    @field_validator("tpu")
+    @classmethod
+    def _tpu(cls, tpu: Optional[TPU], info: ValidationInfo) -> Optional[TPU]:
+        strategy = info.data.get("strategy")
+        if strategy == "tpu" and tpu is None:
+            raise ValueError("is required with strategy tpu (e.g. {accelerator: tpu-v5-lite-podslice, topology: 2x4})")
+        if tpu is not None and strategy is not None and strategy != "tpu":
+            raise ValueError(f"is only allowed with strategy tpu (strategy is {strategy!r})")
+        if tpu is not None:
+            tpu.shape()  # raises ValueError naming the accepted values
+        return tpu
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, workers: Optional[int], info: ValidationInfo) -> Optional[int]:
+        tpu: Optional[TPU] = info.data.get("tpu")
+        if tpu is None:
+            return 1 if workers is None else workers
+        hosts = tpu.shape().hosts
+        if workers is not None and workers != hosts:
+            raise ValueError(f"must be {hosts}, the host count of a {tpu.topology} slice (or left unset)")
+        return hosts
+
+    @field_validator("procs_per_worker")
+    @classmethod
+    def _procs(cls, procs: int, info: ValidationInfo) -> int:
+        if info.data.get("framework") == "tensorflow" and procs != 1:
+            raise ValueError("must be 1 for tensorflow: one TensorFlow process per worker uses all its devices")
+        return procs
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, resources: Resources, info: ValidationInfo) -> Resources:
+        if info.data.get("strategy") == "tpu" and resources.gpus:
+            raise ValueError("gpus must be 0 with strategy tpu (TPU chips come from spec.tpu)")
+        return resources
+
+    @field_validator("env")
+    @classmethod
+    def _unique_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        seen: set[str] = set()
+        for var in env:
+            if var.name in seen:
+                raise ValueError(f"{var.name!r} is set twice")
+            seen.add(var.name)
+        return env
+
+    @property
+    def worker_count(self) -> int:
+        assert self.workers is not None  # resolved by the validator
+        return self.workers
+
+    @property
+    def worker_image(self) -> str:
+        return self.image or DEFAULT_IMAGES[self.framework]
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata Tandem reads; server-set fields are kept but not checked."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(description="Job name: a DNS-1035 label of at most 52 characters.")
+    namespace: str = Field("default", description="Namespace of the job and its workers.")
+    uid: Optional[str] = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return names.check_job_name(name)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        return names.check_dns_label(namespace)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return names.check_labels(labels)
+
+
+class TrainingJob(BaseModel):
+    """A distributed training job: the object users apply and Tandem reconciles."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    api_version: Literal["tandem.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["TrainingJob"] = KIND
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+    status: Optional[dict[str, Any]] = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrainingJob":
+        """Validate a parsed document; raises SpecError naming each bad field."""
+        if not isinstance(data, dict):
+            raise SpecError([("(document)", f"must be a mapping, got {type(data).__name__}")])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as the API server stores it (camelCase, defaults filled in)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
