@@ -1,0 +1,720 @@
+"""A real Kubernetes control plane on 127.0.0.1 for Tandem's cluster tests.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler come from the
+upstream Kubernetes Go modules at the version pinned in tests/controlplane/go.mod
+(one multi-call binary, built and cached by build.sh); kwok plays the nodes and
+moves pods through Pending -> Running -> Succeeded/Failed (stages in kwok/stages.yaml).
+
+    from tests.controlplane.cluster import ControlPlane
+
+    with ControlPlane() as cp:
+        cp.kubectl("get", "nodes")
+        # cp.kubeconfig, cp.server, cp.bin_dir
+
+For a developer::
+
+    python -m tests.controlplane.cluster up      # prints `export KUBECONFIG=...`, Ctrl-C stops it
+
+Every component runs in its own process group, with PR_SET_PDEATHSIG so that it is
+killed when the Python process that started it dies, even by SIGKILL; stop() is also
+registered with atexit and on SIGTERM/SIGHUP, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import ctypes
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+HERE = Path(__file__).resolve().parent
+BUILD_SH = HERE / "build.sh"
+STAGES = HERE / "kwok" / "stages.yaml"
+
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"
+
+# Fake nodes: plenty of room, 8 GPUs each, labelled like a GPU node pool.
+DEFAULT_NODES = 4
+NODE_CPU = "64"
+NODE_MEMORY = "512Gi"
+NODE_PODS = "110"
+NODE_GPUS = "8"
+NODE_LABELS = {
+    "type": "kwok",
+    "tandem.dev/kwok": "true",
+    "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.product": "kwok-fake-gpu",
+    "nvidia.com/gpu.count": NODE_GPUS,
+}
+
+
+class BuildError(RuntimeError):
+    """build.sh failed (a compile error, a missing module, ...)."""
+
+
+class GoMissing(BuildError):
+    """No Go toolchain and nothing cached: the control plane cannot be built here."""
+
+
+class StartError(RuntimeError):
+    """A component did not come up; the message carries the tail of its log."""
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def build(env: dict[str, str] | None = None) -> Path:
+    """Run build.sh (a no-op when the binaries are cached) and return the bin dir."""
+    proc = subprocess.run(
+        ["bash", str(BUILD_SH)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    if proc.returncode == 3:
+        raise GoMissing(proc.stderr.strip() or "no Go toolchain")
+    if proc.returncode != 0:
+        raise BuildError(
+            f"tests/controlplane/build.sh failed (exit {proc.returncode}):\n{proc.stderr[-6000:]}"
+        )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise BuildError("build.sh printed no bin dir")
+    return Path(lines[-1].strip())
+
+
+# ---------------------------------------------------------------------------- processes
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """preexec_fn: die with the parent (Linux), in a process group of our own."""
+    os.setpgid(0, 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl.
+        if os.getppid() == 1:
+            os._exit(1)
+    except Exception:  # pragma: no cover - non-Linux
+        pass
+
+
+class _Component:
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str]):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup,
+            env=env,
+            close_fds=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close_log(self) -> None:
+        try:
+            self._log.close()
+        except OSError:
+            pass
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------------------- PKI
+
+
+def _pki(directory: Path) -> dict[str, Path]:
+    """CA, serving and client certificates and the service-account key (ECDSA P-256)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    until = now + datetime.timedelta(days=7)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def write_key(k, path: Path) -> Path:
+        path.write_bytes(
+            k.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+        return path
+
+    def write_cert(c, path: Path) -> Path:
+        path.write_bytes(c.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def name(cn: str, orgs: Iterable[str] = ()) -> x509.Name:
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        return x509.Name(attrs)
+
+    ca_key = key()
+    ca_name = name("tandem-test-ca")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    out = {
+        "ca.crt": write_cert(ca_cert, directory / "ca.crt"),
+        "ca.key": write_key(ca_key, directory / "ca.key"),
+    }
+
+    def issue(stem: str, cn: str, orgs: Sequence[str] = (), server: bool = False,
+              sans: Sequence[x509.GeneralName] = ()) -> None:
+        k = key()
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn, orgs))
+            .issuer_name(ca_name)
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(until)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=True,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        c = b.sign(ca_key, hashes.SHA256())
+        out[f"{stem}.crt"] = write_cert(c, directory / f"{stem}.crt")
+        out[f"{stem}.key"] = write_key(k, directory / f"{stem}.key")
+
+    dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+           "kubernetes.default.svc.cluster.local"]
+    ips = ["127.0.0.1", SERVICE_IP]
+    issue(
+        "apiserver", "kube-apiserver", server=True,
+        sans=[x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips],
+    )
+    issue("admin", "tandem-admin", orgs=["system:masters"])
+    issue("controller-manager", "system:kube-controller-manager")
+    issue("scheduler", "system:kube-scheduler")
+    # kwok updates the status of every node and pod it plays: an admin identity, as kwokctl does.
+    issue("kwok", "kwok-controller", orgs=["system:masters"])
+    issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", orgs=["system:masters"])
+
+    sa = key()
+    out["sa.key"] = write_key(sa, directory / "sa.key")
+    out["sa.pub"] = directory / "sa.pub"
+    out["sa.pub"].write_bytes(
+        sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return out
+
+
+def _kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> Path:
+    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "tandem", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
+        "contexts": [{"name": "tandem", "context": {"cluster": "tandem", "user": user}}],
+        "current-context": "tandem",
+        "preferences": {},
+    }
+    # JSON is YAML: no PyYAML needed here.
+    path.write_text(json.dumps(cfg, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+# ---------------------------------------------------------------------------- control plane
+
+_live: "set[ControlPlane]" = set()
+_handlers_installed = False
+_handlers_lock = threading.Lock()
+
+
+def _stop_all() -> None:
+    for cp in list(_live):
+        try:
+            cp.stop()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+def _install_exit_handlers() -> None:
+    """atexit + SIGTERM/SIGHUP: stop every live control plane, then die as asked."""
+    global _handlers_installed
+    with _handlers_lock:
+        if _handlers_installed:
+            return
+        _handlers_installed = True
+    atexit.register(_stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            _stop_all()
+            if callable(previous):
+                previous(signum, frame)
+                return
+            if previous == signal.SIG_IGN:
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(sig, handler)
+
+
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on 127.0.0.1.
+
+    Attributes (valid after start()): ``kubeconfig`` (path of an admin kubeconfig, client
+    certificate in group system:masters), ``server`` (https URL), ``bin_dir`` (the cached
+    binaries), ``workdir`` (certificates, configs, logs/ of every component).
+    """
+
+    def __init__(
+        self,
+        nodes: int = DEFAULT_NODES,
+        workdir: str | os.PathLike | None = None,
+        keep_workdir: bool = False,
+        bin_dir: str | os.PathLike | None = None,
+        start_timeout: float = 120.0,
+        verbosity: int = 0,
+    ):
+        self.nodes = nodes
+        self._workdir_arg = Path(workdir) if workdir else None
+        self.keep_workdir = keep_workdir
+        self.bin_dir: str | None = str(bin_dir) if bin_dir else None
+        self.start_timeout = start_timeout
+        self.verbosity = verbosity
+        self.workdir: str | None = None
+        self.kubeconfig: str | None = None
+        self.server: str | None = None
+        self.ports: dict[str, int] = {}
+        self.components: list[_Component] = []
+        self.timings: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._stopped = True
+
+    # -- public API -----------------------------------------------------------------
+
+    def __enter__(self) -> "ControlPlane":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {c.name: c.pid for c in self.components}
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float | None = 120) -> subprocess.CompletedProcess:
+        """Run kubectl (built from the same Kubernetes release) against this control plane."""
+        if not self.kubeconfig:
+            raise RuntimeError("control plane not started")
+        return subprocess.run(
+            [self._kubectl_bin(), "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def start(self) -> "ControlPlane":
+        with self._lock:
+            if not self._stopped:
+                return self
+            t0 = time.monotonic()
+            if self.bin_dir is None:
+                self.bin_dir = str(build())
+            self.timings["build"] = time.monotonic() - t0
+            _install_exit_handlers()
+            _live.add(self)
+            self._stopped = False
+            try:
+                self._start(t0)
+            except BaseException:
+                self.stop(keep_workdir=True)
+                raise
+            return self
+
+    def stop(self, keep_workdir: bool | None = None) -> None:
+        """Stop every component (SIGTERM, then SIGKILL after a grace period) and clean up."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            _live.discard(self)
+            for comp in reversed(self.components):
+                comp.signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for comp in reversed(self.components):
+                try:
+                    comp.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            for comp in self.components:
+                # Kill the whole group too: nothing a component forked may outlive it.
+                comp.signal_group(signal.SIGKILL)
+                try:
+                    comp.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:  # pragma: no cover
+                    pass
+                comp.close_log()
+            keep = self.keep_workdir if keep_workdir is None else keep_workdir
+            if self.workdir and not keep and self._workdir_arg is None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _kubectl_bin(self) -> str:
+        assert self.bin_dir
+        return str(Path(self.bin_dir) / "kubectl")
+
+    def _spawn(self, name: str, argv: list[str]) -> _Component:
+        assert self.workdir
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        comp = _Component(name, argv, Path(self.workdir) / "logs" / f"{name}.log", env)
+        self.components.append(comp)
+        return comp
+
+    def _wait(self, what: str, comp: _Component | None, check: Callable[[], bool],
+              deadline: float, interval: float = 0.1) -> None:
+        last_err: BaseException | None = None
+        while time.monotonic() < deadline:
+            if comp is not None and not comp.alive():
+                raise StartError(
+                    f"{comp.name} exited with {comp.proc.returncode} while waiting for {what}; "
+                    f"log {comp.log_path}:\n{comp.log_tail()}"
+                )
+            try:
+                if check():
+                    return
+            except Exception as e:  # noqa: BLE001 - keep polling
+                last_err = e
+            time.sleep(interval)
+        tail = f"\n{comp.name} log {comp.log_path}:\n{comp.log_tail()}" if comp else ""
+        raise StartError(f"timed out waiting for {what} (last error: {last_err!r}){tail}")
+
+    def _https_ok(self, url: str, client: tuple[Path, Path] | None, verify: bool) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self._pki["ca.crt"])) if verify else ssl._create_unverified_context()  # noqa: SLF001
+        if client:
+            ctx.load_cert_chain(str(client[0]), str(client[1]))
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    def _start(self, t0: float) -> None:
+        assert self.bin_dir
+        bin_dir = Path(self.bin_dir)
+        if self._workdir_arg is not None:
+            self._workdir_arg.mkdir(parents=True, exist_ok=True)
+            self.workdir = str(self._workdir_arg)
+        else:
+            self.workdir = tempfile.mkdtemp(prefix="tandem-controlplane-")
+        wd = Path(self.workdir)
+        (wd / "logs").mkdir(exist_ok=True)
+        (wd / "pki").mkdir(exist_ok=True)
+        pki = self._pki = _pki(wd / "pki")
+
+        names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
+        self.ports = dict(zip(names, _free_ports(len(names))))
+        p = self.ports
+        self.server = f"https://127.0.0.1:{p['apiserver']}"
+        kc = {
+            who: str(_kubeconfig(wd / f"{who}.kubeconfig", self.server, pki["ca.crt"],
+                                 pki[f"{who}.crt"], pki[f"{who}.key"], who))
+            for who in ("admin", "controller-manager", "scheduler", "kwok")
+        }
+        deadline = t0 + self.timings["build"] + self.start_timeout
+        v = str(self.verbosity)
+        k8s = str(bin_dir / "tandem-k8s")
+
+        # etcd ---------------------------------------------------------------------
+        etcd = self._spawn("etcd", [
+            k8s, "etcd",
+            f"--data-dir={wd / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=8589934592",
+        ])
+        self._wait(
+            "etcd /health", etcd,
+            lambda: json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{p['etcd']}/health", timeout=2).read()).get("health") == "true",
+            deadline,
+        )
+        self.timings["etcd"] = time.monotonic() - t0
+
+        # kube-apiserver ------------------------------------------------------------
+        apiserver = self._spawn("kube-apiserver", [
+            k8s, "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={p['apiserver']}",
+            f"--cert-dir={wd / 'pki'}",
+            f"--tls-cert-file={pki['apiserver.crt']}",
+            f"--tls-private-key-file={pki['apiserver.key']}",
+            f"--client-ca-file={pki['ca.crt']}",
+            f"--kubelet-client-certificate={pki['apiserver-kubelet-client.crt']}",
+            f"--kubelet-client-key={pki['apiserver-kubelet-client.key']}",
+            f"--service-account-key-file={pki['sa.pub']}",
+            f"--service-account-signing-key-file={pki['sa.key']}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction,PodSecurity",
+            "--allow-privileged=true",
+            # 127.0.0.1 may not be an endpoint of the `kubernetes` Service; nothing in
+            # the tests reaches the apiserver through that Service.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            f"--v={v}",
+        ])
+        admin = (pki["admin.crt"], pki["admin.key"])
+        self._wait("kube-apiserver /readyz", apiserver,
+                   lambda: self._https_ok(f"{self.server}/readyz", admin, True), deadline, 0.2)
+        self.kubeconfig = kc["admin"]
+        self.timings["apiserver"] = time.monotonic() - t0
+
+        # kube-controller-manager, kube-scheduler, kwok ---------------------------------
+        cm = self._spawn("kube-controller-manager", [
+            k8s, "kube-controller-manager",
+            f"--kubeconfig={kc['controller-manager']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['controller-manager']}",
+            "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki['sa.key']}",
+            f"--root-ca-file={pki['ca.crt']}",
+            f"--cluster-signing-cert-file={pki['ca.crt']}",
+            f"--cluster-signing-key-file={pki['ca.key']}",
+            "--cluster-name=tandem",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            f"--v={v}",
+        ])
+        sched = self._spawn("kube-scheduler", [
+            k8s, "kube-scheduler",
+            f"--kubeconfig={kc['scheduler']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['scheduler']}",
+            "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+            "--leader-elect=false",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            f"--v={v}",
+        ])
+        kwok = self._spawn("kwok", [
+            str(bin_dir / "kwok"),
+            f"--kubeconfig={kc['kwok']}",
+            f"--config={STAGES}",
+            "--manage-all-nodes=true",
+            f"--server-address=127.0.0.1:{p['kwok']}",
+            "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+            f"--v={'DEBUG' if self.verbosity > 2 else 'INFO'}",
+        ])
+        self._create_nodes()
+        self._wait("kube-controller-manager /healthz", cm,
+                   lambda: self._https_ok(f"https://127.0.0.1:{p['controller-manager']}/healthz", None, False),
+                   deadline, 0.2)
+        self._wait("kube-scheduler /healthz", sched,
+                   lambda: self._https_ok(f"https://127.0.0.1:{p['scheduler']}/healthz", None, False),
+                   deadline, 0.2)
+        self._wait(f"{self.nodes} kwok nodes Ready", kwok, self._nodes_ready, deadline, 0.3)
+        # Pods need the `default` ServiceAccount, made by the controller-manager.
+        self._wait("ServiceAccount default/default", cm,
+                   lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default",
+                                        check=False).returncode == 0,
+                   deadline, 0.3)
+        self.timings["ready"] = time.monotonic() - t0
+        with open(wd / "env", "w") as f:
+            f.write(f"export KUBECONFIG={self.kubeconfig}\n")
+
+    def _create_nodes(self) -> None:
+        items = []
+        for i in range(self.nodes):
+            name = f"kwok-node-{i}"
+            resources = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS,
+                         "nvidia.com/gpu": NODE_GPUS, "ephemeral-storage": "1Ti"}
+            items.append({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {**NODE_LABELS, "kubernetes.io/hostname": name,
+                               "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                               "kubernetes.io/role": "agent", "node-role.kubernetes.io/agent": ""},
+                },
+                "spec": {},
+                "status": {"allocatable": resources, "capacity": resources},
+            })
+        doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        self.kubectl("apply", "-f", "-", input=doc)
+
+    def _nodes_ready(self) -> bool:
+        out = self.kubectl("get", "nodes", "-o", "json", check=False)
+        if out.returncode != 0:
+            return False
+        nodes = json.loads(out.stdout)["items"]
+        ready = [
+            n for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in n.get("status", {}).get("conditions", []))
+        ]
+        return len(ready) >= self.nodes
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.controlplane.cluster")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start a control plane and wait for Ctrl-C")
+    up.add_argument("--nodes", type=int, default=DEFAULT_NODES)
+    up.add_argument("--workdir", help="keep certificates, configs and logs here")
+    up.add_argument("-v", "--verbosity", type=int, default=0)
+    sub.add_parser("build", help="build (or find cached) binaries and print the bin dir")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "build":
+        print(build())
+        return 0
+
+    cp = ControlPlane(nodes=args.nodes, workdir=args.workdir, verbosity=args.verbosity)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        cp.start()
+    except KeyboardInterrupt:
+        cp.stop()
+        return 130
+    print(f"export KUBECONFIG={cp.kubeconfig}")
+    print(f"# server {cp.server}; bin dir {cp.bin_dir}; logs {cp.workdir}/logs", file=sys.stderr)
+    print(f"# kubectl: {cp.bin_dir}/kubectl; ready in {cp.timings['ready']:.1f}s", file=sys.stderr)
+    print("# pids " + json.dumps(cp.pids), flush=True)
+    print("# Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(1.0):
+            dead = [c.name for c in cp.components if not c.alive()]
+            if dead:
+                print(f"# component(s) exited: {', '.join(dead)}", file=sys.stderr)
+                for c in cp.components:
+                    if c.name in dead:
+                        print(c.log_tail(), file=sys.stderr)
+                return 1
+    finally:
+        cp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
