@@ -1,0 +1,80 @@
+"""The TrainingJob status: what the operator observes and the CLI shows.
+
+The status is written by Tandem only, so the model is permissive on read (unknown fields are
+kept) and its schema in the CRD describes each field for `kubectl explain`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Phase = Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid"]
+PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class Condition(_Status):
+    """A Kubernetes-convention condition (type, status, reason, message, lastTransitionTime)."""
+
+    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, Invalid, MetricsAvailable.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="One-word CamelCase reason for the last transition.")
+    message: str = Field("", description="Human-readable detail, e.g. the failing worker and its exit code.")
+    last_transition_time: Optional[str] = Field(None, description="When the status last changed (RFC 3339).")
+    observed_generation: Optional[int] = Field(None, description="The .metadata.generation the condition was set for.")
+
+
+class WorkerCounts(_Status):
+    """Worker pods of the current group, counted from the Indexed Job's pods."""
+
+    active: int = Field(0, description="Worker pods that are pending or running.")
+    ready: int = Field(0, description="Worker pods that are ready.")
+    succeeded: int = Field(0, description="Worker pods that succeeded.")
+    failed: int = Field(0, description="Worker pods that failed.")
+
+
+class WorkerMetrics(_Status):
+    """Throughput of one worker over the metrics window."""
+
+    index: int = Field(description="Worker index.")
+    throughput: float = Field(description="Samples per second of this worker.")
+    step_time_p50: Optional[float] = Field(None, description="Median step time in seconds.")
+    step_time_p95: Optional[float] = Field(None, description="95th-percentile step time in seconds.")
+    steps: int = Field(0, description="Steps reported so far.")
+
+
+class MetricsStatus(_Status):
+    """Throughput and scaling efficiency, read from the job's Ray metrics actor."""
+
+    available: bool = Field(True, description="False when the metrics actor could not be reached.")
+    throughput: Optional[float] = Field(None, description="Total samples per second of all workers.")
+    per_worker: list[WorkerMetrics] = Field(default_factory=list, description="Per-worker figures.")
+    scaling_efficiency: Optional[float] = Field(
+        None, description="throughput / (workers x one-worker throughput); 1.0 is perfect scaling."
+    )
+    baseline_throughput: Optional[float] = Field(None, description="One-worker samples/s the efficiency is measured against.")
+    step_time_p50: Optional[float] = Field(None, description="Median step time over all workers, seconds.")
+    step_time_p95: Optional[float] = Field(None, description="95th-percentile step time over all workers, seconds.")
+    straggler: Optional[int] = Field(None, description="Index of a worker well below the median throughput, if any.")
+    updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
+
+
+class TrainingJobStatus(_Status):
+    """Observed state of a TrainingJob."""
+
+    phase: Optional[Phase] = Field(None, description="Pending, Running, Restarting, Succeeded, Failed, Suspended or Invalid.")
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions, by Kubernetes conventions.")
+    workers: WorkerCounts = Field(default_factory=WorkerCounts, description="Worker pod counts of the current group.")
+    restarts: int = Field(0, description="Whole-group restarts so far.")
+    start_time: Optional[str] = Field(None, description="When the job first started (RFC 3339).")
+    completion_time: Optional[str] = Field(None, description="When the job Succeeded or Failed (RFC 3339).")
+    observed_generation: Optional[int] = Field(None, description="The .metadata.generation last reconciled.")
+    metrics: Optional[MetricsStatus] = Field(None, description="Throughput, scaling efficiency and straggler.")
+    tensorboard: Optional[str] = Field(None, description="Address of the job's TensorBoard, when enabled.")

@@ -1,0 +1,156 @@
+"""From a validated TrainingJob to the values the templates place: pure, no I/O.
+
+All decisions about what a worker pod gets (labels, the env contract, GPU and TPU scheduling,
+security context) are made here in Python, where they can be tested; the templates only give
+the objects their shape, and every value reaches them through `tojson`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.model import API_VERSION, KIND, TrainingJob
+
+#: The port worker 0 listens on for torch's rendezvous store and TF's gRPC server.
+COORDINATOR_PORT = 29500
+LAUNCHER = ["python", "-m", "tandem.launch", "--"]
+#: Upstream Indexed Job annotation (and label) holding the pod's completion index.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+JOB_NAME_LABEL = "tandem.dev/job-name"
+RESTART_ANNOTATION = "tandem.dev/restart"
+GPU_RESOURCE = "nvidia.com/gpu"
+TPU_RESOURCE = "google.com/tpu"
+TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+#: The uid of the `tandem` user in Tandem's worker images.
+WORKER_UID = 1000
+
+RESTRICTED_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": WORKER_UID,
+    "runAsGroup": WORKER_UID,
+    "fsGroup": WORKER_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def worker_host(name: str, namespace: str, index: int) -> str:
+    """Stable DNS name of a worker pod: hostname <job>-<i> under the headless Service <job>."""
+    return f"{name}-{index}.{name}.{namespace}.svc"
+
+
+def common_labels(job: TrainingJob) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": f"{job.spec.framework}-worker",
+        "app.kubernetes.io/instance": job.metadata.name,
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/part-of": "tandem",
+        "app.kubernetes.io/managed-by": "tandem",
+        JOB_NAME_LABEL: job.metadata.name,
+    }
+
+
+def owner_references(job: TrainingJob) -> list[dict[str, Any]]:
+    if not job.metadata.uid:
+        return []
+    return [{
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": job.metadata.name,
+        "uid": job.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }]
+
+
+def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[dict[str, Any]]:
+    """The TANDEM_* env contract (DESIGN.md section 5) every worker's launcher reads."""
+    name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
+    hosts = ",".join(f"{worker_host(name, namespace, i)}:{COORDINATOR_PORT}" for i in range(spec.worker_count))
+    plain = {
+        "TANDEM_JOB": name,
+        "TANDEM_NAMESPACE": namespace,
+        "TANDEM_FRAMEWORK": spec.framework,
+        "TANDEM_STRATEGY": spec.strategy,
+        "TANDEM_WORKERS": str(spec.worker_count),
+        "TANDEM_PROCS_PER_WORKER": str(spec.procs_per_worker),
+        "TANDEM_COORDINATOR": worker_host(name, namespace, 0),
+        "TANDEM_PORT": str(COORDINATOR_PORT),
+        "TANDEM_WORKER_HOSTS": hosts,
+        "TANDEM_RESTART": str(restart),
+        "TANDEM_METRICS": "1" if spec.metrics.enabled else "0",
+        "TANDEM_METRICS_ADDRESS": metrics_address if spec.metrics.enabled else "",
+        "TANDEM_TENSORBOARD": "1" if spec.tensorboard.enabled else "0",
+    }
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    env.insert(5, {
+        "name": "TANDEM_WORKER_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}},
+    })
+    return env
+
+
+def resources(job: TrainingJob) -> dict[str, Any]:
+    spec = job.spec
+    amounts: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    if spec.resources.gpus:
+        amounts[GPU_RESOURCE] = str(spec.resources.gpus)
+    if spec.tpu is not None:
+        amounts[TPU_RESOURCE] = str(spec.tpu.shape().chips_per_host)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def scheduling(job: TrainingJob) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Node selector and tolerations: the accelerator's first, then the user's."""
+    spec, template = job.spec, job.spec.pod_template
+    selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+    if spec.resources.gpus:
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if spec.tpu is not None:
+        selector[TPU_ACCELERATOR_LABEL] = spec.tpu.accelerator
+        selector[TPU_TOPOLOGY_LABEL] = spec.tpu.topology
+        tolerations.append({"key": TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    selector.update(template.node_selector)
+    return selector, tolerations + list(template.tolerations)
+
+
+def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> dict[str, Any]:
+    """Every value the Service and Job templates need."""
+    spec, template = job.spec, job.spec.pod_template
+    labels = common_labels(job)
+    node_selector, tolerations = scheduling(job)
+    user_env = [{"name": e.name, "value": e.value} for e in spec.env]
+    return {
+        "name": job.metadata.name,
+        "namespace": job.metadata.namespace,
+        "labels": labels,
+        "selector": {JOB_NAME_LABEL: job.metadata.name},
+        "owner_references": owner_references(job),
+        "port": COORDINATOR_PORT,
+        "workers": spec.worker_count,
+        "job_annotations": {RESTART_ANNOTATION: str(restart)},
+        "pod_labels": {**template.labels, **labels},
+        "pod_annotations": {**template.annotations, RESTART_ANNOTATION: str(restart)},
+        "service_account_name": template.service_account_name,
+        "priority_class_name": template.priority_class_name,
+        "node_selector": node_selector,
+        "tolerations": tolerations,
+        "pod_security_context": template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY,
+        "container_security_context": (
+            template.container_security_context if template.container_security_context is not None else RESTRICTED_CONTAINER_SECURITY
+        ),
+        "image": spec.worker_image,
+        "launcher": LAUNCHER,
+        "args": list(spec.command),
+        "env": contract_env(job, restart, metrics_address) + user_env,
+        "resources": resources(job),
+        "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *template.volume_mounts],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *template.volumes],
+    }

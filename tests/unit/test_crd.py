@@ -1,0 +1,58 @@
+"""The committed CRD is exactly what the model generates, and is a structural schema."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from tandem.api.crd import crd
+from tandem.cli import crd_yaml
+from tests.conftest import REPO
+
+
+def test_committed_crd_matches_the_model():
+    committed = (REPO / "manifests" / "crd.yaml").read_text()
+    assert committed == crd_yaml(), "manifests/crd.yaml is stale: run `tandem crd > manifests/crd.yaml`"
+
+
+def _walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for name, child in schema.get("properties", {}).items():
+        yield from _walk(child, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from _walk(schema["items"], f"{path}[]")
+
+
+def _spec_and_status():
+    root = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root["properties"]["spec"], root["properties"]["status"]
+
+
+def test_every_field_has_a_description():
+    for top in _spec_and_status():
+        for path, node in _walk(top):
+            if not path.endswith("[]"):
+                assert node.get("description"), f"{path or 'root'} has no description"
+
+
+def test_schema_is_structural():
+    for top in _spec_and_status():
+        for path, node in _walk(top):
+            assert "$ref" not in node and "$defs" not in node, path
+            assert node.get("additionalProperties") is not False, path
+            assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+            if "anyOf" in node:
+                assert node.get("x-kubernetes-int-or-string"), f"{path}: anyOf only for int-or-string"
+
+
+def test_printer_columns_and_names():
+    spec = crd()["spec"]
+    columns = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"]]
+    assert columns == ["Framework", "Workers", "Phase", "Throughput", "Efficiency", "Age"]
+    assert spec["names"]["shortNames"] == ["tj"]
+    assert spec["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_cross_field_rules_are_cel():
+    spec_schema, _ = _spec_and_status()
+    rules = " ".join(r["rule"] for r in spec_schema["x-kubernetes-validations"])
+    assert "self.strategy" in rules and "has(self.tpu)" in rules

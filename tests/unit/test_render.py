@@ -1,0 +1,151 @@
+"""Rendering: valid Kubernetes objects, the env contract, and no way to inject anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+from tandem.api import TrainingJob, load_job
+from tandem.cli import dump_yaml
+from tandem.render import render
+from tandem.render.context import COMPLETION_INDEX, RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
+from tests.conftest import EXAMPLES, K8S_VERSION
+
+from .specs import spec, valid_documents
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def validate_objects(objects):
+    assert [o["kind"] for o in objects] == ["Service", "Job"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_render_to_valid_objects(path):
+    validate_objects(render(load_job(path)))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_golden(path):
+    """Reviewed by eye once; TANDEM_UPDATE_GOLDEN=1 rewrites them after an intended change."""
+    text = dump_yaml(render(load_job(path)))
+    golden = GOLDEN / path.name
+    if os.environ.get("TANDEM_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def _worker(job_document):
+    service, job = render(TrainingJob.from_dict(job_document))
+    return service, job, job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_indexed_job_and_headless_service():
+    service, job, container = _worker(spec(workers=3))
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"]
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
+    assert job["spec"]["template"]["spec"]["subdomain"] == service["metadata"]["name"] == "demo"
+    assert service["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert container["command"] == ["python", "-m", "tandem.launch", "--"]
+    assert container["args"] == ["python", "train.py"]
+
+
+def test_env_contract():
+    _, _, container = _worker(spec(workers=2))
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TANDEM_WORKERS"]["value"] == "2"
+    assert env["TANDEM_COORDINATOR"]["value"] == "demo-0.demo.team-a.svc"
+    assert env["TANDEM_WORKER_HOSTS"]["value"] == "demo-0.demo.team-a.svc:29500,demo-1.demo.team-a.svc:29500"
+    assert env["TANDEM_WORKER_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{COMPLETION_INDEX}']"
+    for name in ("TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_PORT", "TANDEM_METRICS_ADDRESS"):
+        assert name in env
+
+
+def test_gpu_scheduling():
+    _, job, container = _worker(spec(resources={"gpus": 4}, procsPerWorker=4))
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in job["spec"]["template"]["spec"]["tolerations"]
+
+
+def test_tpu_scheduling():
+    document = spec(framework="tensorflow", strategy="tpu", workers=None,
+                    tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "4x4"})
+    _, job, container = _worker(document)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {
+        "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+        "cloud.google.com/gke-tpu-topology": "4x4",
+    }
+    assert container["resources"]["limits"]["google.com/tpu"] == "4"
+    assert job["spec"]["completions"] == 4
+
+
+def test_owner_reference_only_with_uid():
+    service, job, _ = _worker(spec())
+    assert "ownerReferences" not in job["metadata"] and "ownerReferences" not in service["metadata"]
+    document = spec()
+    document["metadata"]["uid"] = "1234"
+    service, job, _ = _worker(document)
+    for obj in (service, job):
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["uid"] == "1234" and ref["kind"] == "TrainingJob" and ref["controller"] is True
+
+
+def test_restricted_by_default_and_overridable():
+    _, job, container = _worker(spec())
+    assert job["spec"]["template"]["spec"]["securityContext"] == RESTRICTED_POD_SECURITY
+    assert container["securityContext"] == RESTRICTED_CONTAINER_SECURITY
+    _, job, _ = _worker(spec(podTemplate={"securityContext": {"runAsUser": 0}}))
+    assert job["spec"]["template"]["spec"]["securityContext"] == {"runAsUser": 0}
+
+
+def _key_paths(value, prefix=""):
+    """Every key path in an object, with list indexes and user-keyed maps collapsed."""
+    if isinstance(value, dict):
+        paths = {prefix}
+        for key, child in value.items():
+            free = prefix.endswith(("labels", "annotations", "nodeSelector", "selector", "requests", "limits"))
+            paths |= _key_paths(child, f"{prefix}.{'*' if free else key}")
+        return paths
+    if isinstance(value, list):
+        return set().union({prefix}, *(_key_paths(v, f"{prefix}[]") for v in value))
+    return {prefix}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_documents())
+def test_no_spec_can_inject(document):
+    """Whatever the strings, the output is two objects of a fixed shape holding them verbatim."""
+    job = TrainingJob.from_dict(document)
+    objects = render(job)
+    validate_objects(objects)
+    service, job_object = objects
+    pod = job_object["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == document["spec"]["command"]
+    user_env = {e["name"]: e["value"] for e in container["env"] if not e["name"].startswith("TANDEM_")}
+    assert user_env == {e["name"]: e["value"] for e in document["spec"]["env"]}
+    annotations = job_object["spec"]["template"]["metadata"]["annotations"]
+    assert document["spec"]["podTemplate"]["annotations"].items() <= annotations.items()
+    reference = render(TrainingJob.from_dict(spec(env=[{"name": "X", "value": "y"}], resources={"gpus": 1})))
+    allowed = set().union(*(_key_paths(o) for o in reference)) | _key_paths(
+        render(TrainingJob.from_dict(spec(framework="tensorflow", strategy="tpu", workers=None,
+                                          tpu={"accelerator": "tpu-v6e-slice", "topology": "2x2"})))[1]
+    )
+    for obj in objects:
+        extra = _key_paths(obj) - allowed - {".metadata.ownerReferences", ".metadata.ownerReferences[]"}
+        extra = {p for p in extra if not p.startswith(".metadata.ownerReferences[].")}
+        assert not extra, f"unexpected fields {extra}"
+
+
+def test_yaml_output_round_trips():
+    objects = render(load_job(EXAMPLES[0]))
+    assert list(yaml.safe_load_all(dump_yaml(objects))) == objects
