@@ -1,0 +1,10 @@
+"""The in-worker entrypoint: ``python -m tandem.launch -- <user command>``.
+
+``env`` turns the TANDEM_* contract into the framework's launch (pure), ``process`` runs it
+(process group, parent-death signal, signal forwarding, exit code), ``guard`` and ``torchrun``
+are the small helpers that make torchrun's workers follow the same rules.
+"""
+
+from .env import Contract, ContractError, Launch, build_launch, read_contract
+
+__all__ = ["Contract", "ContractError", "Launch", "build_launch", "read_contract"]

@@ -1,0 +1,250 @@
+"""Pure translation of Tandem's worker env contract into the framework's own launch.
+
+Every rendered pod (and every local worker process) gets the same ``TANDEM_*`` variables;
+this module turns them, plus the user's command, into the argv to run and the extra
+environment the framework expects (torchrun flags, ``TF_CONFIG``, ``TPU_WORKER_*``).
+Nothing here reads the process environment, spawns or prints: callers pass a mapping in and
+get values out, so every rule is unit-testable in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+FRAMEWORK_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("ddp",),
+    "tensorflow": ("multi-worker-mirrored", "tpu"),
+}
+
+#: What the renderer / local executor set; the fix named in every error points there.
+_FIX = "it is set by Tandem's renderer or local executor (tandem run)"
+
+#: ``python``, ``python3``, ``python3.11`` (bare or as an absolute path).
+_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+#: Module run (by exec) in front of every torchrun worker: it sets PR_SET_PDEATHSIG so that
+#: workers die with torchrun, which itself dies with the launcher (see guard.py).
+GUARD_MODULE = "tandem.launch.guard"
+#: torchrun wrapped so that the exit code of the failing worker (or the signal) reaches us.
+TORCHRUN_MODULE = "tandem.launch.torchrun"
+
+
+class ContractError(ValueError):
+    """A missing or invalid TANDEM_* variable: the launcher exits 2 with this one line."""
+
+    def __init__(self, variable: str, problem: str, fix: str = _FIX) -> None:
+        self.variable = variable
+        super().__init__(f"{variable} {problem}; {fix}")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The validated TANDEM_* variables of one worker."""
+
+    job: str
+    namespace: str
+    framework: str
+    strategy: str
+    workers: int
+    worker_index: int
+    procs_per_worker: int
+    coordinator: str
+    port: int
+    worker_hosts: tuple[str, ...]
+    metrics_address: str
+    restart: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to exec: argv, the variables to add to the environment, and a one-line summary."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ContractError(name, "is missing or empty")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int, default: Optional[int] = None) -> int:
+    if default is not None and not env.get(name, "").strip():
+        return default
+    text = _get(env, name)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ContractError(name, f"must be an integer (got {text!r})") from None
+    if value < minimum:
+        raise ContractError(name, f"must be >= {minimum} (got {value})")
+    return value
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port); IPv6 hosts come bracketed (``[::1]:2222``)."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port")
+    return host, int(port)
+
+
+def _hosts(env: Mapping[str, str], workers: int) -> tuple[str, ...]:
+    name = "TANDEM_WORKER_HOSTS"
+    hosts = tuple(h.strip() for h in _get(env, name).split(","))
+    if len(hosts) != workers:
+        raise ContractError(name, f"lists {len(hosts)} hosts but TANDEM_WORKERS is {workers}")
+    for host in hosts:
+        try:
+            split_host_port(host)
+        except ValueError as error:
+            raise ContractError(name, f"entry {error}") from None
+    return hosts
+
+
+def read_contract(env: Mapping[str, str]) -> Contract:
+    """Validate the TANDEM_* variables; raises ContractError naming the first bad one.
+
+    Only what the framework needs is required: torch needs the coordinator and port, TensorFlow
+    the full host list. Variables that are set are always checked.
+    """
+    framework = _get(env, "TANDEM_FRAMEWORK")
+    if framework not in FRAMEWORK_STRATEGIES:
+        raise ContractError("TANDEM_FRAMEWORK", f"must be pytorch or tensorflow (got {framework!r})")
+    strategy = _get(env, "TANDEM_STRATEGY")
+    allowed = FRAMEWORK_STRATEGIES[framework]
+    if strategy not in allowed:
+        raise ContractError("TANDEM_STRATEGY", f"must be {' or '.join(allowed)} for {framework} (got {strategy!r})")
+    workers = _int(env, "TANDEM_WORKERS", 1)
+    index = _int(env, "TANDEM_WORKER_INDEX", 0)
+    if index >= workers:
+        raise ContractError("TANDEM_WORKER_INDEX", f"must be below TANDEM_WORKERS={workers} (got {index})")
+    procs = _int(env, "TANDEM_PROCS_PER_WORKER", 1, default=1)
+    if framework == "tensorflow" and procs != 1:
+        raise ContractError("TANDEM_PROCS_PER_WORKER", f"must be 1 for tensorflow (got {procs})")
+    needs_hosts = framework == "tensorflow" or bool(env.get("TANDEM_WORKER_HOSTS", "").strip())
+    hosts = _hosts(env, workers) if needs_hosts else ()
+    coordinator = env.get("TANDEM_COORDINATOR", "").strip()
+    port = 0
+    if framework == "pytorch" or env.get("TANDEM_PORT", "").strip():
+        coordinator = _get(env, "TANDEM_COORDINATOR")
+        port = _int(env, "TANDEM_PORT", 1)
+        if port > 65535:
+            raise ContractError("TANDEM_PORT", f"must be a TCP port 1..65535 (got {port})")
+    return Contract(
+        job=_get(env, "TANDEM_JOB"),
+        namespace=env.get("TANDEM_NAMESPACE", "").strip() or "default",
+        framework=framework,
+        strategy=strategy,
+        workers=workers,
+        worker_index=index,
+        procs_per_worker=procs,
+        coordinator=coordinator,
+        port=port,
+        worker_hosts=hosts,
+        metrics_address=env.get("TANDEM_METRICS_ADDRESS", "").strip(),
+        restart=_int(env, "TANDEM_RESTART", 0, default=0),
+    )
+
+
+def is_python(program: str) -> bool:
+    """True for ``python``, ``python3``, ``python3.11`` or an absolute path ending in one."""
+    return bool(_PYTHON.match(os.path.basename(program)))
+
+
+def user_argv(command: Sequence[str], python: str) -> list[str]:
+    """The user's command with a bare ``python`` replaced by the launcher's interpreter.
+
+    A bare name would be looked up on PATH and could be another interpreter than the one
+    that has the framework installed; an absolute path is the user's explicit choice and is kept.
+    """
+    if not command:
+        raise ContractError("command", "is empty", "pass it after --: python -m tandem.launch -- python train.py")
+    argv = list(command)
+    if is_python(argv[0]) and not os.path.isabs(argv[0]):
+        argv[0] = python
+    return argv
+
+
+def torchrun_argv(contract: Contract, command: Sequence[str], python: str) -> list[str]:
+    """torchrun with static rendezvous at the coordinator, wrapping every worker in the guard.
+
+    ``--max-restarts=0``: Tandem restarts the whole group itself (backoffLimit), a second
+    restart loop inside one worker would hide failures. The default (no ``--tee``/``--redirects``)
+    keeps worker output plain, unprefixed, on the pod's stdout/stderr. Workers always run
+    through ``--no-python`` so that the guard can be exec'd first; a Python command gets the
+    launcher's interpreter, as torchrun itself would use.
+    """
+    return [
+        python, "-m", TORCHRUN_MODULE,
+        f"--nnodes={contract.workers}",
+        f"--node-rank={contract.worker_index}",
+        f"--nproc-per-node={contract.procs_per_worker}",
+        "--rdzv-backend=static",
+        f"--master-addr={contract.coordinator}",
+        f"--master-port={contract.port}",
+        "--max-restarts=0",
+        "--no-python",
+        python, "-m", GUARD_MODULE, "--",
+        *user_argv(command, python),
+    ]  # fmt: skip
+
+
+def tf_config(contract: Contract) -> dict:
+    """TF_CONFIG for MultiWorkerMirroredStrategy: every worker in index order, and this task."""
+    return {
+        "cluster": {"worker": list(contract.worker_hosts)},
+        "task": {"type": "worker", "index": contract.worker_index},
+    }
+
+
+def tpu_env(contract: Contract) -> dict[str, str]:
+    """TPU_WORKER_ID / TPU_WORKER_HOSTNAMES as GKE TPU slices expect them (hosts, no ports)."""
+    hostnames = [split_host_port(h)[0] for h in contract.worker_hosts]
+    return {"TPU_WORKER_ID": str(contract.worker_index), "TPU_WORKER_HOSTNAMES": ",".join(hostnames)}
+
+
+def _display(argv: Sequence[str], python: str) -> str:
+    """argv shortened for the start line: torchrun and the guard shown by name."""
+    shown = list(argv)
+    if shown[:3] == [python, "-m", TORCHRUN_MODULE]:
+        shown[:3] = ["torchrun"]
+        guard = [python, "-m", GUARD_MODULE, "--"]
+        for i in range(len(shown)):
+            if shown[i : i + 4] == guard:
+                shown[i : i + 4] = ["--"]
+                break
+    return " ".join(shlex.quote("python" if a == python else a) for a in shown)
+
+
+def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) -> Launch:
+    """Contract + user command -> what to exec. Raises ContractError on bad input.
+
+    ``python`` is the interpreter to use (the launcher passes ``sys.executable``).
+    """
+    contract = read_contract(env)
+    extra: dict[str, str] = {}
+    if "PYTHONUNBUFFERED" not in env:
+        extra["PYTHONUNBUFFERED"] = "1"  # log lines reach the pod log / console as they happen
+    if contract.framework == "pytorch":
+        argv = torchrun_argv(contract, command, python)
+    elif contract.strategy == "multi-worker-mirrored":
+        argv = user_argv(command, python)
+        extra["TF_CONFIG"] = json.dumps(tf_config(contract), separators=(",", ":"))
+    else:
+        argv = user_argv(command, python)
+        extra.update(tpu_env(contract))
+    restart = f" restart {contract.restart}" if contract.restart else ""
+    summary = (
+        f"worker {contract.worker_index}/{contract.workers} {contract.framework} {contract.strategy}"
+        f"{restart} -> {_display(argv, python)}"
+    )
+    return Launch(argv=tuple(argv), env=extra, summary=summary)

@@ -1,0 +1,40 @@
+"""torchrun, with its exit code made meaningful for Tandem.
+
+Plain torchrun exits 1 for any worker failure and on a forwarded SIGTERM. Tandem reports the
+failing worker's own exit code (the job's status names it) and 128+signal for a signal, so
+this runs torchrun's ``main`` in-process and maps its two terminal exceptions.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Sequence
+
+
+def exit_code_of_failure(exitcode: int) -> int:
+    """A ProcessFailure exit code (negative: killed by that signal) as a shell exit code."""
+    return 128 - exitcode if exitcode < 0 else exitcode
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run torchrun with ``argv``; return the root-cause worker's exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun_main
+
+    try:
+        torchrun_main(list(argv))
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        print(str(error), file=sys.stderr)
+        code = exit_code_of_failure(failure.exitcode)
+        return code if code else 1
+    except SignalException as error:
+        print(f"tandem.launch.torchrun: stopped by {signal.Signals(error.sigval).name}", file=sys.stderr)
+        return 128 + int(error.sigval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
