@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 import click
 import yaml
+from rich.console import Console
 
 from .api import SpecError, load_job, load_jobs
 from .api.crd import crd as crd_object
@@ -83,6 +84,40 @@ def render(file: str, output: str, overrides: tuple[str, ...], metrics_address: 
 def crd() -> None:
     """Print the TrainingJob CustomResourceDefinition (manifests/crd.yaml is this output)."""
     click.echo(crd_yaml(), nl=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-w", "--workers", type=click.IntRange(min=1), help="Override spec.workers.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field, e.g. --set runPolicy.backoffLimit=1.")
+@click.option("--on", "target", type=click.Choice(["local"]), default="local", show_default=True,
+              help="Where to run: this machine.")
+@click.option("--resume", is_flag=True, help="Continue the job's latest local run from its checkpoints.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True,
+              help="Where local runs keep logs, checkpoints and metrics.")
+def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str, resume: bool, runs_dir: str) -> None:
+    """Run a TrainingJob: by default as worker processes on this machine."""
+    from pathlib import Path
+
+    from .backends.local import LocalExecutor
+    from .report import print_run_summary
+
+    all_overrides = [*overrides, *([f"spec.workers={workers}"] if workers else [])]
+    try:
+        job = load_job(file, all_overrides)
+    except SpecError as error:
+        report_spec_error(file, error)
+        sys.exit(1)
+    console = Console(stderr=True)
+    spec = job.spec
+    console.print(
+        f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
+        f"x {spec.procs_per_worker} processes, on this machine (logs in {runs_dir}/{job.metadata.name})"
+    )
+    executor = LocalExecutor(job, run_root=Path(runs_dir), console=console, resume=resume)
+    result = executor.run()
+    print_run_summary(console, job, result)
+    sys.exit(result.exit_code)
 
 
 def main() -> None:

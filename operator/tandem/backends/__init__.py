@@ -1,0 +1,1 @@
+"""Executors: where the rendered workers run (this machine, or a Kubernetes cluster)."""

@@ -1,0 +1,322 @@
+"""The local executor: a TrainingJob's workers as processes on this machine.
+
+It renders the job exactly as for a cluster, runs the pod template's command and env once per
+worker on 127.0.0.1 (see local_plan), streams each worker's output with a `[worker i]` prefix
+and to a log file, and treats the group as one: the first worker to fail stops the others,
+and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional
+
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.text import Text
+
+from ..api.model import TrainingJob
+from ..render import render_one
+from . import proctree
+from .local_plan import WorkerPlan, plan_workers
+
+#: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
+STOP_GRACE_SECONDS = 3.0
+TAIL_LINES = 20
+WORKER_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM reached `tandem run`."""
+
+
+@dataclass
+class WorkerExit:
+    index: int
+    code: int
+    log: Path
+
+
+@dataclass
+class Attempt:
+    restart: int
+    exits: list[WorkerExit]
+    seconds: float
+    failed: Optional[WorkerExit] = None
+    reason: str = ""
+
+
+@dataclass
+class RunResult:
+    job: str
+    run_dir: Path
+    attempts: list[Attempt] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def restarts(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1].failed is None and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.succeeded:
+            return 0
+        failed = self.attempts[-1].failed if self.attempts else None
+        return failed.code if failed and 0 < failed.code < 256 else 1
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now; held open together so that no two are the same."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def new_run_dir(root: Path, job: str, resume: bool) -> Path:
+    """`root/<job>/<timestamp>`; with resume, the job's latest run (its checkpoints go on)."""
+    job_dir = root / job
+    if resume:
+        previous = sorted(p for p in job_dir.glob("*") if p.is_dir()) if job_dir.exists() else []
+        if previous:
+            return previous[-1]
+    run_dir = job_dir / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+class _Worker:
+    """One running worker process and the thread that copies its output."""
+
+    def __init__(self, plan: WorkerPlan, log: Path, lines: "queue.Queue[tuple[int, str]]"):
+        self.plan, self.log = plan, log
+        self.tail: list[str] = []
+        self.last_line = ""
+        self.process = subprocess.Popen(
+            plan.argv,
+            env={**os.environ, **plan.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=proctree.die_with_parent,
+        )
+        self._thread = threading.Thread(target=self._pump, args=(lines,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, lines: "queue.Queue[tuple[int, str]]") -> None:
+        assert self.process.stdout is not None
+        with self.log.open("w", encoding="utf-8") as out:
+            for raw in self.process.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                out.write(line + "\n")
+                out.flush()
+                self.tail = (self.tail + [line])[-TAIL_LINES:]
+                if line.strip():
+                    self.last_line = line.strip()
+                lines.put((self.plan.index, line))
+
+    def finish_output(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)
+
+
+class LocalExecutor:
+    """Runs one TrainingJob on this machine; `run()` returns when it succeeded or gave up."""
+
+    def __init__(
+        self,
+        job: TrainingJob,
+        run_root: Path = Path(".tandem/runs"),
+        console: Optional[Console] = None,
+        resume: bool = False,
+        metrics_address: str = "",
+        status_hook: Optional[Callable[[], str]] = None,
+        extra_env: Optional[dict[str, str]] = None,
+    ):
+        self.job = job
+        self.console = console or Console(stderr=True)
+        self.run_dir = new_run_dir(run_root, job.metadata.name, resume)
+        self.metrics_address = metrics_address
+        self.status_hook = status_hook
+        self.extra_env = extra_env or {}
+        self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
+        self._started = time.monotonic()
+
+    def run(self) -> RunResult:
+        proctree.become_subreaper()
+        result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
+        limit = self.job.spec.run_policy.backoff_limit
+        first = self._next_attempt_number()
+        previous = _install_stop_signals()
+        try:
+            for restart in range(limit + 1):
+                attempt = self._run_group(first + restart, restart, limit)
+                result.attempts.append(attempt)
+                if attempt.failed is None or attempt.reason == "deadline":
+                    break
+                if restart < limit:
+                    self.console.print(
+                        f"[yellow]restarting all {self.job.spec.worker_count} workers "
+                        f"({restart + 1}/{limit}); they resume from {self.run_dir / 'checkpoints'}[/]"
+                    )
+        except Interrupted:
+            result.interrupted = True
+            self.console.print("[yellow]interrupted: all workers stopped[/]")
+        finally:
+            _restore_signals(previous)
+        return result
+
+    def _next_attempt_number(self) -> int:
+        logs = self.run_dir / "logs"
+        return len(list(logs.glob("attempt-*"))) if logs.exists() else 0
+
+    def _deadline(self) -> Optional[float]:
+        seconds = self.job.spec.run_policy.active_deadline_seconds
+        return None if seconds is None else self._started + seconds
+
+    def _run_group(self, attempt_number: int, restart: int, limit: int) -> Attempt:
+        job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
+        plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
+            "TANDEM_RUN_ID": self.run_id,
+            "TANDEM_RUN_DIR": str(self.run_dir.resolve()),
+            "TANDEM_CHECKPOINT_DIR": str((self.run_dir / "checkpoints").resolve()),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        })
+        log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        started = time.monotonic()
+        workers: list[_Worker] = []
+        try:
+            for plan in plans:
+                workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines))
+            failed, reason = self._watch(workers, lines, restart, limit)
+        finally:
+            self._stop(workers)
+            self._drain(lines)
+        exits = [WorkerExit(w.plan.index, _exit_code(w.process.returncode), w.log) for w in workers]
+        attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason)
+        if failed is not None:
+            self._report_failure(attempt, workers[failed.index])
+        return attempt
+
+    def _watch(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", restart: int, limit: int):
+        deadline = self._deadline()
+        with Live(self._status(workers, restart, limit), console=self.console, transient=True,
+                  refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as live:
+            while True:
+                self._drain(lines, live)
+                codes = [w.process.poll() for w in workers]
+                for worker, code in zip(workers, codes):
+                    if code not in (None, 0):
+                        return WorkerExit(worker.plan.index, _exit_code(code), worker.log), "failed"
+                if all(code == 0 for code in codes):
+                    return None, ""
+                if deadline is not None and time.monotonic() > deadline:
+                    seconds = self.job.spec.run_policy.active_deadline_seconds
+                    self.console.print(f"[red]activeDeadlineSeconds ({seconds}) passed: stopping the job[/]")
+                    return WorkerExit(0, 124, workers[0].log), "deadline"
+                live.update(self._status(workers, restart, limit))
+                time.sleep(0.1)
+
+    def _status(self, workers: list[_Worker], restart: int, limit: int) -> Text:
+        running = sum(1 for w in workers if w.process.poll() is None)
+        elapsed = int(time.monotonic() - self._started)
+        text = Text.assemble(
+            ("● ", "green"), (self.job.metadata.name, "bold"),
+            f"  {running}/{len(workers)} workers running  {elapsed // 60:02d}:{elapsed % 60:02d}",
+            f"  restarts {restart}/{limit}",
+        )
+        extra = self.status_hook() if self.status_hook else ""
+        if extra:
+            text.append(f"  {extra}", style="bold cyan")
+        if workers and workers[0].last_line:
+            text.append(f"  │ {workers[0].last_line[:70]}", style="dim")
+        return text
+
+    def _drain(self, lines: "queue.Queue[tuple[int, str]]", live: Optional[Live] = None) -> None:
+        console = live.console if live else self.console
+        while True:
+            try:
+                index, line = lines.get_nowait()
+            except queue.Empty:
+                return
+            prefix = Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)])
+            console.print(prefix + Text(line), highlight=False, soft_wrap=True)
+
+    def _stop(self, workers: list[_Worker]) -> None:
+        """Stop every worker and all they started; no process outlives this call."""
+        live = [w.process.pid for w in workers if w.process.poll() is None]
+        if live:
+            proctree.stop_trees(live, STOP_GRACE_SECONDS)
+        for w in workers:
+            try:
+                w.process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                w.process.kill()
+                w.process.wait()
+            w.finish_output()
+        # Orphans re-parented to us (we are a subreaper) still carry the run's id in their env.
+        orphans = proctree.carrying_env(proctree.descendants(os.getpid()), "TANDEM_RUN_ID", self.run_id)
+        if orphans:
+            proctree.stop_trees(orphans, 1.0)
+        proctree.reap_orphans({w.process.pid for w in workers})
+
+    def _report_failure(self, attempt: Attempt, worker: _Worker) -> None:
+        assert attempt.failed is not None
+        if attempt.reason == "deadline":
+            return
+        tail = "\n".join(worker.tail[-TAIL_LINES:]) or "(no output)"
+        self.console.print(Panel(
+            Text(tail),
+            title=f"worker {attempt.failed.index} exited with code {attempt.failed.code} — last lines of {worker.log}",
+            border_style="red",
+        ))
+
+
+def _exit_code(returncode: Optional[int]) -> int:
+    """Popen's -N for a signal becomes the shell's 128+N."""
+    if returncode is None:
+        return -1
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _raise_interrupted(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _install_stop_signals():
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        previous[sig] = signal.signal(sig, _raise_interrupted)
+    return previous
+
+
+def _restore_signals(previous) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
