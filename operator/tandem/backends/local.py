@@ -33,6 +33,8 @@ from .local_plan import WorkerPlan, plan_workers
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
 TAIL_LINES = 20
+#: After a first failure, how long to wait for peers' failures before naming the root cause.
+SETTLE_SECONDS = 0.5
 WORKER_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
@@ -230,9 +232,8 @@ class LocalExecutor:
             while True:
                 self._drain(lines, live)
                 codes = [w.process.poll() for w in workers]
-                for worker, code in zip(workers, codes):
-                    if code not in (None, 0):
-                        return WorkerExit(worker.plan.index, _exit_code(code), worker.log), "failed"
+                if any(code not in (None, 0) for code in codes):
+                    return self._root_cause(workers), "failed"
                 if all(code == 0 for code in codes):
                     return None, ""
                 if deadline is not None and time.monotonic() > deadline:
@@ -241,6 +242,16 @@ class LocalExecutor:
                     return WorkerExit(0, 124, workers[0].log), "deadline"
                 live.update(self._status(workers, restart, limit))
                 time.sleep(0.1)
+
+    def _root_cause(self, workers: list[_Worker]) -> WorkerExit:
+        """The worker whose failure started it: when one dies, its peers fail a moment later
+        with a generic error (exit 1) from the broken collective, so wait briefly and prefer
+        a specific exit code over 1, then the first failure seen."""
+        seen = [w for w in workers if w.process.poll() not in (None, 0)]
+        time.sleep(SETTLE_SECONDS)
+        seen += [w for w in workers if w.process.poll() not in (None, 0) and w not in seen]
+        root = min(seen, key=lambda w: (_exit_code(w.process.returncode) == 1, seen.index(w)))
+        return WorkerExit(root.plan.index, _exit_code(root.process.returncode), root.log)
 
     def _status(self, workers: list[_Worker], restart: int, limit: int) -> Text:
         running = sum(1 for w in workers if w.process.poll() is None)
