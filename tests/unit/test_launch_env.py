@@ -1,0 +1,205 @@
+"""The launcher's pure env builder: TANDEM_* contract -> torchrun argv / TF_CONFIG / TPU env."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
+
+from tandem.launch.env import (  # noqa: E402
+    GUARD_MODULE,
+    TORCHRUN_MODULE,
+    ContractError,
+    build_launch,
+    is_python,
+    read_contract,
+    split_host_port,
+)
+
+PY = "/opt/venv/bin/python3"
+
+
+def contract_env(framework: str = "pytorch", strategy: str = "ddp", workers: int = 2, index: int = 1, **extra: str) -> dict[str, str]:
+    hosts = ",".join(f"job-{i}.job.ns.svc:2222" for i in range(workers))
+    env = {
+        "TANDEM_JOB": "job",
+        "TANDEM_NAMESPACE": "ns",
+        "TANDEM_FRAMEWORK": framework,
+        "TANDEM_STRATEGY": strategy,
+        "TANDEM_WORKERS": str(workers),
+        "TANDEM_WORKER_INDEX": str(index),
+        "TANDEM_PROCS_PER_WORKER": "1",
+        "TANDEM_COORDINATOR": "job-0.job.ns.svc",
+        "TANDEM_PORT": "2222",
+        "TANDEM_WORKER_HOSTS": hosts,
+        "TANDEM_METRICS_ADDRESS": "",
+    }
+    env.update(extra)
+    return env
+
+
+def torchrun_flags(argv: tuple[str, ...]) -> list[str]:
+    assert argv[:3] == (PY, "-m", TORCHRUN_MODULE)
+    end = argv.index("--no-python")
+    return list(argv[3:end])
+
+
+def worker_command(argv: tuple[str, ...]) -> list[str]:
+    """What torchrun runs per worker, after the guard."""
+    end = argv.index("--no-python")
+    assert list(argv[end + 1 : end + 5]) == [PY, "-m", GUARD_MODULE, "--"]
+    return list(argv[end + 5 :])
+
+
+def test_torchrun_for_python_script() -> None:
+    env = contract_env(TANDEM_PROCS_PER_WORKER="4")
+    launch = build_launch(env, ["python", "train.py", "--epochs", "2"], PY)
+    assert torchrun_flags(launch.argv) == [
+        "--nnodes=2",
+        "--node-rank=1",
+        "--nproc-per-node=4",
+        "--rdzv-backend=static",
+        "--master-addr=job-0.job.ns.svc",
+        "--master-port=2222",
+        "--max-restarts=0",
+    ]
+    assert worker_command(launch.argv) == [PY, "train.py", "--epochs", "2"]
+    assert "TF_CONFIG" not in launch.env
+    assert launch.summary.startswith("worker 1/2 pytorch ddp -> torchrun --nnodes=2")
+    assert "-- python train.py --epochs 2" in launch.summary
+
+
+def test_torchrun_for_module() -> None:
+    launch = build_launch(contract_env(), ["python3", "-m", "pkg.train", "--lr", "0.1"], PY)
+    assert worker_command(launch.argv) == [PY, "-m", "pkg.train", "--lr", "0.1"]
+
+
+def test_absolute_python_is_kept() -> None:
+    launch = build_launch(contract_env(), ["/usr/bin/python3.11", "train.py"], PY)
+    assert worker_command(launch.argv) == ["/usr/bin/python3.11", "train.py"]
+
+
+def test_torchrun_for_non_python_command() -> None:
+    launch = build_launch(contract_env(), ["bash", "-c", "echo $RANK"], PY)
+    assert worker_command(launch.argv) == ["bash", "-c", "echo $RANK"]
+
+
+def test_tf_config() -> None:
+    env = contract_env("tensorflow", "multi-worker-mirrored", workers=3, index=2)
+    launch = build_launch(env, ["python", "train_keras.py"], PY)
+    assert launch.argv == (PY, "train_keras.py")
+    assert json.loads(launch.env["TF_CONFIG"]) == {
+        "cluster": {"worker": ["job-0.job.ns.svc:2222", "job-1.job.ns.svc:2222", "job-2.job.ns.svc:2222"]},
+        "task": {"type": "worker", "index": 2},
+    }
+    assert launch.summary == "worker 2/3 tensorflow multi-worker-mirrored -> python train_keras.py"
+
+
+def test_tf_does_not_need_torch_variables() -> None:
+    env = contract_env("tensorflow", "multi-worker-mirrored")
+    for name in ("TANDEM_COORDINATOR", "TANDEM_PORT", "TANDEM_PROCS_PER_WORKER"):
+        del env[name]
+    assert "TF_CONFIG" in build_launch(env, ["python", "t.py"], PY).env
+
+
+def test_tpu_env() -> None:
+    env = contract_env("tensorflow", "tpu", workers=2, index=1)
+    launch = build_launch(env, ["python", "tpu.py"], PY)
+    assert launch.env["TPU_WORKER_ID"] == "1"
+    assert launch.env["TPU_WORKER_HOSTNAMES"] == "job-0.job.ns.svc,job-1.job.ns.svc"
+    assert "TF_CONFIG" not in launch.env
+    assert launch.argv == (PY, "tpu.py")
+
+
+def test_unbuffered_unless_user_set() -> None:
+    assert build_launch(contract_env(), ["python", "t.py"], PY).env["PYTHONUNBUFFERED"] == "1"
+    env = contract_env(PYTHONUNBUFFERED="0")
+    assert "PYTHONUNBUFFERED" not in build_launch(env, ["python", "t.py"], PY).env
+
+
+def test_restart_defaults_to_zero_and_shows() -> None:
+    assert read_contract(contract_env()).restart == 0
+    launch = build_launch(contract_env(TANDEM_RESTART="2"), ["python", "t.py"], PY)
+    assert "restart 2" in launch.summary
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"TANDEM_FRAMEWORK": None}, "TANDEM_FRAMEWORK"),
+        ({"TANDEM_FRAMEWORK": "jax"}, "TANDEM_FRAMEWORK"),
+        ({"TANDEM_STRATEGY": "multi-worker-mirrored"}, "TANDEM_STRATEGY"),
+        ({"TANDEM_WORKERS": None}, "TANDEM_WORKERS"),
+        ({"TANDEM_WORKERS": "two"}, "TANDEM_WORKERS"),
+        ({"TANDEM_WORKERS": "0"}, "TANDEM_WORKERS"),
+        ({"TANDEM_WORKER_INDEX": "2"}, "TANDEM_WORKER_INDEX"),
+        ({"TANDEM_WORKER_INDEX": "-1"}, "TANDEM_WORKER_INDEX"),
+        ({"TANDEM_WORKER_INDEX": ""}, "TANDEM_WORKER_INDEX"),
+        ({"TANDEM_COORDINATOR": None}, "TANDEM_COORDINATOR"),
+        ({"TANDEM_PORT": None}, "TANDEM_PORT"),
+        ({"TANDEM_PORT": "70000"}, "TANDEM_PORT"),
+        ({"TANDEM_PROCS_PER_WORKER": "0"}, "TANDEM_PROCS_PER_WORKER"),
+        ({"TANDEM_JOB": None}, "TANDEM_JOB"),
+        ({"TANDEM_RESTART": "x"}, "TANDEM_RESTART"),
+        ({"TANDEM_WORKER_HOSTS": "a:1"}, "TANDEM_WORKER_HOSTS"),
+        ({"TANDEM_WORKER_HOSTS": "a:1,b"}, "TANDEM_WORKER_HOSTS"),
+    ],
+)
+def test_bad_contract_names_the_variable(change: dict, variable: str) -> None:
+    env = contract_env()
+    for name, value in change.items():
+        if value is None:
+            del env[name]
+        else:
+            env[name] = value
+    with pytest.raises(ContractError) as caught:
+        build_launch(env, ["python", "t.py"], PY)
+    assert caught.value.variable == variable
+    message = str(caught.value)
+    assert message.startswith(variable) and "\n" not in message
+    assert "set by Tandem" in message  # the fix
+
+
+def test_tf_needs_hosts_and_one_proc() -> None:
+    env = contract_env("tensorflow", "multi-worker-mirrored")
+    del env["TANDEM_WORKER_HOSTS"]
+    with pytest.raises(ContractError, match="^TANDEM_WORKER_HOSTS"):
+        build_launch(env, ["python", "t.py"], PY)
+    env = contract_env("tensorflow", "multi-worker-mirrored", TANDEM_PROCS_PER_WORKER="2")
+    with pytest.raises(ContractError, match="^TANDEM_PROCS_PER_WORKER"):
+        build_launch(env, ["python", "t.py"], PY)
+
+
+def test_empty_command() -> None:
+    with pytest.raises(ContractError, match="^command"):
+        build_launch(contract_env(), [], PY)
+
+
+def test_python_detection_and_host_port() -> None:
+    assert is_python("python") and is_python("python3") and is_python("/usr/bin/python3.12")
+    assert not is_python("bash") and not is_python("pythonista") and not is_python("ipython")
+    assert split_host_port("[::1]:2222") == ("[::1]", 2222)
+    with pytest.raises(ValueError):
+        split_host_port("host:0")
+
+
+@given(
+    workers=st.integers(min_value=1, max_value=64),
+    data=st.data(),
+    port=st.integers(min_value=1, max_value=65535),
+)
+def test_tf_config_lists_every_worker_and_this_index(workers: int, data: st.DataObject, port: int) -> None:
+    index = data.draw(st.integers(min_value=0, max_value=workers - 1))
+    hosts = [f"w{i}.svc:{port}" for i in range(workers)]
+    env = contract_env("tensorflow", "multi-worker-mirrored", workers=workers, index=index)
+    env["TANDEM_WORKER_HOSTS"] = ",".join(hosts)
+    config = json.loads(build_launch(env, ["python", "t.py"], PY).env["TF_CONFIG"])
+    assert config["cluster"]["worker"] == hosts
+    assert len(config["cluster"]["worker"]) == workers
+    assert config["task"] == {"type": "worker", "index": index}
