@@ -1,0 +1,68 @@
+"""What the watches have seen: TrainingJobs and their children, keyed by (namespace, job)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from ..render.context import JOB_NAME_LABEL
+
+Key = tuple[str, str]
+
+
+def key_of(obj: Mapping[str, Any]) -> Key:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def owner_key(obj: Mapping[str, Any]) -> Optional[Key]:
+    meta = obj.get("metadata", {})
+    job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+    return (meta.get("namespace", ""), job) if job else None
+
+
+@dataclass
+class Cache:
+    training_jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    services: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
+        """Never let a late watch event replace a fresher object we wrote ourselves."""
+        if old is None:
+            return True
+        try:
+            return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
+        except (KeyError, ValueError, TypeError):
+            return True
+
+    def put_training_job(self, obj: Mapping[str, Any], deleted: bool = False) -> Key:
+        key = key_of(obj)
+        if deleted:
+            self.training_jobs.pop(key, None)
+        elif self._newer(self.training_jobs.get(key), obj):
+            self.training_jobs[key] = copy.deepcopy(dict(obj))
+        return key
+
+    def put_child(self, kind: str, obj: Mapping[str, Any], deleted: bool = False) -> Optional[Key]:
+        key = owner_key(obj)
+        if key is None:
+            return None
+        name = obj["metadata"]["name"]
+        if kind == "Pod":
+            pods = self.pods.setdefault(key, {})
+            if deleted:
+                pods.pop(name, None)
+            elif self._newer(pods.get(name), obj):
+                pods[name] = copy.deepcopy(dict(obj))
+            return key
+        store = self.jobs if kind == "Job" else self.services
+        if name != key[1]:
+            return key
+        if deleted:
+            store.pop(key, None)
+        elif self._newer(store.get(key), obj):
+            store[key] = copy.deepcopy(dict(obj))
+        return key

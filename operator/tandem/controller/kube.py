@@ -1,0 +1,96 @@
+"""The operator's writes to the Kubernetes API, through the official client.
+
+Children are server-side applied with Tandem's field manager, so re-applying the same object
+is a no-op and never a duplicate; status goes through the status subresource.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from ..api.model import API_GROUP, KIND
+from .reconcile import Event, rfc3339
+
+FIELD_MANAGER = "tandem-operator"
+VERSION = "v1alpha1"
+PLURAL = "trainingjobs"
+
+
+def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
+    """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+    return client.ApiClient()
+
+
+class KubeWriter:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.dynamic = DynamicClient(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        result = resource.server_side_apply(
+            body=dict(obj), namespace=obj["metadata"]["namespace"], field_manager=FIELD_MANAGER, force_conflicts=True
+        )
+        return result.to_dict()
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Foreground: the Job object stays until its pods are gone, so a new group never
+        meets the old one under the same pod hostnames."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def delete_training_job(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(API_GROUP, VERSION, namespace, PLURAL, name,
+                                                        propagation_policy="Background")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        try:
+            return self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def post_event(self, owner: Mapping[str, Any], event: Event) -> None:
+        meta = owner["metadata"]
+        now = datetime.now(timezone.utc)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{API_GROUP}/{VERSION}", kind=KIND, name=meta["name"],
+                namespace=meta["namespace"], uid=meta.get("uid"),
+            ),
+            reason=event.reason, message=event.message[:1024], type=event.type,
+            source=client.V1EventSource(component=FIELD_MANAGER),
+            first_timestamp=now, last_timestamp=now, count=1,
+            reporting_component=FIELD_MANAGER, reporting_instance=FIELD_MANAGER,
+        )
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException:
+            pass  # events are best effort; a lost event must never stop a reconcile
+
+    def now(self) -> str:
+        return rfc3339(datetime.now(timezone.utc))

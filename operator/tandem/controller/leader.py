@@ -1,0 +1,125 @@
+"""Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it.
+
+Only the holder of the Lease reconciles. A replica that cannot renew before the lease would
+expire stops (its process exits and the Deployment restarts it as a follower), so two replicas
+never act at once for longer than the renew deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Optional
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("tandem.operator.leader")
+LEASE_SECONDS = 15
+RENEW_DEADLINE_SECONDS = 10
+RETRY_SECONDS = 2
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+def _expired(lease: client.V1Lease, now: datetime) -> bool:
+    spec = lease.spec
+    if not spec or not spec.holder_identity or not spec.renew_time:
+        return True
+    renewed = spec.renew_time if spec.renew_time.tzinfo else spec.renew_time.replace(tzinfo=timezone.utc)
+    return renewed + timedelta(seconds=spec.lease_duration_seconds or LEASE_SECONDS) < now
+
+
+class LeaderElector:
+    def __init__(self, api: client.ApiClient, namespace: str, name: str = "tandem-operator",
+                 me: Optional[str] = None):
+        self.coordination = client.CoordinationV1Api(api)
+        self.namespace, self.name = namespace, name
+        self.me = me or identity()
+
+    def try_acquire_or_renew(self) -> bool:
+        now = datetime.now(timezone.utc)
+        spec = client.V1LeaseSpec(holder_identity=self.me, lease_duration_seconds=LEASE_SECONDS,
+                                  renew_time=now, acquire_time=now)
+        try:
+            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace), spec=spec)
+            try:
+                self.coordination.create_namespaced_lease(self.namespace, body)
+                return True
+            except ApiException as create_error:
+                if create_error.status == 409:
+                    return False
+                raise
+        holder = lease.spec.holder_identity if lease.spec else None
+        if holder != self.me and not _expired(lease, now):
+            return False
+        if holder == self.me and lease.spec.acquire_time:
+            spec.acquire_time = lease.spec.acquire_time
+        spec.lease_transitions = (lease.spec.lease_transitions or 0) + (0 if holder == self.me else 1)
+        lease.spec = spec
+        try:
+            # resourceVersion in the body makes this a compare-and-swap: one writer wins.
+            self.coordination.replace_namespaced_lease(self.name, self.namespace, lease)
+            return True
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Block until this replica leads (True) or `stop` is set (False)."""
+        announced = False
+        while not stop.is_set():
+            try:
+                if self.try_acquire_or_renew():
+                    log.info("leading as %s (lease %s/%s)", self.me, self.namespace, self.name)
+                    return True
+            except ApiException as error:
+                log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
+            if not announced:
+                log.info("another replica leads; waiting as %s", self.me)
+                announced = True
+            stop.wait(RETRY_SECONDS)
+        return False
+
+    def keep_renewing(self, stop: threading.Event, lost: Callable[[], None]) -> threading.Thread:
+        """Renew in the background; call `lost` if renewal fails for RENEW_DEADLINE_SECONDS."""
+
+        def loop() -> None:
+            last_ok = time.monotonic()
+            while not stop.wait(RETRY_SECONDS):
+                try:
+                    if self.try_acquire_or_renew():
+                        last_ok = time.monotonic()
+                        continue
+                except Exception as error:  # network blips are retried until the deadline
+                    log.warning("renewing lease: %s", error)
+                if time.monotonic() - last_ok > RENEW_DEADLINE_SECONDS:
+                    log.error("lost the lease %s/%s; stopping", self.namespace, self.name)
+                    lost()
+                    return
+
+        thread = threading.Thread(target=loop, name="lease-renewal", daemon=True)
+        thread.start()
+        return thread
+
+    def release(self) -> None:
+        """Give the lease up on a clean stop so a follower takes over at once."""
+        try:
+            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec and lease.spec.holder_identity == self.me:
+                lease.spec.holder_identity = None
+                lease.spec.renew_time = None
+                self.coordination.replace_namespaced_lease(self.name, self.namespace, lease)
+        except Exception:  # best effort: the lease expires anyway
+            pass

@@ -1,0 +1,82 @@
+"""`tandem operator run`: wires the config, the lease, telemetry and kopf together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import kopf
+
+from . import telemetry
+from .kube import KubeWriter, load_config
+from .leader import LeaderElector
+from .runtime import Controller, OperatorConfig, register
+
+log = logging.getLogger("tandem.operator")
+
+
+@dataclass
+class RunOptions:
+    namespaces: tuple[str, ...] = ()
+    kubeconfig: Optional[str] = None
+    metrics_address: str = ""
+    health_port: int = 8080
+    metrics_port: int = 9090
+    leader_election: bool = True
+    lease_namespace: str = ""
+
+
+def _lease_namespace(options: RunOptions) -> str:
+    if options.lease_namespace:
+        return options.lease_namespace
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip()
+    except OSError:
+        return os.environ.get("POD_NAMESPACE") or (options.namespaces[0] if options.namespaces else "default")
+
+
+def run(options: RunOptions) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if options.kubeconfig:
+        os.environ["KUBECONFIG"] = options.kubeconfig
+    api = load_config(options.kubeconfig)
+    stop, lost = threading.Event(), threading.Event()
+    if options.metrics_port:
+        telemetry.serve(options.metrics_port)
+    elector = None
+    if options.leader_election:
+        elector = LeaderElector(api, _lease_namespace(options))
+        if not elector.acquire(stop):
+            return 0
+        def on_lost() -> None:
+            lost.set()
+            stop.set()
+
+        elector.keep_renewing(stop, on_lost)
+    registry = kopf.OperatorRegistry()
+    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address))
+    register(registry, controller)
+
+    @kopf.on.login(registry=registry)
+    def _login(**kwargs):  # the same credentials as our own client: kubeconfig or service account
+        return kopf.login_via_client(**kwargs)
+
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=True,  # one active replica is the Lease's job, not kopf peering's
+            clusterwide=not options.namespaces,
+            namespaces=list(options.namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None,
+            stop_flag=stop,
+        )
+    finally:
+        if elector is not None:
+            if not stop.is_set():
+                stop.set()
+            elector.release()
+    return 1 if lost.is_set() else 0

@@ -1,0 +1,154 @@
+"""The operator runtime: kopf watches feed a cache and a work queue; workers run the pure
+reconcile and carry out its actions through the API.
+
+kopf gives us resumable watches (they survive an API server restart), the liveness endpoint,
+and logging. We use only its event handlers (no on.create/on.update), so it stores nothing in
+the objects: the state that matters lives in status and in the children, and reconcile is
+level-triggered. One active replica is ensured by a coordination.k8s.io Lease (leader.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import kopf
+from kubernetes.client.rest import ApiException
+
+from ..api.model import API_GROUP
+from ..render.context import JOB_NAME_LABEL
+from . import telemetry
+from .cache import Cache, Key
+from .kube import KubeWriter
+from .observed import observe
+from .reconcile import reconcile, with_metrics
+
+log = logging.getLogger("tandem.operator")
+WORKERS = 4
+METRICS_READ_TIMEOUT = 5.0
+
+
+@dataclass
+class OperatorConfig:
+    metrics_address: str = ""
+    workers: int = WORKERS
+
+
+class Controller:
+    def __init__(self, writer: KubeWriter, config: OperatorConfig):
+        self.writer = writer
+        self.config = config
+        self.cache = Cache()
+        self.queue: Optional[Any] = None
+
+    async def start(self) -> None:
+        from .queue import WorkQueue
+
+        self.queue = WorkQueue()
+        for _ in range(self.config.workers):
+            asyncio.create_task(self.queue.run_worker(self.reconcile_key))
+
+    def enqueue(self, key: Optional[Key]) -> None:
+        if key is not None and self.queue is not None:
+            self.queue.add(key)
+
+    async def reconcile_key(self, key: Key) -> None:
+        started = time.perf_counter()
+        result = "ok"
+        try:
+            await self._reconcile(key)
+        except ApiException as error:
+            result = "api-error"
+            log.warning("reconcile %s/%s: API error %s %s; retrying", *key, error.status, error.reason)
+            self.queue.add_after(key, 2.0)
+        except Exception:  # a bug must cost one job a retry, never the whole loop
+            result = "error"
+            log.exception("reconcile %s/%s failed; retrying", *key)
+            self.queue.add_after(key, 5.0)
+        finally:
+            telemetry.observe_reconcile(result, time.perf_counter() - started)
+
+    async def _reconcile(self, key: Key) -> None:
+        obj = self.cache.training_jobs.get(key)
+        if obj is None:
+            return
+        observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
+                           list(self.cache.pods.get(key, {}).values()))
+        now = datetime.now(timezone.utc)
+        actions = reconcile(obj, observed, now, self.config.metrics_address)
+        namespace, name = key
+        status = actions.status or None
+        if actions.read_metrics:
+            status = await self._with_metrics(obj, status or obj.get("status") or {}, now)
+        if status is not None:
+            updated = await asyncio.to_thread(self.writer.patch_status, namespace, name, status)
+            if updated is None:
+                return
+            self.cache.put_training_job(updated)
+        if actions.delete_training_job:
+            await asyncio.to_thread(self.writer.delete_training_job, namespace, name)
+            return
+        if actions.delete_job:
+            await asyncio.to_thread(self.writer.delete_job, namespace, name)
+        for child in actions.apply:
+            applied = await asyncio.to_thread(self.writer.apply, child)
+            self.cache.put_child(child["kind"], applied)
+        for event in actions.events:
+            await asyncio.to_thread(self.writer.post_event, obj, event)
+        if status is not None and status.get("phase"):
+            telemetry.set_phase(key, status["phase"])
+        if actions.requeue_after is not None:
+            self.queue.add_after(key, actions.requeue_after)
+
+    async def _with_metrics(self, obj: dict[str, Any], status: dict[str, Any], now: datetime) -> dict[str, Any]:
+        spec = obj.get("spec", {})
+        generation = obj.get("metadata", {}).get("generation")
+        if not self.config.metrics_address:
+            return with_metrics(status, None, now, generation, "the operator has no --metrics-address (Ray) configured")
+        try:
+            from ..metrics.client import read_summary
+
+            summary = await asyncio.wait_for(asyncio.to_thread(
+                read_summary, self.config.metrics_address, obj["metadata"]["namespace"], obj["metadata"]["name"],
+                int(spec.get("workers") or 1), (spec.get("metrics") or {}).get("baselineThroughput"),
+                float((spec.get("metrics") or {}).get("stragglerThreshold", 0.8)),
+            ), METRICS_READ_TIMEOUT)
+        except Exception as error:  # Ray absent or broken: say so in a condition, go on
+            return with_metrics(status, None, now, generation, f"metrics unavailable: {error}"[:300])
+        figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return with_metrics(status, figures if summary.available else None, now, generation)
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """Event handlers only: every change to a TrainingJob or a child enqueues its job."""
+
+    @kopf.on.startup(registry=registry)
+    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+        await controller.start()
+
+    @kopf.on.event(API_GROUP, "v1alpha1", "trainingjobs", registry=registry)
+    async def _training_job(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+        deleted = event.get("type") == "DELETED"
+        key = controller.cache.put_training_job(body, deleted=deleted)
+        if deleted:
+            telemetry.forget(key)
+        else:
+            controller.enqueue(key)
+
+    def child_handler(kind: str):
+        async def handler(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+            controller.enqueue(controller.cache.put_child(kind, body, deleted=event.get("type") == "DELETED"))
+        return handler
+
+    labels = {JOB_NAME_LABEL: kopf.PRESENT}
+    kopf.on.event("batch", "v1", "jobs", labels=labels, registry=registry)(child_handler("Job"))
+    kopf.on.event("", "v1", "services", labels=labels, registry=registry)(child_handler("Service"))
+    kopf.on.event("", "v1", "pods", labels=labels, registry=registry)(child_handler("Pod"))

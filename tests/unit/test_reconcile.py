@@ -1,0 +1,166 @@
+"""The pure reconcile decision, walked through a job's whole life without a cluster."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
+from tandem.controller.reconcile import reconcile, with_metrics
+
+from .specs import spec
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def training_job(status=None, **changes):
+    document = spec(**changes)
+    document["metadata"].update(uid="u-1", generation=1)
+    if status is not None:
+        document["status"] = status
+    return document
+
+
+def pods(restart, *phases, exit_code=None):
+    return [PodState(name=f"demo-{i}-x", index=i, restart=restart, phase=phase,
+                     exit_code=exit_code if phase == "Failed" else None, reason="Error" if phase == "Failed" else "")
+            for i, phase in enumerate(phases)]
+
+
+def step(obj, observed, now=NOW):
+    actions = reconcile(obj, observed, now)
+    if actions.status:
+        obj = {**obj, "status": actions.status}
+    return obj, actions
+
+
+def test_new_job_creates_service_and_indexed_job_with_owner():
+    obj, actions = step(training_job(), Observed())
+    assert [o["kind"] for o in actions.apply] == ["Service", "Job"]
+    assert all(o["metadata"]["ownerReferences"][0]["uid"] == "u-1" for o in actions.apply)
+    assert obj["status"]["phase"] == "Pending"
+    assert [e.reason for e in actions.events] == ["Created"]
+
+
+def test_reconcile_twice_creates_nothing_twice():
+    obj, _ = step(training_job(), Observed())
+    observed = Observed(service=True, job=JobState(restart=0), pods=pods(0, "Pending", "Pending"))
+    again, actions = step(obj, observed)
+    assert actions.apply == [] and actions.events == []
+
+
+def test_phases_in_order_to_succeeded():
+    obj, _ = step(training_job(), Observed())
+    obj, actions = step(obj, Observed(True, JobState(0), pods(0, "Running", "Running")))
+    assert obj["status"]["phase"] == "Running" and obj["status"]["workers"]["active"] == 2
+    obj, actions = step(obj, Observed(True, JobState(0, complete=True), pods(0, "Succeeded", "Succeeded")))
+    assert obj["status"]["phase"] == "Succeeded" and obj["status"]["completionTime"]
+    conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+    assert conditions == {"Pending": "False", "Running": "False", "Succeeded": "True"}
+
+
+def test_worker_failure_restarts_the_group_then_fails_naming_the_worker():
+    obj, _ = step(training_job(runPolicy={"backoffLimit": 1}), Observed())
+    failing = Observed(True, JobState(0, failed=True), pods(0, "Running", "Failed", exit_code=3))
+    obj, actions = step(obj, failing)
+    assert actions.delete_job and obj["status"]["restarts"] == 1 and obj["status"]["phase"] == "Restarting"
+    # old group still being deleted: wait, don't create
+    obj, actions = step(obj, Observed(True, JobState(0, failed=True, deleting=True), pods(0, "Failed", "Failed")))
+    assert actions.apply == [] and not actions.delete_job
+    # old group gone: the new one is created with restart 1
+    obj, actions = step(obj, Observed(True, None, []))
+    (job_object,) = actions.apply
+    assert job_object["metadata"]["annotations"]["tandem.dev/restart"] == "1"
+    obj, actions = step(obj, Observed(True, JobState(1, failed=True), pods(1, "Failed", "Running", exit_code=7)))
+    assert obj["status"]["phase"] == "Failed"
+    failed = next(c for c in obj["status"]["conditions"] if c["type"] == "Failed")
+    assert "worker 0" in failed["message"] and "exit code 7" in failed["message"]
+    assert failed["reason"] == "BackoffLimitExceeded"
+
+
+def test_stale_group_is_deleted_after_a_crash_between_status_and_delete():
+    obj = training_job(status={"phase": "Restarting", "restarts": 1})
+    _, actions = step(obj, Observed(True, JobState(0, failed=True), pods(0, "Failed", "Running")))
+    assert actions.delete_job and actions.apply == []
+
+
+def test_suspend_and_resume():
+    obj, _ = step(training_job(), Observed())
+    suspended = {**obj, "spec": {**obj["spec"], "runPolicy": {"suspend": True}}}
+    obj2, actions = step(suspended, Observed(True, JobState(0), pods(0, "Running", "Running")))
+    assert actions.delete_job and obj2["status"]["phase"] == "Suspended"
+    resumed = {**obj2, "spec": {**obj2["spec"], "runPolicy": {"suspend": False}}}
+    obj3, actions = step(resumed, Observed(True, None, []))
+    assert [o["kind"] for o in actions.apply] == ["Job"] and obj3["status"]["phase"] == "Pending"
+
+
+def test_deadline_fails_the_job():
+    obj, _ = step(training_job(runPolicy={"activeDeadlineSeconds": 60}), Observed())
+    later = NOW + timedelta(seconds=61)
+    obj, actions = step(obj, Observed(True, JobState(0), pods(0, "Running", "Running")), later)
+    assert obj["status"]["phase"] == "Failed" and actions.delete_job
+    assert any(c["reason"] == "DeadlineExceeded" for c in obj["status"]["conditions"])
+
+
+def test_ttl_deletes_the_training_job():
+    status = {"phase": "Succeeded", "restarts": 0, "completionTime": "2026-11-25T12:00:00Z"}
+    obj = training_job(status=status, runPolicy={"ttlSecondsAfterFinished": 30})
+    _, actions = step(obj, Observed(True, JobState(0, complete=True), []), NOW + timedelta(seconds=10))
+    assert not actions.delete_training_job and 19 <= actions.requeue_after <= 20
+    _, actions = step(obj, Observed(True, JobState(0, complete=True), []), NOW + timedelta(seconds=31))
+    assert actions.delete_training_job
+
+
+def test_invalid_spec_is_marked_invalid_naming_the_field():
+    obj = training_job(framework="tensorflow", strategy="tpu", workers=None,
+                       tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"})
+    obj, actions = step(obj, Observed())
+    assert obj["status"]["phase"] == "Invalid" and actions.apply == []
+    invalid = next(c for c in obj["status"]["conditions"] if c["type"] == "Invalid")
+    assert invalid["message"].startswith("spec.tpu: ")
+
+
+def test_metrics_due_only_while_running_and_at_a_bounded_rate():
+    obj, _ = step(training_job(), Observed())
+    running = Observed(True, JobState(0), pods(0, "Running", "Running"))
+    obj, actions = step(obj, running)
+    assert actions.read_metrics
+    obj = {**obj, "status": with_metrics(obj["status"], {"throughput": 100.0}, NOW, 1)}
+    _, actions = step(obj, running, NOW + timedelta(seconds=5))
+    assert not actions.read_metrics
+    _, actions = step(obj, running, NOW + timedelta(seconds=16))
+    assert actions.read_metrics
+
+
+def test_metrics_unavailable_sets_a_condition():
+    status = with_metrics({"phase": "Running"}, None, NOW, 1, "no Ray")
+    condition = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
+    assert condition["status"] == "False" and "no Ray" in condition["message"]
+    assert status["metrics"]["available"] is False
+
+
+def test_pod_state_reads_index_exit_code_and_restart():
+    pod = {
+        "metadata": {"name": "demo-1-abc", "labels": {"batch.kubernetes.io/job-completion-index": "1"},
+                     "annotations": {"tandem.dev/restart": "2"}},
+        "status": {"phase": "Failed", "containerStatuses": [
+            {"state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]},
+    }
+    state = pod_state(pod)
+    assert (state.index, state.restart, state.exit_code, state.reason) == (1, 2, 3, "Error")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["Pending", "Running", "Succeeded", "Failed"]), min_size=2, max_size=2),
+       st.booleans(), st.booleans(), st.integers(0, 3), st.integers(0, 3))
+def test_never_more_than_one_job_applied_and_restarts_bounded(phases, complete, failed, restarts, limit):
+    obj = training_job(status={"phase": "Running", "restarts": min(restarts, limit)}, runPolicy={"backoffLimit": limit})
+    observed = Observed(True, JobState(min(restarts, limit), complete=complete, failed=failed),
+                        pods(min(restarts, limit), *phases, exit_code=1))
+    _, actions = step(obj, observed)
+    assert sum(1 for o in actions.apply if o["kind"] == "Job") == 0  # the Job exists: never applied again
+    new_restarts = (actions.status or obj["status"])["restarts"]
+    assert new_restarts <= limit
+    assert not (actions.delete_job and actions.apply)
