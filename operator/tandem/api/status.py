@@ -23,7 +23,7 @@ class _Status(BaseModel):
 class Condition(_Status):
     """A Kubernetes-convention condition (type, status, reason, message, lastTransitionTime)."""
 
-    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, Invalid, MetricsAvailable.")
+    type: str = Field(description="Condition type: Pending, Running, Restarting, Succeeded, Failed, Suspended, Invalid, MetricsAvailable.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field("", description="One-word CamelCase reason for the last transition.")
     message: str = Field("", description="Human-readable detail, e.g. the failing worker and its exit code.")

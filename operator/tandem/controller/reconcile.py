@@ -27,7 +27,7 @@ from .observed import Observed, PodState
 
 #: How often status.metrics is refreshed while Running (bounded rate of status writes).
 METRICS_INTERVAL_SECONDS = 15.0
-CONDITION_TYPES = ("Created", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid")
+CONDITION_TYPES = ("Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid")
 
 
 @dataclass(frozen=True)
