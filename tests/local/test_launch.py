@@ -1,0 +1,294 @@
+"""`python -m tandem.launch` in real processes: torch DDP over gloo, TF MultiWorkerMirrored,
+and the process rules (signals forwarded, nothing left behind, exit codes passed through).
+
+Each test starts one launcher per worker with the env contract a rendered pod would get,
+on 127.0.0.1 with free ports, exactly as the local executor does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import pytest
+
+pytestmark = pytest.mark.local
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 150  # seconds: generous for 2 cores; a healthy run takes 5-15 s
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def contract(framework: str, strategy: str, workers: int, index: int, ports: Sequence[int], job: str) -> dict[str, str]:
+    """The TANDEM_* variables for worker `index`, as the local executor sets them."""
+    return {
+        "TANDEM_JOB": job,
+        "TANDEM_NAMESPACE": "default",
+        "TANDEM_FRAMEWORK": framework,
+        "TANDEM_STRATEGY": strategy,
+        "TANDEM_WORKERS": str(workers),
+        "TANDEM_WORKER_INDEX": str(index),
+        "TANDEM_PROCS_PER_WORKER": "1",
+        "TANDEM_COORDINATOR": "127.0.0.1",
+        "TANDEM_PORT": str(ports[0]),
+        "TANDEM_WORKER_HOSTS": ",".join(f"127.0.0.1:{p}" for p in ports),
+        "TANDEM_METRICS_ADDRESS": "",
+    }
+
+
+class Group:
+    """W launcher processes of one job; output of worker i in <tmp>/launcher<i>.log."""
+
+    def __init__(self, tmp: Path, framework: str, strategy: str, command: Sequence[str], workers: int = 2) -> None:
+        self.tmp = tmp
+        ports = free_ports(workers)
+        self.procs: list[subprocess.Popen] = []
+        self.seen: set[int] = set()  # descendants ever observed, killed at teardown if still alive
+        self.logs = [tmp / f"launcher{i}.log" for i in range(workers)]
+        for i in range(workers):
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "operator"), env.get("PYTHONPATH")]))
+            env.update(contract(framework, strategy, workers, i, ports, tmp.name[-40:]))
+            with open(self.logs[i], "wb") as log:
+                argv = [sys.executable, "-m", "tandem.launch", "--", *command]
+                self.procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def wait(self, timeout: float = WAIT) -> list[int]:
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        return [p.returncode for p in self.procs]
+
+    def log(self, i: int) -> str:
+        return self.logs[i].read_text(errors="replace")
+
+    def wait_for_output(self, i: int, text: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log(i):
+            assert time.monotonic() < deadline, f"{text!r} not in launcher {i} output:\n{self.log(i)[-3000:]}"
+            assert self.procs[i].poll() is None, f"launcher {i} exited {self.procs[i].returncode}:\n{self.log(i)[-3000:]}"
+            time.sleep(0.1)
+
+    def tree(self, i: int) -> list[int]:
+        """Live descendants of launcher i, remembered for teardown."""
+        pids = descendants(self.procs[i].pid)
+        self.seen.update(pids)
+        return pids
+
+    def kill(self) -> None:
+        """Launchers first, then any descendant that outlived them (a failing test's leftovers)."""
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is None:
+                self.tree(i)
+                proc.kill()
+                proc.wait(timeout=10)
+        for pid in self.seen:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture
+def groups() -> Iterator[list[Group]]:
+    """Every group a test starts is SIGKILLed at the end (its children follow by PDEATHSIG)."""
+    started: list[Group] = []
+    yield started
+    for group in started:
+        group.kill()
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of pid (via /proc/<pid>/task/*/children)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            todo.extend(children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has already died
+
+
+def wait_all_dead(pids: Sequence[int], timeout: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def ddp(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "python", "jobs/train_ddp.py", "--steps", "40", "--checkpoint-every", "10", "--log-every", "5",
+        "--checkpoint-dir", str(tmp / "ckpt"), "--output-dir", str(tmp / "out"), *extra,
+    ]  # fmt: skip
+
+
+def keras(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "python", "jobs/train_keras.py", "--epochs", "2", "--steps-per-epoch", "20",
+        "--checkpoint-dir", str(tmp / "ckpt"), "--output-dir", str(tmp / "out"), *extra,
+    ]  # fmt: skip
+
+
+def test_ddp_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path))
+    groups.append(group)
+    assert group.wait() == [0, 0], group.log(0)[-3000:] + group.log(1)[-3000:]
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert [r["steps"] for r in ranks] == [40, 40]
+    port = group.log(0).split("--master-port=")[1].split()[0]
+    for rank, seen in enumerate(r["env"] for r in ranks):
+        # torchrun's documented worker variables
+        assert seen == {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": "0"}
+    assert group.log(1).startswith("tandem.launch: worker 1/2 pytorch ddp -> torchrun --nnodes=2 --node-rank=1")
+
+
+def test_tf_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "tensorflow", "multi-worker-mirrored", keras(tmp_path))
+    groups.append(group)
+    assert group.wait() == [0, 0], group.log(0)[-3000:] + group.log(1)[-3000:]
+    workers = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
+    assert workers[0]["checksum"] == workers[1]["checksum"]
+    assert [w["steps"] for w in workers] == [40, 40]
+    hosts = workers[0]["tf_config"]["cluster"]["worker"]
+    assert len(set(hosts)) == 2 and all(h.startswith("127.0.0.1:") for h in hosts)
+    for i, w in enumerate(workers):
+        assert w["tf_config"] == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}
+
+
+def test_tf_crash_and_restart_resumes_to_the_same_weights(tmp_path: Path, groups: list[Group]) -> None:
+    """Worker 1 exits 3 at step 30; its launcher exits 3; the restarted group resumes from step 20
+    and ends with exactly the weights of an uninterrupted run (deterministic data order)."""
+    crash = ("--crash-at-step", "30", "--crash-rank", "1", "--crash-exit-code", "3", "--checkpoint-every", "10")
+    first = Group(tmp_path, "tensorflow", "multi-worker-mirrored", keras(tmp_path, *crash))
+    groups.append(first)
+    codes = first.wait()
+    assert codes[1] == 3, first.log(1)[-3000:]
+    assert codes[0] != 0
+    second = Group(tmp_path, "tensorflow", "multi-worker-mirrored", keras(tmp_path, *crash))
+    groups.append(second)
+    assert second.wait() == [0, 0], second.log(0)[-3000:]
+    assert "resumed from step 30" in second.log(0)
+    resumed = json.loads((tmp_path / "out" / "worker0.json").read_text())["checksum"]
+
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = Group(clean_dir, "tensorflow", "multi-worker-mirrored", keras(clean_dir, "--checkpoint-every", "10"))
+    groups.append(clean)
+    assert clean.wait() == [0, 0], clean.log(0)[-3000:]
+    assert json.loads((clean_dir / "out" / "worker0.json").read_text())["checksum"] == resumed
+
+
+def test_ddp_crash_exit_code_reaches_the_launcher(tmp_path: Path, groups: list[Group]) -> None:
+    crash = ("--crash-at-step", "15", "--crash-rank", "1", "--crash-exit-code", "3")
+    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, *crash))
+    groups.append(group)
+    codes = group.wait()
+    assert codes[1] == 3, group.log(1)[-3000:]
+    assert codes[0] != 0  # its peer is gone: gloo fails, torchrun reports the worker's code 1
+    assert "injected crash at step 15" in group.log(1)
+
+
+def test_ddp_sigkilled_launchers_leave_no_process(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, "--steps", "100000", "--sleep-per-step", "0.02"))
+    groups.append(group)
+    for i in (0, 1):
+        group.wait_for_output(i, "step 5/")
+    tree = {i: group.tree(i) for i in (0, 1)}
+    assert all(len(pids) >= 2 for pids in tree.values()), tree  # torchrun + its rank, per launcher
+    for proc in group.procs:
+        proc.send_signal(signal.SIGKILL)
+    assert wait_all_dead([pid for pids in tree.values() for pid in pids]) == []
+
+
+def test_ddp_sigterm_is_forwarded_and_reflected(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, "--steps", "100000", "--sleep-per-step", "0.02"))
+    groups.append(group)
+    for i in (0, 1):
+        group.wait_for_output(i, "step 5/")
+    tree = group.tree(0) + group.tree(1)
+    for proc in group.procs:
+        proc.send_signal(signal.SIGTERM)
+    codes = group.wait(timeout=60)
+    assert codes == [128 + signal.SIGTERM] * 2, group.log(0)[-2000:]
+    assert wait_all_dead(tree) == []
+
+
+def sleeper(tmp: Path) -> Group:
+    """One launcher running a plain Python child (no framework import: fast)."""
+    code = "import time, sys; print('child up', flush=True); time.sleep(120)"
+    return Group(tmp, "tensorflow", "multi-worker-mirrored", ["python", "-c", code], workers=1)
+
+
+def test_sigkilled_launcher_takes_its_child(tmp_path: Path, groups: list[Group]) -> None:
+    group = sleeper(tmp_path)
+    groups.append(group)
+    group.wait_for_output(0, "child up")
+    (child,) = group.tree(0)
+    assert os.getpgid(child) == child  # its own process group
+    group.procs[0].send_signal(signal.SIGKILL)
+    assert wait_all_dead([child], timeout=5) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_is_forwarded_to_child(tmp_path: Path, groups: list[Group], signum: int) -> None:
+    group = sleeper(tmp_path)
+    groups.append(group)
+    group.wait_for_output(0, "child up")
+    (child,) = group.tree(0)
+    group.procs[0].send_signal(signum)
+    assert group.wait(timeout=15) == [128 + signum]
+    assert not alive(child)
+
+
+def test_child_exit_code_passes_through(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "tensorflow", "multi-worker-mirrored", ["python", "-c", "raise SystemExit(7)"], workers=1)
+    groups.append(group)
+    assert group.wait(timeout=30) == [7]
+    assert "tandem.launch: worker 0/1 tensorflow multi-worker-mirrored -> python -c" in group.log(0)
+
+
+def test_bad_contract_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"))
+    env.update(contract("pytorch", "ddp", 2, 5, [29500, 29501], "bad"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem.launch", "--", "python", "x.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tandem.launch: TANDEM_WORKER_INDEX"), result.stderr
