@@ -40,6 +40,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: cuda (nccl) when a GPU is visible, else cpu (gloo)")
     default_ckpt = os.environ.get("TANDEM_CHECKPOINT_DIR") or os.path.join(
         "checkpoints", os.environ.get("TANDEM_JOB") or "local"
     )
@@ -122,7 +124,7 @@ def write_result(args: argparse.Namespace, model: nn.Module, steps: int, loss: f
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    use_cuda = torch.cuda.is_available()
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     dist.init_process_group("nccl" if use_cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

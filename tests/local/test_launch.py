@@ -213,14 +213,35 @@ def test_tf_crash_and_restart_resumes_to_the_same_weights(tmp_path: Path, groups
     assert json.loads((clean_dir / "out" / "worker0.json").read_text())["checksum"] == resumed
 
 
-def test_ddp_crash_exit_code_reaches_the_launcher(tmp_path: Path, groups: list[Group]) -> None:
+def test_ddp_crash_exit_code_and_restart_to_the_same_weights(tmp_path: Path, groups: list[Group]) -> None:
+    """Rank 1 exits 3 at step 15: its launcher exits 3. The restarted group resumes from the
+    step-10 checkpoint and ends with exactly the weights of an uninterrupted run."""
     crash = ("--crash-at-step", "15", "--crash-rank", "1", "--crash-exit-code", "3")
-    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, *crash))
+    first = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, *crash))
+    groups.append(first)
+    codes = first.wait()
+    assert codes[1] == 3, first.log(1)[-3000:]
+    assert codes[0] != 0  # its peer is gone: gloo fails, torchrun reports that worker's code
+    assert "injected crash at step 15" in first.log(1)
+    second = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path, *crash))
+    groups.append(second)
+    assert second.wait() == [0, 0], second.log(0)[-3000:]
+    assert "resumed from step 10" in second.log(0) and "resumed from step 10" in second.log(1)
+    resumed = json.loads((tmp_path / "out" / "rank0.json").read_text())["checksum"]
+
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = Group(clean_dir, "pytorch", "ddp", ddp(clean_dir))
+    groups.append(clean)
+    assert clean.wait() == [0, 0], clean.log(0)[-3000:]
+    assert json.loads((clean_dir / "out" / "rank0.json").read_text())["checksum"] == resumed
+
+
+def test_ddp_non_python_command_runs_under_torchrun(tmp_path: Path, groups: list[Group]) -> None:
+    group = Group(tmp_path, "pytorch", "ddp", ["sh", "-c", "echo rank=$RANK of $WORLD_SIZE at $MASTER_ADDR"], workers=1)
     groups.append(group)
-    codes = group.wait()
-    assert codes[1] == 3, group.log(1)[-3000:]
-    assert codes[0] != 0  # its peer is gone: gloo fails, torchrun reports the worker's code 1
-    assert "injected crash at step 15" in group.log(1)
+    assert group.wait() == [0], group.log(0)[-3000:]
+    assert "rank=0 of 1 at 127.0.0.1" in group.log(0)
 
 
 def test_ddp_sigkilled_launchers_leave_no_process(tmp_path: Path, groups: list[Group]) -> None:
@@ -280,6 +301,19 @@ def test_child_exit_code_passes_through(tmp_path: Path, groups: list[Group]) -> 
     groups.append(group)
     assert group.wait(timeout=30) == [7]
     assert "tandem.launch: worker 0/1 tensorflow multi-worker-mirrored -> python -c" in group.log(0)
+
+
+def test_print_shows_the_launch_without_running(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"))
+    env.update(contract("tensorflow", "tpu", 2, 1, [8470, 8470], "tpu"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem.launch", "--print", "--", "python", "x.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["argv"] == [sys.executable, "x.py"]
+    assert shown["env"]["TPU_WORKER_ID"] == "1" and shown["env"]["TPU_WORKER_HOSTNAMES"] == "127.0.0.1,127.0.0.1"
 
 
 def test_bad_contract_exits_2_with_one_line(tmp_path: Path) -> None:
