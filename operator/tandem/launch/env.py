@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 FRAMEWORK_STRATEGIES: dict[str, tuple[str, ...]] = {
     "pytorch": ("ddp",),
@@ -198,7 +198,7 @@ def torchrun_argv(contract: Contract, command: Sequence[str], python: str) -> li
     ]  # fmt: skip
 
 
-def tf_config(contract: Contract) -> dict:
+def tf_config(contract: Contract) -> dict[str, Any]:
     """TF_CONFIG for MultiWorkerMirroredStrategy: every worker in index order, and this task."""
     return {
         "cluster": {"worker": list(contract.worker_hosts)},
