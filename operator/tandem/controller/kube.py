@@ -6,7 +6,7 @@ is a no-op and never a duplicate; status goes through the status subresource.
 
 from __future__ import annotations
 
-import uuid
+import time
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
@@ -77,7 +77,8 @@ class KubeWriter:
         meta = owner["metadata"]
         now = datetime.now(timezone.utc)
         body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]),
+            # Named as client-go names events: <object>.<unix nanoseconds in hex>, so names sort by time.
+            metadata=client.V1ObjectMeta(name=f"{meta['name']}.{time.time_ns():x}", namespace=meta["namespace"]),
             involved_object=client.V1ObjectReference(
                 api_version=f"{API_GROUP}/{VERSION}", kind=KIND, name=meta["name"],
                 namespace=meta["namespace"], uid=meta.get("uid"),

@@ -41,6 +41,7 @@ def _lease_namespace(options: RunOptions) -> str:
 
 def run(options: RunOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     if options.kubeconfig:
         os.environ["KUBECONFIG"] = options.kubeconfig
     api = load_config(options.kubeconfig)

@@ -96,9 +96,12 @@ class _Decision:
         previous = self.old_status.get("phase")
         conditions = list(self.status.get("conditions") or [])
         if phase != previous or not any(c.get("type") == phase for c in conditions):
-            for other in CONDITION_TYPES:
-                if other != phase and any(c.get("type") == other and c.get("status") == "True" for c in conditions):
-                    conditions = set_condition(conditions, other, "False", reason, message, self.now, self.generation)
+            # Leaving a phase turns its condition False but keeps its reason and message: the
+            # Restarting condition still says which worker failed, after the group recovered.
+            for condition in conditions:
+                if condition.get("type") in CONDITION_TYPES and condition.get("type") != phase and condition.get("status") == "True":
+                    conditions = set_condition(conditions, condition["type"], "False", condition.get("reason", ""),
+                                               condition.get("message", ""), self.now, self.generation)
             self.actions.events.append(Event(event_type, reason, message))
         conditions = set_condition(conditions, phase, "True", reason, message, self.now, self.generation)
         self.status["conditions"] = conditions

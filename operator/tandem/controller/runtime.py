@@ -98,6 +98,7 @@ class Controller:
             applied = await asyncio.to_thread(self.writer.apply, child)
             self.cache.put_child(child["kind"], applied)
         for event in actions.events:
+            log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
         if status is not None and status.get("phase"):
             telemetry.set_phase(key, status["phase"])
