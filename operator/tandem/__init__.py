@@ -2,6 +2,28 @@
 
 The same TrainingJob runs on this machine (the default) or on Kubernetes, and reports how
 fast it trains and how well it scales while it runs.
+
+    from tandem import Client, TrainingJob
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["Client", "TrainingJob", "SpecError", "metrics"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `python -m tandem.launch` in every worker does not import the k8s client.
+    if name == "Client":
+        from .sdk import Client
+
+        return Client
+    if name in ("TrainingJob", "SpecError"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "metrics":
+        import importlib
+
+        return importlib.import_module(".metrics", __name__)
+    raise AttributeError(name)

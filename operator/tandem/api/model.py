@@ -333,6 +333,13 @@ class TrainingJob(BaseModel):
         except ValidationError as exc:
             raise from_validation_error(exc) from None
 
+    @classmethod
+    def from_yaml(cls, path: Any, overrides: Any = ()) -> "TrainingJob":
+        """The single TrainingJob of a YAML file, `--set`-style overrides applied."""
+        from .load import load_job
+
+        return load_job(path, overrides)
+
     def to_dict(self) -> dict[str, Any]:
         """The object as the API server stores it (camelCase, defaults filled in)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")

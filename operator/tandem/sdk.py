@@ -1,0 +1,238 @@
+"""The Python SDK: the same TrainingJobs as the CLI and kubectl, as objects.
+
+    from tandem import Client, TrainingJob
+    client = Client()                                   # current kubeconfig context
+    client.submit(TrainingJob.from_yaml("jobs/mnist-ddp.yaml"))
+    job = client.wait("mnist-ddp")                      # progress on the terminal
+    print(job.status.phase, job.status.metrics)
+
+Errors are typed (NotFound, AlreadyExists, Invalid, ClusterUnreachable, JobFailed), each with
+a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any, Callable, Iterator, Optional, Union
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from .api import SpecError, TrainingJob, load_job
+from .api.crd import PLURAL, VERSION
+from .api.model import API_GROUP
+from .api.status import FINISHED_PHASES, MetricsStatus, TrainingJobStatus
+from .render.context import COMPLETION_INDEX, JOB_NAME_LABEL
+
+JobLike = Union[TrainingJob, dict, str, Path]
+
+
+class TandemError(Exception):
+    """Base of the SDK's errors."""
+
+
+class NotFound(TandemError):
+    pass
+
+
+class AlreadyExists(TandemError):
+    pass
+
+
+class Invalid(TandemError):
+    """The spec was refused, by Tandem's validation or by the cluster's CRD schema."""
+
+
+class ClusterUnreachable(TandemError):
+    pass
+
+
+class JobFailed(TandemError):
+    def __init__(self, job: TrainingJob, message: str):
+        self.job = job
+        super().__init__(message)
+
+
+def status_of(job: TrainingJob) -> TrainingJobStatus:
+    return TrainingJobStatus.model_validate(job.status or {})
+
+
+def _translate(error: ApiException, what: str) -> TandemError:
+    reason = error.reason or ""
+    try:
+        import json
+
+        reason = json.loads(error.body or "{}").get("message", reason)
+    except ValueError:
+        pass
+    if error.status == 404:
+        if "the server could not find the requested resource" in reason:
+            return NotFound(f"the TrainingJob CRD is not installed in this cluster: `kubectl apply -f manifests/crd.yaml` "
+                            f"or `helm install tandem charts/tandem`")
+        return NotFound(f"{what} not found")
+    if error.status == 409:
+        return AlreadyExists(f"{what} already exists: delete it first (`tandem delete`) or choose another name")
+    if error.status == 422:
+        return Invalid(f"{what} was refused by the cluster: {reason}")
+    if error.status in (401, 403):
+        return TandemError(f"not allowed ({error.status}) for {what}: {reason}")
+    return TandemError(f"{what}: {error.status} {reason}")
+
+
+class Client:
+    """TrainingJobs on the cluster of a kubeconfig (or in-cluster service account)."""
+
+    def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
+                 namespace: Optional[str] = None):
+        try:
+            try:
+                k8s_config.load_incluster_config()
+                self.api = k8s.ApiClient()
+                default_namespace = "default"
+            except k8s_config.ConfigException:
+                self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+                _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+                default_namespace = (active or {}).get("context", {}).get("namespace") or "default"
+        except (k8s_config.ConfigException, OSError, TypeError) as error:
+            raise ClusterUnreachable(f"no usable kubeconfig ({error}); set KUBECONFIG or pass kubeconfig=") from None
+        self.namespace = namespace or default_namespace
+        self.custom = k8s.CustomObjectsApi(self.api)
+        self.core = k8s.CoreV1Api(self.api)
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as error:
+            raise _translate(error, what) from None
+        except (HTTPError, OSError) as error:
+            raise ClusterUnreachable(f"cannot reach the cluster at {self.api.configuration.host}: {error}") from None
+
+    def _ns(self, namespace: Optional[str]) -> str:
+        return namespace or self.namespace
+
+    def submit(self, job: JobLike, namespace: Optional[str] = None) -> TrainingJob:
+        """Create the TrainingJob; validated here first, so errors name the field before any API call."""
+        job = _as_job(job)
+        ns = self._ns(namespace if namespace else (job.metadata.namespace if job.metadata.namespace != "default" else None))
+        body = job.to_dict()
+        body["metadata"] = {k: v for k, v in body["metadata"].items() if k in ("name", "labels", "annotations")}
+        body["metadata"]["namespace"] = ns
+        body.pop("status", None)
+        created = self._call(f"TrainingJob {ns}/{job.metadata.name}", self.custom.create_namespaced_custom_object,
+                             API_GROUP, VERSION, ns, PLURAL, body)
+        return TrainingJob.from_dict(created)
+
+    def get(self, name: str, namespace: Optional[str] = None) -> TrainingJob:
+        ns = self._ns(namespace)
+        obj = self._call(f"TrainingJob {ns}/{name}", self.custom.get_namespaced_custom_object,
+                         API_GROUP, VERSION, ns, PLURAL, name)
+        return TrainingJob.from_dict(obj)
+
+    def list(self, namespace: Optional[str] = None, all_namespaces: bool = False) -> list[TrainingJob]:
+        if all_namespaces:
+            result = self._call("TrainingJobs", self.custom.list_cluster_custom_object, API_GROUP, VERSION, PLURAL)
+        else:
+            result = self._call("TrainingJobs", self.custom.list_namespaced_custom_object,
+                                API_GROUP, VERSION, self._ns(namespace), PLURAL)
+        return [TrainingJob.from_dict(item) for item in result.get("items", [])]
+
+    def delete(self, name: str, namespace: Optional[str] = None, wait: bool = False, timeout: float = 60) -> None:
+        """Delete the job; its Service, Job and pods follow through owner references."""
+        ns = self._ns(namespace)
+        self._call(f"TrainingJob {ns}/{name}", self.custom.delete_namespaced_custom_object,
+                   API_GROUP, VERSION, ns, PLURAL, name, propagation_policy="Foreground" if wait else "Background")
+        deadline = time.monotonic() + timeout
+        while wait and time.monotonic() < deadline:
+            try:
+                self.get(name, ns)
+            except NotFound:
+                return
+            time.sleep(0.5)
+        if wait:
+            raise TandemError(f"TrainingJob {ns}/{name} still exists after {timeout} s")
+
+    def wait(self, name: str, namespace: Optional[str] = None, timeout: Optional[float] = None,
+             on_change: Optional[Callable[[TrainingJob], None]] = None, poll: float = 1.0) -> TrainingJob:
+        """Until Succeeded (returned) or Failed (JobFailed raised); `on_change` sees every new status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            job = self.get(name, namespace)
+            status = status_of(job)
+            snapshot = (status.phase, status.restarts, status.workers, status.metrics)
+            if on_change and snapshot != last:
+                on_change(job)
+            last = snapshot
+            if status.phase == "Succeeded":
+                return job
+            if status.phase in ("Failed", "Invalid"):
+                failed = next((c for c in status.conditions if c.type == status.phase and c.status == "True"), None)
+                raise JobFailed(job, f"{job.metadata.namespace}/{name} {status.phase}: {failed.message if failed else ''}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{name} still {status.phase or 'unscheduled'} after {timeout} s")
+            time.sleep(poll)
+
+    def metrics(self, name: str, namespace: Optional[str] = None) -> Optional[MetricsStatus]:
+        return status_of(self.get(name, namespace)).metrics
+
+    def worker_pods(self, name: str, namespace: Optional[str] = None) -> list[k8s.V1Pod]:
+        ns = self._ns(namespace)
+        pods = self._call("pods", self.core.list_namespaced_pod, ns, label_selector=f"{JOB_NAME_LABEL}={name}").items
+        return sorted(pods, key=lambda p: int((p.metadata.labels or {}).get(COMPLETION_INDEX, "0")))
+
+    def logs(self, name: str, namespace: Optional[str] = None, worker: Optional[int] = None,
+             follow: bool = False) -> Iterator[tuple[int, str]]:
+        """(worker index, line) from the workers' containers; with follow, until they end."""
+        ns = self._ns(namespace)
+        pods = [p for p in self.worker_pods(name, ns)
+                if worker is None or (p.metadata.labels or {}).get(COMPLETION_INDEX) == str(worker)]
+        if not pods:
+            raise NotFound(f"no worker pods of {ns}/{name}" + (f" with index {worker}" if worker is not None else ""))
+        lines: Queue = Queue()
+
+        def pump(pod: k8s.V1Pod) -> None:
+            index = int((pod.metadata.labels or {}).get(COMPLETION_INDEX, "0"))
+            try:
+                stream = self.core.read_namespaced_pod_log(pod.metadata.name, ns, container="worker", follow=follow,
+                                                           _preload_content=False)
+                for raw in stream.stream():
+                    for line in raw.decode("utf-8", "replace").splitlines():
+                        lines.put((index, line))
+            except ApiException as error:
+                lines.put((index, f"(logs unavailable: {_translate(error, pod.metadata.name)})"))
+            finally:
+                lines.put((index, None))
+
+        threads = [threading.Thread(target=pump, args=(p,), daemon=True) for p in pods]
+        for thread in threads:
+            thread.start()
+        open_streams = len(threads)
+        while open_streams:
+            try:
+                index, line = lines.get(timeout=0.5)
+            except Empty:
+                continue
+            if line is None:
+                open_streams -= 1
+            else:
+                yield index, line
+
+
+def _as_job(job: JobLike) -> TrainingJob:
+    if isinstance(job, TrainingJob):
+        return job
+    try:
+        if isinstance(job, dict):
+            return TrainingJob.from_dict(job)
+        return load_job(job)
+    except SpecError as error:
+        raise Invalid(str(error)) from None
+
+
+def is_finished(job: TrainingJob) -> bool:
+    return status_of(job).phase in FINISHED_PHASES
