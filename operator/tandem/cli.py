@@ -90,16 +90,19 @@ def crd() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-w", "--workers", type=click.IntRange(min=1), help="Override spec.workers.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field, e.g. --set runPolicy.backoffLimit=1.")
-@click.option("--on", "target", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where to run: this machine.")
+@click.option("--on", "target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              help="Where to run: this machine, or the cluster of the current kubeconfig (needs the operator).")
+@click.option("-n", "--namespace", help="With --on kubernetes: the namespace (default: the kubeconfig context's).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="With --on kubernetes.")
 @click.option("--resume", is_flag=True, help="Continue the job's latest local run from its checkpoints.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True,
               help="Where local runs keep logs, checkpoints and metrics.")
-def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str, resume: bool, runs_dir: str) -> None:
+def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str, namespace: str | None,
+        kubeconfig: str | None, resume: bool, runs_dir: str) -> None:
     """Run a TrainingJob: by default as worker processes on this machine."""
     from pathlib import Path
 
-    from .backends.local import LocalExecutor
+    from .metrics.run import run_local
     from .report import print_run_summary
 
     all_overrides = [*overrides, *([f"spec.workers={workers}"] if workers else [])]
@@ -108,16 +111,21 @@ def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str,
     except SpecError as error:
         report_spec_error(file, error)
         sys.exit(1)
+    if target == "kubernetes":
+        from .cli_cluster import run_on_kubernetes
+
+        sys.exit(run_on_kubernetes(job, kubeconfig, namespace))
     console = Console(stderr=True)
     spec = job.spec
     console.print(
         f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
         f"x {spec.procs_per_worker} processes, on this machine (logs in {runs_dir}/{job.metadata.name})"
     )
-    executor = LocalExecutor(job, run_root=Path(runs_dir), console=console, resume=resume)
-    result = executor.run()
-    print_run_summary(console, job, result)
-    sys.exit(result.exit_code)
+    run = run_local(job, Path(runs_dir), console, resume=resume)
+    print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
+    if run.baseline_recorded:
+        console.print(f"one-worker baseline recorded: {run.baseline_recorded}")
+    sys.exit(run.result.exit_code)
 
 
 @cli.group()
@@ -142,6 +150,15 @@ def operator_run(namespaces: tuple[str, ...], kubeconfig: str | None, metrics_ad
 
     sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, health_port, metrics_port,
                                      leader_election, lease_namespace)))
+
+
+def _register_cluster_commands() -> None:
+    from .cli_cluster import register
+
+    register(cli)
+
+
+_register_cluster_commands()
 
 
 def main() -> None:

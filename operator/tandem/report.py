@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from rich.console import Console
 from rich.table import Table
 
 from .api.model import TrainingJob
+from .api.status import MetricsStatus
 from .backends.local import RunResult
 
 
-def print_run_summary(console: Console, job: TrainingJob, result: RunResult) -> None:
+def _seconds(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value * 1000:.1f} ms"
+
+
+def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str]:
+    """The job-wide figures under the table (rich markup)."""
+    if not metrics.available:
+        reason = getattr(metrics, "reason", None)
+        return [f"[yellow]metrics unavailable{f' ({reason})' if reason else ''}[/]"]
+    if metrics.throughput is None:
+        return ["metrics: no steps were reported"]
+    line = f"throughput: [bold]{metrics.throughput:,.1f} samples/s[/]"
+    if metrics.scaling_efficiency is not None:
+        line += (f"   scaling efficiency: [bold]{metrics.scaling_efficiency:.0%}[/] against "
+                 f"{metrics.baseline_throughput:,.1f} samples/s per worker"
+                 + (f" ({baseline_source})" if baseline_source else ""))
+    else:
+        line += "   scaling efficiency: - (no one-worker baseline yet: run with --workers 1 once)"
+    lines = [line, f"step time: p50 {_seconds(metrics.step_time_p50)}   p95 {_seconds(metrics.step_time_p95)}"]
+    if metrics.straggler is not None:
+        lines.append(f"[yellow]straggler: worker {metrics.straggler} computes well below the median worker "
+                     "(the others wait for it in every allreduce)[/]")
+    return lines
+
+
+def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
+                      metrics: Optional[MetricsStatus] = None, baseline_source: str = "") -> None:
     last = result.attempts[-1] if result.attempts else None
     if result.interrupted:
         verdict = "[yellow]Interrupted[/]"
@@ -20,11 +49,25 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult) -> 
     table = Table(title=f"{job.metadata.name}: {verdict}", title_justify="left")
     table.add_column("worker", justify="right")
     table.add_column("exit code", justify="right")
+    per_worker = {w.index: w for w in metrics.per_worker} if metrics is not None and metrics.available else {}
+    if per_worker:
+        table.add_column("samples/s", justify="right")
+        table.add_column("step p50", justify="right")
+        table.add_column("step p95", justify="right")
     table.add_column("log")
     for exit_ in last.exits if last else []:
         style = "red" if exit_.code != 0 else ""
-        table.add_row(str(exit_.index), str(exit_.code), str(exit_.log), style=style)
+        figures = []
+        if per_worker:
+            w = per_worker.get(exit_.index)
+            figures = ["-", "-", "-"] if w is None else [f"{w.throughput:,.1f}", _seconds(w.step_time_p50), _seconds(w.step_time_p95)]
+            if metrics is not None and metrics.straggler == exit_.index:
+                style = style or "yellow"
+        table.add_row(str(exit_.index), str(exit_.code), *figures, str(exit_.log), style=style)
     console.print(table)
+    if metrics is not None:
+        for line in metrics_lines(metrics, baseline_source):
+            console.print(line)
     seconds = sum(a.seconds for a in result.attempts)
     console.print(f"restarts: {result.restarts}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
     if last and last.failed is not None and not result.interrupted:

@@ -1,0 +1,41 @@
+"""Throughput, scaling efficiency and stragglers of a training job, carried through Ray.
+
+In a training script::
+
+    from tandem import metrics
+    r = metrics.reporter()            # a no-op outside Tandem
+    ...
+    r.step(samples=batch_size)        # once per step
+
+or, with no edit to the loop, one line after building the model:
+
+    metrics.track_ddp(ddp_model, optimizer, samples_per_step=batch_size)   # PyTorch DDP
+    model.fit(..., callbacks=[metrics.keras_callback(batch_size)])         # Keras
+
+Modules: `reporter` (in the training process; no Ray), `shipper` (the per-process Ray client),
+`collector` (the per-job Ray actor), `summary` (the math; no Ray), `client` (reading a job's
+figures, for the operator and the CLI), `local` (the private Ray of `tandem run`), `baseline`
+(recorded one-worker throughput), `pytorch` and `keras` (framework helpers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .reporter import NullReporter, Reporter, reporter
+
+__all__ = ["NullReporter", "Reporter", "reporter", "track_ddp", "keras_callback"]
+
+
+def track_ddp(model: Any, optimizer: Any, samples_per_step: float, reporter_: Any = None) -> Any:
+    """Report every optimizer step of a DDP model, with its compute/wait split; see `pytorch`."""
+    from .pytorch import track_ddp as track
+
+    return track(model, optimizer, samples_per_step, reporter_)
+
+
+def keras_callback(samples_per_step: float, reporter_: Any = None) -> Any:
+    """A Keras callback that reports each training batch; see `keras`."""
+    from .keras import callback
+
+    return callback(samples_per_step, reporter_)

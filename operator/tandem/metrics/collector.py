@@ -1,0 +1,83 @@
+"""The per-job Ray actor that collects every rank's step records, and how to reach it.
+
+One actor per job, named ``tandem:<namespace>/<job>`` in the Ray namespace ``tandem``, detached
+(it outlives whichever process created it first; the local CLI stops the whole Ray it started,
+the operator calls `delete`), and asking for no CPU. It only stores records; the math lives in
+`summary` and runs in the reader, so the actor needs nothing but Python: its class is shipped to
+the Ray cluster by value, and a Ray head without Tandem installed can host it.
+
+This module imports Ray only inside functions.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+RAY_NAMESPACE = "tandem"
+#: Records kept per rank: enough for the 30 s window at ~30 steps/s.
+KEEP_PER_RANK = 2000
+
+
+def actor_name(namespace: str, job: str) -> str:
+    return f"tandem:{namespace}/{job}"
+
+
+class Collector:
+    """Per-rank step records of one job: (t, samples, seconds, busy) tuples, newest last."""
+
+    def __init__(self, keep: int = KEEP_PER_RANK):
+        self.keep = keep
+        self.records: dict[tuple[int, int], collections.deque] = {}
+        self.totals: dict[tuple[int, int], int] = {}
+        self.seen: dict[tuple[int, int], float] = {}
+
+    def report(self, worker: int, rank: int, records: list) -> int:
+        key = (int(worker), int(rank))
+        queue = self.records.setdefault(key, collections.deque(maxlen=self.keep))
+        queue.extend(tuple(r) for r in records)
+        self.totals[key] = self.totals.get(key, 0) + len(records)
+        self.seen[key] = time.time()
+        return self.totals[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything kept, as plain lists (keys "worker/rank"), and seconds since each rank's last report."""
+        now = time.time()
+        return {
+            "records": {f"{w}/{r}": list(q) for (w, r), q in self.records.items()},
+            "totals": {f"{w}/{r}": n for (w, r), n in self.totals.items()},
+            "age": {f"{w}/{r}": now - t for (w, r), t in self.seen.items()},
+        }
+
+    def reset(self) -> None:
+        self.records.clear()
+        self.totals.clear()
+        self.seen.clear()
+
+    def ping(self) -> bool:
+        return True
+
+
+def _remote_class():
+    from ray import cloudpickle
+    import ray
+
+    # Ship Collector by value: the Ray worker that hosts it need not have Tandem installed.
+    cloudpickle.register_pickle_by_value(__import__(__name__, fromlist=["Collector"]))
+    return ray.remote(num_cpus=0, max_restarts=0)(Collector)
+
+
+def get_or_create(namespace: str, job: str):
+    """The job's actor handle (creating it if needed). The caller must be connected to Ray."""
+    cls = _remote_class()
+    return cls.options(
+        name=actor_name(namespace, job), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
+    ).remote()
+
+
+def lookup(namespace: str, job: str):
+    """The job's actor handle; raises ValueError when there is none."""
+    import ray
+
+    return ray.get_actor(actor_name(namespace, job), namespace=RAY_NAMESPACE)

@@ -1,0 +1,313 @@
+"""Metrics for `tandem run` on this machine: a private Ray, started off the critical path.
+
+`LocalMetrics` (in the CLI) picks the Ray ports and a session token up front, so the workers
+can be given TANDEM_METRICS_ADDRESS before Ray exists, and starts a helper process,
+``python -m tandem.metrics.local``, while the workers start. The helper
+
+- starts a Ray head (`ray start --head --block`: no dashboard, no CPUs, a small object store,
+  loopback only, token authentication with a token of its own, a temp dir of its own), every
+  process of which carries TANDEM_RAY_SESSION=<run id> in its environment;
+- creates the job's collector actor, then every `INTERVAL` seconds reads the figures, appends
+  them to the run's metrics history (``<run dir>/metrics.jsonl``) and prints them as a JSON
+  line, which the CLI shows in the live status line;
+- when the CLI closes its stdin, reads the final figures, prints them, and stops *this* Ray:
+  every process carrying its session id, nothing else, and removes the temp dir.
+
+The training workers' shippers keep their records until the head is up, so training never
+waits for Ray. The CLI does not import Ray at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..api.status import MetricsStatus
+
+SESSION_ENV = "TANDEM_RAY_SESSION"
+INTERVAL = 1.0
+RAY_START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+OBJECT_STORE_BYTES = 100_000_000
+
+
+# -- processes of one Ray session ------------------------------------------------------------
+def session_processes(session: str) -> list[int]:
+    needle = f"{SESSION_ENV}={session}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                if stat[stat.rindex(")") + 2] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
+    """SIGTERM every process of the Ray session, SIGKILL what is left after `grace` s, and keep
+    looking until none has been seen for a moment (Ray's raylet starts its agents late)."""
+    started = time.monotonic()
+    quiet_since: Optional[float] = None
+    while time.monotonic() - started < timeout:
+        pids = session_processes(session)
+        if not pids:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 0.5:
+                return []
+            time.sleep(0.05)
+            continue
+        quiet_since = None
+        sig = signal.SIGTERM if time.monotonic() - started < grace else signal.SIGKILL
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.05)
+    return session_processes(session)
+
+
+def _ray_executable() -> list[str]:
+    beside = Path(sys.executable).with_name("ray")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("ray")
+    return [found] if found else [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# -- the CLI's side ---------------------------------------------------------------------------
+class LocalMetrics:
+    """The CLI's handle on the helper: address and env for the workers, live figures, final figures."""
+
+    def __init__(self, namespace: str, job: str, workers: int, baseline: Optional[float],
+                 straggler_threshold: float, session: Optional[str] = None):
+        self.namespace, self.job, self.workers = namespace, job, workers
+        self.baseline, self.threshold = baseline, straggler_threshold
+        self.session = session or f"{job}-{secrets.token_hex(4)}"
+        self.port, self.client_port, self.agent_port = _free_ports(3)
+        self.address = f"127.0.0.1:{self.port}"
+        self.token = secrets.token_hex(32)
+        self.worker_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.latest: Optional[MetricsStatus] = None
+        self.final: Optional[MetricsStatus] = None
+        self.state = "starting Ray"
+        self.history: Optional[Path] = None
+        self._process: Optional[subprocess.Popen] = None
+        self._reader: Optional[threading.Thread] = None
+
+    def start(self, run_dir: Path) -> None:
+        """Start the helper (returns at once; Ray comes up in the background)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.history = run_dir / "metrics.jsonl"
+        (run_dir / "metrics").mkdir(exist_ok=True)
+        argv = [sys.executable, "-m", "tandem.metrics.local",
+                "--session", self.session, "--port", str(self.port), "--client-port", str(self.client_port),
+                "--agent-port", str(self.agent_port), "--namespace", self.namespace, "--job", self.job,
+                "--workers", str(self.workers), "--threshold", str(self.threshold), "--history", str(self.history)]
+        if self.baseline:
+            argv += ["--baseline", str(self.baseline)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_RUN_", "TANDEM_JOB"))}
+        env.update(self.worker_env)
+        env[SESSION_ENV] = self.session
+        log = open(run_dir / "metrics" / "ray-session.log", "ab")
+        try:
+            self._process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=log, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind in ("summary", "final"):
+                status = MetricsStatus.model_validate(event["status"])
+                self.latest = status
+                if kind == "final":
+                    self.final = status
+            elif kind == "state":
+                self.state = event.get("message", "")
+
+    def status_line(self) -> str:
+        """A few words for the live progress line; cheap (reads what the reader thread stored)."""
+        status = self.latest
+        if status is None:
+            return f"metrics: {self.state}" if self.state else ""
+        if not status.available:
+            return "metrics unavailable"
+        if status.throughput is None:
+            return "metrics: waiting for the first steps"
+        text = f"{status.throughput:,.0f} samples/s"
+        if status.scaling_efficiency is not None:
+            text += f"  efficiency {status.scaling_efficiency:.0%}"
+        if status.straggler is not None:
+            text += f"  straggler: worker {status.straggler}"
+        return text
+
+    def stop(self) -> MetricsStatus:
+        """Final figures, then this Ray session stopped; never raises, returns within ~STOP_TIMEOUT."""
+        process = self._process
+        if process is not None:
+            try:
+                if process.stdin is not None:
+                    process.stdin.close()
+            except OSError:
+                pass
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if self._reader is not None:
+                self._reader.join(2.0)
+        stop_session(self.session, grace=1.0)
+        if self.final is None:
+            self.final = MetricsStatus(available=False, reason="the metrics process ended early")
+        return self.final
+
+
+# -- the helper process -----------------------------------------------------------------------
+def _emit(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _dump(status: MetricsStatus) -> dict:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
+    argv = [*_ray_executable(), "start", "--head", "--block", "--port", str(args.port),
+            "--node-ip-address", "127.0.0.1", "--num-cpus", "0", "--num-gpus", "0",
+            "--include-dashboard", "false", "--disable-usage-stats",
+            "--object-store-memory", str(OBJECT_STORE_BYTES),
+            "--ray-client-server-port", str(args.client_port),
+            "--dashboard-agent-listen-port", str(args.agent_port),
+            "--temp-dir", temp_dir]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
+                            preexec_fn=_die_with_parent)
+
+
+def helper_main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tandem.metrics.local")
+    p.add_argument("--session", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--client-port", type=int, required=True)
+    p.add_argument("--agent-port", type=int, required=True)
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--job", required=True)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--baseline", type=float, default=None)
+    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--history", type=Path, required=True)
+    p.add_argument("--interval", type=float, default=INTERVAL)
+    args = p.parse_args(argv)
+    if os.environ.get(SESSION_ENV) != args.session:
+        os.environ[SESSION_ENV] = args.session  # the Ray processes inherit it: that is how they are found
+
+    from . import client
+    from .shipper import reachable
+
+    done = threading.Event()
+
+    def wait_stdin() -> None:
+        sys.stdin.buffer.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    temp_dir = tempfile.mkdtemp(prefix="tandem-ray-", dir="/tmp")
+    address = f"127.0.0.1:{args.port}"
+    ray_up = False
+    try:
+        start_ray(args, temp_dir)
+        deadline = time.monotonic() + RAY_START_TIMEOUT
+        while not reachable(address, 0.5) and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.1)
+        if reachable(address, 0.5):
+            why = client._connected_to(address, 30.0)
+            if why is None:
+                from .collector import get_or_create
+
+                get_or_create(args.namespace, args.job)
+                ray_up = True
+                _emit({"event": "state", "message": "waiting for the first steps"})
+            else:
+                _emit({"event": "state", "message": f"Ray did not start ({why})"})
+        else:
+            _emit({"event": "state", "message": "Ray did not start"})
+
+        def read() -> MetricsStatus:
+            if not ray_up:
+                return MetricsStatus(available=False, reason="Ray did not start", updated_at=client.now_rfc3339())
+            return client.read_summary(address, args.namespace, args.job, args.workers, args.baseline,
+                                       args.threshold, timeout=3.0)
+
+        with args.history.open("a", encoding="utf-8") as history:
+            while not done.wait(args.interval):
+                status = read()
+                history.write(json.dumps(_dump(status)) + "\n")
+                history.flush()
+                _emit({"event": "summary", "status": _dump(status)})
+            status = read()
+            history.write(json.dumps({**_dump(status), "final": True}) + "\n")
+        _emit({"event": "final", "status": _dump(status)})
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        _emit({"event": "final", "status": _dump(MetricsStatus(available=False, reason="the metrics process failed"))})
+    finally:
+        stop_session(args.session, grace=2.0)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    os._exit(0)  # not ray.shutdown(): the cluster is gone, and its atexit hooks would wait for it
+
+
+if __name__ == "__main__":
+    sys.exit(helper_main())

@@ -1,0 +1,188 @@
+"""The in-training reporter: `step()` costs a clock read and a deque append, nothing more.
+
+A daemon thread ships the buffered records every `SHIP_EVERY` seconds, as JSON lines, to a
+small *shipper* process (`python -m tandem.metrics.shipper`) that it starts; the shipper is the
+only process that talks to Ray. Ray therefore never runs inside the training process: a Ray
+that is slow to start, hangs, or dies mid-run (its client may exit the process it lives in)
+cannot block or kill training. The shipper dies with the training process (PDEATHSIG) and, at
+exit, gets a bounded moment to ship the last records. If the pipe breaks (the shipper gave
+up, after saying why once on stderr), the reporter drops records from then on.
+
+The environment decides everything (the TANDEM_* contract): without TANDEM_METRICS=1, a
+TANDEM_JOB and a TANDEM_METRICS_ADDRESS, `reporter()` returns a reporter whose `step()` does
+nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Mapping, Optional
+
+SHIP_EVERY = 0.5
+#: Records held while nothing can take them (shipper not yet started or blocked).
+MAX_BUFFER = 100_000
+EXIT_FLUSH_SECONDS = 3.0
+#: Encoded records waiting for the pipe; beyond this the oldest are dropped.
+MAX_PENDING_BYTES = 8 << 20
+
+
+class NullReporter:
+    """What `reporter()` returns outside Tandem: every call does nothing."""
+
+    enabled = False
+
+    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Reporter:
+    """Buffers one record per step and hands them to the shipper from a daemon thread."""
+
+    enabled = True
+
+    def __init__(self, env: Mapping[str, str], python: str = sys.executable):
+        self.env = dict(env)
+        self.worker = int(env.get("TANDEM_WORKER_INDEX") or 0)
+        self.rank = int(env.get("LOCAL_RANK") or 0)
+        self._python = python
+        self._buffer: collections.deque = collections.deque(maxlen=MAX_BUFFER)
+        self._previous: Optional[float] = None
+        self._shipper: Optional[subprocess.Popen] = None
+        self._out = bytearray()
+        self._broken = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tandem-metrics", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- the training thread's side -----------------------------------------------------------
+    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
+        """One step done, with `samples` samples; `wait`: seconds of it spent waiting for peers."""
+        now = time.perf_counter()
+        previous, self._previous = self._previous, now
+        if previous is None or self._broken:
+            return
+        seconds = now - previous
+        busy = None if wait is None else max(0.0, seconds - wait)
+        self._buffer.append((time.time(), samples, seconds, busy))
+
+    def mark(self) -> None:
+        """Start timing from now (e.g. after a pause that is not training), without a record."""
+        self._previous = time.perf_counter()
+
+    # -- the daemon thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._shipper = subprocess.Popen(
+                [self._python, "-m", "tandem.metrics.shipper"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                preexec_fn=_die_with_parent,
+                close_fds=True,
+            )
+        except OSError as error:
+            print(f"tandem.metrics: cannot start the metrics shipper ({error}); training goes on without metrics",
+                  file=sys.stderr, flush=True)
+            self._broken = True
+            return
+        assert self._shipper.stdin is not None
+        os.set_blocking(self._shipper.stdin.fileno(), False)
+        # This thread never returns while the process lives, so PDEATHSIG (sent when the
+        # *thread* that started the child ends) fires only when the training process exits.
+        while True:
+            self._wake.wait(SHIP_EVERY)
+            self._ship()
+
+    def _ship(self, deadline: Optional[float] = None) -> None:
+        """Encode buffered records and write what the pipe takes now (it is non-blocking); with a
+        deadline, keep writing until everything is out or the deadline passes."""
+        shipper = self._shipper
+        if shipper is None or shipper.stdin is None or self._broken:
+            return
+        if not self._lock.acquire(timeout=1.0):
+            return
+        try:
+            while self._buffer:
+                records = [self._buffer.popleft() for _ in range(min(5000, len(self._buffer)))]
+                self._out += json.dumps(records, separators=(",", ":")).encode() + b"\n"
+            if len(self._out) > MAX_PENDING_BYTES:
+                del self._out[: len(self._out) - MAX_PENDING_BYTES]
+                cut = self._out.find(b"\n")
+                del self._out[: cut + 1]
+            fd = shipper.stdin.fileno()
+            while self._out:
+                try:
+                    written = os.write(fd, self._out)
+                    del self._out[:written]
+                except BlockingIOError:
+                    if deadline is None or time.monotonic() > deadline:
+                        return
+                    select.select([], [fd], [], max(0.0, deadline - time.monotonic()))
+        except (BrokenPipeError, OSError, ValueError):
+            self._broken = True  # the shipper has gone (and said why); drop from now on
+            self._buffer.clear()
+            self._out.clear()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Ship what is left and give the shipper a bounded moment to deliver it."""
+        if self._closed:
+            return
+        self._closed = True
+        shipper = self._shipper
+        if shipper is None:
+            return
+        deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+        self._ship(deadline)
+        try:
+            if shipper.stdin is not None:
+                shipper.stdin.close()
+        except OSError:
+            pass
+        try:
+            shipper.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            shipper.kill()
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def metrics_enabled(env: Mapping[str, str]) -> bool:
+    return env.get("TANDEM_METRICS") == "1" and bool(env.get("TANDEM_JOB")) and bool(env.get("TANDEM_METRICS_ADDRESS"))
+
+
+_reporter: Optional[object] = None
+_reporter_lock = threading.Lock()
+
+
+def reporter(env: Optional[Mapping[str, str]] = None):
+    """This process's reporter (one per process): a `Reporter` under Tandem, else a `NullReporter`."""
+    global _reporter
+    if env is not None:
+        return Reporter(env) if metrics_enabled(env) else NullReporter()
+    with _reporter_lock:
+        if _reporter is None:
+            _reporter = Reporter(os.environ) if metrics_enabled(os.environ) else NullReporter()
+        return _reporter

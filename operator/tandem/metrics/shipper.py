@@ -1,0 +1,165 @@
+"""``python -m tandem.metrics.shipper``: the one process per rank that talks to Ray.
+
+Started by the rank's `Reporter`, it reads JSON lines of step records on stdin, waits for the
+Ray at TANDEM_METRICS_ADDRESS to come up (a local run starts Ray while the workers start, so the
+first records are usually buffered here), connects, and every `SHIP_EVERY` seconds hands what it
+has to the job's collector actor. On stdin's end (the training process exits) it ships the rest
+within a bounded time and exits. When Ray cannot be reached, or is lost, it says so once on
+stderr and exits; the reporter then drops records, and training goes on.
+
+Ray's own (C++) log lines go to a file in the run directory or nowhere, never into the
+training output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Optional
+from urllib.parse import urlparse
+
+SHIP_EVERY = 1.0
+#: How long to wait for the metrics Ray to accept connections before giving up.
+CONNECT_TIMEOUT = float(os.environ.get("TANDEM_METRICS_CONNECT_TIMEOUT", "120"))
+CALL_TIMEOUT = 10.0
+FINAL_TIMEOUT = 2.5
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """`host:port` or `ray://host:port` -> (host, port)."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if not parsed.hostname or not parsed.port:
+        raise ValueError(f"{address!r} is not host:port or ray://host:port")
+    return parsed.hostname, parsed.port
+
+
+def reachable(address: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at the address (cheap, bounded)."""
+    try:
+        host, port = host_port(address)
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class Inbox:
+    """Records read from stdin by a thread; `closed` once stdin ends."""
+
+    def __init__(self, stream) -> None:
+        self.records: list = []
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        import json
+
+        try:
+            for line in stream:
+                try:
+                    batch = json.loads(line)
+                except ValueError:
+                    continue
+                with self.lock:
+                    self.records.extend(batch)
+        finally:
+            self.closed.set()
+
+    def take(self) -> list:
+        with self.lock:
+            records, self.records = self.records, []
+        return records
+
+
+def _quiet_stderr() -> "object":
+    """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
+    message = os.fdopen(os.dup(2), "w", buffering=1)
+    run_dir = os.environ.get("TANDEM_RUN_DIR")
+    target = os.devnull
+    if run_dir and os.path.isdir(run_dir):
+        os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
+        worker = os.environ.get("TANDEM_WORKER_INDEX", "0")
+        rank = os.environ.get("LOCAL_RANK", "0")
+        target = os.path.join(run_dir, "metrics", f"shipper-{worker}-{rank}.log")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return message
+
+
+def _connect(address: str, timeout: float) -> Optional[str]:
+    """ray.init in a thread, bounded; None when connected, else why not."""
+    outcome: list[Optional[str]] = []
+
+    def connect() -> None:
+        try:
+            import ray
+
+            from .collector import RAY_NAMESPACE
+
+            ray.init(address=address, namespace=RAY_NAMESPACE, logging_level=logging.ERROR,
+                     log_to_driver=False, configure_logging=False)
+            outcome.append(None)
+        except Exception as error:  # noqa: BLE001 - any failure means "no metrics"
+            outcome.append(f"{type(error).__name__}: {error}".strip()[:300])
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no connection within {timeout:.0f} s"
+
+
+def main() -> int:
+    env = os.environ
+    address = env.get("TANDEM_METRICS_ADDRESS", "")
+    namespace, job = env.get("TANDEM_NAMESPACE", "default"), env.get("TANDEM_JOB", "")
+    worker, rank = int(env.get("TANDEM_WORKER_INDEX") or 0), int(env.get("LOCAL_RANK") or 0)
+    who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
+    message = _quiet_stderr()
+    inbox = Inbox(sys.stdin.buffer)
+
+    def give_up(why: str) -> int:
+        print(f"tandem.metrics ({who}): Ray at {address} {why}; training goes on without metrics",
+              file=message, flush=True)
+        os._exit(0)  # Ray's atexit handlers may wait on a dead cluster: leave at once
+
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while not reachable(address):
+        if inbox.closed.is_set():
+            os._exit(0)  # training ended before Ray came up: nothing to do
+        if time.monotonic() > deadline:
+            return give_up(f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s)")
+        time.sleep(0.25)
+    why = _connect(address, max(5.0, deadline - time.monotonic()))
+    if why is not None:
+        return give_up(f"refused the connection ({why})")
+    try:
+        import ray
+
+        from .collector import get_or_create
+
+        actor = get_or_create(namespace, job)
+    except Exception as error:  # noqa: BLE001
+        return give_up(f"has no metrics collector ({type(error).__name__}: {error})")
+
+    pending: list = []
+    while True:
+        closed = inbox.closed.wait(SHIP_EVERY)
+        pending.extend(inbox.take())
+        if pending:
+            try:
+                ray.get(actor.report.remote(worker, rank, pending), timeout=FINAL_TIMEOUT if closed else CALL_TIMEOUT)
+                pending = []
+            except Exception as error:  # noqa: BLE001 - lost Ray: say so once, stop
+                return give_up(f"was lost ({type(error).__name__})")
+        if closed:
+            os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The metrics math, pure: step records in, a `MetricsStatus` out. No Ray, no I/O, no clocks.
+
+Records
+    Every training process (a *rank*; under torchrun a worker runs several) reports one record
+    per step: ``(t, samples, seconds, busy)``. ``t`` is when the step ended, on that process's
+    own clock; ``seconds`` the time since its previous step; ``busy`` the part of it the process
+    spent computing rather than waiting for its peers (None when not measured).
+
+Window
+    Each rank's figures come from its own last ``window_s`` seconds (by its own clock, so no
+    clock has to agree with another machine's), at most ``max_steps`` steps.
+
+Throughput
+    rank samples/s = samples / seconds over its window; a worker's is the sum over its ranks
+    (they train side by side); the job's is the sum over workers. Scaling efficiency =
+    throughput / (workers x one-worker throughput).
+
+Stragglers under synchronous training
+    With DDP (and TF MultiWorkerMirrored) every step ends in an allreduce that no rank can leave
+    before the slowest one arrives, so every worker shows the *same* samples/s and step time: a
+    slow worker slows everyone, and comparing throughputs names nobody. What differs is where
+    the time goes. The slow worker computes for the whole step and barely waits in the
+    collective; the others finish early and wait. So each step also carries ``busy`` = step time
+    minus the time spent waiting in the collective (the PyTorch helper measures it with a DDP
+    communication hook: from the moment the last gradient bucket is ready to the moment its
+    allreduce completes), and a worker's *capacity* = samples / busy seconds, the rate it would
+    train at if nobody held it back. A worker with several ranks is as fast as its slowest rank
+    (capacity = ranks x the lowest rank capacity). The straggler is the worker with the lowest
+    capacity, if that is below ``straggler_threshold`` x the median capacity of all workers.
+    Where ``busy`` is unknown (a plain ``step()`` call, Keras), capacity falls back to throughput,
+    which finds stragglers only where training is not lock-step (e.g. asynchronous input stalls).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+from ..api.status import MetricsStatus, WorkerMetrics
+
+WINDOW_SECONDS = 30.0
+MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training step of one rank."""
+
+    t: float
+    samples: float
+    seconds: Optional[float]
+    busy: Optional[float] = None
+
+    @classmethod
+    def of(cls, record: Sequence[object]) -> "Step":
+        t, samples, seconds, busy = (list(record) + [None, None, None, None])[:4]
+        return cls(float(t), float(samples or 0), None if seconds is None else float(seconds),
+                   None if busy is None else float(busy))
+
+
+RankKey = tuple[int, int]  # (worker index, local rank)
+
+
+def window(steps: Sequence[Step], seconds: float = WINDOW_SECONDS, max_steps: int = MAX_STEPS) -> list[Step]:
+    """The steps of one rank that ended within `seconds` of its latest one, at most `max_steps`."""
+    if not steps:
+        return []
+    latest = max(s.t for s in steps)
+    recent = [s for s in steps if s.t >= latest - seconds]
+    recent.sort(key=lambda s: s.t)
+    return recent[-max_steps:] if max_steps > 0 else recent
+
+
+def percentile(values: Iterable[float], q: float) -> Optional[float]:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} is not within 0..100")
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+def median(values: Iterable[float]) -> Optional[float]:
+    return percentile(values, 50.0)
+
+
+@dataclass(frozen=True)
+class RankFigures:
+    steps: int
+    samples: float
+    seconds: float
+    busy: Optional[float]
+    step_times: tuple[float, ...]
+
+    @property
+    def throughput(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def capacity(self) -> float:
+        """Samples per second of compute: what this rank could do if it never waited for peers."""
+        busy = self.busy if self.busy is not None and self.busy > 0 else self.seconds
+        return self.samples / busy if busy > 0 else 0.0
+
+
+def rank_figures(steps: Sequence[Step]) -> RankFigures:
+    """Figures of one rank's windowed steps; steps without a duration (the first) are left out."""
+    timed = [s for s in steps if s.seconds is not None and s.seconds > 0]
+    busy: Optional[float] = None
+    if timed and all(s.busy is not None for s in timed):
+        busy = sum(min(max(s.busy or 0.0, 0.0), s.seconds or 0.0) for s in timed)
+    return RankFigures(
+        steps=len(timed),
+        samples=sum(s.samples for s in timed),
+        seconds=sum(s.seconds or 0.0 for s in timed),
+        busy=busy,
+        step_times=tuple(s.seconds or 0.0 for s in timed),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    index: int
+    throughput: float
+    capacity: float
+    steps: int
+    step_times: tuple[float, ...]
+
+
+def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
+    active = [r for r in ranks if r.steps]
+    capacity = len(active) * min((r.capacity for r in active), default=0.0)
+    return WorkerFigures(
+        index=index,
+        throughput=sum(r.throughput for r in active),
+        capacity=capacity,
+        steps=max((r.steps for r in active), default=0),
+        step_times=tuple(t for r in active for t in r.step_times),
+    )
+
+
+def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int]:
+    """The worker with the lowest capacity if it is below threshold x the median; None with < 2 workers."""
+    if len(capacities) < 2:
+        return None
+    middle = median(capacities.values())
+    assert middle is not None
+    slowest = min(sorted(capacities), key=lambda i: capacities[i])
+    return slowest if capacities[slowest] < threshold * middle else None
+
+
+def efficiency(throughput: Optional[float], workers: int, baseline: Optional[float]) -> Optional[float]:
+    if throughput is None or not baseline or baseline <= 0 or workers < 1:
+        return None
+    return throughput / (workers * baseline)
+
+
+def summarize(
+    records: Mapping[RankKey, Sequence[Step]],
+    workers: int,
+    baseline: Optional[float] = None,
+    straggler_threshold: float = 0.8,
+    window_s: float = WINDOW_SECONDS,
+    max_steps: int = MAX_STEPS,
+    updated_at: Optional[str] = None,
+    steps_total: Optional[Mapping[RankKey, int]] = None,
+) -> MetricsStatus:
+    """The job's figures from every rank's records; `steps_total`: steps each rank reported so far."""
+    by_worker: dict[int, list[RankFigures]] = {}
+    totals: dict[int, int] = {}
+    for (worker, rank), steps in sorted(records.items()):
+        figures = rank_figures(window(steps, window_s, max_steps))
+        by_worker.setdefault(worker, []).append(figures)
+        total = (steps_total or {}).get((worker, rank), len(steps))
+        totals[worker] = max(totals.get(worker, 0), total)
+    figures = [worker_figures(i, ranks) for i, ranks in sorted(by_worker.items())]
+    figures = [f for f in figures if f.steps]
+    if not figures:
+        return MetricsStatus(available=True, baseline_throughput=baseline, updated_at=updated_at)
+    total = sum(f.throughput for f in figures)
+    all_times = [t for f in figures for t in f.step_times]
+    per_worker = [
+        WorkerMetrics(
+            index=f.index,
+            throughput=f.throughput,
+            step_time_p50=percentile(f.step_times, 50),
+            step_time_p95=percentile(f.step_times, 95),
+            steps=totals.get(f.index, f.steps),
+            capacity=f.capacity,
+        )
+        for f in figures
+    ]
+    return MetricsStatus(
+        available=True,
+        throughput=total,
+        per_worker=per_worker,
+        scaling_efficiency=efficiency(total, workers, baseline),
+        baseline_throughput=baseline,
+        step_time_p50=percentile(all_times, 50),
+        step_time_p95=percentile(all_times, 95),
+        straggler=straggler({f.index: f.capacity for f in figures}, straggler_threshold),
+        updated_at=updated_at,
+    )
+
+
+def unavailable(reason: str = "", updated_at: Optional[str] = None) -> MetricsStatus:
+    return MetricsStatus(available=False, updated_at=updated_at, reason=reason or None)
