@@ -113,3 +113,15 @@ def test_killed_worker_is_reported_and_nothing_is_left(tmp_path, job_name):
         assert wait_until_gone(job_name, 5) == []
     finally:
         run.kill()
+
+
+def test_two_worker_tensorflow_multi_worker_mirrored(tmp_path, job_name):
+    args = ["python", "jobs/train_keras.py", "--epochs", "1", "--steps-per-epoch", "20",
+            "--output-dir", str(tmp_path / "out")]
+    result = tandem_run(tmp_path, REPO / "jobs/keras-mwms.yaml", "--set", f"metadata.name={job_name}",
+                        "--set", "spec.command=" + json.dumps(args), "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
+    assert outputs[0]["checksum"] == outputs[1]["checksum"]
+    assert "Succeeded" in result.stderr
+    assert not processes_of_job(job_name)
