@@ -30,8 +30,17 @@ work="$(mktemp -d "$CACHE/.helm-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 echo "install-helm: building helm $HELM_VERSION with $("$GO" version) (first time only) ..." >&2
-# The version strings helm's Makefile sets; without them `helm version` says v3.x-dev-ish.
+# The ldflags helm's Makefile sets. Without the k8s ones, `helm template`/`lint` assume
+# Kubernetes v1.20 and refuse charts with a newer kubeVersion; like the Makefile, derive them
+# from the client-go that this helm version is built with (v0.34 -> Kubernetes 1.34).
+moddir="$("$GO" mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+clientgo="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v\([0-9]*\)\.\([0-9]*\)\..*/\1 \2/p' "$moddir/go.mod")"
+read -r k8s_major_minus_one k8s_minor <<<"$clientgo"
+k8s_major=$((k8s_major_minus_one + 1))
 ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.metadata="
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ldflags+=" -X $pkg.k8sVersionMajor=$k8s_major -X $pkg.k8sVersionMinor=$k8s_minor"
+done
 GOBIN="$work" GOFLAGS="${GOFLAGS:-} -buildvcs=false" CGO_ENABLED=0 \
   "$GO" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 "$work/helm" version --short >&2
