@@ -95,10 +95,11 @@ def crd() -> None:
 @click.option("-n", "--namespace", help="With --on kubernetes: the namespace (default: the kubeconfig context's).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="With --on kubernetes.")
 @click.option("--resume", is_flag=True, help="Continue the job's latest local run from its checkpoints.")
+@click.option("--debug", is_flag=True, help="Worker 0 gets this terminal, so breakpoint()/pdb works; the others wait.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True,
               help="Where local runs keep logs, checkpoints and metrics.")
 def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str, namespace: str | None,
-        kubeconfig: str | None, resume: bool, runs_dir: str) -> None:
+        kubeconfig: str | None, resume: bool, debug: bool, runs_dir: str) -> None:
     """Run a TrainingJob: by default as worker processes on this machine."""
     from pathlib import Path
 
@@ -121,11 +122,37 @@ def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str,
         f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
         f"x {spec.procs_per_worker} processes, on this machine (logs in {runs_dir}/{job.metadata.name})"
     )
-    run = run_local(job, Path(runs_dir), console, resume=resume)
+    run = run_local(job, Path(runs_dir), console, resume=resume, debug=debug)
     print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
     if run.baseline_recorded:
         console.print(f"one-worker baseline recorded: {run.baseline_recorded}")
     sys.exit(run.result.exit_code)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-w", "--workers", "workers", default="1,2,4", show_default=True, metavar="N,N,...",
+              help="Worker counts to run, e.g. 1,2,4; the 1-worker run records the baseline.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field for every run, e.g. a shorter command.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True,
+              help="Where the runs keep logs and metrics.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG to write (default: <runs-dir>/<job>/bench-<time>.png); figures go next to it as .json.")
+def bench(file: str, workers: str, overrides: tuple[str, ...], runs_dir: str, output: str | None) -> None:
+    """Run a TrainingJob locally at several worker counts: throughput and scaling efficiency, table and plot."""
+    from pathlib import Path
+
+    from .bench import bench as run_bench
+
+    try:
+        code = run_bench(file, workers, overrides, Path(runs_dir), Path(output) if output else None, Console(stderr=True))
+    except SpecError as error:
+        report_spec_error(file, error)
+        sys.exit(1)
+    except ValueError as error:
+        fail(str(error), 2)
+    sys.exit(code)
 
 
 @cli.group()

@@ -203,3 +203,21 @@ def test_tf_config_lists_every_worker_and_this_index(workers: int, data: st.Data
     assert config["cluster"]["worker"] == hosts
     assert len(config["cluster"]["worker"]) == workers
     assert config["task"] == {"type": "worker", "index": index}
+
+
+def test_debug_runs_in_place_with_torchrun_equivalent_env() -> None:
+    launch = build_launch(contract_env(TANDEM_DEBUG="1"), ["python", "train.py"], PY)
+    assert launch.in_place and list(launch.argv) == [PY, "train.py"]
+    assert {k: launch.env[k] for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK")} == {
+        "MASTER_ADDR": "job-0.job.ns.svc", "MASTER_PORT": "2222", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "0",
+    }
+
+
+def test_debug_needs_one_process_per_worker() -> None:
+    with pytest.raises(ContractError, match="procsPerWorker=1"):
+        build_launch(contract_env(TANDEM_DEBUG="1", TANDEM_PROCS_PER_WORKER="2"), ["python", "train.py"], PY)
+
+
+def test_debug_tensorflow_keeps_tf_config() -> None:
+    launch = build_launch(contract_env("tensorflow", "multi-worker-mirrored", TANDEM_DEBUG="1"), ["python", "t.py"], PY)
+    assert launch.in_place and json.loads(launch.env["TF_CONFIG"])["task"]["index"] == 1

@@ -112,21 +112,26 @@ def new_run_dir(root: Path, job: str, resume: bool) -> Path:
 class _Worker:
     """One running worker process and the thread that copies its output."""
 
-    def __init__(self, plan: WorkerPlan, log: Path, lines: "queue.Queue[tuple[int, str]]"):
+    def __init__(self, plan: WorkerPlan, log: Path, lines: "queue.Queue[tuple[int, str]]", attached: bool = False):
+        """`attached`: the worker shares this terminal and process group (for pdb), unlogged."""
         self.plan, self.log = plan, log
         self.tail: list[str] = []
         self.last_line = ""
+        pipe = None if attached else subprocess.PIPE
         self.process = subprocess.Popen(
             plan.argv,
             env={**os.environ, **plan.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            stdout=pipe,
+            stderr=None if attached else subprocess.STDOUT,
+            stdin=None if attached else subprocess.DEVNULL,
+            start_new_session=not attached,
             preexec_fn=proctree.die_with_parent,
         )
         self._thread = threading.Thread(target=self._pump, args=(lines,), daemon=True)
-        self._thread.start()
+        if not attached:
+            self._thread.start()
+        else:
+            log.write_text("(worker ran attached to the terminal with --debug; its output was not captured)\n")
 
     def _pump(self, lines: "queue.Queue[tuple[int, str]]") -> None:
         assert self.process.stdout is not None
@@ -141,7 +146,8 @@ class _Worker:
                 lines.put((self.plan.index, line))
 
     def finish_output(self, timeout: float = 2.0) -> None:
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
 
 class LocalExecutor:
@@ -156,13 +162,15 @@ class LocalExecutor:
         metrics_address: str = "",
         status_hook: Optional[Callable[[], str]] = None,
         extra_env: Optional[dict[str, str]] = None,
+        debug: bool = False,
     ):
         self.job = job
         self.console = console or Console(stderr=True)
         self.run_dir = new_run_dir(run_root, job.metadata.name, resume)
         self.metrics_address = metrics_address
         self.status_hook = status_hook
-        self.extra_env = extra_env or {}
+        self.extra_env = {**(extra_env or {}), **({"TANDEM_DEBUG": "1"} if debug else {})}
+        self.debug = debug
         self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
         self._started = time.monotonic()
 
@@ -171,7 +179,7 @@ class LocalExecutor:
         result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
         limit = self.job.spec.run_policy.backoff_limit
         first = self._next_attempt_number()
-        previous = _install_stop_signals()
+        previous = _install_stop_signals(ignore_interrupt=self.debug)
         try:
             for restart in range(limit + 1):
                 attempt = self._run_group(first + restart, restart, limit)
@@ -214,7 +222,11 @@ class LocalExecutor:
         workers: list[_Worker] = []
         try:
             for plan in plans:
-                workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines))
+                attached = self.debug and plan.index == 0
+                workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines, attached))
+            if self.debug:
+                self.console.print(f"[bold]--debug[/]: worker 0 has this terminal (pdb works there); "
+                                   f"the other workers wait and log to {log_dir}")
             failed, reason = self._watch(workers, lines, restart, limit)
         finally:
             self._stop(workers)
@@ -227,6 +239,8 @@ class LocalExecutor:
 
     def _watch(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", restart: int, limit: int):
         deadline = self._deadline()
+        if self.debug:
+            return self._watch_quietly(workers, lines, deadline)
         with Live(self._status(workers, restart, limit), console=self.console, transient=True,
                   refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as live:
             while True:
@@ -242,6 +256,20 @@ class LocalExecutor:
                     return WorkerExit(0, 124, workers[0].log), "deadline"
                 live.update(self._status(workers, restart, limit))
                 time.sleep(0.1)
+
+    def _watch_quietly(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", deadline: Optional[float]):
+        """Debug mode: nothing but worker 0 writes to the terminal; others go to their logs."""
+        while True:
+            while not lines.empty():
+                lines.get_nowait()
+            codes = [w.process.poll() for w in workers]
+            if any(code not in (None, 0) for code in codes):
+                return self._root_cause(workers), "failed"
+            if all(code == 0 for code in codes):
+                return None, ""
+            if deadline is not None and time.monotonic() > deadline:
+                return WorkerExit(0, 124, workers[0].log), "deadline"
+            time.sleep(0.1)
 
     def _root_cause(self, workers: list[_Worker]) -> WorkerExit:
         """The worker whose failure started it: when one dies, its peers fail a moment later
@@ -319,12 +347,19 @@ def _raise_interrupted(signum, frame):  # noqa: ANN001 - signal handler signatur
     raise Interrupted(signal.Signals(signum).name)
 
 
-def _install_stop_signals():
+def _ignore(signum, frame):  # noqa: ANN001 - signal handler signature
+    pass
+
+
+def _install_stop_signals(ignore_interrupt: bool = False):
+    """Ctrl-C, SIGTERM and SIGHUP stop the run; while debugging, Ctrl-C belongs to pdb."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        previous[sig] = signal.signal(sig, _raise_interrupted)
+        # Not SIG_IGN: an ignored SIGINT would be inherited by the workers, and pdb needs it.
+        handler = _ignore if (ignore_interrupt and sig == signal.SIGINT) else _raise_interrupted
+        previous[sig] = signal.signal(sig, handler)
     return previous
 
 

@@ -42,6 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps({"argv": list(launch.argv), "env": launch.env}, indent=2))
         return 0
     print(f"tandem.launch: {launch.summary}", file=sys.stderr, flush=True)
+    if launch.in_place:
+        os.execvpe(launch.argv[0], list(launch.argv), {**os.environ, **launch.env})
     # TODO(metrics): start the tandem.metrics reporter here (TANDEM_METRICS_ADDRESS) once it exists.
     return process.run(launch.argv, {**os.environ, **launch.env})
 

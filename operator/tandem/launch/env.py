@@ -58,15 +58,21 @@ class Contract:
     worker_hosts: tuple[str, ...]
     metrics_address: str
     restart: int
+    debug: bool = False
 
 
 @dataclass(frozen=True)
 class Launch:
-    """What to exec: argv, the variables to add to the environment, and a one-line summary."""
+    """What to exec: argv, the variables to add to the environment, and a one-line summary.
+
+    `in_place`: replace the launcher (exec) instead of supervising a child, so the command
+    keeps the launcher's terminal and process group (debugging with pdb needs both).
+    """
 
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    in_place: bool = False
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -152,6 +158,7 @@ def read_contract(env: Mapping[str, str]) -> Contract:
         worker_hosts=hosts,
         metrics_address=env.get("TANDEM_METRICS_ADDRESS", "").strip(),
         restart=_int(env, "TANDEM_RESTART", 0, default=0),
+        debug=env.get("TANDEM_DEBUG", "").strip() == "1",
     )
 
 
@@ -198,6 +205,26 @@ def torchrun_argv(contract: Contract, command: Sequence[str], python: str) -> li
     ]  # fmt: skip
 
 
+def torch_env(contract: Contract) -> dict[str, str]:
+    """What torchrun would set for the only process of a worker (procsPerWorker 1).
+
+    Used in debug mode, where the script runs without torchrun's agent so that it keeps the
+    terminal; rank 0 then hosts the rendezvous store itself (env:// initialisation).
+    """
+    if contract.procs_per_worker != 1:
+        raise ContractError("TANDEM_PROCS_PER_WORKER", f"must be 1 to debug (got {contract.procs_per_worker})",
+                            "run with --set procsPerWorker=1 while debugging")
+    return {
+        "MASTER_ADDR": contract.coordinator,
+        "MASTER_PORT": str(contract.port),
+        "WORLD_SIZE": str(contract.workers),
+        "RANK": str(contract.worker_index),
+        "GROUP_RANK": str(contract.worker_index),
+        "LOCAL_RANK": "0",
+        "LOCAL_WORLD_SIZE": "1",
+    }
+
+
 def tf_config(contract: Contract) -> dict[str, Any]:
     """TF_CONFIG for MultiWorkerMirroredStrategy: every worker in index order, and this task."""
     return {
@@ -234,7 +261,10 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     extra: dict[str, str] = {}
     if "PYTHONUNBUFFERED" not in env:
         extra["PYTHONUNBUFFERED"] = "1"  # log lines reach the pod log / console as they happen
-    if contract.framework == "pytorch":
+    if contract.framework == "pytorch" and contract.debug:
+        argv = user_argv(command, python)
+        extra.update(torch_env(contract))
+    elif contract.framework == "pytorch":
         argv = torchrun_argv(contract, command, python)
     elif contract.strategy == "multi-worker-mirrored":
         argv = user_argv(command, python)
@@ -247,4 +277,6 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
         f"worker {contract.worker_index}/{contract.workers} {contract.framework} {contract.strategy}"
         f"{restart} -> {_display(argv, python)}"
     )
-    return Launch(argv=tuple(argv), env=extra, summary=summary)
+    if contract.debug:
+        summary += " (debug: in place, no torchrun agent)"
+    return Launch(argv=tuple(argv), env=extra, summary=summary, in_place=contract.debug)

@@ -22,18 +22,18 @@ class LocalRun:
     baseline_recorded: Optional[Path] = None
 
 
-def run_local(job: TrainingJob, run_root: Path, console: Console, resume: bool = False) -> LocalRun:
+def run_local(job: TrainingJob, run_root: Path, console: Console, resume: bool = False, debug: bool = False) -> LocalRun:
     """Run the job on this machine; with spec.metrics.enabled, collect its figures through a local Ray."""
     spec, name = job.spec, job.metadata.name
     if not spec.metrics.enabled:
-        executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume)
+        executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug)
         return LocalRun(executor.run(), None)
 
     from .local import LocalMetrics
 
     baseline, source = baselines.choose(spec.metrics.baseline_throughput, run_root, name)
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)
-    executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume,
+    executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug,
                              metrics_address=metrics.address, status_hook=metrics.status_line,
                              extra_env=metrics.worker_env)
     metrics.session = executor.run_id
