@@ -1,0 +1,44 @@
+"""The helm binary for chart tests: built once from the Go module proxy by hack/install-helm.sh.
+
+`helm_binary()` returns its path, skips the calling test when no Go toolchain exists (the only
+reason to skip), and fails the test when the build fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+INSTALL_HELM = REPO / "hack" / "install-helm.sh"
+CHART = REPO / "charts" / "tandem"
+NO_GO = 3  # install-helm.sh's exit status when there is no Go toolchain
+
+
+@lru_cache(maxsize=1)
+def _build() -> tuple[int, str, str]:
+    result = subprocess.run(["bash", str(INSTALL_HELM)], capture_output=True, text=True, timeout=1800)
+    return result.returncode, result.stdout.strip(), result.stderr
+
+
+def helm_binary() -> str:
+    code, out, err = _build()
+    if code == NO_GO:
+        pytest.skip(f"helm is built from source and needs Go: {err.strip()}")
+    if code != 0:
+        pytest.fail(f"hack/install-helm.sh failed (exit {code}):\n{err[-4000:]}", pytrace=False)
+    return out.splitlines()[-1]
+
+
+def kubectl_binary() -> str | None:
+    """A kubectl with kustomize built in: PATH, else the control plane's cached one."""
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    cached = sorted(Path.home().glob(".cache/tandem/controlplane/*/bin/kubectl"))
+    return str(cached[-1]) if cached else None

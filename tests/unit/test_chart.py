@@ -1,0 +1,234 @@
+"""The Helm chart and the kustomization: lint, schema-valid output, RBAC, and that both agree.
+
+helm is the real binary, built once from the Go module proxy (hack/install-helm.sh); these tests
+skip only when there is no Go toolchain to build it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tandem.cli import crd_yaml
+from tests.conftest import K8S_VERSION, REPO
+from tests.helm import CHART, helm_binary, kubectl_binary
+
+RELEASE, NAMESPACE = "tandem", "tandem-system"
+MODES = {
+    "cluster-wide": [],
+    "namespaced": ["--set", "watchNamespaces={team-a,team-b}"],
+    "ray": ["--set", "ray.enabled=true"],
+    "namespaced+ray+replicas": ["--set", "watchNamespaces={team-a}", "--set", "ray.enabled=true", "--set", "replicas=2",
+                                "--set", "operator.extraArgs={--lease-namespace,tandem-system}"],
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return helm_binary()
+
+
+def render(helm: str, *args: str, crds: bool = False) -> list[dict[str, Any]]:
+    argv = [helm, "template", RELEASE, str(CHART), "-n", NAMESPACE, *args]
+    if crds:
+        argv.append("--include-crds")
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def operator_container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [o for o in by_kind(objs, "Deployment") if o["metadata"]["name"].endswith("-operator")]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def all_rules(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for o in objs if o["kind"] in ("Role", "ClusterRole") for rule in o["rules"]]
+
+
+# ------------------------------------------------------------------------------------ CRD
+
+
+def test_chart_crd_is_the_generated_crd():
+    chart_crd = (CHART / "crds" / "trainingjobs.tandem.dev.yaml").read_text()
+    assert chart_crd == (REPO / "manifests" / "crd.yaml").read_text() == crd_yaml(), (
+        "charts/tandem/crds/ is stale: run hack/sync-crd.sh (writes it and manifests/crd.yaml from `tandem crd`)"
+    )
+
+
+# ---------------------------------------------------------------------------- lint, schema
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_helm_lint_strict(helm, mode):
+    result = subprocess.run([helm, "lint", "--strict", str(CHART), *MODES[mode]], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[INFO]" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_rendered_object_is_valid_kubernetes(helm, mode):
+    objs = render(helm, *MODES[mode], crds=True)
+    assert objs
+    for obj in objs:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("bad", ["bogus=1", "replicas=-1", "watchNamespaces={Not_A_Namespace}",
+                                 "ray.bogus=true", "image.pullPolicy=Sometimes", "operator.healthPort=0"])
+def test_values_schema_rejects(helm, bad):
+    result = subprocess.run([helm, "template", RELEASE, str(CHART), "--set", bad], capture_output=True, text=True)
+    assert result.returncode != 0 and "schema" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------------- RBAC
+
+
+def test_cluster_wide_rbac(helm):
+    objs = render(helm)
+    (cluster_role,) = by_kind(objs, "ClusterRole")
+    (binding,) = by_kind(objs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tandem-operator", "namespace": NAMESPACE}]
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in cluster_role["rules"]}
+    assert rules == {
+        (("tandem.dev",), ("trainingjobs",)): {"get", "list", "watch", "patch", "delete"},
+        (("tandem.dev",), ("trainingjobs/status",)): {"get", "patch", "update"},
+        (("tandem.dev",), ("trainingjobs/finalizers",)): {"update"},
+        (("batch",), ("jobs",)): {"get", "list", "watch", "create", "patch", "delete"},
+        (("",), ("services",)): {"get", "list", "watch", "create", "patch", "delete"},
+        (("",), ("pods",)): {"get", "list", "watch"},
+        (("",), ("events",)): {"create", "patch"},
+        (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
+    }
+    (lease_role,) = by_kind(objs, "Role")
+    assert lease_role["metadata"]["namespace"] == NAMESPACE
+    assert all(r["apiGroups"] == ["coordination.k8s.io"] and r["resources"] == ["leases"] for r in lease_role["rules"])
+    assert "--namespace" not in operator_container(objs)["args"] and "-n" not in operator_container(objs)["args"]
+
+
+def test_namespaced_rbac_has_no_cluster_scope(helm):
+    objs = render(helm, *MODES["namespaced"])
+    assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in by_kind(objs, "Role")}
+    assert roles == {("team-a", "tandem-operator"), ("team-b", "tandem-operator"),
+                     (NAMESPACE, "tandem-operator-leader-election")}
+    bindings = by_kind(objs, "RoleBinding")
+    assert {(o["metadata"]["namespace"], o["roleRef"]["name"]) for o in bindings} == {
+        ("team-a", "tandem-operator"), ("team-b", "tandem-operator"), (NAMESPACE, "tandem-operator-leader-election")}
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tandem-operator", "namespace": NAMESPACE}]
+    assert not any("customresourcedefinitions" in r["resources"] for r in all_rules(objs))
+    args = operator_container(objs)["args"]
+    assert args[-4:] == ["-n", "team-a", "-n", "team-b"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_least_privilege(helm, mode):
+    for rule in all_rules(render(helm, *MODES[mode])):
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
+        assert not {"secrets", "configmaps", "pods/exec", "nodes", "serviceaccounts", "roles", "clusterroles",
+                    "rolebindings", "clusterrolebindings"} & set(rule["resources"]), rule
+        assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
+
+
+# ----------------------------------------------------------------------------- Deployment
+
+
+def test_operator_deployment_defaults(helm):
+    objs = render(helm)
+    container = operator_container(objs)
+    (deployment,) = [o for o in by_kind(objs, "Deployment")]
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert container["command"] == ["tandem"]
+    assert container["args"] == ["operator", "run", "--health-port", "8080", "--metrics-port", "9090"]
+    assert container["image"] == "tandem/operator:0.1.0"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 8080, "metrics": 9090}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert pod["serviceAccountName"] == "tandem-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    (service,) = by_kind(objs, "Service")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(9090, "metrics")]
+    assert not [o for o in objs if "ray" in o["metadata"]["name"]]
+
+
+def test_ray_head_and_metrics_address(helm):
+    objs = render(helm, *MODES["ray"])
+    args = operator_container(objs)["args"]
+    assert args[args.index("--metrics-address") + 1] == "ray://tandem-ray-head.tandem-system:10001"
+    (head_service,) = [o for o in by_kind(objs, "Service") if o["metadata"]["name"] == "tandem-ray-head"]
+    assert {p["name"]: p["port"] for p in head_service["spec"]["ports"]} == {"gcs": 6379, "client": 10001}
+    (head,) = [o for o in by_kind(objs, "Deployment") if o["metadata"]["name"] == "tandem-ray-head"]
+    (container,) = head["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "tandem/operator:0.1.0"  # same Ray and Python as the clients
+    assert container["command"] == ["ray"] and "--head" in container["args"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # An explicit address wins over the in-chart head.
+    objs = render(helm, "--set", "ray.enabled=true", "--set", "operator.metricsAddress=ray://ray.example:10001")
+    args = operator_container(objs)["args"]
+    assert args[args.index("--metrics-address") + 1] == "ray://ray.example:10001"
+
+
+# ------------------------------------------------------------------- kustomize == chart
+
+
+def _kustomize() -> list[dict[str, Any]]:
+    kubectl = kubectl_binary()
+    if kubectl is None:
+        pytest.skip("no kubectl (with kustomize built in) on PATH or in the control plane cache")
+    result = subprocess.run([kubectl, "kustomize", str(REPO / "manifests")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _strip_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    obj = json.loads(json.dumps(obj))
+    obj["metadata"].pop("labels", None)
+    return obj
+
+
+def test_kustomization_matches_chart_defaults(helm):
+    chart = {_key(o): o for o in render(helm, crds=True)}
+    kustomized = {_key(o): o for o in _kustomize()}
+    namespace = kustomized.pop(("Namespace", "", NAMESPACE))  # helm: --create-namespace
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert set(kustomized) == set(chart)
+    for key, obj in kustomized.items():
+        theirs = chart[key]
+        kind = key[0]
+        if kind == "CustomResourceDefinition":
+            assert obj == theirs
+        elif kind in ("Role", "ClusterRole"):
+            assert obj["rules"] == theirs["rules"], key
+        elif kind in ("RoleBinding", "ClusterRoleBinding"):
+            assert (obj["roleRef"], obj["subjects"]) == (theirs["roleRef"], theirs["subjects"]), key
+        elif kind == "Deployment":
+            assert _strip_labels(obj)["spec"] == _strip_labels(theirs)["spec"], key
+        elif kind == "Service":
+            assert obj["spec"] == theirs["spec"], key
+        # Labels: the chart's plus helm's own bookkeeping (managed-by, helm.sh/chart).
+        mine = obj["metadata"].get("labels", {})
+        helm_labels = {k: v for k, v in theirs["metadata"].get("labels", {}).items()
+                       if k not in ("app.kubernetes.io/managed-by", "helm.sh/chart")}
+        assert mine == helm_labels, key
