@@ -155,6 +155,49 @@ def bench(file: str, workers: str, overrides: tuple[str, ...], runs_dir: str, ou
     sys.exit(code)
 
 
+@cli.command()
+@click.argument("job")
+@click.option("-w", "--worker", type=int, help="Only this worker's log.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@click.option("--on", "target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option("-n", "--namespace", help="With --on kubernetes: the namespace.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="With --on kubernetes.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True)
+def logs(job: str, worker: int | None, follow: bool, target: str, namespace: str | None, kubeconfig: str | None,
+         runs_dir: str) -> None:
+    """Print a job's worker logs, each line prefixed with its worker."""
+    from pathlib import Path
+
+    from rich.text import Text
+
+    from .backends.local import WORKER_STYLES
+
+    console = Console(highlight=False, soft_wrap=True)
+    if target == "kubernetes":
+        from .sdk import Client, TandemError
+
+        try:
+            lines = Client(kubeconfig=kubeconfig, namespace=namespace).logs(job, worker=worker, follow=follow)
+            for index, line in lines:
+                console.print(Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)]) + Text(line))
+        except TandemError as error:
+            fail(str(error))
+        return
+    from .backends.local_logs import latest_attempt, read_lines, worker_logs
+
+    attempt = latest_attempt(Path(runs_dir), job)
+    if attempt is None:
+        fail(f"no local run of {job!r} under {runs_dir} (start one with `tandem run`)")
+    files = worker_logs(attempt, worker)
+    if not files:
+        fail(f"no log of worker {worker} in {attempt}")
+    try:
+        for index, line in read_lines(files, follow=follow):
+            console.print(Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)]) + Text(line))
+    except KeyboardInterrupt:
+        pass
+
+
 @cli.group()
 def operator() -> None:
     """The Kubernetes operator that reconciles TrainingJobs."""

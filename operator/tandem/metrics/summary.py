@@ -26,7 +26,8 @@ Stragglers under synchronous training
     allreduce completes), and a worker's *capacity* = samples / busy seconds, the rate it would
     train at if nobody held it back. A worker with several ranks is as fast as its slowest rank
     (capacity = ranks x the lowest rank capacity). The straggler is the worker with the lowest
-    capacity, if that is below ``straggler_threshold`` x the median capacity of all workers.
+    capacity, if that is below ``straggler_threshold`` x the median capacity of the other workers
+    (of its peers: with two workers, x the other one's).
     Where ``busy`` is unknown (a plain ``step()`` call, Keras), capacity falls back to throughput,
     which finds stragglers only where training is not lock-step (e.g. asynchronous input stalls).
 """
@@ -146,13 +147,14 @@ def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
 
 
 def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int]:
-    """The worker with the lowest capacity if it is below threshold x the median; None with < 2 workers."""
+    """The worker with the lowest capacity if it is below threshold x the median of the *other*
+    workers (with two workers: below threshold x the other one); None with fewer than 2 workers."""
     if len(capacities) < 2:
         return None
-    middle = median(capacities.values())
-    assert middle is not None
     slowest = min(sorted(capacities), key=lambda i: capacities[i])
-    return slowest if capacities[slowest] < threshold * middle else None
+    peers = median(c for i, c in capacities.items() if i != slowest)
+    assert peers is not None
+    return slowest if capacities[slowest] < threshold * peers else None
 
 
 def efficiency(throughput: Optional[float], workers: int, baseline: Optional[float]) -> Optional[float]:

@@ -1,0 +1,96 @@
+"""The reporter in a training process, the client's bounded failure paths, baselines (no Ray cluster)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+from tandem.metrics import baseline, client, reporter
+from tandem.metrics.local import LocalMetrics
+from tandem.metrics.reporter import NullReporter, metrics_enabled
+from tandem.metrics.shipper import host_port, reachable
+from tests.conftest import REPO
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_reporter_is_a_no_op_outside_tandem():
+    for env in ({}, {"TANDEM_JOB": "j"}, {"TANDEM_METRICS": "1", "TANDEM_JOB": "j"},
+                {"TANDEM_METRICS": "0", "TANDEM_JOB": "j", "TANDEM_METRICS_ADDRESS": "127.0.0.1:1"}):
+        r = reporter(env)
+        assert isinstance(r, NullReporter) and not metrics_enabled(env)
+        r.step(samples=64)
+        r.close()
+
+
+def test_addresses():
+    assert host_port("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    assert host_port("ray://head.tandem:10001") == ("head.tandem", 10001)
+    assert not reachable("nonsense")
+    assert not reachable(f"127.0.0.1:{closed_port()}")
+
+
+def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
+    script = textwrap.dedent("""
+        import sys, time
+        from tandem import metrics
+        r = metrics.reporter()
+        assert r.enabled
+        for _ in range(300):
+            time.sleep(0.005)
+            r.step(samples=64)
+        print("trained", flush=True)
+    """)
+    env = {"PATH": "/usr/bin:/bin", "TANDEM_METRICS": "1", "TANDEM_JOB": "j", "TANDEM_WORKER_INDEX": "1",
+           "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{closed_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
+           "TANDEM_RUN_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "trained" in done.stdout
+    assert done.stderr.count("training goes on without metrics") == 1, done.stderr
+    assert "worker 1" in done.stderr and "unreachable" in done.stderr
+
+
+def test_read_summary_of_an_unreachable_ray_is_unavailable():
+    status = client.read_summary(f"127.0.0.1:{closed_port()}", "default", "j", 2, None, 0.8)
+    assert status.available is False and status.updated_at
+    assert client.read_summary("", "default", "j", 2, None, 0.8).available is False
+
+
+def test_from_snapshot_builds_the_status():
+    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 30)],
+                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 30)]},
+            "totals": {"0/0": 29, "1/0": 29}}
+    status = client.from_snapshot(snap, workers=2, baseline=640.0, straggler_threshold=0.8)
+    assert round(status.throughput) == 1280 and round(status.scaling_efficiency, 3) == 1.0
+    assert status.straggler == 0
+    assert [w.steps for w in status.per_worker] == [29, 29]
+
+
+def test_baseline_is_recorded_and_preferred_after_the_spec(tmp_path):
+    assert baseline.choose(None, tmp_path, "j") == (None, "")
+    baseline.record(tmp_path, "j", 812.5, command=["python", "x.py"])
+    value, source = baseline.choose(None, tmp_path, "j")
+    assert value == 812.5 and "one-worker run" in source
+    assert baseline.choose(100.0, tmp_path, "j") == (100.0, "spec.metrics.baselineThroughput")
+    assert json.loads(baseline.path(tmp_path, "j").read_text())["command"] == ["python", "x.py"]
+
+
+def test_status_line_reads_the_latest_figures():
+    m = LocalMetrics("default", "j", 2, 500.0, 0.8)
+    assert m.address.startswith("127.0.0.1:") and m.worker_env["RAY_AUTH_MODE"] == "token"
+    assert "starting Ray" in m.status_line()
+    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 30)],
+                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 30)]}}
+    m.latest = client.from_snapshot(snap, 2, 500.0, 0.8)
+    line = m.status_line()
+    assert "1,280 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
