@@ -183,7 +183,7 @@ def logs(job: str, worker: int | None, follow: bool, target: str, namespace: str
         except TandemError as error:
             fail(str(error))
         return
-    from .backends.local_logs import latest_attempt, read_lines, worker_logs
+    from .backends.local_logs import latest_attempt, read_lines, run_is_active, worker_logs
 
     attempt = latest_attempt(Path(runs_dir), job)
     if attempt is None:
@@ -192,7 +192,7 @@ def logs(job: str, worker: int | None, follow: bool, target: str, namespace: str
     if not files:
         fail(f"no log of worker {worker} in {attempt}")
     try:
-        for index, line in read_lines(files, follow=follow):
+        for index, line in read_lines(files, follow=follow, keep_going=lambda: run_is_active(attempt)):
             console.print(Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)]) + Text(line))
     except KeyboardInterrupt:
         pass

@@ -33,6 +33,7 @@ from .local_plan import WorkerPlan, plan_workers
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
 TAIL_LINES = 20
+ACTIVE_MARKER = ".active"
 #: After a first failure, how long to wait for peers' failures before naming the root cause.
 SETTLE_SECONDS = 0.5
 WORKER_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
@@ -180,6 +181,8 @@ class LocalExecutor:
         limit = self.job.spec.run_policy.backoff_limit
         first = self._next_attempt_number()
         previous = _install_stop_signals(ignore_interrupt=self.debug)
+        active = self.run_dir / ACTIVE_MARKER  # `tandem logs --follow` stops when it is gone
+        active.write_text(str(os.getpid()))
         try:
             for restart in range(limit + 1):
                 attempt = self._run_group(first + restart, restart, limit)
@@ -195,6 +198,7 @@ class LocalExecutor:
             result.interrupted = True
             self.console.print("[yellow]interrupted: all workers stopped[/]")
         finally:
+            active.unlink(missing_ok=True)
             _restore_signals(previous)
         return result
 

@@ -1,0 +1,64 @@
+"""Reading the logs of local runs: `.tandem/runs/<job>/<run>/logs/attempt-<n>/worker-<i>.log`."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+_WORKER_LOG = re.compile(r"worker-(\d+)\.log$")
+
+
+def latest_attempt(run_root: Path, job: str) -> Optional[Path]:
+    """The newest attempt of the newest run of `job`, or None if it never ran here."""
+    runs = sorted(p for p in (run_root / job).glob("*") if p.is_dir()) if (run_root / job).exists() else []
+    for run in reversed(runs):
+        attempts = sorted((run / "logs").glob("attempt-*"), key=lambda p: int(p.name.split("-")[1]))
+        if attempts:
+            return attempts[-1]
+    return None
+
+
+def run_is_active(attempt: Path) -> bool:
+    """True while the `tandem run` that writes this attempt is alive."""
+    marker = attempt.parent.parent / ".active"
+    try:
+        pid = int(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def worker_logs(attempt: Path, worker: Optional[int] = None) -> list[tuple[int, Path]]:
+    found = []
+    for path in attempt.glob("worker-*.log"):
+        match = _WORKER_LOG.search(path.name)
+        if match and (worker is None or int(match.group(1)) == worker):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def read_lines(logs: list[tuple[int, Path]], follow: bool = False, poll: float = 0.2,
+               keep_going: Callable[[], bool] = lambda: True) -> Iterator[tuple[int, str]]:
+    """(worker, line): whole files one after another, or, with follow, new lines as they come."""
+    handles = {index: path.open("r", encoding="utf-8", errors="replace") for index, path in logs}
+    try:
+        if not follow:
+            for index, handle in handles.items():
+                for line in handle:
+                    yield index, line.rstrip("\n")
+            return
+        while True:
+            quiet = True
+            for index, handle in handles.items():
+                for line in handle:
+                    quiet = False
+                    yield index, line.rstrip("\n")
+            if quiet:
+                if not keep_going():
+                    return
+                time.sleep(poll)
+    finally:
+        for handle in handles.values():
+            handle.close()
