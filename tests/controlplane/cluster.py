@@ -161,6 +161,25 @@ class _Component:
             pass
 
 
+WORKDIR_PREFIX = "tandem-controlplane-"
+
+
+def _remove_stale_workdirs() -> None:
+    """Remove temporary workdirs left by control planes whose Python process was killed
+    (SIGKILL leaves no chance to clean up; PR_SET_PDEATHSIG took the components down)."""
+    for d in Path(tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def _free_ports(n: int) -> list[int]:
     socks = []
     try:
@@ -445,8 +464,10 @@ class ControlPlane:
             self._workdir_arg.mkdir(parents=True, exist_ok=True)
             self.workdir = str(self._workdir_arg)
         else:
-            self.workdir = tempfile.mkdtemp(prefix="tandem-controlplane-")
+            _remove_stale_workdirs()
+            self.workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
         wd = Path(self.workdir)
+        (wd / "owner.pid").write_text(str(os.getpid()))
         (wd / "logs").mkdir(exist_ok=True)
         (wd / "pki").mkdir(exist_ok=True)
         pki = self._pki = _pki(wd / "pki")
