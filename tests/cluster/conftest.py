@@ -23,7 +23,11 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from tests.controlplane.cluster import BuildError, ControlPlane, GoMissing  # noqa: E402
+from tests.controlplane.cluster import BuildError, ControlPlane, GoMissing, build  # noqa: E402
+
+# The build (minutes on a cold machine) runs once collection is done and only if a selected
+# test uses the control plane: outside any test, so that no per-test timeout counts it.
+_built: dict[str, object] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,13 +43,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            "tandem: building the test control plane if not cached "
+            "(tests/controlplane/build.sh; cold: about 6-11 minutes on 2 cores)"
+        )
+    t0 = time.monotonic()
+    try:
+        _built["bin_dir"] = build()
+    except BuildError as e:  # GoMissing included: the fixture decides
+        _built["error"] = e
+    if reporter is not None and "bin_dir" in _built:
+        reporter.write_line(f"tandem: control plane binaries in {_built['bin_dir']} "
+                            f"({time.monotonic() - t0:.0f}s)")
+
+
 def _go_available() -> bool:
     return bool(shutil.which("go")) or os.access("/usr/local/go/bin/go", os.X_OK)
 
 
 @pytest.fixture(scope="session")
 def control_plane():
-    cp = ControlPlane()
+    error = _built.get("error")
+    if isinstance(error, GoMissing):
+        pytest.skip(f"cluster tests need Go to build the control plane: {error}")
+    if isinstance(error, BuildError):
+        pytest.fail(f"building the control plane failed:\n{error}", pytrace=False)
+    cp = ControlPlane(bin_dir=_built.get("bin_dir"))
     try:
         cp.start()
     except GoMissing as e:
