@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -88,3 +89,10 @@ def example(name: str, **spec_changes: Any) -> dict[str, Any]:
     for key, value in spec_changes.items():
         document["spec"][key] = value
     return document
+
+
+@pytest.fixture(scope="session")
+def crd(control_plane):
+    """The TrainingJob CRD installed and established, once per session."""
+    control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
+    control_plane.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=30s")

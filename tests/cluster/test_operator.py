@@ -9,16 +9,15 @@ import pytest
 
 from tests.conftest import EXAMPLES
 
-from .operator_fixture import Operator, add_tpu_nodes, example, wait_for
+from .operator_fixture import Operator, add_tpu_nodes, crd, example, wait_for  # noqa: F401 - crd fixture
 
 KWOK_RUN = "tandem.dev/kwok-run-seconds"
 KWOK_EXIT = "tandem.dev/kwok-exit-code"
 
 
 @pytest.fixture(scope="module")
-def operator(control_plane, tmp_path_factory):
-    control_plane.kubectl("apply", "--server-side", "-f", str(EXAMPLES[0].parent.parent / "manifests" / "crd.yaml"))
-    control_plane.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=30s")
+def operator(control_plane, crd, tmp_path_factory):
+    """A cluster-wide operator for this module's tests (stopped when the module ends)."""
     add_tpu_nodes(control_plane)
     op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
     yield op
