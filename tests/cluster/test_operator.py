@@ -199,3 +199,21 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicates(control_plane, opera
         indexes = [p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods]
         assert sorted(indexes) == ["0", "1"], indexes
         assert get(control_plane, ns, "trainingjob", job_name)["status"]["restarts"] == 0
+
+
+def test_tensorboard_deployment_points_at_the_job_volume(control_plane, operator, ns):
+    document = with_pods(example("mnist-ddp.yaml"), run_seconds=20)
+    document["spec"]["tensorboard"] = {"enabled": True, "claimName": "training-logs"}
+    name = document["metadata"]["name"]
+    apply(control_plane, ns, document)
+    deployment = wait_for("TensorBoard Deployment", lambda: get(control_plane, ns, "deployment", f"{name}-tensorboard"), 30)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "tensorboard", "persistentVolumeClaim": {"claimName": "training-logs", "readOnly": True}}]
+    assert pod["containers"][0]["args"][:2] == ["--logdir", f"/tandem/tensorboard/{name}"]
+    assert deployment["metadata"]["ownerReferences"][0]["name"] == name
+    assert get(control_plane, ns, "service", f"{name}-tensorboard")["spec"]["ports"][0]["port"] == 6006
+    status = wait_for("status.tensorboard", lambda: get(control_plane, ns, "trainingjob", name)["status"].get("tensorboard"), 30)
+    assert status == f"http://{name}-tensorboard.{ns}.svc:6006"
+    (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
+    worker = job["spec"]["template"]["spec"]
+    assert {"name": "tensorboard", "persistentVolumeClaim": {"claimName": "training-logs"}} in worker["volumes"]

@@ -164,3 +164,21 @@ def test_never_more_than_one_job_applied_and_restarts_bounded(phases, complete, 
     new_restarts = (actions.status or obj["status"])["restarts"]
     assert new_restarts <= limit
     assert not (actions.delete_job and actions.apply)
+
+
+def test_tensorboard_applied_with_the_service_and_its_address_in_status():
+    obj, actions = step(training_job(tensorboard={"enabled": True, "claimName": "tb"}), Observed())
+    assert [o["kind"] for o in actions.apply] == ["Service", "Deployment", "Service", "Job"]
+    assert obj["status"]["tensorboard"] == "http://demo-tensorboard.team-a.svc:6006"
+
+
+def test_tensorboard_without_shared_storage_says_why():
+    obj, actions = step(training_job(tensorboard={"enabled": True}), Observed())
+    served = next(c for c in obj["status"]["conditions"] if c["type"] == "TensorBoardServed")
+    assert served["status"] == "False" and "claimName" in served["message"]
+
+
+def test_tensorboard_pods_are_not_workers():
+    board = {"metadata": {"name": "demo-tensorboard-abc", "labels": {"tandem.dev/job-name": "demo"}},
+             "status": {"phase": "Running"}}
+    assert observe(None, None, [board]).pods == []

@@ -149,3 +149,25 @@ def test_no_spec_can_inject(document):
 def test_yaml_output_round_trips():
     objects = render(load_job(EXAMPLES[0]))
     assert list(yaml.safe_load_all(dump_yaml(objects))) == objects
+
+
+def test_tensorboard_deployment_reads_the_workers_claim():
+    document = spec(tensorboard={"enabled": True, "claimName": "tb-logs"})
+    objects = render(TrainingJob.from_dict(document))
+    assert [o["kind"] for o in objects] == ["Service", "Job", "Deployment", "Service"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    job_pod, board_pod = objects[1]["spec"]["template"]["spec"], objects[2]["spec"]["template"]["spec"]
+    worker_mount = next(m for m in job_pod["containers"][0]["volumeMounts"] if m["name"] == "tensorboard")
+    board_mount = next(m for m in board_pod["containers"][0]["volumeMounts"] if m["name"] == "tensorboard")
+    assert worker_mount["mountPath"] == board_mount["mountPath"] == "/tandem/tensorboard" and board_mount["readOnly"]
+    env = {e["name"]: e.get("value") for e in job_pod["containers"][0]["env"]}
+    assert env["TANDEM_TENSORBOARD_DIR"] == "/tandem/tensorboard/demo"
+    assert board_pod["containers"][0]["args"][:2] == ["--logdir", "/tandem/tensorboard/demo"]
+    # the workers' headless Service must not select the TensorBoard pod
+    assert objects[0]["spec"]["selector"]["app.kubernetes.io/component"] == "worker"
+
+
+def test_tensorboard_without_shared_storage_renders_no_server():
+    objects = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True})))
+    assert [o["kind"] for o in objects] == ["Service", "Job"]

@@ -143,6 +143,29 @@ class TensorBoardSpec(_Model):
     """TensorBoard event files written by every worker, served by a TensorBoard per job."""
 
     enabled: bool = Field(False, description="Write TensorBoard event files (throughput, step time, loss if reported).")
+    log_dir: str = Field(
+        "/tandem/tensorboard", min_length=1,
+        description="Where workers write event files: a path in the pod (on claimName's volume) or a remote URL (gs://, s3://).",
+    )
+    claim_name: Optional[str] = Field(
+        None, description="A ReadWriteMany PersistentVolumeClaim mounted at logDir in the workers and in the job's TensorBoard.",
+    )
+
+    @field_validator("claim_name")
+    @classmethod
+    def _claim(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.match(value)):
+            raise ValueError(f"{value!r} is not a valid PersistentVolumeClaim name")
+        return value
+
+    @property
+    def remote(self) -> bool:
+        return "://" in self.log_dir
+
+    @property
+    def servable(self) -> bool:
+        """A TensorBoard in the cluster can read the files only from a shared volume or a URL."""
+        return self.enabled and (self.remote or self.claim_name is not None)
 
 
 class PodTemplate(_Model):

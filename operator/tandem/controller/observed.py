@@ -95,5 +95,5 @@ def observe(service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any
     return Observed(
         service=service is not None,
         job=job_state(job) if job is not None else None,
-        pods=[pod_state(p) for p in pods],
+        pods=[state for state in map(pod_state, pods) if state.index >= 0],  # workers only, not TensorBoard
     )

@@ -23,6 +23,7 @@ from ..api.errors import SpecError
 from ..api.model import TrainingJob
 from ..api.status import FINISHED_PHASES
 from ..render import render
+from ..render.context import tensorboard_address
 from .observed import Observed, PodState
 
 #: How often status.metrics is refreshed while Running (bounded rate of status writes).
@@ -177,10 +178,10 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
         decision.phase("Failed", "DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds ({deadline})", "Warning")
         return _after_finish(decision, job, observed)
 
-    desired = render(job, restart=restart, metrics_address=metrics_address)
-    service, job_object = desired
+    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
     if not observed.service:
-        decision.actions.apply.append(service)
+        decision.actions.apply.extend([service, *tensorboard])
+    _tensorboard_status(decision, job)
 
     current = observed.job
     pods = observed.pods_of(restart)
@@ -232,6 +233,19 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
         remaining = (started + timedelta(seconds=deadline) - now).total_seconds()
         decision.actions.requeue_after = min(decision.actions.requeue_after or remaining, max(remaining, 1.0))
     return decision.finish()
+
+
+def _tensorboard_status(decision: _Decision, job: TrainingJob) -> None:
+    """Where the job's TensorBoard is, or why there is none."""
+    board = job.spec.tensorboard
+    if board.servable:
+        decision.status["tensorboard"] = tensorboard_address(job)
+    elif board.enabled:
+        decision.status["conditions"] = set_condition(
+            decision.status.get("conditions") or [], "TensorBoardServed", "False", "NoSharedLogDir",
+            "workers write event files, but a TensorBoard in the cluster cannot read them: set "
+            "spec.tensorboard.claimName (a ReadWriteMany PVC) or a remote spec.tensorboard.logDir (gs://, s3://)",
+            decision.now, decision.generation)
 
 
 def _after_finish(decision: _Decision, job: TrainingJob, observed: Observed) -> Actions:

@@ -19,6 +19,7 @@ from ..api.model import TrainingJob
 from .context import template_values
 
 TEMPLATES = ("service.yaml.j2", "job.yaml.j2")
+TENSORBOARD_TEMPLATE = "tensorboard.yaml.j2"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -46,12 +47,14 @@ def environment() -> jinja2.Environment:
 
 
 def render(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> list[dict[str, Any]]:
-    """The headless Service and the Indexed Job of a TrainingJob, in apply order."""
+    """The headless Service and the Indexed Job of a TrainingJob, in apply order, then the job's
+    TensorBoard Deployment and Service when it has one."""
     values = template_values(job, restart=restart, metrics_address=metrics_address)
+    names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())
     objects = []
-    for name in TEMPLATES:
+    for name in names:
         text = environment().get_template(name).render(values)
-        objects.append(yaml.load(text, Loader=_Loader))
+        objects.extend(yaml.load_all(text, Loader=_Loader))
     return objects
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.model import API_VERSION, KIND, TrainingJob
+from ..api.model import API_VERSION, DEFAULT_IMAGES, KIND, TrainingJob
 
 #: The port worker 0 listens on for torch's rendezvous store and TF's gRPC server.
 COORDINATOR_PORT = 29500
@@ -88,6 +88,8 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[d
         "TANDEM_METRICS_ADDRESS": metrics_address if spec.metrics.enabled else "",
         "TANDEM_TENSORBOARD": "1" if spec.tensorboard.enabled else "0",
     }
+    if spec.tensorboard.enabled:
+        plain["TANDEM_TENSORBOARD_DIR"] = tensorboard_dir(job)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.insert(5, {
         "name": "TANDEM_WORKER_INDEX",
@@ -121,17 +123,60 @@ def scheduling(job: TrainingJob) -> tuple[dict[str, str], list[dict[str, Any]]]:
     return selector, tolerations + list(template.tolerations)
 
 
+TENSORBOARD_PORT = 6006
+TENSORBOARD_VOLUME = "tensorboard"
+
+
+def tensorboard_name(job: TrainingJob) -> str:
+    return f"{job.metadata.name}-tensorboard"
+
+
+def tensorboard_address(job: TrainingJob) -> str:
+    return f"http://{tensorboard_name(job)}.{job.metadata.namespace}.svc:{TENSORBOARD_PORT}"
+
+
+def tensorboard_dir(job: TrainingJob) -> str:
+    """The job's own directory under logDir; each worker writes to worker-<i> inside it."""
+    return f"{job.spec.tensorboard.log_dir.rstrip('/')}/{job.metadata.name}"
+
+
+def tensorboard_volume(job: TrainingJob, read_only: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) for the claim holding the event files, if the spec names one."""
+    board = job.spec.tensorboard
+    if not board.enabled or board.remote or board.claim_name is None:
+        return [], []
+    claim: dict[str, Any] = {"claimName": board.claim_name, **({"readOnly": True} if read_only else {})}
+    volume = {"name": TENSORBOARD_VOLUME, "persistentVolumeClaim": claim}
+    mount = {"name": TENSORBOARD_VOLUME, "mountPath": board.log_dir, **({"readOnly": True} if read_only else {})}
+    return [volume], [mount]
+
+
+def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
+    labels = {**common_labels(job), "app.kubernetes.io/name": "tensorboard", "app.kubernetes.io/component": "tensorboard"}
+    volumes, mounts = tensorboard_volume(job, read_only=True)
+    return {
+        "tensorboard_name": tensorboard_name(job),
+        "tensorboard_labels": labels,
+        "tensorboard_selector": {JOB_NAME_LABEL: job.metadata.name, "app.kubernetes.io/component": "tensorboard"},
+        "tensorboard_image": DEFAULT_IMAGES["tensorflow"],
+        "tensorboard_args": ["--logdir", tensorboard_dir(job), "--bind_all", "--port", str(TENSORBOARD_PORT)],
+        "tensorboard_volumes": volumes,
+        "tensorboard_mounts": mounts,
+    }
+
+
 def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> dict[str, Any]:
     """Every value the Service and Job templates need."""
     spec, template = job.spec, job.spec.pod_template
     labels = common_labels(job)
     node_selector, tolerations = scheduling(job)
     user_env = [{"name": e.name, "value": e.value} for e in spec.env]
+    board_volumes, board_mounts = tensorboard_volume(job, read_only=False)
     return {
         "name": job.metadata.name,
         "namespace": job.metadata.namespace,
         "labels": labels,
-        "selector": {JOB_NAME_LABEL: job.metadata.name},
+        "selector": {JOB_NAME_LABEL: job.metadata.name, "app.kubernetes.io/component": "worker"},
         "owner_references": owner_references(job),
         "port": COORDINATOR_PORT,
         "workers": spec.worker_count,
@@ -151,6 +196,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "args": list(spec.command),
         "env": contract_env(job, restart, metrics_address) + user_env,
         "resources": resources(job),
-        "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *template.volume_mounts],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *template.volumes],
+        "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *board_mounts, *template.volume_mounts],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *board_volumes, *template.volumes],
+        **(tensorboard_values(job) if spec.tensorboard.servable else {}),
     }
