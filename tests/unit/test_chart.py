@@ -271,7 +271,7 @@ def test_dockerfile_conventions(dockerfile):
     assert "python -m tandem.launch --help" in text  # the build fails if the launcher does not start
     extra = {"operator.Dockerfile": ".[operator,metrics]", "pytorch-worker.Dockerfile": ".[torch,metrics]",
              "tensorflow-worker.Dockerfile": ".[tensorflow,metrics]"}[dockerfile.name]
-    assert f'pip install --no-cache-dir "{extra}"' in text
+    assert "RUN pip install --no-cache-dir" in text and f'"{extra}"' in text
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text().splitlines()
     assert {"*", "!pyproject.toml", "!README.md", "!operator/", "!jobs/"} <= set(ignore)
 
