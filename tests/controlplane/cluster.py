@@ -76,6 +76,14 @@ class StartError(RuntimeError):
     """A component did not come up; the message carries the tail of its log."""
 
 
+class KubectlError(subprocess.CalledProcessError):
+    """A failed ``ControlPlane.kubectl(...)``; unlike CalledProcessError, says what kubectl said."""
+
+    def __str__(self) -> str:
+        args = self.cmd[3:] if isinstance(self.cmd, list) else self.cmd  # drop kubectl --kubeconfig X
+        return f"kubectl {' '.join(map(str, args))} exited {self.returncode}: {(self.stderr or '').strip()[-3000:]}"
+
+
 # ---------------------------------------------------------------------------- build
 
 
@@ -357,18 +365,23 @@ class ControlPlane:
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None,
                 timeout: float | None = 120) -> subprocess.CompletedProcess:
-        """Run kubectl (built from the same Kubernetes release) against this control plane."""
+        """Run kubectl (built from the same Kubernetes release) against this control plane.
+
+        With check (the default) a non-zero exit raises KubectlError, a CalledProcessError
+        whose message carries kubectl's stderr."""
         if not self.kubeconfig:
             raise RuntimeError("control plane not started")
-        return subprocess.run(
+        proc = subprocess.run(
             [self._kubectl_bin(), "--kubeconfig", self.kubeconfig, *args],
             input=input,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            check=check,
             timeout=timeout,
         )
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        return proc
 
     def start(self) -> "ControlPlane":
         with self._lock:
