@@ -252,3 +252,31 @@ def test_context_manager_stops_everything(control_plane, tmp_path):
         workdir = cp.workdir
     assert not [n for n, p in pids.items() if pid_alive(p)]
     assert not Path(workdir).exists()
+
+
+# -- build.sh ------------------------------------------------------------------------------
+
+
+BUILD_SH = REPO / "tests" / "controlplane" / "build.sh"
+
+
+def test_build_is_cached_and_idempotent(control_plane):
+    t0 = time.monotonic()
+    out = subprocess.run(["bash", str(BUILD_SH)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == control_plane.bin_dir
+    assert time.monotonic() - t0 < 10
+    for name in ("tandem-k8s", "kwok", "kube-apiserver", "kube-controller-manager",
+                 "kube-scheduler", "etcd", "kubectl"):
+        assert os.access(Path(control_plane.bin_dir) / name, os.X_OK), name
+    assert control_plane.bin_dir.endswith("/bin")
+    assert "/v1.33." in control_plane.bin_dir
+
+
+def test_build_without_go_and_cache_exits_3(tmp_path):
+    """What the control_plane fixture turns into a skip (and nothing else)."""
+    env = {**os.environ, "TANDEM_CACHE": str(tmp_path / "cache"),
+           "TANDEM_GO": str(tmp_path / "no-such-go")}
+    out = subprocess.run(["bash", str(BUILD_SH)], capture_output=True, text=True, env=env)
+    assert out.returncode == 3, out.stderr
+    assert "no Go toolchain" in out.stderr
+    assert out.stdout == ""
