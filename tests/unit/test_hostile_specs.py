@@ -1,0 +1,87 @@
+"""10,000 hostile TrainingJobs: each is refused with an error naming a field, or renders to
+exactly the objects expected, with every hostile string carried verbatim and none executed.
+
+Strings full of YAML, JSON, Jinja and shell syntax are put anywhere a user can put text or a
+number. Accepted specs render to a fixed set of objects; the user's command reaches the
+launcher as separate argv elements (no shell), exactly as written.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tandem.api import SpecError, TrainingJob
+from tandem.backends.local_plan import plan_workers
+from tandem.launch.env import build_launch
+from tandem.render import render
+
+from .specs import nasty_text, valid_documents
+
+HOSTILE_VALUES = st.one_of(nasty_text, st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),
+                           st.none(), st.lists(nasty_text, max_size=3), st.dictionaries(nasty_text, nasty_text, max_size=2))
+FIELDS = [
+    ("metadata", "name"), ("metadata", "namespace"), ("metadata", "labels"), ("spec", "framework"),
+    ("spec", "strategy"), ("spec", "image"), ("spec", "command"), ("spec", "workers"), ("spec", "procsPerWorker"),
+    ("spec", "resources", "cpu"), ("spec", "resources", "memory"), ("spec", "resources", "gpus"),
+    ("spec", "env"), ("spec", "tpu"), ("spec", "runPolicy", "backoffLimit"), ("spec", "podTemplate", "labels"),
+    ("spec", "podTemplate", "annotations"), ("spec", "podTemplate", "nodeSelector"),
+    ("spec", "podTemplate", "serviceAccountName"), ("spec", "metrics", "stragglerThreshold"),
+    ("spec", "tensorboard", "logDir"), ("spec", "tensorboard", "claimName"), ("spec", "unknownField"),
+]
+OUTCOMES: collections.Counter = collections.Counter()
+
+
+@st.composite
+def hostile_documents(draw):
+    document = copy.deepcopy(draw(valid_documents()))
+    for path in draw(st.lists(st.sampled_from(FIELDS), max_size=3, unique=True)):
+        node = document
+        for part in path[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[path[-1]] = draw(HOSTILE_VALUES)
+    return document
+
+
+def _check_rendered(document, job):
+    objects = render(job)
+    kinds = [o["kind"] for o in objects]
+    assert kinds in (["Service", "Job"], ["Service", "Job", "Deployment", "Service"]), kinds
+    name = job.metadata.name
+    assert all(o["metadata"]["name"] in (name, f"{name}-tensorboard") for o in objects)
+    assert all(o["metadata"]["namespace"] == job.metadata.namespace for o in objects)
+    container = objects[1]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == list(job.spec.command)
+    assert container["command"] == ["python", "-m", "tandem.launch", "--"]
+    user_env = [e for e in container["env"] if not e["name"].startswith("TANDEM_")]
+    assert user_env == [{"name": e.name, "value": e.value} for e in job.spec.env]
+    # The launcher gets the command as argv elements, never through a shell.
+    plan = plan_workers(objects[1], list(range(20000, 20000 + job.spec.worker_count)), python="/py")[0]
+    launch = build_launch(plan.env, plan.argv[4:], "/py")
+    assert list(launch.argv[-len(job.spec.command):])[1:] == list(job.spec.command)[1:]
+    assert "sh" not in launch.argv[:3] and "-c" not in launch.argv[:3]
+    json.dumps(objects)  # plain data all the way down
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(hostile_documents())
+def test_hostile_specs_are_refused_or_render_exactly(document):
+    try:
+        job = TrainingJob.from_dict(document)
+    except SpecError as error:
+        OUTCOMES["rejected"] += 1
+        assert error.problems, "a refusal names at least one field"
+        for path, message in error.problems:
+            assert path.split(".")[0].split("[")[0] in ("metadata", "spec", "apiVersion", "kind", "(document)"), path
+            assert message and "\n" not in message
+        return
+    OUTCOMES["accepted"] += 1
+    _check_rendered(document, job)
+
+
+def teardown_module(module):
+    print(f"\nhostile specs: {OUTCOMES['accepted']} accepted and rendered exactly, {OUTCOMES['rejected']} rejected")
