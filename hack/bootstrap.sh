@@ -12,6 +12,9 @@ key="$("$python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')-$(sha2
 venv="${TANDEM_VENV:-$HOME/.cache/tandem/venv-$key}"
 log="$HOME/.cache/tandem/bootstrap.log"
 mkdir -p "$(dirname "$venv")"
+# One installer at a time per environment: a second clone's run waits for the first.
+exec 9>"$venv.lock"
+flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo "tandem: installing torch, TensorFlow, Ray and the test tools into $venv (first run only: a few minutes; log: $log)" >&2
   rm -rf "$venv"
