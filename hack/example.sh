@@ -5,4 +5,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$repo/hack/bootstrap.sh")"
 cd "$repo"
+# This clone's source first, even if another clone shares the cached environment.
+export PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}"
 exec "$venv/bin/tandem" run jobs/mnist-ddp.yaml --workers 2 "$@"
