@@ -392,14 +392,24 @@ class ControlPlane:
                 self.bin_dir = str(build())
             self.timings["build"] = time.monotonic() - t0
             _install_exit_handlers()
-            _live.add(self)
-            self._stopped = False
-            try:
-                self._start(t0)
-            except BaseException:
-                self.stop(keep_workdir=True)
-                raise
-            return self
+            for attempt in range(3):
+                _live.add(self)
+                self._stopped = False
+                self.components = []
+                try:
+                    self._start(t0)
+                    return self
+                except StartError as e:
+                    # Free ports are picked, then bound by the components: another process
+                    # may take one in between. Try again with new ports.
+                    retry = "address already in use" in str(e) and attempt < 2
+                    self.stop(keep_workdir=not retry)
+                    if not retry:
+                        raise
+                except BaseException:
+                    self.stop(keep_workdir=True)
+                    raise
+            return self  # pragma: no cover
 
     def stop(self, keep_workdir: bool | None = None) -> None:
         """Stop every component (SIGTERM, then SIGKILL after a grace period) and clean up."""
@@ -481,6 +491,7 @@ class ControlPlane:
             self.workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
         wd = Path(self.workdir)
         (wd / "owner.pid").write_text(str(os.getpid()))
+        shutil.rmtree(wd / "etcd", ignore_errors=True)  # a fresh cluster, even in a reused --workdir
         (wd / "logs").mkdir(exist_ok=True)
         (wd / "pki").mkdir(exist_ok=True)
         pki = self._pki = _pki(wd / "pki")
