@@ -280,3 +280,33 @@ def test_build_without_go_and_cache_exits_3(tmp_path):
     assert out.returncode == 3, out.stderr
     assert "no Go toolchain" in out.stderr
     assert out.stdout == ""
+
+
+def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
+    """Ports are picked free, then bound by the components; one taken in between is retried."""
+    import socket
+
+    import tests.controlplane.cluster as cluster
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = cluster._free_ports
+    calls = []
+
+    def first_one_taken(n):
+        ports = real(n)
+        if not calls:
+            ports[0] = taken  # etcd's client port
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(cluster, "_free_ports", first_one_taken)
+    try:
+        with ControlPlane(nodes=1, bin_dir=control_plane.bin_dir) as cp:
+            assert cp.ports["etcd"] != taken
+            assert cp.kubectl("get", "nodes").returncode == 0
+    finally:
+        squatter.close()
+    assert len(calls) == 2
