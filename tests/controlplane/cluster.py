@@ -405,7 +405,7 @@ class ControlPlane:
                     retry = "address already in use" in str(e) and attempt < 2
                     self.stop(keep_workdir=not retry)
                     if not retry:
-                        raise
+                        raise StartError(f"{e}\n(all logs kept in {self.workdir}/logs)") from e
                 except BaseException:
                     self.stop(keep_workdir=True)
                     raise
