@@ -180,6 +180,15 @@ def test_ray_head_and_metrics_address(helm):
     assert container["image"] == "tandem/operator:0.1.0"  # same Ray and Python as the clients
     assert container["command"] == ["ray"] and "--head" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # The workers carry no Ray token, so the head runs without token auth behind a NetworkPolicy
+    # that admits Tandem's pods only: the workers' and the operator's pods carry that label.
+    assert {"name": "RAY_AUTH_MODE", "value": "disabled"} in container["env"]
+    (policy,) = by_kind(objs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ray-head"
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tandem"}}}]
+    (operator,) = [o for o in by_kind(objs, "Deployment") if o["metadata"]["name"] == "tandem-operator"]
+    assert operator["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tandem"
     # An explicit address wins over the in-chart head.
     objs = render(helm, "--set", "ray.enabled=true", "--set", "operator.metricsAddress=ray://ray.example:10001")
     args = operator_container(objs)["args"]
