@@ -40,32 +40,71 @@ INTERVAL = 1.0
 RAY_START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 OBJECT_STORE_BYTES = 100_000_000
+#: Ray and the shippers run niced: on a small machine, training gets the CPU first.
+RAY_NICE = 5
 
 
 # -- processes of one Ray session ------------------------------------------------------------
+# The helper is a child subreaper, so every process of its Ray (raylet's agents and workers
+# included, whoever their parent was) stays below it; stopping the session is stopping the
+# helper's descendants. Ray renames its processes (setproctitle), which can clobber what
+# /proc/<pid>/environ shows, so the session env var is only a second way to find them.
+def _parents() -> dict[int, int]:
+    table: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            table[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return table
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        current = queue.pop(0)
+        found.append(current)
+        queue.extend(children.get(current, []))
+    return [p for p in found if _alive(p)]
+
+
 def session_processes(session: str) -> list[int]:
+    """Live processes whose environment (as /proc shows it) names the session."""
     needle = f"{SESSION_ENV}={session}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                stat = (entry / "stat").read_text()
-                if stat[stat.rindex(")") + 2] != "Z":
-                    found.append(int(entry.name))
+            if needle in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+                found.append(int(entry.name))
         except OSError:
             continue
     return found
 
 
-def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
-    """SIGTERM every process of the Ray session, SIGKILL what is left after `grace` s, and keep
-    looking until none has been seen for a moment (Ray's raylet starts its agents late)."""
+def stop_processes(find, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
+    """SIGTERM what `find()` lists, SIGKILL what is left after `grace` s, and keep looking until
+    nothing has been listed for a moment (Ray's raylet starts its agents late); reaps zombies
+    of ours on the way. Returns survivors (none, unless `timeout` passed)."""
     started = time.monotonic()
     quiet_since: Optional[float] = None
     while time.monotonic() - started < timeout:
-        pids = session_processes(session)
+        _reap()
+        pids = [p for p in find() if p != os.getpid()]
         if not pids:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 0.5:
@@ -80,7 +119,31 @@ def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> lis
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.05)
-    return session_processes(session)
+    return [p for p in find() if p != os.getpid()]
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
+    """Stop every process that carries the session id in its environment."""
+    return stop_processes(lambda: session_processes(session), grace, timeout)
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _ray_executable() -> list[str]:
@@ -92,11 +155,15 @@ def _ray_executable() -> list[str]:
 
 
 def _die_with_parent() -> None:
-    import ctypes
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
+
+def _helper_setup() -> None:
+    """The helper outlives a SIGKILLed CLI just long enough: its stdin ends, it stops its Ray."""
+    os.setpgid(0, 0)  # Ctrl-C on the terminal reaches the CLI, which stops the helper in order
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+        os.nice(RAY_NICE)
+    except OSError:
         pass
 
 
@@ -127,11 +194,14 @@ class LocalMetrics:
         self.port, self.client_port, self.agent_port = _free_ports(3)
         self.address = f"127.0.0.1:{self.port}"
         self.token = secrets.token_hex(32)
+        # Short: Ray's unix socket paths below it must stay under ~107 characters.
+        self.temp_dir = Path(tempfile.gettempdir()) / f"tandem-ray-{secrets.token_hex(4)}"
         self.worker_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0"}
         self.latest: Optional[MetricsStatus] = None
         self.final: Optional[MetricsStatus] = None
         self.state = "starting Ray"
         self.history: Optional[Path] = None
+        self.pids_file: Optional[Path] = None
         self._process: Optional[subprocess.Popen] = None
         self._reader: Optional[threading.Thread] = None
 
@@ -139,11 +209,13 @@ class LocalMetrics:
         """Start the helper (returns at once; Ray comes up in the background)."""
         run_dir.mkdir(parents=True, exist_ok=True)
         self.history = run_dir / "metrics.jsonl"
+        self.pids_file = run_dir / "metrics" / "ray-session.pids"
         (run_dir / "metrics").mkdir(exist_ok=True)
         argv = [sys.executable, "-m", "tandem.metrics.local",
                 "--session", self.session, "--port", str(self.port), "--client-port", str(self.client_port),
                 "--agent-port", str(self.agent_port), "--namespace", self.namespace, "--job", self.job,
-                "--workers", str(self.workers), "--threshold", str(self.threshold), "--history", str(self.history)]
+                "--workers", str(self.workers), "--threshold", str(self.threshold), "--history", str(self.history),
+                "--pids-file", str(self.pids_file), "--temp-dir", str(self.temp_dir)]
         if self.baseline:
             argv += ["--baseline", str(self.baseline)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_RUN_", "TANDEM_JOB"))}
@@ -152,7 +224,7 @@ class LocalMetrics:
         log = open(run_dir / "metrics" / "ray-session.log", "ab")
         try:
             self._process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=log, preexec_fn=_die_with_parent)
+                                             stderr=log, preexec_fn=_helper_setup)
         finally:
             log.close()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -206,16 +278,55 @@ class LocalMetrics:
                 process.wait()
             if self._reader is not None:
                 self._reader.join(2.0)
-        stop_session(self.session, grace=1.0)
+        # The helper stops its own Ray; should it have died first, stop what it last listed.
+        listed = _read_pids(self.pids_file) if self.final is None else []
+        stop_processes(lambda: [p for p in listed if _alive(p)] + session_processes(self.session), grace=1.0)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self.final is None:
             self.final = MetricsStatus(available=False, reason="the metrics process ended early")
         return self.final
 
 
 # -- the helper process -----------------------------------------------------------------------
+def _write_pids(path: Optional[Path], pids: list[int]) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{p}\n" for p in pids))
+    os.replace(tmp, path)
+
+
+def _read_pids(path: Optional[Path]) -> list[int]:
+    try:
+        return [int(line) for line in path.read_text().split()] if path else []
+    except (OSError, ValueError):
+        return []
+
+
+def merge_spool(snapshot: dict, directory: Path) -> None:
+    """Add the records that shippers left in the run directory (their training ended before Ray
+    was up; see shipper.spool) to a collector snapshot."""
+    from .shipper import SPOOL_PREFIX
+
+    records, totals = snapshot.setdefault("records", {}), snapshot.setdefault("totals", {})
+    for path in sorted(directory.glob(f"{SPOOL_PREFIX}*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                key = f"{int(entry['worker'])}/{int(entry['rank'])}"
+                batch = list(entry["records"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            records[key] = sorted([*records.get(key, []), *batch], key=lambda r: r[0])
+            totals[key] = int(totals.get(key, 0)) + len(batch)
+
+
 def _emit(event: dict) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # the CLI has gone; the history file still gets everything
 
 
 def _dump(status: MetricsStatus) -> dict:
@@ -225,7 +336,7 @@ def _dump(status: MetricsStatus) -> dict:
 def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
     argv = [*_ray_executable(), "start", "--head", "--block", "--port", str(args.port),
             "--node-ip-address", "127.0.0.1", "--num-cpus", "0", "--num-gpus", "0",
-            "--include-dashboard", "false", "--disable-usage-stats",
+            "--include-dashboard", "false", "--disable-usage-stats", "--no-monitor",
             "--object-store-memory", str(OBJECT_STORE_BYTES),
             "--ray-client-server-port", str(args.client_port),
             "--dashboard-agent-listen-port", str(args.agent_port),
@@ -247,7 +358,10 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--threshold", type=float, default=0.8)
     p.add_argument("--history", type=Path, required=True)
     p.add_argument("--interval", type=float, default=INTERVAL)
+    p.add_argument("--pids-file", type=Path, default=None)
+    p.add_argument("--temp-dir", default=None)
     args = p.parse_args(argv)
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: Ray's orphans stay below us
     if os.environ.get(SESSION_ENV) != args.session:
         os.environ[SESSION_ENV] = args.session  # the Ray processes inherit it: that is how they are found
 
@@ -262,7 +376,8 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
 
     threading.Thread(target=wait_stdin, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    temp_dir = tempfile.mkdtemp(prefix="tandem-ray-", dir="/tmp")
+    temp_dir = args.temp_dir or tempfile.mkdtemp(prefix="tandem-ray-")
+    os.makedirs(temp_dir, exist_ok=True)
     address = f"127.0.0.1:{args.port}"
     ray_up = False
     try:
@@ -280,22 +395,29 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
                 _emit({"event": "state", "message": "waiting for the first steps"})
             else:
                 _emit({"event": "state", "message": f"Ray did not start ({why})"})
+            _write_pids(args.pids_file, descendants(os.getpid()))
         else:
             _emit({"event": "state", "message": "Ray did not start"})
 
-        def read() -> MetricsStatus:
+        def read(final: bool = False) -> MetricsStatus:
             if not ray_up:
                 return MetricsStatus(available=False, reason="Ray did not start", updated_at=client.now_rfc3339())
-            return client.read_summary(address, args.namespace, args.job, args.workers, args.baseline,
-                                       args.threshold, timeout=3.0)
+            try:
+                snapshot = client.read_snapshot(address, args.namespace, args.job, timeout=3.0)
+            except Exception as error:  # noqa: BLE001
+                return MetricsStatus(available=False, reason=str(error), updated_at=client.now_rfc3339())
+            if final:
+                merge_spool(snapshot, args.history.parent / "metrics")
+            return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
 
         with args.history.open("a", encoding="utf-8") as history:
             while not done.wait(args.interval):
                 status = read()
                 history.write(json.dumps(_dump(status)) + "\n")
                 history.flush()
+                _write_pids(args.pids_file, descendants(os.getpid()))
                 _emit({"event": "summary", "status": _dump(status)})
-            status = read()
+            status = read(final=True)
             history.write(json.dumps({**_dump(status), "final": True}) + "\n")
         _emit({"event": "final", "status": _dump(status)})
     except BaseException:
@@ -304,7 +426,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         traceback.print_exc()
         _emit({"event": "final", "status": _dump(MetricsStatus(available=False, reason="the metrics process failed"))})
     finally:
-        stop_session(args.session, grace=2.0)
+        stop_processes(lambda: descendants(os.getpid()) + session_processes(args.session), grace=2.0)
         shutil.rmtree(temp_dir, ignore_errors=True)
     os._exit(0)  # not ray.shutdown(): the cluster is gone, and its atexit hooks would wait for it
 

@@ -26,6 +26,7 @@ SHIP_EVERY = 1.0
 #: How long to wait for the metrics Ray to accept connections before giving up.
 CONNECT_TIMEOUT = float(os.environ.get("TANDEM_METRICS_CONNECT_TIMEOUT", "120"))
 CALL_TIMEOUT = 10.0
+FIRST_CALL_TIMEOUT = 60.0
 FINAL_TIMEOUT = 2.5
 
 
@@ -92,8 +93,9 @@ def _quiet_stderr() -> "object":
     return message
 
 
-def _connect(address: str, timeout: float) -> Optional[str]:
-    """ray.init in a thread, bounded; None when connected, else why not."""
+def _connect(address: str):
+    """Start ray.init in a thread; returns (thread, outcome list: [] while connecting, [None] when
+    connected, [why] when it failed)."""
     outcome: list[Optional[str]] = []
 
     def connect() -> None:
@@ -110,8 +112,25 @@ def _connect(address: str, timeout: float) -> Optional[str]:
 
     thread = threading.Thread(target=connect, daemon=True)
     thread.start()
-    thread.join(timeout)
-    return outcome[0] if outcome else f"no connection within {timeout:.0f} s"
+    return thread, outcome
+
+
+SPOOL_PREFIX = "spool-"
+
+
+def spool(records: list, worker: int, rank: int) -> None:
+    """Training ended before Ray was up: leave the records in the run directory (local runs), where
+    the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
+    import json
+
+    run_dir = os.environ.get("TANDEM_RUN_DIR")
+    if not records or not run_dir or not os.path.isdir(run_dir):
+        return
+    directory = os.path.join(run_dir, "metrics")
+    os.makedirs(directory, exist_ok=True)
+    line = json.dumps({"worker": worker, "rank": rank, "records": records}, separators=(",", ":"))
+    with open(os.path.join(directory, f"{SPOOL_PREFIX}{worker}-{rank}.jsonl"), "a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 def main() -> int:
@@ -120,6 +139,10 @@ def main() -> int:
     namespace, job = env.get("TANDEM_NAMESPACE", "default"), env.get("TANDEM_JOB", "")
     worker, rank = int(env.get("TANDEM_WORKER_INDEX") or 0), int(env.get("LOCAL_RANK") or 0)
     who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
+    try:
+        os.nice(int(env.get("TANDEM_METRICS_NICE", "5")))  # training gets the CPU first
+    except (OSError, ValueError):
+        pass
     message = _quiet_stderr()
     inbox = Inbox(sys.stdin.buffer)
 
@@ -128,16 +151,27 @@ def main() -> int:
               file=message, flush=True)
         os._exit(0)  # Ray's atexit handlers may wait on a dead cluster: leave at once
 
+    def spool_and_exit() -> None:
+        spool(inbox.take(), worker, rank)
+        os._exit(0)
+
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while not reachable(address):
         if inbox.closed.is_set():
-            os._exit(0)  # training ended before Ray came up: nothing to do
+            spool_and_exit()  # training ended before Ray came up
         if time.monotonic() > deadline:
             return give_up(f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s)")
         time.sleep(0.25)
-    why = _connect(address, max(5.0, deadline - time.monotonic()))
-    if why is not None:
-        return give_up(f"refused the connection ({why})")
+    thread, outcome = _connect(address)
+    deadline = max(deadline, time.monotonic() + 30.0)
+    while thread.is_alive() and not outcome:
+        thread.join(0.2)
+        if inbox.closed.is_set() and not outcome:
+            spool_and_exit()
+        if time.monotonic() > deadline:
+            return give_up("did not accept the connection in time")
+    if not outcome or outcome[0] is not None:
+        return give_up(f"refused the connection ({outcome[0] if outcome else 'no answer'})")
     try:
         import ray
 
@@ -148,14 +182,18 @@ def main() -> int:
         return give_up(f"has no metrics collector ({type(error).__name__}: {error})")
 
     pending: list = []
+    answered = False  # the first call waits for the actor's process to start: be patient
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
         pending.extend(inbox.take())
         if pending:
+            timeout = FINAL_TIMEOUT if closed else (CALL_TIMEOUT if answered else FIRST_CALL_TIMEOUT)
             try:
-                ray.get(actor.report.remote(worker, rank, pending), timeout=FINAL_TIMEOUT if closed else CALL_TIMEOUT)
-                pending = []
+                ray.get(actor.report.remote(worker, rank, pending), timeout=timeout)
+                pending, answered = [], True
             except Exception as error:  # noqa: BLE001 - lost Ray: say so once, stop
+                if closed:
+                    os._exit(0)  # the last records did not make it in time; nothing to say
                 return give_up(f"was lost ({type(error).__name__})")
         if closed:
             os._exit(0)

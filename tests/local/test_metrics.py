@@ -1,0 +1,175 @@
+"""Metrics end to end: real `tandem run`, real worker processes, a real local Ray."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.processes import kill_job, processes_of_job
+
+pytestmark = pytest.mark.local
+
+DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
+BATCH = 64
+
+
+@pytest.fixture
+def job_name(tmp_path):
+    name = f"m-{uuid.uuid4().hex[:6]}"
+    yield name
+    kill_job(name)
+    for pid in ray_session_of(tmp_path, name):
+        try:
+            import os
+
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def ray_session_of(tmp_path: Path, job: str) -> list[int]:
+    """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
+    listed them in the run directory, plus any whose environment still names the session."""
+    import tandem.metrics.local as local
+
+    listed = [int(p) for f in (tmp_path / "runs" / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
+    needle = f"TANDEM_RAY_SESSION={job}-".encode()
+    found = {p for p in listed if local._alive(p)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(v.startswith(needle) for v in (entry / "environ").read_bytes().split(b"\0")):
+                if local._alive(int(entry.name)):
+                    found.add(int(entry.name))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def command(*extra: str) -> str:
+    args = ["python", "jobs/train_ddp.py", "--checkpoint-every", "0", "--log-every", "50", *extra]
+    return "spec.command=" + json.dumps(args)
+
+
+def tandem(tmp_path, job, *args, **popen):
+    cmd = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(tmp_path / "runs"),
+           "--set", f"metadata.name={job}", *args]
+    return cmd
+
+
+def history(tmp_path, job) -> list[dict]:
+    files = list((tmp_path / "runs" / job).glob("*/metrics.jsonl"))
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+
+
+def own_rate(tmp_path, job) -> float:
+    """Samples/s of one worker as the training script itself measured it (steps x batch / wall)."""
+    logs = list((tmp_path / "runs" / job).glob("*/logs/attempt-0/worker-0.log"))
+    match = DONE.search(logs[0].read_text())
+    assert match, logs[0].read_text()[-2000:]
+    steps, seconds = int(match.group(1)), float(match.group(2))
+    return steps * BATCH / seconds
+
+
+def test_two_workers_report_throughput_that_the_workers_own_counts_imply(tmp_path, job_name):
+    done = subprocess.run(tandem(tmp_path, job_name, "--workers", "2", "--set", command("--steps", "400")),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = history(tmp_path, job_name)[-1]
+    assert final["final"] and final["available"]
+    per_worker = {w["index"]: w["throughput"] for w in final["perWorker"]}
+    assert sorted(per_worker) == [0, 1]
+    # Each worker trains the same steps (lock-step DDP); the script's own rate covers the whole
+    # loop (first steps included), the reported one the last 30 s: they agree within a margin.
+    rate = own_rate(tmp_path, job_name)
+    for index, reported in per_worker.items():
+        assert 0.6 * rate <= reported <= 1.6 * rate, (index, reported, rate)
+    assert abs(final["throughput"] - sum(per_worker.values())) < 1e-6 * final["throughput"]
+    assert all(w["steps"] >= 350 for w in final["perWorker"])  # every step but the first is timed
+    assert final["stepTimeP50"] <= final["stepTimeP95"]
+    assert "throughput:" in done.stderr and "samples/s" in done.stderr and "step time: p50" in done.stderr
+    assert not processes_of_job(job_name)
+    assert not ray_session_of(tmp_path, job_name)
+
+
+def test_slow_worker_is_named_the_straggler(tmp_path, job_name):
+    done = subprocess.run(
+        tandem(tmp_path, job_name, "--workers", "2",
+               "--set", command("--steps", "250", "--sleep-per-step", "0.04", "--slow-rank", "1")),
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = history(tmp_path, job_name)[-1]
+    assert final["available"] and final["straggler"] == 1, final
+    # Lock-step training: both workers show the same samples/s; compute time tells them apart.
+    capacity = {w["index"]: w["capacity"] for w in final["perWorker"]}
+    assert capacity[1] < 0.8 * capacity[0]
+    assert "straggler: worker 1" in done.stderr
+
+
+def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_path, job_name):
+    run = subprocess.Popen(tandem(tmp_path, job_name, "--workers", "2",
+                                  "--set", command("--steps", "400", "--sleep-per-step", "0.03")),
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # wait until figures flow, then kill that Ray
+            files = list((tmp_path / "runs" / job_name).glob("*/metrics.jsonl"))
+            if files and '"throughput"' in files[0].read_text():
+                break
+            assert run.poll() is None, run.stdout.read()[-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("no metrics within 90 s")
+        # Ray's own processes (the metrics helper listed them), not the helper: as if Ray crashed.
+        victims = [int(p) for f in (tmp_path / "runs" / job_name).glob("*/metrics/ray-session.pids")
+                   for p in f.read_text().split()]
+        assert victims
+        for pid in victims:
+            try:
+                import os
+
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        output, _ = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, output[-3000:]
+    assert "Succeeded" in output
+    assert "metrics unavailable" in output
+    ranks = [line for line in output.splitlines() if "done: 400 steps" in line]
+    assert ranks, output[-3000:]
+    assert output.count("training goes on without metrics") <= 2  # at most once per rank
+    assert not processes_of_job(job_name)
+    assert not ray_session_of(tmp_path, job_name)
+
+
+def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
+    out = tmp_path / "bench.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem", "bench", str(REPO / "jobs/mnist-ddp.yaml"), "--workers", "1,2",
+         "--runs-dir", str(tmp_path / "runs"), "-o", str(out),
+         "--set", f"metadata.name={job_name}", "--set", command("--steps", "150", "--sleep-per-step", "0.01")],
+        cwd=REPO, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = json.loads(out.with_suffix(".json").read_text())
+    assert [p["workers"] for p in figures["points"]] == [1, 2]
+    one, two = figures["points"]
+    assert one["throughput"] and one["efficiency"] == 1.0
+    assert two["efficiency"] == pytest.approx(two["throughput"] / (2 * one["throughput"]))
+    recorded = json.loads((tmp_path / "runs" / job_name / "baseline.json").read_text())
+    assert recorded["throughput"] == pytest.approx(one["throughput"])
+    assert "scaling efficiency" in done.stderr
+    assert not ray_session_of(tmp_path, job_name)
