@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -169,11 +170,15 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
             for p in procs:
                 codes.append(p.wait(timeout=max(1.0, t0 + timeout - time.time())))
         except subprocess.TimeoutExpired:
+            result.note = f"timed out after {timeout:.0f}s"
+        finally:  # timeout, Ctrl-C or SIGTERM: leave nothing running
             for p in procs:
                 if p.poll() is None:
-                    os.killpg(p.pid, 9)
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                     p.wait()
-            result.note = f"timed out after {timeout:.0f}s"
         result.wall = time.time() - t0
     stamps: dict[int, float] = {}
     for line in log.read_text(errors="replace").splitlines():
@@ -200,8 +205,8 @@ def loadavg() -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--steps", type=int, default=300, help="training steps per run")
-    p.add_argument("--warmup", type=int, default=50, help="steps before the steady-throughput window")
+    p.add_argument("--steps", type=int, default=200, help="training steps per run")
+    p.add_argument("--warmup", type=int, default=40, help="steps before the steady-throughput window")
     p.add_argument("--batch-size", type=int, default=64, help="per worker")
     p.add_argument("--timeout", type=float, default=240.0, help="per run")
     p.add_argument("--variants", default="pytorch/tandem,pytorch/torchrun-2n,pytorch/torchrun-1n,"
@@ -210,6 +215,7 @@ def main() -> int:
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="copy every run's log here")
     args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     w = Workload(steps=args.steps, warmup=args.warmup, batch=args.batch_size,
                  ddp_args=["--features", "128", "--hidden", "512"],
