@@ -163,8 +163,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     # --- Tandem metrics hook -------------------------------------------------------------
-    # Another engineer adds `tandem.metrics`; then: r = metrics.reporter() here and
-    # r.step(samples=global_batch // workers) after each train_step below. Not imported yet.
+    # Reports samples/s to Tandem; a no-op outside Tandem, or where tandem is not installed.
+    # (model.fit users: callbacks=[metrics.keras_callback(global_batch // workers)].)
+    try:
+        from tandem import metrics
+
+        reporter = metrics.reporter()
+    except ImportError:
+        reporter = None
     # --------------------------------------------------------------------------------------
     loss_value: Optional[float] = None
     started = time.monotonic()
@@ -172,7 +178,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         maybe_crash(args, step, index)
         loss_value = float(train_step(next(iterator)))
         step += 1
-        # [tandem-metrics hook] reporter.step(samples=global_batch // workers)
+        if reporter is not None:  # [tandem-metrics hook]
+            reporter.step(samples=global_batch // workers)
         if step % args.log_every == 0 or step == total:
             print(f"worker {index}: step {step}/{total} loss {loss_value:.4f}", flush=True)
         if step % every == 0 or step == total:
