@@ -94,3 +94,32 @@ def test_status_line_reads_the_latest_figures():
     m.latest = client.from_snapshot(snap, 2, 500.0, 0.8)
     line = m.status_line()
     assert "1,280 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
+
+
+def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
+    from tandem.metrics.local import merge_spool
+    from tandem.metrics.shipper import spool
+
+    monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))
+    spool([[i * 0.1, 64, 0.1, None] for i in range(1, 11)], worker=1, rank=0)
+    spool([[i * 0.1, 64, 0.1, None] for i in range(11, 21)], worker=1, rank=0)
+    snapshot = {"records": {"0/0": [[i * 0.1, 64, 0.1, None] for i in range(1, 21)]}, "totals": {"0/0": 20}}
+    merge_spool(snapshot, tmp_path / "metrics")
+    assert snapshot["totals"] == {"0/0": 20, "1/0": 20}
+    status = client.from_snapshot(snapshot, workers=2, baseline=None, straggler_threshold=0.8)
+    assert [w.index for w in status.per_worker] == [0, 1] and round(status.throughput) == 1280
+
+
+def test_reporter_records_steps_with_the_wait_split():
+    from tandem.metrics.reporter import Reporter
+
+    rep = Reporter.__new__(Reporter)  # no thread, no shipper: just the step bookkeeping
+    import collections
+
+    rep._buffer, rep._previous, rep._broken = collections.deque(), None, False
+    rep.step(64)
+    rep.step(64, wait=0.0)
+    rep.step(64, wait=10.0)
+    assert len(rep._buffer) == 2  # the first step has no duration
+    (_, samples, seconds, busy), (_, _, seconds2, busy2) = rep._buffer
+    assert samples == 64 and busy == seconds and busy2 == 0.0

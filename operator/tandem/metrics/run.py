@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -25,6 +26,10 @@ class LocalRun:
 def run_local(job: TrainingJob, run_root: Path, console: Console, resume: bool = False, debug: bool = False) -> LocalRun:
     """Run the job on this machine; with spec.metrics.enabled, collect its figures through a local Ray."""
     spec, name = job.spec, job.metadata.name
+    if spec.metrics.enabled and importlib.util.find_spec("ray") is None:
+        console.print("[yellow]metrics need Ray (pip install 'tandem[metrics]'); running without them[/]")
+        executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug)
+        return LocalRun(executor.run(), MetricsStatus(available=False, reason="Ray is not installed"))
     if not spec.metrics.enabled:
         executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug)
         return LocalRun(executor.run(), None)
