@@ -8,6 +8,7 @@ and `runPolicy.backoffLimit` restarts the whole group, which resumes from its ch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -234,7 +235,7 @@ class LocalExecutor:
             failed, reason = self._watch(workers, lines, restart, limit)
         finally:
             self._stop(workers)
-            self._drain(lines)
+            self._drain(lines, show=not self.debug)
         exits = [WorkerExit(w.plan.index, _exit_code(w.process.returncode), w.log) for w in workers]
         attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason)
         if failed is not None:
@@ -242,13 +243,15 @@ class LocalExecutor:
         return attempt
 
     def _watch(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", restart: int, limit: int):
+        """Until every worker succeeded, one failed, or the deadline passed. With --debug,
+        worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
         deadline = self._deadline()
-        if self.debug:
-            return self._watch_quietly(workers, lines, deadline)
-        with Live(self._status(workers, restart, limit), console=self.console, transient=True,
-                  refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as live:
+        live = None if self.debug else Live(
+            self._status(workers, restart, limit), console=self.console, transient=True,
+            refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
+        with live or contextlib.nullcontext():
             while True:
-                self._drain(lines, live)
+                self._drain(lines, live, show=live is not None)
                 codes = [w.process.poll() for w in workers]
                 if any(code not in (None, 0) for code in codes):
                     return self._root_cause(workers), "failed"
@@ -258,22 +261,9 @@ class LocalExecutor:
                     seconds = self.job.spec.run_policy.active_deadline_seconds
                     self.console.print(f"[red]activeDeadlineSeconds ({seconds}) passed: stopping the job[/]")
                     return WorkerExit(0, 124, workers[0].log), "deadline"
-                live.update(self._status(workers, restart, limit))
+                if live is not None:
+                    live.update(self._status(workers, restart, limit))
                 time.sleep(0.1)
-
-    def _watch_quietly(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", deadline: Optional[float]):
-        """Debug mode: nothing but worker 0 writes to the terminal; others go to their logs."""
-        while True:
-            while not lines.empty():
-                lines.get_nowait()
-            codes = [w.process.poll() for w in workers]
-            if any(code not in (None, 0) for code in codes):
-                return self._root_cause(workers), "failed"
-            if all(code == 0 for code in codes):
-                return None, ""
-            if deadline is not None and time.monotonic() > deadline:
-                return WorkerExit(0, 124, workers[0].log), "deadline"
-            time.sleep(0.1)
 
     def _root_cause(self, workers: list[_Worker]) -> WorkerExit:
         """The worker whose failure started it: when one dies, its peers fail a moment later
@@ -300,13 +290,15 @@ class LocalExecutor:
             text.append(f"  │ {workers[0].last_line[:70]}", style="dim")
         return text
 
-    def _drain(self, lines: "queue.Queue[tuple[int, str]]", live: Optional[Live] = None) -> None:
+    def _drain(self, lines: "queue.Queue[tuple[int, str]]", live: Optional[Live] = None, show: bool = True) -> None:
         console = live.console if live else self.console
         while True:
             try:
                 index, line = lines.get_nowait()
             except queue.Empty:
                 return
+            if not show:
+                continue
             prefix = Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)])
             console.print(prefix + Text(line), highlight=False, soft_wrap=True)
 
