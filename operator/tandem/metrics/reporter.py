@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import atexit
 import collections
-import ctypes
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -92,8 +90,9 @@ class Reporter:
                 [self._python, "-m", "tandem.metrics.shipper"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
-                preexec_fn=_die_with_parent,
+                # No preexec_fn in a multi-threaded training process: the shipper sets its own
+                # PDEATHSIG and checks that this process is still its parent.
+                env={**os.environ, **self.env, "TANDEM_METRICS_PARENT": str(os.getpid())},
                 close_fds=True,
             )
         except OSError as error:
@@ -160,13 +159,6 @@ class Reporter:
             shipper.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             shipper.kill()
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def metrics_enabled(env: Mapping[str, str]) -> bool:

@@ -77,6 +77,19 @@ class Inbox:
         return records
 
 
+def _die_with_parent(parent: Optional[str]) -> None:
+    """SIGKILL when the training process exits; leave now if it already has."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(0)
+
+
 def _quiet_stderr() -> "object":
     """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
     message = os.fdopen(os.dup(2), "w", buffering=1)
@@ -139,6 +152,7 @@ def main() -> int:
     namespace, job = env.get("TANDEM_NAMESPACE", "default"), env.get("TANDEM_JOB", "")
     worker, rank = int(env.get("TANDEM_WORKER_INDEX") or 0), int(env.get("LOCAL_RANK") or 0)
     who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
+    _die_with_parent(env.get("TANDEM_METRICS_PARENT"))
     try:
         os.nice(int(env.get("TANDEM_METRICS_NICE", "5")))  # training gets the CPU first
     except (OSError, ValueError):
