@@ -103,6 +103,18 @@ def free_port() -> int:
     return port
 
 
+def wait_crd(cp: ControlPlane, name: str, timeout: float = 90) -> None:
+    """Until the CRD is Established (`kubectl wait` fails outright while it has no conditions yet)."""
+    deadline = time.time() + timeout
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    while time.time() < deadline:
+        out = cp.kubectl("get", f"crd/{name}", "-o", f"jsonpath={path}", check=False)
+        if out.returncode == 0 and out.stdout.strip() == "True":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"CRD {name} not Established after {timeout:.0f}s")
+
+
 # ---------------------------------------------------------------------------- the two systems
 
 
@@ -146,7 +158,7 @@ class Tandem(System):
 
     def setup(self) -> None:
         self.cp.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
-        self.cp.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=60s")
+        wait_crd(self.cp, "trainingjobs.tandem.dev")
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "tandem", "operator", "run", "--health-port", "0", "--metrics-port", "0",
@@ -178,10 +190,24 @@ class Kubeflow(System):
 
     def setup(self) -> None:
         self.cp.kubectl("apply", "--server-side", "-f", str(self.crds / "kubeflow.org_pytorchjobs.yaml"))
-        self.cp.kubectl("wait", "--for=condition=established", "crd/pytorchjobs.kubeflow.org", "--timeout=60s")
+        wait_crd(self.cp, "pytorchjobs.kubeflow.org")
         # What its manifests create: its namespace and the (empty) Secret its cert rotator fills.
         self.cp.kubectl("create", "namespace", "kubeflow", check=False)
         self.cp.kubectl("create", "secret", "generic", "training-operator-webhook-cert", "-n", "kubeflow", check=False)
+        # Its cert rotator holds the controllers back until (a) a serving certificate is in
+        # /tmp/k8s-webhook-server/serving-certs (in a cluster: the Secret, mounted by the kubelet)
+        # and (b) it injected its CA into this ValidatingWebhookConfiguration. Out of cluster: a
+        # self-signed pair written there, and the configuration with no webhooks, so the apiserver
+        # never calls a webhook it could not reach.
+        certs = Path("/tmp/k8s-webhook-server/serving-certs")
+        certs.mkdir(parents=True, exist_ok=True)
+        if not (certs / "tls.crt").exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt"), "-days", "30",
+                            "-subj", "/CN=training-operator.kubeflow.svc"], check=True, capture_output=True)
+        vwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "validator.training-operator.kubeflow.org"}, "webhooks": []}
+        self.cp.kubectl("apply", "-f", "-", input=json.dumps(vwc))
         init = self.logdir / "initContainer.yaml"
         init.write_text(
             "- name: init-pytorch\n  image: {{.InitContainerImage}}\n"
@@ -195,7 +221,7 @@ class Kubeflow(System):
         argv = [str(self.binary), f"--kubeconfig={self.cp.kubeconfig}", "--enable-scheme=pytorchjob",
                 "--metrics-bind-address=0", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
                 f"--webhook-server-port={free_port()}", f"--pytorch-init-container-template-file={self.init_template}",
-                "--zap-log-level=error"]
+                "--zap-log-level=info"]
         if self.threads:
             argv.append(f"--controller-threads={self.threads}")
         return argv
