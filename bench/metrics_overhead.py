@@ -1,17 +1,22 @@
 #!/usr/bin/env python
-"""B2: what metrics cost training. Throughput with metrics on against off, same job, same machine.
+"""B2: what metrics cost training: throughput with metrics on against off, in the same run.
 
-Runs `tandem run jobs/mnist-ddp.yaml` alternately with spec.metrics.enabled true and false
-(the order flips every round, so drift in the machine's load hits both sides alike) and takes
-each run's throughput from the training script's own clock: "done: N steps in T s, W ranks"
-(the training loop only; process start-up is not in it). "On" includes everything metrics
-cost: the per-step hooks, the shipper processes, and the local Ray starting during training.
+One `tandem run jobs/mnist-ddp.yaml` (2 workers, metrics enabled, so the local Ray, the
+collector and the shippers are all up) runs bench/metrics_overhead_train.py: the DDP example's
+model and data, alternating phases with Tandem's metrics on (timed allreduce hook + a reported
+step, shipped through Ray) and off (plain allreduce, nothing reported), the order flipped every
+round, all ranks switching together. Throughput of each phase = samples of all ranks / wall
+time of the phase. Lost = (median off - median on) / median off.
 
-    python bench/metrics_overhead.py --rounds 5 --steps 500 [--no-append] [--output FILE.json]
+    python bench/metrics_overhead.py [--rounds 5] [--phase-steps 300] [--no-append] [--output F.json]
+    python bench/metrics_overhead.py --end-to-end [--rounds 5] [--steps 500]
 
-Prints the runs, the medians and the loss in percent (target: at most 1 %), appends a section
-to bench/RESULTS.md (unless --no-append) and writes the figures as JSON (--output). The load
-average before and after is recorded: on a shared machine it is the first thing to check.
+--end-to-end instead alternates whole runs with spec.metrics.enabled true/false (throughput from
+the script's own "done: N steps in T s" line): that also charges the local Ray's start-up, which
+competes for the CPU with the first seconds of training.
+
+Appends a section to bench/RESULTS.md (unless --no-append). The load average before and after
+is recorded: on a shared machine it is the first thing to check.
 """
 
 from __future__ import annotations
@@ -33,21 +38,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, table  # noqa: E402
 
 DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
+B2 = re.compile(r"B2 (\{.*\})")
 
 
-def one_run(enabled: bool, steps: int, batch: int, workers: int, runs_dir: Path) -> float:
-    command = ["python", "jobs/train_ddp.py", "--steps", str(steps), "--batch-size", str(batch),
-               "--checkpoint-every", "0", "--log-every", str(steps)]
+def tandem_run(command: list[str], enabled: bool, workers: int, runs_dir: Path) -> str:
     argv = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(runs_dir),
             "--workers", str(workers), "--set", "metadata.name=overhead",
             "--set", f"spec.metrics.enabled={'true' if enabled else 'false'}",
             "--set", "spec.command=" + json.dumps(command)]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
-    match = DONE.search(done.stdout + done.stderr)
-    if done.returncode != 0 or not match:
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    n, seconds, ranks = int(match.group(1)), float(match.group(2)), int(match.group(3))
-    return n * batch * ranks / seconds
+    return done.stdout + done.stderr
+
+
+def in_run(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float]]:
+    command = ["python", "bench/metrics_overhead_train.py", "--rounds", str(args.rounds),
+               "--phase-steps", str(args.phase_steps), "--batch-size", str(args.batch_size)]
+    output = tandem_run(command, True, args.workers, runs_dir)
+    match = B2.search(output)
+    if not match:
+        raise SystemExit(f"no B2 line in the output:\n{output[-3000:]}")
+    data = json.loads(match.group(1))
+    if not data["reporting"]:
+        raise SystemExit("the training script's reporter was not enabled: nothing was measured")
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    for phase in data["phases"]:
+        runs["on" if phase["on"] else "off"].append(phase["samples_per_s"])
+        print(f"round {phase['round']}: metrics {'on ' if phase['on'] else 'off'}  "
+              f"{phase['samples_per_s']:10.1f} samples/s  ({phase['seconds']:.1f} s)", flush=True)
+    return runs
+
+
+def end_to_end(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float]]:
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    command = ["python", "jobs/train_ddp.py", "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+               "--checkpoint-every", "0", "--log-every", str(args.steps)]
+    for round_ in range(args.rounds):
+        for enabled in ((True, False) if round_ % 2 == 0 else (False, True)):
+            started = time.monotonic()
+            match = DONE.search(tandem_run(command, enabled, args.workers, runs_dir))
+            if not match:
+                raise SystemExit("no 'done:' line in the output")
+            n, seconds, ranks = int(match.group(1)), float(match.group(2)), int(match.group(3))
+            rate = n * args.batch_size * ranks / seconds
+            runs["on" if enabled else "off"].append(rate)
+            print(f"round {round_ + 1}: metrics {'on ' if enabled else 'off'}  {rate:10.1f} samples/s"
+                  f"  ({time.monotonic() - started:.0f} s)", flush=True)
+    return runs
 
 
 def loadavg() -> str:
@@ -60,53 +98,57 @@ def loadavg() -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--phase-steps", type=int, default=300, help="steps per phase (in-run mode)")
+    p.add_argument("--end-to-end", action="store_true", help="alternate whole runs instead of phases")
+    p.add_argument("--steps", type=int, default=500, help="steps per run (--end-to-end)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--output", type=Path, default=None)
     p.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = p.parse_args()
     load_before = loadavg()
-    runs = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="tandem-overhead-") as tmp:
-        for round_ in range(args.rounds):
-            order = (True, False) if round_ % 2 == 0 else (False, True)
-            for enabled in order:
-                started = time.monotonic()
-                rate = one_run(enabled, args.steps, args.batch_size, args.workers, Path(tmp))
-                runs["on" if enabled else "off"].append(rate)
-                print(f"round {round_ + 1}: metrics {'on ' if enabled else 'off'}  {rate:10.1f} samples/s"
-                      f"  ({time.monotonic() - started:.0f} s)", flush=True)
+        runs = end_to_end(args, Path(tmp)) if args.end_to_end else in_run(args, Path(tmp))
     on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
     lost = (off - on) / off * 100
     spread = (max(runs["off"]) - min(runs["off"])) / off * 100
     load_after = loadavg()
+    mode = "end-to-end (whole runs)" if args.end_to_end else "in-run phases"
     result = {
-        "benchmark": "B2 metrics overhead", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "B2 metrics overhead", "mode": mode,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
-        "workers": args.workers, "steps": args.steps, "batch": args.batch_size, "runs": runs,
+        "workers": args.workers, "batch": args.batch_size, "runs": runs,
         "median_on": on, "median_off": off, "lost_percent": lost, "spread_off_percent": spread,
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
-    print(f"median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % lost "
-          f"(off runs spread {spread:.1f} %; load average {load_before} -> {load_after})")
+    print(f"{mode}: median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % lost "
+          f"(off spread {spread:.1f} %; load average {load_before} -> {load_after})")
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     if not args.no_append:
         rows = [(i + 1, f"{a:.1f}", f"{b:.1f}") for i, (a, b) in enumerate(zip(runs["on"], runs["off"]))]
+        if args.end_to_end:
+            what = (f"Whole `tandem run jobs/mnist-ddp.yaml` runs ({args.workers} workers, {args.steps} steps of "
+                    f"{args.batch_size} samples per rank), spec.metrics.enabled true and false alternately (order "
+                    "flipped every round); throughput from the script's own clock over its training loop. "
+                    "'On' includes the local Ray starting while training runs.")
+            command = f"python bench/metrics_overhead.py --end-to-end --rounds {args.rounds} --steps {args.steps}"
+        else:
+            what = (f"One `tandem run` ({args.workers} workers, the DDP example's model and data, batch "
+                    f"{args.batch_size} per rank) alternating {args.phase_steps}-step phases with metrics on "
+                    "(timed allreduce hook + reporter.step, shipped through the local Ray) and off (plain "
+                    "allreduce, nothing reported), order flipped every round, after Ray was up and a warm-up; "
+                    "samples/s of all ranks per phase.")
+            command = f"python bench/metrics_overhead.py --rounds {args.rounds} --phase-steps {args.phase_steps}"
         body = "\n".join([
-            f"`tandem run jobs/mnist-ddp.yaml`, {args.workers} workers, {args.steps} steps of {args.batch_size} "
-            "samples per rank, metrics on and off alternately (order flipped every round); throughput from "
-            "the training script's own clock (training loop only), total samples/s.",
-            "",
-            table(["round", "on (samples/s)", "off (samples/s)"], rows),
-            "",
+            what, "",
+            table(["round", "on (samples/s)", "off (samples/s)"], rows), "",
             f"**Median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % throughput lost with metrics on** "
-            f"(target: at most 1 %). Spread of the off runs: {spread:.1f} % (max-min over median). "
-            f"Load average (1/5/15 min) before {load_before}, after {load_after}.",
+            f"(target: at most 1 %; negative = on was faster). Spread of the off figures: {spread:.1f} % "
+            f"(max-min over median). Load average (1/5/15 min) before {load_before}, after {load_after}.",
         ])
-        append_results("B2: metrics overhead (metrics on vs off)", body,
-                       f"python bench/metrics_overhead.py --rounds {args.rounds} --steps {args.steps}")
+        append_results(f"B2: metrics overhead, {mode}", body, command)
     return 0
 
 

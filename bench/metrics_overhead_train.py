@@ -1,0 +1,118 @@
+"""B2's training script: the DDP example's model and data, with Tandem's metrics switched on and
+off in alternating phases of the same run (see bench/metrics_overhead.py).
+
+"On" is exactly what `tandem.metrics.track_ddp` does (the timed allreduce comm hook and a
+`reporter.step()` per optimizer step, shipped to the local Ray); "off" is the plain allreduce
+and no reporting. The phases start once the run's Ray accepts connections and a warm-up has
+passed, so they compare steady states; all ranks switch together (a barrier at each phase
+boundary). Rank 0 prints one line: ``B2 {"phases": [...]}``.
+"""
+
+# No `from __future__ import annotations`: DDP checks the comm hook's annotations at runtime.
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+from train_ddp import make_model, synthetic_dataset  # noqa: E402
+
+from tandem import metrics  # noqa: E402
+from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook  # noqa: E402
+from tandem.metrics.shipper import reachable  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--phase-steps", type=int, default=300)
+    p.add_argument("--warmup-steps", type=int, default=200, help="after Ray is up")
+    p.add_argument("--batch-size", type=int, default=64)
+    args = p.parse_args()
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    dataset = synthetic_dataset(8192, 64, 10, 0)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=0, drop_last=True)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True)
+    model = make_model(64, 128, 10, 0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ddp = DistributedDataParallel(model)
+    loss_fn = nn.CrossEntropyLoss()
+
+    reporter = metrics.reporter()
+    state = {"on": False}
+    timer = _WaitTimer()
+    timed = timed_allreduce_hook(timer)
+
+    def hook(process_group, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+        return timed(process_group, bucket) if state["on"] else allreduce_hook(process_group, bucket)
+
+    ddp.register_comm_hook(None, hook)
+
+    def after_step(_o, _a, _k) -> None:
+        if state["on"]:
+            reporter.step(args.batch_size, wait=timer.take())
+
+    optimizer.register_step_post_hook(after_step)
+
+    def batches():
+        epoch = 0
+        while True:
+            sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    stream = batches()
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            x, y = next(stream)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(ddp(x), y).backward()
+            optimizer.step()
+
+    # Warm up until the run's Ray is up (metrics can flow), then a little more.
+    address = os.environ.get("TANDEM_METRICS_ADDRESS", "")
+    up = torch.tensor([0])
+    deadline = time.monotonic() + 180
+    while True:
+        steps(20)
+        up[0] = 1 if (not address or reachable(address, 0.2) or time.monotonic() > deadline) else 0
+        dist.all_reduce(up, op=dist.ReduceOp.MIN)
+        if up.item():
+            break
+    state["on"] = True  # let the shippers connect and the collector start during the warm-up
+    steps(args.warmup_steps)
+
+    phases = []
+    for round_ in range(args.rounds):
+        for on in ((True, False) if round_ % 2 == 0 else (False, True)):
+            state["on"] = on
+            reporter.mark() if on and hasattr(reporter, "mark") else None
+            dist.barrier()
+            started = time.perf_counter()
+            steps(args.phase_steps)
+            dist.barrier()
+            seconds = time.perf_counter() - started
+            phases.append({"round": round_ + 1, "on": on, "seconds": seconds,
+                           "samples_per_s": args.phase_steps * args.batch_size * world / seconds})
+    if rank == 0:
+        print("B2 " + json.dumps({"world": world, "reporting": bool(getattr(reporter, "enabled", False)),
+                                  "phases": phases}), flush=True)
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
