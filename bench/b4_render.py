@@ -108,6 +108,25 @@ def main() -> int:
         print(f"repeat {r + 1}/{args.repeats}: render {render_rates[-1]:.0f}/s, "
               f"validate {validate_rates[-1]:.0f}/s, both {both_rates[-1]:.0f}/s", file=sys.stderr)
 
+    # Where the time goes, stage by stage (the same steps render() takes, timed apart).
+    import json as _json
+    import yaml as _yaml
+    from tandem import render as render_module
+    from tandem.render.context import template_values
+    env = render_module.environment()
+    loader = getattr(_yaml, "CSafeLoader", _yaml.SafeLoader)
+    names = render_module.TEMPLATES
+    texts = [[env.get_template(n).render(template_values(j)) for n in names] for j in jobs]
+    objects = [[o for t in ts for o in _yaml.load_all(t, Loader=loader)] for ts in texts]
+    stages = {
+        "values (template_values)": (lambda j: template_values(j), jobs),
+        "Jinja (both templates)": (lambda j: [env.get_template(n).render(template_values(j)) for n in names], jobs),
+        "YAML parse of the rendered text (CSafeLoader)": (
+            lambda ts: [o for t in ts for o in _yaml.load_all(t, Loader=loader)], texts),
+        "for scale: json.loads of the same objects": (lambda s: _json.loads(s), [_json.dumps(o) for o in objects]),
+    }
+    stage_rates = {k: rate(fn, items, 1.0)[0] for k, (fn, items) in stages.items()}
+
     pinned = os.environ.get("TANDEM_B4_PINNED") == "1"
     rows = [
         ("render (tandem.render.render: Service + Indexed Job)", f"{median(render_rates):,.0f}",
@@ -119,6 +138,8 @@ def main() -> int:
          f"{min(both_rates):,.0f}-{max(both_rates):,.0f}", f"{1e6 / median(both_rates):.0f}", "-"),
     ]
     out = table(("operation", "jobs/s (median)", "range", "us/job", "target"), rows)
+    out += "\n\nStages of render, timed apart (1 s each):\n\n" + table(
+        ("stage", "jobs/s", "us/job"), [(k, f"{v:,.0f}", f"{1e6 / v:.0f}") for k, v in stage_rates.items()])
     body = [
         f"{len(docs)} distinct valid specs (the 3 examples in jobs/ x {VARIANTS} names), "
         f"median of {args.repeats} interleaved {args.seconds:.0f}-second repetitions, "

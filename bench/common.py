@@ -73,12 +73,21 @@ def environment_lines() -> list[str]:
     return [
         f"- date: {now}; commit {git_commit()}",
         f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
-        f"{memory_gib():.1f} GiB memory; no GPU (no GPU machine was lent to this task)",
+        f"{memory_gib():.1f} GiB memory; no GPU (no GPU machine was lent to this task); "
+        f"load average (1/5/15 min) when the section was written: {loadavg()}",
         f"- versions: python {platform.python_version()}, torch {_version('torch')}, "
         f"tensorflow {_version('tensorflow-cpu') if _version('tensorflow-cpu') != '-' else _version('tensorflow')}, "
         f"keras {_version('keras')}, ray {_version('ray')}, kubernetes {k8s_version()} (control plane), "
         f"kubernetes client {_version('kubernetes')}, tandem {_version('tandem')}",
     ]
+
+
+def loadavg() -> str:
+    """The machine is shared: a high load average means noisy, deflated figures."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "-"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
