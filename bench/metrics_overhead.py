@@ -62,11 +62,13 @@ def in_run(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float]]:
     data = json.loads(match.group(1))
     if not data["reporting"]:
         raise SystemExit("the training script's reporter was not enabled: nothing was measured")
-    runs: dict[str, list[float]] = {"on": [], "off": []}
+    runs: dict[str, list[float]] = {"on": [], "off": [], "cpu_on": [], "cpu_off": []}
     for phase in data["phases"]:
-        runs["on" if phase["on"] else "off"].append(phase["samples_per_s"])
-        print(f"round {phase['round']}: metrics {'on ' if phase['on'] else 'off'}  "
-              f"{phase['samples_per_s']:10.1f} samples/s  ({phase['seconds']:.1f} s)", flush=True)
+        side = "on" if phase["on"] else "off"
+        runs[side].append(phase["samples_per_s"])
+        runs[f"cpu_{side}"].append(phase["cpu_us_per_sample"])
+        print(f"round {phase['round']}: metrics {side:3}  {phase['samples_per_s']:10.1f} samples/s  "
+              f"{phase['cpu_us_per_sample']:7.1f} CPU us/sample  ({phase['seconds']:.1f} s)", flush=True)
     return runs
 
 
@@ -111,6 +113,11 @@ def main() -> int:
         runs = end_to_end(args, Path(tmp)) if args.end_to_end else in_run(args, Path(tmp))
     on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
     lost = (off - on) / off * 100
+    paired = [(b - a) / b * 100 for a, b in zip(runs["on"], runs["off"])]  # per round, same moment
+    cpu_extra = None
+    if runs.get("cpu_on"):
+        cpu_on, cpu_off = statistics.median(runs["cpu_on"]), statistics.median(runs["cpu_off"])
+        cpu_extra = (cpu_on - cpu_off) / cpu_off * 100
     spread = (max(runs["off"]) - min(runs["off"])) / off * 100
     load_after = loadavg()
     mode = "end-to-end (whole runs)" if args.end_to_end else "in-run phases"
@@ -120,14 +127,24 @@ def main() -> int:
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
         "workers": args.workers, "batch": args.batch_size, "runs": runs,
         "median_on": on, "median_off": off, "lost_percent": lost, "spread_off_percent": spread,
+        "paired_lost_percent": paired, "median_paired_lost_percent": statistics.median(paired),
+        "cpu_extra_percent": cpu_extra,
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
     print(f"{mode}: median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % lost "
-          f"(off spread {spread:.1f} %; load average {load_before} -> {load_after})")
+          f"(median of per-round pairs {statistics.median(paired):+.2f} %; off spread {spread:.1f} %; "
+          f"load average {load_before} -> {load_after})"
+          + ("" if cpu_extra is None else f"; CPU per sample {cpu_extra:+.2f} %"))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     if not args.no_append:
-        rows = [(i + 1, f"{a:.1f}", f"{b:.1f}") for i, (a, b) in enumerate(zip(runs["on"], runs["off"]))]
+        headers = ["round", "on (samples/s)", "off (samples/s)", "lost"]
+        rows = [[i + 1, f"{a:.1f}", f"{b:.1f}", f"{d:+.1f} %"]
+                for i, (a, b, d) in enumerate(zip(runs["on"], runs["off"], paired))]
+        if runs.get("cpu_on"):
+            headers += ["CPU us/sample on", "off"]
+            for row, a, b in zip(rows, runs["cpu_on"], runs["cpu_off"]):
+                row += [f"{a:.1f}", f"{b:.1f}"]
         if args.end_to_end:
             what = (f"Whole `tandem run jobs/mnist-ddp.yaml` runs ({args.workers} workers, {args.steps} steps of "
                     f"{args.batch_size} samples per rank), spec.metrics.enabled true and false alternately (order "
@@ -143,10 +160,14 @@ def main() -> int:
             command = f"python bench/metrics_overhead.py --rounds {args.rounds} --phase-steps {args.phase_steps}"
         body = "\n".join([
             what, "",
-            table(["round", "on (samples/s)", "off (samples/s)"], rows), "",
+            table(headers, rows), "",
             f"**Median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % throughput lost with metrics on** "
             f"(target: at most 1 %; negative = on was faster). Spread of the off figures: {spread:.1f} % "
-            f"(max-min over median). Load average (1/5/15 min) before {load_before}, after {load_after}.",
+            f"(max-min over median); median of the per-round differences: {statistics.median(paired):+.2f} %. "
+            f"Load average (1/5/15 min) before {load_before}, after {load_after}."
+            + ("" if cpu_extra is None else
+               f" CPU time per sample (ranks + shippers; barely disturbed by other load): "
+               f"{cpu_extra:+.2f} % with metrics on."),
         ])
         append_results(f"B2: metrics overhead, {mode}", body, command)
     return 0

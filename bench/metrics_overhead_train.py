@@ -5,7 +5,9 @@ off in alternating phases of the same run (see bench/metrics_overhead.py).
 `reporter.step()` per optimizer step, shipped to the local Ray); "off" is the plain allreduce
 and no reporting. The phases start once the run's Ray accepts connections and a warm-up has
 passed, so they compare steady states; all ranks switch together (a barrier at each phase
-boundary). Rank 0 prints one line: ``B2 {"phases": [...]}``.
+boundary). Besides wall-clock throughput, each phase records the CPU time the ranks and their
+shippers spent per sample, which other load on a shared machine disturbs much less. Rank 0
+prints one line: ``B2 {"phases": [...]}``.
 """
 
 # No `from __future__ import annotations`: DDP checks the comm hook's annotations at runtime.
@@ -95,18 +97,34 @@ def main() -> int:
     state["on"] = True  # let the shippers connect and the collector start during the warm-up
     steps(args.warmup_steps)
 
+    def cpu_seconds() -> float:
+        """CPU time of this rank's process (all its threads) and of its metrics shipper."""
+        total = time.process_time()
+        shipper = getattr(reporter, "_shipper", None)
+        if shipper is not None:
+            try:
+                stat = Path(f"/proc/{shipper.pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
     phases = []
     for round_ in range(args.rounds):
         for on in ((True, False) if round_ % 2 == 0 else (False, True)):
             state["on"] = on
             reporter.mark() if on and hasattr(reporter, "mark") else None
             dist.barrier()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             steps(args.phase_steps)
             dist.barrier()
             seconds = time.perf_counter() - started
-            phases.append({"round": round_ + 1, "on": on, "seconds": seconds,
-                           "samples_per_s": args.phase_steps * args.batch_size * world / seconds})
+            cpu = torch.tensor([cpu_seconds() - cpu_started], dtype=torch.float64)
+            dist.all_reduce(cpu)  # all ranks' CPU seconds
+            samples = args.phase_steps * args.batch_size * world
+            phases.append({"round": round_ + 1, "on": on, "seconds": seconds, "samples_per_s": samples / seconds,
+                           "cpu_us_per_sample": cpu.item() / samples * 1e6})
     if rank == 0:
         print("B2 " + json.dumps({"world": world, "reporting": bool(getattr(reporter, "enabled", False)),
                                   "phases": phases}), flush=True)

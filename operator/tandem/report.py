@@ -16,6 +16,19 @@ def _seconds(value: Optional[float]) -> str:
     return "-" if value is None else f"{value * 1000:.1f} ms"
 
 
+def straggler_text(metrics: MetricsStatus) -> str:
+    """Which worker holds the others back, with its compute rate against its peers' median."""
+    capacity = {w.index: getattr(w, "capacity", None) for w in metrics.per_worker}
+    slow = capacity.get(metrics.straggler)
+    peers = sorted(c for i, c in capacity.items() if i != metrics.straggler and c is not None)
+    text = f"straggler: worker {metrics.straggler}"
+    if slow is not None and peers:
+        middle = peers[len(peers) // 2] if len(peers) % 2 else (peers[len(peers) // 2 - 1] + peers[len(peers) // 2]) / 2
+        text += (f" computes {slow:,.0f} samples/s against {middle:,.0f} for the median of the others"
+                 f" ({slow / middle:.0%})")
+    return text + "; the others wait for it at every allreduce"
+
+
 def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str]:
     """The job-wide figures under the table (rich markup)."""
     if not metrics.available:
@@ -32,8 +45,7 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
         line += "   scaling efficiency: - (no one-worker baseline yet: run with --workers 1 once)"
     lines = [line, f"step time: p50 {_seconds(metrics.step_time_p50)}   p95 {_seconds(metrics.step_time_p95)}"]
     if metrics.straggler is not None:
-        lines.append(f"[yellow]straggler: worker {metrics.straggler} computes well below the median worker "
-                     "(the others wait for it in every allreduce)[/]")
+        lines.append(f"[yellow]{straggler_text(metrics)}[/]")
     return lines
 
 

@@ -386,7 +386,10 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         while not reachable(address, 0.5) and time.monotonic() < deadline and not done.is_set():
             time.sleep(0.1)
         if reachable(address, 0.5):
-            why = client._connected_to(address, 30.0)
+            why = client._connected_to(address, 1.0)
+            connect_deadline = time.monotonic() + 30.0
+            while why is not None and not done.is_set() and time.monotonic() < connect_deadline:
+                why = client._connected_to(address, 1.0)  # "still connecting" until ray.init returns
             if why is None:
                 from .collector import get_or_create
 
@@ -401,6 +404,12 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
 
         def read(final: bool = False) -> MetricsStatus:
             if not ray_up:
+                # A run shorter than Ray's start: its shippers left every record in the run dir.
+                snapshot: dict = {}
+                if final:
+                    merge_spool(snapshot, args.history.parent / "metrics")
+                if snapshot.get("records"):
+                    return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
                 return MetricsStatus(available=False, reason="Ray did not start", updated_at=client.now_rfc3339())
             try:
                 snapshot = client.read_snapshot(address, args.namespace, args.job, timeout=3.0)
