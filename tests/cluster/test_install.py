@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -170,7 +169,6 @@ def run_a_job(control_plane, kubeconfig: str, log: Path, namespace: str, *operat
 
 
 def test_cluster_wide_install_run_upgrade_uninstall(control_plane, helm, system, watched, tmp_path):
-    t0 = time.monotonic()
     out = helm("install", RELEASE, str(CHART), "-n", SYSTEM, "--wait", "--timeout", "60s").stdout
     assert "kubectl get tj" in out and "every namespace" in out  # NOTES.txt
     assert control_plane.kubectl("get", "crd", "trainingjobs.tandem.dev", check=False).returncode == 0
@@ -215,11 +213,9 @@ def test_cluster_wide_install_run_upgrade_uninstall(control_plane, helm, system,
     # As helm does: the CRD (and so every TrainingJob) stays.
     assert exists(control_plane, "crd", None, "trainingjobs.tandem.dev")
     assert not can(control_plane, "create", "jobs.batch", a)
-    assert time.monotonic() - t0 < 60
 
 
 def test_namespaced_install_runs_a_job_as_the_service_account(control_plane, helm, system, watched, tmp_path):
-    t0 = time.monotonic()
     a, b, other = watched
     out = helm("install", RELEASE, str(CHART), "-n", SYSTEM, "--set", f"watchNamespaces={{{a},{b}}}",
                "--wait", "--timeout", "60s").stdout
@@ -257,4 +253,3 @@ def test_namespaced_install_runs_a_job_as_the_service_account(control_plane, hel
     for namespace in (a, b):
         assert not exists(control_plane, "role", namespace, "tandem-operator")
         assert not exists(control_plane, "rolebinding", namespace, "tandem-operator")
-    assert time.monotonic() - t0 < 60 + KOPF_FORBIDDEN_RETRIES
