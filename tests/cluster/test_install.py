@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.helm import CHART, helm_binary
 
 from .operator_fixture import Operator, example, wait_for
@@ -137,7 +136,7 @@ def short_job(name: str) -> dict:
 def run_a_job(control_plane, kubeconfig: str, log: Path, namespace: str, *operator_args: str,
               unwatched: str | None = None) -> str:
     """Start the operator as the ServiceAccount, take a job to Succeeded, stop it; returns its log."""
-    timeout = 40 if "-n" not in operator_args else 40 + KOPF_FORBIDDEN_RETRIES
+    timeout = 60 if "-n" not in operator_args else 60 + KOPF_FORBIDDEN_RETRIES
     operator = Operator(kubeconfig, log, SYSTEM, *operator_args).start()
     try:
         control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(short_job("via-chart")))
