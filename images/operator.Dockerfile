@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN groupadd --gid 1000 tandem \
- && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/tandem --shell /usr/sbin/nologin tandem
+ && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/tandem --shell /usr/sbin/nologin tandem \
+ && install -d -o 1000 -g 1000 /workspace
 
 # `metrics` brings the Ray client the operator reads job figures with.
 WORKDIR /opt/tandem

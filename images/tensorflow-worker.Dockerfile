@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=1
 
 RUN groupadd --gid 1000 tandem \
- && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/tandem --shell /usr/sbin/nologin tandem
+ && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/tandem --shell /usr/sbin/nologin tandem \
+ && install -d -o 1000 -g 1000 /workspace
 
 WORKDIR /opt/tandem
 COPY pyproject.toml README.md ./

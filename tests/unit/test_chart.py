@@ -276,6 +276,7 @@ def test_dockerfile_conventions(dockerfile):
     text = dockerfile.read_text()
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${PYTHON_IMAGE}" in text
     assert "useradd --uid 1000 --gid 1000" in text and "\nUSER 1000:1000\n" in text
+    assert "install -d -o 1000 -g 1000 /workspace" in text  # checkpoints/ is written relative to it
     assert "WORKDIR /workspace" in text and "COPY --chown=1000:1000 jobs/ jobs/" in text
     assert "python -m tandem.launch --help" in text  # the build fails if the launcher does not start
     extra = {"operator.Dockerfile": ".[operator,metrics]", "pytorch-worker.Dockerfile": ".[torch,metrics]",
