@@ -111,6 +111,15 @@ def main() -> int:
     load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="tandem-overhead-") as tmp:
         runs = end_to_end(args, Path(tmp)) if args.end_to_end else in_run(args, Path(tmp))
+    micro = None
+    if not args.end_to_end:
+        done = subprocess.run([sys.executable, str(REPO / "bench/metrics_overhead_micro.py")], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        found = re.search(r"MICRO (\{.*\})", done.stdout)
+        micro = json.loads(found.group(1)) if found else None
+        if micro:
+            print(f"per step: +{micro['added_us_per_step']:.1f} us CPU with metrics on "
+                  f"({micro['step_off_ms']:.2f} ms CPU per one-rank step); reporter.step() {micro['reporter_step_us']:.2f} us")
     on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
     lost = (off - on) / off * 100
     paired = [(b - a) / b * 100 for a, b in zip(runs["on"], runs["off"])]  # per round, same moment
@@ -128,7 +137,7 @@ def main() -> int:
         "workers": args.workers, "batch": args.batch_size, "runs": runs,
         "median_on": on, "median_off": off, "lost_percent": lost, "spread_off_percent": spread,
         "paired_lost_percent": paired, "median_paired_lost_percent": statistics.median(paired),
-        "cpu_extra_percent": cpu_extra,
+        "cpu_extra_percent": cpu_extra, "micro": micro,
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
     print(f"{mode}: median on {on:.1f}, off {off:.1f} samples/s: {lost:+.2f} % lost "
@@ -169,6 +178,17 @@ def main() -> int:
                f" CPU time per sample (ranks + shippers; barely disturbed by other load): "
                f"{cpu_extra:+.2f} % with metrics on."),
         ])
+        if micro:
+            step_ms = 1e3 * statistics.median(
+                [args.batch_size * args.workers / r for r in runs["off"]])  # wall ms per step, metrics off
+            body += "\n\n" + (
+                f"Per-step cost (bench/metrics_overhead_micro.py: one-rank DDP, {micro['blocks']} interleaved "
+                f"blocks of {micro['block_steps']} steps each side, CPU time per step, median of paired "
+                f"differences): **+{micro['added_us_per_step']:.1f} us per step** with metrics on "
+                f"({micro['step_off_ms']:.3f} ms CPU per step of that tiny one-rank model, "
+                f"{micro['added_percent']:+.1f} %); `reporter.step()` alone {micro['reporter_step_us']:.2f} us. "
+                f"Against the {args.workers}-worker example's step above ({step_ms:.1f} ms wall, median of the "
+                f"off phases) that is {micro['added_us_per_step'] / 1e3 / step_ms * 100:.2f} % of a step.")
         append_results(f"B2: metrics overhead, {mode}", body, command)
     return 0
 

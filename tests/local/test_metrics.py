@@ -160,7 +160,7 @@ def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     done = subprocess.run(
         [sys.executable, "-m", "tandem", "bench", str(REPO / "jobs/mnist-ddp.yaml"), "--workers", "1,2",
          "--runs-dir", str(tmp_path / "runs"), "-o", str(out),
-         "--set", f"metadata.name={job_name}", "--set", command("--steps", "150", "--sleep-per-step", "0.01")],
+         "--set", f"metadata.name={job_name}", "--set", command("--steps", "100", "--sleep-per-step", "0.01")],
         cwd=REPO, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
