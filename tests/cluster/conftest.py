@@ -52,7 +52,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if reporter is not None:
         reporter.write_line(
             "tandem: building the test control plane if not cached "
-            "(tests/controlplane/build.sh; cold: about 6-11 minutes on 2 cores)"
+            "(tests/controlplane/build.sh; cold: 10-12 CPU-minutes, about 6 minutes on an idle 2-core machine)"
         )
     t0 = time.monotonic()
     try:
