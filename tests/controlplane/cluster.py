@@ -438,6 +438,86 @@ class ControlPlane:
             if self.workdir and not keep and self._workdir_arg is None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
+    # -- fault injection (tests/cluster/test_chaos.py) ---------------------------------
+
+    def component(self, name: str) -> _Component:
+        """The running component called `name` (etcd, kube-apiserver, kube-controller-manager,
+        kube-scheduler, kwok)."""
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        raise KeyError(f"no component {name!r}; have {[c.name for c in self.components]}")
+
+    def stop_component(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop one component (its whole process group) and wait until it has exited.
+        The others keep running; start_component(name) brings it back with the same flags."""
+        with self._lock:
+            comp = self.component(name)
+            comp.signal_group(sig)
+            try:
+                comp.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                comp.signal_group(signal.SIGKILL)
+                comp.proc.wait(timeout=5)
+            comp.signal_group(signal.SIGKILL)  # anything it forked
+            comp.close_log()
+
+    def start_component(self, name: str, timeout: float = 60.0) -> _Component:
+        """Start a stopped component again with the same argv (same ports, same data dir:
+        etcd keeps the cluster's state) and wait until it is healthy again."""
+        with self._lock:
+            old = self.component(name)
+            if old.alive():
+                raise RuntimeError(f"{name} is still running (pid {old.pid}); stop_component first")
+            env = dict(os.environ)
+            env.pop("KUBECONFIG", None)
+            deadline = time.monotonic() + timeout
+            for attempt in range(20):
+                comp = _Component(name, old.argv, old.log_path, env)
+                self.components[self.components.index(old)] = comp
+                try:
+                    self._wait_healthy(comp, deadline)
+                    return comp
+                except StartError as e:
+                    # The old process's port may linger a moment: try again until the deadline.
+                    if "address already in use" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    old = comp
+                    time.sleep(0.5)
+            raise StartError(f"{name} did not start again")  # pragma: no cover
+
+    def restart_component(self, name: str, sig: int = signal.SIGTERM, down_seconds: float = 0.0,
+                          timeout: float = 60.0) -> _Component:
+        """stop_component, stay down `down_seconds`, start_component."""
+        self.stop_component(name, sig)
+        if down_seconds:
+            time.sleep(down_seconds)
+        return self.start_component(name, timeout)
+
+    def restart_apiserver(self, sig: int = signal.SIGTERM, down_seconds: float = 0.0,
+                          timeout: float = 60.0) -> _Component:
+        """Restart only kube-apiserver, same flags and port; etcd keeps the data, clients
+        (controller-manager, scheduler, kwok, operators) see their connections and watches drop."""
+        return self.restart_component("kube-apiserver", sig, down_seconds, timeout)
+
+    def _wait_healthy(self, comp: _Component, deadline: float) -> None:
+        p = self.ports
+        admin = (self._pki["admin.crt"], self._pki["admin.key"])
+        checks: dict[str, Callable[[], bool]] = {
+            "etcd": lambda: json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{p['etcd']}/health", timeout=2).read()).get("health") == "true",
+            "kube-apiserver": lambda: self._https_ok(f"{self.server}/readyz", admin, True),
+            "kube-controller-manager": lambda: self._https_ok(
+                f"https://127.0.0.1:{p['controller-manager']}/healthz", None, False),
+            "kube-scheduler": lambda: self._https_ok(f"https://127.0.0.1:{p['scheduler']}/healthz", None, False),
+        }
+        check = checks.get(comp.name, lambda: True)
+        self._wait(f"{comp.name} healthy again", comp, check, deadline, 0.2)
+        if comp.name == "kwok":
+            time.sleep(1.0)
+            if not comp.alive():
+                raise StartError(f"kwok exited with {comp.proc.returncode}:\n{comp.log_tail()}")
+
     # -- internals ------------------------------------------------------------------
 
     def _kubectl_bin(self) -> str:

@@ -1,0 +1,362 @@
+"""Faults under a running operator, on a real control plane of its own (ISSUE 9).
+
+- the operator killed (SIGKILL, sometimes SIGTERM) at seeded random moments across many job
+  lifecycles: every TrainingJob ends in its correct phase with the right restart count, no
+  duplicate children, no orphan pods;
+- kube-apiserver killed and restarted mid-run (etcd keeps the data): watches resume, jobs finish;
+- a kwok node deleted under running workers: the pod GC fails them, the group restarts, the job
+  finishes;
+- the restricted Pod Security Standard, enforced by the real apiserver's PodSecurity admission,
+  admits every example's rendered pod and rejects one overridden to run as root.
+
+These tests restart the apiserver and delete nodes, so they get a control plane of their own
+rather than the session's shared one.
+
+Scale with the environment (hack/chaos.sh does): TANDEM_CHAOS_JOBS (default 8),
+TANDEM_CHAOS_KILLS (default JOBS // 2 + 1), TANDEM_CHAOS_SEED (default: random, printed; set it
+to replay a failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO
+from tests.controlplane.cluster import NODE_LABELS, BuildError, ControlPlane, GoMissing
+
+from .conftest import _built
+from .operator_fixture import Operator, example, wait_for
+
+KWOK_RUN = "tandem.dev/kwok-run-seconds"
+KWOK_EXIT = "tandem.dev/kwok-exit-code"
+JOB_LABEL = "tandem.dev/job-name"
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+RESTART_ANNOTATION = "tandem.dev/restart"
+
+JOBS = int(os.environ.get("TANDEM_CHAOS_JOBS", "8"))
+KILLS = int(os.environ.get("TANDEM_CHAOS_KILLS", str(JOBS // 2 + 1)))
+SEED = int(os.environ.get("TANDEM_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """A control plane for this module only: these tests restart its apiserver and delete nodes."""
+    error = _built.get("error")
+    if isinstance(error, GoMissing):
+        pytest.skip(f"cluster tests need Go to build the control plane: {error}")
+    if isinstance(error, BuildError):
+        pytest.fail(f"building the control plane failed:\n{error}", pytrace=False)
+    plane = ControlPlane(bin_dir=_built.get("bin_dir"))
+    try:
+        plane.start()
+    except GoMissing as e:
+        pytest.skip(f"cluster tests need Go to build the control plane: {e}")
+    try:
+        plane.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
+        plane.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=60s")
+        yield plane
+    finally:
+        plane.stop()
+
+
+def make_namespace(cp: ControlPlane, name: str, enforce: str | None = "restricted") -> str:
+    cp.kubectl("create", "namespace", name)
+    if enforce:
+        cp.kubectl("label", "namespace", name, f"pod-security.kubernetes.io/enforce={enforce}",
+                   "pod-security.kubernetes.io/enforce-version=latest")
+    wait_for(f"ServiceAccount default in {name}",
+             lambda: cp.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0, 60)
+    return name
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def get(cp, namespace, kind, name=None, selector=None):
+    args = ["get", kind, "-n", namespace, "-o", "json"]
+    if name:
+        args.insert(2, name)
+    if selector:
+        args += ["-l", selector]
+    result = cp.kubectl(*args, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def items(cp, namespace, kind, selector=None) -> list[dict]:
+    found = get(cp, namespace, kind, selector=selector)
+    return found["items"] if found else []
+
+
+def status(cp, namespace, name) -> dict:
+    return ((get(cp, namespace, "trainingjob", name) or {}).get("status")) or {}
+
+
+def job_document(name, workers=2, run_seconds=3.0, exit_code=None, backoff=None):
+    document = example("mnist-ddp.yaml")
+    document["metadata"]["name"] = name
+    document["spec"]["workers"] = workers
+    annotations = {KWOK_RUN: str(run_seconds)}
+    if exit_code is not None:
+        annotations[KWOK_EXIT] = str(exit_code)
+    document["spec"]["podTemplate"] = {"annotations": annotations}
+    if backoff is not None:
+        document["spec"].setdefault("runPolicy", {})["backoffLimit"] = backoff
+    return document
+
+
+def apply(cp, namespace, document):
+    cp.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))
+
+
+def duplicate_children(cp, namespace) -> list[str]:
+    """Problems seen now: >1 Job or Service per TrainingJob, >1 live pod per (restart, index)."""
+    problems = []
+    for kind in ("jobs", "services"):
+        per_job = Counter(o["metadata"]["labels"].get(JOB_LABEL) for o in items(cp, namespace, kind, JOB_LABEL))
+        problems += [f"{n} {kind} for {job}" for job, n in per_job.items() if n > 1]
+    slots = Counter()
+    for pod in items(cp, namespace, "pods", JOB_LABEL):
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            continue
+        slots[(meta["labels"][JOB_LABEL], meta.get("annotations", {}).get(RESTART_ANNOTATION),
+               meta["labels"].get(INDEX_LABEL))] += 1
+    problems += [f"{n} pods for {job} restart {restart} index {index}"
+                 for (job, restart, index), n in slots.items() if n > 1]
+    return problems
+
+
+def orphans(cp, namespace) -> list[str]:
+    """Pods whose owning Job is gone, Jobs/Services whose TrainingJob is gone (by uid)."""
+    training_jobs = {o["metadata"]["uid"] for o in items(cp, namespace, "trainingjobs")}
+    jobs = {o["metadata"]["uid"] for o in items(cp, namespace, "jobs")}
+    found = []
+    for kind, owners in (("pods", jobs), ("jobs", training_jobs), ("services", training_jobs)):
+        for obj in items(cp, namespace, kind, JOB_LABEL):
+            refs = [r["uid"] for r in obj["metadata"].get("ownerReferences", []) if r.get("controller")]
+            if not refs or refs[0] not in owners:
+                found.append(f"{kind[:-1]} {obj['metadata']['name']} (owner {refs or 'none'})")
+    return found
+
+
+# ---------------------------------------------------------------------------- operator kills
+
+
+@dataclass
+class Plan:
+    name: str
+    workers: int
+    run_seconds: float
+    fail: bool
+    backoff: int
+
+    @property
+    def expected(self) -> tuple[str, int]:
+        return ("Failed", self.backoff) if self.fail else ("Succeeded", 0)
+
+
+def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
+    rng = random.Random(SEED)
+    print(f"\nchaos seed {SEED} (replay: TANDEM_CHAOS_SEED={SEED} TANDEM_CHAOS_JOBS={JOBS} "
+          f"TANDEM_CHAOS_KILLS={KILLS})")
+    ns = make_namespace(cp, f"chaos-{SEED % 100000}-{JOBS}")
+    plans = []
+    for i in range(JOBS):
+        workers, run_seconds, fail = rng.randint(1, 3), round(rng.uniform(0.5, 4.0), 1), rng.random() < 0.35
+        # A failing job fails every attempt (the exit code is in its pod template): Failed after
+        # exactly `backoff` group restarts is its correct end.
+        plans.append(Plan(f"life-{i:03d}", workers, run_seconds, fail, rng.randint(0, 2)))
+    # Jobs arrive over `spread` seconds; the operator is killed KILLS times over the same span
+    # plus a tail, so kills land while jobs are created, running, restarting and finishing.
+    spread = max(8.0, JOBS * 0.8)
+    timeline = sorted([(rng.uniform(0, spread), "submit", p) for p in plans]
+                      + [(rng.uniform(0.5, spread + 10), "kill", None) for _ in range(KILLS)],
+                      key=lambda e: e[0])
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
+    faults, seen_problems = [], []
+    started = time.monotonic()
+    try:
+        for at, action, plan in timeline:
+            time.sleep(max(0.0, at - (time.monotonic() - started)))
+            if action == "submit":
+                apply(cp, ns, job_document(plan.name, plan.workers, plan.run_seconds,
+                                           exit_code=3 if plan.fail else None, backoff=plan.backoff))
+                continue
+            sig = signal.SIGKILL if rng.random() < 0.75 else signal.SIGTERM
+            down = round(rng.uniform(0.0, 2.0), 1)
+            if op.process.poll() is None:
+                os.killpg(op.process.pid, sig)
+                op.process.wait(30)
+            faults.append(f"t={time.monotonic() - started:.1f}s {signal.Signals(sig).name}, down {down}s")
+            time.sleep(down)
+            op.start()
+            seen_problems += duplicate_children(cp, ns)
+        print(f"operator faults injected: {len(faults)}: " + "; ".join(faults))
+
+        def all_finished():
+            phases = {p.name: status(cp, ns, p.name).get("phase") for p in plans}
+            seen_problems.extend(duplicate_children(cp, ns))
+            return all(ph in ("Succeeded", "Failed") for ph in phases.values())
+
+        wait_for("every TrainingJob finished", all_finished, timeout=120 + 12 * JOBS, interval=1.0)
+        assert op.process.poll() is None, f"operator exited {op.process.returncode}:\n{op.log()[-4000:]}"
+        outcome = {p.name: (status(cp, ns, p.name).get("phase"), status(cp, ns, p.name).get("restarts"))
+                   for p in plans}
+        wrong = {p.name: (outcome[p.name], p.expected) for p in plans if outcome[p.name] != p.expected}
+        assert not wrong, f"seed {SEED}: (actual, expected) phase and restarts: {wrong}"
+        assert not seen_problems, f"seed {SEED}: duplicate children seen: {sorted(set(seen_problems))}"
+        for p in plans:
+            selector = f"{JOB_LABEL}={p.name}"
+            assert len(items(cp, ns, "jobs", selector)) == 1, p.name
+            assert len(items(cp, ns, "services", selector)) == 1, p.name
+            pods = [o for o in items(cp, ns, "pods", selector)
+                    if o["metadata"].get("annotations", {}).get(RESTART_ANNOTATION) == str(p.expected[1])]
+            assert sorted(int(o["metadata"]["labels"][INDEX_LABEL]) for o in pods) == list(range(p.workers)), p.name
+        # Pods of deleted (restarted) Jobs go with them: the garbage collector may need a moment.
+        left = []
+        try:
+            wait_for("no orphans", lambda: not (left.__setitem__(slice(None), orphans(cp, ns)) or left), 60, 1.0)
+        except AssertionError:
+            raise AssertionError(f"seed {SEED}: orphans: {left}") from None
+        counts = Counter(ph for ph, _ in outcome.values())
+        print(f"chaos: {JOBS} jobs, {len(faults)} operator kills: {dict(counts)}, all as expected, "
+              f"no duplicates, no orphans, {time.monotonic() - started:.0f}s")
+    except BaseException:
+        print(f"seed {SEED}; operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------------------- apiserver restart
+
+
+def test_apiserver_restart_mid_run_watches_resume(cp, tmp_path):
+    ns = make_namespace(cp, "chaos-apiserver")
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
+    try:
+        apply(cp, ns, job_document("before", run_seconds=12))
+        wait_for("before Running", lambda: status(cp, ns, "before").get("phase") == "Running", 90)
+        old_pid = cp.component("kube-apiserver").pid
+        cp.restart_apiserver(sig=signal.SIGKILL, down_seconds=3)
+        assert cp.component("kube-apiserver").pid != old_pid
+        # Created after the restart: only a resumed TrainingJob watch sees it.
+        apply(cp, ns, job_document("after", run_seconds=2))
+        wait_for("before Succeeded", lambda: status(cp, ns, "before").get("phase") == "Succeeded", 120)
+        wait_for("after Succeeded", lambda: status(cp, ns, "after").get("phase") == "Succeeded", 120)
+        assert op.process.poll() is None, f"operator exited:\n{op.log()[-4000:]}"
+        for name in ("before", "after"):
+            assert status(cp, ns, name)["restarts"] == 0
+        assert not duplicate_children(cp, ns)
+    except BaseException:
+        print(f"operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------------------- node removed
+
+
+def node_document(name: str) -> dict:
+    resources = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8", "ephemeral-storage": "1Ti"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                     "labels": {**NODE_LABELS, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64"}},
+        "spec": {}, "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
+    ns = make_namespace(cp, "chaos-node")
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
+    victim = None
+    try:
+        apply(cp, ns, job_document("survivor", workers=2, run_seconds=8, backoff=2))
+        wait_for("Running", lambda: status(cp, ns, "survivor").get("phase") == "Running", 90)
+        pods = items(cp, ns, "pods", f"{JOB_LABEL}=survivor")
+        worker0 = next(p for p in pods if p["metadata"]["labels"][INDEX_LABEL] == "0")
+        victim = worker0["spec"]["nodeName"]
+        deleted_at = time.monotonic()
+        cp.kubectl("delete", "node", victim)
+        # kwok stops playing pods of a node it no longer has; the controller-manager's pod GC
+        # fails and deletes pods bound to a missing node (after its 40 s quarantine).
+        wait_for("the group restarted", lambda: status(cp, ns, "survivor").get("restarts", 0) >= 1, 150, 1.0)
+        restarted_after = time.monotonic() - deleted_at
+        message = next((c["message"] for c in status(cp, ns, "survivor").get("conditions", [])
+                        if c["type"] == "Restarting"), "")
+        print(f"\nnode {victim} deleted under worker 0; group restart after {restarted_after:.0f}s: {message}")
+        wait_for("Succeeded", lambda: status(cp, ns, "survivor").get("phase") == "Succeeded", 120, 1.0)
+        final = status(cp, ns, "survivor")
+        assert final["restarts"] == 1, final
+        assert "worker 0" in message, message
+        assert not any(p["spec"].get("nodeName") == victim for p in items(cp, ns, "pods"))
+        assert not duplicate_children(cp, ns)
+        assert not orphans(cp, ns)
+    except BaseException:
+        print(f"operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        if victim:
+            cp.kubectl("apply", "-f", "-", input=json.dumps(node_document(victim)), check=False)
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------------------- Pod Security
+
+
+def rendered_pod(path, namespace: str, *overrides: str) -> dict:
+    """The worker pod of `tandem render` (the Job's pod template) as a bare Pod."""
+    argv = [sys.executable, "-m", "tandem", "render", str(path), "-o", "json"]
+    for override in overrides:
+        argv += ["--set", override]
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+    job = next(o for o in json.loads(out)["items"] if o["kind"] == "Job")
+    template = job["spec"]["template"]
+    name = f"{job['metadata']['name']}-pss-{abs(hash(overrides)) % 10000}"
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": template["metadata"]["labels"],
+                         "annotations": template["metadata"].get("annotations", {})},
+            "spec": template["spec"]}
+
+
+def test_rendered_pods_pass_restricted_and_root_is_rejected(cp):
+    restricted = make_namespace(cp, "chaos-pss-restricted")
+    open_ns = make_namespace(cp, "chaos-pss-privileged", enforce=None)
+    try:
+        assert len(EXAMPLES) >= 3
+        for path in EXAMPLES:
+            pod = rendered_pod(path, restricted)
+            result = cp.kubectl("create", "-f", "-", input=json.dumps(pod), check=False)
+            assert result.returncode == 0, f"{path.name}: {result.stderr}"
+            assert "violate" not in result.stderr, result.stderr
+        root = 'spec.podTemplate.securityContext={"runAsUser": 0}'
+        for path in EXAMPLES:
+            pod = rendered_pod(path, restricted, root)
+            result = cp.kubectl("create", "-f", "-", input=json.dumps(pod), check=False)
+            assert result.returncode != 0, f"{path.name}: a root pod was admitted in a restricted namespace"
+            assert 'violates PodSecurity "restricted:latest"' in result.stderr and "runAsUser=0" in result.stderr, result.stderr
+            # The same pod where nothing is enforced is admitted: the rejection was PodSecurity's.
+            pod["metadata"]["namespace"] = open_ns
+            cp.kubectl("create", "-f", "-", input=json.dumps(pod))
+    finally:
+        for name in (restricted, open_ns):
+            cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
