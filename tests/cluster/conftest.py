@@ -114,3 +114,6 @@ def namespace(control_plane, request):
         time.sleep(0.2)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+from tests.cluster.operator_fixture import crd  # noqa: E402,F401 - the session's CRD, for every cluster test

@@ -76,7 +76,8 @@ def test_examples_go_from_apply_to_succeeded(control_plane, operator, ns, path):
     name = document["metadata"]["name"]
     apply(control_plane, ns, document)
     wait_for(f"{name} Succeeded", lambda: phase(control_plane, ns, name) == "Succeeded", timeout=90)
-    assert events(control_plane, ns, name) == ["Created", "AllWorkersRunning", "Completed"]
+    expected = ["Created", "AllWorkersRunning", "Completed"]
+    wait_for("events", lambda: events(control_plane, ns, name) == expected, timeout=10)  # posted after the status
     table = control_plane.kubectl("get", "tj", "-n", ns).stdout.splitlines()
     assert table[0].split() == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY", "AGE"]
     row = table[1].split()

@@ -39,10 +39,14 @@ def test_health_and_metrics_endpoints(control_plane, crd, namespace, tmp_path): 
         scraped = http_get(f"http://127.0.0.1:{metrics}/metrics")
         assert 'tandem_reconcile_total{result="ok"}' in scraped
         assert 'tandem_trainingjobs{phase="Succeeded"} 1.0' in scraped
-        # A second replica waits for the lease, and says so.
+        # A second replica waits for the lease, says so, and is healthy meanwhile (probes pass).
+        follower_health = free_port()
         follower = Operator(control_plane.kubeconfig, tmp_path / "follower.log", "lease-health-test", "-n", namespace)
+        follower.args[:2] = ["--health-port", str(follower_health)]
         follower.start()
         wait_for("follower waits", lambda: "another replica leads" in follower.log(), 30)
+        assert http_get(f"http://127.0.0.1:{follower_health}/healthz").startswith("ok: waiting for the lease")
+        assert http_get(f"http://127.0.0.1:{health}/healthz").startswith("ok: leading")
     finally:
         leader.stop()
         if follower:

@@ -11,6 +11,7 @@ from typing import Optional
 import kopf
 
 from . import telemetry
+from .health import Health
 from .kube import KubeWriter, load_config
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
@@ -48,19 +49,32 @@ def run(options: RunOptions) -> int:
     stop, lost = threading.Event(), threading.Event()
     if options.metrics_port:
         telemetry.serve(options.metrics_port)
+    health = Health()
+    if options.health_port:
+        health.serve(options.health_port)
     elector = None
     if options.leader_election:
         elector = LeaderElector(api, _lease_namespace(options))
+        health.role = "waiting for the lease"
         if not elector.acquire(stop):
             return 0
+
         def on_lost() -> None:
             lost.set()
             stop.set()
 
         elector.keep_renewing(stop, on_lost)
+    health.role = "leading"
     registry = kopf.OperatorRegistry()
-    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address))
+    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address), health)
     register(registry, controller)
+
+    if options.namespaces:
+        @kopf.on.startup(registry=registry)
+        def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
+            # Namespaced RBAC cannot list namespaces or CRDs; without this kopf retries those
+            # forbidden scans for about a minute before it starts watching.
+            settings.scanning.disabled = True
 
     @kopf.on.login(registry=registry)
     def _login(**kwargs):  # the same credentials as our own client: kubeconfig or service account
@@ -72,7 +86,6 @@ def run(options: RunOptions) -> int:
             standalone=True,  # one active replica is the Lease's job, not kopf peering's
             clusterwide=not options.namespaces,
             namespaces=list(options.namespaces),
-            liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None,
             stop_flag=stop,
         )
     finally:

@@ -23,6 +23,7 @@ from ..api.model import API_GROUP
 from ..render.context import JOB_NAME_LABEL
 from . import telemetry
 from .cache import Cache, Key
+from .health import Health
 from .kube import KubeWriter
 from .observed import observe
 from .reconcile import reconcile, with_metrics
@@ -30,6 +31,7 @@ from .reconcile import reconcile, with_metrics
 log = logging.getLogger("tandem.operator")
 WORKERS = 4
 METRICS_READ_TIMEOUT = 5.0
+HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass
@@ -39,9 +41,10 @@ class OperatorConfig:
 
 
 class Controller:
-    def __init__(self, writer: KubeWriter, config: OperatorConfig):
+    def __init__(self, writer: KubeWriter, config: OperatorConfig, health: Optional[Health] = None):
         self.writer = writer
         self.config = config
+        self.health = health
         self.cache = Cache()
         self.queue: Optional[Any] = None
 
@@ -51,6 +54,14 @@ class Controller:
         self.queue = WorkQueue()
         for _ in range(self.config.workers):
             asyncio.create_task(self.queue.run_worker(self.reconcile_key))
+        if self.health is not None:
+            asyncio.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        """Proves to /healthz that the event loop still runs."""
+        while True:
+            self.health.beat()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def enqueue(self, key: Optional[Key]) -> None:
         if key is not None and self.queue is not None:
