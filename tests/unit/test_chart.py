@@ -108,6 +108,7 @@ def test_cluster_wide_rbac(helm):
         (("",), ("services",)): {"get", "list", "watch", "create", "patch", "delete"},
         (("",), ("pods",)): {"get", "list", "watch"},
         (("",), ("events",)): {"create", "patch"},
+        (("apps",), ("deployments",)): {"get", "create", "patch"},
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
     }
     (lease_role,) = by_kind(objs, "Role")

@@ -75,6 +75,10 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+# The job's TensorBoard Deployment (spec.tensorboard with a shared claim or a remote logDir).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch]
 {{- end -}}
 
 {{- define "tandem.podSecurityContext" -}}
