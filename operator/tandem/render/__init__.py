@@ -1,37 +1,30 @@
 """Rendering a TrainingJob into the Kubernetes objects that run it: plain dicts.
 
 A Jinja environment with StrictUndefined (a missing value is an error, never an empty string)
-fills YAML templates shipped as package data; every value passes through `tojson`, so no
-string in a spec can add a field or an object.
+fills templates shipped as package data; every value passes through `tojson`, so no string in
+a spec can add a field or an object. The templates are JSON documents (JSON is YAML), so the
+rendered text is read back with json.loads: a YAML parse cost 1.5 ms a job, five times the
+rest of rendering together (bench/RESULTS.md, B4).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
 from typing import Any
 
 import jinja2
-import yaml
 
 from ..api.model import TrainingJob
 from .context import template_values
 
-TEMPLATES = ("service.yaml.j2", "job.yaml.j2")
-TENSORBOARD_TEMPLATE = "tensorboard.yaml.j2"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-# Characters a YAML reader would refuse or read as line breaks inside a quoted scalar.
-_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+TEMPLATES = ("service.json.j2", "job.json.j2")
+TENSORBOARD_TEMPLATE = "tensorboard.json.j2"
 
 
 def tojson(value: Any) -> str:
-    """JSON that YAML reads back exactly: non-ASCII kept as is (no surrogate pairs), the few
-    characters YAML treats specially escaped."""
-    text = json.dumps(value, ensure_ascii=False)
-    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """Every user value enters a template as a JSON literal: quoted, escaped, inert."""
+    return json.dumps(value)
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,10 +44,10 @@ def render(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> lis
     TensorBoard Deployment and Service when it has one."""
     values = template_values(job, restart=restart, metrics_address=metrics_address)
     names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())
-    objects = []
+    objects: list[dict[str, Any]] = []
     for name in names:
-        text = environment().get_template(name).render(values)
-        objects.extend(yaml.load_all(text, Loader=_Loader))
+        document = json.loads(environment().get_template(name).render(values))
+        objects.extend(document if isinstance(document, list) else [document])
     return objects
 
 
