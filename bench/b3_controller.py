@@ -305,7 +305,7 @@ class ScaleResult:
     note: str = ""
 
 
-def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
+def run_scale(system: System, n: int, timeout: float, py_spy: Optional[str] = None) -> ScaleResult:
     from kubernetes import client, config
     cp = system.cp
     api_client = config.new_client_from_config(cp.kubeconfig)
@@ -351,6 +351,12 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
 
         names = [f"job-{i:04d}" for i in range(n)]
         created: dict[str, float] = {}
+        profiler = None
+        if py_spy:
+            result.profile_path = system.logdir / f"{system.name}-{n}.pyspy.txt"  # type: ignore[attr-defined]
+            profiler = subprocess.Popen([py_spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "--nonblocking",
+                                         "-o", str(result.profile_path)],  # type: ignore[attr-defined]
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def create(name: str) -> None:
             t = time.time()
@@ -382,6 +388,12 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
                             done_at[name] = t
             time.sleep(0.25)
         result.rss_mb = vm_hwm_mb(pid)
+        if profiler:
+            profiler.send_signal(signal.SIGINT)
+            try:
+                profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
         # pods: let them catch up a little, for the pods column
         pod_deadline = time.time() + min(120.0, timeout)
         while time.time() < pod_deadline:
@@ -409,6 +421,29 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
         for t in threads:
             t.join(8)
         api_client.close()
+
+
+def summarize_profile(path: Path, top: int = 15) -> str:
+    """py-spy's collapsed stacks -> the functions with most samples, inclusive and on-CPU (leaf)."""
+    inclusive: dict[str, int] = defaultdict(int)
+    leaf: dict[str, int] = defaultdict(int)
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+        leaf[frames[-1]] += int(count)
+    if not total:
+        return "(no samples)"
+    def rows(d: dict[str, int]) -> list[tuple[str, str]]:
+        return [(f"{100 * c / total:.1f}%", f[:150]) for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+    return (f"{total} samples (50 Hz, on-CPU threads only)\n\ninclusive (frame anywhere on the stack):\n\n"
+            + table(("samples", "function (file:line)"), rows(inclusive))
+            + "\n\nself (leaf frame):\n\n" + table(("samples", "function (file:line)"), rows(leaf)))
 
 
 def pods_of(system: System, seen: Seen, name: str) -> dict[str, float]:
@@ -476,6 +511,8 @@ def main() -> int:
     p.add_argument("--no-kubeflow", action="store_true")
     p.add_argument("--kubeflow-bin", help="a training-operator.v1 binary (default: go install, cached in GOPATH/bin)")
     p.add_argument("--kubeflow-threads", type=int, help="--controller-threads for Kubeflow (default: its own, 1)")
+    p.add_argument("--profile", action="store_true",
+                   help="sample Tandem's operator with py-spy (PY_SPY or py-spy on PATH) during each scale")
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="operator logs here (default: a temp dir, removed)")
     args = p.parse_args()
@@ -504,7 +541,10 @@ def main() -> int:
         for n in scales:
             for s in systems:
                 t = time.time()
-                r = run_scale(s, n, args.timeout)
+                py_spy = (os.environ.get("PY_SPY") or shutil.which("py-spy")) if args.profile and s.name == "tandem" else None
+                if args.profile and s.name == "tandem" and not py_spy:
+                    print("--profile: py-spy not found (set PY_SPY)", file=sys.stderr)
+                r = run_scale(s, n, args.timeout, py_spy)
                 results.append(r)
                 print(f"{s.name:9s} {n:5d} jobs: {r.done}/{n} done, p50 {percentile(r.latencies, 50):.2f}s "
                       f"p99 {percentile(r.latencies, 99):.2f}s, {r.jobs_per_s:.1f} jobs/s, create {r.create_seconds:.1f}s, "
@@ -542,6 +582,12 @@ def main() -> int:
                         f"{'met' if t1000.rss_mb < TARGET_RSS_MB else 'MISSED'})")
     print(out)
     print("\n".join(verdicts))
+    profiles = []
+    for r in results:
+        path = getattr(r, "profile_path", None)
+        if path and Path(path).exists():
+            profiles.append(f"py-spy profile of Tandem's operator, {r.n} jobs, {summarize_profile(Path(path))}")
+            print(profiles[-1])
     png = plot(results, REPO / "bench" / "b3_controller.png")
     if not args.no_append:
         children = "; ".join(f"{r.system}: {getattr(r, 'expected', {})}" for r in results if r.n == scales[0])
@@ -553,7 +599,7 @@ def main() -> int:
             f"(Tandem: created by the Job controller; Kubeflow: by the operator). "
             f"Kubeflow: {kubeflow_note}, --enable-scheme=pytorchjob, controller threads "
             f"{args.kubeflow_threads or '1 (default)'}, webhook not registered. Whole run {total / 60:.1f} min.",
-            "", out, "", *verdicts, *(f"- {n}" for n in notes),
+            "", out, "", *verdicts, *(f"- {n}" for n in notes), *("\n" + pr for pr in profiles),
             *([f"", f"Plot: bench/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
         ])
         append_results("B3 controller", body, "bench/b3_controller.py")
