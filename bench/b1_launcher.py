@@ -161,8 +161,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 class LauncherCpu:
     """CPU seconds (user + system, own threads) of every launcher process: the processes started
-    and their descendants, less the training processes (those running bench/stamp.py) and what
-    those start. Sampled from /proc every 0.5 s; a process's last sample counts (so up to 0.5 s
+    and their descendants, less the training processes (those running bench/stamp.py as their
+    script) and what those start. Sampled from /proc every 0.5 s; a process's last sample counts (so up to 0.5 s
     of a launcher process's final CPU may be missed, alike for every variant)."""
 
     def __init__(self, roots: list[int]):
@@ -187,8 +187,9 @@ class LauncherCpu:
         stack = [r for r in self.roots if r in procs]
         while stack:
             pid = stack.pop()
-            if "stamp.py" in procs[pid][2]:
-                continue  # a training process: not the launcher's
+            argv = procs[pid][2].split("\0")
+            if any(a.endswith("stamp.py") for a in argv[1:3]):
+                continue  # a training process (python [-u] bench/stamp.py ...): not the launcher's
             self.last[pid] = procs[pid][1]
             stack.extend(children.get(pid, []))
 
@@ -326,8 +327,9 @@ def main() -> int:
         body = "\n".join([
             f"Workload: jobs/train_ddp.py and jobs/train_keras.py, unmodified, wrapped by bench/stamp.py; "
             f"{args.steps} steps, {args.batch_size} samples per worker per step, MLP 128-512-10, "
-            f"2 workers, CPU; print every step; steady window steps {args.warmup}..{args.steps} "
-            f"(rank 0's stamps). Median of {args.repeats} interleaved rounds. Tandem with "
+            f"2 workers, CPU; a progress line every {w.log_every} steps; steady window steps {args.warmup}..{args.steps} "
+            f"(rank 0's stamps). Launcher CPU: user+system seconds of the launcher processes' own "
+            f"threads (tandem CLI, tandem.launch, torchrun agents, guard; not the training processes). Median of {args.repeats} interleaved rounds. Tandem with "
             f"`--set metrics.enabled=false`. Load average (1/5/15 min) before and after each round: "
             f"{' -> '.join(loads)}.",
             "",
