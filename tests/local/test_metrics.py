@@ -83,7 +83,7 @@ def own_rate(tmp_path, job) -> float:
 
 
 def test_two_workers_report_throughput_that_the_workers_own_counts_imply(tmp_path, job_name):
-    done = subprocess.run(tandem(tmp_path, job_name, "--workers", "2", "--set", command("--steps", "400")),
+    done = subprocess.run(tandem(tmp_path, job_name, "--workers", "2", "--set", command("--steps", "300")),
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     final = history(tmp_path, job_name)[-1]
@@ -96,7 +96,7 @@ def test_two_workers_report_throughput_that_the_workers_own_counts_imply(tmp_pat
     for index, reported in per_worker.items():
         assert 0.6 * rate <= reported <= 1.6 * rate, (index, reported, rate)
     assert abs(final["throughput"] - sum(per_worker.values())) < 1e-6 * final["throughput"]
-    assert all(w["steps"] >= 350 for w in final["perWorker"])  # every step but the first is timed
+    assert all(w["steps"] >= 250 for w in final["perWorker"])  # every step but the first is timed
     assert final["stepTimeP50"] <= final["stepTimeP95"]
     assert "throughput:" in done.stderr and "samples/s" in done.stderr and "step time: p50" in done.stderr
     assert not processes_of_job(job_name)

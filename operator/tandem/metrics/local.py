@@ -41,7 +41,7 @@ RAY_START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 OBJECT_STORE_BYTES = 100_000_000
 #: Ray and the shippers run niced: on a small machine, training gets the CPU first.
-RAY_NICE = 5
+RAY_NICE = 10
 
 
 # -- processes of one Ray session ------------------------------------------------------------

@@ -154,7 +154,7 @@ def main() -> int:
     who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
     _die_with_parent(env.get("TANDEM_METRICS_PARENT"))
     try:
-        os.nice(int(env.get("TANDEM_METRICS_NICE", "5")))  # training gets the CPU first
+        os.nice(int(env.get("TANDEM_METRICS_NICE", "10")))  # training gets the CPU first
     except (OSError, ValueError):
         pass
     message = _quiet_stderr()
