@@ -79,11 +79,11 @@ def run_point(file: str, overrides: Sequence[str], workers: int, runs_dir: Path,
 
 
 def table(job: str, points: Sequence[Point], baseline: Optional[float], source: str) -> Table:
+    caption = f"baseline {baseline:,.1f} samples/s per worker ({source})" if baseline else "no one-worker baseline"
     t = Table(title=f"{job}: throughput and scaling efficiency", title_justify="left",
-              caption=f"baseline {baseline:,.1f} samples/s per worker ({source})" if baseline else "no one-worker baseline",
-              caption_justify="left")
-    for column in ("workers", "samples/s", "per worker", "efficiency", "step p50", "step p95", "straggler", "wall"):
-        t.add_column(column, justify="right")
+              caption=caption + "; p50/p95: step time", caption_justify="left")
+    for column in ("workers", "samples/s", "/worker", "eff.", "p50", "p95", "straggler", "wall"):
+        t.add_column(column, justify="right", no_wrap=True)
 
     def num(v: Optional[float], fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
@@ -92,7 +92,7 @@ def table(job: str, points: Sequence[Point], baseline: Optional[float], source: 
         t.add_row(str(p.workers), num(p.throughput, ",.1f"), num(p.per_worker, ",.1f"), num(p.efficiency, ".0%"),
                   "-" if p.step_p50 is None else f"{p.step_p50 * 1000:.1f} ms",
                   "-" if p.step_p95 is None else f"{p.step_p95 * 1000:.1f} ms",
-                  "-" if p.straggler is None else f"worker {p.straggler}", f"{p.wall_seconds:.0f} s",
+                  "-" if p.straggler is None else f"#{p.straggler}", f"{p.wall_seconds:.0f} s",
                   style="" if p.succeeded else "red")
     return t
 
@@ -117,7 +117,8 @@ def plot(job: str, points: Sequence[Point], baseline: Optional[float], output: P
     left.set_title("Throughput")
     left.set_xlabel("workers")
     left.set_ylabel("samples / s (all workers)")
-    left.set_ylim(bottom=0)
+    top = max([p.throughput for p in good] + ([baseline * max(workers)] if baseline and workers else []) + [1.0])
+    left.set_ylim(0, top * 1.15)  # room for the value labels
     left.legend(loc="upper left")
     effs = [(p.workers, p.efficiency) for p in good if p.efficiency is not None]
     if effs:
