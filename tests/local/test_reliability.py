@@ -1,0 +1,249 @@
+"""Local runs under faults (ISSUE 9): SIGKILL of a worker's launcher, of a training rank, of
+`tandem run` itself, and Ctrl-C on a real terminal. After each: no process of the run is left,
+the checkpoint on disk loads, and the run goes on from it (`tandem run --resume`, or the
+group restart within runPolicy.backoffLimit) and says `resumed from step X`.
+
+tests/local/test_local_run.py covers the rest: a rank's SIGKILL reported with no process left,
+SIGINT/SIGTERM of `tandem run` leaving nothing, a group restart after an injected exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.processes import kill_job, processes_of_job, wait_until_gone
+
+pytestmark = pytest.mark.local
+
+CHECKPOINT_EVERY = 10
+
+
+@pytest.fixture
+def job_name():
+    name = f"rel-{uuid.uuid4().hex[:6]}"
+    yield name
+    kill_job(name)
+
+
+def command(tmp_path: Path, steps: int, sleep: float = 0.0) -> str:
+    args = ["python", "jobs/train_ddp.py", "--steps", str(steps), "--checkpoint-every", str(CHECKPOINT_EVERY),
+            "--log-every", "10", "--output-dir", str(tmp_path / "out")]
+    if sleep:
+        args += ["--sleep-per-step", str(sleep)]
+    return "spec.command=" + json.dumps(args)
+
+
+def run_argv(tmp_path: Path, job_name: str, *sets: str, resume: bool = False, metrics: bool = False) -> list[str]:
+    argv = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir",
+            str(tmp_path / "runs"), "--set", f"metadata.name={job_name}"]
+    if not metrics:
+        argv += ["--set", "metrics.enabled=false"]
+    for s in sets:
+        argv += ["--set", s]
+    return argv + (["--resume"] if resume else [])
+
+
+def checkpoint_path(tmp_path: Path, job_name: str) -> Path | None:
+    found = sorted((tmp_path / "runs" / job_name).glob("*/checkpoints/checkpoint.pt"))
+    return found[-1] if found else None
+
+
+def checkpoint_step(path: Path) -> int:
+    """Loads the checkpoint as a resuming run would (weights_only), checks its shape, returns its step."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(state) == {"step", "model", "optimizer"}, set(state)
+    assert state["model"] and all(isinstance(t, torch.Tensor) for t in state["model"].values())
+    assert state["step"] > 0 and state["step"] % CHECKPOINT_EVERY == 0, state["step"]
+    return int(state["step"])
+
+
+def wait_for_checkpoint(tmp_path: Path, job_name: str, at_least: int, timeout: float = 150) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = checkpoint_path(tmp_path, job_name)
+        if path is not None:
+            try:
+                step = checkpoint_step(path)
+                if step >= at_least:
+                    return step
+            except Exception:  # noqa: BLE001 - replaced between exists() and load: look again
+                pass
+        time.sleep(0.3)
+    raise AssertionError(f"no checkpoint at step >= {at_least} within {timeout} s")
+
+
+def tree(root: int) -> set[int]:
+    """root and every live descendant, from /proc (ppid links)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if state[state.rindex(")") + 2] != "Z":
+            left.add(pid)
+    return left
+
+
+def wait_gone(pids: set[int], timeout: float = 15) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pids):
+        time.sleep(0.1)
+    return alive(pids)
+
+
+def cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def launcher_of_worker(job_name: str, index: int) -> int:
+    """The `python -m tandem.launch` process of worker `index` (found by pid in /proc)."""
+    for pid in processes_of_job(job_name):
+        argv = cmdline(pid)
+        if b"tandem.launch" in argv and f"TANDEM_WORKER_INDEX={index}".encode() in environ(pid):
+            return pid
+    raise AssertionError(f"no launcher of worker {index} among {processes_of_job(job_name)}")
+
+
+def resume(tmp_path: Path, job_name: str, extra_steps: int = 20) -> tuple[subprocess.CompletedProcess, int]:
+    """`tandem run --resume` of the same job with a total a little past the checkpoint."""
+    step = checkpoint_step(checkpoint_path(tmp_path, job_name))
+    result = subprocess.run(run_argv(tmp_path, job_name, command(tmp_path, step + extra_steps), resume=True),
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"rank 0: resumed from step {step}" in result.stderr, result.stderr[-3000:]
+    assert f"rank 1: resumed from step {step}" in result.stderr, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in ranks] == [step + extra_steps] * 2
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert checkpoint_step(checkpoint_path(tmp_path, job_name)) == step + extra_steps
+    # --resume continued the same run directory: one run, two attempts' logs.
+    assert len(list((tmp_path / "runs" / job_name).iterdir())) == 1
+    return result, step
+
+
+def test_sigkill_of_a_worker_launcher(tmp_path, job_name):
+    run = subprocess.Popen(run_argv(tmp_path, job_name, "runPolicy.backoffLimit=0", command(tmp_path, 100000, 0.05)),
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        launcher = launcher_of_worker(job_name, 1)
+        everything = tree(run.pid)
+        os.kill(launcher, signal.SIGKILL)
+        output, _ = run.communicate(timeout=60)
+        assert run.returncode == 137, output[-3000:]
+        assert "worker 1 exited with code 137" in output, output[-3000:]
+        assert wait_gone(everything - {run.pid}) == set()
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()
+    resume(tmp_path, job_name)
+
+
+def test_sigkill_of_tandem_run_leaves_nothing_and_resume_continues(tmp_path, job_name):
+    # Metrics on: the private Ray that `tandem run` starts must go down with it too.
+    run = subprocess.Popen(run_argv(tmp_path, job_name, command(tmp_path, 100000, 0.05), metrics=True),
+                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY, timeout=200)
+        everything = tree(run.pid)
+        assert len(everything) >= 5, everything  # tandem run, 2 launchers, their torchruns and ranks
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        left = wait_gone(everything, 20)
+        assert left == set(), {pid: b" ".join(cmdline(pid))[:200] for pid in left}
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()
+    resume(tmp_path, job_name)
+
+
+def test_ctrl_c_on_a_terminal_then_resume(tmp_path, job_name):
+    pexpect = pytest.importorskip("pexpect")
+    argv = run_argv(tmp_path, job_name, command(tmp_path, 100000, 0.05))
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", timeout=60,
+                          env={**os.environ, "COLUMNS": "200"}, dimensions=(50, 200))
+    try:
+        wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        everything = tree(child.pid)
+        child.sendintr()  # the terminal's Ctrl-C: SIGINT to the foreground process group
+        child.expect("interrupted", timeout=30)
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+        assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
+        assert wait_gone(everything) == set()
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    # No torn file: the last checkpoint before Ctrl-C loads, and no temporary is left as the
+    # checkpoint (saves are write-to-temp then os.replace).
+    path = checkpoint_path(tmp_path, job_name)
+    assert path is not None and checkpoint_step(path) >= 2 * CHECKPOINT_EVERY
+    resume(tmp_path, job_name)
+
+
+def test_sigkill_of_a_rank_restarts_the_group_from_its_checkpoint(tmp_path, job_name):
+    total = 150
+    run = subprocess.Popen(run_argv(tmp_path, job_name, "runPolicy.backoffLimit=1", command(tmp_path, total, 0.1)),
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        step = wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        ranks = [p for p in processes_of_job(job_name)
+                 if b"jobs/train_ddp.py" in cmdline(p) and b"RANK=1" in environ(p)]
+        assert ranks, "rank 1 not found"
+        os.kill(ranks[-1], signal.SIGKILL)
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output[-3000:]
+        assert "restarting all 2 workers (1/1)" in output
+        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
+        assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
+        results = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+        assert [r["steps"] for r in results] == [total, total]
+        assert results[0]["checksum"] == results[1]["checksum"]
+        assert checkpoint_step(checkpoint_path(tmp_path, job_name)) == total
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()
