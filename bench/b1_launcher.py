@@ -55,7 +55,6 @@ class Run:
     first_step: float = float("nan")
     throughput: float = float("nan")
     wall: float = float("nan")
-    launcher_cpu: float = float("nan")
     ok: bool = False
     note: str = ""
 
@@ -156,47 +155,6 @@ def launch(variant: str, w: Workload, tmp: Path, run_no: int) -> tuple[list[list
     raise ValueError(variant)
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-class LauncherCpu:
-    """CPU seconds (user + system, own threads) of every launcher process: the processes started
-    and their descendants, less the training processes (those running bench/stamp.py as their
-    script) and what those start. Sampled from /proc every 0.5 s; a process's last sample counts (so up to 0.5 s
-    of a launcher process's final CPU may be missed, alike for every variant)."""
-
-    def __init__(self, roots: list[int]):
-        self.roots = set(roots)
-        self.last: dict[int, float] = {}
-
-    def sample(self) -> None:
-        procs: dict[int, tuple[int, float, str]] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, cmd.decode(errors="replace"))
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in procs.items():
-            children.setdefault(ppid, []).append(pid)
-        stack = [r for r in self.roots if r in procs]
-        while stack:
-            pid = stack.pop()
-            argv = procs[pid][2].split("\0")
-            if any(a.endswith("stamp.py") for a in argv[1:3]):
-                continue  # a training process (python [-u] bench/stamp.py ...): not the launcher's
-            self.last[pid] = procs[pid][1]
-            stack.extend(children.get(pid, []))
-
-    def seconds(self) -> float:
-        return sum(self.last.values())
-
-
 def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) -> Run:
     argvs, envs = launch(variant, w, tmp, run_no)
     log = tmp / f"log-{variant.replace('/', '-')}-{run_no}.txt"
@@ -208,18 +166,9 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
                                   stdin=subprocess.DEVNULL, start_new_session=True)
                  for i, (a, e) in enumerate(zip(argvs, envs))]
         codes = []
-        cpu = LauncherCpu([p.pid for p in procs])
         try:
             for p in procs:
-                while True:
-                    cpu.sample()
-                    try:
-                        codes.append(p.wait(timeout=0.5))
-                        break
-                    except subprocess.TimeoutExpired:
-                        if time.time() > t0 + timeout:
-                            raise
-            result.launcher_cpu = cpu.seconds()
+                codes.append(p.wait(timeout=max(1.0, t0 + timeout - time.time())))
         except subprocess.TimeoutExpired:
             result.note = f"timed out after {timeout:.0f}s"
         finally:  # timeout, Ctrl-C or SIGTERM: leave nothing running
@@ -282,7 +231,7 @@ def main() -> int:
                 res = run_once(v, w, tmp, r, args.timeout)
                 runs[v].append(res)
                 print(f"round {r + 1}/{args.repeats} {v:22s} first step {res.first_step:6.2f}s "
-                      f"throughput {res.throughput:8.0f}/s wall {res.wall:6.2f}s launcher cpu {res.launcher_cpu:5.2f}s "
+                      f"throughput {res.throughput:8.0f}/s wall {res.wall:6.2f}s "
                       f"{'ok' if res.ok else 'FAILED ' + res.note}  (load {loadavg()})", file=sys.stderr, flush=True)
                 if not res.ok:
                     print((tmp / f"log-{v.replace('/', '-')}-{r}.txt").read_text()[-3000:], file=sys.stderr)
@@ -298,10 +247,10 @@ def main() -> int:
     for v in variants:
         ok = [x for x in runs[v] if x.ok]
         rows.append((v, f"{len(ok)}/{len(runs[v])}", f"{med(v, 'first_step'):.2f}",
-                     f"{med(v, 'throughput'):,.0f}", f"{med(v, 'wall'):.2f}", f"{med(v, 'launcher_cpu'):.2f}",
+                     f"{med(v, 'throughput'):,.0f}", f"{med(v, 'wall'):.2f}",
                      " ".join(f"{x.throughput:.0f}" for x in ok)))
     results = table(("variant", "ok runs", f"to step {w.log_every} s (median)", "steady samples/s (median)",
-                     "wall s (median)", "launcher CPU s (median)", "throughput of each run"), rows)
+                     "wall s (median)", "throughput of each run"), rows)
 
     pairs = [("pytorch/tandem", "pytorch/torchrun-2n"), ("pytorch/tandem", "pytorch/torchrun-1n"),
              ("pytorch/tandem-omp1", "pytorch/torchrun-2n-omp1"), ("pytorch/tandem-omp1", "pytorch/torchrun-1n"),
@@ -328,8 +277,7 @@ def main() -> int:
             f"Workload: jobs/train_ddp.py and jobs/train_keras.py, unmodified, wrapped by bench/stamp.py; "
             f"{args.steps} steps, {args.batch_size} samples per worker per step, MLP 128-512-10, "
             f"2 workers, CPU; a progress line every {w.log_every} steps; steady window steps {args.warmup}..{args.steps} "
-            f"(rank 0's stamps). Launcher CPU: user+system seconds of the launcher processes' own "
-            f"threads (tandem CLI, tandem.launch, torchrun agents, guard; not the training processes). Median of {args.repeats} interleaved rounds. Tandem with "
+            f"(rank 0's stamps). Median of {args.repeats} interleaved rounds. Tandem with "
             f"`--set metrics.enabled=false`. Load average (1/5/15 min) before and after each round: "
             f"{' -> '.join(loads)}.",
             "",
