@@ -184,6 +184,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             # [tandem-metrics hook] track_ddp reports this step (optimizer step post-hook)
             if step % args.log_every == 0 or step == total:
                 print(f"rank {rank}: step {step}/{total} loss {loss_value:.4f}", flush=True)
+                if metrics is not None:
+                    metrics.reporter().loss(loss_value)  # for TensorBoard (spec.tensorboard)
             if rank == 0 and args.checkpoint_every and (step % args.checkpoint_every == 0 or step == total):
                 save_checkpoint(directory, {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
     elapsed = time.monotonic() - started

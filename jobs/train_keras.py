@@ -180,6 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         step += 1
         if reporter is not None:  # [tandem-metrics hook]
             reporter.step(samples=global_batch // workers)
+            reporter.loss(loss_value)  # for TensorBoard (spec.tensorboard)
         if step % args.log_every == 0 or step == total:
             print(f"worker {index}: step {step}/{total} loss {loss_value:.4f}", flush=True)
         if step % every == 0 or step == total:

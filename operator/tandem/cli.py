@@ -96,10 +96,11 @@ def crd() -> None:
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="With --on kubernetes.")
 @click.option("--resume", is_flag=True, help="Continue the job's latest local run from its checkpoints.")
 @click.option("--debug", is_flag=True, help="Worker 0 gets this terminal, so breakpoint()/pdb works; the others wait.")
+@click.option("--tensorboard", is_flag=True, help="Workers write TensorBoard event files; serve them on 127.0.0.1.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=".tandem/runs", show_default=True,
               help="Where local runs keep logs, checkpoints and metrics.")
 def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str, namespace: str | None,
-        kubeconfig: str | None, resume: bool, debug: bool, runs_dir: str) -> None:
+        kubeconfig: str | None, resume: bool, debug: bool, tensorboard: bool, runs_dir: str) -> None:
     """Run a TrainingJob: by default as worker processes on this machine."""
     from pathlib import Path
 
@@ -122,10 +123,20 @@ def run(file: str, workers: int | None, overrides: tuple[str, ...], target: str,
         f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
         f"x {spec.procs_per_worker} processes, on this machine (logs in {runs_dir}/{job.metadata.name})"
     )
-    run = run_local(job, Path(runs_dir), console, resume=resume, debug=debug)
+    run = run_local(job, Path(runs_dir), console, resume=resume, debug=debug,
+                    tensorboard=tensorboard or job.spec.tensorboard.enabled)
     print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
     if run.baseline_recorded:
         console.print(f"one-worker baseline recorded: {run.baseline_recorded}")
+    board = run.result.tensorboard
+    if board is not None:
+        if sys.stdin.isatty():
+            console.print(f"TensorBoard keeps serving at [bold]{board.url}[/]: Ctrl-C to stop")
+            try:
+                board.process.wait()
+            except KeyboardInterrupt:
+                pass
+        board.stop()
     sys.exit(run.result.exit_code)
 
 

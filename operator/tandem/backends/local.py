@@ -30,6 +30,7 @@ from ..api.model import TrainingJob
 from ..render import render_one
 from . import proctree
 from .local_plan import WorkerPlan, plan_workers
+from .local_tensorboard import TensorBoardServer
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
@@ -66,6 +67,7 @@ class RunResult:
     run_dir: Path
     attempts: list[Attempt] = field(default_factory=list)
     interrupted: bool = False
+    tensorboard: Optional["TensorBoardServer"] = None
 
     @property
     def restarts(self) -> int:
@@ -165,6 +167,7 @@ class LocalExecutor:
         status_hook: Optional[Callable[[], str]] = None,
         extra_env: Optional[dict[str, str]] = None,
         debug: bool = False,
+        tensorboard: bool = False,
     ):
         self.job = job
         self.console = console or Console(stderr=True)
@@ -173,12 +176,18 @@ class LocalExecutor:
         self.status_hook = status_hook
         self.extra_env = {**(extra_env or {}), **({"TANDEM_DEBUG": "1"} if debug else {})}
         self.debug = debug
+        self.tensorboard_dir = (self.run_dir / "tensorboard").resolve() if tensorboard else None
+        if self.tensorboard_dir is not None:
+            self.extra_env.update({"TANDEM_TENSORBOARD": "1", "TANDEM_TENSORBOARD_DIR": str(self.tensorboard_dir)})
         self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
         self._started = time.monotonic()
 
     def run(self) -> RunResult:
         proctree.become_subreaper()
         result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
+        if self.tensorboard_dir is not None:
+            result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
+            self.console.print(f"TensorBoard: [bold]{result.tensorboard.url}[/] (event files in {self.tensorboard_dir})")
         limit = self.job.spec.run_policy.backoff_limit
         first = self._next_attempt_number()
         previous = _install_stop_signals(ignore_interrupt=self.debug)

@@ -26,6 +26,9 @@ import threading
 import time
 from typing import Mapping, Optional
 
+from . import tensorboard
+from .tensorboard import EventLog
+
 SHIP_EVERY = 0.5
 #: Records held while nothing can take them (shipper not yet started or blocked).
 MAX_BUFFER = 100_000
@@ -40,6 +43,9 @@ class NullReporter:
     enabled = False
 
     def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
+        pass
+
+    def loss(self, value: float) -> None:
         pass
 
     def close(self) -> None:
@@ -64,6 +70,9 @@ class Reporter:
         self._closed = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._to_ray = metrics_enabled(env)
+        self._board = EventLog(env) if tensorboard.enabled(env) else None
+        self._loss: Optional[float] = None
         self._thread = threading.Thread(target=self._run, name="tandem-metrics", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -79,12 +88,20 @@ class Reporter:
         busy = None if wait is None else max(0.0, seconds - wait)
         self._buffer.append((time.time(), samples, seconds, busy))
 
+    def loss(self, value: float) -> None:
+        """The latest loss, for TensorBoard (call it where the script already has the value)."""
+        self._loss = float(value)
+
     def mark(self) -> None:
         """Start timing from now (e.g. after a pause that is not training), without a record."""
         self._previous = time.perf_counter()
 
     # -- the daemon thread --------------------------------------------------------------------
     def _run(self) -> None:
+        if not self._to_ray:  # TensorBoard only: no shipper, no Ray
+            while True:
+                self._wake.wait(SHIP_EVERY)
+                self._log_to_board(self._take_all())
         try:
             self._shipper = subprocess.Popen(
                 [self._python, "-m", "tandem.metrics.shipper"],
@@ -119,6 +136,7 @@ class Reporter:
         try:
             while self._buffer:
                 records = [self._buffer.popleft() for _ in range(min(5000, len(self._buffer)))]
+                self._log_to_board(records)
                 self._out += json.dumps(records, separators=(",", ":")).encode() + b"\n"
             if len(self._out) > MAX_PENDING_BYTES:
                 del self._out[: len(self._out) - MAX_PENDING_BYTES]
@@ -140,11 +158,27 @@ class Reporter:
         finally:
             self._lock.release()
 
+    def _take_all(self) -> list:
+        """Everything buffered so far; safe while the training thread keeps appending."""
+        records = []
+        try:
+            while True:
+                records.append(self._buffer.popleft())
+        except IndexError:
+            return records
+
+    def _log_to_board(self, records: list) -> None:
+        if self._board is not None and records:
+            self._board.write(records, self._loss)
+
     def close(self) -> None:
         """Ship what is left and give the shipper a bounded moment to deliver it."""
         if self._closed:
             return
         self._closed = True
+        if not self._to_ray:
+            self._log_to_board(self._take_all())
+            return
         shipper = self._shipper
         if shipper is None:
             return
@@ -165,6 +199,11 @@ def metrics_enabled(env: Mapping[str, str]) -> bool:
     return env.get("TANDEM_METRICS") == "1" and bool(env.get("TANDEM_JOB")) and bool(env.get("TANDEM_METRICS_ADDRESS"))
 
 
+def reporting(env: Mapping[str, str]) -> bool:
+    """A real reporter when figures go to Ray, or event files to TensorBoard, or both."""
+    return metrics_enabled(env) or tensorboard.enabled(env)
+
+
 _reporter: Optional[object] = None
 _reporter_lock = threading.Lock()
 
@@ -173,8 +212,8 @@ def reporter(env: Optional[Mapping[str, str]] = None):
     """This process's reporter (one per process): a `Reporter` under Tandem, else a `NullReporter`."""
     global _reporter
     if env is not None:
-        return Reporter(env) if metrics_enabled(env) else NullReporter()
+        return Reporter(env) if reporting(env) else NullReporter()
     with _reporter_lock:
         if _reporter is None:
-            _reporter = Reporter(os.environ) if metrics_enabled(os.environ) else NullReporter()
+            _reporter = Reporter(os.environ) if reporting(os.environ) else NullReporter()
         return _reporter

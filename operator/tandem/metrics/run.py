@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from rich.console import Console
 
@@ -23,22 +23,22 @@ class LocalRun:
     baseline_recorded: Optional[Path] = None
 
 
-def run_local(job: TrainingJob, run_root: Path, console: Console, resume: bool = False, debug: bool = False) -> LocalRun:
+def run_local(job: TrainingJob, run_root: Path, console: Console, **options: Any) -> LocalRun:
     """Run the job on this machine; with spec.metrics.enabled, collect its figures through a local Ray."""
     spec, name = job.spec, job.metadata.name
     if spec.metrics.enabled and importlib.util.find_spec("ray") is None:
         console.print("[yellow]metrics need Ray (pip install 'tandem[metrics]'); running without them[/]")
-        executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug)
+        executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), MetricsStatus(available=False, reason="Ray is not installed"))
     if not spec.metrics.enabled:
-        executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug)
+        executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), None)
 
     from .local import LocalMetrics
 
     baseline, source = baselines.choose(spec.metrics.baseline_throughput, run_root, name)
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)
-    executor = LocalExecutor(job, run_root=run_root, console=console, resume=resume, debug=debug,
+    executor = LocalExecutor(job, run_root=run_root, console=console, **options,
                              metrics_address=metrics.address, status_hook=metrics.status_line,
                              extra_env=metrics.worker_env)
     metrics.session = executor.run_id

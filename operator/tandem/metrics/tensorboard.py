@@ -1,0 +1,91 @@
+"""TensorBoard event files from every worker, written with the framework's own writer.
+
+PyTorch jobs write through torch.utils.tensorboard, TensorFlow jobs through tf.summary, so the
+files are exactly what each community's tools expect. The reporter's daemon thread feeds this
+log with the step records it already buffers, so training pays nothing extra: per interval it
+writes throughput (samples/s), mean step time and, when the script reports one, the loss.
+Each worker (and rank) writes under `<TANDEM_TENSORBOARD_DIR>/worker-<i>[-rank-<r>]`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Mapping, Optional, Sequence
+
+
+def enabled(env: Mapping[str, str]) -> bool:
+    return env.get("TANDEM_TENSORBOARD") == "1" and bool(env.get("TANDEM_TENSORBOARD_DIR"))
+
+
+def run_directory(env: Mapping[str, str]) -> str:
+    worker, rank = env.get("TANDEM_WORKER_INDEX") or "0", env.get("LOCAL_RANK") or "0"
+    name = f"worker-{worker}" if int(env.get("TANDEM_PROCS_PER_WORKER") or 1) == 1 else f"worker-{worker}-rank-{rank}"
+    return os.path.join(env["TANDEM_TENSORBOARD_DIR"], name)
+
+
+class _TorchWriter:
+    def __init__(self, directory: str):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=directory)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
+class _TensorFlowWriter:
+    def __init__(self, directory: str):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(directory)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        with self.writer.as_default():
+            self.tf.summary.scalar(tag, value, step=step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
+class EventLog:
+    """Turns batches of step records into TensorBoard scalars; never raises into training."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = dict(env)
+        self.directory = run_directory(env)
+        self.steps = 0
+        self._writer: Optional[Any] = None
+        self._failed = False
+
+    def _open(self) -> Optional[Any]:
+        if self._writer is None and not self._failed:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+                make = _TensorFlowWriter if self.env.get("TANDEM_FRAMEWORK") == "tensorflow" else _TorchWriter
+                self._writer = make(self.directory)
+            except Exception as error:  # no tensorboard package, unwritable dir...: say it once
+                self._failed = True
+                print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)
+        return self._writer
+
+    def write(self, records: Sequence[Sequence[float]], loss: Optional[float] = None) -> None:
+        """records: (time, samples, seconds, busy) per step since the last call."""
+        if not records or self._open() is None:
+            return
+        self.steps += len(records)
+        seconds = sum(r[2] for r in records)
+        try:
+            if seconds > 0:
+                self._writer.scalar("tandem/throughput_samples_per_s", sum(r[1] for r in records) / seconds, self.steps)
+                self._writer.scalar("tandem/step_time_s", seconds / len(records), self.steps)
+            if loss is not None:
+                self._writer.scalar("tandem/loss", loss, self.steps)
+            self._writer.flush()
+        except Exception as error:
+            self._failed, self._writer = True, None
+            print(f"tandem.metrics: TensorBoard event files stopped ({error})", file=sys.stderr, flush=True)
