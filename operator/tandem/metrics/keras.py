@@ -23,5 +23,7 @@ def callback(samples_per_step: float, reporter: Any = None) -> Any:
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             r.step(samples_per_step)
+            if logs and "loss" in logs and hasattr(r, "loss"):
+                r.loss(float(logs["loss"]))  # for TensorBoard
 
     return TandemMetrics()
