@@ -117,14 +117,24 @@ def main() -> int:
     loader = getattr(_yaml, "CSafeLoader", _yaml.SafeLoader)
     names = render_module.TEMPLATES
     texts = [[env.get_template(n).render(template_values(j)) for n in names] for j in jobs]
-    objects = [[o for t in ts for o in _yaml.load_all(t, Loader=loader)] for ts in texts]
+
+    def parse_json(ts: list[str]) -> list:
+        return [_json.loads(t) for t in ts]
+
+    def parse_yaml(ts: list[str]) -> list:
+        return [o for t in ts for o in _yaml.load_all(t, Loader=loader)]
+
     stages = {
         "values (template_values)": (lambda j: template_values(j), jobs),
         "Jinja (both templates)": (lambda j: [env.get_template(n).render(template_values(j)) for n in names], jobs),
-        "YAML parse of the rendered text (CSafeLoader)": (
-            lambda ts: [o for t in ts for o in _yaml.load_all(t, Loader=loader)], texts),
-        "for scale: json.loads of the same objects": (lambda s: _json.loads(s), [_json.dumps(o) for o in objects]),
+        "parse the rendered text: YAML (CSafeLoader)": (parse_yaml, texts),
     }
+    try:
+        parse_json(texts[0])
+        stages["parse the rendered text: json.loads"] = (parse_json, texts)
+    except ValueError:  # YAML templates: JSON of the same objects, for scale
+        objects = [parse_yaml(ts) for ts in texts]
+        stages["for scale: json.loads of the same objects"] = (lambda t: _json.loads(t), [_json.dumps(o) for o in objects])
     stage_rates = {k: rate(fn, items, 1.0)[0] for k, (fn, items) in stages.items()}
 
     pinned = os.environ.get("TANDEM_B4_PINNED") == "1"
@@ -138,7 +148,7 @@ def main() -> int:
          f"{min(both_rates):,.0f}-{max(both_rates):,.0f}", f"{1e6 / median(both_rates):.0f}", "-"),
     ]
     out = table(("operation", "jobs/s (median)", "range", "us/job", "target"), rows)
-    out += "\n\nStages of render, timed apart (1 s each):\n\n" + table(
+    out += (f"\n\nStages of render, timed apart (1 s each; templates {', '.join(names)}):\n\n") + table(
         ("stage", "jobs/s", "us/job"), [(k, f"{v:,.0f}", f"{1e6 / v:.0f}") for k, v in stage_rates.items()])
     body = [
         f"{len(docs)} distinct valid specs (the 3 examples in jobs/ x {VARIANTS} names), "
