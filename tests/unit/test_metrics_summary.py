@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tandem.api.status import MetricsStatus
@@ -23,12 +23,14 @@ def steady(rate_steps: float, samples: float, n: int = 50, busy_fraction: float 
 
 
 @given(st.lists(finite, min_size=1, max_size=50), st.floats(min_value=0, max_value=100))
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_percentile_lies_between_min_and_max(values, q):
     p = percentile(values, q)
     assert min(values) - 1e-9 <= p <= max(values) + 1e-9
 
 
 @given(st.lists(finite, min_size=1, max_size=50), st.floats(0, 100), st.floats(0, 100))
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_percentile_is_monotonic_in_q(values, q1, q2):
     lo, hi = sorted((q1, q2))
     assert percentile(values, lo) <= percentile(values, hi) + 1e-9
@@ -44,6 +46,7 @@ def test_percentile_matches_known_values():
 
 
 @given(st.lists(st.tuples(st.floats(0, 1e4), finite), min_size=1, max_size=100), st.floats(0.1, 100), st.integers(1, 200))
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_window_keeps_only_recent_steps(points, seconds, max_steps):
     steps = [Step(t, 1, d) for t, d in points]
     kept = window(steps, seconds, max_steps)
@@ -55,7 +58,7 @@ def test_window_keeps_only_recent_steps(points, seconds, max_steps):
 
 
 @given(st.floats(1, 500), st.integers(1, 512), st.integers(1, 8))
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 def test_throughput_of_steady_workers_is_the_sum(rate, batch, workers):
     records = {(w, 0): steady(rate, batch) for w in range(workers)}
     status = summarize(records, workers)
@@ -68,6 +71,7 @@ def test_throughput_of_steady_workers_is_the_sum(rate, batch, workers):
 
 
 @given(st.floats(1, 500), st.integers(1, 8), st.floats(0.1, 1.5))
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_efficiency_is_throughput_over_workers_times_baseline(rate, workers, scale):
     records = {(w, 0): steady(rate, 10) for w in range(workers)}
     baseline = rate * 10 * scale
@@ -104,16 +108,14 @@ def test_no_steps_yet_is_available_but_empty():
 
 
 @given(st.integers(2, 12), st.floats(0.5, 0.95), st.data())
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_straggler_is_the_slow_worker_by_compute_time(workers, threshold, data):
     """Synchronous training: every worker has the same step time; the slow one waits least."""
     slow = data.draw(st.integers(0, workers - 1))
-    ratio = data.draw(st.floats(0.05, threshold * 0.95))  # slow worker's capacity / the others'
-    fast_busy = 0.2
-    records = {}
-    for w in range(workers):
-        busy_fraction = fast_busy / ratio if w == slow else fast_busy
-        assume(busy_fraction <= 1.0)
-        records[(w, 0)] = steady(10, 64, busy_fraction=busy_fraction)
+    ratio = data.draw(st.floats(0.2, threshold * 0.95))  # slow worker's capacity / the others'
+    fast_busy = 0.2  # the slow worker is busy fast_busy / ratio <= 1 of each step
+    records = {(w, 0): steady(10, 64, busy_fraction=fast_busy / ratio if w == slow else fast_busy)
+               for w in range(workers)}
     status = summarize(records, workers, straggler_threshold=threshold)
     assert status.straggler == slow
     # ...although every worker trains at the same samples/s
@@ -122,6 +124,7 @@ def test_straggler_is_the_slow_worker_by_compute_time(workers, threshold, data):
 
 
 @given(st.dictionaries(st.integers(0, 20), st.floats(1, 1000), min_size=0, max_size=10), st.floats(0.05, 0.99))
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 def test_straggler_is_below_threshold_times_median_or_none(capacities, threshold):
     found = straggler(capacities, threshold)
     if len(capacities) < 2:
