@@ -199,7 +199,11 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
             down = round(rng.uniform(0.0, 2.0), 1)
             if op.process.poll() is None:
                 os.killpg(op.process.pid, sig)
-                op.process.wait(30)
+                try:
+                    op.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"seed {SEED}: the operator did not exit within 30 s of "
+                                         f"{signal.Signals(sig).name}") from None
             faults.append(f"t={time.monotonic() - started:.1f}s {signal.Signals(sig).name}, down {down}s")
             time.sleep(down)
             op.start()
@@ -240,6 +244,26 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
     finally:
         op.stop()
         cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_operator_exits_on_sigterm_and_releases_its_lease(cp, tmp_path):
+    """A Deployment's rollout or a node drain stops the operator with SIGTERM: it must exit well
+    inside the pod's 30 s grace period and give the Lease up, so the next replica leads at once
+    instead of after the lease's expiry."""
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log", "kube-public").start()
+    try:
+        wait_for("leading", lambda: "leading as" in op.log(), 60)
+        time.sleep(2)  # past kopf's start-up: its watches are open
+        os.killpg(op.process.pid, signal.SIGTERM)
+        try:
+            op.process.wait(20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the operator was still running 20 s after SIGTERM:\n{op.log()[-3000:]}") from None
+        assert op.process.returncode == 0, op.log()[-3000:]
+        lease = json.loads(cp.kubectl("get", "lease", "tandem-operator", "-n", "kube-public", "-o", "json").stdout)
+        assert not lease["spec"].get("holderIdentity"), lease["spec"]
+    finally:
+        op.kill()
 
 
 # ---------------------------------------------------------------------------- apiserver restart
