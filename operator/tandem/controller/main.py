@@ -76,6 +76,13 @@ def run(options: RunOptions) -> int:
             # forbidden scans for about a minute before it starts watching.
             settings.scanning.disabled = True
 
+    @kopf.on.cleanup(registry=registry)
+    def _free_stop_flag_waiter(**_: object) -> None:
+        # kopf waits for a threading.Event stop flag in an executor thread. Stopped by a signal
+        # (SIGTERM from Kubernetes, Ctrl-C) rather than by the flag, it would join that thread
+        # forever at exit: the process never ended and the Lease was never released.
+        stop.set()
+
     @kopf.on.login(registry=registry)
     def _login(**kwargs):  # the same credentials as our own client: kubeconfig or service account
         return kopf.login_via_client(**kwargs)
