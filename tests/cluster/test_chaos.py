@@ -13,7 +13,7 @@ These tests restart the apiserver and delete nodes, so they get a control plane 
 rather than the session's shared one.
 
 Scale with the environment (hack/chaos.sh does): TANDEM_CHAOS_JOBS (default 8),
-TANDEM_CHAOS_KILLS (default JOBS // 2 + 1), TANDEM_CHAOS_SEED (default: random, printed; set it
+TANDEM_CHAOS_KILLS (default 3; hack/chaos.sh: JOBS // 2 + 1), TANDEM_CHAOS_SEED (default: random, printed; set it
 to replay a failure).
 """
 
@@ -44,7 +44,7 @@ INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 RESTART_ANNOTATION = "tandem.dev/restart"
 
 JOBS = int(os.environ.get("TANDEM_CHAOS_JOBS", "8"))
-KILLS = int(os.environ.get("TANDEM_CHAOS_KILLS", str(JOBS // 2 + 1)))
+KILLS = int(os.environ.get("TANDEM_CHAOS_KILLS", "3"))
 SEED = int(os.environ.get("TANDEM_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
 
 
@@ -179,35 +179,47 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
         # A failing job fails every attempt (the exit code is in its pod template): Failed after
         # exactly `backoff` group restarts is its correct end.
         plans.append(Plan(f"life-{i:03d}", workers, run_seconds, fail, rng.randint(0, 2)))
-    # Jobs arrive over `spread` seconds; the operator is killed KILLS times over the same span
-    # plus a tail, so kills land while jobs are created, running, restarting and finishing.
-    spread = max(8.0, JOBS * 0.8)
-    timeline = sorted([(rng.uniform(0, spread), "submit", p) for p in plans]
-                      + [(rng.uniform(0.5, spread + 10), "kill", None) for _ in range(KILLS)],
-                      key=lambda e: e[0])
+    # Jobs arrive over `spread` seconds. Each kill lands a random 0.2-6 s after the current
+    # operator took the lease, so every kill hits an operator that is reconciling: creating
+    # children, writing status, restarting groups (a SIGKILLed leader's lease must expire, 15 s,
+    # before the next one leads; a SIGTERMed one releases it).
+    spread = max(8.0, KILLS * 10.0)
+    submits = sorted(((rng.uniform(0, spread), p) for p in plans), key=lambda e: e[0])
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
     faults, seen_problems = [], []
     started = time.monotonic()
+    kills_left, kill_at, leads_seen = KILLS, None, 0
     try:
-        for at, action, plan in timeline:
-            time.sleep(max(0.0, at - (time.monotonic() - started)))
-            if action == "submit":
+        while submits or kills_left:
+            now = time.monotonic() - started
+            if submits and submits[0][0] <= now:
+                plan = submits.pop(0)[1]
                 apply(cp, ns, job_document(plan.name, plan.workers, plan.run_seconds,
                                            exit_code=3 if plan.fail else None, backoff=plan.backoff))
                 continue
-            sig = signal.SIGKILL if rng.random() < 0.75 else signal.SIGTERM
-            down = round(rng.uniform(0.0, 2.0), 1)
-            if op.process.poll() is None:
-                os.killpg(op.process.pid, sig)
-                try:
-                    op.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    raise AssertionError(f"seed {SEED}: the operator did not exit within 30 s of "
-                                         f"{signal.Signals(sig).name}") from None
-            faults.append(f"t={time.monotonic() - started:.1f}s {signal.Signals(sig).name}, down {down}s")
-            time.sleep(down)
-            op.start()
-            seen_problems += duplicate_children(cp, ns)
+            if kills_left and kill_at is None:
+                leads = op.log().count("leading as")
+                if leads > leads_seen:
+                    leads_seen, kill_at = leads, now + rng.uniform(0.2, 6.0)
+                elif now > spread + 120:
+                    raise AssertionError(f"seed {SEED}: the restarted operator never took the lease")
+            if kill_at is not None and now >= kill_at:
+                sig = signal.SIGKILL if rng.random() < 0.7 else signal.SIGTERM
+                down = round(rng.uniform(0.0, 2.0), 1)
+                if op.process.poll() is None:
+                    os.killpg(op.process.pid, sig)
+                    try:
+                        op.process.wait(30)
+                    except subprocess.TimeoutExpired:
+                        raise AssertionError(f"seed {SEED}: the operator did not exit within 30 s of "
+                                             f"{signal.Signals(sig).name}") from None
+                faults.append(f"t={now:.1f}s {signal.Signals(sig).name}, down {down}s")
+                time.sleep(down)
+                op.start()
+                kills_left, kill_at = kills_left - 1, None
+                seen_problems += duplicate_children(cp, ns)
+                continue
+            time.sleep(0.1)
         print(f"operator faults injected: {len(faults)}: " + "; ".join(faults))
 
         def all_finished():
