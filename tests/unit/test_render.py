@@ -132,7 +132,10 @@ def test_no_spec_can_inject(document):
     container = pod["containers"][0]
     assert container["args"] == document["spec"]["command"]
     user_env = {e["name"]: e["value"] for e in container["env"] if not e["name"].startswith("TANDEM_")}
-    assert user_env == {e["name"]: e["value"] for e in document["spec"]["env"]}
+    expected = {e["name"]: e["value"] for e in document["spec"]["env"]}
+    if "OMP_NUM_THREADS" not in expected:
+        assert int(user_env.pop("OMP_NUM_THREADS")) >= 1  # Tandem's default: the worker's cores
+    assert user_env == expected
     annotations = job_object["spec"]["template"]["metadata"]["annotations"]
     assert document["spec"]["podTemplate"]["annotations"].items() <= annotations.items()
     reference = render(TrainingJob.from_dict(spec(env=[{"name": "X", "value": "y"}], resources={"gpus": 1})))
@@ -171,3 +174,12 @@ def test_tensorboard_deployment_reads_the_workers_claim():
 def test_tensorboard_without_shared_storage_renders_no_server():
     objects = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True})))
     assert [o["kind"] for o in objects] == ["Service", "Job"]
+
+
+def test_omp_threads_default_to_the_worker_cores_per_process():
+    _, _, container = _worker(spec(resources={"cpu": "8"}, procsPerWorker=2))
+    assert {"name": "OMP_NUM_THREADS", "value": "4"} in container["env"]
+    _, _, container = _worker(spec(resources={"cpu": "500m"}))
+    assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
+    _, _, container = _worker(spec(env=[{"name": "OMP_NUM_THREADS", "value": "3"}]))
+    assert [e["value"] for e in container["env"] if e["name"] == "OMP_NUM_THREADS"] == ["3"]

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from ..api.model import TrainingJob
 from ..render import render_one
+from ..render.context import omp_threads
 from . import proctree
 from .local_plan import WorkerPlan, plan_workers
 from .local_tensorboard import TensorBoardServer
@@ -212,6 +213,13 @@ class LocalExecutor:
             _restore_signals(previous)
         return result
 
+    def _omp_env(self) -> dict[str, str]:
+        """The host's cores shared by every local process, unless the spec sets OMP_NUM_THREADS."""
+        if any(e.name == "OMP_NUM_THREADS" for e in self.job.spec.env):
+            return {}
+        cores = len(os.sched_getaffinity(0)) / self.job.spec.worker_count
+        return {"OMP_NUM_THREADS": str(omp_threads(self.job, cores))}
+
     def _next_attempt_number(self) -> int:
         logs = self.run_dir / "logs"
         return len(list(logs.glob("attempt-*"))) if logs.exists() else 0
@@ -227,6 +235,7 @@ class LocalExecutor:
             "TANDEM_RUN_DIR": str(self.run_dir.resolve()),
             "TANDEM_CHECKPOINT_DIR": str((self.run_dir / "checkpoints").resolve()),
             "PYTHONUNBUFFERED": "1",
+            **self._omp_env(),
             **self.extra_env,
         })
         log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"
