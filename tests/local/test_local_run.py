@@ -99,11 +99,22 @@ def test_killed_worker_is_reported_and_nothing_is_left(tmp_path, job_name):
            "--set", ddp_command(tmp_path, "--steps", "100000", "--sleep-per-step", "0.01")]
     run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_processes(job_name, 4)
-        time.sleep(3)
-        ranks = [p for p in processes_of_job(job_name) if b"jobs/train_ddp.py" in open(f"/proc/{p}/cmdline", "rb").read()
-                 and b"RANK=1" in open(f"/proc/{p}/environ", "rb").read().split(b"\0")]
-        assert ranks, "rank 1 not found"
+        def rank_1():
+            found = []
+            for pid in processes_of_job(job_name):
+                try:
+                    if (b"jobs/train_ddp.py" in open(f"/proc/{pid}/cmdline", "rb").read()
+                            and b"RANK=1" in open(f"/proc/{pid}/environ", "rb").read().split(b"\0")):
+                        found.append(pid)
+                except OSError:
+                    pass
+            return found
+
+        deadline = time.monotonic() + 60
+        while not (ranks := rank_1()):
+            assert time.monotonic() < deadline, "rank 1 never started"
+            time.sleep(0.2)
+        time.sleep(2)  # let it train a little
         started = time.monotonic()
         os.kill(ranks[-1], signal.SIGKILL)
         output, _ = run.communicate(timeout=30)
