@@ -48,6 +48,9 @@ class WorkerMetrics(_Status):
     step_time_p50: Optional[float] = Field(None, description="Median step time in seconds.")
     step_time_p95: Optional[float] = Field(None, description="95th-percentile step time in seconds.")
     steps: int = Field(0, description="Steps reported so far.")
+    capacity: Optional[float] = Field(
+        None, description="Samples per second of compute alone (step time less the wait for peers); names the straggler."
+    )
 
 
 class MetricsStatus(_Status):

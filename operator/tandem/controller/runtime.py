@@ -116,6 +116,22 @@ class Controller:
         if actions.requeue_after is not None:
             self.queue.add_after(key, actions.requeue_after)
 
+    def forget_metrics(self, key: Key) -> None:
+        """Drop a deleted job's metrics actor, so a new job of the same name starts clean."""
+        if not self.config.metrics_address:
+            return
+
+        async def delete() -> None:
+            try:
+                from ..metrics.client import delete as delete_collector
+
+                await asyncio.wait_for(asyncio.to_thread(delete_collector, self.config.metrics_address, *key),
+                                       METRICS_READ_TIMEOUT)
+            except Exception as error:  # best effort: the actor is small and detached
+                log.info("could not remove the metrics actor of %s/%s: %s", *key, error)
+
+        asyncio.get_running_loop().create_task(delete())
+
     async def _with_metrics(self, obj: dict[str, Any], status: dict[str, Any], now: datetime) -> dict[str, Any]:
         spec = obj.get("spec", {})
         generation = obj.get("metadata", {}).get("generation")
@@ -152,6 +168,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         key = controller.cache.put_training_job(body, deleted=deleted)
         if deleted:
             telemetry.forget(key)
+            controller.forget_metrics(key)
         else:
             controller.enqueue(key)
 
