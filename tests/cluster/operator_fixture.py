@@ -44,13 +44,14 @@ def add_tpu_nodes(control_plane, count: int = 2) -> None:
 class Operator:
     """One `tandem operator run` process; stop() or kill() it, start() again."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, lease_namespace: str = "kube-system", *extra: str):
-        self.kubeconfig, self.log_path = kubeconfig, log_path
+    def __init__(self, kubeconfig: str, log_path: Path, lease_namespace: str = "kube-system", *extra: str,
+                 env: dict[str, str] | None = None):
+        self.kubeconfig, self.log_path, self.env = kubeconfig, log_path, env or {}
         self.args = ["--health-port", "0", "--metrics-port", "0", "--lease-namespace", lease_namespace, *extra]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Operator":
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(REPO / "operator")}
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(REPO / "operator"), **self.env}
         log = self.log_path.open("a")
         self.process = subprocess.Popen([sys.executable, "-m", "tandem", "operator", "run", *self.args],
                                         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

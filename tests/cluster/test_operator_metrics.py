@@ -1,0 +1,76 @@
+"""status.metrics on the cluster: real reporters ship to a real Ray actor, the real operator
+reads it and writes throughput and efficiency into the TrainingJob (and `kubectl get tj`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tandem.metrics.client import reachable
+from tests.conftest import REPO
+
+from .operator_fixture import Operator, example, wait_for
+from .test_operator import apply, get, with_pods
+
+REPORTER = """
+import time
+from tandem import metrics
+r = metrics.reporter()
+assert r.enabled, "the reporter is off: check the TANDEM_* env"
+while True:
+    time.sleep(0.02)
+    r.step(samples=64)
+"""
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    from tandem.metrics.local import LocalMetrics
+
+    metrics = LocalMetrics("unused", "unused", workers=2, baseline=None, straggler_threshold=0.8)
+    metrics.start(tmp_path)
+    try:
+        wait_for("Ray", lambda: reachable(metrics.address, timeout=1.0), timeout=90, interval=1)
+        yield metrics
+    finally:
+        metrics.stop()
+
+
+def test_operator_writes_status_metrics_read_from_ray(control_plane, crd, namespace, tmp_path, ray_head):
+    control_plane.kubectl("create", "namespace", "lease-metrics-test", check=False)
+    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-metrics-test", "-n", namespace,
+                        "--metrics-address", ray_head.address, env=ray_head.worker_env).start()
+    document = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    document["spec"]["metrics"] = {"enabled": True, "baselineThroughput": 1000.0}
+    name = document["metadata"]["name"]
+    reporters = []
+    try:
+        apply(control_plane, namespace, document)
+        for index in (0, 1):  # the two workers' processes, as a pod would run them, here on loopback
+            env = {**os.environ, **ray_head.worker_env, "PYTHONPATH": str(REPO / "operator"), "TANDEM_JOB": name,
+                   "TANDEM_NAMESPACE": namespace, "TANDEM_WORKER_INDEX": str(index), "TANDEM_METRICS": "1",
+                   "TANDEM_METRICS_ADDRESS": ray_head.address}
+            reporters.append(subprocess.Popen([sys.executable, "-c", REPORTER], env=env, start_new_session=True))
+
+        def figures():
+            status = (get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}
+            metrics = status.get("metrics") or {}
+            return metrics if metrics.get("available") and len(metrics.get("perWorker", [])) == 2 else None
+
+        metrics = wait_for("status.metrics from Ray", figures, timeout=120, interval=2)
+        assert 0 < metrics["throughput"] < 2 * 2 * 64 / 0.02  # two workers, 64 samples per >= 20 ms step
+        assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
+        assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / 2000.0, rel=1e-6)
+        condition = next(c for c in get(control_plane, namespace, "trainingjob", name)["status"]["conditions"]
+                         if c["type"] == "MetricsAvailable")
+        assert condition["status"] == "True"
+        row = control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[1].split()
+        assert float(row[4]) > 0 and float(row[5]) > 0  # THROUGHPUT and EFFICIENCY columns
+    finally:
+        for process in reporters:
+            process.kill()
+        operator.stop()
