@@ -188,7 +188,7 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
     faults, seen_problems = [], []
     started = time.monotonic()
-    kills_left, kill_at, leads_seen = KILLS, None, 0
+    kills_left, kill_at, leads_seen, op_started = KILLS, None, 0, 0.0
     try:
         while submits or kills_left:
             now = time.monotonic() - started
@@ -201,8 +201,9 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
                 leads = op.log().count("leading as")
                 if leads > leads_seen:
                     leads_seen, kill_at = leads, now + rng.uniform(0.2, 6.0)
-                elif now > spread + 120:
-                    raise AssertionError(f"seed {SEED}: the restarted operator never took the lease")
+                elif now - op_started > 90:  # a SIGKILLed leader's lease expires after 15 s
+                    raise AssertionError(f"seed {SEED}: the operator started at t={op_started:.0f}s "
+                                         f"did not take the lease within 90 s")
             if kill_at is not None and now >= kill_at:
                 sig = signal.SIGKILL if rng.random() < 0.7 else signal.SIGTERM
                 down = round(rng.uniform(0.0, 2.0), 1)
@@ -216,6 +217,7 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
                 faults.append(f"t={now:.1f}s {signal.Signals(sig).name}, down {down}s")
                 time.sleep(down)
                 op.start()
+                op_started = time.monotonic() - started
                 kills_left, kill_at = kills_left - 1, None
                 seen_problems += duplicate_children(cp, ns)
                 continue
@@ -247,6 +249,10 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
             wait_for("no orphans", lambda: not (left.__setitem__(slice(None), orphans(cp, ns)) or left), 60, 1.0)
         except AssertionError:
             raise AssertionError(f"seed {SEED}: orphans: {left}") from None
+        unnamed = [p.name for p in plans if p.fail and "worker" not in next(
+            (c["message"] for c in status(cp, ns, p.name).get("conditions", []) if c["type"] == "Failed"), "")]
+        if unnamed:  # see docs/reliability.md, "Bugs found": reconciled before the pod watch listed
+            print(f"chaos: Failed without the failing worker named (pods not yet seen by a new replica): {unnamed}")
         counts = Counter(ph for ph, _ in outcome.values())
         print(f"chaos: {JOBS} jobs, {len(faults)} operator kills: {dict(counts)}, all as expected, "
               f"no duplicates, no orphans, {time.monotonic() - started:.0f}s")
