@@ -11,6 +11,14 @@ from ..render.context import JOB_NAME_LABEL
 Key = tuple[str, str]
 
 
+def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy without metadata.managedFields: reconcile never reads them, and at 1,000 jobs
+    they were a large share of the operator's memory (bench B3)."""
+    copied = copy.deepcopy(dict(obj))
+    copied.get("metadata", {}).pop("managedFields", None)
+    return copied
+
+
 def key_of(obj: Mapping[str, Any]) -> Key:
     meta = obj["metadata"]
     return meta.get("namespace", ""), meta["name"]
@@ -43,7 +51,7 @@ class Cache:
         if deleted:
             self.training_jobs.pop(key, None)
         elif self._newer(self.training_jobs.get(key), obj):
-            self.training_jobs[key] = copy.deepcopy(dict(obj))
+            self.training_jobs[key] = _slim(obj)
         return key
 
     def put_child(self, kind: str, obj: Mapping[str, Any], deleted: bool = False) -> Optional[Key]:
@@ -56,7 +64,7 @@ class Cache:
             if deleted:
                 pods.pop(name, None)
             elif self._newer(pods.get(name), obj):
-                pods[name] = copy.deepcopy(dict(obj))
+                pods[name] = _slim(obj)
             return key
         store = self.jobs if kind == "Job" else self.services
         if name != key[1]:
@@ -64,5 +72,5 @@ class Cache:
         if deleted:
             store.pop(key, None)
         elif self._newer(store.get(key), obj):
-            store[key] = copy.deepcopy(dict(obj))
+            store[key] = _slim(obj)
         return key
