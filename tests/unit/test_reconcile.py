@@ -182,3 +182,14 @@ def test_tensorboard_pods_are_not_workers():
     board = {"metadata": {"name": "demo-tensorboard-abc", "labels": {"tandem.dev/job-name": "demo"}},
              "status": {"phase": "Running"}}
     assert observe(None, None, [board]).pods == []
+
+
+def test_job_failure_waits_briefly_for_the_failed_pod_to_name_it():
+    obj, _ = step(training_job(runPolicy={"backoffLimit": 0}), Observed())
+    job_failed = JobState(0, failed=True, failed_since="2026-11-25T12:00:00Z")
+    _, actions = step(obj, Observed(True, job_failed, pods(0, "Running", "Running")), NOW + timedelta(seconds=2))
+    assert actions.status == {} or actions.status.get("phase") != "Failed"
+    assert actions.requeue_after == 1.0 and not actions.delete_job
+    # after the wait, decide anyway, with the Job's own reason
+    obj2, actions = step(obj, Observed(True, job_failed, []), NOW + timedelta(seconds=11))
+    assert obj2["status"]["phase"] == "Failed"

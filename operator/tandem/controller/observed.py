@@ -30,6 +30,7 @@ class JobState:
     complete: bool = False
     failed: bool = False
     failed_reason: str = ""
+    failed_since: str = ""
     deleting: bool = False
     uid: str = ""
 
@@ -60,6 +61,7 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
         complete="Complete" in conditions,
         failed=failed is not None,
         failed_reason=(failed or {}).get("reason", ""),
+        failed_since=(failed or {}).get("lastTransitionTime", ""),
         deleting=bool(meta.get("deletionTimestamp")),
         uid=meta.get("uid", ""),
     )

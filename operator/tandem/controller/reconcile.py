@@ -200,6 +200,11 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
         return decision.finish()
 
     failed = current.failed or any(p.phase == "Failed" for p in pods)
+    if failed and not any(p.phase == "Failed" for p in pods) and _recent(current.failed_since, now):
+        # The Job's watch can run ahead of the pods' (and a new leader's cache may not hold the
+        # pods yet): wait briefly for the failed pod, whose index and exit code the message names.
+        decision.actions.requeue_after = 1.0
+        return decision.finish()
     if failed:
         message = failure_message(pods, f"the Job failed ({current.failed_reason or 'unknown reason'})")
         if restart < run_policy.backoff_limit:
@@ -233,6 +238,15 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
         remaining = (started + timedelta(seconds=deadline) - now).total_seconds()
         decision.actions.requeue_after = min(decision.actions.requeue_after or remaining, max(remaining, 1.0))
     return decision.finish()
+
+
+#: How long a Job failure may wait for its failed pod to appear in the cache.
+POD_FAILURE_WAIT_SECONDS = 10
+
+
+def _recent(timestamp: str, now: datetime) -> bool:
+    moment = parse_time(timestamp) if timestamp else None
+    return moment is not None and now - moment < timedelta(seconds=POD_FAILURE_WAIT_SECONDS)
 
 
 def _tensorboard_status(decision: _Decision, job: TrainingJob) -> None:
