@@ -40,16 +40,17 @@ def ray_session_of(tmp_path: Path, job: str) -> list[int]:
     """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
     listed them in the run directory, plus any whose environment still names the session."""
     import tandem.metrics.local as local
+    from tandem.backends import proctree
 
     listed = [int(p) for f in (tmp_path / "runs" / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
     needle = f"TANDEM_RAY_SESSION={job}-".encode()
-    found = {p for p in listed if local._alive(p)}
+    found = {p for p in listed if proctree.alive(p)}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if any(v.startswith(needle) for v in (entry / "environ").read_bytes().split(b"\0")):
-                if local._alive(int(entry.name)):
+                if proctree.alive(int(entry.name)):
                     found.add(int(entry.name))
         except OSError:
             continue

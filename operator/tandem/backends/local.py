@@ -12,7 +12,6 @@ import contextlib
 import os
 import queue
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,6 +30,7 @@ from ..render import render_one
 from ..render.context import omp_threads
 from . import proctree
 from .local_plan import WorkerPlan, plan_workers
+from .ports import free_ports
 from .local_tensorboard import TensorBoardServer
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
@@ -86,20 +86,6 @@ class RunResult:
             return 0
         failed = self.attempts[-1].failed if self.attempts else None
         return failed.code if failed and 0 < failed.code < 256 else 1
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now; held open together so that no two are the same."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def new_run_dir(root: Path, job: str, resume: bool) -> Path:

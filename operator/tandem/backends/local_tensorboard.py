@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
 
 from . import proctree
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .ports import free_ports
 
 
 class TensorBoardServer:
@@ -22,7 +16,7 @@ class TensorBoardServer:
 
     def __init__(self, logdir: Path):
         self.logdir = logdir
-        self.port = _free_port()
+        (self.port,) = free_ports(1)
         self.process: Optional[subprocess.Popen] = None
 
     @property

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..api.status import MetricsStatus
+from ..backends import proctree
+from ..backends.ports import free_ports
 
 SESSION_ENV = "TANDEM_RAY_SESSION"
 INTERVAL = 1.0
@@ -49,36 +51,8 @@ RAY_NICE = 10
 # included, whoever their parent was) stays below it; stopping the session is stopping the
 # helper's descendants. Ray renames its processes (setproctitle), which can clobber what
 # /proc/<pid>/environ shows, so the session env var is only a second way to find them.
-def _parents() -> dict[int, int]:
-    table: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            table[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    return table
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    found, queue = [], list(children.get(pid, []))
-    while queue:
-        current = queue.pop(0)
-        found.append(current)
-        queue.extend(children.get(current, []))
-    return [p for p in found if _alive(p)]
+    return [p for p in proctree.descendants(pid) if proctree.alive(p)]
 
 
 def session_processes(session: str) -> list[int]:
@@ -89,7 +63,7 @@ def session_processes(session: str) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+            if needle in (entry / "environ").read_bytes().split(b"\0") and proctree.alive(int(entry.name)):
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -137,25 +111,12 @@ def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> lis
     return stop_processes(lambda: session_processes(session), grace, timeout)
 
 
-def _prctl(option: int, value: int) -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _ray_executable() -> list[str]:
     beside = Path(sys.executable).with_name("ray")
     if beside.exists():
         return [str(beside)]
     found = shutil.which("ray")
     return [found] if found else [sys.executable, "-m", "ray.scripts.scripts"]
-
-
-def _die_with_parent() -> None:
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _helper_setup() -> None:
@@ -167,21 +128,6 @@ def _helper_setup() -> None:
         pass
 
 
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 # -- the CLI's side ---------------------------------------------------------------------------
 class LocalMetrics:
     """The CLI's handle on the helper: address and env for the workers, live figures, final figures."""
@@ -191,7 +137,7 @@ class LocalMetrics:
         self.namespace, self.job, self.workers = namespace, job, workers
         self.baseline, self.threshold = baseline, straggler_threshold
         self.session = session or f"{job}-{secrets.token_hex(4)}"
-        self.port, self.client_port, self.agent_port = _free_ports(3)
+        self.port, self.client_port, self.agent_port = free_ports(3)
         self.address = f"127.0.0.1:{self.port}"
         self.token = secrets.token_hex(32)
         # Short: Ray's unix socket paths below it must stay under ~107 characters.
@@ -280,7 +226,7 @@ class LocalMetrics:
                 self._reader.join(2.0)
         # The helper stops its own Ray; should it have died first, stop what it last listed.
         listed = _read_pids(self.pids_file) if self.final is None else []
-        stop_processes(lambda: [p for p in listed if _alive(p)] + session_processes(self.session), grace=1.0)
+        stop_processes(lambda: [p for p in listed if proctree.alive(p)] + session_processes(self.session), grace=1.0)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self.final is None:
             self.final = MetricsStatus(available=False, reason="the metrics process ended early")
@@ -342,7 +288,7 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
             "--dashboard-agent-listen-port", str(args.agent_port),
             "--temp-dir", temp_dir]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=proctree.die_with_parent)
 
 
 def helper_main(argv: Optional[list[str]] = None) -> int:
@@ -361,7 +307,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--pids-file", type=Path, default=None)
     p.add_argument("--temp-dir", default=None)
     args = p.parse_args(argv)
-    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: Ray's orphans stay below us
+    proctree.become_subreaper()  # Ray's orphans stay below us
     if os.environ.get(SESSION_ENV) != args.session:
         os.environ[SESSION_ENV] = args.session  # the Ray processes inherit it: that is how they are found
 
