@@ -74,6 +74,17 @@ class Operator:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
+def get(control_plane, namespace: str, kind: str, name: str | None = None, selector: str | None = None) -> Any:
+    """One object, or a List with the selector, as kubectl prints it; None if it is not there."""
+    args = ["get", kind, "-n", namespace, "-o", "json"]
+    if name:
+        args.insert(2, name)
+    if selector:
+        args += ["-l", selector]
+    result = control_plane.kubectl(*args, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     while True:

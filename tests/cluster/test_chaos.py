@@ -35,7 +35,7 @@ from tests.conftest import EXAMPLES, REPO
 from tests.controlplane.cluster import NODE_LABELS, BuildError, ControlPlane, GoMissing
 
 from .conftest import _built
-from .operator_fixture import Operator, example, wait_for
+from .operator_fixture import Operator, example, get, wait_for
 
 KWOK_RUN = "tandem.dev/kwok-run-seconds"
 KWOK_EXIT = "tandem.dev/kwok-exit-code"
@@ -83,16 +83,6 @@ def make_namespace(cp: ControlPlane, name: str, enforce: str | None = "restricte
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def get(cp, namespace, kind, name=None, selector=None):
-    args = ["get", kind, "-n", namespace, "-o", "json"]
-    if name:
-        args.insert(2, name)
-    if selector:
-        args += ["-l", selector]
-    result = cp.kubectl(*args, check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def items(cp, namespace, kind, selector=None) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 
-from .operator_fixture import Operator, add_tpu_nodes, crd, example, wait_for  # noqa: F401 - crd fixture
+from .operator_fixture import Operator, add_tpu_nodes, crd, example, get, wait_for  # noqa: F401 - crd fixture
 
 KWOK_RUN = "tandem.dev/kwok-run-seconds"
 KWOK_EXIT = "tandem.dev/kwok-exit-code"
@@ -34,16 +34,6 @@ def ns(namespace, control_plane):
 
 def apply(control_plane, namespace, document):
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))
-
-
-def get(control_plane, namespace, kind, name=None, selector=None):
-    args = ["get", kind, "-n", namespace, "-o", "json"]
-    if name:
-        args.insert(2, name)
-    if selector:
-        args += ["-l", selector]
-    result = control_plane.kubectl(*args, check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def phase(control_plane, namespace, name):
