@@ -18,7 +18,7 @@ def _seconds(value: Optional[float]) -> str:
 
 def straggler_text(metrics: MetricsStatus) -> str:
     """Which worker holds the others back, with its compute rate against its peers' median."""
-    capacity = {w.index: getattr(w, "capacity", None) for w in metrics.per_worker}
+    capacity = {w.index: w.capacity for w in metrics.per_worker}
     slow = capacity.get(metrics.straggler)
     peers = sorted(c for i, c in capacity.items() if i != metrics.straggler and c is not None)
     text = f"straggler: worker {metrics.straggler}"
@@ -32,8 +32,7 @@ def straggler_text(metrics: MetricsStatus) -> str:
 def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str]:
     """The job-wide figures under the table (rich markup)."""
     if not metrics.available:
-        reason = getattr(metrics, "reason", None)
-        return [f"[yellow]metrics unavailable{f' ({reason})' if reason else ''}[/]"]
+        return [f"[yellow]metrics unavailable{f' ({metrics.reason})' if metrics.reason else ''}[/]"]
     if metrics.throughput is None:
         return ["metrics: no steps were reported"]
     line = f"throughput: [bold]{metrics.throughput:,.1f} samples/s[/]"

@@ -57,6 +57,7 @@ class MetricsStatus(_Status):
     """Throughput and scaling efficiency, read from the job's Ray metrics actor."""
 
     available: bool = Field(True, description="False when the metrics actor could not be reached.")
+    reason: Optional[str] = Field(None, description="Why the figures are unavailable, when available is false.")
     throughput: Optional[float] = Field(None, description="Total samples per second of all workers.")
     per_worker: list[WorkerMetrics] = Field(default_factory=list, description="Per-worker figures.")
     scaling_efficiency: Optional[float] = Field(
