@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
-from tandem.controller.reconcile import reconcile, with_metrics
+from tandem.controller.policy.metrics import with_metrics
+from tandem.controller.reconcile import reconcile
 
 from .specs import spec
 

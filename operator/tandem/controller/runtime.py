@@ -22,11 +22,13 @@ from kubernetes.client.rest import ApiException
 from ..api.model import API_GROUP
 from ..render.context import JOB_NAME_LABEL
 from . import telemetry
+from .actions import MetricsRead
 from .cache import Cache, Key
 from .health import Health
 from .kube import KubeWriter
 from .observed import observe
-from .reconcile import reconcile, with_metrics
+from .policy.metrics import with_metrics
+from .reconcile import reconcile
 
 log = logging.getLogger("tandem.operator")
 WORKERS = 4
@@ -93,18 +95,20 @@ class Controller:
         actions = reconcile(obj, observed, now, self.config.metrics_address)
         namespace, name = key
         status = actions.status or None
-        if actions.read_metrics:
-            status = await self._with_metrics(obj, status or obj.get("status") or {}, now)
+        if actions.read_metrics is not None:
+            status = await self._with_metrics(actions.read_metrics, now)
         if status is not None:
             updated = await asyncio.to_thread(self.writer.patch_status, namespace, name, status)
             if updated is None:
                 return
             self.cache.put_training_job(updated)
-        if actions.delete_training_job:
-            await asyncio.to_thread(self.writer.delete_training_job, namespace, name)
+        if actions.delete_training_job is not None:
+            target = actions.delete_training_job
+            await asyncio.to_thread(self.writer.delete_training_job, target.namespace, target.name)
             return
-        if actions.delete_job:
-            await asyncio.to_thread(self.writer.delete_job, namespace, name)
+        if actions.delete_job is not None:
+            target = actions.delete_job
+            await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
         for child in actions.apply:
             applied = await asyncio.to_thread(self.writer.apply, child)
             self.cache.put_child(child["kind"], applied)
@@ -132,23 +136,24 @@ class Controller:
 
         asyncio.get_running_loop().create_task(delete())
 
-    async def _with_metrics(self, obj: dict[str, Any], status: dict[str, Any], now: datetime) -> dict[str, Any]:
-        spec = obj.get("spec", {})
-        generation = obj.get("metadata", {}).get("generation")
+    async def _with_metrics(self, read: MetricsRead, now: datetime) -> dict[str, Any]:
+        """The pass's status with fresh figures, or MetricsAvailable False and why: never raises."""
         if not self.config.metrics_address:
-            return with_metrics(status, None, now, generation, "the operator has no --metrics-address (Ray) configured")
+            return with_metrics(read.status, None, now, read.generation,
+                                "the operator has no --metrics-address (Ray) configured")
         try:
             from ..metrics.client import read_summary
 
             summary = await asyncio.wait_for(asyncio.to_thread(
-                read_summary, self.config.metrics_address, obj["metadata"]["namespace"], obj["metadata"]["name"],
-                int(spec.get("workers") or 1), (spec.get("metrics") or {}).get("baselineThroughput"),
-                float((spec.get("metrics") or {}).get("stragglerThreshold", 0.8)),
+                read_summary, self.config.metrics_address, read.namespace, read.name,
+                read.workers, read.baseline_throughput, read.straggler_threshold,
             ), METRICS_READ_TIMEOUT)
         except Exception as error:  # Ray absent or broken: say so in a condition, go on
-            return with_metrics(status, None, now, generation, f"metrics unavailable: {error}"[:300])
+            return with_metrics(read.status, None, now, read.generation, f"metrics unavailable: {error}"[:300])
+        if not summary.available:
+            return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
         figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return with_metrics(status, figures if summary.available else None, now, generation)
+        return with_metrics(read.status, figures, now, read.generation)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:

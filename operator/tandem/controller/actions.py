@@ -1,0 +1,58 @@
+"""What one reconcile decided, as plain data: the runtime carries it out and decides nothing.
+
+Every value the runtime needs is here (the rendered children, the status to write, what to
+delete, when to look again, and the validated spec's figures for a metrics read), so the
+runtime never re-reads the raw object and cannot disagree with the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object to delete: the Indexed Job (named like its TrainingJob) or the TrainingJob."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MetricsRead:
+    """Read the job's figures from its Ray metrics actor and merge them into `status`.
+
+    The numbers come from the validated spec: a TPU job that leaves `workers` unset has as many
+    workers as its slice has hosts, and its efficiency must be measured against that count.
+    """
+
+    namespace: str
+    name: str
+    workers: int
+    baseline_throughput: Optional[float]
+    straggler_threshold: float
+    generation: Optional[int]
+    #: The status this pass ends with (filled in by Decision.finish); the figures go into it.
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Actions:
+    """What the runtime must do, in this order: write status (after a metrics read, when one is
+    asked for), delete the TrainingJob (and stop), delete the Job, apply, post events, requeue."""
+
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    delete_job: Optional[ObjectRef] = None
+    delete_training_job: Optional[ObjectRef] = None
+    status: dict[str, Any] = field(default_factory=dict)  # empty: unchanged, nothing to write
+    events: list[Event] = field(default_factory=list)
+    requeue_after: Optional[float] = None
+    read_metrics: Optional[MetricsRead] = None

@@ -1,0 +1,13 @@
+"""The reconcile's policy steps, one module each, applied by controller.reconcile in this order:
+
+  validity      an invalid spec -> Invalid; a fixed one leaves Invalid
+  suspend       runPolicy.suspend -> the workers removed, Suspended
+  deadline      activeDeadlineSeconds passed -> Failed (DeadlineExceeded)
+  group         the children of the current group created; the previous group waited out
+  failure       a worker failed -> whole-group restart, or Failed at backoffLimit
+  progress      Succeeded, Running (with a metrics read when due) or Pending
+  after_finish  ttlSecondsAfterFinished passed -> the TrainingJob deleted
+
+Each step is pure: it reads the validated TrainingJob, what was observed and the clock, and
+writes only to the pass's Decision. A step that decides the pass returns True.
+"""

@@ -1,0 +1,45 @@
+"""runPolicy.activeDeadlineSeconds: counted from status.startTime, across restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from ...api.model import TrainingJob
+from ..decision import Decision, job_ref, parse_time, rfc3339
+from ..observed import Observed
+
+
+def deadline_of(job: TrainingJob, started: Optional[datetime]) -> Optional[datetime]:
+    """When the job must be stopped; None without a deadline or before the job started."""
+    seconds = job.spec.run_policy.active_deadline_seconds
+    if seconds is None or started is None:
+        return None
+    return started + timedelta(seconds=seconds)
+
+
+def _deadline(decision: Decision, job: TrainingJob) -> Optional[datetime]:
+    return deadline_of(job, parse_time(decision.status.get("startTime")))
+
+
+def enforce_deadline(decision: Decision, job: TrainingJob, observed: Observed) -> bool:
+    """Past the deadline: remove the workers and fail the job."""
+    deadline = _deadline(decision, job)
+    if deadline is None or decision.now < deadline:
+        return False
+    if observed.job is not None and not observed.job.deleting:
+        decision.actions.delete_job = job_ref(job)
+    decision.status["completionTime"] = rfc3339(decision.now)
+    decision.enter("Failed", "DeadlineExceeded",
+                   f"the job ran longer than activeDeadlineSeconds ({job.spec.run_policy.active_deadline_seconds})",
+                   "Warning")
+    return True
+
+
+def requeue_before_deadline(decision: Decision, job: TrainingJob) -> None:
+    """Look again when the deadline passes, if nothing else brings the job back sooner."""
+    deadline = _deadline(decision, job)
+    if deadline is None:
+        return
+    remaining = (deadline - decision.now).total_seconds()
+    decision.actions.requeue_after = min(decision.actions.requeue_after or remaining, max(remaining, 1.0))

@@ -1,0 +1,52 @@
+"""status.metrics: refreshed from Ray at a bounded rate while Running, and a failed read never
+fails the reconcile (it turns MetricsAvailable False with the reason instead)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Optional
+
+from ...api.model import TrainingJob
+from ..actions import MetricsRead
+from ..decision import Decision, parse_time, rfc3339, set_condition
+
+#: How often status.metrics is refreshed while Running (bounded rate of status writes).
+METRICS_INTERVAL_SECONDS = 15.0
+
+
+def refresh_due(status: Mapping[str, Any], now: datetime) -> bool:
+    updated = parse_time((status.get("metrics") or {}).get("updatedAt"))
+    return updated is None or now - updated >= timedelta(seconds=METRICS_INTERVAL_SECONDS)
+
+
+def schedule_metrics(decision: Decision, job: TrainingJob) -> None:
+    """While Running: ask for a metrics read when one is due, and come back for the next."""
+    if not job.spec.metrics.enabled:
+        return
+    if refresh_due(decision.status, decision.now):
+        decision.actions.read_metrics = MetricsRead(
+            namespace=job.metadata.namespace,
+            name=job.metadata.name,
+            workers=job.spec.worker_count,
+            baseline_throughput=job.spec.metrics.baseline_throughput,
+            straggler_threshold=job.spec.metrics.straggler_threshold,
+            generation=decision.generation,
+        )
+    decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
+
+
+def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]], now: datetime,
+                 generation: Optional[int], error: str = "") -> dict[str, Any]:
+    """status with fresh figures, or with MetricsAvailable False and the reason; never fails."""
+    updated = dict(status)
+    conditions = list(updated.get("conditions") or [])
+    if metrics is not None and metrics.get("available", True):
+        updated["metrics"] = {**metrics, "available": True, "updatedAt": rfc3339(now)}
+        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "True", "Reporting",
+                                              "workers report throughput", now, generation)
+    else:
+        previous = dict(updated.get("metrics") or {})
+        updated["metrics"] = {**previous, "available": False, "updatedAt": rfc3339(now)}
+        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "False", "MetricsUnavailable",
+                                              error or "the job's metrics actor could not be reached", now, generation)
+    return updated
