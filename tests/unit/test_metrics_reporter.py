@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 from tandem.local import baseline
-from tandem.metrics import client, reporter
 from tandem.local.ray_session import LocalMetrics
+from tandem.metrics import client, reporter
 from tandem.metrics.reporter import NullReporter, metrics_enabled
 from tandem.metrics.shipper import host_port, reachable
 from tests.conftest import REPO
