@@ -15,7 +15,7 @@ __all__ = ["Client", "TrainingJob", "SpecError", "metrics"]
 def __getattr__(name: str) -> Any:
     # Lazy, so that `python -m tandem.launch` in every worker does not import the k8s client.
     if name == "Client":
-        from .sdk import Client
+        from .kube.client import Client
 
         return Client
     if name in ("TrainingJob", "SpecError"):

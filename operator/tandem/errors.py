@@ -80,3 +80,9 @@ class Interrupted(TandemError):
     """Ctrl-C or SIGTERM reached a command that was running workers."""
 
     exit_code = 130
+
+
+class UsageError(TandemError, ValueError):
+    """A command-line value Tandem cannot use; exit 2, as click exits for a bad option."""
+
+    exit_code = 2

@@ -29,7 +29,7 @@ while True:
 
 @pytest.fixture
 def ray_head(tmp_path):
-    from tandem.metrics.local import LocalMetrics
+    from tandem.local.ray_session import LocalMetrics
 
     metrics = LocalMetrics("unused", "unused", workers=2, baseline=None, straggler_threshold=0.8)
     metrics.start(tmp_path)

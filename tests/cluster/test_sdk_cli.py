@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tandem import Client, TrainingJob
-from tandem.sdk import AlreadyExists, Invalid, JobFailed, NotFound
+from tandem.errors import AlreadyExists, Invalid, JobFailed, NotFound
 from tests.conftest import REPO
 
 from .test_operator import operator, with_pods  # noqa: F401 - the module-scoped operator fixture

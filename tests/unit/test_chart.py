@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tandem.cli import crd_yaml
+from tandem.cli.crd import crd_yaml
 from tests.conftest import K8S_VERSION, REPO
 from tests.helm import CHART, helm_binary, kubectl_binary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from tandem.api.crd import crd
-from tandem.cli import crd_yaml
+from tandem.cli.crd import crd_yaml
 from tests.conftest import REPO
 
 

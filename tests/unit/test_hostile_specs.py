@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandem.api import SpecError, TrainingJob
-from tandem.backends.local_plan import plan_workers
+from tandem.local.plan import plan_workers
 from tandem.launch.env import build_launch
 from tandem.render import render
 

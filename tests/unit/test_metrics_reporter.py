@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 
-from tandem.metrics import baseline, client, reporter
-from tandem.metrics.local import LocalMetrics
+from tandem.local import baseline
+from tandem.local.ray_session import LocalMetrics
+from tandem.metrics import client, reporter
 from tandem.metrics.reporter import NullReporter, metrics_enabled
 from tandem.metrics.shipper import host_port, reachable
 from tests.conftest import REPO
@@ -97,7 +98,7 @@ def test_status_line_reads_the_latest_figures():
 
 
 def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
-    from tandem.metrics.local import merge_spool
+    from tandem.local.ray_session import merge_spool
     from tandem.metrics.shipper import spool
 
     monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from tandem.api import TrainingJob, load_job
-from tandem.cli import dump_yaml
+from tandem.cli.render import dump_yaml
 from tandem.render import render
 from tandem.render.context import COMPLETION_INDEX, RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION

@@ -10,11 +10,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from ..api.model import API_GROUP, KIND
+from ..errors import NotFound
+from ..kube.connection import connect, error_type
 from .reconcile import Event, rfc3339
 
 FIELD_MANAGER = "tandem-operator"
@@ -24,11 +26,7 @@ PLURAL = "trainingjobs"
 
 def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
     """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config(config_file=kubeconfig)
-    return client.ApiClient()
+    return connect(kubeconfig).api
 
 
 class KubeWriter:
@@ -52,7 +50,7 @@ class KubeWriter:
         try:
             self.batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
         except ApiException as error:
-            if error.status != 404:
+            if error_type(error.status) is not NotFound:
                 raise
 
     def delete_training_job(self, namespace: str, name: str) -> None:
@@ -60,7 +58,7 @@ class KubeWriter:
             self.custom.delete_namespaced_custom_object(API_GROUP, VERSION, namespace, PLURAL, name,
                                                         propagation_policy="Background")
         except ApiException as error:
-            if error.status != 404:
+            if error_type(error.status) is not NotFound:
                 raise
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Optional[dict[str, Any]]:
@@ -69,7 +67,7 @@ class KubeWriter:
                 API_GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
             )
         except ApiException as error:
-            if error.status == 404:
+            if error_type(error.status) is NotFound:
                 return None
             raise
 

@@ -14,8 +14,10 @@ or, with no edit to the loop, one line after building the model:
 
 Modules: `reporter` (in the training process; no Ray), `shipper` (the per-process Ray client),
 `collector` (the per-job Ray actor), `summary` (the math; no Ray), `client` (reading a job's
-figures, for the operator and the CLI), `local` (the private Ray of `tandem run`), `baseline`
-(recorded one-worker throughput), `pytorch` and `keras` (framework helpers).
+figures, for the operator and the CLI), `tensorboard` (the event files a worker writes),
+`pytorch` and `keras` (framework helpers). What `tandem run` does with them on this machine
+(its private Ray, the recorded baseline) lives in `tandem.local`; this package imports neither
+`tandem.local` nor `tandem.backends`.
 """
 
 from __future__ import annotations

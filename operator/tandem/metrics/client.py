@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from ..api.status import MetricsStatus
+from ..errors import NotFound, Unreachable
 from . import summary
 from .shipper import reachable
 
@@ -64,13 +65,13 @@ def _connected_to(address: str, timeout: float) -> Optional[str]:
 
 
 def read_snapshot(address: str, namespace: str, job: str, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
-    """The collector's raw records; raises RuntimeError with the reason when it cannot."""
+    """The collector's raw records; raises Unreachable (or NotFound: no collector yet) with the reason."""
     started = time.monotonic()
     if not reachable(address, timeout=min(1.0, timeout)):
-        raise RuntimeError(f"Ray at {address} is unreachable")
+        raise Unreachable(f"Ray at {address} is unreachable")
     why = _connected_to(address, max(1.0, min(CONNECT_TIMEOUT, timeout * 2)))
     if why is not None:
-        raise RuntimeError(why)
+        raise Unreachable(why)
     import ray
 
     from .collector import lookup
@@ -78,12 +79,12 @@ def read_snapshot(address: str, namespace: str, job: str, timeout: float = READ_
     try:
         actor = lookup(namespace, job)
     except ValueError:
-        raise RuntimeError(f"no metrics collector for {namespace}/{job} yet") from None
+        raise NotFound(f"no metrics collector for {namespace}/{job} yet") from None
     left = max(0.5, timeout - (time.monotonic() - started))
     try:
         return ray.get(actor.snapshot.remote(), timeout=left)
     except Exception as error:  # noqa: BLE001
-        raise RuntimeError(f"metrics collector did not answer ({type(error).__name__})") from None
+        raise Unreachable(f"metrics collector did not answer ({type(error).__name__})") from None
 
 
 def from_snapshot(

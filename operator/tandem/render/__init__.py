@@ -4,7 +4,7 @@ A Jinja environment with StrictUndefined (a missing value is an error, never an 
 fills templates shipped as package data; every value passes through `tojson`, so no string in
 a spec can add a field or an object. The templates are JSON documents (JSON is YAML), so the
 rendered text is read back with json.loads: a YAML parse cost 1.5 ms a job, five times the
-rest of rendering together (bench/RESULTS.md, B4).
+rest of rendering together (benchmarks/RESULTS.md, B4).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """B4: TrainingJobs rendered per second (tandem.render.render), and validated per second
 (TrainingJob.from_dict), on one core.
 
-    "$(hack/bootstrap.sh)/bin/python" bench/b4_render.py [--seconds 3] [--no-pin] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b4_render.py [--seconds 3] [--no-pin] [--no-append]
 
 Pins itself to CPU 0 (re-runs under `taskset -c 0`) so the figure is per core. The specs are
 the three examples in jobs/ (DDP, Keras MWMS, TPU), each under many distinct names, so no
@@ -162,7 +162,7 @@ def main() -> int:
         print(prof)
         body += ["", "cProfile of render (600 calls):", "", "```", prof, "```"]
     if not args.no_append:
-        append_results("B4 rendering", "\n".join(body), "bench/b4_render.py")
+        append_results("B4 rendering", "\n".join(body), "benchmarks/b4_render.py")
     return 0
 
 

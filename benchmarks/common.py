@@ -1,4 +1,4 @@
-"""Shared by the bench/ scripts: the machine and versions line, tables, RESULTS.md appends.
+"""Shared by the benchmarks/ scripts: the machine and versions line, tables, RESULTS.md appends.
 
 Imports nothing from Tandem (B1's wrappers must stay launcher-neutral); versions are read
 from package metadata, so no framework is imported just to print its version.
@@ -114,7 +114,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def append_results(title: str, body: str, command: str) -> None:
-    """Append one section to bench/RESULTS.md, under a lock (other benchmarks append too)."""
+    """Append one section to benchmarks/RESULTS.md, under a lock (other benchmarks append too)."""
     section = "\n".join([
         "", f"## {title}", "", f"Command: `{command}`", "", *environment_lines(), "", body.rstrip(), "",
     ])
@@ -122,7 +122,7 @@ def append_results(title: str, body: str, command: str) -> None:
         fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0, os.SEEK_END)
         if f.tell() == 0:
-            f.write("# Benchmark results\n\nAppended by the scripts under bench/; newest last. "
+            f.write("# Benchmark results\n\nAppended by the scripts under benchmarks/; newest last. "
                     "See docs/benchmarks.md for what each measures.\n")
         f.write(section)
         fcntl.flock(f, fcntl.LOCK_UN)

@@ -2,7 +2,7 @@
 
 `LocalMetrics` (in the CLI) picks the Ray ports and a session token up front, so the workers
 can be given TANDEM_METRICS_ADDRESS before Ray exists, and starts a helper process,
-``python -m tandem.metrics.local``, while the workers start. The helper
+``python -m tandem.local.ray_session``, while the workers start. The helper
 
 - starts a Ray head (`ray start --head --block`: no dashboard, no CPUs, a small object store,
   loopback only, token authentication with a token of its own, a temp dir of its own), every
@@ -157,7 +157,7 @@ class LocalMetrics:
         self.history = run_dir / "metrics.jsonl"
         self.pids_file = run_dir / "metrics" / "ray-session.pids"
         (run_dir / "metrics").mkdir(exist_ok=True)
-        argv = [sys.executable, "-m", "tandem.metrics.local",
+        argv = [sys.executable, "-m", "tandem.local.ray_session",
                 "--session", self.session, "--port", str(self.port), "--client-port", str(self.client_port),
                 "--agent-port", str(self.agent_port), "--namespace", self.namespace, "--job", self.job,
                 "--workers", str(self.workers), "--threshold", str(self.threshold), "--history", str(self.history),
@@ -252,7 +252,7 @@ def _read_pids(path: Optional[Path]) -> list[int]:
 def merge_spool(snapshot: dict, directory: Path) -> None:
     """Add the records that shippers left in the run directory (their training ended before Ray
     was up; see shipper.spool) to a collector snapshot."""
-    from .shipper import SPOOL_PREFIX
+    from ..metrics.shipper import SPOOL_PREFIX
 
     records, totals = snapshot.setdefault("records", {}), snapshot.setdefault("totals", {})
     for path in sorted(directory.glob(f"{SPOOL_PREFIX}*.jsonl")):
@@ -292,7 +292,7 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
 
 
 def helper_main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tandem.metrics.local")
+    p = argparse.ArgumentParser(prog="python -m tandem.local.ray_session")
     p.add_argument("--session", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--client-port", type=int, required=True)
@@ -311,8 +311,8 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     if os.environ.get(SESSION_ENV) != args.session:
         os.environ[SESSION_ENV] = args.session  # the Ray processes inherit it: that is how they are found
 
-    from . import client
-    from .shipper import reachable
+    from ..metrics import client
+    from ..metrics.shipper import reachable
 
     done = threading.Event()
 
@@ -337,7 +337,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
             while why is not None and not done.is_set() and time.monotonic() < connect_deadline:
                 why = client._connected_to(address, 1.0)  # "still connecting" until ray.init returns
             if why is None:
-                from .collector import get_or_create
+                from ..metrics.collector import get_or_create
 
                 get_or_create(args.namespace, args.job)
                 ray_up = True

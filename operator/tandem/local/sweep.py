@@ -18,8 +18,9 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from .api import load_job
-from .api.model import TrainingJob
+from ..api import load_job
+from ..api.model import TrainingJob
+from ..errors import UsageError
 
 
 @dataclass
@@ -40,15 +41,15 @@ def parse_workers(text: str) -> list[int]:
     try:
         counts = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"--workers wants counts like 1,2,4, not {text!r}") from None
+        raise UsageError(f"--workers wants counts like 1,2,4, not {text!r}") from None
     if not counts or counts[0] < 1:
-        raise ValueError("--workers wants positive counts, e.g. 1,2,4")
+        raise UsageError("--workers wants positive counts, e.g. 1,2,4")
     return counts
 
 
 def run_point(file: str, overrides: Sequence[str], workers: int, runs_dir: Path, console: Console,
               baseline: Optional[float]) -> tuple[TrainingJob, Point]:
-    from .metrics.run import run_local
+    from .run import run_local
 
     job = load_job(file, [*overrides, f"spec.workers={workers}", "spec.metrics.enabled=true"])
     quiet = Console(file=open(os.devnull, "w"), stderr=False)
@@ -139,9 +140,9 @@ def plot(job: str, points: Sequence[Point], baseline: Optional[float], output: P
     return output
 
 
-def bench(file: str, workers_text: str, overrides: Sequence[str], runs_dir: Path, output: Optional[Path],
+def sweep(file: str, workers_text: str, overrides: Sequence[str], runs_dir: Path, output: Optional[Path],
           console: Console) -> int:
-    from .metrics import baseline as baselines
+    from . import baseline as baselines
 
     counts = parse_workers(workers_text)
     probe = load_job(file, list(overrides))

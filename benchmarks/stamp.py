@@ -1,6 +1,6 @@
 """Run a Python training script with every line it prints stamped with the wall-clock time.
 
-    python bench/stamp.py SCRIPT [ARGS...]
+    python benchmarks/stamp.py SCRIPT [ARGS...]
 
 Each complete line written to stdout becomes ``@@T <unix time, 6 decimals> <line>``, stamped
 at the moment the script writes it (not when a launcher relays it), so the benchmark that
@@ -47,7 +47,7 @@ class StampedLines(io.TextIOBase):
 
 def main() -> None:
     if len(sys.argv) < 2:
-        sys.exit("usage: python bench/stamp.py SCRIPT [ARGS...]")
+        sys.exit("usage: python benchmarks/stamp.py SCRIPT [ARGS...]")
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(script)))

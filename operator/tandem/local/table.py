@@ -7,9 +7,9 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
-from .api.model import TrainingJob
-from .api.status import MetricsStatus
-from .backends.local import RunResult
+from ..api.model import TrainingJob
+from ..api.status import MetricsStatus
+from .executor import RunResult
 
 
 def _seconds(value: Optional[float]) -> str:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
-from ..backends.local import LocalExecutor, RunResult
+from .executor import LocalExecutor, RunResult
 from . import baseline as baselines
 
 
@@ -34,7 +34,7 @@ def run_local(job: TrainingJob, run_root: Path, console: Console, **options: Any
         executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), None)
 
-    from .local import LocalMetrics
+    from .ray_session import LocalMetrics
 
     baseline, source = baselines.choose(spec.metrics.baseline_throughput, run_root, name)
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)

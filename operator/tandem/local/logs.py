@@ -1,7 +1,9 @@
-"""Reading the logs of local runs: `.tandem/runs/<job>/<run>/logs/attempt-<n>/worker-<i>.log`."""
+"""Reading local runs back: `.tandem/runs/<job>/<run>/logs/attempt-<n>/worker-<i>.log`, and the
+run's figures in `<run>/metrics.jsonl`."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -10,10 +12,14 @@ from typing import Callable, Iterator, Optional
 _WORKER_LOG = re.compile(r"worker-(\d+)\.log$")
 
 
+def runs_of(run_root: Path, job: str) -> list[Path]:
+    """The run directories of `job`, oldest first (their names are timestamps)."""
+    return sorted(p for p in (run_root / job).glob("*") if p.is_dir()) if (run_root / job).exists() else []
+
+
 def latest_attempt(run_root: Path, job: str) -> Optional[Path]:
     """The newest attempt of the newest run of `job`, or None if it never ran here."""
-    runs = sorted(p for p in (run_root / job).glob("*") if p.is_dir()) if (run_root / job).exists() else []
-    for run in reversed(runs):
+    for run in reversed(runs_of(run_root, job)):
         attempts = sorted((run / "logs").glob("attempt-*"), key=lambda p: int(p.name.split("-")[1]))
         if attempts:
             return attempts[-1]
@@ -62,3 +68,19 @@ def read_lines(logs: list[tuple[int, Path]], follow: bool = False, poll: float =
     finally:
         for handle in handles.values():
             handle.close()
+
+
+def latest_metrics(run_root: Path, job: str) -> Optional[dict]:
+    """The last figures the newest run of `job` recorded (a line of its metrics.jsonl, written by
+    the private Ray session), or None if it recorded none."""
+    runs = runs_of(run_root, job)
+    history = runs[-1] / "metrics.jsonl" if runs else None
+    if history is None or not history.exists():
+        return None
+    last = None
+    for line in history.read_text(encoding="utf-8").splitlines():
+        try:
+            last = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+    return last if isinstance(last, dict) else None

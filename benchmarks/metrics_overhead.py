@@ -2,20 +2,20 @@
 """B2: what metrics cost training: throughput with metrics on against off, in the same run.
 
 One `tandem run jobs/mnist-ddp.yaml` (2 workers, metrics enabled, so the local Ray, the
-collector and the shippers are all up) runs bench/metrics_overhead_train.py: the DDP example's
+collector and the shippers are all up) runs benchmarks/metrics_overhead_train.py: the DDP example's
 model and data, alternating phases with Tandem's metrics on (timed allreduce hook + a reported
 step, shipped through Ray) and off (plain allreduce, nothing reported), the order flipped every
 round, all ranks switching together. Throughput of each phase = samples of all ranks / wall
 time of the phase. Lost = (median off - median on) / median off.
 
-    python bench/metrics_overhead.py [--rounds 5] [--phase-steps 300] [--no-append] [--output F.json]
-    python bench/metrics_overhead.py --end-to-end [--rounds 5] [--steps 500]
+    python benchmarks/metrics_overhead.py [--rounds 5] [--phase-steps 300] [--no-append] [--output F.json]
+    python benchmarks/metrics_overhead.py --end-to-end [--rounds 5] [--steps 500]
 
 --end-to-end instead alternates whole runs with spec.metrics.enabled true/false (throughput from
 the script's own "done: N steps in T s" line): that also charges the local Ray's start-up, which
 competes for the CPU with the first seconds of training.
 
-Appends a section to bench/RESULTS.md (unless --no-append). The load average before and after
+Appends a section to benchmarks/RESULTS.md (unless --no-append). The load average before and after
 is recorded: on a shared machine it is the first thing to check.
 """
 
@@ -53,7 +53,7 @@ def tandem_run(command: list[str], enabled: bool, workers: int, runs_dir: Path) 
 
 
 def in_run(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float]]:
-    command = ["python", "bench/metrics_overhead_train.py", "--rounds", str(args.rounds),
+    command = ["python", "benchmarks/metrics_overhead_train.py", "--rounds", str(args.rounds),
                "--phase-steps", str(args.phase_steps), "--batch-size", str(args.batch_size)]
     output = tandem_run(command, True, args.workers, runs_dir)
     match = B2.search(output)
@@ -106,14 +106,14 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--output", type=Path, default=None)
-    p.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
+    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     args = p.parse_args()
     load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="tandem-overhead-") as tmp:
         runs = end_to_end(args, Path(tmp)) if args.end_to_end else in_run(args, Path(tmp))
     micro = None
     if not args.end_to_end:
-        done = subprocess.run([sys.executable, str(REPO / "bench/metrics_overhead_micro.py")], cwd=REPO,
+        done = subprocess.run([sys.executable, str(REPO / "benchmarks/metrics_overhead_micro.py")], cwd=REPO,
                               capture_output=True, text=True, timeout=600)
         found = re.search(r"MICRO (\{.*\})", done.stdout)
         micro = json.loads(found.group(1)) if found else None
@@ -159,14 +159,14 @@ def main() -> int:
                     f"{args.batch_size} samples per rank), spec.metrics.enabled true and false alternately (order "
                     "flipped every round); throughput from the script's own clock over its training loop. "
                     "'On' includes the local Ray starting while training runs.")
-            command = f"python bench/metrics_overhead.py --end-to-end --rounds {args.rounds} --steps {args.steps}"
+            command = f"python benchmarks/metrics_overhead.py --end-to-end --rounds {args.rounds} --steps {args.steps}"
         else:
             what = (f"One `tandem run` ({args.workers} workers, the DDP example's model and data, batch "
                     f"{args.batch_size} per rank) alternating {args.phase_steps}-step phases with metrics on "
                     "(timed allreduce hook + reporter.step, shipped through the local Ray) and off (plain "
                     "allreduce, nothing reported), order flipped every round, after Ray was up and a warm-up; "
                     "samples/s of all ranks per phase.")
-            command = f"python bench/metrics_overhead.py --rounds {args.rounds} --phase-steps {args.phase_steps}"
+            command = f"python benchmarks/metrics_overhead.py --rounds {args.rounds} --phase-steps {args.phase_steps}"
         body = "\n".join([
             what, "",
             table(headers, rows), "",
@@ -182,7 +182,7 @@ def main() -> int:
             step_ms = 1e3 * statistics.median(
                 [args.batch_size * args.workers / r for r in runs["off"]])  # wall ms per step, metrics off
             body += "\n\n" + (
-                f"Per-step cost (bench/metrics_overhead_micro.py: one-rank DDP, {micro['blocks']} interleaved "
+                f"Per-step cost (benchmarks/metrics_overhead_micro.py: one-rank DDP, {micro['blocks']} interleaved "
                 f"blocks of {micro['block_steps']} steps each side, CPU time per step, median of paired "
                 f"differences): **+{micro['added_us_per_step']:.1f} us per step** with metrics on "
                 f"({micro['step_off_ms']:.3f} ms CPU per step of that tiny one-rank model, "

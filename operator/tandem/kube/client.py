@@ -6,8 +6,9 @@
     job = client.wait("mnist-ddp")                      # progress on the terminal
     print(job.status.phase, job.status.metrics)
 
-Errors are typed (NotFound, AlreadyExists, Invalid, ClusterUnreachable, JobFailed), each with
-a message that says what to do.
+Errors are Tandem's typed ones (tandem.errors: NotFound, Conflict alias AlreadyExists, Invalid,
+Forbidden, Unreachable, JobFailed, Timeout), each with a message that says what to do; the
+HTTP statuses behind them are read in one place, `kube.connection`.
 """
 
 from __future__ import annotations
@@ -19,69 +20,21 @@ from queue import Empty, Queue
 from typing import Any, Callable, Iterator, Optional, Union
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
 
-from .api import SpecError, TrainingJob, load_job
-from .api.crd import PLURAL, VERSION
-from .api.model import API_GROUP
-from .api.status import FINISHED_PHASES, MetricsStatus, TrainingJobStatus
-from .render.context import COMPLETION_INDEX, JOB_NAME_LABEL
+from ..api import SpecError, TrainingJob, load_job
+from ..api.crd import PLURAL, VERSION
+from ..api.model import API_GROUP
+from ..api.status import FINISHED_PHASES, MetricsStatus, TrainingJobStatus
+from ..errors import Invalid, JobFailed, NotFound, Timeout
+from ..render.context import COMPLETION_INDEX, JOB_NAME_LABEL
+from .connection import api_error, connect, translated
 
 JobLike = Union[TrainingJob, dict, str, Path]
 
 
-class TandemError(Exception):
-    """Base of the SDK's errors."""
-
-
-class NotFound(TandemError):
-    pass
-
-
-class AlreadyExists(TandemError):
-    pass
-
-
-class Invalid(TandemError):
-    """The spec was refused, by Tandem's validation or by the cluster's CRD schema."""
-
-
-class ClusterUnreachable(TandemError):
-    pass
-
-
-class JobFailed(TandemError):
-    def __init__(self, job: TrainingJob, message: str):
-        self.job = job
-        super().__init__(message)
-
-
 def status_of(job: TrainingJob) -> TrainingJobStatus:
     return TrainingJobStatus.model_validate(job.status or {})
-
-
-def _translate(error: ApiException, what: str) -> TandemError:
-    reason = error.reason or ""
-    try:
-        import json
-
-        reason = json.loads(error.body or "{}").get("message", reason)
-    except ValueError:
-        pass
-    if error.status == 404:
-        if "the server could not find the requested resource" in reason:
-            return NotFound(f"the TrainingJob CRD is not installed in this cluster: `kubectl apply -f manifests/crd.yaml` "
-                            f"or `helm install tandem charts/tandem`")
-        return NotFound(f"{what} not found")
-    if error.status == 409:
-        return AlreadyExists(f"{what} already exists: delete it first (`tandem delete`) or choose another name")
-    if error.status == 422:
-        return Invalid(f"{what} was refused by the cluster: {reason}")
-    if error.status in (401, 403):
-        return TandemError(f"not allowed ({error.status}) for {what}: {reason}")
-    return TandemError(f"{what}: {error.status} {reason}")
 
 
 class Client:
@@ -89,28 +42,16 @@ class Client:
 
     def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
                  namespace: Optional[str] = None):
-        try:
-            try:
-                k8s_config.load_incluster_config()
-                self.api = k8s.ApiClient()
-                default_namespace = "default"
-            except k8s_config.ConfigException:
-                self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-                _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-                default_namespace = (active or {}).get("context", {}).get("namespace") or "default"
-        except (k8s_config.ConfigException, OSError, TypeError) as error:
-            raise ClusterUnreachable(f"no usable kubeconfig ({error}); set KUBECONFIG or pass kubeconfig=") from None
-        self.namespace = namespace or default_namespace
+        connection = connect(kubeconfig, context)
+        self.api = connection.api
+        self.host = connection.host
+        self.namespace = namespace or connection.namespace
         self.custom = k8s.CustomObjectsApi(self.api)
         self.core = k8s.CoreV1Api(self.api)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
+        with translated(what, host=f"the cluster at {self.host}"):
             return fn(*args, **kwargs)
-        except ApiException as error:
-            raise _translate(error, what) from None
-        except (HTTPError, OSError) as error:
-            raise ClusterUnreachable(f"cannot reach the cluster at {self.api.configuration.host}: {error}") from None
 
     def _ns(self, namespace: Optional[str]) -> str:
         return namespace or self.namespace
@@ -154,11 +95,12 @@ class Client:
                 return
             time.sleep(0.5)
         if wait:
-            raise TandemError(f"TrainingJob {ns}/{name} still exists after {timeout} s")
+            raise Timeout(f"TrainingJob {ns}/{name} still exists after {timeout} s")
 
     def wait(self, name: str, namespace: Optional[str] = None, timeout: Optional[float] = None,
              on_change: Optional[Callable[[TrainingJob], None]] = None, poll: float = 1.0) -> TrainingJob:
-        """Until Succeeded (returned) or Failed (JobFailed raised); `on_change` sees every new status."""
+        """Until Succeeded (returned) or Failed/Invalid (JobFailed raised, with the job); `on_change`
+        sees every new status; Timeout after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while True:
@@ -172,9 +114,10 @@ class Client:
                 return job
             if status.phase in ("Failed", "Invalid"):
                 failed = next((c for c in status.conditions if c.type == status.phase and c.status == "True"), None)
-                raise JobFailed(job, f"{job.metadata.namespace}/{name} {status.phase}: {failed.message if failed else ''}")
+                raise JobFailed(f"{job.metadata.namespace}/{name} {status.phase}: {failed.message if failed else ''}",
+                                job=job)
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{name} still {status.phase or 'unscheduled'} after {timeout} s")
+                raise Timeout(f"{name} still {status.phase or 'unscheduled'} after {timeout} s")
             time.sleep(poll)
 
     def metrics(self, name: str, namespace: Optional[str] = None) -> Optional[MetricsStatus]:
@@ -204,7 +147,7 @@ class Client:
                     for line in raw.decode("utf-8", "replace").splitlines():
                         lines.put((index, line))
             except ApiException as error:
-                lines.put((index, f"(logs unavailable: {_translate(error, pod.metadata.name)})"))
+                lines.put((index, f"(logs unavailable: {api_error(error, pod.metadata.name)})"))
             finally:
                 lines.put((index, None))
 

@@ -1,7 +1,7 @@
 """The local executor: a TrainingJob's workers as processes on this machine.
 
 It renders the job exactly as for a cluster, runs the pod template's command and env once per
-worker on 127.0.0.1 (see local_plan), streams each worker's output with a `[worker i]` prefix
+worker on 127.0.0.1 (see local.plan), streams each worker's output with a `[worker i]` prefix
 and to a log file, and treats the group as one: the first worker to fail stops the others,
 and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
 """
@@ -26,12 +26,14 @@ from rich.panel import Panel
 from rich.text import Text
 
 from ..api.model import TrainingJob
+from ..backends import proctree
+from ..backends.ports import free_ports
+from ..errors import Interrupted
 from ..render import render_one
 from ..render.context import omp_threads
-from . import proctree
-from .local_plan import WorkerPlan, plan_workers
-from .ports import free_ports
-from .local_tensorboard import TensorBoardServer
+from .console import worker_line
+from .plan import WorkerPlan, plan_workers
+from .tensorboard import TensorBoardServer
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
@@ -39,11 +41,6 @@ TAIL_LINES = 20
 ACTIVE_MARKER = ".active"
 #: After a first failure, how long to wait for peers' failures before naming the root cause.
 SETTLE_SECONDS = 0.5
-WORKER_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached `tandem run`."""
 
 
 @dataclass
@@ -303,8 +300,7 @@ class LocalExecutor:
                 return
             if not show:
                 continue
-            prefix = Text(f"[worker {index}] ", style=WORKER_STYLES[index % len(WORKER_STYLES)])
-            console.print(prefix + Text(line), highlight=False, soft_wrap=True)
+            console.print(worker_line(index, line), highlight=False, soft_wrap=True)
 
     def _stop(self, workers: list[_Worker]) -> None:
         """Stop every worker and all they started; no process outlives this call."""

@@ -1,6 +1,6 @@
 """B3: the operator at 1, 100 and 1000 jobs on the real control plane, beside Kubeflow's.
 
-    "$(hack/bootstrap.sh)/bin/python" bench/b3_controller.py [--scales 1,100,1000] [--no-kubeflow] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b3_controller.py [--scales 1,100,1000] [--no-kubeflow] [--no-append]
 
 Starts the test control plane (tests/controlplane: Kubernetes v1.33.13 built from the upstream
 modules, kwok nodes), adds kwok nodes with room for every pod, and then, for each scale and
@@ -588,7 +588,7 @@ def main() -> int:
         if path and Path(path).exists():
             profiles.append(f"py-spy profile of Tandem's operator, {r.n} jobs, {summarize_profile(Path(path))}")
             print(profiles[-1])
-    png = plot(results, REPO / "bench" / "b3_controller.png")
+    png = plot(results, REPO / "benchmarks" / "b3_controller.png")
     if not args.no_append:
         children = "; ".join(f"{r.system}: {getattr(r, 'expected', {})}" for r in results if r.n == scales[0])
         body = "\n".join([
@@ -600,9 +600,9 @@ def main() -> int:
             f"Kubeflow: {kubeflow_note}, --enable-scheme=pytorchjob, controller threads "
             f"{args.kubeflow_threads or '1 (default)'}, webhook not registered. Whole run {total / 60:.1f} min.",
             "", out, "", *verdicts, *(f"- {n}" for n in notes), *("\n" + pr for pr in profiles),
-            *([f"", f"Plot: bench/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
+            *([f"", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
         ])
-        append_results("B3 controller", body, "bench/b3_controller.py")
+        append_results("B3 controller", body, "benchmarks/b3_controller.py")
     return 0
 
 

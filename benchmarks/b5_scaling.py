@@ -1,10 +1,10 @@
 """B5: scaling of the example jobs at 1, 2 and 4 workers, through `tandem bench`.
 
-    "$(hack/bootstrap.sh)/bin/python" bench/b5_scaling.py [--workers 1,2,4] [--jobs jobs/mnist-ddp.yaml,...] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b5_scaling.py [--workers 1,2,4] [--jobs jobs/mnist-ddp.yaml,...] [--no-append]
 
 Runs `tandem bench FILE --workers 1,2,4` for each example (jobs/mnist-ddp.yaml and
 jobs/keras-mwms.yaml, unmodified, metrics on as `tandem bench` requires) in a fresh runs
-directory, writes its plot to bench/b5_<job>.png (figures as JSON beside it) and records a table.
+directory, writes its plot to benchmarks/b5_<job>.png (figures as JSON beside it) and records a table.
 Where Tandem's metrics give no throughput (an example without the metrics hook), the figure
 comes from the script's own closing line in worker 0's log ("done: S steps in T s, W ..."):
 S x per-worker batch x W / T, marked "(log)".
@@ -105,7 +105,7 @@ def main() -> int:
             out = table(("workers", "ok", "samples/s", "per worker", "efficiency", "step p50 ms", "wall s", "note"), rows)
             print(f"\n{job_file}\n{out}")
             sections.append(f"`{job_file}` (unmodified; baseline: {data.get('baselineSource')}); plot "
-                            f"`bench/{png.name}`, figures `bench/{data_file.name}`\n\n{out}")
+                            f"`benchmarks/{png.name}`, figures `benchmarks/{data_file.name}`\n\n{out}")
     if not args.no_append:
         body = "\n".join([
             f"`tandem bench FILE --workers {args.workers}` per example, fresh runs dir, CPU only "
@@ -113,7 +113,7 @@ def main() -> int:
             f"not scaling). Efficiency = throughput / (workers x 1-worker throughput).", "",
             *[s + "\n" for s in sections],
         ])
-        append_results("B5 scaling", body, "bench/b5_scaling.py")
+        append_results("B5 scaling", body, "benchmarks/b5_scaling.py")
     return 1 if failures else 0
 
 

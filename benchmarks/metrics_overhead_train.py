@@ -1,5 +1,5 @@
 """B2's training script: the DDP example's model and data, with Tandem's metrics switched on and
-off in alternating phases of the same run (see bench/metrics_overhead.py).
+off in alternating phases of the same run (see benchmarks/metrics_overhead.py).
 
 "On" is exactly what `tandem.metrics.track_ddp` does (the timed allreduce comm hook and a
 `reporter.step()` per optimizer step, shipped to the local Ray); "off" is the plain allreduce

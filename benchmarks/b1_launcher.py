@@ -1,8 +1,8 @@
 """B1: launcher overhead. The same training script under `tandem run` and under the bare launcher.
 
-    "$(hack/bootstrap.sh)/bin/python" bench/b1_launcher.py [--repeats 5] [--steps 300] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b1_launcher.py [--repeats 5] [--steps 300] [--no-append]
 
-Variants (each a 2-worker run of an unmodified example script, wrapped by bench/stamp.py,
+Variants (each a 2-worker run of an unmodified example script, wrapped by benchmarks/stamp.py,
 which stamps every printed line with the wall-clock time at which the script printed it):
 
 - pytorch/tandem:      `tandem run` of a DDP TrainingJob (workers 2, procsPerWorker 1,
@@ -274,7 +274,7 @@ def main() -> int:
     print(ratios)
     if not args.no_append:
         body = "\n".join([
-            f"Workload: jobs/train_ddp.py and jobs/train_keras.py, unmodified, wrapped by bench/stamp.py; "
+            f"Workload: jobs/train_ddp.py and jobs/train_keras.py, unmodified, wrapped by benchmarks/stamp.py; "
             f"{args.steps} steps, {args.batch_size} samples per worker per step, MLP 128-512-10, "
             f"2 workers, CPU; a progress line every {w.log_every} steps; steady window steps {args.warmup}..{args.steps} "
             f"(rank 0's stamps). Median of {args.repeats} interleaved rounds. Tandem with "
@@ -283,7 +283,7 @@ def main() -> int:
             "",
             results, "", ratios,
         ])
-        append_results("B1 launcher overhead", body, "bench/b1_launcher.py")
+        append_results("B1 launcher overhead", body, "benchmarks/b1_launcher.py")
     return 0 if all(x.ok for rs in runs.values() for x in rs) else 1
 
 

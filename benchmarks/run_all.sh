@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every benchmark of this directory in turn (B1, B3, B4, B5) with the project's Python
-# environment; each appends its section to bench/RESULTS.md. B2 (bench/metrics_overhead.py)
+# environment; each appends its section to benchmarks/RESULTS.md. B2 (benchmarks/metrics_overhead.py)
 # runs too when it is there. Arguments after the script name go to every benchmark (e.g.
 # --no-append). One benchmark failing does not stop the others; the exit code says if any did.
 #
-#   bash bench/run_all.sh            # about 30-40 minutes on a 2-core machine
+#   bash benchmarks/run_all.sh            # about 30-40 minutes on a 2-core machine
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -15,13 +15,13 @@ run() {
   echo "=== $* ($(date -u +%H:%M:%S) UTC)" >&2
   "$python" "$@" || failed+=("$1")
 }
-run bench/b4_render.py "$@"
-run bench/b1_launcher.py "$@"
-[ -f bench/metrics_overhead.py ] && run bench/metrics_overhead.py
-run bench/b3_controller.py "$@"
-run bench/b5_scaling.py "$@"
+run benchmarks/b4_render.py "$@"
+run benchmarks/b1_launcher.py "$@"
+[ -f benchmarks/metrics_overhead.py ] && run benchmarks/metrics_overhead.py
+run benchmarks/b3_controller.py "$@"
+run benchmarks/b5_scaling.py "$@"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "failed: ${failed[*]}" >&2
   exit 1
 fi
-echo "all benchmarks ran; results in bench/RESULTS.md" >&2
+echo "all benchmarks ran; results in benchmarks/RESULTS.md" >&2

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from . import proctree
-from .ports import free_ports
+from ..backends import proctree
+from ..backends.ports import free_ports
 
 
 class TensorBoardServer:
@@ -32,6 +32,15 @@ class TensorBoardServer:
             start_new_session=True, preexec_fn=proctree.die_with_parent,
         )
         return self
+
+    def serve_until_interrupted(self) -> None:
+        """Keep serving after the run, until TensorBoard ends or Ctrl-C."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait()
+        except KeyboardInterrupt:
+            pass
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,21 @@
+"""`tandem delete NAME`: delete a TrainingJob; its Service, Job and pods go with it."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from .boundary import TandemCommand
+from .options import kube_client, kubeconfig_option, namespace_option
+
+
+@click.command(cls=TandemCommand)
+@click.argument("name")
+@namespace_option()
+@kubeconfig_option()
+@click.option("--wait", is_flag=True, help="Return only once the job and its workers are gone.")
+def delete(name: str, namespace: Optional[str], kubeconfig: Optional[str], wait: bool) -> None:
+    """Delete a TrainingJob; its Service, Job and pods go with it."""
+    kube_client(kubeconfig, namespace).delete(name, wait=wait)
+    click.echo(f"trainingjob.tandem.dev/{name} deleted")

@@ -1,0 +1,34 @@
+"""`tandem operator run`: the Kubernetes operator that reconciles TrainingJobs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from .boundary import TandemCommand, TandemGroup
+
+
+@click.group(cls=TandemGroup)
+def operator() -> None:
+    """The Kubernetes operator that reconciles TrainingJobs."""
+
+
+@operator.command("run", cls=TandemCommand)
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch only these namespaces (default: all).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Out of cluster: this kubeconfig (default: KUBECONFIG).")
+@click.option("--metrics-address", default="", envvar="TANDEM_METRICS_ADDRESS",
+              help="Ray address of the metrics actors, e.g. ray://tandem-ray-head:10001.")
+@click.option("--health-port", type=int, default=8080, show_default=True, help="Serves /healthz; 0 disables.")
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="Serves Prometheus /metrics; 0 disables.")
+@click.option("--leader-election/--no-leader-election", default=True, show_default=True,
+              help="Hold a Lease so that only one replica acts.")
+@click.option("--lease-namespace", default="", help="Namespace of the Lease (default: the pod's namespace).")
+def operator_run(namespaces: tuple[str, ...], kubeconfig: Optional[str], metrics_address: str, health_port: int,
+                 metrics_port: int, leader_election: bool, lease_namespace: str) -> None:
+    """Run the operator in the cluster (service account) or from here (kubeconfig)."""
+    from ..controller.main import RunOptions, run as run_operator
+
+    sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, health_port, metrics_port,
+                                     leader_election, lease_namespace)))
