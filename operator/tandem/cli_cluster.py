@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .api.status import TrainingJobStatus
+from .contract import API_GROUP, SINGULAR
 from .sdk import Client, JobFailed, TandemError, status_of
 
 PHASE_STYLES = {"Succeeded": "green", "Failed": "red", "Invalid": "red", "Running": "cyan",
@@ -82,7 +83,7 @@ def register(cli: click.Group) -> None:
             created = _client(kubeconfig, namespace).submit(job)
         except TandemError as error:
             _fail(str(error))
-        click.echo(f"trainingjob.tandem.dev/{created.metadata.name} submitted in {created.metadata.namespace}; "
+        click.echo(f"{SINGULAR}.{API_GROUP}/{created.metadata.name} submitted in {created.metadata.namespace}; "
                    f"follow it with: tandem get {created.metadata.name} -n {created.metadata.namespace}")
 
     @cli.command()
@@ -137,7 +138,7 @@ def register(cli: click.Group) -> None:
             _client(kubeconfig, namespace).delete(name, wait=wait)
         except TandemError as error:
             _fail(str(error))
-        click.echo(f"trainingjob.tandem.dev/{name} deleted")
+        click.echo(f"{SINGULAR}.{API_GROUP}/{name} deleted")
 
 
 def run_on_kubernetes(job, kubeconfig: Optional[str], namespace: Optional[str]) -> int:

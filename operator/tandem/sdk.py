@@ -24,10 +24,8 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from .api import SpecError, TrainingJob, load_job
-from .api.crd import PLURAL, VERSION
-from .api.model import API_GROUP
-from .api.status import FINISHED_PHASES, MetricsStatus, TrainingJobStatus
-from .render.context import COMPLETION_INDEX, JOB_NAME_LABEL
+from .api.status import MetricsStatus, TrainingJobStatus
+from .contract import API_GROUP, COMPLETION_INDEX, FINISHED_PHASES, JOB_NAME_LABEL, PLURAL, VERSION
 
 JobLike = Union[TrainingJob, dict, str, Path]
 

@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Optional
 
-from ..api.errors import SpecError
 from ..api.model import TrainingJob
-from ..api.status import FINISHED_PHASES
+from ..contract import FINISHED_PHASES, METRICS_AVAILABLE, PHASES
+from ..errors import SpecError
 from ..render import render
 from ..render.context import tensorboard_address
 from .observed import Observed, PodState
 
 #: How often status.metrics is refreshed while Running (bounded rate of status writes).
 METRICS_INTERVAL_SECONDS = 15.0
-CONDITION_TYPES = ("Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid")
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class _Decision:
             # Leaving a phase turns its condition False but keeps its reason and message: the
             # Restarting condition still says which worker failed, after the group recovered.
             for condition in conditions:
-                if condition.get("type") in CONDITION_TYPES and condition.get("type") != phase and condition.get("status") == "True":
+                if condition.get("type") in PHASES and condition.get("type") != phase and condition.get("status") == "True":
                     conditions = set_condition(conditions, condition["type"], "False", condition.get("reason", ""),
                                                condition.get("message", ""), self.now, self.generation)
             self.actions.events.append(Event(event_type, reason, message))
@@ -282,11 +281,11 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
     conditions = list(updated.get("conditions") or [])
     if metrics is not None and metrics.get("available", True):
         updated["metrics"] = {**metrics, "available": True, "updatedAt": rfc3339(now)}
-        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "True", "Reporting",
+        updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:
         previous = dict(updated.get("metrics") or {})
         updated["metrics"] = {**previous, "available": False, "updatedAt": rfc3339(now)}
-        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "False", "MetricsUnavailable",
+        updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's metrics actor could not be reached", now, generation)
     return updated
