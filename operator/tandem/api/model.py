@@ -22,9 +22,19 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from ..contract import API_VERSION, KIND, MAX_JOB_NAME, STRATEGIES, ApiVersion, Framework, Kind, is_reserved_env
-from . import names
+from ..contract import (
+    API_VERSION,
+    FRAMEWORKS,
+    KIND,
+    MAX_JOB_NAME,
+    STRATEGIES,
+    ApiVersion,
+    Framework,
+    Kind,
+    is_reserved_env,
+)
 from ..errors import SpecError
+from . import names
 from .errors import from_validation_error
 from .load import apply_overrides, load_documents
 from .tpu import SliceShape, slice_shape
@@ -204,9 +214,10 @@ class PodTemplate(_Model):
 class TrainingJobSpec(_Model):
     """What to train, with which framework and strategy, on how many workers."""
 
-    framework: Framework = Field(description="Training framework: pytorch or tensorflow.")
+    framework: Framework = Field(description=f"Training framework: {' or '.join(FRAMEWORKS)}.")
     strategy: str = Field(
-        description="Distribution strategy: ddp (pytorch); multi-worker-mirrored or tpu (tensorflow)."
+        description="Distribution strategy: "
+        + "; ".join(f"{' or '.join(strategies)} ({framework})" for framework, strategies in STRATEGIES.items()) + "."
     )
     image: Optional[str] = Field(
         None, min_length=1, description="Worker container image. Default: Tandem's worker image for the framework."

@@ -32,6 +32,7 @@ from ..contract import (
     ENV_RUN_DIR,
     ENV_WORKER_INDEX,
 )
+
 SHIP_EVERY = 1.0
 #: How long to wait for the metrics Ray to accept connections before giving up.
 CONNECT_TIMEOUT = float(os.environ.get(ENV_METRICS_CONNECT_TIMEOUT, "120"))

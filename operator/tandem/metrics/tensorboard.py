@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
 
+
 def enabled(env: Mapping[str, str]) -> bool:
     return env.get(ENV_TENSORBOARD) == "1" and bool(env.get(ENV_TENSORBOARD_DIR))
 
