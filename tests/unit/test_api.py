@@ -76,6 +76,18 @@ def test_broken_spec_names_the_field(case):
     assert str(caught.value).startswith(f"{path}: ")
 
 
+@pytest.mark.parametrize("name", ["TANDEM_ANYTHING", "TPU_WORKER_ID", "TF_CONFIG", "MASTER_ADDR", "LOCAL_RANK"])
+def test_reserved_env_names_are_refused(name):
+    with pytest.raises(SpecError, match="set by Tandem's launcher"):
+        TrainingJob.from_dict(spec(env=[{"name": name, "value": "x"}]))
+
+
+def test_names_that_merely_start_like_a_reserved_one_are_allowed():
+    """TF_CONFIG is one variable, not a prefix (the CRD's CEL rule says the same)."""
+    job = TrainingJob.from_dict(spec(env=[{"name": "TF_CONFIG_PATH", "value": "x"}, {"name": "RANKING", "value": "y"}]))
+    assert [e.name for e in job.spec.env] == ["TF_CONFIG_PATH", "RANKING"]
+
+
 @pytest.mark.parametrize(
     "accelerator,topology,hosts,per_host",
     [

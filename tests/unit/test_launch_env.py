@@ -20,6 +20,7 @@ from tandem.launch.env import (  # noqa: E402
     is_python,
     read_contract,
     split_host_port,
+    with_interpreter,
 )
 
 PY = "/opt/venv/bin/python3"
@@ -187,6 +188,17 @@ def test_python_detection_and_host_port() -> None:
     assert split_host_port("[::1]:2222") == ("[::1]", 2222)
     with pytest.raises(ValueError):
         split_host_port("host:0")
+
+
+def test_only_a_bare_python3_name_becomes_the_interpreter() -> None:
+    """One rule for the launcher (the user's command) and the local plan (the pod's command):
+    a name PATH would resolve is replaced; a path, relative or absolute, is the user's choice;
+    python2 is another language and is left alone."""
+    for name in ("python", "python3", "python3.11"):
+        assert with_interpreter([name, "t.py"], PY) == [PY, "t.py"]
+    for kept in ("/usr/bin/python3", "venv/bin/python", "./python3", "python2", "python2.7", "bash"):
+        assert with_interpreter([kept, "t.py"], PY) == [kept, "t.py"]
+    assert with_interpreter([], PY) == []
 
 
 @given(

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 
 from tandem.api import TrainingJob, load_job
 from tandem.cli.render import dump_yaml
+from tandem.contract import COMPLETION_INDEX
 from tandem.render import render
-from tandem.render.context import COMPLETION_INDEX, RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
+from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION
 
 from .specs import spec, valid_documents

@@ -12,30 +12,71 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .model import API_GROUP, KIND, STRATEGIES, TrainingJobSpec
+from ..contract import (
+    API_GROUP,
+    API_VERSION,
+    CRD_NAME,
+    DNS1035_LABEL_PATTERN,
+    KIND,
+    MAX_JOB_NAME,
+    PLURAL,
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIXES,
+    SINGULAR,
+    STRATEGIES,
+    VERSION,
+)
+from .model import TrainingJobSpec
 from .status import TrainingJobStatus
 from .tpu import ACCELERATORS
-
-PLURAL = "trainingjobs"
-VERSION = "v1alpha1"
 
 # The pattern Kubernetes' own OpenAPI uses for resource.Quantity.
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
-RESERVED_ENV_RULE = (
-    "!(self.name.startsWith('TANDEM_') || self.name.startsWith('TPU_WORKER_') || "
-    "self.name in ['TF_CONFIG', 'MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK'])"
-)
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    """A CEL list literal of strings: ('a', 'b') -> "['a', 'b']"."""
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+def _or(words: tuple[str, ...]) -> str:
+    return " or ".join(words)
+
+
+def reserved_env_rule() -> str:
+    """CEL: the name is none of the contract's reserved env names or prefixes."""
+    prefixes = [f"self.name.startsWith('{prefix}')" for prefix in RESERVED_ENV_PREFIXES]
+    return f"!({' || '.join(prefixes)} || self.name in {_cel_list(RESERVED_ENV_NAMES)})"
+
+
+def strategy_rule() -> dict[str, str]:
+    """CEL: the strategy is one of its framework's, as contract.STRATEGIES lists them.
+
+    A chain of conditionals, one per framework but the last, which takes the rest (the schema's
+    enum already limits framework to STRATEGIES' keys)."""
+    *firsts, (_, last_strategies) = STRATEGIES.items()
+    rule = f"self.strategy in {_cel_list(last_strategies)}"
+    for framework, strategies in reversed(firsts):
+        allowed = f"self.strategy == '{strategies[0]}'" if len(strategies) == 1 else f"self.strategy in {_cel_list(strategies)}"
+        rule = f"self.framework == '{framework}' ? {allowed} : {rule}"
+    message = ", and ".join(f"{_or(strategies)} for {framework}" for framework, strategies in STRATEGIES.items())
+    return {"rule": rule, "message": f"strategy must be {message}", "fieldPath": ".strategy", "reason": "FieldValueInvalid"}
+
+
+def job_name_rule() -> dict[str, str]:
+    """CEL: metadata.name within the contract's length and pattern (CEL cannot see pydantic's check)."""
+    return {
+        "rule": f"self.metadata.name.size() <= {MAX_JOB_NAME} && self.metadata.name.matches('{DNS1035_LABEL_PATTERN}')",
+        "message": f"metadata.name must be a DNS-1035 label of at most {MAX_JOB_NAME} characters "
+        "(it also names the Service and pod hostnames)",
+    }
+
 
 SPEC_RULES = [
-    {
-        "rule": "self.framework == 'pytorch' ? self.strategy == 'ddp' : self.strategy in ['multi-worker-mirrored', 'tpu']",
-        "message": "strategy must be ddp for pytorch, and multi-worker-mirrored or tpu for tensorflow",
-        "fieldPath": ".strategy",
-        "reason": "FieldValueInvalid",
-    },
+    strategy_rule(),
     {
         "rule": "has(self.tpu) == (self.strategy == 'tpu')",
         "message": "tpu is required with strategy tpu and allowed only with it",
@@ -56,12 +97,7 @@ SPEC_RULES = [
     },
 ]
 
-ROOT_RULES = [
-    {
-        "rule": "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-        "message": "metadata.name must be a DNS-1035 label of at most 52 characters (it also names the Service and pod hostnames)",
-    },
-]
+ROOT_RULES = [job_name_rule()]
 
 PRINTER_COLUMNS = [
     {"name": "Framework", "type": "string", "jsonPath": ".spec.framework"},
@@ -134,7 +170,7 @@ def spec_schema() -> dict[str, Any]:
     env = props["env"]
     env.update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     env["items"]["x-kubernetes-validations"] = [
-        {"rule": RESERVED_ENV_RULE, "message": "TANDEM_* and the variables the launcher derives are reserved", "fieldPath": ".name"}
+        {"rule": reserved_env_rule(), "message": "TANDEM_* and the variables the launcher derives are reserved", "fieldPath": ".name"}
     ]
     props["command"]["items"]["maxLength"] = 65536
     spec["x-kubernetes-validations"] = SPEC_RULES
@@ -153,7 +189,7 @@ def crd() -> dict[str, Any]:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{API_GROUP}",
+            "name": CRD_NAME,
             "labels": {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"},
         },
         "spec": {
@@ -163,7 +199,7 @@ def crd() -> dict[str, Any]:
                 "kind": KIND,
                 "listKind": f"{KIND}List",
                 "plural": PLURAL,
-                "singular": "trainingjob",
+                "singular": SINGULAR,
                 "shortNames": ["tj"],
                 "categories": ["all", "tandem"],
             },
@@ -180,8 +216,8 @@ def crd() -> dict[str, Any]:
                             "description": "A distributed PyTorch or TensorFlow training job run by Tandem.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string", "description": "APIVersion: tandem.dev/v1alpha1."},
-                                "kind": {"type": "string", "description": "Kind: TrainingJob."},
+                                "apiVersion": {"type": "string", "description": f"APIVersion: {API_VERSION}."},
+                                "kind": {"type": "string", "description": f"Kind: {KIND}."},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),

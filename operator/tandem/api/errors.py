@@ -1,4 +1,8 @@
-"""One error type for every bad job spec, whatever caught it, with the field path named."""
+"""Turning pydantic's validation errors into Tandem's SpecError, each with its field path named.
+
+SpecError itself lives in tandem.errors with the rest of Tandem's errors; this module holds
+only the pydantic-specific translation.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,7 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-
-class SpecError(ValueError):
-    """A TrainingJob that cannot run; `problems` holds (field path, what to fix) pairs."""
-
-    def __init__(self, problems: Iterable[tuple[str, str]]):
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
-
-    @property
-    def first_path(self) -> str:
-        return self.problems[0][0] if self.problems else ""
+from ..errors import SpecError
 
 
 def field_path(loc: Iterable[Any]) -> str:

@@ -1,4 +1,8 @@
-"""Reading TrainingJobs from YAML files, with `--set key=value` overrides applied first."""
+"""Reading TrainingJob documents from YAML files, and `--set key=value` overrides.
+
+Plain documents only: the model (model.py) validates them, and imports this module, never
+the other way round.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import SpecError
-from .model import KIND, TrainingJob
+from ..contract import KIND
+from ..errors import SpecError
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -54,17 +58,3 @@ def load_documents(path: str | Path) -> list[dict[str, Any]]:
     if not jobs:
         raise SpecError([("kind", f"no document of kind {KIND} in the file")])
     return jobs
-
-
-def load_jobs(path: str | Path, overrides: Iterable[str] = ()) -> list[TrainingJob]:
-    overrides = list(overrides)
-    return [TrainingJob.from_dict(apply_overrides(doc, overrides) if isinstance(doc, dict) else doc)
-            for doc in load_documents(path)]
-
-
-def load_job(path: str | Path, overrides: Iterable[str] = ()) -> TrainingJob:
-    """The single TrainingJob of a file; most commands run one job."""
-    jobs = load_jobs(path, overrides)
-    if len(jobs) != 1:
-        raise SpecError([("(document)", f"expected one TrainingJob, the file holds {len(jobs)}")])
-    return jobs[0]

@@ -8,7 +8,8 @@ error carries the path of the field to fix.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, Optional
+from pathlib import Path
+from typing import Any, Iterable, Optional
 
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import (
@@ -21,25 +22,27 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ..contract import (
+    API_VERSION,
+    FRAMEWORKS,
+    KIND,
+    MAX_JOB_NAME,
+    STRATEGIES,
+    ApiVersion,
+    Framework,
+    Kind,
+    is_reserved_env,
+)
+from ..errors import SpecError
 from . import names
-from .errors import SpecError, from_validation_error
+from .errors import from_validation_error
+from .load import apply_overrides, load_documents
 from .tpu import SliceShape, slice_shape
 
-API_GROUP = "tandem.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-KIND = "TrainingJob"
-
-STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("ddp",),
-    "tensorflow": ("multi-worker-mirrored", "tpu"),
-}
 DEFAULT_IMAGES = {
     "pytorch": "tandem/pytorch-worker:0.1.0",
     "tensorflow": "tandem/tensorflow-worker:0.1.0",
 }
-#: Environment variables that Tandem sets itself; a user value would be silently overwritten.
-RESERVED_ENV_PREFIXES = ("TANDEM_", "TF_CONFIG", "TPU_WORKER_")
-RESERVED_ENV = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"}
 
 
 class _Model(BaseModel):
@@ -107,7 +110,7 @@ class EnvVar(_Model):
     def _name(cls, name: str) -> str:
         if not names.ENV_VAR_NAME.match(name):
             raise ValueError(f"{name!r} is not a valid environment variable name")
-        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+        if is_reserved_env(name):
             raise ValueError(f"{name!r} is set by Tandem's launcher; choose another name")
         return name
 
@@ -211,9 +214,10 @@ class PodTemplate(_Model):
 class TrainingJobSpec(_Model):
     """What to train, with which framework and strategy, on how many workers."""
 
-    framework: Literal["pytorch", "tensorflow"] = Field(description="Training framework: pytorch or tensorflow.")
+    framework: Framework = Field(description=f"Training framework: {' or '.join(FRAMEWORKS)}.")
     strategy: str = Field(
-        description="Distribution strategy: ddp (pytorch); multi-worker-mirrored or tpu (tensorflow)."
+        description="Distribution strategy: "
+        + "; ".join(f"{' or '.join(strategies)} ({framework})" for framework, strategies in STRATEGIES.items()) + "."
     )
     image: Optional[str] = Field(
         None, min_length=1, description="Worker container image. Default: Tandem's worker image for the framework."
@@ -313,7 +317,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    name: str = Field(description="Job name: a DNS-1035 label of at most 52 characters.")
+    name: str = Field(description=f"Job name: a DNS-1035 label of at most {MAX_JOB_NAME} characters.")
     namespace: str = Field("default", description="Namespace of the job and its workers.")
     uid: Optional[str] = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -340,8 +344,8 @@ class TrainingJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    api_version: Literal["tandem.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
-    kind: Literal["TrainingJob"] = KIND
+    api_version: ApiVersion = Field(API_VERSION, alias="apiVersion")
+    kind: Kind = KIND
     metadata: ObjectMeta
     spec: TrainingJobSpec
     status: Optional[dict[str, Any]] = None
@@ -357,12 +361,25 @@ class TrainingJob(BaseModel):
             raise from_validation_error(exc) from None
 
     @classmethod
-    def from_yaml(cls, path: Any, overrides: Any = ()) -> "TrainingJob":
+    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> "TrainingJob":
         """The single TrainingJob of a YAML file, `--set`-style overrides applied."""
-        from .load import load_job
-
         return load_job(path, overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """The object as the API server stores it (camelCase, defaults filled in)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def load_jobs(path: str | Path, overrides: Iterable[str] = ()) -> list[TrainingJob]:
+    """Every TrainingJob of a YAML file, each with the overrides applied, validated."""
+    overrides = list(overrides)
+    return [TrainingJob.from_dict(apply_overrides(doc, overrides) if isinstance(doc, dict) else doc)
+            for doc in load_documents(path)]
+
+
+def load_job(path: str | Path, overrides: Iterable[str] = ()) -> TrainingJob:
+    """The single TrainingJob of a file; most commands run one job."""
+    jobs = load_jobs(path, overrides)
+    if len(jobs) != 1:
+        raise SpecError([("(document)", f"expected one TrainingJob, the file holds {len(jobs)}")])
+    return jobs[0]

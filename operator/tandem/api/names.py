@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import re
 
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+from ..contract import DNS1035_LABEL_PATTERN, MAX_JOB_NAME, MAX_LABEL
+
+DNS1035_LABEL = re.compile(DNS1035_LABEL_PATTERN)
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
-#: A job name also names its Service (a DNS-1035 label) and each pod's hostname
-#: `<name>-<index>` (at most 63 characters), so it is kept to 52 characters.
-MAX_JOB_NAME = 52
-
 
 def check_job_name(name: str) -> str:
     if len(name) > MAX_JOB_NAME:
-        raise ValueError(f"must be at most {MAX_JOB_NAME} characters (got {len(name)}), so that pod hostnames <name>-<index> fit in 63")
+        raise ValueError(f"must be at most {MAX_JOB_NAME} characters (got {len(name)}), so that pod hostnames <name>-<index> fit in {MAX_LABEL}")
     if not DNS1035_LABEL.match(name):
         raise ValueError(
             f"{name!r} is not a valid name: use lower-case letters, digits and '-', "
@@ -28,8 +26,8 @@ def check_job_name(name: str) -> str:
 
 
 def check_dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise ValueError(f"{value!r} is not a valid DNS-1123 label (lower-case alphanumerics and '-', at most 63)")
+    if len(value) > MAX_LABEL or not DNS1123_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a valid DNS-1123 label (lower-case alphanumerics and '-', at most {MAX_LABEL})")
     return value
 
 
@@ -38,14 +36,14 @@ def check_qualified_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         raise ValueError(f"key {key!r} has an invalid prefix {prefix!r} (must be a DNS subdomain)")
-    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
-        raise ValueError(f"key {key!r} is not a valid qualified name (alphanumerics, '-', '_', '.', at most 63)")
+    if not name or len(name) > MAX_LABEL or not QUALIFIED_NAME.match(name):
+        raise ValueError(f"key {key!r} is not a valid qualified name (alphanumerics, '-', '_', '.', at most {MAX_LABEL})")
     return key
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
         check_qualified_key(key)
-        if len(value) > 63 or not LABEL_VALUE.match(value):
-            raise ValueError(f"label {key!r} has an invalid value {value!r} (alphanumerics, '-', '_', '.', at most 63)")
+        if len(value) > MAX_LABEL or not LABEL_VALUE.match(value):
+            raise ValueError(f"label {key!r} has an invalid value {value!r} (alphanumerics, '-', '_', '.', at most {MAX_LABEL})")
     return labels

@@ -11,9 +11,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-Phase = Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid"]
-PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
-FINISHED_PHASES = ("Succeeded", "Failed")
+from ..contract import CONDITION_TYPES, PHASES, Phase
 
 
 class _Status(BaseModel):
@@ -23,7 +21,7 @@ class _Status(BaseModel):
 class Condition(_Status):
     """A Kubernetes-convention condition (type, status, reason, message, lastTransitionTime)."""
 
-    type: str = Field(description="Condition type: Pending, Running, Restarting, Succeeded, Failed, Suspended, Invalid, MetricsAvailable.")
+    type: str = Field(description=f"Condition type: {', '.join(CONDITION_TYPES)}.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field("", description="One-word CamelCase reason for the last transition.")
     message: str = Field("", description="Human-readable detail, e.g. the failing worker and its exit code.")
@@ -73,7 +71,7 @@ class MetricsStatus(_Status):
 class TrainingJobStatus(_Status):
     """Observed state of a TrainingJob."""
 
-    phase: Optional[Phase] = Field(None, description="Pending, Running, Restarting, Succeeded, Failed, Suspended or Invalid.")
+    phase: Optional[Phase] = Field(None, description=f"{', '.join(PHASES[:-1])} or {PHASES[-1]}.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions, by Kubernetes conventions.")
     workers: WorkerCounts = Field(default_factory=WorkerCounts, description="Worker pod counts of the current group.")
     restarts: int = Field(0, description="Whole-group restarts so far.")

@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..contract import API_GROUP, SINGULAR
 from .boundary import TandemCommand
 from .options import kube_client, kubeconfig_option, namespace_option
 
@@ -18,4 +19,4 @@ from .options import kube_client, kubeconfig_option, namespace_option
 def delete(name: str, namespace: Optional[str], kubeconfig: Optional[str], wait: bool) -> None:
     """Delete a TrainingJob; its Service, Job and pods go with it."""
     kube_client(kubeconfig, namespace).delete(name, wait=wait)
-    click.echo(f"trainingjob.tandem.dev/{name} deleted")
+    click.echo(f"{SINGULAR}.{API_GROUP}/{name} deleted")

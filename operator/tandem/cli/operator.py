@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from ..contract import ENV_METRICS_ADDRESS
 from .boundary import TandemCommand, TandemGroup
 
 
@@ -18,7 +19,7 @@ def operator() -> None:
 @operator.command("run", cls=TandemCommand)
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch only these namespaces (default: all).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Out of cluster: this kubeconfig (default: KUBECONFIG).")
-@click.option("--metrics-address", default="", envvar="TANDEM_METRICS_ADDRESS",
+@click.option("--metrics-address", default="", envvar=ENV_METRICS_ADDRESS,
               help="Ray address of the metrics actors, e.g. ray://tandem-ray-head:10001.")
 @click.option("--health-port", type=int, default=8080, show_default=True, help="Serves /healthz; 0 disables.")
 @click.option("--metrics-port", type=int, default=9090, show_default=True, help="Serves Prometheus /metrics; 0 disables.")

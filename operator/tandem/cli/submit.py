@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..contract import API_GROUP, SINGULAR
 from .boundary import TandemCommand
 from .options import kube_client, kubeconfig_option, namespace_option
 
@@ -21,5 +22,5 @@ def submit(file: str, overrides: tuple[str, ...], namespace: Optional[str], kube
 
     job = load_job(file, overrides)
     created = kube_client(kubeconfig, namespace).submit(job)
-    click.echo(f"trainingjob.tandem.dev/{created.metadata.name} submitted in {created.metadata.namespace}; "
+    click.echo(f"{SINGULAR}.{API_GROUP}/{created.metadata.name} submitted in {created.metadata.namespace}; "
                f"follow it with: tandem get {created.metadata.name} -n {created.metadata.namespace}")

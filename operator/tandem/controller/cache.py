@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ..render.context import JOB_NAME_LABEL
+from ..contract import JOB_NAME_LABEL
 
 Key = tuple[str, str]
 

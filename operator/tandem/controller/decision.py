@@ -11,10 +11,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from ..api.model import TrainingJob
-from ..api.status import FINISHED_PHASES
+from ..contract import FINISHED_PHASES, PHASES
 from .actions import Actions, Event, ObjectRef
-
-CONDITION_TYPES = ("Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -91,7 +89,7 @@ class Decision:
             # Leaving a phase turns its condition False but keeps its reason and message: the
             # Restarting condition still says which worker failed, after the group recovered.
             for condition in conditions:
-                if condition.get("type") in CONDITION_TYPES and condition.get("type") != phase and condition.get("status") == "True":
+                if condition.get("type") in PHASES and condition.get("type") != phase and condition.get("status") == "True":
                     conditions = set_condition(conditions, condition["type"], "False", condition.get("reason", ""),
                                                condition.get("message", ""), self.now, self.generation)
             self.actions.events.append(Event(event_type, reason, message))

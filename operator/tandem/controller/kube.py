@@ -14,14 +14,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from ..api.model import API_GROUP, KIND
+from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
 from ..errors import NotFound
 from ..kube.connection import connect, error_type
 from .reconcile import Event, rfc3339
-
-FIELD_MANAGER = "tandem-operator"
-VERSION = "v1alpha1"
-PLURAL = "trainingjobs"
 
 
 def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
@@ -78,7 +74,7 @@ class KubeWriter:
             # Named as client-go names events: <object>.<unix nanoseconds in hex>, so names sort by time.
             metadata=client.V1ObjectMeta(name=f"{meta['name']}.{time.time_ns():x}", namespace=meta["namespace"]),
             involved_object=client.V1ObjectReference(
-                api_version=f"{API_GROUP}/{VERSION}", kind=KIND, name=meta["name"],
+                api_version=API_VERSION, kind=KIND, name=meta["name"],
                 namespace=meta["namespace"], uid=meta.get("uid"),
             ),
             reason=event.reason, message=event.message[:1024], type=event.type,

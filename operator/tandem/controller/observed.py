@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ..render.context import COMPLETION_INDEX, RESTART_ANNOTATION
+from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any, Optional
 import kopf
 from kubernetes.client.rest import ApiException
 
-from ..api.model import API_GROUP
-from ..render.context import JOB_NAME_LABEL
+from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from . import telemetry
 from .actions import MetricsRead
 from .cache import Cache, Key
@@ -167,7 +166,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.networking.request_timeout = 30
         await controller.start()
 
-    @kopf.on.event(API_GROUP, "v1alpha1", "trainingjobs", registry=registry)
+    @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
     async def _training_job(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         deleted = event.get("type") == "DELETED"
         key = controller.cache.put_training_job(body, deleted=deleted)

@@ -23,11 +23,9 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from ..api import SpecError, TrainingJob, load_job
-from ..api.crd import PLURAL, VERSION
-from ..api.model import API_GROUP
-from ..api.status import FINISHED_PHASES, MetricsStatus, TrainingJobStatus
+from ..api.status import MetricsStatus, TrainingJobStatus
+from ..contract import API_GROUP, COMPLETION_INDEX, FINISHED_PHASES, JOB_NAME_LABEL, PLURAL, VERSION
 from ..errors import Invalid, JobFailed, NotFound, Timeout
-from ..render.context import COMPLETION_INDEX, JOB_NAME_LABEL
 from .connection import api_error, connect, translated
 
 JobLike = Union[TrainingJob, dict, str, Path]

@@ -5,6 +5,7 @@
 are the small helpers that make torchrun's workers follow the same rules.
 """
 
-from .env import Contract, ContractError, Launch, build_launch, read_contract
+from ..errors import ContractError
+from .env import Contract, Launch, build_launch, read_contract
 
 __all__ = ["Contract", "ContractError", "Launch", "build_launch", "read_contract"]

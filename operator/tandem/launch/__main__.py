@@ -12,8 +12,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from ..errors import ContractError
 from . import process
-from .env import ContractError, build_launch
+from .env import build_launch
 
 USAGE = "usage: python -m tandem.launch [--print] -- <command...>"
 
@@ -37,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         launch = build_launch(os.environ, command, sys.executable)
     except ContractError as error:
         print(f"tandem.launch: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     if dry_run:
         print(json.dumps({"argv": list(launch.argv), "env": launch.env}, indent=2))
         return 0

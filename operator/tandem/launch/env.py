@@ -16,30 +16,37 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-FRAMEWORK_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("ddp",),
-    "tensorflow": ("multi-worker-mirrored", "tpu"),
-}
+from ..contract import (
+    ENV_COORDINATOR,
+    ENV_DEBUG,
+    ENV_FRAMEWORK,
+    ENV_JOB,
+    ENV_METRICS_ADDRESS,
+    ENV_NAMESPACE,
+    ENV_PORT,
+    ENV_PROCS_PER_WORKER,
+    ENV_RESTART,
+    ENV_STRATEGY,
+    ENV_WORKER_HOSTS,
+    ENV_WORKER_INDEX,
+    ENV_WORKERS,
+    FRAMEWORKS,
+    STRATEGIES,
+)
+from ..errors import ContractError
 
 #: What the renderer / local executor set; the fix named in every error points there.
 _FIX = "it is set by Tandem's renderer or local executor (tandem run)"
 
-#: ``python``, ``python3``, ``python3.11`` (bare or as an absolute path).
-_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+#: ``python``, ``python3``, ``python3.11``: the names by which a command asks for Python 3.
+#: Not ``python2``: another language, which no interpreter of ours could stand in for.
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 
 #: Module run (by exec) in front of every torchrun worker: it sets PR_SET_PDEATHSIG so that
 #: workers die with torchrun, which itself dies with the launcher (see guard.py).
 GUARD_MODULE = "tandem.launch.guard"
 #: torchrun wrapped so that the exit code of the failing worker (or the signal) reaches us.
 TORCHRUN_MODULE = "tandem.launch.torchrun"
-
-
-class ContractError(ValueError):
-    """A missing or invalid TANDEM_* variable: the launcher exits 2 with this one line."""
-
-    def __init__(self, variable: str, problem: str, fix: str = _FIX) -> None:
-        self.variable = variable
-        super().__init__(f"{variable} {problem}; {fix}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class Launch:
 def _get(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ContractError(name, "is missing or empty")
+        raise ContractError(name, "is missing or empty", _FIX)
     return value
 
 
@@ -89,9 +96,9 @@ def _int(env: Mapping[str, str], name: str, minimum: int, default: Optional[int]
     try:
         value = int(text)
     except ValueError:
-        raise ContractError(name, f"must be an integer (got {text!r})") from None
+        raise ContractError(name, f"must be an integer (got {text!r})", _FIX) from None
     if value < minimum:
-        raise ContractError(name, f"must be >= {minimum} (got {value})")
+        raise ContractError(name, f"must be >= {minimum} (got {value})", _FIX)
     return value
 
 
@@ -104,15 +111,15 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 def _hosts(env: Mapping[str, str], workers: int) -> tuple[str, ...]:
-    name = "TANDEM_WORKER_HOSTS"
+    name = ENV_WORKER_HOSTS
     hosts = tuple(h.strip() for h in _get(env, name).split(","))
     if len(hosts) != workers:
-        raise ContractError(name, f"lists {len(hosts)} hosts but TANDEM_WORKERS is {workers}")
+        raise ContractError(name, f"lists {len(hosts)} hosts but {ENV_WORKERS} is {workers}", _FIX)
     for host in hosts:
         try:
             split_host_port(host)
         except ValueError as error:
-            raise ContractError(name, f"entry {error}") from None
+            raise ContractError(name, f"entry {error}", _FIX) from None
     return hosts
 
 
@@ -122,32 +129,32 @@ def read_contract(env: Mapping[str, str]) -> Contract:
     Only what the framework needs is required: torch needs the coordinator and port, TensorFlow
     the full host list. Variables that are set are always checked.
     """
-    framework = _get(env, "TANDEM_FRAMEWORK")
-    if framework not in FRAMEWORK_STRATEGIES:
-        raise ContractError("TANDEM_FRAMEWORK", f"must be pytorch or tensorflow (got {framework!r})")
-    strategy = _get(env, "TANDEM_STRATEGY")
-    allowed = FRAMEWORK_STRATEGIES[framework]
+    framework = _get(env, ENV_FRAMEWORK)
+    if framework not in STRATEGIES:
+        raise ContractError(ENV_FRAMEWORK, f"must be {' or '.join(FRAMEWORKS)} (got {framework!r})", _FIX)
+    strategy = _get(env, ENV_STRATEGY)
+    allowed = STRATEGIES[framework]
     if strategy not in allowed:
-        raise ContractError("TANDEM_STRATEGY", f"must be {' or '.join(allowed)} for {framework} (got {strategy!r})")
-    workers = _int(env, "TANDEM_WORKERS", 1)
-    index = _int(env, "TANDEM_WORKER_INDEX", 0)
+        raise ContractError(ENV_STRATEGY, f"must be {' or '.join(allowed)} for {framework} (got {strategy!r})", _FIX)
+    workers = _int(env, ENV_WORKERS, 1)
+    index = _int(env, ENV_WORKER_INDEX, 0)
     if index >= workers:
-        raise ContractError("TANDEM_WORKER_INDEX", f"must be below TANDEM_WORKERS={workers} (got {index})")
-    procs = _int(env, "TANDEM_PROCS_PER_WORKER", 1, default=1)
+        raise ContractError(ENV_WORKER_INDEX, f"must be below {ENV_WORKERS}={workers} (got {index})", _FIX)
+    procs = _int(env, ENV_PROCS_PER_WORKER, 1, default=1)
     if framework == "tensorflow" and procs != 1:
-        raise ContractError("TANDEM_PROCS_PER_WORKER", f"must be 1 for tensorflow (got {procs})")
-    needs_hosts = framework == "tensorflow" or bool(env.get("TANDEM_WORKER_HOSTS", "").strip())
+        raise ContractError(ENV_PROCS_PER_WORKER, f"must be 1 for tensorflow (got {procs})", _FIX)
+    needs_hosts = framework == "tensorflow" or bool(env.get(ENV_WORKER_HOSTS, "").strip())
     hosts = _hosts(env, workers) if needs_hosts else ()
-    coordinator = env.get("TANDEM_COORDINATOR", "").strip()
+    coordinator = env.get(ENV_COORDINATOR, "").strip()
     port = 0
-    if framework == "pytorch" or env.get("TANDEM_PORT", "").strip():
-        coordinator = _get(env, "TANDEM_COORDINATOR")
-        port = _int(env, "TANDEM_PORT", 1)
+    if framework == "pytorch" or env.get(ENV_PORT, "").strip():
+        coordinator = _get(env, ENV_COORDINATOR)
+        port = _int(env, ENV_PORT, 1)
         if port > 65535:
-            raise ContractError("TANDEM_PORT", f"must be a TCP port 1..65535 (got {port})")
+            raise ContractError(ENV_PORT, f"must be a TCP port 1..65535 (got {port})", _FIX)
     return Contract(
-        job=_get(env, "TANDEM_JOB"),
-        namespace=env.get("TANDEM_NAMESPACE", "").strip() or "default",
+        job=_get(env, ENV_JOB),
+        namespace=env.get(ENV_NAMESPACE, "").strip() or "default",
         framework=framework,
         strategy=strategy,
         workers=workers,
@@ -156,29 +163,34 @@ def read_contract(env: Mapping[str, str]) -> Contract:
         coordinator=coordinator,
         port=port,
         worker_hosts=hosts,
-        metrics_address=env.get("TANDEM_METRICS_ADDRESS", "").strip(),
-        restart=_int(env, "TANDEM_RESTART", 0, default=0),
-        debug=env.get("TANDEM_DEBUG", "").strip() == "1",
+        metrics_address=env.get(ENV_METRICS_ADDRESS, "").strip(),
+        restart=_int(env, ENV_RESTART, 0, default=0),
+        debug=env.get(ENV_DEBUG, "").strip() == "1",
     )
 
 
 def is_python(program: str) -> bool:
-    """True for ``python``, ``python3``, ``python3.11`` or an absolute path ending in one."""
+    """True for ``python``, ``python3``, ``python3.11`` or a path ending in one."""
     return bool(_PYTHON.match(os.path.basename(program)))
 
 
-def user_argv(command: Sequence[str], python: str) -> list[str]:
-    """The user's command with a bare ``python`` replaced by the launcher's interpreter.
+def with_interpreter(argv: Sequence[str], python: str) -> list[str]:
+    """argv with a bare ``python`` (a name, no directory) replaced by the interpreter ``python``.
 
-    A bare name would be looked up on PATH and could be another interpreter than the one
-    that has the framework installed; an absolute path is the user's explicit choice and is kept.
+    A bare name would be looked up on PATH and could be another interpreter than the one that
+    has the framework (and Tandem) installed; a path is the user's explicit choice and is kept.
+    The launcher applies this to the user's command, the local executor to the pod's command.
     """
+    if argv and is_python(argv[0]) and os.path.basename(argv[0]) == argv[0]:
+        return [python, *argv[1:]]
+    return list(argv)
+
+
+def user_argv(command: Sequence[str], python: str) -> list[str]:
+    """The user's command with a bare ``python`` replaced by the launcher's interpreter."""
     if not command:
         raise ContractError("command", "is empty", "pass it after --: python -m tandem.launch -- python train.py")
-    argv = list(command)
-    if is_python(argv[0]) and not os.path.isabs(argv[0]):
-        argv[0] = python
-    return argv
+    return with_interpreter(command, python)
 
 
 def torchrun_argv(contract: Contract, command: Sequence[str], python: str) -> list[str]:
@@ -212,7 +224,7 @@ def torch_env(contract: Contract) -> dict[str, str]:
     terminal; rank 0 then hosts the rendezvous store itself (env:// initialisation).
     """
     if contract.procs_per_worker != 1:
-        raise ContractError("TANDEM_PROCS_PER_WORKER", f"must be 1 to debug (got {contract.procs_per_worker})",
+        raise ContractError(ENV_PROCS_PER_WORKER, f"must be 1 to debug (got {contract.procs_per_worker})",
                             "run with --set procsPerWorker=1 while debugging")
     return {
         "MASTER_ADDR": contract.coordinator,

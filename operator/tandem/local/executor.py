@@ -28,6 +28,7 @@ from rich.text import Text
 from ..api.model import TrainingJob
 from ..backends import proctree
 from ..backends.ports import free_ports
+from ..contract import ENV_CHECKPOINT_DIR, ENV_DEBUG, ENV_RUN_DIR, ENV_RUN_ID, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR
 from ..errors import Interrupted
 from ..render import render_one
 from ..render.context import omp_threads
@@ -158,11 +159,11 @@ class LocalExecutor:
         self.run_dir = new_run_dir(run_root, job.metadata.name, resume)
         self.metrics_address = metrics_address
         self.status_hook = status_hook
-        self.extra_env = {**(extra_env or {}), **({"TANDEM_DEBUG": "1"} if debug else {})}
+        self.extra_env = {**(extra_env or {}), **({ENV_DEBUG: "1"} if debug else {})}
         self.debug = debug
         self.tensorboard_dir = (self.run_dir / "tensorboard").resolve() if tensorboard else None
         if self.tensorboard_dir is not None:
-            self.extra_env.update({"TANDEM_TENSORBOARD": "1", "TANDEM_TENSORBOARD_DIR": str(self.tensorboard_dir)})
+            self.extra_env.update({ENV_TENSORBOARD: "1", ENV_TENSORBOARD_DIR: str(self.tensorboard_dir)})
         self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
         self._started = time.monotonic()
 
@@ -214,9 +215,9 @@ class LocalExecutor:
     def _run_group(self, attempt_number: int, restart: int, limit: int) -> Attempt:
         job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
         plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
-            "TANDEM_RUN_ID": self.run_id,
-            "TANDEM_RUN_DIR": str(self.run_dir.resolve()),
-            "TANDEM_CHECKPOINT_DIR": str((self.run_dir / "checkpoints").resolve()),
+            ENV_RUN_ID: self.run_id,
+            ENV_RUN_DIR: str(self.run_dir.resolve()),
+            ENV_CHECKPOINT_DIR: str((self.run_dir / "checkpoints").resolve()),
             "PYTHONUNBUFFERED": "1",
             **self._omp_env(),
             **self.extra_env,
@@ -315,7 +316,7 @@ class LocalExecutor:
                 w.process.wait()
             w.finish_output()
         # Orphans re-parented to us (we are a subreaper) still carry the run's id in their env.
-        orphans = proctree.carrying_env(proctree.descendants(os.getpid()), "TANDEM_RUN_ID", self.run_id)
+        orphans = proctree.carrying_env(proctree.descendants(os.getpid()), ENV_RUN_ID, self.run_id)
         if orphans:
             proctree.stop_trees(orphans, 1.0)
         proctree.reap_orphans({w.process.pid for w in workers})

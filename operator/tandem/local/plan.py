@@ -13,11 +13,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..render.context import COMPLETION_INDEX
+from ..contract import COMPLETION_INDEX, ENV_COORDINATOR, ENV_PORT, ENV_WORKER_HOSTS
+from ..launch.env import with_interpreter
 
 LOOPBACK = "127.0.0.1"
 _INDEX_FIELD = re.compile(r"^metadata\.(annotations|labels)\['" + re.escape(COMPLETION_INDEX) + r"'\]$")
-_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def resolve_env(entries: list[Mapping[str, Any]], index: int) -> dict[str, str]:
 
 def local_argv(argv: list[str], python: str = sys.executable) -> list[str]:
     """`python` (as images name it) becomes this interpreter, so workers share its packages."""
-    return [python if _PYTHON.match(argv[0]) else argv[0], *argv[1:]] if argv else argv
+    return with_interpreter(argv, python)
 
 
 def plan_workers(
@@ -66,9 +66,9 @@ def plan_workers(
     for index in range(workers):
         env = resolve_env(container.get("env", []), index)
         env.update({
-            "TANDEM_COORDINATOR": LOOPBACK,
-            "TANDEM_PORT": str(ports[0]),
-            "TANDEM_WORKER_HOSTS": ",".join(f"{LOOPBACK}:{p}" for p in ports),
+            ENV_COORDINATOR: LOOPBACK,
+            ENV_PORT: str(ports[0]),
+            ENV_WORKER_HOSTS: ",".join(f"{LOOPBACK}:{p}" for p in ports),
             **(extra_env or {}),
         })
         plans.append(WorkerPlan(index=index, argv=argv, env=env))

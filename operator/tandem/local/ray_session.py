@@ -36,8 +36,8 @@ from typing import Optional
 from ..api.status import MetricsStatus
 from ..backends import proctree
 from ..backends.ports import free_ports
+from ..contract import ENV_RAY_SESSION, RUN_ENV_PREFIXES
 
-SESSION_ENV = "TANDEM_RAY_SESSION"
 INTERVAL = 1.0
 RAY_START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -57,7 +57,7 @@ def descendants(pid: int) -> list[int]:
 
 def session_processes(session: str) -> list[int]:
     """Live processes whose environment (as /proc shows it) names the session."""
-    needle = f"{SESSION_ENV}={session}".encode()
+    needle = f"{ENV_RAY_SESSION}={session}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -164,9 +164,9 @@ class LocalMetrics:
                 "--pids-file", str(self.pids_file), "--temp-dir", str(self.temp_dir)]
         if self.baseline:
             argv += ["--baseline", str(self.baseline)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_RUN_", "TANDEM_JOB"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(RUN_ENV_PREFIXES)}
         env.update(self.worker_env)
-        env[SESSION_ENV] = self.session
+        env[ENV_RAY_SESSION] = self.session
         log = open(run_dir / "metrics" / "ray-session.log", "ab")
         try:
             self._process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -308,8 +308,8 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--temp-dir", default=None)
     args = p.parse_args(argv)
     proctree.become_subreaper()  # Ray's orphans stay below us
-    if os.environ.get(SESSION_ENV) != args.session:
-        os.environ[SESSION_ENV] = args.session  # the Ray processes inherit it: that is how they are found
+    if os.environ.get(ENV_RAY_SESSION) != args.session:
+        os.environ[ENV_RAY_SESSION] = args.session  # the Ray processes inherit it: that is how they are found
 
     from ..metrics import client
     from ..metrics.shipper import reachable

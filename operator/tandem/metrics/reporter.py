@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Mapping, Optional
 
+from ..contract import ENV_JOB, ENV_METRICS, ENV_METRICS_ADDRESS, ENV_METRICS_PARENT, ENV_WORKER_INDEX
 from . import tensorboard
 from .tensorboard import EventLog
 
@@ -59,7 +60,7 @@ class Reporter:
 
     def __init__(self, env: Mapping[str, str], python: str = sys.executable):
         self.env = dict(env)
-        self.worker = int(env.get("TANDEM_WORKER_INDEX") or 0)
+        self.worker = int(env.get(ENV_WORKER_INDEX) or 0)
         self.rank = int(env.get("LOCAL_RANK") or 0)
         self._python = python
         self._buffer: collections.deque = collections.deque(maxlen=MAX_BUFFER)
@@ -109,7 +110,7 @@ class Reporter:
                 stdout=subprocess.DEVNULL,
                 # No preexec_fn in a multi-threaded training process: the shipper sets its own
                 # PDEATHSIG and checks that this process is still its parent.
-                env={**os.environ, **self.env, "TANDEM_METRICS_PARENT": str(os.getpid())},
+                env={**os.environ, **self.env, ENV_METRICS_PARENT: str(os.getpid())},
                 close_fds=True,
             )
         except OSError as error:
@@ -196,7 +197,7 @@ class Reporter:
 
 
 def metrics_enabled(env: Mapping[str, str]) -> bool:
-    return env.get("TANDEM_METRICS") == "1" and bool(env.get("TANDEM_JOB")) and bool(env.get("TANDEM_METRICS_ADDRESS"))
+    return env.get(ENV_METRICS) == "1" and bool(env.get(ENV_JOB)) and bool(env.get(ENV_METRICS_ADDRESS))
 
 
 def reporting(env: Mapping[str, str]) -> bool:

@@ -22,9 +22,20 @@ import time
 from typing import Optional
 from urllib.parse import urlparse
 
+from ..contract import (
+    ENV_JOB,
+    ENV_METRICS_ADDRESS,
+    ENV_METRICS_CONNECT_TIMEOUT,
+    ENV_METRICS_NICE,
+    ENV_METRICS_PARENT,
+    ENV_NAMESPACE,
+    ENV_RUN_DIR,
+    ENV_WORKER_INDEX,
+)
+
 SHIP_EVERY = 1.0
 #: How long to wait for the metrics Ray to accept connections before giving up.
-CONNECT_TIMEOUT = float(os.environ.get("TANDEM_METRICS_CONNECT_TIMEOUT", "120"))
+CONNECT_TIMEOUT = float(os.environ.get(ENV_METRICS_CONNECT_TIMEOUT, "120"))
 CALL_TIMEOUT = 10.0
 FIRST_CALL_TIMEOUT = 60.0
 FINAL_TIMEOUT = 2.5
@@ -93,11 +104,11 @@ def _die_with_parent(parent: Optional[str]) -> None:
 def _quiet_stderr() -> "object":
     """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
     message = os.fdopen(os.dup(2), "w", buffering=1)
-    run_dir = os.environ.get("TANDEM_RUN_DIR")
+    run_dir = os.environ.get(ENV_RUN_DIR)
     target = os.devnull
     if run_dir and os.path.isdir(run_dir):
         os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
-        worker = os.environ.get("TANDEM_WORKER_INDEX", "0")
+        worker = os.environ.get(ENV_WORKER_INDEX, "0")
         rank = os.environ.get("LOCAL_RANK", "0")
         target = os.path.join(run_dir, "metrics", f"shipper-{worker}-{rank}.log")
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -136,7 +147,7 @@ def spool(records: list, worker: int, rank: int) -> None:
     the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
     import json
 
-    run_dir = os.environ.get("TANDEM_RUN_DIR")
+    run_dir = os.environ.get(ENV_RUN_DIR)
     if not records or not run_dir or not os.path.isdir(run_dir):
         return
     directory = os.path.join(run_dir, "metrics")
@@ -148,13 +159,13 @@ def spool(records: list, worker: int, rank: int) -> None:
 
 def main() -> int:
     env = os.environ
-    address = env.get("TANDEM_METRICS_ADDRESS", "")
-    namespace, job = env.get("TANDEM_NAMESPACE", "default"), env.get("TANDEM_JOB", "")
-    worker, rank = int(env.get("TANDEM_WORKER_INDEX") or 0), int(env.get("LOCAL_RANK") or 0)
+    address = env.get(ENV_METRICS_ADDRESS, "")
+    namespace, job = env.get(ENV_NAMESPACE, "default"), env.get(ENV_JOB, "")
+    worker, rank = int(env.get(ENV_WORKER_INDEX) or 0), int(env.get("LOCAL_RANK") or 0)
     who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
-    _die_with_parent(env.get("TANDEM_METRICS_PARENT"))
+    _die_with_parent(env.get(ENV_METRICS_PARENT))
     try:
-        os.nice(int(env.get("TANDEM_METRICS_NICE", "10")))  # training gets the CPU first
+        os.nice(int(env.get(ENV_METRICS_NICE, "10")))  # training gets the CPU first
     except (OSError, ValueError):
         pass
     message = _quiet_stderr()

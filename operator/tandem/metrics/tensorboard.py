@@ -13,15 +13,17 @@ import os
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
+from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
+
 
 def enabled(env: Mapping[str, str]) -> bool:
-    return env.get("TANDEM_TENSORBOARD") == "1" and bool(env.get("TANDEM_TENSORBOARD_DIR"))
+    return env.get(ENV_TENSORBOARD) == "1" and bool(env.get(ENV_TENSORBOARD_DIR))
 
 
 def run_directory(env: Mapping[str, str]) -> str:
-    worker, rank = env.get("TANDEM_WORKER_INDEX") or "0", env.get("LOCAL_RANK") or "0"
-    name = f"worker-{worker}" if int(env.get("TANDEM_PROCS_PER_WORKER") or 1) == 1 else f"worker-{worker}-rank-{rank}"
-    return os.path.join(env["TANDEM_TENSORBOARD_DIR"], name)
+    worker, rank = env.get(ENV_WORKER_INDEX) or "0", env.get("LOCAL_RANK") or "0"
+    name = f"worker-{worker}" if int(env.get(ENV_PROCS_PER_WORKER) or 1) == 1 else f"worker-{worker}-rank-{rank}"
+    return os.path.join(env[ENV_TENSORBOARD_DIR], name)
 
 
 class _TorchWriter:
@@ -66,7 +68,7 @@ class EventLog:
         if self._writer is None and not self._failed:
             try:
                 os.makedirs(self.directory, exist_ok=True)
-                make = _TensorFlowWriter if self.env.get("TANDEM_FRAMEWORK") == "tensorflow" else _TorchWriter
+                make = _TensorFlowWriter if self.env.get(ENV_FRAMEWORK) == "tensorflow" else _TorchWriter
                 self._writer = make(self.directory)
             except Exception as error:  # no tensorboard package, unwritable dir...: say it once
                 self._failed = True

@@ -11,19 +11,37 @@ from typing import Any, Optional
 
 from kubernetes.utils.quantity import parse_quantity
 
-from ..api.model import API_VERSION, DEFAULT_IMAGES, KIND, TrainingJob
+from ..api.model import DEFAULT_IMAGES, TrainingJob
+from ..contract import (
+    API_VERSION,
+    COMPLETION_INDEX,
+    COORDINATOR_PORT,
+    ENV_COORDINATOR,
+    ENV_FRAMEWORK,
+    ENV_JOB,
+    ENV_METRICS,
+    ENV_METRICS_ADDRESS,
+    ENV_NAMESPACE,
+    ENV_PORT,
+    ENV_PROCS_PER_WORKER,
+    ENV_RESTART,
+    ENV_STRATEGY,
+    ENV_TENSORBOARD,
+    ENV_TENSORBOARD_DIR,
+    ENV_WORKER_HOSTS,
+    ENV_WORKER_INDEX,
+    ENV_WORKERS,
+    GPU_RESOURCE,
+    JOB_NAME_LABEL,
+    KIND,
+    RESTART_ANNOTATION,
+    TENSORBOARD_PORT,
+    TPU_ACCELERATOR_LABEL,
+    TPU_RESOURCE,
+    TPU_TOPOLOGY_LABEL,
+)
 
-#: The port worker 0 listens on for torch's rendezvous store and TF's gRPC server.
-COORDINATOR_PORT = 29500
 LAUNCHER = ["python", "-m", "tandem.launch", "--"]
-#: Upstream Indexed Job annotation (and label) holding the pod's completion index.
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-JOB_NAME_LABEL = "tandem.dev/job-name"
-RESTART_ANNOTATION = "tandem.dev/restart"
-GPU_RESOURCE = "nvidia.com/gpu"
-TPU_RESOURCE = "google.com/tpu"
-TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
-TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 #: The uid of the `tandem` user in Tandem's worker images.
 WORKER_UID = 1000
 
@@ -76,25 +94,25 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[d
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
     hosts = ",".join(f"{worker_host(name, namespace, i)}:{COORDINATOR_PORT}" for i in range(spec.worker_count))
     plain = {
-        "TANDEM_JOB": name,
-        "TANDEM_NAMESPACE": namespace,
-        "TANDEM_FRAMEWORK": spec.framework,
-        "TANDEM_STRATEGY": spec.strategy,
-        "TANDEM_WORKERS": str(spec.worker_count),
-        "TANDEM_PROCS_PER_WORKER": str(spec.procs_per_worker),
-        "TANDEM_COORDINATOR": worker_host(name, namespace, 0),
-        "TANDEM_PORT": str(COORDINATOR_PORT),
-        "TANDEM_WORKER_HOSTS": hosts,
-        "TANDEM_RESTART": str(restart),
-        "TANDEM_METRICS": "1" if spec.metrics.enabled else "0",
-        "TANDEM_METRICS_ADDRESS": metrics_address if spec.metrics.enabled else "",
-        "TANDEM_TENSORBOARD": "1" if spec.tensorboard.enabled else "0",
+        ENV_JOB: name,
+        ENV_NAMESPACE: namespace,
+        ENV_FRAMEWORK: spec.framework,
+        ENV_STRATEGY: spec.strategy,
+        ENV_WORKERS: str(spec.worker_count),
+        ENV_PROCS_PER_WORKER: str(spec.procs_per_worker),
+        ENV_COORDINATOR: worker_host(name, namespace, 0),
+        ENV_PORT: str(COORDINATOR_PORT),
+        ENV_WORKER_HOSTS: hosts,
+        ENV_RESTART: str(restart),
+        ENV_METRICS: "1" if spec.metrics.enabled else "0",
+        ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
+        ENV_TENSORBOARD: "1" if spec.tensorboard.enabled else "0",
     }
     if spec.tensorboard.enabled:
-        plain["TANDEM_TENSORBOARD_DIR"] = tensorboard_dir(job)
+        plain[ENV_TENSORBOARD_DIR] = tensorboard_dir(job)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.insert(5, {
-        "name": "TANDEM_WORKER_INDEX",
+        "name": ENV_WORKER_INDEX,
         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}},
     })
     return env
@@ -125,7 +143,6 @@ def scheduling(job: TrainingJob) -> tuple[dict[str, str], list[dict[str, Any]]]:
     return selector, tolerations + list(template.tolerations)
 
 
-TENSORBOARD_PORT = 6006
 TENSORBOARD_VOLUME = "tensorboard"
 
 
@@ -162,6 +179,7 @@ def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
         "tensorboard_selector": {JOB_NAME_LABEL: job.metadata.name, "app.kubernetes.io/component": "tensorboard"},
         "tensorboard_image": DEFAULT_IMAGES["tensorflow"],
         "tensorboard_args": ["--logdir", tensorboard_dir(job), "--bind_all", "--port", str(TENSORBOARD_PORT)],
+        "tensorboard_port": TENSORBOARD_PORT,
         "tensorboard_volumes": volumes,
         "tensorboard_mounts": mounts,
     }

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Optional
 
 from ...api.model import TrainingJob
+from ...contract import METRICS_AVAILABLE
 from ..actions import MetricsRead
 from ..decision import Decision, parse_time, rfc3339, set_condition
 
@@ -42,11 +43,11 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
     conditions = list(updated.get("conditions") or [])
     if metrics is not None and metrics.get("available", True):
         updated["metrics"] = {**metrics, "available": True, "updatedAt": rfc3339(now)}
-        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "True", "Reporting",
+        updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:
         previous = dict(updated.get("metrics") or {})
         updated["metrics"] = {**previous, "available": False, "updatedAt": rfc3339(now)}
-        updated["conditions"] = set_condition(conditions, "MetricsAvailable", "False", "MetricsUnavailable",
+        updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's metrics actor could not be reached", now, generation)
     return updated

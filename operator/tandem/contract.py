@@ -1,0 +1,158 @@
+"""The facts every part of Tandem shares, each written once: names on the wire and their rules.
+
+The renderer, the launcher in every worker, the local executor, the operator, the SDK and the
+CRD all have to agree on these strings; a copy that drifts fails only at run time, on a cluster.
+So they live here and everything imports them; the CRD's CEL rules are generated from them too.
+Standard library only: the launcher imports this module inside every worker.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# --- The TrainingJob API -------------------------------------------------------------------
+
+# As typing Literals, so that the pydantic model accepts exactly these values (and mypy sees them).
+ApiVersion = Literal["tandem.dev/v1alpha1"]
+Kind = Literal["TrainingJob"]
+#: apiVersion of a TrainingJob object.
+API_VERSION: str = get_args(ApiVersion)[0]
+#: Kind of the resource.
+KIND: str = get_args(Kind)[0]
+#: API group of the TrainingJob resource, and its one served and stored version.
+API_GROUP, _, VERSION = API_VERSION.partition("/")
+#: Plural resource name, as in the REST path and `kubectl get trainingjobs`.
+PLURAL = "trainingjobs"
+#: Singular resource name, as in `trainingjob.tandem.dev/<name>`.
+SINGULAR = "trainingjob"
+#: Name of the CustomResourceDefinition object.
+CRD_NAME = f"{PLURAL}.{API_GROUP}"
+#: Field manager (server-side apply) and event source of the operator's writes.
+FIELD_MANAGER = "tandem-operator"
+
+# --- Frameworks and strategies -------------------------------------------------------------
+
+Framework = Literal["pytorch", "tensorflow"]
+#: The frameworks Tandem launches, in the order the docs name them.
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)
+#: Distribution strategies of each framework; the first is the framework's usual one.
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("ddp",),
+    "tensorflow": ("multi-worker-mirrored", "tpu"),
+}
+assert tuple(STRATEGIES) == FRAMEWORKS, "every framework needs its strategies"
+
+# --- Phases and conditions -----------------------------------------------------------------
+
+Phase = Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid"]
+#: Every phase of a TrainingJob; each is also a condition type of the same name.
+PHASES: tuple[str, ...] = get_args(Phase)
+#: Phases a job never leaves.
+FINISHED_PHASES = ("Succeeded", "Failed")
+#: Condition saying whether status.metrics holds fresh figures.
+METRICS_AVAILABLE = "MetricsAvailable"
+#: Every condition type the operator writes.
+CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE)
+
+# --- Names -----------------------------------------------------------------------------------
+
+#: A DNS-1035 label: what a job name must be, as it also names the job's headless Service.
+DNS1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+#: The longest label Kubernetes accepts (a pod hostname, a Service name).
+MAX_LABEL = 63
+#: A job name also names each pod's hostname `<name>-<index>` (at most MAX_LABEL characters),
+#: so it is kept to 52, leaving room for an index of up to ten digits.
+MAX_JOB_NAME = 52
+
+# --- Labels, annotations and resources on the objects Tandem creates ------------------------
+
+#: Label on every object of a job (Service, Job, pods, TensorBoard): the TrainingJob's name.
+JOB_NAME_LABEL = "tandem.dev/job-name"
+#: Annotation on the Indexed Job and its pods: the whole-group restart the group belongs to.
+RESTART_ANNOTATION = "tandem.dev/restart"
+#: Upstream Indexed Job annotation (and label) holding the pod's completion index.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+#: Extended resource of an NVIDIA GPU (device plugin).
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Extended resource of a Cloud TPU chip on GKE.
+TPU_RESOURCE = "google.com/tpu"
+#: GKE node labels that select a TPU slice's accelerator type and topology.
+TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+
+# --- Ports -----------------------------------------------------------------------------------
+
+#: The port worker 0 listens on for torch's rendezvous store and TF's gRPC server (in a pod).
+COORDINATOR_PORT = 29500
+#: The port a job's TensorBoard serves on.
+TENSORBOARD_PORT = 6006
+
+# --- The worker env contract: what the renderer / local executor set and the launcher reads --
+
+#: Name of the TrainingJob.
+ENV_JOB = "TANDEM_JOB"
+#: Its namespace ("default" when run locally).
+ENV_NAMESPACE = "TANDEM_NAMESPACE"
+#: pytorch or tensorflow.
+ENV_FRAMEWORK = "TANDEM_FRAMEWORK"
+#: One of the framework's STRATEGIES.
+ENV_STRATEGY = "TANDEM_STRATEGY"
+#: Number of workers (pods, or local worker processes).
+ENV_WORKERS = "TANDEM_WORKERS"
+#: This worker's index, 0..workers-1 (the pod's completion index).
+ENV_WORKER_INDEX = "TANDEM_WORKER_INDEX"
+#: Processes per worker (torchrun --nproc-per-node).
+ENV_PROCS_PER_WORKER = "TANDEM_PROCS_PER_WORKER"
+#: Host of worker 0, where torch's rendezvous store listens.
+ENV_COORDINATOR = "TANDEM_COORDINATOR"
+#: Port of worker 0's rendezvous store / gRPC server.
+ENV_PORT = "TANDEM_PORT"
+#: Every worker's host:port, comma-separated in index order (TF_CONFIG, TPU_WORKER_HOSTNAMES).
+ENV_WORKER_HOSTS = "TANDEM_WORKER_HOSTS"
+#: The whole-group restart this worker belongs to, 0 at first.
+ENV_RESTART = "TANDEM_RESTART"
+#: "1" when the workers report step timings.
+ENV_METRICS = "TANDEM_METRICS"
+#: Address of the Ray that collects the job's metrics (the operator reads it too, as the
+#: default of `tandem operator run --metrics-address`, and passes it on to the workers).
+ENV_METRICS_ADDRESS = "TANDEM_METRICS_ADDRESS"
+#: "1" when the workers write TensorBoard event files.
+ENV_TENSORBOARD = "TANDEM_TENSORBOARD"
+#: The job's TensorBoard directory; each worker writes under worker-<i>[-rank-<r>] in it.
+ENV_TENSORBOARD_DIR = "TANDEM_TENSORBOARD_DIR"
+#: "1" with `tandem run --debug`: the launcher runs the command in place, without torchrun.
+ENV_DEBUG = "TANDEM_DEBUG"
+
+# --- Set by the local executor only (`tandem run`) -------------------------------------------
+
+#: The local run's id; every worker and its children carry it, which is how orphans are found.
+ENV_RUN_ID = "TANDEM_RUN_ID"
+#: The local run's directory (logs, metrics spool, Ray's logs).
+ENV_RUN_DIR = "TANDEM_RUN_DIR"
+#: Where the training script may keep checkpoints during a local run.
+ENV_CHECKPOINT_DIR = "TANDEM_CHECKPOINT_DIR"
+#: Carried by every process of a run's private Ray, which is how they are found and stopped.
+ENV_RAY_SESSION = "TANDEM_RAY_SESSION"
+#: Prefixes of the variables that belong to one local run and must not leak into another's.
+RUN_ENV_PREFIXES = ("TANDEM_RUN_", ENV_JOB)
+
+# --- Read by the metrics shipper in each training process --------------------------------------
+
+#: Pid of the training process that started the shipper; the shipper dies with it.
+ENV_METRICS_PARENT = "TANDEM_METRICS_PARENT"
+#: Seconds to wait for the metrics Ray to accept connections (default 120).
+ENV_METRICS_CONNECT_TIMEOUT = "TANDEM_METRICS_CONNECT_TIMEOUT"
+#: Niceness of the shipper (default 10), so that training gets the CPU first.
+ENV_METRICS_NICE = "TANDEM_METRICS_NICE"
+
+# --- Reserved variables: a user value in spec.env would be overwritten -----------------------
+
+#: Prefixes Tandem owns: its own TANDEM_* contract and the TPU_WORKER_* the launcher derives.
+RESERVED_ENV_PREFIXES = ("TANDEM_", "TPU_WORKER_")
+#: Variables the launcher derives from the contract for the framework.
+RESERVED_ENV_NAMES = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+def is_reserved_env(name: str) -> bool:
+    """Whether Tandem sets `name` itself, so that a user may not."""
+    return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
