@@ -292,7 +292,7 @@ def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real = cluster._free_ports
+    real = cluster.free_ports
     calls = []
 
     def first_one_taken(n):
@@ -302,7 +302,7 @@ def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
         calls.append(ports)
         return ports
 
-    monkeypatch.setattr(cluster, "_free_ports", first_one_taken)
+    monkeypatch.setattr(cluster, "free_ports", first_one_taken)
     try:
         with ControlPlane(nodes=1, bin_dir=control_plane.bin_dir) as cp:
             assert cp.ports["etcd"] != taken

@@ -39,7 +39,7 @@ def job_name(tmp_path):
 def ray_session_of(tmp_path: Path, job: str) -> list[int]:
     """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
     listed them in the run directory, plus any whose environment still names the session."""
-    from tandem.backends import proctree
+    from tandem._sys import proctree
 
     listed = [int(p) for f in (tmp_path / "runs" / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
     needle = f"TANDEM_RAY_SESSION={job}-".encode()

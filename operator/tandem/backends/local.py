@@ -28,9 +28,11 @@ from rich.text import Text
 from ..api.model import TrainingJob
 from ..render import render_one
 from ..render.context import omp_threads
-from . import proctree
+from .._sys import proctree
+from .._sys.exitcodes import exit_code
+from .._sys.lifetime import become_subreaper, die_with_parent
+from .._sys.ports import free_ports
 from .local_plan import WorkerPlan, plan_workers
-from .ports import free_ports
 from .local_tensorboard import TensorBoardServer
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
@@ -116,7 +118,7 @@ class _Worker:
             stderr=None if attached else subprocess.STDOUT,
             stdin=None if attached else subprocess.DEVNULL,
             start_new_session=not attached,
-            preexec_fn=proctree.die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._thread = threading.Thread(target=self._pump, args=(lines,), daemon=True)
         if not attached:
@@ -170,7 +172,7 @@ class LocalExecutor:
         self._started = time.monotonic()
 
     def run(self) -> RunResult:
-        proctree.become_subreaper()
+        become_subreaper()
         result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
         if self.tensorboard_dir is not None:
             result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
@@ -338,9 +340,7 @@ class LocalExecutor:
 
 def _exit_code(returncode: Optional[int]) -> int:
     """Popen's -N for a signal becomes the shell's 128+N."""
-    if returncode is None:
-        return -1
-    return 128 - returncode if returncode < 0 else returncode
+    return -1 if returncode is None else exit_code(returncode)
 
 
 def _raise_interrupted(signum, frame):  # noqa: ANN001 - signal handler signature
