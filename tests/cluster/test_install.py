@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm import CHART, helm_binary
+from tests.support.helm import CHART, helm_binary
 
 from .operator_fixture import Operator, example, wait_for
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.reconcile import reconcile, with_metrics
 
-from .specs import spec
+from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 
