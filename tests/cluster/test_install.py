@@ -20,7 +20,10 @@ import yaml
 
 from tests.support.helm import CHART, helm_binary
 
-from .operator_fixture import Operator, example, wait_for
+from tests.support.kwok import job_document
+from tests.support.waiting import wait_for
+
+from .operator_fixture import Operator
 
 RELEASE = "tandem"
 SYSTEM = "tandem-system"
@@ -127,10 +130,7 @@ def phase(control_plane, namespace: str, name: str) -> str | None:
 
 
 def short_job(name: str) -> dict:
-    document = example("mnist-ddp.yaml")
-    document["metadata"]["name"] = name
-    document["spec"]["podTemplate"] = {"annotations": {"tandem.dev/kwok-run-seconds": "1"}}
-    return document
+    return job_document(name, run_seconds=1)
 
 
 def run_a_job(control_plane, kubeconfig: str, log: Path, namespace: str, *operator_args: str,
