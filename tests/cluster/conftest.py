@@ -21,8 +21,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from tests.support.controlplane import build_once, started_control_plane  # noqa: E402
-from tests.support.waiting import wait_for  # noqa: E402
+from tests.support.controlplane import build_once, create_namespace, started_control_plane  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,12 +75,7 @@ def k8s_api(control_plane):
 def namespace(control_plane, request):
     base = request.node.name.lower().replace("_", "-")
     base = "".join(ch for ch in base if ch.isalnum() or ch == "-").strip("-")[:40] or "test"
-    name = f"{base}-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", name)
-    # Pods are admitted only once the controller-manager made the `default` ServiceAccount.
-    wait_for(f"ServiceAccount default in namespace {name}",
-             lambda: control_plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
-             timeout=30, interval=0.2)
+    name = create_namespace(control_plane, f"{base}-{uuid.uuid4().hex[:6]}")
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

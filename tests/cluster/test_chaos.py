@@ -33,7 +33,7 @@ import pytest
 from tests.conftest import EXAMPLES
 from tests.controlplane.cluster import ControlPlane, kwok_node
 from tests.support.commands import run_tandem
-from tests.support.controlplane import install_crd, started_control_plane
+from tests.support.controlplane import create_namespace, install_crd, started_control_plane
 from tests.support.kwok import KWOK_RUN, job_document
 from tests.support.waiting import wait_for
 
@@ -60,13 +60,7 @@ def cp():
 
 
 def make_namespace(cp: ControlPlane, name: str, enforce: str | None = "restricted") -> str:
-    cp.kubectl("create", "namespace", name)
-    if enforce:
-        cp.kubectl("label", "namespace", name, f"pod-security.kubernetes.io/enforce={enforce}",
-                   "pod-security.kubernetes.io/enforce-version=latest")
-    wait_for(f"ServiceAccount default in {name}",
-             lambda: cp.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0, 60)
-    return name
+    return create_namespace(cp, name, enforce, timeout=60)
 
 
 # ---------------------------------------------------------------------------- helpers

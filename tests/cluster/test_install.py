@@ -20,6 +20,7 @@ import yaml
 
 from tests.support.helm import CHART, helm_binary
 
+from tests.support.controlplane import create_namespace
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
 
@@ -84,12 +85,7 @@ def watched(control_plane):
     suffix = uuid.uuid4().hex[:6]
     names = [f"install-{which}-{suffix}" for which in ("a", "b", "other")]
     for name in names:
-        control_plane.kubectl("create", "namespace", name)
-        control_plane.kubectl("label", "namespace", name, RESTRICTED)
-    for name in names:  # pods are admitted once the `default` ServiceAccount exists
-        wait_for(f"default SA in {name}",
-                 lambda name=name: control_plane.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-                 timeout=30, interval=0.2)
+        create_namespace(control_plane, name, "restricted")
     yield names
     for name in names:
         control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

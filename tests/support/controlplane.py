@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.controlplane.cluster import BuildError, ControlPlane, GoMissing, build
+from tests.support.waiting import wait_for
 
 CRD = REPO / "manifests" / "crd.yaml"
 
@@ -62,6 +63,20 @@ def started_control_plane() -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
+
+
+def create_namespace(control_plane: ControlPlane, name: str, enforce: Optional[str] = None,
+                     timeout: float = 30) -> str:
+    """A namespace, enforcing the Pod Security Standard `enforce` if given, returned once its
+    `default` ServiceAccount exists: the apiserver admits no pod in it before that."""
+    control_plane.kubectl("create", "namespace", name)
+    if enforce:
+        control_plane.kubectl("label", "namespace", name, f"pod-security.kubernetes.io/enforce={enforce}",
+                              "pod-security.kubernetes.io/enforce-version=latest")
+    wait_for(f"ServiceAccount default in namespace {name}",
+             lambda: control_plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+             timeout=timeout, interval=0.2)
+    return name
 
 
 def install_crd(control_plane: ControlPlane, timeout: str = "30s") -> None:
