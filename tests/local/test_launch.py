@@ -222,6 +222,10 @@ def test_ddp_sigterm_is_forwarded_and_reflected(tmp_path: Path, groups: list[Gro
     assert wait_gone(tree) == []
 
 
+#: The child's own line; the launcher's first line echoes the command, "'child up'" included.
+CHILD_UP = "child up\n"
+
+
 def sleeper(tmp: Path) -> Group:
     """One launcher running a plain Python child (no framework import: fast)."""
     code = "import time, sys; print('child up', flush=True); time.sleep(120)"
@@ -231,7 +235,7 @@ def sleeper(tmp: Path) -> Group:
 def test_sigkilled_launcher_takes_its_child(tmp_path: Path, groups: list[Group]) -> None:
     group = sleeper(tmp_path)
     groups.append(group)
-    group.wait_for_output(0, "child up")
+    group.wait_for_output(0, CHILD_UP)
     (child,) = group.tree(0)
     assert os.getpgid(child) == child  # its own process group
     group.procs[0].send_signal(signal.SIGKILL)
@@ -242,7 +246,7 @@ def test_sigkilled_launcher_takes_its_child(tmp_path: Path, groups: list[Group])
 def test_signal_is_forwarded_to_child(tmp_path: Path, groups: list[Group], signum: int) -> None:
     group = sleeper(tmp_path)
     groups.append(group)
-    group.wait_for_output(0, "child up")
+    group.wait_for_output(0, CHILD_UP)
     (child,) = group.tree(0)
     group.procs[0].send_signal(signum)
     assert group.wait(timeout=15) == [128 + signum]
