@@ -48,7 +48,8 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, median, percentile, table  # noqa: E402
 
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "operator")]
+from tandem._sys.ports import free_port  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
 
 KUBEFLOW_VERSION = "v1.8.1"
@@ -92,15 +93,6 @@ def vm_hwm_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def free_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_crd(cp: ControlPlane, name: str, timeout: float = 90) -> None:

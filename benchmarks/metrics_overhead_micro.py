@@ -12,7 +12,6 @@ thread included; the shipper is a separate, mostly idle process). Prints one lin
 # No `from __future__ import annotations`: DDP checks the comm hook's annotations at runtime.
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,10 +29,9 @@ from train_ddp import make_model  # noqa: E402
 
 
 def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead_port = s.getsockname()[1]
-    s.close()
+    from tandem._sys.ports import free_port
+
+    dead_port = free_port()  # nothing listens there
     os.environ.update({"TANDEM_METRICS": "1", "TANDEM_JOB": "b2-micro", "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{dead_port}",
                        "TANDEM_METRICS_CONNECT_TIMEOUT": "3600"})
     from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook

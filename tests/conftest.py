@@ -1,8 +1,13 @@
-"""Shared test helpers: paths, and the example jobs every tier uses."""
+"""Shared test fixtures and paths: the example jobs every tier uses, a job name per test.
+
+The helpers themselves live in tests/support.
+"""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -17,3 +22,16 @@ K8S_VERSION = "1.33.0"
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def job_name(tmp_path: Path) -> Iterator[str]:
+    """A job name of this test's own. Afterwards every process of the job, and of the private
+    Ray a `tandem run --runs-dir <tmp_path>/runs` started for it, is killed: a failing test
+    leaves nothing running."""
+    from tests.support.processes import kill, kill_job, ray_session_of
+
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    yield name
+    kill_job(name)
+    kill(ray_session_of(tmp_path / "runs", name))

@@ -6,39 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import REPO
-
-TPU_NODE = {
-    "apiVersion": "v1",
-    "kind": "Node",
-    "metadata": {
-        "name": "kwok-tpu-v5e-{i}",
-        "annotations": {"kwok.x-k8s.io/node": "fake"},
-        "labels": {
-            "kubernetes.io/hostname": "kwok-tpu-v5e-{i}", "kubernetes.io/os": "linux", "type": "kwok",
-            "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
-            "cloud.google.com/gke-tpu-topology": "2x4",
-        },
-    },
-    "spec": {"taints": [{"key": "google.com/tpu", "value": "present", "effect": "NoSchedule"}]},
-    "status": {
-        "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110", "google.com/tpu": "4"},
-        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110", "google.com/tpu": "4"},
-    },
-}
-
-
-def add_tpu_nodes(control_plane, count: int = 2) -> None:
-    items = [json.loads(json.dumps(TPU_NODE).replace("{i}", str(i))) for i in range(count)]
-    control_plane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+from tests.support.commands import tandem_argv
+from tests.support.controlplane import install_crd
 
 
 class Operator:
@@ -53,7 +28,7 @@ class Operator:
     def start(self) -> "Operator":
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(REPO / "operator"), **self.env}
         log = self.log_path.open("a")
-        self.process = subprocess.Popen([sys.executable, "-m", "tandem", "operator", "run", *self.args],
+        self.process = subprocess.Popen(tandem_argv("operator", "run", *self.args),
                                         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -85,26 +60,7 @@ def get(control_plane, namespace: str, kind: str, name: str | None = None, selec
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def example(name: str, **spec_changes: Any) -> dict[str, Any]:
-    document = yaml.safe_load((REPO / "jobs" / name).read_text())
-    for key, value in spec_changes.items():
-        document["spec"][key] = value
-    return document
-
-
 @pytest.fixture(scope="session")
 def crd(control_plane):
     """The TrainingJob CRD installed and established, once per session."""
-    control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
-    control_plane.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=30s")
+    install_crd(control_plane, timeout="30s")

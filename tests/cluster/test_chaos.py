@@ -24,21 +24,21 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
-from tests.controlplane.cluster import NODE_LABELS, BuildError, ControlPlane, GoMissing
+from tests.conftest import EXAMPLES
+from tests.controlplane.cluster import ControlPlane, kwok_node
+from tests.support.commands import run_tandem
+from tests.support.controlplane import create_namespace, install_crd, started_control_plane
+from tests.support.kwok import KWOK_RUN, job_document
+from tests.support.waiting import wait_for
 
-from .conftest import _built
-from .operator_fixture import Operator, example, get, wait_for
+from .operator_fixture import Operator, get
 
-KWOK_RUN = "tandem.dev/kwok-run-seconds"
-KWOK_EXIT = "tandem.dev/kwok-exit-code"
 JOB_LABEL = "tandem.dev/job-name"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 RESTART_ANNOTATION = "tandem.dev/restart"
@@ -54,32 +54,13 @@ SEED = int(os.environ.get("TANDEM_CHAOS_SEED") or random.SystemRandom().randrang
 @pytest.fixture(scope="module")
 def cp():
     """A control plane for this module only: these tests restart its apiserver and delete nodes."""
-    error = _built.get("error")
-    if isinstance(error, GoMissing):
-        pytest.skip(f"cluster tests need Go to build the control plane: {error}")
-    if isinstance(error, BuildError):
-        pytest.fail(f"building the control plane failed:\n{error}", pytrace=False)
-    plane = ControlPlane(bin_dir=_built.get("bin_dir"))
-    try:
-        plane.start()
-    except GoMissing as e:
-        pytest.skip(f"cluster tests need Go to build the control plane: {e}")
-    try:
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
-        plane.kubectl("wait", "--for=condition=established", "crd/trainingjobs.tandem.dev", "--timeout=60s")
+    with started_control_plane() as plane:
+        install_crd(plane, timeout="60s")
         yield plane
-    finally:
-        plane.stop()
 
 
 def make_namespace(cp: ControlPlane, name: str, enforce: str | None = "restricted") -> str:
-    cp.kubectl("create", "namespace", name)
-    if enforce:
-        cp.kubectl("label", "namespace", name, f"pod-security.kubernetes.io/enforce={enforce}",
-                   "pod-security.kubernetes.io/enforce-version=latest")
-    wait_for(f"ServiceAccount default in {name}",
-             lambda: cp.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0, 60)
-    return name
+    return create_namespace(cp, name, enforce, timeout=60)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -92,19 +73,6 @@ def items(cp, namespace, kind, selector=None) -> list[dict]:
 
 def status(cp, namespace, name) -> dict:
     return ((get(cp, namespace, "trainingjob", name) or {}).get("status")) or {}
-
-
-def job_document(name, workers=2, run_seconds=3.0, exit_code=None, backoff=None):
-    document = example("mnist-ddp.yaml")
-    document["metadata"]["name"] = name
-    document["spec"]["workers"] = workers
-    annotations = {KWOK_RUN: str(run_seconds)}
-    if exit_code is not None:
-        annotations[KWOK_EXIT] = str(exit_code)
-    document["spec"]["podTemplate"] = {"annotations": annotations}
-    if backoff is not None:
-        document["spec"].setdefault("runPolicy", {})["backoffLimit"] = backoff
-    return document
 
 
 def apply(cp, namespace, document):
@@ -305,17 +273,6 @@ def test_apiserver_restart_mid_run_watches_resume(cp, tmp_path):
 # ---------------------------------------------------------------------------- node removed
 
 
-def node_document(name: str) -> dict:
-    resources = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8", "ephemeral-storage": "1Ti"}
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                     "labels": {**NODE_LABELS, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64"}},
-        "spec": {}, "status": {"allocatable": resources, "capacity": resources},
-    }
-
-
 def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
     ns = make_namespace(cp, "chaos-node")
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
@@ -356,7 +313,7 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
     finally:
         op.stop()
         if victim:
-            cp.kubectl("apply", "-f", "-", input=json.dumps(node_document(victim)), check=False)
+            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(victim)), check=False)
         cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
@@ -365,10 +322,10 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
 
 def rendered_pod(path, namespace: str, *overrides: str) -> dict:
     """The worker pod of `tandem render` (the Job's pod template) as a bare Pod."""
-    argv = [sys.executable, "-m", "tandem", "render", str(path), "-o", "json"]
+    args = ["render", str(path), "-o", "json"]
     for override in overrides:
-        argv += ["--set", override]
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+        args += ["--set", override]
+    out = run_tandem(*args, timeout=120, check=True).stdout
     job = next(o for o in json.loads(out)["items"] if o["kind"] == "Job")
     template = job["spec"]["template"]
     name = f"{job['metadata']['name']}-pss-{abs(hash(overrides)) % 10000}"

@@ -13,35 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.controlplane.cluster import ControlPlane
+from tests.support.kwok import pod_annotations
+from tests.support.processes import alive as pid_alive
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(what, fn, timeout=60.0, interval=0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not running; it only waits for its parent to reap it.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_nodes_and_kubectl(control_plane):
@@ -81,7 +59,7 @@ def test_indexed_job_runs_completes_and_is_garbage_collected(control_plane, k8s_
             "completionMode": "Indexed",
             "backoffLimit": 0,
             "template": {
-                "metadata": {"annotations": {"tandem.dev/kwok-run-seconds": "3"}},
+                "metadata": {"annotations": pod_annotations(run_seconds=3)},
                 "spec": {
                     "subdomain": "workers",
                     "restartPolicy": "Never",
@@ -132,8 +110,7 @@ def test_pod_annotated_to_fail_ends_failed_with_exit_code(control_plane, k8s_api
     core.create_namespaced_pod(namespace, {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "doomed", "annotations": {
-            "tandem.dev/kwok-exit-code": "3", "tandem.dev/kwok-run-seconds": "1"}},
+        "metadata": {"name": "doomed", "annotations": pod_annotations(run_seconds=1, exit_code=3)},
         "spec": {"restartPolicy": "Never",
                  "containers": [{"name": "main", "image": "tandem/trainer:test"}]},
     })
@@ -161,8 +138,7 @@ def test_failing_job_pod_fails_the_job(control_plane, k8s_api, namespace):
                 "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]},
             }]},
             "template": {
-                "metadata": {"annotations": {"tandem.dev/kwok-exit-code": "42",
-                                             "tandem.dev/kwok-run-seconds": "1"}},
+                "metadata": {"annotations": pod_annotations(run_seconds=1, exit_code=42)},
                 "spec": {"restartPolicy": "Never",
                          "containers": [{"name": "main", "image": "tandem/trainer:test"}]},
             },
@@ -292,7 +268,7 @@ def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real = cluster._free_ports
+    real = cluster.free_ports
     calls = []
 
     def first_one_taken(n):
@@ -302,7 +278,7 @@ def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
         calls.append(ports)
         return ports
 
-    monkeypatch.setattr(cluster, "_free_ports", first_one_taken)
+    monkeypatch.setattr(cluster, "free_ports", first_one_taken)
     try:
         with ControlPlane(nodes=1, bin_dir=control_plane.bin_dir) as cp:
             assert cp.ports["etcd"] != taken

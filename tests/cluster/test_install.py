@@ -18,9 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm import CHART, helm_binary
+from tests.support.helm import CHART, helm_binary
 
-from .operator_fixture import Operator, example, wait_for
+from tests.support.controlplane import create_namespace
+from tests.support.kwok import job_document
+from tests.support.waiting import wait_for
+
+from .operator_fixture import Operator
 
 RELEASE = "tandem"
 SYSTEM = "tandem-system"
@@ -81,12 +85,7 @@ def watched(control_plane):
     suffix = uuid.uuid4().hex[:6]
     names = [f"install-{which}-{suffix}" for which in ("a", "b", "other")]
     for name in names:
-        control_plane.kubectl("create", "namespace", name)
-        control_plane.kubectl("label", "namespace", name, RESTRICTED)
-    for name in names:  # pods are admitted once the `default` ServiceAccount exists
-        wait_for(f"default SA in {name}",
-                 lambda name=name: control_plane.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-                 timeout=30, interval=0.2)
+        create_namespace(control_plane, name, "restricted")
     yield names
     for name in names:
         control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -127,10 +126,7 @@ def phase(control_plane, namespace: str, name: str) -> str | None:
 
 
 def short_job(name: str) -> dict:
-    document = example("mnist-ddp.yaml")
-    document["metadata"]["name"] = name
-    document["spec"]["podTemplate"] = {"annotations": {"tandem.dev/kwok-run-seconds": "1"}}
-    return document
+    return job_document(name, run_seconds=1)
 
 
 def run_a_job(control_plane, kubeconfig: str, log: Path, namespace: str, *operator_args: str,

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from tests.conftest import EXAMPLES
+from tests.support.kwok import KWOK_EXIT, add_tpu_nodes, with_pods
+from tests.support.specs import example
+from tests.support.waiting import wait_for
 
-from .operator_fixture import Operator, add_tpu_nodes, crd, example, get, wait_for  # noqa: F401 - crd fixture
-
-KWOK_RUN = "tandem.dev/kwok-run-seconds"
-KWOK_EXIT = "tandem.dev/kwok-exit-code"
+from .operator_fixture import Operator, crd, get  # noqa: F401 - crd fixture
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +49,6 @@ def events(control_plane, namespace, name):
     items = get(control_plane, namespace, "events")["items"]
     items = [e for e in items if e["involvedObject"]["name"] == name and e["involvedObject"]["kind"] == "TrainingJob"]
     return [e["reason"] for e in sorted(items, key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["name"]))]
-
-
-def with_pods(document, run_seconds=3, exit_code=None, backoff=None):
-    annotations = {KWOK_RUN: str(run_seconds)}
-    if exit_code is not None:
-        annotations[KWOK_EXIT] = str(exit_code)
-    document["spec"]["podTemplate"] = {"annotations": annotations}
-    if backoff is not None:
-        document["spec"].setdefault("runPolicy", {})["backoffLimit"] = backoff
-    return document
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -13,8 +13,12 @@ import pytest
 from tandem.metrics.client import reachable
 from tests.conftest import REPO
 
-from .operator_fixture import Operator, example, wait_for
-from .test_operator import apply, get, with_pods
+from tests.support.kwok import with_pods
+from tests.support.specs import example
+from tests.support.waiting import wait_for
+
+from .operator_fixture import Operator
+from .test_operator import apply, get
 
 REPORTER = """
 import time

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 
-from .operator_fixture import Operator, crd, example, wait_for  # noqa: F401 - crd fixture
-from .test_operator import apply, phase, with_pods
+from tandem._sys.ports import free_port
+from tests.support.kwok import with_pods
+from tests.support.specs import example
+from tests.support.waiting import wait_for
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .operator_fixture import Operator, crd  # noqa: F401 - crd fixture
+from .test_operator import apply, phase
 
 
 def http_get(url: str) -> str:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tandem import Client, TrainingJob
 from tandem.errors import AlreadyExists, Invalid, JobFailed, NotFound
-from tests.conftest import REPO
+from tests.support.commands import run_tandem
+from tests.support.kwok import job_document
 
-from .test_operator import operator, with_pods  # noqa: F401 - the module-scoped operator fixture
-from .operator_fixture import example
-
-
-def job_document(name, **pods):
-    document = with_pods(example("mnist-ddp.yaml"), **pods)
-    document["metadata"]["name"] = name
-    return document
+from .test_operator import operator  # noqa: F401 - the module-scoped operator fixture
 
 
 def test_sdk_full_cycle(control_plane, operator, namespace):  # noqa: F811
@@ -52,9 +44,7 @@ def test_sdk_errors(control_plane, operator, namespace):  # noqa: F811
 
 
 def tandem(control_plane, *args, timeout=120):
-    env = {**os.environ, "KUBECONFIG": control_plane.kubeconfig}
-    return subprocess.run([sys.executable, "-m", "tandem", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_tandem(*args, env={**os.environ, "KUBECONFIG": control_plane.kubeconfig}, timeout=timeout)
 
 
 def test_cli_submit_get_list_delete(control_plane, operator, namespace, tmp_path):  # noqa: F811

@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -40,7 +38,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
+
+from tandem._sys.lifetime import die_with_parent
+from tandem._sys.ports import free_ports
 
 HERE = Path(__file__).resolve().parent
 BUILD_SH = HERE / "build.sh"
@@ -62,6 +63,29 @@ NODE_LABELS = {
     "nvidia.com/gpu.product": "kwok-fake-gpu",
     "nvidia.com/gpu.count": NODE_GPUS,
 }
+
+
+NODE_RESOURCES = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS, "nvidia.com/gpu": NODE_GPUS,
+                  "ephemeral-storage": "1Ti"}
+#: Labels every node of the control plane has besides NODE_LABELS.
+AGENT_LABELS = {"kubernetes.io/role": "agent", "node-role.kubernetes.io/agent": ""}
+
+
+def kwok_node(name: str, labels: Mapping[str, str] | None = None, resources: Mapping[str, str] | None = None,
+              taints: Sequence[Mapping[str, str]] = ()) -> dict:
+    """A Node that kwok plays: by default one of this control plane's GPU nodes."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {**(NODE_LABELS | AGENT_LABELS if labels is None else labels), "kubernetes.io/hostname": name,
+                       "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+        },
+        "spec": {"taints": [dict(t) for t in taints]} if taints else {},
+        "status": {"allocatable": dict(resources or NODE_RESOURCES), "capacity": dict(resources or NODE_RESOURCES)},
+    }
 
 
 class BuildError(RuntimeError):
@@ -110,20 +134,15 @@ def build(env: dict[str, str] | None = None) -> Path:
 
 # ---------------------------------------------------------------------------- processes
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_setup() -> None:
+def _child_setup(parent: int) -> Callable[[], None]:
     """preexec_fn: die with the parent (Linux), in a process group of our own."""
-    os.setpgid(0, 0)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork and prctl.
-        if os.getppid() == 1:
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if not die_with_parent(parent):  # the parent died between fork and prctl
             os._exit(1)
-    except Exception:  # pragma: no cover - non-Linux
-        pass
+
+    return setup
 
 
 class _Component:
@@ -137,7 +156,7 @@ class _Component:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup,
+            preexec_fn=_child_setup(os.getpid()),
             env=env,
             close_fds=True,
         )
@@ -186,19 +205,6 @@ def _remove_stale_workdirs() -> None:
             shutil.rmtree(d, ignore_errors=True)
         except PermissionError:
             pass
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # ---------------------------------------------------------------------------- PKI
@@ -577,7 +583,7 @@ class ControlPlane:
         pki = self._pki = _pki(wd / "pki")
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
-        self.ports = dict(zip(names, _free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names))))
         p = self.ports
         self.server = f"https://127.0.0.1:{p['apiserver']}"
         kc = {
@@ -697,24 +703,7 @@ class ControlPlane:
             f.write(f"export KUBECONFIG={self.kubeconfig}\n")
 
     def _create_nodes(self) -> None:
-        items = []
-        for i in range(self.nodes):
-            name = f"kwok-node-{i}"
-            resources = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS,
-                         "nvidia.com/gpu": NODE_GPUS, "ephemeral-storage": "1Ti"}
-            items.append({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                    "labels": {**NODE_LABELS, "kubernetes.io/hostname": name,
-                               "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                               "kubernetes.io/role": "agent", "node-role.kubernetes.io/agent": ""},
-                },
-                "spec": {},
-                "status": {"allocatable": resources, "capacity": resources},
-            })
+        items = [kwok_node(f"kwok-node-{i}") for i in range(self.nodes)]
         doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         self.kubectl("apply", "-f", "-", input=doc)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.processes import kill_job, wait_until_gone
+from tests.support.commands import run_args, tandem_argv
+from tests.support.processes import kill_job, wait_until_gone
 
 pexpect = pytest.importorskip("pexpect")
 pytestmark = pytest.mark.local
@@ -22,8 +21,8 @@ def test_breakpoint_in_rank_0_with_a_terminal(tmp_path):
     }
     path = tmp_path / "debug.yaml"
     path.write_text(yaml.safe_dump(job))
-    child = pexpect.spawn(sys.executable, ["-m", "tandem", "run", str(path), "--debug", "--runs-dir", str(tmp_path / "runs")],
-                          cwd=str(REPO), encoding="utf-8", timeout=60, dimensions=(40, 200))
+    argv = tandem_argv(*run_args(tmp_path / "runs", job_file=path, options=["--debug"]))
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", timeout=60, dimensions=(40, 200))
     try:
         child.expect(r"\(Pdb\)")
         child.sendline("p secret")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,13 @@ from typing import Iterator, Optional, Sequence
 
 import pytest
 
+from tandem._sys.ports import free_ports
+from tests.support.processes import alive, descendants, kill, wait_gone
+
 pytestmark = pytest.mark.local
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 150  # seconds: generous for 2 cores; a healthy run takes 5-15 s
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def contract(framework: str, strategy: str, workers: int, index: int, ports: Sequence[int], job: str) -> dict[str, str]:
@@ -99,12 +90,7 @@ class Group:
                 self.tree(i)
                 proc.kill()
                 proc.wait(timeout=10)
-        for pid in self.seen:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill([pid for pid in self.seen if alive(pid)])
 
 
 @pytest.fixture
@@ -114,39 +100,6 @@ def groups() -> Iterator[list[Group]]:
     yield started
     for group in started:
         group.kill()
-
-
-def descendants(pid: int) -> list[int]:
-    """All live descendants of pid (via /proc/<pid>/task/*/children)."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found.extend(children)
-            todo.extend(children)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has already died
-
-
-def wait_all_dead(pids: Sequence[int], timeout: float = 15) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
-            return []
-        time.sleep(0.1)
-    return [p for p in pids if alive(p)]
 
 
 def ddp(tmp: Path, *extra: str) -> list[str]:
@@ -253,7 +206,7 @@ def test_ddp_sigkilled_launchers_leave_no_process(tmp_path: Path, groups: list[G
     assert all(len(pids) >= 2 for pids in tree.values()), tree  # torchrun + its rank, per launcher
     for proc in group.procs:
         proc.send_signal(signal.SIGKILL)
-    assert wait_all_dead([pid for pids in tree.values() for pid in pids]) == []
+    assert wait_gone([pid for pids in tree.values() for pid in pids]) == []
 
 
 def test_ddp_sigterm_is_forwarded_and_reflected(tmp_path: Path, groups: list[Group]) -> None:
@@ -266,7 +219,11 @@ def test_ddp_sigterm_is_forwarded_and_reflected(tmp_path: Path, groups: list[Gro
         proc.send_signal(signal.SIGTERM)
     codes = group.wait(timeout=60)
     assert codes == [128 + signal.SIGTERM] * 2, group.log(0)[-2000:]
-    assert wait_all_dead(tree) == []
+    assert wait_gone(tree) == []
+
+
+#: The child's own line; the launcher's first line echoes the command, "'child up'" included.
+CHILD_UP = "child up\n"
 
 
 def sleeper(tmp: Path) -> Group:
@@ -278,18 +235,18 @@ def sleeper(tmp: Path) -> Group:
 def test_sigkilled_launcher_takes_its_child(tmp_path: Path, groups: list[Group]) -> None:
     group = sleeper(tmp_path)
     groups.append(group)
-    group.wait_for_output(0, "child up")
+    group.wait_for_output(0, CHILD_UP)
     (child,) = group.tree(0)
     assert os.getpgid(child) == child  # its own process group
     group.procs[0].send_signal(signal.SIGKILL)
-    assert wait_all_dead([child], timeout=5) == []
+    assert wait_gone([child], timeout=5) == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_is_forwarded_to_child(tmp_path: Path, groups: list[Group], signum: int) -> None:
     group = sleeper(tmp_path)
     groups.append(group)
-    group.wait_for_output(0, "child up")
+    group.wait_for_output(0, CHILD_UP)
     (child,) = group.tree(0)
     group.procs[0].send_signal(signum)
     assert group.wait(timeout=15) == [128 + signum]

@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 
 from tests.conftest import REPO
-from tests.processes import kill_job, processes_of_job, wait_for_processes, wait_until_gone
+from tests.support.commands import run_args, run_tandem, start_tandem
+from tests.support.processes import cmdline, environ, processes_of_job, wait_for_processes, wait_until_gone
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.local
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def tandem_run(tmp_path, job_file, *args, timeout=240, **popen):
-    cmd = [sys.executable, "-m", "tandem", "run", str(job_file), "--runs-dir", str(tmp_path / "runs"), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **popen)
 
 
 def ddp_command(tmp_path, *extra):
@@ -33,16 +23,8 @@ def ddp_command(tmp_path, *extra):
     return "spec.command=" + json.dumps(args)
 
 
-@pytest.fixture
-def job_name():
-    name = unique("t")
-    yield name
-    kill_job(name)
-
-
 def test_two_worker_ddp_ends_with_identical_weights(tmp_path, job_name):
-    result = tandem_run(tmp_path, REPO / "jobs/mnist-ddp.yaml", "--set", f"metadata.name={job_name}",
-                        "--set", ddp_command(tmp_path), "--workers", "2")
+    result = run_tandem(*run_args(tmp_path / "runs", ddp_command(tmp_path), name=job_name, options=["--workers", "2"]))
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["checksum"] == ranks[1]["checksum"]
@@ -53,10 +35,9 @@ def test_two_worker_ddp_ends_with_identical_weights(tmp_path, job_name):
 
 
 def test_worker_exit_code_stops_the_group_and_is_reported(tmp_path, job_name):
-    result = tandem_run(tmp_path, REPO / "jobs/mnist-ddp.yaml", "--set", f"metadata.name={job_name}",
-                        "--set", "runPolicy.backoffLimit=0",
-                        "--set", ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
-                                             "--crash-exit-code", "3", "--sleep-per-step", "0.05"))
+    result = run_tandem(*run_args(tmp_path / "runs", "runPolicy.backoffLimit=0",
+                                  ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
+                                              "--crash-exit-code", "3", "--sleep-per-step", "0.05"), name=job_name))
     assert result.returncode == 3, result.stderr[-3000:]
     assert "worker 1 exited with code 3" in result.stderr
     assert "Failed" in result.stderr
@@ -64,10 +45,9 @@ def test_worker_exit_code_stops_the_group_and_is_reported(tmp_path, job_name):
 
 
 def test_group_restart_resumes_from_checkpoint(tmp_path, job_name):
-    result = tandem_run(tmp_path, REPO / "jobs/mnist-ddp.yaml", "--set", f"metadata.name={job_name}",
-                        "--set", "runPolicy.backoffLimit=1",
-                        "--set", ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
-                                             "--crash-exit-code", "3"))
+    result = run_tandem(*run_args(tmp_path / "runs", "runPolicy.backoffLimit=1",
+                                  ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
+                                              "--crash-exit-code", "3"), name=job_name))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "restarting all 2 workers (1/1)" in result.stderr
     assert "resumed from step 20" in result.stderr
@@ -78,9 +58,8 @@ def test_group_restart_resumes_from_checkpoint(tmp_path, job_name):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_process(tmp_path, job_name, signum):
-    cmd = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(tmp_path / "runs"),
-           "--set", f"metadata.name={job_name}", "--set", ddp_command(tmp_path, "--steps", "100000", "--sleep-per-step", "0.01")]
-    run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = start_tandem(*run_args(tmp_path / "runs", ddp_command(tmp_path, "--steps", "100000", "--sleep-per-step", "0.01"),
+                                 name=job_name))
     try:
         wait_for_processes(job_name, 4)  # 2 launchers + torchrun children
         time.sleep(2)
@@ -94,26 +73,14 @@ def test_interrupt_leaves_no_process(tmp_path, job_name, signum):
 
 
 def test_killed_worker_is_reported_and_nothing_is_left(tmp_path, job_name):
-    cmd = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(tmp_path / "runs"),
-           "--set", f"metadata.name={job_name}", "--set", "runPolicy.backoffLimit=0",
-           "--set", ddp_command(tmp_path, "--steps", "100000", "--sleep-per-step", "0.01")]
-    run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = start_tandem(*run_args(tmp_path / "runs", "runPolicy.backoffLimit=0",
+                                 ddp_command(tmp_path, "--steps", "100000", "--sleep-per-step", "0.01"), name=job_name))
     try:
         def rank_1():
-            found = []
-            for pid in processes_of_job(job_name):
-                try:
-                    if (b"jobs/train_ddp.py" in open(f"/proc/{pid}/cmdline", "rb").read()
-                            and b"RANK=1" in open(f"/proc/{pid}/environ", "rb").read().split(b"\0")):
-                        found.append(pid)
-                except OSError:
-                    pass
-            return found
+            return [pid for pid in processes_of_job(job_name)
+                    if any(b"jobs/train_ddp.py" in arg for arg in cmdline(pid)) and b"RANK=1" in environ(pid)]
 
-        deadline = time.monotonic() + 60
-        while not (ranks := rank_1()):
-            assert time.monotonic() < deadline, "rank 1 never started"
-            time.sleep(0.2)
+        ranks = wait_for("rank 1 started", rank_1, timeout=60, interval=0.2)
         time.sleep(2)  # let it train a little
         started = time.monotonic()
         os.kill(ranks[-1], signal.SIGKILL)
@@ -129,8 +96,8 @@ def test_killed_worker_is_reported_and_nothing_is_left(tmp_path, job_name):
 def test_two_worker_tensorflow_multi_worker_mirrored(tmp_path, job_name):
     args = ["python", "jobs/train_keras.py", "--epochs", "1", "--steps-per-epoch", "20",
             "--output-dir", str(tmp_path / "out")]
-    result = tandem_run(tmp_path, REPO / "jobs/keras-mwms.yaml", "--set", f"metadata.name={job_name}",
-                        "--set", "spec.command=" + json.dumps(args), "--workers", "2")
+    result = run_tandem(*run_args(tmp_path / "runs", "spec.command=" + json.dumps(args), name=job_name,
+                                  job_file=REPO / "jobs/keras-mwms.yaml", options=["--workers", "2"]))
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert outputs[0]["checksum"] == outputs[1]["checksum"]

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.commands import run_args, run_tandem, start_tandem
 
 pytestmark = pytest.mark.local
 
 
-def tandem(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "tandem", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, **kwargs)
+def tandem(*args):
+    return run_tandem(*args, timeout=120)
 
 
 def test_logs_of_a_finished_and_of_a_running_job(tmp_path):
     runs = str(tmp_path / "runs")
     command = ["python", "jobs/train_ddp.py", "--steps", "40", "--sleep-per-step", "0.1", "--log-every", "5"]
-    run = subprocess.Popen([sys.executable, "-m", "tandem", "run", "jobs/mnist-ddp.yaml", "--runs-dir", runs,
-                            "--set", "metadata.name=logs-demo", "--set", "metrics.enabled=false",
-                            "--set", "spec.command=" + json.dumps(command)],
-                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = start_tandem(*run_args(tmp_path / "runs", "spec.command=" + json.dumps(command), name="logs-demo", metrics=False),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not list((tmp_path / "runs").glob("logs-demo/*/logs/attempt-0/worker-1.log")):

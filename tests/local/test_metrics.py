@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.processes import kill_job, processes_of_job
+from tests.support.commands import run_args, run_tandem, start_tandem
+from tests.support.processes import kill, processes_of_job, ray_session_of
 
 pytestmark = pytest.mark.local
 
@@ -22,49 +18,11 @@ DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
 BATCH = 64
 
 
-@pytest.fixture
-def job_name(tmp_path):
-    name = f"m-{uuid.uuid4().hex[:6]}"
-    yield name
-    kill_job(name)
-    for pid in ray_session_of(tmp_path, name):
-        try:
-            import os
-
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def ray_session_of(tmp_path: Path, job: str) -> list[int]:
-    """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
-    listed them in the run directory, plus any whose environment still names the session."""
-    from tandem.backends import proctree
-
-    listed = [int(p) for f in (tmp_path / "runs" / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
-    needle = f"TANDEM_RAY_SESSION={job}-".encode()
-    found = {p for p in listed if proctree.alive(p)}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if any(v.startswith(needle) for v in (entry / "environ").read_bytes().split(b"\0")):
-                if proctree.alive(int(entry.name)):
-                    found.add(int(entry.name))
-        except OSError:
-            continue
-    return sorted(found)
-
-
 def command(*extra: str) -> str:
     args = ["python", "jobs/train_ddp.py", "--checkpoint-every", "0", "--log-every", "50", *extra]
     return "spec.command=" + json.dumps(args)
 
 
-def tandem(tmp_path, job, *args, **popen):
-    cmd = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(tmp_path / "runs"),
-           "--set", f"metadata.name={job}", *args]
-    return cmd
 
 
 def history(tmp_path, job) -> list[dict]:
@@ -83,8 +41,8 @@ def own_rate(tmp_path, job) -> float:
 
 
 def test_two_workers_report_throughput_that_the_workers_own_counts_imply(tmp_path, job_name):
-    done = subprocess.run(tandem(tmp_path, job_name, "--workers", "2", "--set", command("--steps", "300")),
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "300"), name=job_name, options=["--workers", "2"]),
+                      timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     final = history(tmp_path, job_name)[-1]
     assert final["final"] and final["available"]
@@ -100,14 +58,12 @@ def test_two_workers_report_throughput_that_the_workers_own_counts_imply(tmp_pat
     assert final["stepTimeP50"] <= final["stepTimeP95"]
     assert "throughput:" in done.stderr and "samples/s" in done.stderr and "step time: p50" in done.stderr
     assert not processes_of_job(job_name)
-    assert not ray_session_of(tmp_path, job_name)
+    assert not ray_session_of(tmp_path / "runs", job_name)
 
 
 def test_slow_worker_is_named_the_straggler(tmp_path, job_name):
-    done = subprocess.run(
-        tandem(tmp_path, job_name, "--workers", "2",
-               "--set", command("--steps", "250", "--sleep-per-step", "0.04", "--slow-rank", "1")),
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "250", "--sleep-per-step", "0.04", "--slow-rank", "1"),
+                                name=job_name, options=["--workers", "2"]), timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     final = history(tmp_path, job_name)[-1]
     assert final["available"] and final["straggler"] == 1, final
@@ -118,9 +74,8 @@ def test_slow_worker_is_named_the_straggler(tmp_path, job_name):
 
 
 def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_path, job_name):
-    run = subprocess.Popen(tandem(tmp_path, job_name, "--workers", "2",
-                                  "--set", command("--steps", "400", "--sleep-per-step", "0.03")),
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = start_tandem(*run_args(tmp_path / "runs", command("--steps", "400", "--sleep-per-step", "0.03"),
+                                 name=job_name, options=["--workers", "2"]))
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # wait until figures flow, then kill that Ray
@@ -135,13 +90,7 @@ def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_
         victims = [int(p) for f in (tmp_path / "runs" / job_name).glob("*/metrics/ray-session.pids")
                    for p in f.read_text().split()]
         assert victims
-        for pid in victims:
-            try:
-                import os
-
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill(victims)
         output, _ = run.communicate(timeout=120)
     finally:
         run.kill()
@@ -152,16 +101,15 @@ def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_
     assert ranks, output[-3000:]
     assert output.count("training goes on without metrics") <= 2  # at most once per rank
     assert not processes_of_job(job_name)
-    assert not ray_session_of(tmp_path, job_name)
+    assert not ray_session_of(tmp_path / "runs", job_name)
 
 
 def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     out = tmp_path / "bench.png"
-    done = subprocess.run(
-        [sys.executable, "-m", "tandem", "bench", str(REPO / "jobs/mnist-ddp.yaml"), "--workers", "1,2",
-         "--runs-dir", str(tmp_path / "runs"), "-o", str(out),
-         "--set", f"metadata.name={job_name}", "--set", command("--steps", "100", "--sleep-per-step", "0.01")],
-        cwd=REPO, capture_output=True, text=True, timeout=150)
+    done = run_tandem("bench", str(REPO / "jobs/mnist-ddp.yaml"), "--workers", "1,2",
+                      "--runs-dir", str(tmp_path / "runs"), "-o", str(out),
+                      "--set", f"metadata.name={job_name}", "--set", command("--steps", "100", "--sleep-per-step", "0.01"),
+                      timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads(out.with_suffix(".json").read_text())
@@ -172,4 +120,4 @@ def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     recorded = json.loads((tmp_path / "runs" / job_name / "baseline.json").read_text())
     assert recorded["throughput"] == pytest.approx(one["throughput"])
     assert "scaling efficiency" in done.stderr
-    assert not ray_session_of(tmp_path, job_name)
+    assert not ray_session_of(tmp_path / "runs", job_name)

@@ -14,26 +14,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.processes import kill_job, processes_of_job, wait_until_gone
+from tests.support.commands import run_args, run_tandem, start_tandem, tandem_argv
+from tests.support.processes import cmdline, environ, processes_of_job, tree, wait_gone, wait_until_gone
 
 pytestmark = pytest.mark.local
 
 CHECKPOINT_EVERY = 10
-
-
-@pytest.fixture
-def job_name():
-    name = f"rel-{uuid.uuid4().hex[:6]}"
-    yield name
-    kill_job(name)
 
 
 def command(tmp_path: Path, steps: int, sleep: float = 0.0) -> str:
@@ -44,14 +36,9 @@ def command(tmp_path: Path, steps: int, sleep: float = 0.0) -> str:
     return "spec.command=" + json.dumps(args)
 
 
-def run_argv(tmp_path: Path, job_name: str, *sets: str, resume: bool = False, metrics: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir",
-            str(tmp_path / "runs"), "--set", f"metadata.name={job_name}"]
-    if not metrics:
-        argv += ["--set", "metrics.enabled=false"]
-    for s in sets:
-        argv += ["--set", s]
-    return argv + (["--resume"] if resume else [])
+def tandem_run_args(tmp_path: Path, job_name: str, *sets: str, resume: bool = False, metrics: bool = False) -> list[str]:
+    """The arguments of `tandem run` for this module: metrics off unless asked for."""
+    return run_args(tmp_path / "runs", *sets, name=job_name, metrics=metrics, options=["--resume"] if resume else [])
 
 
 def checkpoint_path(tmp_path: Path, job_name: str) -> Path | None:
@@ -85,59 +72,6 @@ def wait_for_checkpoint(tmp_path: Path, job_name: str, at_least: int, timeout: f
     raise AssertionError(f"no checkpoint at step >= {at_least} within {timeout} s")
 
 
-def tree(root: int) -> set[int]:
-    """root and every live descendant, from /proc (ppid links)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        found.add(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    left = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if state[state.rindex(")") + 2] != "Z":
-            left.add(pid)
-    return left
-
-
-def wait_gone(pids: set[int], timeout: float = 15) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive(pids):
-        time.sleep(0.1)
-    return alive(pids)
-
-
-def cmdline(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
-def environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
 def launcher_of_worker(job_name: str, index: int) -> int:
     """The `python -m tandem.launch` process of worker `index` (found by pid in /proc)."""
     for pid in processes_of_job(job_name):
@@ -150,8 +84,7 @@ def launcher_of_worker(job_name: str, index: int) -> int:
 def resume(tmp_path: Path, job_name: str, extra_steps: int = 20) -> tuple[subprocess.CompletedProcess, int]:
     """`tandem run --resume` of the same job with a total a little past the checkpoint."""
     step = checkpoint_step(checkpoint_path(tmp_path, job_name))
-    result = subprocess.run(run_argv(tmp_path, job_name, command(tmp_path, step + extra_steps), resume=True),
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_tandem(*tandem_run_args(tmp_path, job_name, command(tmp_path, step + extra_steps), resume=True), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"rank 0: resumed from step {step}" in result.stderr, result.stderr[-3000:]
     assert f"rank 1: resumed from step {step}" in result.stderr, result.stderr[-3000:]
@@ -165,8 +98,7 @@ def resume(tmp_path: Path, job_name: str, extra_steps: int = 20) -> tuple[subpro
 
 
 def test_sigkill_of_a_worker_launcher(tmp_path, job_name):
-    run = subprocess.Popen(run_argv(tmp_path, job_name, "runPolicy.backoffLimit=0", command(tmp_path, 100000, 0.05)),
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, "runPolicy.backoffLimit=0", command(tmp_path, 100000, 0.05)))
     try:
         wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
         launcher = launcher_of_worker(job_name, 1)
@@ -175,7 +107,7 @@ def test_sigkill_of_a_worker_launcher(tmp_path, job_name):
         output, _ = run.communicate(timeout=60)
         assert run.returncode == 137, output[-3000:]
         assert "worker 1 exited with code 137" in output, output[-3000:]
-        assert wait_gone(everything - {run.pid}) == set()
+        assert wait_gone(everything - {run.pid}) == []
         assert wait_until_gone(job_name, 5) == []
     finally:
         run.kill()
@@ -184,8 +116,8 @@ def test_sigkill_of_a_worker_launcher(tmp_path, job_name):
 
 def test_sigkill_of_tandem_run_leaves_nothing_and_resume_continues(tmp_path, job_name):
     # Metrics on: the private Ray that `tandem run` starts must go down with it too.
-    run = subprocess.Popen(run_argv(tmp_path, job_name, command(tmp_path, 100000, 0.05), metrics=True),
-                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, command(tmp_path, 100000, 0.05), metrics=True),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY, timeout=200)
         everything = tree(run.pid)
@@ -193,7 +125,7 @@ def test_sigkill_of_tandem_run_leaves_nothing_and_resume_continues(tmp_path, job
         run.send_signal(signal.SIGKILL)
         run.wait(10)
         left = wait_gone(everything, 20)
-        assert left == set(), {pid: b" ".join(cmdline(pid))[:200] for pid in left}
+        assert left == [], {pid: b" ".join(cmdline(pid))[:200] for pid in left}
         assert wait_until_gone(job_name, 5) == []
     finally:
         run.kill()
@@ -202,7 +134,7 @@ def test_sigkill_of_tandem_run_leaves_nothing_and_resume_continues(tmp_path, job
 
 def test_ctrl_c_on_a_terminal_then_resume(tmp_path, job_name):
     pexpect = pytest.importorskip("pexpect")
-    argv = run_argv(tmp_path, job_name, command(tmp_path, 100000, 0.05))
+    argv = tandem_argv(*tandem_run_args(tmp_path, job_name, command(tmp_path, 100000, 0.05)))
     child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", timeout=60,
                           env={**os.environ, "COLUMNS": "200"}, dimensions=(50, 200))
     try:
@@ -213,7 +145,7 @@ def test_ctrl_c_on_a_terminal_then_resume(tmp_path, job_name):
         child.expect(pexpect.EOF, timeout=30)
         child.close()
         assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
-        assert wait_gone(everything) == set()
+        assert wait_gone(everything) == []
         assert wait_until_gone(job_name, 5) == []
     finally:
         if child.isalive():
@@ -227,8 +159,7 @@ def test_ctrl_c_on_a_terminal_then_resume(tmp_path, job_name):
 
 def test_sigkill_of_a_rank_restarts_the_group_from_its_checkpoint(tmp_path, job_name):
     total = 150
-    run = subprocess.Popen(run_argv(tmp_path, job_name, "runPolicy.backoffLimit=1", command(tmp_path, total, 0.1)),
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, "runPolicy.backoffLimit=1", command(tmp_path, total, 0.1)))
     try:
         step = wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
         ranks = [p for p in processes_of_job(job_name)

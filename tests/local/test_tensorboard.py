@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.conftest import REPO
-from tests.processes import kill_job
+from tests.support.commands import run_args, start_tandem
+from tests.support.processes import kill_job
 
 pytestmark = pytest.mark.local
 
@@ -32,10 +31,8 @@ def get_json(url: str):
 ])
 def test_tensorboard_serves_throughput_step_time_and_loss(tmp_path, example, command):
     name = f"board-{example.split('-')[0]}"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "tandem", "run", f"jobs/{example}", "--tensorboard", "--runs-dir", str(tmp_path),
-         "--set", f"metadata.name={name}", "--set", "metrics.enabled=false", "--set", "spec.command=" + json.dumps(command)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    run = start_tandem(*run_args(tmp_path, "spec.command=" + json.dumps(command), name=name, job_file=f"jobs/{example}",
+                                 metrics=False, options=["--tensorboard"]), stdin=subprocess.DEVNULL)
     try:
         url = None
         for line in run.stdout:

@@ -9,7 +9,7 @@ from tandem.api import SpecError, TrainingJob, apply_overrides, load_job, slice_
 from tandem.api.tpu import ACCELERATORS
 from tests.conftest import EXAMPLES
 
-from .specs import BASE, spec, valid_documents
+from tests.support.specs import BASE, spec, valid_documents
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -16,7 +16,7 @@ import yaml
 
 from tandem.cli.crd import crd_yaml
 from tests.conftest import K8S_VERSION, REPO
-from tests.helm import CHART, helm_binary, kubectl_binary
+from tests.support.helm import CHART, helm_binary, kubectl_binary
 
 RELEASE, NAMESPACE = "tandem", "tandem-system"
 MODES = {

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from tandem.cli import cli
 from tests.conftest import EXAMPLES
 
-from .specs import spec
+from tests.support.specs import spec
 
 
 def _write(tmp_path, name, document):

@@ -20,7 +20,7 @@ from tandem.local.plan import plan_workers
 from tandem.launch.env import build_launch
 from tandem.render import render
 
-from .specs import nasty_text, valid_documents
+from tests.support.specs import nasty_text, valid_documents
 
 HOSTILE_VALUES = st.one_of(nasty_text, st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),
                            st.none(), st.lists(nasty_text, max_size=3), st.dictionaries(nasty_text, nasty_text, max_size=2))

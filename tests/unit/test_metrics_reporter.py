@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
 
+from tandem._sys.ports import free_port
 from tandem.local import baseline
 from tandem.local.ray_session import LocalMetrics
 from tandem.metrics import client, reporter
 from tandem.metrics.reporter import NullReporter, metrics_enabled
 from tandem.metrics.shipper import host_port, reachable
 from tests.conftest import REPO
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_reporter_is_a_no_op_outside_tandem():
@@ -37,7 +29,7 @@ def test_addresses():
     assert host_port("127.0.0.1:6379") == ("127.0.0.1", 6379)
     assert host_port("ray://head.tandem:10001") == ("head.tandem", 10001)
     assert not reachable("nonsense")
-    assert not reachable(f"127.0.0.1:{closed_port()}")
+    assert not reachable(f"127.0.0.1:{free_port()}")
 
 
 def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
@@ -52,7 +44,7 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
         print("trained", flush=True)
     """)
     env = {"PATH": "/usr/bin:/bin", "TANDEM_METRICS": "1", "TANDEM_JOB": "j", "TANDEM_WORKER_INDEX": "1",
-           "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{closed_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
+           "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{free_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
            "TANDEM_RUN_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -62,7 +54,7 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
 
 
 def test_read_summary_of_an_unreachable_ray_is_unavailable():
-    status = client.read_summary(f"127.0.0.1:{closed_port()}", "default", "j", 2, None, 0.8)
+    status = client.read_summary(f"127.0.0.1:{free_port()}", "default", "j", 2, None, 0.8)
     assert status.available is False and status.updated_at
     assert client.read_summary("", "default", "j", 2, None, 0.8).available is False
 

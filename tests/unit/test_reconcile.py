@@ -11,7 +11,7 @@ from tandem.controller.observed import JobState, Observed, PodState, observe, po
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import reconcile
 
-from .specs import spec
+from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -17,7 +17,7 @@ from tandem.render import render
 from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION
 
-from .specs import spec, valid_documents
+from tests.support.specs import spec, valid_documents
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -9,26 +9,13 @@ chain launcher -> torchrun -> worker dies as a whole. Standard library only, che
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
-_PR_SET_PDEATHSIG = 1
-_libc: Optional[ctypes.CDLL]
-try:  # loaded here, before any fork, so preexec_fn never has to dlopen in a forked child
-    _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-except OSError:  # pragma: no cover - not Linux/glibc
-    _libc = None
-
-
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent dies. False if unsupported."""
-    if _libc is None or not sys.platform.startswith("linux"):
-        return False
-    return _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+from .._sys.exitcodes import signalled
+from .._sys.lifetime import die_with_parent
 
 
 def main(argv: Sequence[str]) -> int:
@@ -37,10 +24,8 @@ def main(argv: Sequence[str]) -> int:
     if not args:
         print("tandem.launch.guard: usage: python -m tandem.launch.guard -- <command...>", file=sys.stderr)
         return 2
-    parent = os.getppid()
-    set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        return 128 + signal.SIGKILL
+    if not die_with_parent(os.getppid()):  # the parent died before the signal was armed
+        return signalled(signal.SIGKILL)
     try:
         os.execvp(args[0], args)
     except OSError as error:

@@ -16,14 +16,10 @@ import subprocess
 import sys
 from typing import Callable, Mapping, Optional, Sequence
 
-from .guard import set_parent_death_signal
+from .._sys.exitcodes import exit_code, signalled
+from .._sys.lifetime import die_with_parent
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def exit_code(returncode: int) -> int:
-    """Popen returncode (negative: killed by that signal) -> process exit code."""
-    return 128 - returncode if returncode < 0 else returncode
 
 
 def _child_setup(launcher_pid: int) -> Callable[[], None]:
@@ -31,9 +27,8 @@ def _child_setup(launcher_pid: int) -> Callable[[], None]:
 
     def setup() -> None:
         os.setpgid(0, 0)
-        set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != launcher_pid:  # launcher already gone: do not start orphaned
-            os._exit(128 + signal.SIGKILL)
+        if not die_with_parent(launcher_pid):  # launcher already gone: do not start orphaned
+            os._exit(signalled(signal.SIGKILL))
 
     return setup
 

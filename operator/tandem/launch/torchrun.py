@@ -11,10 +11,7 @@ import signal
 import sys
 from typing import Sequence
 
-
-def exit_code_of_failure(exitcode: int) -> int:
-    """A ProcessFailure exit code (negative: killed by that signal) as a shell exit code."""
-    return 128 - exitcode if exitcode < 0 else exitcode
+from .._sys.exitcodes import exit_code, signalled
 
 
 def main(argv: Sequence[str]) -> int:
@@ -28,11 +25,11 @@ def main(argv: Sequence[str]) -> int:
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         print(str(error), file=sys.stderr)
-        code = exit_code_of_failure(failure.exitcode)
+        code = exit_code(failure.exitcode)
         return code if code else 1
     except SignalException as error:
         print(f"tandem.launch.torchrun: stopped by {signal.Signals(error.sigval).name}", file=sys.stderr)
-        return 128 + int(error.sigval)
+        return signalled(error.sigval)
     return 0
 
 

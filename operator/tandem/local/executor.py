@@ -25,9 +25,11 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from .._sys import proctree
+from .._sys.exitcodes import exit_code
+from .._sys.lifetime import become_subreaper, die_with_parent
+from .._sys.ports import free_ports
 from ..api.model import TrainingJob
-from ..backends import proctree
-from ..backends.ports import free_ports
 from ..contract import ENV_CHECKPOINT_DIR, ENV_DEBUG, ENV_RUN_DIR, ENV_RUN_ID, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR
 from ..errors import Interrupted
 from ..render import render_one
@@ -114,7 +116,7 @@ class _Worker:
             stderr=None if attached else subprocess.STDOUT,
             stdin=None if attached else subprocess.DEVNULL,
             start_new_session=not attached,
-            preexec_fn=proctree.die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._thread = threading.Thread(target=self._pump, args=(lines,), daemon=True)
         if not attached:
@@ -168,7 +170,7 @@ class LocalExecutor:
         self._started = time.monotonic()
 
     def run(self) -> RunResult:
-        proctree.become_subreaper()
+        become_subreaper()
         result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
         if self.tensorboard_dir is not None:
             result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
@@ -335,9 +337,7 @@ class LocalExecutor:
 
 def _exit_code(returncode: Optional[int]) -> int:
     """Popen's -N for a signal becomes the shell's 128+N."""
-    if returncode is None:
-        return -1
-    return 128 - returncode if returncode < 0 else returncode
+    return -1 if returncode is None else exit_code(returncode)
 
 
 def _raise_interrupted(signum, frame):  # noqa: ANN001 - signal handler signature

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from .._sys.proctree import alive
+
 _WORKER_LOG = re.compile(r"worker-(\d+)\.log$")
 
 
@@ -33,7 +35,7 @@ def run_is_active(attempt: Path) -> bool:
         pid = int(marker.read_text())
     except (OSError, ValueError):
         return False
-    return Path(f"/proc/{pid}").exists()
+    return alive(pid)
 
 
 def worker_logs(attempt: Path, worker: Optional[int] = None) -> list[tuple[int, Path]]:

@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .._sys import proctree
+from .._sys.lifetime import become_subreaper, die_with_parent
+from .._sys.ports import free_ports
 from ..api.status import MetricsStatus
-from ..backends import proctree
-from ..backends.ports import free_ports
 from ..contract import ENV_RAY_SESSION, RUN_ENV_PREFIXES
 
 INTERVAL = 1.0
@@ -57,17 +58,7 @@ def descendants(pid: int) -> list[int]:
 
 def session_processes(session: str) -> list[int]:
     """Live processes whose environment (as /proc shows it) names the session."""
-    needle = f"{ENV_RAY_SESSION}={session}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0") and proctree.alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return proctree.live_with_env(ENV_RAY_SESSION, session)
 
 
 def stop_processes(find, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
@@ -77,7 +68,7 @@ def stop_processes(find, grace: float = 3.0, timeout: float = 10.0) -> list[int]
     started = time.monotonic()
     quiet_since: Optional[float] = None
     while time.monotonic() - started < timeout:
-        _reap()
+        proctree.reap_children()
         pids = [p for p in find() if p != os.getpid()]
         if not pids:
             quiet_since = quiet_since or time.monotonic()
@@ -94,16 +85,6 @@ def stop_processes(find, grace: float = 3.0, timeout: float = 10.0) -> list[int]
                 pass
         time.sleep(0.05)
     return [p for p in find() if p != os.getpid()]
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def stop_session(session: str, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
@@ -288,7 +269,7 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
             "--dashboard-agent-listen-port", str(args.agent_port),
             "--temp-dir", temp_dir]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-                            preexec_fn=proctree.die_with_parent)
+                            preexec_fn=die_with_parent)
 
 
 def helper_main(argv: Optional[list[str]] = None) -> int:
@@ -307,7 +288,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--pids-file", type=Path, default=None)
     p.add_argument("--temp-dir", default=None)
     args = p.parse_args(argv)
-    proctree.become_subreaper()  # Ray's orphans stay below us
+    become_subreaper()  # Ray's orphans stay below us
     if os.environ.get(ENV_RAY_SESSION) != args.session:
         os.environ[ENV_RAY_SESSION] = args.session  # the Ray processes inherit it: that is how they are found
 

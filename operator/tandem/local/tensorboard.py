@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from ..backends import proctree
-from ..backends.ports import free_ports
+from .._sys import proctree
+from .._sys.lifetime import die_with_parent
+from .._sys.ports import free_ports
 
 
 class TensorBoardServer:
@@ -29,7 +30,7 @@ class TensorBoardServer:
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(self.logdir), "--host", "127.0.0.1",
              "--port", str(self.port), "--reload_interval", "2"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=proctree.die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         return self
 

@@ -90,14 +90,9 @@ class Inbox:
 
 def _die_with_parent(parent: Optional[str]) -> None:
     """SIGKILL when the training process exits; leave now if it already has."""
-    import ctypes
-    import signal
+    from .._sys.lifetime import die_with_parent
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if parent and parent.isdigit() and os.getppid() != int(parent):
+    if not die_with_parent(int(parent) if parent and parent.isdigit() else None):
         os._exit(0)
 
 

@@ -1,13 +1,16 @@
-"""Spec builders and hypothesis strategies shared by the unit tests."""
+"""TrainingJob documents: the examples in jobs/, a small base spec to change field by field, and
+hypothesis strategies of valid and hostile documents."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import yaml
 from hypothesis import strategies as st
 
 from tandem.api.tpu import ACCELERATORS, chips_per_host_options
+from tests.conftest import JOBS
 
 BASE: dict[str, Any] = {
     "apiVersion": "tandem.dev/v1alpha1",
@@ -31,6 +34,14 @@ def spec(**changes: Any) -> dict[str, Any]:
             document["spec"].pop(key, None)
         else:
             document["spec"][key] = value
+    return document
+
+
+def example(name: str, **spec_changes: Any) -> dict[str, Any]:
+    """The example jobs/<name>, with spec fields replaced by `spec_changes`."""
+    document = yaml.safe_load((JOBS / name).read_text())
+    for key, value in spec_changes.items():
+        document["spec"][key] = value
     return document
 
 

@@ -1,4 +1,9 @@
-"""Free TCP ports on loopback, for local workers, the private Ray and TensorBoard."""
+"""Free TCP ports on loopback: for local workers, the private Ray, TensorBoard, the operator's
+endpoints and the test control plane.
+
+A port is only known free at the moment the kernel hands it out; whoever binds it later may
+lose a race, so callers that can retry (the test control plane) do.
+"""
 
 from __future__ import annotations
 
@@ -17,3 +22,8 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def free_port() -> int:
+    """One port the kernel says is free now (nothing listens on it)."""
+    return free_ports(1)[0]

@@ -1,0 +1,82 @@
+"""Finding a run's processes from outside: every worker and its children carry TANDEM_JOB,
+and the private Ray of a `tandem run` carries TANDEM_RAY_SESSION=<job>-<run>.
+
+Built on tandem._sys.proctree, the same /proc reading the executor stops runs with.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Iterable
+
+from tandem._sys import proctree
+from tandem._sys.proctree import alive, cmdline, descendants, environ
+
+__all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "processes_of_job", "ray_session_of",
+           "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
+
+
+def processes_of_job(job: str) -> list[int]:
+    """Live pids whose environment holds TANDEM_JOB=<job> (workers, torchrun, ranks)."""
+    return proctree.live_with_env("TANDEM_JOB", job)
+
+
+def ray_session_of(runs: Path, job: str) -> list[int]:
+    """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
+    listed them in the run directory, plus any whose environment still names the session."""
+    listed = [int(p) for f in (runs / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
+    found = {p for p in listed if alive(p)}
+    found.update(proctree.live_with_env("TANDEM_RAY_SESSION", f"{job}-", prefix=True))
+    return sorted(found)
+
+
+def tree(root: int) -> set[int]:
+    """root and every process below it, now."""
+    return {root, *descendants(root)}
+
+
+def wait_for_processes(job: str, count: int, timeout: float = 60) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = processes_of_job(job)
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} processes of {job} appeared in {timeout} s")
+
+
+def wait_gone(pids: Iterable[int], timeout: float = 15) -> list[int]:
+    """[] when none of `pids` is alive within `timeout`; else the survivors."""
+    pids = list(pids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def wait_until_gone(job: str, timeout: float = 10) -> list[int]:
+    """[] when every process of the job has exited within `timeout`; else the survivors."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not processes_of_job(job):
+            return []
+        time.sleep(0.1)
+    return processes_of_job(job)
+
+
+def kill(pids: Iterable[int]) -> None:
+    """SIGKILL each pid that is still there."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def kill_job(job: str) -> None:
+    kill(processes_of_job(job))
