@@ -194,7 +194,9 @@ def test_tensorboard_deployment_points_at_the_job_volume(control_plane, operator
     assert pod["volumes"] == [{"name": "tensorboard", "persistentVolumeClaim": {"claimName": "training-logs", "readOnly": True}}]
     assert pod["containers"][0]["args"][:2] == ["--logdir", f"/tandem/tensorboard/{name}"]
     assert deployment["metadata"]["ownerReferences"][0]["name"] == name
-    assert get(control_plane, ns, "service", f"{name}-tensorboard")["spec"]["ports"][0]["port"] == 6006
+    # The operator applies the TensorBoard's Service one API call after its Deployment.
+    service = wait_for("TensorBoard Service", lambda: get(control_plane, ns, "service", f"{name}-tensorboard"), 30)
+    assert service["spec"]["ports"][0]["port"] == 6006
     status = wait_for("status.tensorboard", lambda: get(control_plane, ns, "trainingjob", name)["status"].get("tensorboard"), 30)
     assert status == f"http://{name}-tensorboard.{ns}.svc:6006"
     (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
