@@ -3,17 +3,14 @@
 # manifests/crd.yaml (kubectl apply -k manifests/) and charts/tandem/crds/ (helm install).
 # tests/unit/test_crd.py and tests/unit/test_chart.py fail when either is stale.
 #
-#   bash hack/sync-crd.sh            # uses `tandem` from PATH, else hack/bootstrap.sh's environment
+#   bash hack/sync-crd.sh            # hack/bootstrap.sh's environment, running this clone's source
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if command -v tandem >/dev/null 2>&1; then
-  tandem=(tandem)
-else
-  tandem=("$("$repo/hack/bootstrap.sh")/bin/tandem")
-fi
+# This clone's package first: the shared environment's editable install may point at another clone.
+python="$("$repo/hack/bootstrap.sh")/bin/python"
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-"${tandem[@]}" crd >"$tmp"
+PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}" "$python" -m tandem crd >"$tmp"
 for target in "$repo/manifests/crd.yaml" "$repo/charts/tandem/crds/trainingjobs.tandem.dev.yaml"; do
   mkdir -p "$(dirname "$target")"
   if ! cmp -s "$tmp" "$target"; then
