@@ -3,7 +3,9 @@
 // a real node must provide and says what it saw on stdout (read back with kubectl logs).
 //
 //	tandem-probe serve PORT        answer every TCP connection with "hello from <hostname>"
-//	tandem-probe dial HOST:PORT    resolve HOST through the pod's DNS, connect, print the answer
+//	tandem-probe dial HOST:PORT... resolve each HOST through the pod's DNS, connect, print the answer
+//	tandem-probe pair HOST:PORT    in an Indexed Job: index 0 serves PORT until one peer has
+//	                               connected, then exits 0; every other index dials HOST:PORT
 //	tandem-probe apiserver         GET /version through the kubernetes Service with the pod's
 //	                               service-account token, verifying the cluster CA
 //
@@ -34,9 +36,22 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "serve":
-		serve(arg(2))
+		serve(arg(2), false)
 	case "dial":
-		retry("dial "+arg(2), func() error { return dial(arg(2)) })
+		for _, addr := range os.Args[2:] {
+			retry("dial "+addr, func() error { return dial(addr) })
+		}
+	case "pair":
+		addr := arg(2)
+		if os.Getenv("JOB_COMPLETION_INDEX") == "0" {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				fail(err.Error())
+			}
+			serve(port, true)
+		} else {
+			retry("dial "+addr, func() error { return dial(addr) })
+		}
 	case "apiserver":
 		retry("apiserver", apiserver)
 	default:
@@ -56,7 +71,8 @@ func fail(msg string) {
 	os.Exit(2)
 }
 
-func serve(port string) {
+// serve answers connections on port; with once, it returns after the first.
+func serve(port string, once bool) {
 	host, _ := os.Hostname()
 	ln, err := net.Listen("tcp", ":"+port)
 	if err != nil {
@@ -71,6 +87,9 @@ func serve(port string) {
 		fmt.Printf("connection from %s\n", conn.RemoteAddr())
 		fmt.Fprintf(conn, "hello from %s\n", host)
 		conn.Close()
+		if once {
+			return
+		}
 	}
 }
 
