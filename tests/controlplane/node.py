@@ -355,6 +355,38 @@ def _split_rule(line: str) -> list[str]:
     return shlex.split(line)
 
 
+def _kill_orphaned_shims() -> list[int]:
+    """SIGKILL the containerd shims of this node's containerd, and every process below them
+    (the pods' processes), left running when a run was killed before it could stop them.
+    They are recognised by the socket path in their command line, which is this node's own.
+
+    (tandem.backends.proctree walks /proc the same way; these tests do not import the
+    package under test for their own plumbing.)"""
+    parents: dict[int, int] = {}
+    shims = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and \
+                str(CONTAINERD_SOCK).encode() in cmdline:
+            shims.append(int(entry.name))
+    doomed, queue = [], list(shims)
+    while queue:
+        pid = queue.pop()
+        doomed.append(pid)
+        queue.extend(child for child, parent in parents.items() if parent == pid)
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return doomed
+
+
 def _remove_kubepods_cgroups() -> None:
     """The kubelet's cgroupfs tree (/kubepods in every v1 hierarchy, or the unified one)."""
     for top in [*Path("/sys/fs/cgroup").glob("*/kubepods"), Path("/sys/fs/cgroup/kubepods")]:
@@ -616,12 +648,19 @@ class RealNode:
     def _cleanup_host(self) -> None:
         """Everything a node leaves on the host, whether it stopped or was killed; each
         step is harmless when there is nothing to remove."""
+        if _kill_orphaned_shims():
+            time.sleep(0.5)  # let the kernel release what the killed processes held
         _unmount_all(KUBELET_ROOT, RUN_DIR, CONTAINERD_ROOT)
         if self.bin_dir and (self.bin_dir / "tandem-k8s").exists():
             _run(str(self.bin_dir / "tandem-k8s"), "kube-proxy", "--cleanup", check=False)
         _iptables_cleanup()
         _run("ip", "link", "del", BRIDGE, check=False)
         _remove_kubepods_cgroups()
+        # The kubelet links every container's log into /var/log/containers (a fixed path).
+        for link in Path("/var/log/containers").glob("*.log"):
+            with contextlib.suppress(OSError):
+                if os.readlink(link).startswith(f"{POD_LOGS}/"):
+                    link.unlink()
         for d in (KUBELET_ROOT, POD_LOGS):
             shutil.rmtree(d, ignore_errors=True)
         if RUN_DIR.exists():
