@@ -669,7 +669,9 @@ class ControlPlane:
             # 127.0.0.1 may not be an endpoint of the `kubernetes` Service; nothing in the
             # kwok tiers reaches the apiserver through that Service. A real node's pods do:
             # then the default (lease) reconciler publishes host_address as its endpoint.
-            *(["--endpoint-reconciler-type=none"] if self.host_address == "127.0.0.1" else []),
+            *(["--endpoint-reconciler-type=none"] if self.host_address == "127.0.0.1" else
+              # kubectl logs/exec: dial a real kubelet at its node IP (its hostname resolves nowhere).
+              ["--kubelet-preferred-address-types=InternalIP,Hostname"]),
             "--profiling=false",
             f"--v={v}",
         ])
