@@ -253,7 +253,7 @@ def corefile(kubeconfig: Path, health_port: int, ready_port: int) -> str:
     health 127.0.0.1:{health_port}
     ready 127.0.0.1:{ready_port}
     kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
-        kubeconfig {kubeconfig} {kubeconfig.stem}
+        kubeconfig {kubeconfig} tandem
         pods insecure
         ttl 5
     }}
@@ -686,7 +686,7 @@ def real_cluster(nodes: int = 1, verbosity: int = 0,
                  workdir: str | os.PathLike | None = None) -> Iterator[tuple[ControlPlane, RealNode]]:
     """A control plane on HOST_IP with `nodes` kwok nodes and the real node; both stopped
     (and the host cleaned) on exit."""
-    node = RealNode(verbosity=verbosity).prepare()
+    node = RealNode(bin_dir=build(), verbosity=verbosity).prepare()
     try:
         cp = ControlPlane(nodes=nodes, host_address=HOST_IP, verbosity=verbosity, workdir=workdir)
         try:
