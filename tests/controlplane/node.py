@@ -399,6 +399,31 @@ def _remove_kubepods_cgroups() -> None:
                 d.rmdir()
 
 
+def host_leftovers() -> list[str]:
+    """What a node left on this machine (empty once stop() has run): processes using its
+    socket or directories, mounts, the bridge, iptables chains and rules, cgroups, dirs."""
+    found = []
+    markers = (str(CONTAINERD_SOCK).encode(), str(RUN_DIR).encode(), str(KUBELET_ROOT).encode())
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                cmdline = (entry / "cmdline").read_bytes()
+                if any(m in cmdline for m in markers):
+                    argv = cmdline.replace(b"\0", b" ").decode(errors="replace")
+                    found.append(f"process {entry.name}: {argv[:200]}")
+    found += [f"mount {m}" for m in _mounts_under(STATE_DIR, RUN_DIR)]
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        found.append(f"bridge {BRIDGE}")
+    for cmd in ("iptables-save", "ip6tables-save"):
+        if shutil.which(cmd):
+            for line in _run(cmd, check=False).stdout.splitlines():
+                if re.match(r"^:KUBE-", line) or CNI_NETWORK in line:
+                    found.append(f"{cmd}: {line}")
+    found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob("*/kubepods")]
+    found += [f"directory {d}" for d in (RUN_DIR, KUBELET_ROOT, POD_LOGS) if d.exists()]
+    return found
+
+
 # ---------------------------------------------------------------------------- the node
 
 

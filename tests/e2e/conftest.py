@@ -2,7 +2,8 @@
 
 - ``real_cluster`` (session): ``(ControlPlane, RealNode)``: a control plane listening on the
   node's bridge address, one kwok node beside the real one, both stopped at the end and the
-  host cleaned (containers, mounts, bridge, iptables chains).
+  host cleaned (containers, mounts, bridge, iptables chains); the teardown fails if anything
+  is left (``host_leftovers()``).
 - ``e2e_namespace`` (function): a fresh namespace enforcing the restricted Pod Security
   Standard, deleted afterwards.
 
@@ -27,6 +28,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from tests.controlplane.cluster import BuildError, GoMissing, build  # noqa: E402
+from tests.controlplane.node import host_leftovers  # noqa: E402
 from tests.controlplane.node import real_cluster as _real_cluster  # noqa: E402
 
 _built: dict[str, object] = {}
@@ -78,6 +80,9 @@ def real_cluster():
         pytest.fail(f"hack/install-node-deps.sh failed:\n{_built['deps_error']}", pytrace=False)
     with _real_cluster(nodes=1) as (cp, node):
         yield cp, node
+    # An error in the session's teardown if the node left anything on the machine.
+    left = host_leftovers()
+    assert not left, "the real node left these behind:\n" + "\n".join(left)
 
 
 @pytest.fixture
