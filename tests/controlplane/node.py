@@ -706,6 +706,16 @@ class RealNode:
         self._lock_fd = fd
 
 
+def clean_host() -> list[str]:
+    """Remove what a killed node left (shims and pods' processes, mounts, bridge, chains,
+    cgroups, dirs) without starting one; returns host_leftovers() afterwards. The next
+    start does the same by itself."""
+    node = RealNode()
+    node._lock()  # noqa: SLF001 - never under a running node's feet
+    node.stop()  # with the lock held and nothing started: only the host cleanup
+    return host_leftovers()
+
+
 @contextlib.contextmanager
 def real_cluster(nodes: int = 1, verbosity: int = 0,
                  workdir: str | os.PathLike | None = None) -> Iterator[tuple[ControlPlane, RealNode]]:
@@ -723,3 +733,13 @@ def real_cluster(nodes: int = 1, verbosity: int = 0,
             cp.stop()
     finally:
         node.stop()
+
+
+if __name__ == "__main__":  # python -m tests.controlplane.node clean
+    import sys
+
+    if sys.argv[1:] != ["clean"]:
+        sys.exit("usage: python -m tests.controlplane.node clean")
+    left = clean_host()
+    print("\n".join(left) or "nothing left")
+    sys.exit(1 if left else 0)
