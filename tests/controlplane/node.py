@@ -343,16 +343,12 @@ def _iptables_cleanup() -> None:
             chain = line.split()[1]
             m = re.search(r"-j (\S+)", line)
             if chain not in ours[table] and m and m.group(1) in ours[table]:
-                _run(cmd, "-t", table, *_split_rule(line.replace("-A ", "-D ", 1)), check=False)
+                _run(cmd, "-t", table, *shlex.split(line.replace("-A ", "-D ", 1)), check=False)
         for table, chains in ours.items():
             for chain in chains:
                 _run(cmd, "-t", table, "-F", chain, check=False)
             for chain in chains:
                 _run(cmd, "-t", table, "-X", chain, check=False)
-
-
-def _split_rule(line: str) -> list[str]:
-    return shlex.split(line)
 
 
 def _kill_orphaned_shims() -> list[int]:
