@@ -434,10 +434,12 @@ class RealNode:
     """
 
     def __init__(self, bin_dir: str | os.PathLike | None = None, verbosity: int = 0,
-                 start_timeout: float = 180.0):
+                 start_timeout: float = 180.0, lock_timeout: float = 0.0):
         self.bin_dir = Path(bin_dir) if bin_dir else None
         self.verbosity = verbosity
         self.start_timeout = start_timeout
+        # How long to wait for another run's node to go away (0: fail at once with NodeBusy).
+        self.lock_timeout = lock_timeout
         self.components: list[_Component] = []
         self.timings: dict[str, float] = {}
         self.logs_dir: Path | None = None
@@ -690,13 +692,18 @@ class RealNode:
     def _lock(self) -> None:
         LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise NodeBusy(f"another real node runs on this machine (pid {holder or '?'}, "
-                           f"lock {LOCK_FILE}); only one can") from None
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                    os.close(fd)
+                    raise NodeBusy(f"another real node runs on this machine (pid {holder or '?'}, "
+                                   f"lock {LOCK_FILE}); only one can") from None
+                time.sleep(1)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
@@ -713,11 +720,11 @@ def clean_host() -> list[str]:
 
 
 @contextlib.contextmanager
-def real_cluster(nodes: int = 1, verbosity: int = 0,
-                 workdir: str | os.PathLike | None = None) -> Iterator[tuple[ControlPlane, RealNode]]:
+def real_cluster(nodes: int = 1, verbosity: int = 0, workdir: str | os.PathLike | None = None,
+                 lock_timeout: float = 0.0) -> Iterator[tuple[ControlPlane, RealNode]]:
     """A control plane on HOST_IP with `nodes` kwok nodes and the real node; both stopped
-    (and the host cleaned) on exit."""
-    node = RealNode(bin_dir=build(), verbosity=verbosity).prepare()
+    (and the host cleaned) on exit. `lock_timeout`: seconds to wait for another run's node."""
+    node = RealNode(bin_dir=build(), verbosity=verbosity, lock_timeout=lock_timeout).prepare()
     try:
         cp = ControlPlane(nodes=nodes, host_address=HOST_IP, verbosity=verbosity, workdir=workdir)
         try:

@@ -78,7 +78,8 @@ def real_cluster():
         pytest.skip("the e2e tier needs root (containerd, CNI bridge, iptables)")
     if "deps_error" in _built:
         pytest.fail(f"hack/install-node-deps.sh failed:\n{_built['deps_error']}", pytrace=False)
-    with _real_cluster(nodes=1) as (cp, node):
+    # One real node per machine: wait for another run's (a colleague's e2e run) to finish.
+    with _real_cluster(nodes=1, lock_timeout=1800) as (cp, node):
         yield cp, node
     # An error in the session's teardown if the node left anything on the machine.
     left = host_leftovers()
