@@ -165,22 +165,24 @@ def archive_ref(name: str, version: str) -> str:
 
 
 def _run(*cmd: str, capture: bool = False, **kw) -> str:
+    """Runs cmd; its output is progress (stderr), unless captured: stdout is for archive paths."""
     out = subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE if capture else sys.stderr, **kw)
     return out.stdout.strip() if capture else ""
 
 
-def _buildah(*args: str, capture: bool = False) -> str:
+def _buildah(*args: str, capture: bool = False, **kw) -> str:
     """buildah on a private store under the cache, never the machine's shared one; RUN steps in
     chroot isolation (no runc, no network namespace: pip reaches PyPI through the host's network)."""
     return _run("buildah", "--root", str(CACHE / "buildah" / DRIVER),
                 "--runroot", str(Path(tempfile.gettempdir()) / "tandem-buildah-run"),
                 "--storage-driver", DRIVER, *args, capture=capture,
-                env={**os.environ, "BUILDAH_ISOLATION": "chroot"})
+                env={**os.environ, "BUILDAH_ISOLATION": "chroot"}, **kw)
 
 
 def _has_image(ref: str) -> bool:
     try:
-        _buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", ref, capture=True)
+        _buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", ref, capture=True,
+                 stderr=subprocess.DEVNULL)
     except subprocess.CalledProcessError:
         return False
     return True
@@ -198,7 +200,7 @@ def ensure_base(debootstrap_version: str) -> tuple[str, str]:
     try:
         root = Path(_buildah("mount", container, capture=True))
         _run("debootstrap", f"--variant={BASE_RECIPE['variant']}", "--include=" + ",".join(BASE_RECIPE["packages"]),
-             BASE_RECIPE["suite"], str(root), BASE_RECIPE["mirror"], stdout=subprocess.DEVNULL)
+             BASE_RECIPE["suite"], str(root), BASE_RECIPE["mirror"])
         for rel in BASE_RECIPE["strip"]:
             shutil.rmtree(root / rel, ignore_errors=True)
         _run("find", str(root / "usr/share/doc"), "-type", "f", "!", "-name", "copyright", "-delete")
