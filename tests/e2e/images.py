@@ -18,6 +18,7 @@ it prints one archive path per line on stdout and its progress on stderr. Tests 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +57,8 @@ BASE_RECIPE = {
     # Docs, manuals and apt's downloaded lists are of no use in a test image (copyright files stay).
     "strip": ["var/lib/apt/lists", "var/cache/apt", "usr/share/man", "usr/share/info"],
 }
+#: Where Debian's ca-certificates keeps the bundle that OpenSSL (and so pip, when told) reads.
+IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 #: Storage driver for buildah's private store. overlay shares the base between containers instead
 #: of copying it in full (vfs), which matters with multi-GB layers; TANDEM_BUILDAH_DRIVER=vfs
 #: is the fallback where overlayfs cannot mount.
@@ -166,17 +170,25 @@ def archive_ref(name: str, version: str) -> str:
 
 def _run(*cmd: str, capture: bool = False, **kw) -> str:
     """Runs cmd; its output is progress (stderr), unless captured: stdout is for archive paths."""
-    out = subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE if capture else sys.stderr, **kw)
+    kw.setdefault("stdout", subprocess.PIPE if capture else sys.stderr)
+    out = subprocess.run(cmd, check=True, text=True, **kw)
     return out.stdout.strip() if capture else ""
 
 
+def _store_args() -> list[str]:
+    """buildah's private store under the cache, never the machine's shared one."""
+    return ["--root", str(CACHE / "buildah" / DRIVER),
+            "--runroot", str(Path(tempfile.gettempdir()) / "tandem-buildah-run"), "--storage-driver", DRIVER]
+
+
+def _buildah_env() -> dict[str, str]:
+    """RUN steps in chroot isolation: no runc and no network namespace (pip reaches PyPI through
+    the host's network), which is what works on a CI machine that is itself a container."""
+    return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+
+
 def _buildah(*args: str, capture: bool = False, **kw) -> str:
-    """buildah on a private store under the cache, never the machine's shared one; RUN steps in
-    chroot isolation (no runc, no network namespace: pip reaches PyPI through the host's network)."""
-    return _run("buildah", "--root", str(CACHE / "buildah" / DRIVER),
-                "--runroot", str(Path(tempfile.gettempdir()) / "tandem-buildah-run"),
-                "--storage-driver", DRIVER, *args, capture=capture,
-                env={**os.environ, "BUILDAH_ISOLATION": "chroot"}, **kw)
+    return _run("buildah", *_store_args(), *args, capture=capture, env=_buildah_env(), **kw)
 
 
 def _has_image(ref: str) -> bool:
@@ -215,6 +227,19 @@ def ensure_base(debootstrap_version: str) -> tuple[str, str]:
     return ref, key
 
 
+def _trust_mounts() -> list[str]:
+    """Build-time only mounts (nothing stays in the image) so that pip inside the build trusts
+    what the host's pip trusts: the host's CA bundle over the image's, and an /etc/pip.conf that
+    points pip at it (pip reads its own certifi bundle otherwise). Without it a network that
+    re-signs TLS (a proxy with its own CA, as on these CI machines) fails every download."""
+    bundle = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    if not bundle.is_file():
+        return []
+    pip_conf = CACHE / "pip.conf"
+    pip_conf.write_text(f"[global]\ncert = {IMAGE_CA_BUNDLE}\n")
+    return ["-v", f"{bundle.resolve()}:{IMAGE_CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
+
+
 def build_image(name: str, base_ref: str, base: str, builder: str, version: str) -> Path:
     """One image's archive, built only when no archive with its key exists."""
     build_args = {"PYTHON_IMAGE": base_ref}
@@ -227,7 +252,7 @@ def build_image(name: str, base_ref: str, base: str, builder: str, version: str)
     tag = f"localhost/tandem-build/{name}:{key}"
     started = time.monotonic()
     say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_ref}")
-    _buildah("build", "--layers=false", "--pull-never", "-f", str(dockerfile),
+    _buildah("build", "--layers=false", "--force-rm", "--pull-never", *_trust_mounts(), "-f", str(dockerfile),
              "--ignorefile", str(dockerfile.with_name(dockerfile.name + ".dockerignore")),
              *(arg for k, v in build_args.items() for arg in ("--build-arg", f"{k}={v}")),
              "-t", tag, str(REPO))
@@ -244,6 +269,24 @@ def build_image(name: str, base_ref: str, base: str, builder: str, version: str)
     say(f"{name}: built in {built - started:.0f}s, archived in {time.monotonic() - built:.0f}s, "
         f"{archive.stat().st_size / 2**20:.0f} MiB: {archive}")
     return archive
+
+
+@contextlib.contextmanager
+def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """A container of the image in an archive, read back from the archive itself (not from the
+    store it was built in): yields run(*argv), which runs argv as the image's user in its workdir
+    (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit."""
+    ref = _buildah("from", "--quiet", f"oci-archive:{archive}", capture=True)
+    image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["buildah", *_store_args(), "run", ref, "--", *argv], text=True,
+                              capture_output=True, env=_buildah_env())
+    try:
+        yield run
+    finally:
+        _buildah("rm", ref, stdout=subprocess.DEVNULL)
+        _buildah("rmi", image_id, stdout=subprocess.DEVNULL)
 
 
 def build_all(names: list[str]) -> dict[str, Path]:
