@@ -242,6 +242,15 @@ def _trust_mounts() -> list[str]:
     return ["-v", f"{bundle.resolve()}:{IMAGE_CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
 
 
+def remove_stale_archives(name: str) -> None:
+    """Deletes this image's archives of other keys: each source change makes a new one of up to
+    6 GB, and a machine that runs the suite after every change would otherwise fill its disk."""
+    for stale in CACHE.glob(f"{name}-*.tar"):
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]+\.tar", stale.name):
+            say(f"{name}: removing the stale archive {stale.name}")
+            stale.unlink(missing_ok=True)
+
+
 def build_image(name: str, base_ref: str, base: str, builder: str, version: str) -> Path:
     """One image's archive, built only when no archive with its key exists.
 
@@ -255,6 +264,7 @@ def build_image(name: str, base_ref: str, base: str, builder: str, version: str)
     if archive.exists():
         say(f"{name}: cached {archive}")
         return archive
+    remove_stale_archives(name)  # before building: the PyTorch archive alone is 6 GB
     dockerfile = REPO / "images" / f"{name}.Dockerfile"
     started = time.monotonic()
     say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_ref}")

@@ -127,3 +127,14 @@ def test_archives_carry_the_names_the_cluster_asks_for():
     assert re.search(rf'^appVersion: "?{re.escape(version)}"?$', (REPO / "charts/tandem/Chart.yaml").read_text(), re.M)
     assert images.archive_ref("pytorch-worker", version) == f"docker.io/tandem/pytorch-worker:{version}"
     assert set(images.IMAGES) == {p.name.removesuffix(".Dockerfile") for p in (REPO / "images").glob("*.Dockerfile")}
+
+
+def test_a_build_removes_only_the_same_images_stale_archives(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CACHE", tmp_path)
+    names = ["operator-0123abcd.tar", "operator-4567ef01.tar", "pytorch-worker-89abcdef.tar",
+             ".operator-0123abcd.tar.partial", "operator-notes.txt", "pip.conf"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    images.remove_stale_archives("operator")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["pytorch-worker-89abcdef.tar", ".operator-0123abcd.tar.partial", "operator-notes.txt", "pip.conf"])
