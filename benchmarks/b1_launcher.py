@@ -37,10 +37,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, table  # noqa: E402
+from common import REPO, append_results, median, table
 
 PY = sys.executable
 STAMP = str(Path(__file__).resolve().parent / "stamp.py")
@@ -164,7 +163,7 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
         procs = [subprocess.Popen(a, env=e, cwd=REPO, stdout=out if i == 0 else subprocess.DEVNULL,
                                   stderr=subprocess.STDOUT if i == 0 else subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
-                 for i, (a, e) in enumerate(zip(argvs, envs))]
+                 for i, (a, e) in enumerate(zip(argvs, envs, strict=False))]
         codes = []
         try:
             for p in procs:

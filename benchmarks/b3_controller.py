@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, percentile, table  # noqa: E402
+from common import REPO, append_results, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
@@ -592,7 +592,7 @@ def main() -> int:
             f"Kubeflow: {kubeflow_note}, --enable-scheme=pytorchjob, controller threads "
             f"{args.kubeflow_threads or '1 (default)'}, webhook not registered. Whole run {total / 60:.1f} min.",
             "", out, "", *verdicts, *(f"- {n}" for n in notes), *("\n" + pr for pr in profiles),
-            *([f"", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
+            *(["", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
         ])
         append_results("B3 controller", body, "benchmarks/b3_controller.py")
     return 0

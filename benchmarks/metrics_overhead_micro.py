@@ -25,7 +25,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
-from train_ddp import make_model  # noqa: E402
+from train_ddp import make_model
 
 
 def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
@@ -82,7 +82,7 @@ def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
     step_call = (time.perf_counter() - started) / n
     reporter.close()
     dist.destroy_process_group()
-    diffs = [a - b for a, b in zip(on, off)]
+    diffs = [a - b for a, b in zip(on, off, strict=False)]
     return {"blocks": blocks, "block_steps": block_steps, "step_on_ms": statistics.median(on) * 1e3,
             "step_off_ms": statistics.median(off) * 1e3, "added_us_per_step": statistics.median(diffs) * 1e6,
             "added_percent": statistics.median(diffs) / statistics.median(off) * 100,

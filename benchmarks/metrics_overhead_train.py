@@ -27,11 +27,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
-from train_ddp import make_model, synthetic_dataset  # noqa: E402
+from train_ddp import make_model, synthetic_dataset
 
-from tandem import metrics  # noqa: E402
-from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook  # noqa: E402
-from tandem.metrics.shipper import reachable  # noqa: E402
+from tandem import metrics
+from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook
+from tandem.metrics.shipper import reachable
 
 
 def main() -> int:

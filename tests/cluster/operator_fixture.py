@@ -25,7 +25,7 @@ class Operator:
         self.args = ["--health-port", "0", "--metrics-port", "0", "--lease-namespace", lease_namespace, *extra]
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Operator":
+    def start(self) -> Operator:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(REPO / "operator"), **self.env}
         log = self.log_path.open("a")
         self.process = subprocess.Popen(tandem_argv("operator", "run", *self.args),

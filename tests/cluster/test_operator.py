@@ -17,7 +17,7 @@ from .operator_fixture import Operator, crd, get  # noqa: F401 - crd fixture
 
 
 @pytest.fixture(scope="module")
-def operator(control_plane, crd, tmp_path_factory):
+def operator(control_plane, crd, tmp_path_factory):  # noqa: F811 - crd is the fixture imported above
     """A cluster-wide operator for this module's tests (stopped when the module ends)."""
     add_tpu_nodes(control_plane)
     op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()

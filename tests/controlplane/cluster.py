@@ -115,8 +115,7 @@ def build(env: dict[str, str] | None = None) -> Path:
     """Run build.sh (a no-op when the binaries are cached) and return the bin dir."""
     proc = subprocess.run(
         ["bash", str(BUILD_SH)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=env,
     )
@@ -229,7 +228,7 @@ def _pki(directory: Path) -> dict[str, Path]:
             argv += ["-CA", str(out["ca.crt"]), "-CAkey", str(out["ca.key"])]
         for e in ext:
             argv += ["-addext", e]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StartError(f"openssl failed making {stem}: {proc.stderr[-2000:]}")
         key.chmod(0o600)
@@ -259,7 +258,7 @@ def _pki(directory: Path) -> dict[str, Path]:
         [openssl, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(out["sa.key"])],
         [openssl, "pkey", "-in", str(out["sa.key"]), "-pubout", "-out", str(out["sa.pub"])],
     ):
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StartError(f"openssl failed making the service-account key: {proc.stderr[-2000:]}")
     out["sa.key"].chmod(0o600)
@@ -285,7 +284,7 @@ def _kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: 
 
 # ---------------------------------------------------------------------------- control plane
 
-_live: "set[ControlPlane]" = set()
+_live: set[ControlPlane] = set()
 _handlers_installed = False
 _handlers_lock = threading.Lock()
 
@@ -294,7 +293,7 @@ def _stop_all() -> None:
     for cp in list(_live):
         try:
             cp.stop()
-        except Exception:  # pragma: no cover - best effort at exit
+        except Exception:  # noqa: BLE001 - best effort at exit
             pass
 
 
@@ -358,7 +357,7 @@ class ControlPlane:
 
     # -- public API -----------------------------------------------------------------
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         self.start()
         return self
 
@@ -380,8 +379,7 @@ class ControlPlane:
         proc = subprocess.run(
             [self._kubectl_bin(), "--kubeconfig", self.kubeconfig, *args],
             input=input,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             timeout=timeout,
         )
@@ -389,7 +387,7 @@ class ControlPlane:
             raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
 
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         with self._lock:
             if not self._stopped:
                 return self
@@ -478,7 +476,7 @@ class ControlPlane:
             env = dict(os.environ)
             env.pop("KUBECONFIG", None)
             deadline = time.monotonic() + timeout
-            for attempt in range(20):
+            for _attempt in range(20):
                 comp = _Component(name, old.argv, old.log_path, env)
                 self.components[self.components.index(old)] = comp
                 try:
@@ -557,7 +555,7 @@ class ControlPlane:
         raise StartError(f"timed out waiting for {what} (last error: {last_err!r}){tail}")
 
     def _https_ok(self, url: str, client: tuple[Path, Path] | None, verify: bool) -> bool:
-        ctx = ssl.create_default_context(cafile=str(self._pki["ca.crt"])) if verify else ssl._create_unverified_context()  # noqa: SLF001
+        ctx = ssl.create_default_context(cafile=str(self._pki["ca.crt"])) if verify else ssl._create_unverified_context()
         if client:
             ctx.load_cert_chain(str(client[0]), str(client[1]))
         try:
@@ -583,7 +581,7 @@ class ControlPlane:
         pki = self._pki = _pki(wd / "pki")
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
-        self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names)), strict=False))
         p = self.ports
         self.server = f"https://127.0.0.1:{p['apiserver']}"
         kc = {

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from tandem.api import SpecError, TrainingJob, apply_overrides, load_job, slice_shape
 from tandem.api.tpu import ACCELERATORS
 from tests.conftest import EXAMPLES
-
 from tests.support.specs import BASE, spec, valid_documents
 
 

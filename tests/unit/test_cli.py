@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from tandem.cli import cli
 from tests.conftest import EXAMPLES
-
 from tests.support.specs import spec
 
 
@@ -32,7 +31,8 @@ def test_validate_five_broken_specs_one_line_each(tmp_path):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 5
-    for path, field in zip(files, ["spec.strategy", "spec.workers", "metadata.name", "spec.tpu", "spec.resources.gpus"]):
+    fields = ["spec.strategy", "spec.workers", "metadata.name", "spec.tpu", "spec.resources.gpus"]
+    for path, field in zip(files, fields, strict=True):
         assert any(line.startswith(f"{path}: {field}: ") for line in lines), (field, lines)
 
 

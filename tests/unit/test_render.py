@@ -16,7 +16,6 @@ from tandem.contract import COMPLETION_INDEX
 from tandem.render import render
 from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION
-
 from tests.support.specs import spec, valid_documents
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -128,7 +127,7 @@ def test_no_spec_can_inject(document):
     job = TrainingJob.from_dict(document)
     objects = render(job)
     validate_objects(objects)
-    service, job_object = objects
+    _service, job_object = objects
     pod = job_object["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"] == document["spec"]["command"]

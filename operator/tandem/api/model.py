@@ -351,7 +351,7 @@ class TrainingJob(BaseModel):
     status: Optional[dict[str, Any]] = None
 
     @classmethod
-    def from_dict(cls, data: Any) -> "TrainingJob":
+    def from_dict(cls, data: Any) -> TrainingJob:
         """Validate a parsed document; raises SpecError naming each bad field."""
         if not isinstance(data, dict):
             raise SpecError([("(document)", f"must be a mapping, got {type(data).__name__}")])
@@ -361,7 +361,7 @@ class TrainingJob(BaseModel):
             raise from_validation_error(exc) from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> "TrainingJob":
+    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> TrainingJob:
         """The single TrainingJob of a YAML file, `--set`-style overrides applied."""
         return load_job(path, overrides)
 
