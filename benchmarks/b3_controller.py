@@ -205,7 +205,8 @@ class Kubeflow(System):
             "- name: init-pytorch\n  image: {{.InitContainerImage}}\n"
             "  imagePullPolicy: IfNotPresent\n  resources:\n    limits:\n      cpu: 100m\n      memory: 20Mi\n"
             "    requests:\n      cpu: 50m\n      memory: 10Mi\n"
-            "  command: ['sh', '-c', 'err=1;for i in $(seq {{.MaxTries}}); do if nslookup {{.MasterAddr}}; then err=0 && break; fi;"
+            "  command: ['sh', '-c', 'err=1;for i in $(seq {{.MaxTries}}); "
+            "do if nslookup {{.MasterAddr}}; then err=0 && break; fi;"
             "echo waiting for master; sleep 2; done; exit $err']\n")
         self.init_template = init
 
@@ -308,10 +309,11 @@ def run_scale(system: System, n: int, timeout: float, py_spy: Optional[str] = No
     result = ScaleResult(system.name, n)
     seen = Seen()
     stop = threading.Event()
-    threads = [threading.Thread(target=watch, args=(core.list_namespaced_service, ns, "Service", system.kind, seen, stop), daemon=True),
-               threading.Thread(target=watch, args=(core.list_namespaced_pod, ns, "Pod", system.kind, seen, stop), daemon=True)]
+    watched = [(core.list_namespaced_service, "Service"), (core.list_namespaced_pod, "Pod")]
     if "Job" in system.children_kinds:
-        threads.append(threading.Thread(target=watch, args=(batch.list_namespaced_job, ns, "Job", system.kind, seen, stop), daemon=True))
+        watched.append((batch.list_namespaced_job, "Job"))
+    threads = [threading.Thread(target=watch, args=(lister, ns, kind, system.kind, seen, stop), daemon=True)
+               for lister, kind in watched]
     for t in threads:
         t.start()
     system.start(str(n))
@@ -462,7 +464,8 @@ def add_bench_nodes(cp: ControlPlane) -> None:
     resources = {"cpu": "1000", "memory": "4Ti", "pods": BENCH_NODE_PODS, "ephemeral-storage": "10Ti"}
     items = [{
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": f"kwok-bench-{i}", "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        "metadata": {"name": f"kwok-bench-{i}",
+                     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                      "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-bench-{i}", "kubernetes.io/os": "linux",
                                 "kubernetes.io/arch": "amd64"}},
         "spec": {}, "status": {"allocatable": resources, "capacity": resources},

@@ -175,7 +175,8 @@ def main() -> int:
             f"(max-min over median); median of the per-round differences: {statistics.median(paired):+.2f} %. "
             f"Load average (1/5/15 min) before {load_before}, after {load_after}."
             + ("" if cpu_extra is None else
-               f" CPU time per sample (ranks + shippers; gloo's polling while a rank waits is in it, so other load moves it too): "
+               " CPU time per sample (ranks + shippers; gloo's polling while a rank waits is in it, "
+               "so other load moves it too): "
                f"{cpu_extra:+.2f} % with metrics on."),
         ])
         if micro:

@@ -116,7 +116,8 @@ def test_suspend_and_resume(control_plane, operator, ns):
     wait_for("Running", lambda: phase(control_plane, ns, name) == "Running", timeout=60)
     control_plane.kubectl("patch", "tj", name, "-n", ns, "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":true}}}')
     wait_for("Suspended", lambda: phase(control_plane, ns, name) == "Suspended", timeout=30)
-    wait_for("workers removed", lambda: not get(control_plane, ns, "pods", selector=f"tandem.dev/job-name={name}")["items"], timeout=30)
+    selector = f"tandem.dev/job-name={name}"
+    wait_for("workers removed", lambda: not get(control_plane, ns, "pods", selector=selector)["items"], timeout=30)
     control_plane.kubectl("patch", "tj", name, "-n", ns, "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":false}}}')
     wait_for("Succeeded after resume", lambda: phase(control_plane, ns, name) == "Succeeded", timeout=90)
 

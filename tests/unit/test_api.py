@@ -31,7 +31,8 @@ BROKEN = {
     "bad name": ({**BASE, "metadata": {"name": "Bad_Name"}}, "metadata.name"),
     "name too long": ({**BASE, "metadata": {"name": "a" * 53}}, "metadata.name"),
     "unknown TPU topology": (
-        spec(framework="tensorflow", strategy="tpu", workers=None, tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"}),
+        spec(framework="tensorflow", strategy="tpu", workers=None,
+             tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"}),
         "spec.tpu",
     ),
     "unknown accelerator": (

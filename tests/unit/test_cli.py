@@ -23,7 +23,8 @@ def test_validate_five_broken_specs_one_line_each(tmp_path):
         "pair.yaml": spec(strategy="tpu"),
         "zero.yaml": spec(workers=0),
         "name.yaml": {**spec(), "metadata": {"name": "Not_A_Name"}},
-        "tpu.yaml": spec(framework="tensorflow", strategy="tpu", workers=None, tpu={"accelerator": "tpu-v4-podslice", "topology": "3x3x3"}),
+        "tpu.yaml": spec(framework="tensorflow", strategy="tpu", workers=None,
+                         tpu={"accelerator": "tpu-v4-podslice", "topology": "3x3x3"}),
         "gpus.yaml": spec(resources={"gpus": -2}),
     }
     files = [_write(tmp_path, name, doc) for name, doc in broken.items()]

@@ -25,7 +25,8 @@ from tandem.launch.env import (
 PY = "/opt/venv/bin/python3"
 
 
-def contract_env(framework: str = "pytorch", strategy: str = "ddp", workers: int = 2, index: int = 1, **extra: str) -> dict[str, str]:
+def contract_env(framework: str = "pytorch", strategy: str = "ddp", workers: int = 2, index: int = 1,
+                 **extra: str) -> dict[str, str]:
     hosts = ",".join(f"job-{i}.job.ns.svc:2222" for i in range(workers))
     env = {
         "TANDEM_JOB": "job",

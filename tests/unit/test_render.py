@@ -72,7 +72,8 @@ def test_env_contract():
 def test_gpu_scheduling():
     _, job, container = _worker(spec(resources={"gpus": 4}, procsPerWorker=4))
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in job["spec"]["template"]["spec"]["tolerations"]
+    gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert gpu_toleration in job["spec"]["template"]["spec"]["tolerations"]
 
 
 def test_tpu_scheduling():

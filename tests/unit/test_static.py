@@ -63,7 +63,8 @@ def test_no_import_cycle() -> None:
 
 
 def test_ruff() -> None:
-    result = _tool(sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "operator", "tests", "benchmarks")
+    result = _tool(sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise",
+                   "operator", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -227,7 +227,8 @@ class TrainingJobSpec(_Model):
     )
     tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
     workers: Optional[int] = Field(
-        None, validate_default=True, ge=1, description="Worker pods (nodes). With tpu: the slice's host count, derived when unset."
+        None, validate_default=True, ge=1,
+        description="Worker pods (nodes). With tpu: the slice's host count, derived when unset.",
     )
     procs_per_worker: int = Field(
         1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."

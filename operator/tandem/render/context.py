@@ -219,9 +219,12 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "priority_class_name": template.priority_class_name,
         "node_selector": node_selector,
         "tolerations": tolerations,
-        "pod_security_context": template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY,
+        "pod_security_context": (
+            template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY
+        ),
         "container_security_context": (
-            template.container_security_context if template.container_security_context is not None else RESTRICTED_CONTAINER_SECURITY
+            template.container_security_context if template.container_security_context is not None
+            else RESTRICTED_CONTAINER_SECURITY
         ),
         "image": spec.worker_image,
         "launcher": LAUNCHER,
