@@ -30,7 +30,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, median, table
+
+sys.path.insert(0, str(REPO / "operator"))
+from tandem._sys.ports import free_ports
 
 PY = sys.executable
 STAMP = str(Path(__file__).resolve().parent / "stamp.py")
@@ -66,19 +68,6 @@ class Workload:
     log_every: int = 10
     ddp_args: list[str] = field(default_factory=list)
     keras_args: list[str] = field(default_factory=list)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def ddp_command(w: Workload, ckpt: str) -> list[str]:

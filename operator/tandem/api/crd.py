@@ -98,6 +98,7 @@ SPEC_RULES = [
 ]
 
 ROOT_RULES = [job_name_rule()]
+CRD_LABELS = {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"}
 
 PRINTER_COLUMNS = [
     {"name": "Framework", "type": "string", "jsonPath": ".spec.framework"},
@@ -192,10 +193,7 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "labels": {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"},
-        },
+        "metadata": {"name": CRD_NAME, "labels": CRD_LABELS},
         "spec": {
             "group": API_GROUP,
             "scope": "Namespaced",
