@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, table
+from common import REPO, append_results, loadavg, median, table
 
 sys.path.insert(0, str(REPO / "operator"))
 from tandem._sys.ports import free_ports
@@ -181,13 +181,6 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
     elif not result.note:
         result.note = f"exit codes {codes}, {len(stamps)} step lines; log {log}"
     return result
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "-"
 
 
 def main() -> int:

@@ -51,6 +51,7 @@ from common import REPO, append_results, percentile, table
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
+from tests.support.processes import stop_group  # noqa: E402
 
 KUBEFLOW_VERSION = "v1.8.1"
 KUBEFLOW_MODULE = "github.com/kubeflow/training-operator"
@@ -134,13 +135,7 @@ class System:
                                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process, grace=15)
 
 
 class Tandem(System):

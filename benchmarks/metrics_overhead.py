@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, table
+from common import REPO, append_results, loadavg, table
 
 DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
 B2 = re.compile(r"B2 (\{.*\})")
@@ -88,13 +88,6 @@ def end_to_end(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float
             print(f"round {round_ + 1}: metrics {'on ' if enabled else 'off'}  {rate:10.1f} samples/s"
                   f"  ({time.monotonic() - started:.0f} s)", flush=True)
     return runs
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "-"
 
 
 def main() -> int:

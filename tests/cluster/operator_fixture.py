@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO
 from tests.support.commands import tandem_argv
 from tests.support.controlplane import install_crd
+from tests.support.processes import stop_group
 
 
 class Operator:
@@ -38,12 +39,7 @@ class Operator:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process, grace=15)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
