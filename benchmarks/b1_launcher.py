@@ -30,17 +30,18 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, table  # noqa: E402
+from common import REPO, append_results, loadavg, median, table
+
+sys.path.insert(0, str(REPO / "operator"))
+from tandem._sys.ports import free_ports
 
 PY = sys.executable
 STAMP = str(Path(__file__).resolve().parent / "stamp.py")
@@ -67,19 +68,6 @@ class Workload:
     log_every: int = 10
     ddp_args: list[str] = field(default_factory=list)
     keras_args: list[str] = field(default_factory=list)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def ddp_command(w: Workload, ckpt: str) -> list[str]:
@@ -164,7 +152,7 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
         procs = [subprocess.Popen(a, env=e, cwd=REPO, stdout=out if i == 0 else subprocess.DEVNULL,
                                   stderr=subprocess.STDOUT if i == 0 else subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
-                 for i, (a, e) in enumerate(zip(argvs, envs))]
+                 for i, (a, e) in enumerate(zip(argvs, envs, strict=False))]
         codes = []
         try:
             for p in procs:
@@ -193,13 +181,6 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
     elif not result.note:
         result.note = f"exit codes {codes}, {len(stamps)} step lines; log {log}"
     return result
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "-"
 
 
 def main() -> int:

@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, percentile, table  # noqa: E402
+from common import REPO, append_results, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
+from tests.support.processes import stop_group  # noqa: E402
 
 KUBEFLOW_VERSION = "v1.8.1"
 KUBEFLOW_MODULE = "github.com/kubeflow/training-operator"
@@ -134,13 +135,7 @@ class System:
                                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process, grace=15)
 
 
 class Tandem(System):
@@ -205,7 +200,8 @@ class Kubeflow(System):
             "- name: init-pytorch\n  image: {{.InitContainerImage}}\n"
             "  imagePullPolicy: IfNotPresent\n  resources:\n    limits:\n      cpu: 100m\n      memory: 20Mi\n"
             "    requests:\n      cpu: 50m\n      memory: 10Mi\n"
-            "  command: ['sh', '-c', 'err=1;for i in $(seq {{.MaxTries}}); do if nslookup {{.MasterAddr}}; then err=0 && break; fi;"
+            "  command: ['sh', '-c', 'err=1;for i in $(seq {{.MaxTries}}); "
+            "do if nslookup {{.MasterAddr}}; then err=0 && break; fi;"
             "echo waiting for master; sleep 2; done; exit $err']\n")
         self.init_template = init
 
@@ -308,10 +304,11 @@ def run_scale(system: System, n: int, timeout: float, py_spy: Optional[str] = No
     result = ScaleResult(system.name, n)
     seen = Seen()
     stop = threading.Event()
-    threads = [threading.Thread(target=watch, args=(core.list_namespaced_service, ns, "Service", system.kind, seen, stop), daemon=True),
-               threading.Thread(target=watch, args=(core.list_namespaced_pod, ns, "Pod", system.kind, seen, stop), daemon=True)]
+    watched = [(core.list_namespaced_service, "Service"), (core.list_namespaced_pod, "Pod")]
     if "Job" in system.children_kinds:
-        threads.append(threading.Thread(target=watch, args=(batch.list_namespaced_job, ns, "Job", system.kind, seen, stop), daemon=True))
+        watched.append((batch.list_namespaced_job, "Job"))
+    threads = [threading.Thread(target=watch, args=(lister, ns, kind, system.kind, seen, stop), daemon=True)
+               for lister, kind in watched]
     for t in threads:
         t.start()
     system.start(str(n))
@@ -462,7 +459,8 @@ def add_bench_nodes(cp: ControlPlane) -> None:
     resources = {"cpu": "1000", "memory": "4Ti", "pods": BENCH_NODE_PODS, "ephemeral-storage": "10Ti"}
     items = [{
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": f"kwok-bench-{i}", "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        "metadata": {"name": f"kwok-bench-{i}",
+                     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                      "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-bench-{i}", "kubernetes.io/os": "linux",
                                 "kubernetes.io/arch": "amd64"}},
         "spec": {}, "status": {"allocatable": resources, "capacity": resources},
@@ -592,7 +590,7 @@ def main() -> int:
             f"Kubeflow: {kubeflow_note}, --enable-scheme=pytorchjob, controller threads "
             f"{args.kubeflow_threads or '1 (default)'}, webhook not registered. Whole run {total / 60:.1f} min.",
             "", out, "", *verdicts, *(f"- {n}" for n in notes), *("\n" + pr for pr in profiles),
-            *([f"", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
+            *(["", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
         ])
         append_results("B3 controller", body, "benchmarks/b3_controller.py")
     return 0

@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, median, table  # noqa: E402
-
-import yaml  # noqa: E402
+import yaml
+from common import REPO, append_results, median, table
 
 TARGET_RENDER = 2000.0
 EXAMPLES = ("mnist-ddp.yaml", "keras-mwms.yaml", "tpu-v5e.yaml")
@@ -110,7 +109,9 @@ def main() -> int:
 
     # Where the time goes, stage by stage (the same steps render() takes, timed apart).
     import json as _json
+
     import yaml as _yaml
+
     from tandem import render as render_module
     from tandem.render.context import template_values
     env = render_module.environment()

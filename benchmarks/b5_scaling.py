@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH, REPO, append_results, table  # noqa: E402
+from common import BENCH, REPO, append_results, table
 
 DONE = re.compile(r"done: (\d+) steps in ([\d.]+)s, (\d+) (?:ranks|workers)")
 DEFAULT_JOBS = "jobs/mnist-ddp.yaml,jobs/keras-mwms.yaml"

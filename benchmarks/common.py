@@ -94,7 +94,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A GitHub Markdown table (also readable on a terminal)."""
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"  # noqa: E731
     out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
     out += [line(r) for r in rows]
     return "\n".join(out)

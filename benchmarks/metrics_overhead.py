@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, table  # noqa: E402
+from common import REPO, append_results, loadavg, table
 
 DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
 B2 = re.compile(r"B2 (\{.*\})")
@@ -90,13 +90,6 @@ def end_to_end(args: argparse.Namespace, runs_dir: Path) -> dict[str, list[float
     return runs
 
 
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "-"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -122,7 +115,7 @@ def main() -> int:
                   f"({micro['step_off_ms']:.2f} ms CPU per one-rank step); reporter.step() {micro['reporter_step_us']:.2f} us")
     on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
     lost = (off - on) / off * 100
-    paired = [(b - a) / b * 100 for a, b in zip(runs["on"], runs["off"])]  # per round, same moment
+    paired = [(b - a) / b * 100 for a, b in zip(runs["on"], runs["off"], strict=False)]  # per round, same moment
     cpu_extra = None
     if runs.get("cpu_on"):
         cpu_on, cpu_off = statistics.median(runs["cpu_on"]), statistics.median(runs["cpu_off"])
@@ -149,10 +142,10 @@ def main() -> int:
     if not args.no_append:
         headers = ["round", "on (samples/s)", "off (samples/s)", "lost"]
         rows = [[i + 1, f"{a:.1f}", f"{b:.1f}", f"{d:+.1f} %"]
-                for i, (a, b, d) in enumerate(zip(runs["on"], runs["off"], paired))]
+                for i, (a, b, d) in enumerate(zip(runs["on"], runs["off"], paired, strict=False))]
         if runs.get("cpu_on"):
             headers += ["CPU us/sample on", "off"]
-            for row, a, b in zip(rows, runs["cpu_on"], runs["cpu_off"]):
+            for row, a, b in zip(rows, runs["cpu_on"], runs["cpu_off"], strict=False):
                 row += [f"{a:.1f}", f"{b:.1f}"]
         if args.end_to_end:
             what = (f"Whole `tandem run jobs/mnist-ddp.yaml` runs ({args.workers} workers, {args.steps} steps of "
@@ -175,7 +168,8 @@ def main() -> int:
             f"(max-min over median); median of the per-round differences: {statistics.median(paired):+.2f} %. "
             f"Load average (1/5/15 min) before {load_before}, after {load_after}."
             + ("" if cpu_extra is None else
-               f" CPU time per sample (ranks + shippers; gloo's polling while a rank waits is in it, so other load moves it too): "
+               " CPU time per sample (ranks + shippers; gloo's polling while a rank waits is in it, "
+               "so other load moves it too): "
                f"{cpu_extra:+.2f} % with metrics on."),
         ])
         if micro:

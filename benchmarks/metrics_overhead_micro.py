@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
-from train_ddp import make_model  # noqa: E402
+from switchable_metrics import switchable_metrics
+from train_ddp import make_model
 
 
 def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
@@ -34,7 +34,6 @@ def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
     dead_port = free_port()  # nothing listens there
     os.environ.update({"TANDEM_METRICS": "1", "TANDEM_JOB": "b2-micro", "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{dead_port}",
                        "TANDEM_METRICS_CONNECT_TIMEOUT": "3600"})
-    from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook
     from tandem.metrics.reporter import Reporter
 
     store = dist.FileStore(tempfile.mktemp(prefix="b2-micro-"), 1)
@@ -47,15 +46,7 @@ def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
     ddp = DistributedDataParallel(model)
     loss_fn = nn.CrossEntropyLoss()
     reporter = Reporter(os.environ)
-    state = {"on": False}
-    timer = _WaitTimer()
-    timed = timed_allreduce_hook(timer)
-
-    def hook(process_group, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
-        return timed(process_group, bucket) if state["on"] else allreduce_hook(process_group, bucket)
-
-    ddp.register_comm_hook(None, hook)
-    optimizer.register_step_post_hook(lambda *_: reporter.step(batch, wait=timer.take()) if state["on"] else None)
+    state = switchable_metrics(ddp, optimizer, reporter, batch)
 
     def block() -> float:
         """CPU seconds per step (all threads of this process): other load on the machine delays a
@@ -82,7 +73,7 @@ def main(blocks: int = 40, block_steps: int = 100, batch: int = 64) -> dict:
     step_call = (time.perf_counter() - started) / n
     reporter.close()
     dist.destroy_process_group()
-    diffs = [a - b for a, b in zip(on, off)]
+    diffs = [a - b for a, b in zip(on, off, strict=False)]
     return {"blocks": blocks, "block_steps": block_steps, "step_on_ms": statistics.median(on) * 1e3,
             "step_off_ms": statistics.median(off) * 1e3, "added_us_per_step": statistics.median(diffs) * 1e6,
             "added_percent": statistics.median(diffs) / statistics.median(off) * 100,

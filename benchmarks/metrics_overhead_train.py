@@ -22,16 +22,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
-from train_ddp import make_model, synthetic_dataset  # noqa: E402
+from switchable_metrics import switchable_metrics
+from train_ddp import make_model, synthetic_dataset
 
-from tandem import metrics  # noqa: E402
-from tandem.metrics.pytorch import _WaitTimer, timed_allreduce_hook  # noqa: E402
-from tandem.metrics.shipper import reachable  # noqa: E402
+from tandem import metrics
+from tandem.metrics.shipper import reachable
 
 
 def main() -> int:
@@ -53,20 +52,7 @@ def main() -> int:
     loss_fn = nn.CrossEntropyLoss()
 
     reporter = metrics.reporter()
-    state = {"on": False}
-    timer = _WaitTimer()
-    timed = timed_allreduce_hook(timer)
-
-    def hook(process_group, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
-        return timed(process_group, bucket) if state["on"] else allreduce_hook(process_group, bucket)
-
-    ddp.register_comm_hook(None, hook)
-
-    def after_step(_o, _a, _k) -> None:
-        if state["on"]:
-            reporter.step(args.batch_size, wait=timer.take())
-
-    optimizer.register_step_post_hook(after_step)
+    state = switchable_metrics(ddp, optimizer, reporter, args.batch_size)
 
     def batches():
         epoch = 0

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment Tandem's examples and tests run in, and prints its path.
 #
-# The environment lives under the user's home, keyed by a hash of pyproject.toml, so that a new
-# clone on the same machine reuses torch, TensorFlow and Ray instead of installing them again;
-# pip's own cache under ~/.cache/pip serves a rebuild. Tandem itself is installed editable from
-# the clone that runs this script, every time (it is cheap), so the environment follows the clone.
+# The environment lives under the user's home, keyed by a hash of pyproject.toml's dependency
+# lists, so that a new clone on the same machine reuses torch, TensorFlow and Ray instead of
+# installing them again; pip's own cache under ~/.cache/pip serves a rebuild. Tandem itself is
+# installed editable from the clone that runs this script, every time (it is cheap), so the
+# environment follows the clone.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${TANDEM_PYTHON:-python3}"
-# Keyed by what pip installs (the Python version, the build system, the dependency lists), not by
-# the whole pyproject.toml: a pytest marker or a tool's settings must not cost a 7 GB reinstall.
+# The key hashes only what decides the environment's contents (the Python version and the
+# dependency lists), so editing tool settings or test markers in pyproject.toml keeps it.
 key="$("$python" - "$repo/pyproject.toml" <<'PY'
-import hashlib, json, sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    pyproject = tomllib.load(f)
-project = pyproject["project"]
-inputs = [pyproject.get("build-system"), project.get("requires-python"), project.get("dependencies"),
-          project.get("optional-dependencies")]
-digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
-print("py%d%d-%s" % (*sys.version_info[:2], digest))
+import hashlib, json, sys
+try:
+    import tomllib
+except ImportError:  # Python 3.10: no TOML reader in the standard library, so hash the whole file
+    tomllib = None
+raw = open(sys.argv[1], "rb").read()
+if tomllib is not None:
+    project = tomllib.loads(raw.decode())["project"]
+    raw = json.dumps([project["dependencies"], project.get("optional-dependencies", {})], sort_keys=True).encode()
+print("py%d%d-%s" % (*sys.version_info[:2], hashlib.sha256(raw).hexdigest()[:12]))
 PY
 )"
 venv="${TANDEM_VENV:-$HOME/.cache/tandem/venv-$key}"

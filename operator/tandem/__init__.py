@@ -9,7 +9,7 @@ fast it trains and how well it scales while it runs.
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "TrainingJob", "SpecError", "metrics"]
+__all__ = ["Client", "SpecError", "TrainingJob", "metrics"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO
 from tests.support.commands import tandem_argv
 from tests.support.controlplane import install_crd
+from tests.support.processes import stop_group
 
 
 class Operator:
@@ -25,7 +26,7 @@ class Operator:
         self.args = ["--health-port", "0", "--metrics-port", "0", "--lease-namespace", lease_namespace, *extra]
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Operator":
+    def start(self) -> Operator:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(REPO / "operator"), **self.env}
         log = self.log_path.open("a")
         self.process = subprocess.Popen(tandem_argv("operator", "run", *self.args),
@@ -38,12 +39,7 @@ class Operator:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process, grace=15)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.helm import CHART, helm_binary
-
 from tests.support.controlplane import create_namespace
+from tests.support.helm import CHART, helm_binary
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
 
@@ -174,7 +173,7 @@ def test_cluster_wide_install_run_upgrade_uninstall(control_plane, helm, system,
                                             "-o", "json").stdout)["items"]
     assert len(pods) == 1 and pods[0]["status"]["phase"] == "Running"
 
-    a, b, other = watched
+    a, _b, other = watched
     for namespace in (a, other, "default"):
         assert can(control_plane, "create", "jobs.batch", namespace)
         assert can(control_plane, "patch", "trainingjobs.tandem.dev/status", namespace)

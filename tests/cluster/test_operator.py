@@ -17,7 +17,7 @@ from .operator_fixture import Operator, crd, get  # noqa: F401 - crd fixture
 
 
 @pytest.fixture(scope="module")
-def operator(control_plane, crd, tmp_path_factory):
+def operator(control_plane, crd, tmp_path_factory):  # noqa: F811 - crd is the fixture imported above
     """A cluster-wide operator for this module's tests (stopped when the module ends)."""
     add_tpu_nodes(control_plane)
     op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
@@ -116,7 +116,8 @@ def test_suspend_and_resume(control_plane, operator, ns):
     wait_for("Running", lambda: phase(control_plane, ns, name) == "Running", timeout=60)
     control_plane.kubectl("patch", "tj", name, "-n", ns, "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":true}}}')
     wait_for("Suspended", lambda: phase(control_plane, ns, name) == "Suspended", timeout=30)
-    wait_for("workers removed", lambda: not get(control_plane, ns, "pods", selector=f"tandem.dev/job-name={name}")["items"], timeout=30)
+    selector = f"tandem.dev/job-name={name}"
+    wait_for("workers removed", lambda: not get(control_plane, ns, "pods", selector=selector)["items"], timeout=30)
     control_plane.kubectl("patch", "tj", name, "-n", ns, "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":false}}}')
     wait_for("Succeeded after resume", lambda: phase(control_plane, ns, name) == "Succeeded", timeout=90)
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tandem.metrics.client import reachable
 from tests.conftest import REPO
-
 from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for

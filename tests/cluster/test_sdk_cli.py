@@ -35,7 +35,7 @@ def test_sdk_full_cycle(control_plane, operator, namespace):  # noqa: F811
 
 def test_sdk_errors(control_plane, operator, namespace):  # noqa: F811
     client = Client(kubeconfig=control_plane.kubeconfig, namespace=namespace)
-    with pytest.raises(Invalid, match="spec.workers"):
+    with pytest.raises(Invalid, match=r"spec\.workers"):
         client.submit({**job_document("bad"), "spec": {**job_document("bad")["spec"], "workers": 0}})
     failing = job_document("sdk-fails", run_seconds=1, exit_code=5, backoff=0)
     client.submit(failing)

@@ -115,8 +115,7 @@ def build(env: dict[str, str] | None = None) -> Path:
     """Run build.sh (a no-op when the binaries are cached) and return the bin dir."""
     proc = subprocess.run(
         ["bash", str(BUILD_SH)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=env,
     )
@@ -228,7 +227,7 @@ def _issue(directory: Path, stem: str, subject: str, *ext: str,
         argv += ["-CA", str(ca[0]), "-CAkey", str(ca[1])]
     for e in ext:
         argv += ["-addext", e]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         raise StartError(f"openssl failed making {stem}: {proc.stderr[-2000:]}")
     key.chmod(0o600)
@@ -274,7 +273,7 @@ def _pki(directory: Path, host_address: str = "127.0.0.1") -> dict[str, Path]:
         [openssl, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(out["sa.key"])],
         [openssl, "pkey", "-in", str(out["sa.key"]), "-pubout", "-out", str(out["sa.pub"])],
     ):
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StartError(f"openssl failed making the service-account key: {proc.stderr[-2000:]}")
     out["sa.key"].chmod(0o600)
@@ -300,7 +299,7 @@ def _kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: 
 
 # ---------------------------------------------------------------------------- control plane
 
-_live: "set[ControlPlane]" = set()
+_live: set[ControlPlane] = set()
 _handlers_installed = False
 _handlers_lock = threading.Lock()
 
@@ -309,7 +308,7 @@ def _stop_all() -> None:
     for cp in list(_live):
         try:
             cp.stop()
-        except Exception:  # pragma: no cover - best effort at exit
+        except Exception:  # noqa: BLE001 - best effort at exit
             pass
 
 
@@ -380,7 +379,7 @@ class ControlPlane:
 
     # -- public API -----------------------------------------------------------------
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         self.start()
         return self
 
@@ -402,8 +401,7 @@ class ControlPlane:
         proc = subprocess.run(
             [self._kubectl_bin(), "--kubeconfig", self.kubeconfig, *args],
             input=input,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             timeout=timeout,
         )
@@ -428,7 +426,7 @@ class ControlPlane:
         """The cluster CA's certificate (it signs every client and serving certificate)."""
         return self._pki["ca.crt"]
 
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         with self._lock:
             if not self._stopped:
                 return self
@@ -517,7 +515,7 @@ class ControlPlane:
             env = dict(os.environ)
             env.pop("KUBECONFIG", None)
             deadline = time.monotonic() + timeout
-            for attempt in range(20):
+            for _attempt in range(20):
                 comp = _Component(name, old.argv, old.log_path, env)
                 self.components[self.components.index(old)] = comp
                 try:
@@ -596,7 +594,7 @@ class ControlPlane:
         raise StartError(f"timed out waiting for {what} (last error: {last_err!r}){tail}")
 
     def _https_ok(self, url: str, client: tuple[Path, Path] | None, verify: bool) -> bool:
-        ctx = ssl.create_default_context(cafile=str(self._pki["ca.crt"])) if verify else ssl._create_unverified_context()  # noqa: SLF001
+        ctx = ssl.create_default_context(cafile=str(self._pki["ca.crt"])) if verify else ssl._create_unverified_context()
         if client:
             ctx.load_cert_chain(str(client[0]), str(client[1]))
         try:
@@ -622,7 +620,7 @@ class ControlPlane:
         pki = self._pki = _pki(wd / "pki", self.host_address)
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
-        self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names)), strict=False))
         p = self.ports
         self.server = f"https://{self.host_address}:{p['apiserver']}"
         kc = {

@@ -88,8 +88,7 @@ class NodeBusy(StartError):
 
 def _run(*argv: str, check: bool = True, input: str | None = None,
          timeout: float = 60) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise StartError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc
@@ -448,7 +447,7 @@ class RealNode:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def prepare(self) -> "RealNode":
+    def prepare(self) -> RealNode:
         """Root check, lock, leftovers of a killed run, sysctls, bridge, egress rule."""
         if os.geteuid() != 0:
             raise StartError("a real node needs root (containerd, CNI, iptables)")
@@ -473,7 +472,7 @@ class RealNode:
         self.timings["prepare"] = time.monotonic() - t0
         return self
 
-    def start(self, cp: ControlPlane) -> "RealNode":
+    def start(self, cp: ControlPlane) -> RealNode:
         if cp.host_address != HOST_IP:
             raise StartError(f"the control plane must listen on {HOST_IP} (ControlPlane(host_address=...))")
         if self._lock_fd is None:
@@ -520,7 +519,7 @@ class RealNode:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "RealNode":
+    def __enter__(self) -> RealNode:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -573,7 +572,7 @@ class RealNode:
     def _wait(self, what: str, comp: _Component | None, check: Callable[[], bool],
               deadline: float, interval: float = 0.2) -> None:
         assert self.cp
-        self.cp._wait(what, comp, check, deadline, interval)  # noqa: SLF001 - one wait loop
+        self.cp._wait(what, comp, check, deadline, interval)
 
     @staticmethod
     def _stop_component(comp: _Component) -> None:
@@ -714,7 +713,7 @@ def clean_host() -> list[str]:
     cgroups, dirs) without starting one; returns host_leftovers() afterwards. The next
     start does the same by itself."""
     node = RealNode()
-    node._lock()  # noqa: SLF001 - never under a running node's feet
+    node._lock()
     node.stop()  # with the lock held and nothing started: only the host cleanup
     return host_leftovers()
 

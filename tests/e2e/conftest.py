@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-_REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from tests.controlplane.cluster import BuildError, GoMissing, build  # noqa: E402
-from tests.controlplane.node import host_leftovers  # noqa: E402
-from tests.controlplane.node import real_cluster as _real_cluster  # noqa: E402
+from tests.conftest import REPO
+from tests.controlplane.cluster import BuildError, GoMissing, build
+from tests.controlplane.node import (
+    host_leftovers,
+    real_cluster as _real_cluster,
+)
 
 _built: dict[str, object] = {}
 
@@ -59,7 +57,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except BuildError as e:
         _built["error"] = e
     if os.geteuid() == 0:
-        proc = subprocess.run(["bash", str(_REPO / "hack" / "install-node-deps.sh")],
+        proc = subprocess.run(["bash", str(REPO / "hack" / "install-node-deps.sh")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
             _built["deps_error"] = proc.stdout[-4000:]

@@ -150,7 +150,8 @@ def image_key(repo: Path, name: str, base: str, builder: str, build_args: dict[s
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
     digest = hashlib.sha256()
     for label, data in (("dockerfile", dockerfile.read_bytes()), ("ignore", ignore.read_bytes()),
-                        ("base", base.encode()), ("builder", builder.encode()), ("driver", DRIVER.encode()), ("export", EXPORT.encode()),
+                        ("base", base.encode()), ("builder", builder.encode()), ("driver", DRIVER.encode()),
+                        ("export", EXPORT.encode()),
                         ("args", json.dumps(build_args, sort_keys=True).encode())):
         digest.update(f"{label}\0{len(data)}\0".encode() + data)
     for rel in context_files(repo, ignore.read_text()):
@@ -315,7 +316,7 @@ def build_images(names: tuple[str, ...] = IMAGES) -> dict[str, Path]:
     Goes through hack/build-images.sh, so that buildah and debootstrap get installed when missing."""
     result = subprocess.run(["bash", str(REPO / "hack" / "build-images.sh"), *names],
                             check=True, text=True, stdout=subprocess.PIPE)
-    return dict(zip(names, (Path(line) for line in result.stdout.split())))
+    return dict(zip(names, (Path(line) for line in result.stdout.split()), strict=False))
 
 
 def main(argv: list[str]) -> int:

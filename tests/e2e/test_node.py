@@ -57,7 +57,7 @@ def describe(cp, ns: str) -> str:
 
 
 def test_node_registered_beside_kwok_nodes(real_cluster):
-    cp, node = real_cluster
+    cp, _node = real_cluster
     nodes = {n["metadata"]["name"]: n for n in json.loads(cp.kubectl("get", "nodes", "-o", "json").stdout)["items"]}
     assert "kwok-node-0" in nodes
     mine = nodes[real.NODE_NAME]

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Sequence
 
 import pytest
 
@@ -116,13 +116,21 @@ def keras(tmp: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_ddp_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:
-    group = Group(tmp_path, "pytorch", "ddp", ddp(tmp_path))
+def _train_two(tmp_path: Path, groups: list[Group], framework: str, strategy: str, command: list[str],
+               output: str) -> tuple[Group, list[dict]]:
+    """Two launchers train to the end; both workers' outputs (`<output><i>.json`) show 40 steps
+    and the same weights."""
+    group = Group(tmp_path, framework, strategy, command)
     groups.append(group)
     assert group.wait() == [0, 0], group.log(0)[-3000:] + group.log(1)[-3000:]
-    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0]["checksum"] == ranks[1]["checksum"]
-    assert [r["steps"] for r in ranks] == [40, 40]
+    outputs = [json.loads((tmp_path / "out" / f"{output}{i}.json").read_text()) for i in (0, 1)]
+    assert outputs[0]["checksum"] == outputs[1]["checksum"]
+    assert [o["steps"] for o in outputs] == [40, 40]
+    return group, outputs
+
+
+def test_ddp_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:
+    group, ranks = _train_two(tmp_path, groups, "pytorch", "ddp", ddp(tmp_path), "rank")
     port = group.log(0).split("--master-port=")[1].split()[0]
     for rank, seen in enumerate(r["env"] for r in ranks):
         # torchrun's documented worker variables
@@ -131,12 +139,7 @@ def test_ddp_two_launchers_train_identical_weights(tmp_path: Path, groups: list[
 
 
 def test_tf_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:
-    group = Group(tmp_path, "tensorflow", "multi-worker-mirrored", keras(tmp_path))
-    groups.append(group)
-    assert group.wait() == [0, 0], group.log(0)[-3000:] + group.log(1)[-3000:]
-    workers = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
-    assert workers[0]["checksum"] == workers[1]["checksum"]
-    assert [w["steps"] for w in workers] == [40, 40]
+    _, workers = _train_two(tmp_path, groups, "tensorflow", "multi-worker-mirrored", keras(tmp_path), "worker")
     hosts = workers[0]["tf_config"]["cluster"]["worker"]
     assert len(set(hosts)) == 2 and all(h.startswith("127.0.0.1:") for h in hosts)
     for i, w in enumerate(workers):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Iterable
@@ -16,7 +17,7 @@ from tandem._sys import proctree
 from tandem._sys.proctree import alive, cmdline, descendants, environ
 
 __all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "processes_of_job", "ray_session_of",
-           "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
+           "stop_group", "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
 
 
 def processes_of_job(job: str) -> list[int]:
@@ -80,3 +81,16 @@ def kill(pids: Iterable[int]) -> None:
 
 def kill_job(job: str) -> None:
     kill(processes_of_job(job))
+
+
+def stop_group(process: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM the process group `process` leads (started with start_new_session=True), as a
+    rollout would; SIGKILL it if it is still there after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

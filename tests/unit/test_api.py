@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from tandem.api import SpecError, TrainingJob, apply_overrides, load_job, slice_shape
 from tandem.api.tpu import ACCELERATORS
 from tests.conftest import EXAMPLES
-
 from tests.support.specs import BASE, spec, valid_documents
 
 
@@ -32,7 +31,8 @@ BROKEN = {
     "bad name": ({**BASE, "metadata": {"name": "Bad_Name"}}, "metadata.name"),
     "name too long": ({**BASE, "metadata": {"name": "a" * 53}}, "metadata.name"),
     "unknown TPU topology": (
-        spec(framework="tensorflow", strategy="tpu", workers=None, tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"}),
+        spec(framework="tensorflow", strategy="tpu", workers=None,
+             tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"}),
         "spec.tpu",
     ),
     "unknown accelerator": (

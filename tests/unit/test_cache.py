@@ -4,8 +4,7 @@ filed under the TrainingJob that their job-name label names."""
 
 from __future__ import annotations
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tandem.controller.cache import Cache, key_of, owner_key
 from tandem.render.context import JOB_NAME_LABEL

@@ -149,7 +149,7 @@ def test_least_privilege(helm, mode):
 def test_operator_deployment_defaults(helm):
     objs = render(helm)
     container = operator_container(objs)
-    (deployment,) = [o for o in by_kind(objs, "Deployment")]
+    (deployment,) = list(by_kind(objs, "Deployment"))
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["replicas"] == 1
     assert container["command"] == ["tandem"]

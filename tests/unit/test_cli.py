@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from tandem.cli import cli
 from tests.conftest import EXAMPLES
-
 from tests.support.specs import spec
 
 
@@ -24,7 +23,8 @@ def test_validate_five_broken_specs_one_line_each(tmp_path):
         "pair.yaml": spec(strategy="tpu"),
         "zero.yaml": spec(workers=0),
         "name.yaml": {**spec(), "metadata": {"name": "Not_A_Name"}},
-        "tpu.yaml": spec(framework="tensorflow", strategy="tpu", workers=None, tpu={"accelerator": "tpu-v4-podslice", "topology": "3x3x3"}),
+        "tpu.yaml": spec(framework="tensorflow", strategy="tpu", workers=None,
+                         tpu={"accelerator": "tpu-v4-podslice", "topology": "3x3x3"}),
         "gpus.yaml": spec(resources={"gpus": -2}),
     }
     files = [_write(tmp_path, name, doc) for name, doc in broken.items()]
@@ -32,7 +32,8 @@ def test_validate_five_broken_specs_one_line_each(tmp_path):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 5
-    for path, field in zip(files, ["spec.strategy", "spec.workers", "metadata.name", "spec.tpu", "spec.resources.gpus"]):
+    fields = ["spec.strategy", "spec.workers", "metadata.name", "spec.tpu", "spec.resources.gpus"]
+    for path, field in zip(files, fields, strict=True):
         assert any(line.startswith(f"{path}: {field}: ") for line in lines), (field, lines)
 
 

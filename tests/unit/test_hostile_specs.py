@@ -13,14 +13,12 @@ import copy
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tandem.api import SpecError, TrainingJob
-from tandem.local.plan import plan_workers
 from tandem.launch.env import build_launch
+from tandem.local.plan import plan_workers
 from tandem.render import render
-
 from tests.support.specs import nasty_text, valid_documents
 
 HOSTILE_VALUES = st.one_of(nasty_text, st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 
-from tandem.launch.env import (  # noqa: E402
+from tandem.launch.env import (
     GUARD_MODULE,
     TORCHRUN_MODULE,
     ContractError,
@@ -26,7 +25,8 @@ from tandem.launch.env import (  # noqa: E402
 PY = "/opt/venv/bin/python3"
 
 
-def contract_env(framework: str = "pytorch", strategy: str = "ddp", workers: int = 2, index: int = 1, **extra: str) -> dict[str, str]:
+def contract_env(framework: str = "pytorch", strategy: str = "ddp", workers: int = 2, index: int = 1,
+                 **extra: str) -> dict[str, str]:
     hosts = ",".join(f"job-{i}.job.ns.svc:2222" for i in range(workers))
     env = {
         "TANDEM_JOB": "job",
@@ -170,15 +170,15 @@ def test_bad_contract_names_the_variable(change: dict, variable: str) -> None:
 def test_tf_needs_hosts_and_one_proc() -> None:
     env = contract_env("tensorflow", "multi-worker-mirrored")
     del env["TANDEM_WORKER_HOSTS"]
-    with pytest.raises(ContractError, match="^TANDEM_WORKER_HOSTS"):
+    with pytest.raises(ContractError, match=r"^TANDEM_WORKER_HOSTS"):
         build_launch(env, ["python", "t.py"], PY)
     env = contract_env("tensorflow", "multi-worker-mirrored", TANDEM_PROCS_PER_WORKER="2")
-    with pytest.raises(ContractError, match="^TANDEM_PROCS_PER_WORKER"):
+    with pytest.raises(ContractError, match=r"^TANDEM_PROCS_PER_WORKER"):
         build_launch(env, ["python", "t.py"], PY)
 
 
 def test_empty_command() -> None:
-    with pytest.raises(ContractError, match="^command"):
+    with pytest.raises(ContractError, match=r"^command"):
         build_launch(contract_env(), [], PY)
 
 

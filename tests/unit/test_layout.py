@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from tandem.cli import cli
 from tandem.errors import Conflict, Forbidden, Invalid, NotFound, TandemError, Unreachable
-from tandem.kube.connection import api_error, error_type, translated
+from tandem.kubeapi import api_error, error_type, translated
 from tandem.local.backend import LocalBackend
 from tests.conftest import EXAMPLES
 

@@ -114,5 +114,5 @@ def test_reporter_records_steps_with_the_wait_split():
     rep.step(64, wait=0.0)
     rep.step(64, wait=10.0)
     assert len(rep._buffer) == 2  # the first step has no duration
-    (_, samples, seconds, busy), (_, _, seconds2, busy2) = rep._buffer
+    (_, samples, seconds, busy), (_, _, _seconds2, busy2) = rep._buffer
     assert samples == 64 and busy == seconds and busy2 == 0.0

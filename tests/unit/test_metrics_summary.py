@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tandem.api.status import MetricsStatus
 from tandem.metrics import summary
@@ -97,7 +96,7 @@ def test_window_drops_old_slow_steps():
 
 
 def test_first_step_without_duration_counts_no_time():
-    steps = [Step(1.0, 64, None)] + steady(10, 64, n=10, start=1.0)
+    steps = [Step(1.0, 64, None), *steady(10, 64, n=10, start=1.0)]
     status = summarize({(0, 0): steps}, workers=1)
     assert math.isclose(status.throughput, 640)
 

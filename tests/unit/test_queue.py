@@ -4,6 +4,7 @@ arrive mid-reconcile folded into one more pass, and delayed requeues where the e
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
@@ -165,7 +166,7 @@ def test_the_earliest_requeue_wins_whatever_the_order():
         return times[0] - began, len(times)
 
     for first, second in [(0.05, 5.0), (5.0, 0.05)]:
-        elapsed, passes = run(lambda: scenario(first, second))
+        elapsed, passes = run(functools.partial(scenario, first, second))
         assert 0.05 - EARLY <= elapsed < 1.0 and passes == 1  # the later timer was dropped
 
 

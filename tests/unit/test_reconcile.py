@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import reconcile
-
 from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
@@ -48,15 +46,15 @@ def test_new_job_creates_service_and_indexed_job_with_owner():
 def test_reconcile_twice_creates_nothing_twice():
     obj, _ = step(training_job(), Observed())
     observed = Observed(service=True, job=JobState(restart=0), pods=pods(0, "Pending", "Pending"))
-    again, actions = step(obj, observed)
+    _again, actions = step(obj, observed)
     assert actions.apply == [] and actions.events == []
 
 
 def test_phases_in_order_to_succeeded():
     obj, _ = step(training_job(), Observed())
-    obj, actions = step(obj, Observed(True, JobState(0), pods(0, "Running", "Running")))
+    obj, _ = step(obj, Observed(True, JobState(0), pods(0, "Running", "Running")))
     assert obj["status"]["phase"] == "Running" and obj["status"]["workers"]["active"] == 2
-    obj, actions = step(obj, Observed(True, JobState(0, complete=True), pods(0, "Succeeded", "Succeeded")))
+    obj, _actions = step(obj, Observed(True, JobState(0, complete=True), pods(0, "Succeeded", "Succeeded")))
     assert obj["status"]["phase"] == "Succeeded" and obj["status"]["completionTime"]
     conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
     assert conditions == {"Pending": "False", "Running": "False", "Succeeded": "True"}
@@ -174,7 +172,7 @@ def test_tensorboard_applied_with_the_service_and_its_address_in_status():
 
 
 def test_tensorboard_without_shared_storage_says_why():
-    obj, actions = step(training_job(tensorboard={"enabled": True}), Observed())
+    obj, _actions = step(training_job(tensorboard={"enabled": True}), Observed())
     served = next(c for c in obj["status"]["conditions"] if c["type"] == "TensorBoardServed")
     assert served["status"] == "False" and "claimName" in served["message"]
 

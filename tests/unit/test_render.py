@@ -16,7 +16,6 @@ from tandem.contract import COMPLETION_INDEX
 from tandem.render import render
 from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION
-
 from tests.support.specs import spec, valid_documents
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -73,7 +72,8 @@ def test_env_contract():
 def test_gpu_scheduling():
     _, job, container = _worker(spec(resources={"gpus": 4}, procsPerWorker=4))
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in job["spec"]["template"]["spec"]["tolerations"]
+    gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert gpu_toleration in job["spec"]["template"]["spec"]["tolerations"]
 
 
 def test_tpu_scheduling():
@@ -128,7 +128,7 @@ def test_no_spec_can_inject(document):
     job = TrainingJob.from_dict(document)
     objects = render(job)
     validate_objects(objects)
-    service, job_object = objects
+    _service, job_object = objects
     pod = job_object["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"] == document["spec"]["command"]

@@ -98,13 +98,15 @@ SPEC_RULES = [
 ]
 
 ROOT_RULES = [job_name_rule()]
+CRD_LABELS = {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"}
 
 PRINTER_COLUMNS = [
     {"name": "Framework", "type": "string", "jsonPath": ".spec.framework"},
     {"name": "Workers", "type": "integer", "jsonPath": ".spec.workers"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Throughput", "type": "number", "jsonPath": ".status.metrics.throughput", "description": "samples/s, all workers"},
-    {"name": "Efficiency", "type": "number", "jsonPath": ".status.metrics.scalingEfficiency", "description": "scaling efficiency (1.0 = linear)"},
+    {"name": "Efficiency", "type": "number", "jsonPath": ".status.metrics.scalingEfficiency",
+     "description": "scaling efficiency (1.0 = linear)"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -137,7 +139,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         node["enum"] = [node.pop("const")]
     if node.get("additionalProperties") is False:
         node.pop("additionalProperties")  # structural schemas prune unknown fields instead
-    if node.get("additionalProperties") is True or (node.get("type") == "object" and not node.get("properties") and "additionalProperties" not in node):
+    free_form = node.get("type") == "object" and not node.get("properties") and "additionalProperties" not in node
+    if node.get("additionalProperties") is True or free_form:
         node.pop("additionalProperties", None)
         node["x-kubernetes-preserve-unknown-fields"] = True
     for key in ("properties",):
@@ -166,11 +169,13 @@ def spec_schema() -> dict[str, Any]:
     for name in ("cpu", "memory"):
         field = props["resources"]["properties"][name]
         field.pop("type", None)
-        field.update({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY_PATTERN})
+        field.update({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}],
+                      "pattern": QUANTITY_PATTERN})
     env = props["env"]
     env.update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     env["items"]["x-kubernetes-validations"] = [
-        {"rule": reserved_env_rule(), "message": "TANDEM_* and the variables the launcher derives are reserved", "fieldPath": ".name"}
+        {"rule": reserved_env_rule(), "message": "TANDEM_* and the variables the launcher derives are reserved",
+         "fieldPath": ".name"}
     ]
     props["command"]["items"]["maxLength"] = 65536
     spec["x-kubernetes-validations"] = SPEC_RULES
@@ -188,10 +193,7 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "labels": {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"},
-        },
+        "metadata": {"name": CRD_NAME, "labels": CRD_LABELS},
         "spec": {
             "group": API_GROUP,
             "scope": "Namespaced",

@@ -227,7 +227,8 @@ class TrainingJobSpec(_Model):
     )
     tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
     workers: Optional[int] = Field(
-        None, validate_default=True, ge=1, description="Worker pods (nodes). With tpu: the slice's host count, derived when unset."
+        None, validate_default=True, ge=1,
+        description="Worker pods (nodes). With tpu: the slice's host count, derived when unset.",
     )
     procs_per_worker: int = Field(
         1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."
@@ -351,7 +352,7 @@ class TrainingJob(BaseModel):
     status: Optional[dict[str, Any]] = None
 
     @classmethod
-    def from_dict(cls, data: Any) -> "TrainingJob":
+    def from_dict(cls, data: Any) -> TrainingJob:
         """Validate a parsed document; raises SpecError naming each bad field."""
         if not isinstance(data, dict):
             raise SpecError([("(document)", f"must be a mapping, got {type(data).__name__}")])
@@ -361,7 +362,7 @@ class TrainingJob(BaseModel):
             raise from_validation_error(exc) from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> "TrainingJob":
+    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> TrainingJob:
         """The single TrainingJob of a YAML file, `--set`-style overrides applied."""
         return load_job(path, overrides)
 

@@ -16,7 +16,8 @@ ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 def check_job_name(name: str) -> str:
     if len(name) > MAX_JOB_NAME:
-        raise ValueError(f"must be at most {MAX_JOB_NAME} characters (got {len(name)}), so that pod hostnames <name>-<index> fit in {MAX_LABEL}")
+        raise ValueError(f"must be at most {MAX_JOB_NAME} characters (got {len(name)}), "
+                         f"so that pod hostnames <name>-<index> fit in {MAX_LABEL}")
     if not DNS1035_LABEL.match(name):
         raise ValueError(
             f"{name!r} is not a valid name: use lower-case letters, digits and '-', "

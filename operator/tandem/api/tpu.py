@@ -27,7 +27,7 @@ _V4_TOPOLOGIES = (
     "2x2x1", "2x2x2", "2x2x4", "2x4x4", "4x4x4", "4x4x8", "4x8x8", "8x8x8",
     "8x8x12", "8x8x16", "8x16x16", "12x12x12", "12x12x16", "12x16x16", "16x16x16",
 )
-_V5P_TOPOLOGIES = _V4_TOPOLOGIES + ("16x16x20", "16x16x24", "16x20x28")
+_V5P_TOPOLOGIES = (*_V4_TOPOLOGIES, "16x16x20", "16x16x24", "16x20x28")
 _2D_TOPOLOGIES = ("1x1", "2x2", "2x4", "4x4", "4x8", "8x8", "8x16", "16x16")
 
 #: GKE node label value of `cloud.google.com/gke-tpu-accelerator` -> (family, valid topologies).

@@ -14,7 +14,8 @@ from .options import backend, kubeconfig_option, namespace_option, on_option, ru
 @click.command(cls=TandemCommand)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-w", "--workers", type=click.IntRange(min=1), help="Override spec.workers.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field, e.g. --set runPolicy.backoffLimit=1.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field, e.g. --set runPolicy.backoffLimit=1.")
 @on_option("Where to run: this machine, or the cluster of the current kubeconfig (needs the operator).")
 @namespace_option("With --on kubernetes: the namespace (default: the kubeconfig context's).")
 @kubeconfig_option("With --on kubernetes.")

@@ -16,7 +16,7 @@ from kubernetes.dynamic import DynamicClient
 
 from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
 from ..errors import NotFound
-from ..kube.connection import connect, error_type
+from ..kubeapi import connect, error_type
 from .reconcile import Event, rfc3339
 
 

@@ -102,7 +102,7 @@ class LeaderElector:
                     if self.try_acquire_or_renew():
                         last_ok = time.monotonic()
                         continue
-                except Exception as error:  # network blips are retried until the deadline
+                except Exception as error:  # noqa: BLE001 - network blips are retried until the deadline
                     log.warning("renewing lease: %s", error)
                 if time.monotonic() - last_ok > RENEW_DEADLINE_SECONDS:
                     log.error("lost the lease %s/%s; stopping", self.namespace, self.name)
@@ -121,5 +121,5 @@ class LeaderElector:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
                 self.coordination.replace_namespaced_lease(self.name, self.namespace, lease)
-        except Exception:  # best effort: the lease expires anyway
+        except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
             pass

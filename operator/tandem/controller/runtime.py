@@ -48,15 +48,17 @@ class Controller:
         self.health = health
         self.cache = Cache()
         self.queue: Optional[Any] = None
+        self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         from .queue import WorkQueue
 
         self.queue = WorkQueue()
-        for _ in range(self.config.workers):
-            asyncio.create_task(self.queue.run_worker(self.reconcile_key))
+        # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.
+        self._tasks = [asyncio.create_task(self.queue.run_worker(self.reconcile_key))
+                       for _ in range(self.config.workers)]
         if self.health is not None:
-            asyncio.create_task(self._heartbeat())
+            self._tasks.append(asyncio.create_task(self._heartbeat()))
 
     async def _heartbeat(self) -> None:
         """Proves to /healthz that the event loop still runs."""
@@ -130,7 +132,7 @@ class Controller:
 
                 await asyncio.wait_for(asyncio.to_thread(delete_collector, self.config.metrics_address, *key),
                                        METRICS_READ_TIMEOUT)
-            except Exception as error:  # best effort: the actor is small and detached
+            except Exception as error:  # noqa: BLE001 - best effort: the actor is small and detached
                 log.info("could not remove the metrics actor of %s/%s: %s", *key, error)
 
         asyncio.get_running_loop().create_task(delete())
@@ -147,7 +149,7 @@ class Controller:
                 read_summary, self.config.metrics_address, read.namespace, read.name,
                 read.workers, read.baseline_throughput, read.straggler_threshold,
             ), METRICS_READ_TIMEOUT)
-        except Exception as error:  # Ray absent or broken: say so in a condition, go on
+        except Exception as error:  # noqa: BLE001 - Ray absent or broken: say so in a condition, go on
             return with_metrics(read.status, None, now, read.generation, f"metrics unavailable: {error}"[:300])
         if not summary.available:
             return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])

@@ -8,7 +8,7 @@
 
 Errors are Tandem's typed ones (tandem.errors: NotFound, Conflict alias AlreadyExists, Invalid,
 Forbidden, Unreachable, JobFailed, Timeout), each with a message that says what to do; the
-HTTP statuses behind them are read in one place, `kube.connection`.
+HTTP statuses behind them are read in one place, `tandem.kubeapi`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..api import SpecError, TrainingJob, load_job
 from ..api.status import MetricsStatus, TrainingJobStatus
 from ..contract import API_GROUP, COMPLETION_INDEX, FINISHED_PHASES, JOB_NAME_LABEL, PLURAL, VERSION
 from ..errors import Invalid, JobFailed, NotFound, Timeout
-from .connection import api_error, connect, translated
+from ..kubeapi import api_error, connect, translated
 
 JobLike = Union[TrainingJob, dict, str, Path]
 

@@ -23,7 +23,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         torchrun_main(list(argv))
     except ChildFailedError as error:
-        rank, failure = error.get_first_failure()
+        _rank, failure = error.get_first_failure()
         print(str(error), file=sys.stderr)
         code = exit_code(failure.exitcode)
         return code if code else 1

@@ -68,7 +68,7 @@ class RunResult:
     run_dir: Path
     attempts: list[Attempt] = field(default_factory=list)
     interrupted: bool = False
-    tensorboard: Optional["TensorBoardServer"] = None
+    tensorboard: Optional[TensorBoardServer] = None
 
     @property
     def restarts(self) -> int:
@@ -103,7 +103,7 @@ def new_run_dir(root: Path, job: str, resume: bool) -> Path:
 class _Worker:
     """One running worker process and the thread that copies its output."""
 
-    def __init__(self, plan: WorkerPlan, log: Path, lines: "queue.Queue[tuple[int, str]]", attached: bool = False):
+    def __init__(self, plan: WorkerPlan, log: Path, lines: queue.Queue[tuple[int, str]], attached: bool = False):
         """`attached`: the worker shares this terminal and process group (for pdb), unlogged."""
         self.plan, self.log = plan, log
         self.tail: list[str] = []
@@ -124,14 +124,14 @@ class _Worker:
         else:
             log.write_text("(worker ran attached to the terminal with --debug; its output was not captured)\n")
 
-    def _pump(self, lines: "queue.Queue[tuple[int, str]]") -> None:
+    def _pump(self, lines: queue.Queue[tuple[int, str]]) -> None:
         assert self.process.stdout is not None
         with self.log.open("w", encoding="utf-8") as out:
             for raw in self.process.stdout:
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 out.write(line + "\n")
                 out.flush()
-                self.tail = (self.tail + [line])[-TAIL_LINES:]
+                self.tail = [*self.tail, line][-TAIL_LINES:]
                 if line.strip():
                     self.last_line = line.strip()
                 lines.put((self.plan.index, line))
@@ -246,7 +246,7 @@ class LocalExecutor:
             self._report_failure(attempt, workers[failed.index])
         return attempt
 
-    def _watch(self, workers: list[_Worker], lines: "queue.Queue[tuple[int, str]]", restart: int, limit: int):
+    def _watch(self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], restart: int, limit: int):
         """Until every worker succeeded, one failed, or the deadline passed. With --debug,
         worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
         deadline = self._deadline()
@@ -294,7 +294,7 @@ class LocalExecutor:
             text.append(f"  │ {workers[0].last_line[:70]}", style="dim")
         return text
 
-    def _drain(self, lines: "queue.Queue[tuple[int, str]]", live: Optional[Live] = None, show: bool = True) -> None:
+    def _drain(self, lines: queue.Queue[tuple[int, str]], live: Optional[Live] = None, show: bool = True) -> None:
         console = live.console if live else self.console
         while True:
             try:

@@ -356,7 +356,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
             status = read(final=True)
             history.write(json.dumps({**_dump(status), "final": True}) + "\n")
         _emit({"event": "final", "status": _dump(status)})
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - whatever ends the helper, its parent still gets a final status
         import traceback
 
         traceback.print_exc()

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
-from .executor import LocalExecutor, RunResult
 from . import baseline as baselines
+from .executor import LocalExecutor, RunResult
 
 
 @dataclass

@@ -71,7 +71,8 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
         figures = []
         if per_worker:
             w = per_worker.get(exit_.index)
-            figures = ["-", "-", "-"] if w is None else [f"{w.throughput:,.1f}", _seconds(w.step_time_p50), _seconds(w.step_time_p95)]
+            figures = (["-", "-", "-"] if w is None
+                       else [f"{w.throughput:,.1f}", _seconds(w.step_time_p50), _seconds(w.step_time_p95)])
             if metrics is not None and metrics.straggler == exit_.index:
                 style = style or "yellow"
         table.add_row(str(exit_.index), str(exit_.code), *figures, str(exit_.log), style=style)

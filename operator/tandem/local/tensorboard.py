@@ -24,7 +24,7 @@ class TensorBoardServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self) -> "TensorBoardServer":
+    def start(self) -> TensorBoardServer:
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(self.logdir), "--host", "127.0.0.1",

@@ -26,7 +26,7 @@ from typing import Any
 
 from .reporter import NullReporter, Reporter, reporter
 
-__all__ = ["NullReporter", "Reporter", "reporter", "track_ddp", "keras_callback"]
+__all__ = ["NullReporter", "Reporter", "keras_callback", "reporter", "track_ddp"]
 
 
 def track_ddp(model: Any, optimizer: Any, samples_per_step: float, reporter_: Any = None) -> Any:

@@ -60,8 +60,8 @@ class Collector:
 
 
 def _remote_class():
-    from ray import cloudpickle
     import ray
+    from ray import cloudpickle
 
     # Ship Collector by value: the Ray worker that hosts it need not have Tandem installed.
     cloudpickle.register_pickle_by_value(__import__(__name__, fromlist=["Collector"]))

@@ -96,7 +96,7 @@ def _die_with_parent(parent: Optional[str]) -> None:
         os._exit(0)
 
 
-def _quiet_stderr() -> "object":
+def _quiet_stderr() -> object:
     """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
     message = os.fdopen(os.dup(2), "w", buffering=1)
     run_dir = os.environ.get(ENV_RUN_DIR)

@@ -54,8 +54,8 @@ class Step:
     busy: Optional[float] = None
 
     @classmethod
-    def of(cls, record: Sequence[object]) -> "Step":
-        t, samples, seconds, busy = (list(record) + [None, None, None, None])[:4]
+    def of(cls, record: Sequence[object]) -> Step:
+        t, samples, seconds, busy = [*record, None, None, None, None][:4]
         return cls(float(t), float(samples or 0), None if seconds is None else float(seconds),
                    None if busy is None else float(busy))
 

@@ -70,7 +70,7 @@ class EventLog:
                 os.makedirs(self.directory, exist_ok=True)
                 make = _TensorFlowWriter if self.env.get(ENV_FRAMEWORK) == "tensorflow" else _TorchWriter
                 self._writer = make(self.directory)
-            except Exception as error:  # no tensorboard package, unwritable dir...: say it once
+            except Exception as error:  # noqa: BLE001 - no tensorboard package, unwritable dir...: say it once
                 self._failed = True
                 print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)
         return self._writer
@@ -88,6 +88,6 @@ class EventLog:
             if loss is not None:
                 self._writer.scalar("tandem/loss", loss, self.steps)
             self._writer.flush()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a broken writer must never stop training
             self._failed, self._writer = True, None
             print(f"tandem.metrics: TensorBoard event files stopped ({error})", file=sys.stderr, flush=True)

@@ -11,26 +11,12 @@ from typing import Any, Optional
 
 from kubernetes.utils.quantity import parse_quantity
 
+from .. import contract
 from ..api.model import DEFAULT_IMAGES, TrainingJob
 from ..contract import (
     API_VERSION,
     COMPLETION_INDEX,
     COORDINATOR_PORT,
-    ENV_COORDINATOR,
-    ENV_FRAMEWORK,
-    ENV_JOB,
-    ENV_METRICS,
-    ENV_METRICS_ADDRESS,
-    ENV_NAMESPACE,
-    ENV_PORT,
-    ENV_PROCS_PER_WORKER,
-    ENV_RESTART,
-    ENV_STRATEGY,
-    ENV_TENSORBOARD,
-    ENV_TENSORBOARD_DIR,
-    ENV_WORKER_HOSTS,
-    ENV_WORKER_INDEX,
-    ENV_WORKERS,
     GPU_RESOURCE,
     JOB_NAME_LABEL,
     KIND,
@@ -94,25 +80,25 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[d
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
     hosts = ",".join(f"{worker_host(name, namespace, i)}:{COORDINATOR_PORT}" for i in range(spec.worker_count))
     plain = {
-        ENV_JOB: name,
-        ENV_NAMESPACE: namespace,
-        ENV_FRAMEWORK: spec.framework,
-        ENV_STRATEGY: spec.strategy,
-        ENV_WORKERS: str(spec.worker_count),
-        ENV_PROCS_PER_WORKER: str(spec.procs_per_worker),
-        ENV_COORDINATOR: worker_host(name, namespace, 0),
-        ENV_PORT: str(COORDINATOR_PORT),
-        ENV_WORKER_HOSTS: hosts,
-        ENV_RESTART: str(restart),
-        ENV_METRICS: "1" if spec.metrics.enabled else "0",
-        ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
-        ENV_TENSORBOARD: "1" if spec.tensorboard.enabled else "0",
+        contract.ENV_JOB: name,
+        contract.ENV_NAMESPACE: namespace,
+        contract.ENV_FRAMEWORK: spec.framework,
+        contract.ENV_STRATEGY: spec.strategy,
+        contract.ENV_WORKERS: str(spec.worker_count),
+        contract.ENV_PROCS_PER_WORKER: str(spec.procs_per_worker),
+        contract.ENV_COORDINATOR: worker_host(name, namespace, 0),
+        contract.ENV_PORT: str(COORDINATOR_PORT),
+        contract.ENV_WORKER_HOSTS: hosts,
+        contract.ENV_RESTART: str(restart),
+        contract.ENV_METRICS: "1" if spec.metrics.enabled else "0",
+        contract.ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
+        contract.ENV_TENSORBOARD: "1" if spec.tensorboard.enabled else "0",
     }
     if spec.tensorboard.enabled:
-        plain[ENV_TENSORBOARD_DIR] = tensorboard_dir(job)
+        plain[contract.ENV_TENSORBOARD_DIR] = tensorboard_dir(job)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.insert(5, {
-        "name": ENV_WORKER_INDEX,
+        "name": contract.ENV_WORKER_INDEX,
         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}},
     })
     return env
@@ -219,9 +205,12 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "priority_class_name": template.priority_class_name,
         "node_selector": node_selector,
         "tolerations": tolerations,
-        "pod_security_context": template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY,
+        "pod_security_context": (
+            template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY
+        ),
         "container_security_context": (
-            template.container_security_context if template.container_security_context is not None else RESTRICTED_CONTAINER_SECURITY
+            template.container_security_context if template.container_security_context is not None
+            else RESTRICTED_CONTAINER_SECURITY
         ),
         "image": spec.worker_image,
         "launcher": LAUNCHER,

@@ -4,6 +4,9 @@ Everything that talks to a cluster (the SDK's Client, the CLI through it, the op
 ApiClient from `connect()` and reads an ApiException through `error_type()` / `api_error()`, so
 that kubeconfig loading and the HTTP status -> TandemError mapping are written once. Callers
 catch Tandem's typed errors (NotFound, Conflict, ...) instead of comparing status codes.
+
+It sits below both of its users, the SDK (`tandem.kube`) and the operator (`tandem.controller`),
+which are independent of each other: neither may reach into the other's package for it.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+from kubernetes import client as k8s, config as k8s_config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from ..errors import Conflict, Forbidden, Invalid, NotFound, TandemError, Unreachable
+from .errors import Conflict, Forbidden, Invalid, NotFound, TandemError, Unreachable
 
 #: What the API server answers when the resource type itself (here: the CRD) is unknown.
 _NO_SUCH_RESOURCE = "the server could not find the requested resource"
