@@ -16,9 +16,9 @@ from typing import Literal, get_args
 ApiVersion = Literal["tandem.dev/v1alpha1"]
 Kind = Literal["TrainingJob"]
 #: apiVersion of a TrainingJob object.
-API_VERSION: str = get_args(ApiVersion)[0]
+API_VERSION: ApiVersion = get_args(ApiVersion)[0]
 #: Kind of the resource.
-KIND: str = get_args(Kind)[0]
+KIND: Kind = get_args(Kind)[0]
 #: API group of the TrainingJob resource, and its one served and stored version.
 API_GROUP, _, VERSION = API_VERSION.partition("/")
 #: Plural resource name, as in the REST path and `kubectl get trainingjobs`.

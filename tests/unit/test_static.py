@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import grimp
-import pytest
 
 from tests.conftest import REPO
 
@@ -68,7 +67,6 @@ def test_ruff() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="mypy --strict lands with wip/mypy")
 def test_mypy_strict() -> None:
     """Settings in pyproject.toml ([tool.mypy]: strict on operator/tandem). The first run on a
     machine takes minutes (torch's and TensorFlow's stubs); later runs read .mypy_cache."""

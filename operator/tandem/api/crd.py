@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..contract import (
     API_GROUP,
     API_VERSION,
@@ -152,10 +154,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _structural(model: type, description: str) -> dict[str, Any]:
+def _structural(model: type[BaseModel], description: str) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True)
     defs = schema.pop("$defs", {})
-    resolved = _resolve(schema, defs)
+    resolved: dict[str, Any] = _resolve(schema, defs)
     resolved["description"] = description
     return resolved
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from ..errors import SpecError
 
@@ -26,7 +27,7 @@ def field_path(loc: Iterable[Any]) -> str:
     return path
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, ctx, got = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "missing":
         return "is required"

@@ -244,7 +244,7 @@ class TrainingJobSpec(_Model):
     @classmethod
     def _strategy(cls, strategy: str, info: ValidationInfo) -> str:
         framework = info.data.get("framework")
-        allowed = STRATEGIES.get(framework, ())
+        allowed = STRATEGIES.get(framework, ()) if isinstance(framework, str) else ()
         if framework and strategy not in allowed:
             raise ValueError(f"{strategy!r} is not a {framework} strategy; use {' or '.join(allowed)}")
         return strategy

@@ -35,7 +35,8 @@ class CommandFailed(click.ClickException):
     def __init__(self, error: Exception, source: str = ""):
         super().__init__(str(error))
         self.error, self.source = error, source
-        self.exit_code = getattr(error, "exit_code", 1)
+        # click declares exit_code a ClassVar but reads it from the instance it catches.
+        self.exit_code = getattr(error, "exit_code", 1)  # type: ignore[misc]
 
     def show(self, file: Optional[IO[Any]] = None) -> None:
         if isinstance(self.error, _spec_errors()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -38,7 +38,8 @@ class KubeWriter:
         result = resource.server_side_apply(
             body=dict(obj), namespace=obj["metadata"]["namespace"], field_manager=FIELD_MANAGER, force_conflicts=True
         )
-        return result.to_dict()
+        applied: dict[str, Any] = result.to_dict()
+        return applied
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never
@@ -59,9 +60,10 @@ class KubeWriter:
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Optional[dict[str, Any]]:
         try:
-            return self.custom.patch_namespaced_custom_object_status(
+            # The object as patched; the client types custom objects as `object`.
+            return cast(dict[str, Any], self.custom.patch_namespaced_custom_object_status(
                 API_GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
-            )
+            ))
         except ApiException as error:
             if error_type(error.status) is NotFound:
                 return None

@@ -60,12 +60,13 @@ class LeaderElector:
                 if create_error.status == 409:
                     return False
                 raise
-        holder = lease.spec.holder_identity if lease.spec else None
+        current = lease.spec or client.V1LeaseSpec()  # a Lease without a spec is free to take
+        holder = current.holder_identity
         if holder != self.me and not _expired(lease, now):
             return False
-        if holder == self.me and lease.spec.acquire_time:
-            spec.acquire_time = lease.spec.acquire_time
-        spec.lease_transitions = (lease.spec.lease_transitions or 0) + (0 if holder == self.me else 1)
+        if holder == self.me and current.acquire_time:
+            spec.acquire_time = current.acquire_time
+        spec.lease_transitions = (current.lease_transitions or 0) + (0 if holder == self.me else 1)
         lease.spec = spec
         try:
             # resourceVersion in the body makes this a compare-and-swap: one writer wins.

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import kopf
 
@@ -84,7 +84,8 @@ def run(options: RunOptions) -> int:
         stop.set()
 
     @kopf.on.login(registry=registry)
-    def _login(**kwargs):  # the same credentials as our own client: kubeconfig or service account
+    def _login(**kwargs: Any) -> Optional[kopf.ConnectionInfo]:
+        # The same credentials as our own client: kubeconfig or service account.
         return kopf.login_via_client(**kwargs)
 
     try:

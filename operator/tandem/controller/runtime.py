@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
 import kopf
 from kubernetes.client.rest import ApiException
@@ -28,6 +28,9 @@ from .kube import KubeWriter
 from .observed import observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
+
+if TYPE_CHECKING:
+    from .queue import WorkQueue
 
 log = logging.getLogger("tandem.operator")
 WORKERS = 4
@@ -47,23 +50,23 @@ class Controller:
         self.config = config
         self.health = health
         self.cache = Cache()
-        self.queue: Optional[Any] = None
+        self.queue: Optional[WorkQueue[Key]] = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         from .queue import WorkQueue
 
-        self.queue = WorkQueue()
+        self.queue = WorkQueue[Key]()
         # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.
         self._tasks = [asyncio.create_task(self.queue.run_worker(self.reconcile_key))
                        for _ in range(self.config.workers)]
         if self.health is not None:
-            self._tasks.append(asyncio.create_task(self._heartbeat()))
+            self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, health: Health) -> None:
         """Proves to /healthz that the event loop still runs."""
         while True:
-            self.health.beat()
+            health.beat()
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def enqueue(self, key: Optional[Key]) -> None:
@@ -71,6 +74,7 @@ class Controller:
             self.queue.add(key)
 
     async def reconcile_key(self, key: Key) -> None:
+        assert self.queue is not None  # called by the queue's workers only
         started = time.perf_counter()
         result = "ok"
         try:
@@ -119,6 +123,7 @@ class Controller:
         if status is not None and status.get("phase"):
             telemetry.set_phase(key, status["phase"])
         if actions.requeue_after is not None:
+            assert self.queue is not None  # reconciling only once started
             self.queue.add_after(key, actions.requeue_after)
 
     def forget_metrics(self, key: Key) -> None:
@@ -169,7 +174,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         await controller.start()
 
     @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
-    async def _training_job(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+    async def _training_job(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         deleted = event.get("type") == "DELETED"
         key = controller.cache.put_training_job(body, deleted=deleted)
         if deleted:
@@ -178,8 +183,8 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         else:
             controller.enqueue(key)
 
-    def child_handler(kind: str):
-        async def handler(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+    def child_handler(kind: str) -> Callable[..., Coroutine[Any, Any, None]]:
+        async def handler(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
             controller.enqueue(controller.cache.put_child(kind, body, deleted=event.get("type") == "DELETED"))
         return handler
 

@@ -13,6 +13,7 @@ HTTP statuses behind them are read in one place, `tandem.kubeapi`.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..contract import API_GROUP, COMPLETION_INDEX, FINISHED_PHASES, JOB_NAME_LA
 from ..errors import Invalid, JobFailed, NotFound, Timeout
 from ..kubeapi import api_error, connect, translated
 
-JobLike = Union[TrainingJob, dict, str, Path]
+JobLike = Union[TrainingJob, dict[str, Any], str, Path]
 
 
 def status_of(job: TrainingJob) -> TrainingJobStatus:
@@ -121,7 +122,8 @@ class Client:
     def metrics(self, name: str, namespace: Optional[str] = None) -> Optional[MetricsStatus]:
         return status_of(self.get(name, namespace)).metrics
 
-    def worker_pods(self, name: str, namespace: Optional[str] = None) -> list[k8s.V1Pod]:
+    # builtins.list: in this class body `list` is the method above.
+    def worker_pods(self, name: str, namespace: Optional[str] = None) -> builtins.list[k8s.V1Pod]:
         ns = self._ns(namespace)
         pods = self._call("pods", self.core.list_namespaced_pod, ns, label_selector=f"{JOB_NAME_LABEL}={name}").items
         return sorted(pods, key=lambda p: int((p.metadata.labels or {}).get(COMPLETION_INDEX, "0")))
@@ -131,21 +133,24 @@ class Client:
         """(worker index, line) from the workers' containers; with follow, until they end."""
         ns = self._ns(namespace)
         pods = [p for p in self.worker_pods(name, ns)
-                if worker is None or (p.metadata.labels or {}).get(COMPLETION_INDEX) == str(worker)]
+                if worker is None or ((p.metadata and p.metadata.labels) or {}).get(COMPLETION_INDEX) == str(worker)]
         if not pods:
             raise NotFound(f"no worker pods of {ns}/{name}" + (f" with index {worker}" if worker is not None else ""))
-        lines: Queue = Queue()
+        lines: Queue[tuple[int, Optional[str]]] = Queue()
 
         def pump(pod: k8s.V1Pod) -> None:
-            index = int((pod.metadata.labels or {}).get(COMPLETION_INDEX, "0"))
+            meta = pod.metadata
+            assert meta is not None and meta.name is not None  # the API server sets both on every pod
+            index = int((meta.labels or {}).get(COMPLETION_INDEX, "0"))
             try:
-                stream = self.core.read_namespaced_pod_log(pod.metadata.name, ns, container="worker", follow=follow,
+                stream = self.core.read_namespaced_pod_log(meta.name, ns, container="worker", follow=follow,
                                                            _preload_content=False)
-                for raw in stream.stream():
+                # _preload_content=False returns the urllib3 response; the client types it as str.
+                for raw in stream.stream():  # type: ignore[attr-defined]
                     for line in raw.decode("utf-8", "replace").splitlines():
                         lines.put((index, line))
             except ApiException as error:
-                lines.put((index, f"(logs unavailable: {api_error(error, pod.metadata.name)})"))
+                lines.put((index, f"(logs unavailable: {api_error(error, meta.name)})"))
             finally:
                 lines.put((index, None))
 

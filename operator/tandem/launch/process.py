@@ -35,7 +35,7 @@ def _child_setup(launcher_pid: int) -> Callable[[], None]:
 
 def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Start ``argv`` with exactly ``env``, forward signals, wait, and return its exit code."""
-    child: Optional[subprocess.Popen] = None
+    child: Optional[subprocess.Popen[bytes]] = None
     pending: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:

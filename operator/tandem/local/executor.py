@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
+from types import FrameType
+from typing import Any, Callable, NoReturn, Optional, Union
 
 from rich.console import Console
 from rich.live import Live
@@ -246,7 +247,9 @@ class LocalExecutor:
             self._report_failure(attempt, workers[failed.index])
         return attempt
 
-    def _watch(self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], restart: int, limit: int):
+    def _watch(
+        self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], restart: int, limit: int
+    ) -> tuple[Optional[WorkerExit], str]:
         """Until every worker succeeded, one failed, or the deadline passed. With --debug,
         worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
         deadline = self._deadline()
@@ -340,19 +343,23 @@ def _exit_code(returncode: Optional[int]) -> int:
     return -1 if returncode is None else exit_code(returncode)
 
 
-def _raise_interrupted(signum, frame):  # noqa: ANN001 - signal handler signature
+#: What signal.signal() takes and gives back: a function, SIG_DFL or SIG_IGN, or None (not set from Python).
+_Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
+
+
+def _raise_interrupted(signum: int, frame: Optional[FrameType]) -> NoReturn:
     raise Interrupted(signal.Signals(signum).name)
 
 
-def _ignore(signum, frame):  # noqa: ANN001 - signal handler signature
+def _ignore(signum: int, frame: Optional[FrameType]) -> None:
     pass
 
 
-def _install_stop_signals(ignore_interrupt: bool = False):
+def _install_stop_signals(ignore_interrupt: bool = False) -> dict[signal.Signals, _Handler]:
     """Ctrl-C, SIGTERM and SIGHUP stop the run; while debugging, Ctrl-C belongs to pdb."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[signal.Signals, _Handler] = {}
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         # Not SIG_IGN: an ignored SIGINT would be inherited by the workers, and pdb needs it.
         handler = _ignore if (ignore_interrupt and sig == signal.SIGINT) else _raise_interrupted
@@ -360,6 +367,6 @@ def _install_stop_signals(ignore_interrupt: bool = False):
     return previous
 
 
-def _restore_signals(previous) -> None:
+def _restore_signals(previous: dict[signal.Signals, _Handler]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .._sys.proctree import alive
 
@@ -72,7 +72,7 @@ def read_lines(logs: list[tuple[int, Path]], follow: bool = False, poll: float =
             handle.close()
 
 
-def latest_metrics(run_root: Path, job: str) -> Optional[dict]:
+def latest_metrics(run_root: Path, job: str) -> Optional[dict[str, Any]]:
     """The last figures the newest run of `job` recorded (a line of its metrics.jsonl, written by
     the private Ray session), or None if it recorded none."""
     runs = runs_of(run_root, job)

@@ -28,7 +28,8 @@ class WorkerPlan:
 
 
 def container_of(job_object: Mapping[str, Any]) -> Mapping[str, Any]:
-    return job_object["spec"]["template"]["spec"]["containers"][0]
+    container: Mapping[str, Any] = job_object["spec"]["template"]["spec"]["containers"][0]
+    return container
 
 
 def resolve_env(entries: list[Mapping[str, Any]], index: int) -> dict[str, str]:

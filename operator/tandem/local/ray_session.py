@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from .._sys import proctree
 from .._sys.lifetime import become_subreaper, die_with_parent
@@ -61,7 +61,7 @@ def session_processes(session: str) -> list[int]:
     return proctree.live_with_env(ENV_RAY_SESSION, session)
 
 
-def stop_processes(find, grace: float = 3.0, timeout: float = 10.0) -> list[int]:
+def stop_processes(find: Callable[[], list[int]], grace: float = 3.0, timeout: float = 10.0) -> list[int]:
     """SIGTERM what `find()` lists, SIGKILL what is left after `grace` s, and keep looking until
     nothing has been listed for a moment (Ray's raylet starts its agents late); reaps zombies
     of ours on the way. Returns survivors (none, unless `timeout` passed)."""
@@ -129,7 +129,7 @@ class LocalMetrics:
         self.state = "starting Ray"
         self.history: Optional[Path] = None
         self.pids_file: Optional[Path] = None
-        self._process: Optional[subprocess.Popen] = None
+        self._process: Optional[subprocess.Popen[bytes]] = None
         self._reader: Optional[threading.Thread] = None
 
     def start(self, run_dir: Path) -> None:
@@ -230,7 +230,7 @@ def _read_pids(path: Optional[Path]) -> list[int]:
         return []
 
 
-def merge_spool(snapshot: dict, directory: Path) -> None:
+def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
     """Add the records that shippers left in the run directory (their training ended before Ray
     was up; see shipper.spool) to a collector snapshot."""
     from ..metrics.shipper import SPOOL_PREFIX
@@ -248,7 +248,7 @@ def merge_spool(snapshot: dict, directory: Path) -> None:
             totals[key] = int(totals.get(key, 0)) + len(batch)
 
 
-def _emit(event: dict) -> None:
+def _emit(event: dict[str, Any]) -> None:
     try:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
@@ -256,11 +256,11 @@ def _emit(event: dict) -> None:
         pass  # the CLI has gone; the history file still gets everything
 
 
-def _dump(status: MetricsStatus) -> dict:
+def _dump(status: MetricsStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen:
+def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen[bytes]:
     argv = [*_ray_executable(), "start", "--head", "--block", "--port", str(args.port),
             "--node-ip-address", "127.0.0.1", "--num-cpus", "0", "--num-gpus", "0",
             "--include-dashboard", "false", "--disable-usage-stats", "--no-monitor",
@@ -332,7 +332,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         def read(final: bool = False) -> MetricsStatus:
             if not ray_up:
                 # A run shorter than Ray's start: its shippers left every record in the run dir.
-                snapshot: dict = {}
+                snapshot: dict[str, Any] = {}
                 if final:
                     merge_spool(snapshot, args.history.parent / "metrics")
                 if snapshot.get("records"):

@@ -118,7 +118,7 @@ def plot(job: str, points: Sequence[Point], baseline: Optional[float], output: P
     left.set_title("Throughput")
     left.set_xlabel("workers")
     left.set_ylabel("samples / s (all workers)")
-    top = max([p.throughput for p in good] + ([baseline * max(workers)] if baseline and workers else []) + [1.0])
+    top = max([p.throughput or 0.0 for p in good] + ([baseline * max(workers)] if baseline and workers else []) + [1.0])
     left.set_ylim(0, top * 1.15)  # room for the value labels
     left.legend(loc="upper left")
     effs = [(p.workers, p.efficiency) for p in good if p.efficiency is not None]

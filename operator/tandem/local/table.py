@@ -19,7 +19,7 @@ def _seconds(value: Optional[float]) -> str:
 def straggler_text(metrics: MetricsStatus) -> str:
     """Which worker holds the others back, with its compute rate against its peers' median."""
     capacity = {w.index: w.capacity for w in metrics.per_worker}
-    slow = capacity.get(metrics.straggler)
+    slow = None if metrics.straggler is None else capacity.get(metrics.straggler)
     peers = sorted(c for i, c in capacity.items() if i != metrics.straggler and c is not None)
     text = f"straggler: worker {metrics.straggler}"
     if slow is not None and peers:

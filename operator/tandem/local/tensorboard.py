@@ -18,7 +18,7 @@ class TensorBoardServer:
     def __init__(self, logdir: Path):
         self.logdir = logdir
         (self.port,) = free_ports(1)
-        self.process: Optional[subprocess.Popen] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def url(self) -> str:

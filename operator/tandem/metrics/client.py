@@ -82,7 +82,8 @@ def read_snapshot(address: str, namespace: str, job: str, timeout: float = READ_
         raise NotFound(f"no metrics collector for {namespace}/{job} yet") from None
     left = max(0.5, timeout - (time.monotonic() - started))
     try:
-        return ray.get(actor.snapshot.remote(), timeout=left)
+        snapshot: dict[str, Any] = ray.get(actor.snapshot.remote(), timeout=left)
+        return snapshot
     except Exception as error:  # noqa: BLE001
         raise Unreachable(f"metrics collector did not answer ({type(error).__name__})") from None
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+if TYPE_CHECKING:
+    from ray.actor import ActorClass
 
 RAY_NAMESPACE = "tandem"
 #: Records kept per rank: enough for the 30 s window at ~30 steps/s.
@@ -29,11 +32,11 @@ class Collector:
 
     def __init__(self, keep: int = KEEP_PER_RANK):
         self.keep = keep
-        self.records: dict[tuple[int, int], collections.deque] = {}
+        self.records: dict[tuple[int, int], collections.deque[tuple[Optional[float], ...]]] = {}
         self.totals: dict[tuple[int, int], int] = {}
         self.seen: dict[tuple[int, int], float] = {}
 
-    def report(self, worker: int, rank: int, records: list) -> int:
+    def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]]) -> int:
         key = (int(worker), int(rank))
         queue = self.records.setdefault(key, collections.deque(maxlen=self.keep))
         queue.extend(tuple(r) for r in records)
@@ -59,24 +62,26 @@ class Collector:
         return True
 
 
-def _remote_class():
+def _remote_class() -> ActorClass[Collector]:
     import ray
     from ray import cloudpickle
 
     # Ship Collector by value: the Ray worker that hosts it need not have Tandem installed.
-    cloudpickle.register_pickle_by_value(__import__(__name__, fromlist=["Collector"]))
+    # cloudpickle is vendored without annotations.
+    cloudpickle.register_pickle_by_value(__import__(__name__, fromlist=["Collector"]))  # type: ignore[no-untyped-call]
     return ray.remote(num_cpus=0, max_restarts=0)(Collector)
 
 
-def get_or_create(namespace: str, job: str):
-    """The job's actor handle (creating it if needed). The caller must be connected to Ray."""
+def get_or_create(namespace: str, job: str) -> Any:
+    """The job's actor handle (creating it if needed). The caller must be connected to Ray.
+    Any: Ray types an actor's methods only where they are declared with @ray.method."""
     cls = _remote_class()
     return cls.options(
         name=actor_name(namespace, job), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
     ).remote()
 
 
-def lookup(namespace: str, job: str):
+def lookup(namespace: str, job: str) -> Any:
     """The job's actor handle; raises ValueError when there is none."""
     import ray
 

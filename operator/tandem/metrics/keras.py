@@ -16,7 +16,7 @@ def callback(samples_per_step: float, reporter: Any = None) -> Any:
 
     r = reporter if reporter is not None else default_reporter()
 
-    class TandemMetrics(keras.callbacks.Callback):
+    class TandemMetrics(keras.callbacks.Callback):  # type: ignore[misc]  # keras ships no types
         def on_train_begin(self, logs: Any = None) -> None:
             if hasattr(r, "mark"):
                 r.mark()

@@ -14,9 +14,13 @@ Outside Tandem (a `NullReporter`) it registers nothing, so the model runs exactl
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .reporter import reporter as default_reporter
+
+if TYPE_CHECKING:
+    import torch
+    import torch.distributed as dist
 
 
 class _WaitTimer:
@@ -46,7 +50,9 @@ class _WaitTimer:
         return max(0.0, done - ready)
 
 
-def timed_allreduce_hook(timer: _WaitTimer):
+def timed_allreduce_hook(
+    timer: _WaitTimer,
+) -> "Callable[[Any, dist.GradBucket], torch.futures.Future[torch.Tensor]]":
     import torch
     import torch.distributed as dist
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook

@@ -24,11 +24,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 from ..contract import ENV_JOB, ENV_METRICS, ENV_METRICS_ADDRESS, ENV_METRICS_PARENT, ENV_WORKER_INDEX
 from . import tensorboard
-from .tensorboard import EventLog
+from .tensorboard import EventLog, StepRecord
 
 SHIP_EVERY = 0.5
 #: Records held while nothing can take them (shipper not yet started or blocked).
@@ -63,9 +63,9 @@ class Reporter:
         self.worker = int(env.get(ENV_WORKER_INDEX) or 0)
         self.rank = int(env.get("LOCAL_RANK") or 0)
         self._python = python
-        self._buffer: collections.deque = collections.deque(maxlen=MAX_BUFFER)
+        self._buffer: collections.deque[StepRecord] = collections.deque(maxlen=MAX_BUFFER)
         self._previous: Optional[float] = None
-        self._shipper: Optional[subprocess.Popen] = None
+        self._shipper: Optional[subprocess.Popen[bytes]] = None
         self._out = bytearray()
         self._broken = False
         self._closed = False
@@ -159,16 +159,16 @@ class Reporter:
         finally:
             self._lock.release()
 
-    def _take_all(self) -> list:
+    def _take_all(self) -> list[StepRecord]:
         """Everything buffered so far; safe while the training thread keeps appending."""
-        records = []
+        records: list[StepRecord] = []
         try:
             while True:
                 records.append(self._buffer.popleft())
         except IndexError:
             return records
 
-    def _log_to_board(self, records: list) -> None:
+    def _log_to_board(self, records: list[StepRecord]) -> None:
         if self._board is not None and records:
             self._board.write(records, self._loss)
 
@@ -205,11 +205,11 @@ def reporting(env: Mapping[str, str]) -> bool:
     return metrics_enabled(env) or tensorboard.enabled(env)
 
 
-_reporter: Optional[object] = None
+_reporter: Optional[Union[Reporter, NullReporter]] = None
 _reporter_lock = threading.Lock()
 
 
-def reporter(env: Optional[Mapping[str, str]] = None):
+def reporter(env: Optional[Mapping[str, str]] = None) -> Union[Reporter, NullReporter]:
     """This process's reporter (one per process): a `Reporter` under Tandem, else a `NullReporter`."""
     global _reporter
     if env is not None:

@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Iterable, Optional, TextIO
 from urllib.parse import urlparse
 
 from ..contract import (
@@ -62,13 +62,13 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
 class Inbox:
     """Records read from stdin by a thread; `closed` once stdin ends."""
 
-    def __init__(self, stream) -> None:
-        self.records: list = []
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self.records: list[list[Optional[float]]] = []
         self.lock = threading.Lock()
         self.closed = threading.Event()
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self, stream) -> None:
+    def _read(self, stream: Iterable[bytes]) -> None:
         import json
 
         try:
@@ -82,7 +82,7 @@ class Inbox:
         finally:
             self.closed.set()
 
-    def take(self) -> list:
+    def take(self) -> list[list[Optional[float]]]:
         with self.lock:
             records, self.records = self.records, []
         return records
@@ -96,7 +96,7 @@ def _die_with_parent(parent: Optional[str]) -> None:
         os._exit(0)
 
 
-def _quiet_stderr() -> object:
+def _quiet_stderr() -> TextIO:
     """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
     message = os.fdopen(os.dup(2), "w", buffering=1)
     run_dir = os.environ.get(ENV_RUN_DIR)
@@ -112,7 +112,7 @@ def _quiet_stderr() -> object:
     return message
 
 
-def _connect(address: str):
+def _connect(address: str) -> tuple[threading.Thread, list[Optional[str]]]:
     """Start ray.init in a thread; returns (thread, outcome list: [] while connecting, [None] when
     connected, [why] when it failed)."""
     outcome: list[Optional[str]] = []
@@ -137,7 +137,7 @@ def _connect(address: str):
 SPOOL_PREFIX = "spool-"
 
 
-def spool(records: list, worker: int, rank: int) -> None:
+def spool(records: list[list[Optional[float]]], worker: int, rank: int) -> None:
     """Training ended before Ray was up: leave the records in the run directory (local runs), where
     the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
     import json
@@ -201,7 +201,7 @@ def main() -> int:
     except Exception as error:  # noqa: BLE001
         return give_up(f"has no metrics collector ({type(error).__name__}: {error})")
 
-    pending: list = []
+    pending: list[list[Optional[float]]] = []
     answered = False  # the first call waits for the actor's process to start: be patient
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)

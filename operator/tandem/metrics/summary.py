@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MetricsStatus, WorkerMetrics
 
@@ -54,7 +54,8 @@ class Step:
     busy: Optional[float] = None
 
     @classmethod
-    def of(cls, record: Sequence[object]) -> Step:
+    def of(cls, record: Sequence[Any]) -> Step:
+        """From a record as decoded from JSON: [t, samples, seconds, busy], the last ones optional."""
         t, samples, seconds, busy = [*record, None, None, None, None][:4]
         return cls(float(t), float(samples or 0), None if seconds is None else float(seconds),
                    None if busy is None else float(busy))
@@ -177,10 +178,10 @@ def summarize(
     by_worker: dict[int, list[RankFigures]] = {}
     totals: dict[int, int] = {}
     for (worker, rank), steps in sorted(records.items()):
-        figures = rank_figures(window(steps, window_s, max_steps))
-        by_worker.setdefault(worker, []).append(figures)
-        total = (steps_total or {}).get((worker, rank), len(steps))
-        totals[worker] = max(totals.get(worker, 0), total)
+        ranked = rank_figures(window(steps, window_s, max_steps))
+        by_worker.setdefault(worker, []).append(ranked)
+        reported = (steps_total or {}).get((worker, rank), len(steps))
+        totals[worker] = max(totals.get(worker, 0), reported)
     figures = [worker_figures(i, ranks) for i, ranks in sorted(by_worker.items())]
     figures = [f for f in figures if f.steps]
     if not figures:

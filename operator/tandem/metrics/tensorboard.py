@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
+
+#: One step of one rank: (time, samples, seconds, busy); busy is None without a compute/wait split.
+StepRecord = tuple[float, float, float, Optional[float]]
 
 
 def enabled(env: Mapping[str, str]) -> bool:
@@ -61,10 +64,10 @@ class EventLog:
         self.env = dict(env)
         self.directory = run_directory(env)
         self.steps = 0
-        self._writer: Optional[Any] = None
+        self._writer: Optional[_TorchWriter | _TensorFlowWriter] = None
         self._failed = False
 
-    def _open(self) -> Optional[Any]:
+    def _open(self) -> Optional[_TorchWriter | _TensorFlowWriter]:
         if self._writer is None and not self._failed:
             try:
                 os.makedirs(self.directory, exist_ok=True)
@@ -75,19 +78,22 @@ class EventLog:
                 print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)
         return self._writer
 
-    def write(self, records: Sequence[Sequence[float]], loss: Optional[float] = None) -> None:
+    def write(self, records: Sequence[StepRecord], loss: Optional[float] = None) -> None:
         """records: (time, samples, seconds, busy) per step since the last call."""
-        if not records or self._open() is None:
+        if not records:
+            return
+        writer = self._open()
+        if writer is None:
             return
         self.steps += len(records)
         seconds = sum(r[2] for r in records)
         try:
             if seconds > 0:
-                self._writer.scalar("tandem/throughput_samples_per_s", sum(r[1] for r in records) / seconds, self.steps)
-                self._writer.scalar("tandem/step_time_s", seconds / len(records), self.steps)
+                writer.scalar("tandem/throughput_samples_per_s", sum(r[1] for r in records) / seconds, self.steps)
+                writer.scalar("tandem/step_time_s", seconds / len(records), self.steps)
             if loss is not None:
-                self._writer.scalar("tandem/loss", loss, self.steps)
-            self._writer.flush()
+                writer.scalar("tandem/loss", loss, self.steps)
+            writer.flush()
         except Exception as error:  # noqa: BLE001 - a broken writer must never stop training
             self._failed, self._writer = True, None
             print(f"tandem.metrics: TensorBoard event files stopped ({error})", file=sys.stderr, flush=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from ...api.errors import SpecError
 from ...api.model import TrainingJob
+from ...errors import SpecError
 from ..decision import Decision
 
 
