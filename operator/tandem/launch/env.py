@@ -299,9 +299,10 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
         argv = user_argv(command, python)
         extra.update(tpu_env(contract))
     for name, value in extra.items():
-        if len(value) > MAX_ENV_STRING:
+        size = len(f"{name}={value}".encode()) + 1  # as exec counts it: NAME=value and a NUL
+        if size > MAX_ENV_STRING:
             raise ContractError(
-                ENV_WORKERS, f"is {contract.workers}: {name} would be {len(value)} bytes, past Linux's limit of "
+                ENV_WORKERS, f"is {contract.workers}: {name} would be {size} bytes, past Linux's limit of "
                 f"{MAX_ENV_STRING} for one variable (exec fails with E2BIG)", "run fewer workers or shorter names",
             )
     restart = f" restart {contract.restart}" if contract.restart else ""
