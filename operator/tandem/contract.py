@@ -63,6 +63,16 @@ MAX_LABEL = 63
 #: A job name also names each pod's hostname `<name>-<index>` (at most MAX_LABEL characters),
 #: so it is kept to 52, leaving room for an index of up to ten digits.
 MAX_JOB_NAME = 52
+#: The most workers a job may have: the largest the tests render (tests/unit/test_render.py).
+MAX_WORKERS = 10000
+
+
+def worker_host(job: str, namespace: str, index: int) -> str:
+    """Stable DNS name of a worker pod: hostname <job>-<i> under the headless Service <job>.
+
+    The renderer names the coordinator with it and the launcher derives every worker's host
+    from it, so that no pod carries the whole list."""
+    return f"{job}-{index}.{job}.{namespace}.svc"
 
 # --- Labels, annotations and resources on the objects Tandem creates ------------------------
 
@@ -108,6 +118,8 @@ ENV_COORDINATOR = "TANDEM_COORDINATOR"
 #: Port of worker 0's rendezvous store / gRPC server.
 ENV_PORT = "TANDEM_PORT"
 #: Every worker's host:port, comma-separated in index order (TF_CONFIG, TPU_WORKER_HOSTNAMES).
+#: Set by the local executor only (loopback ports); a pod leaves it out, so that its size does not
+#: grow with the worker count, and the launcher derives the hosts with `worker_host`.
 ENV_WORKER_HOSTS = "TANDEM_WORKER_HOSTS"
 #: The whole-group restart this worker belongs to, 0 at first.
 ENV_RESTART = "TANDEM_RESTART"

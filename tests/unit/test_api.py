@@ -28,6 +28,8 @@ def test_defaults_are_filled_in():
 BROKEN = {
     "framework/strategy pair": (spec(strategy="multi-worker-mirrored"), "spec.strategy"),
     "workers 0": (spec(workers=0), "spec.workers"),
+    "workers past the tested cap": (spec(workers=10001), "spec.workers"),
+    "a 65 KiB argument": (spec(command=["python", "x" * 65537]), "spec.command[1]"),
     "bad name": ({**BASE, "metadata": {"name": "Bad_Name"}}, "metadata.name"),
     "name too long": ({**BASE, "metadata": {"name": "a" * 53}}, "metadata.name"),
     "unknown TPU topology": (

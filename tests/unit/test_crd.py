@@ -6,6 +6,7 @@ from typing import Any, Iterator
 
 from tandem.api.crd import crd
 from tandem.cli.crd import crd_yaml
+from tandem.contract import MAX_WORKERS
 from tests.conftest import REPO
 
 
@@ -56,3 +57,31 @@ def test_cross_field_rules_are_cel():
     spec_schema, _ = _spec_and_status()
     rules = " ".join(r["rule"] for r in spec_schema["x-kubernetes-validations"])
     assert "self.strategy" in rules and "has(self.tpu)" in rules
+
+
+def _every_node(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node, map values (additionalProperties) included."""
+    yield path, schema
+    for name, child in schema.get("properties", {}).items():
+        yield from _every_node(child, f"{path}.{name}")
+    for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
+        if isinstance(schema.get(key), dict):
+            yield from _every_node(schema[key], f"{path}{suffix}")
+
+
+def test_every_list_and_string_a_user_writes_is_bounded():
+    """Issue 15: the API server must refuse an oversized TrainingJob before the operator's cache
+    holds it. Every array has maxItems, every string maxLength (an enum bounds it already), and
+    the worker count is capped at the largest the tests render. (status is written by the
+    operator, not the user, and is left to its own schema.)"""
+    root = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    user_written = {**root, "properties": {k: v for k, v in root["properties"].items() if k != "status"}}
+    unbounded = []
+    for path, node in _every_node(user_written):
+        if node.get("type") == "array" and "maxItems" not in node:
+            unbounded.append(path)
+        is_string = node.get("type") == "string" or node.get("x-kubernetes-int-or-string")
+        if is_string and "maxLength" not in node and "enum" not in node:
+            unbounded.append(path)
+    assert unbounded == []
+    assert root["properties"]["spec"]["properties"]["workers"]["maximum"] == MAX_WORKERS

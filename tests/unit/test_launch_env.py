@@ -167,13 +167,27 @@ def test_bad_contract_names_the_variable(change: dict, variable: str) -> None:
     assert "set by Tandem" in message  # the fix
 
 
-def test_tf_needs_hosts_and_one_proc() -> None:
-    env = contract_env("tensorflow", "multi-worker-mirrored")
+def test_tf_derives_the_pod_hosts_unless_listed_and_needs_one_proc() -> None:
+    """A pod carries no host list (its size must not grow with the workers): the launcher derives
+    the hosts from job, namespace and port, exactly the list contract_env gives locally."""
+    env = contract_env("tensorflow", "multi-worker-mirrored", workers=3)
+    listed = json.loads(build_launch(env, ["python", "t.py"], PY).env["TF_CONFIG"])
     del env["TANDEM_WORKER_HOSTS"]
-    with pytest.raises(ContractError, match=r"^TANDEM_WORKER_HOSTS"):
+    assert json.loads(build_launch(env, ["python", "t.py"], PY).env["TF_CONFIG"]) == listed
+    del env["TANDEM_PORT"]
+    with pytest.raises(ContractError, match=r"^TANDEM_PORT"):
         build_launch(env, ["python", "t.py"], PY)
     env = contract_env("tensorflow", "multi-worker-mirrored", TANDEM_PROCS_PER_WORKER="2")
     with pytest.raises(ContractError, match=r"^TANDEM_PROCS_PER_WORKER"):
+        build_launch(env, ["python", "t.py"], PY)
+
+
+def test_a_host_list_past_the_exec_limit_is_refused_clearly() -> None:
+    """10,000 workers make a TF_CONFIG of ~280 KB: exec would fail with E2BIG, so the launcher
+    names the variable, its size and the fix instead."""
+    env = contract_env("tensorflow", "multi-worker-mirrored", workers=10000, index=0)
+    del env["TANDEM_WORKER_HOSTS"]
+    with pytest.raises(ContractError, match=r"^TANDEM_WORKERS is 10000: TF_CONFIG would be \d+ bytes.*E2BIG"):
         build_launch(env, ["python", "t.py"], PY)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tandem.api import TrainingJob, load_job
 from tandem.cli.render import dump_yaml
-from tandem.contract import COMPLETION_INDEX
+from tandem.contract import COMPLETION_INDEX, MAX_JOB_NAME, MAX_WORKERS
+from tandem.launch.env import build_launch
 from tandem.render import render
 from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
 from tests.conftest import EXAMPLES, K8S_VERSION
@@ -63,10 +65,40 @@ def test_env_contract():
     env = {e["name"]: e for e in container["env"]}
     assert env["TANDEM_WORKERS"]["value"] == "2"
     assert env["TANDEM_COORDINATOR"]["value"] == "demo-0.demo.team-a.svc"
-    assert env["TANDEM_WORKER_HOSTS"]["value"] == "demo-0.demo.team-a.svc:29500,demo-1.demo.team-a.svc:29500"
+    assert "TANDEM_WORKER_HOSTS" not in env  # the launcher derives them (test below)
     assert env["TANDEM_WORKER_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{COMPLETION_INDEX}']"
     for name in ("TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_PORT", "TANDEM_METRICS_ADDRESS"):
         assert name in env
+
+
+def _pod_env(container, index):
+    return {e["name"]: e.get("value", str(index)) for e in container["env"]}
+
+
+def test_the_launcher_derives_every_host_of_a_rendered_pod():
+    """TF_CONFIG and TPU_WORKER_HOSTNAMES are what the host list in every pod used to give."""
+    _, _, container = _worker(spec(framework="tensorflow", strategy="multi-worker-mirrored", workers=3))
+    launch = build_launch(_pod_env(container, 2), container["args"], "python")
+    hosts = [f"demo-{i}.demo.team-a.svc:29500" for i in range(3)]
+    assert json.loads(launch.env["TF_CONFIG"]) == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 2}}
+    _, _, container = _worker(spec(framework="tensorflow", strategy="tpu", workers=None,
+                                   tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "4x4"}))
+    launch = build_launch(_pod_env(container, 1), container["args"], "python")
+    assert launch.env["TPU_WORKER_HOSTNAMES"] == ",".join(f"demo-{i}.demo.team-a.svc" for i in range(4))
+    assert launch.env["TPU_WORKER_ID"] == "1"
+
+
+def test_job_size_does_not_grow_with_the_worker_count():
+    """Issue 15: every pod listed every worker, so 10,000 workers with a long name made a 1.9 MB
+    Job, past etcd's limit for one object. MAX_WORKERS is the largest count tested, here."""
+    name = "n" * MAX_JOB_NAME
+    def size(workers):
+        document = spec(workers=workers)
+        document["metadata"] = {**document["metadata"], "name": name}
+        return len(json.dumps(render(TrainingJob.from_dict(document))[1]))
+    small, large = size(2), size(MAX_WORKERS)
+    assert large - small < 16, (small, large)  # the digits of the counts only
+    assert large < 8 * 1024
 
 
 def test_gpu_scheduling():

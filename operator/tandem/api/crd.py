@@ -167,7 +167,6 @@ def spec_schema() -> dict[str, Any]:
     props = spec["properties"]
     props["strategy"]["enum"] = sorted({s for pair in STRATEGIES.values() for s in pair})
     props["tpu"]["properties"]["accelerator"]["enum"] = sorted(ACCELERATORS)
-    props["workers"]["maximum"] = 10000
     for name in ("cpu", "memory"):
         field = props["resources"]["properties"][name]
         field.pop("type", None)
@@ -179,7 +178,6 @@ def spec_schema() -> dict[str, Any]:
         {"rule": reserved_env_rule(), "message": "TANDEM_* and the variables the launcher derives are reserved",
          "fieldPath": ".name"}
     ]
-    props["command"]["items"]["maxLength"] = 65536
     spec["x-kubernetes-validations"] = SPEC_RULES
     return spec
 
@@ -220,8 +218,8 @@ def crd() -> dict[str, Any]:
                             "description": "A distributed PyTorch or TensorFlow training job run by Tandem.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string", "description": f"APIVersion: {API_VERSION}."},
-                                "kind": {"type": "string", "description": f"Kind: {KIND}."},
+                                "apiVersion": {"type": "string", "maxLength": 253, "description": f"APIVersion: {API_VERSION}."},
+                                "kind": {"type": "string", "maxLength": 63, "description": f"Kind: {KIND}."},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Annotated, Any, Iterable, Optional
 
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -27,6 +28,8 @@ from ..contract import (
     FRAMEWORKS,
     KIND,
     MAX_JOB_NAME,
+    MAX_LABEL,
+    MAX_WORKERS,
     STRATEGIES,
     ApiVersion,
     Framework,
@@ -43,6 +46,25 @@ DEFAULT_IMAGES = {
     "pytorch": "tandem/pytorch-worker:0.1.0",
     "tensorflow": "tandem/tensorflow-worker:0.1.0",
 }
+
+
+# Bounds on every list and string of the spec, so that the CRD (generated from this model) gives
+# each a maxItems or maxLength: the API server then refuses an oversized object before storing it,
+# and no watcher (the operator's cache) ever holds one. Generous for real jobs; a whole
+# TrainingJob must still fit etcd's 1.5 MB.
+#: A DNS-1123 subdomain (a service account, a claim, a priority class).
+MAX_NAME = 253
+#: One argument, variable value or annotation value.
+MAX_TEXT = 65536
+#: A quantity, a topology: short by nature.
+MAX_SHORT = 64
+#: A path or URL (logDir), an image reference.
+MAX_PATH = 1024
+#: Command arguments, env entries, extra tolerations, volumes and mounts, labels and annotations.
+MAX_ITEMS = 256
+
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
 
 class _Model(BaseModel):
@@ -65,8 +87,8 @@ def _quantity(value: Any, what: str) -> str:
 class Resources(_Model):
     """What each worker pod asks for. Requests equal limits, so workers are not throttled unevenly."""
 
-    cpu: str = Field("1", description="CPU per worker pod as a Kubernetes quantity, e.g. '2' or '500m'.")
-    memory: str = Field("2Gi", description="Memory per worker pod as a Kubernetes quantity, e.g. '4Gi'.")
+    cpu: str = Field("1", max_length=MAX_SHORT, description="CPU per worker pod as a Kubernetes quantity, e.g. '2' or '500m'.")
+    memory: str = Field("2Gi", max_length=MAX_SHORT, description="Memory per worker pod as a Kubernetes quantity, e.g. '4Gi'.")
     gpus: int = Field(0, ge=0, description="NVIDIA GPUs per worker pod (limits nvidia.com/gpu). 0 runs on CPU.")
 
     @field_validator("cpu", mode="before")
@@ -88,7 +110,7 @@ class TPU(_Model):
         "tpu-v4-podslice, tpu-v5p-slice, tpu-v5-lite-podslice (v5e) or tpu-v6e-slice."
     )
     topology: str = Field(
-        pattern=r"^[0-9]+x[0-9]+(x[0-9]+)?$",
+        max_length=MAX_SHORT, pattern=r"^[0-9]+x[0-9]+(x[0-9]+)?$",
         description="Slice topology (node label cloud.google.com/gke-tpu-topology), e.g. 2x4 for v5e or 2x2x2 for v4.",
     )
     chips_per_host: Optional[int] = Field(
@@ -102,8 +124,10 @@ class TPU(_Model):
 class EnvVar(_Model):
     """A plain environment variable for every worker."""
 
-    name: str = Field(description="Variable name. TANDEM_* and the variables the launcher derives are reserved.")
-    value: str = Field("", description="Value, as a string.")
+    name: str = Field(
+        max_length=MAX_NAME, description="Variable name. TANDEM_* and the variables the launcher derives are reserved."
+    )
+    value: str = Field("", max_length=MAX_TEXT, description="Value, as a string.")
 
     @field_validator("name")
     @classmethod
@@ -147,11 +171,12 @@ class TensorBoardSpec(_Model):
 
     enabled: bool = Field(False, description="Write TensorBoard event files (throughput, step time, loss if reported).")
     log_dir: str = Field(
-        "/tandem/tensorboard", min_length=1,
+        "/tandem/tensorboard", min_length=1, max_length=MAX_PATH,
         description="Where workers write event files: a path in the pod (on claimName's volume) or a remote URL (gs://, s3://).",
     )
     claim_name: Optional[str] = Field(
-        None, description="A ReadWriteMany PersistentVolumeClaim mounted at logDir in the workers and in the job's TensorBoard.",
+        None, max_length=MAX_NAME,
+        description="A ReadWriteMany PersistentVolumeClaim mounted at logDir in the workers and in the job's TensorBoard.",
     )
 
     @field_validator("claim_name")
@@ -174,15 +199,24 @@ class TensorBoardSpec(_Model):
 class PodTemplate(_Model):
     """Optional overrides merged into every worker pod."""
 
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on worker pods.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on worker pods.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Extra node selector terms.")
-    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Extra tolerations (core/v1 Toleration objects).")
-    service_account_name: Optional[str] = Field(None, description="Service account of the worker pods.")
-    priority_class_name: Optional[str] = Field(None, description="PriorityClass of the worker pods.")
-    volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra pod volumes (core/v1 Volume objects).")
+    labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=MAX_ITEMS, description="Extra labels on worker pods.")
+    annotations: dict[str, Text] = Field(
+        default_factory=dict, max_length=MAX_ITEMS, description="Extra annotations on worker pods."
+    )
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=MAX_ITEMS, description="Extra node selector terms."
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Extra tolerations (core/v1 Toleration objects)."
+    )
+    service_account_name: Optional[str] = Field(None, max_length=MAX_NAME, description="Service account of the worker pods.")
+    priority_class_name: Optional[str] = Field(None, max_length=MAX_NAME, description="PriorityClass of the worker pods.")
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Extra pod volumes (core/v1 Volume objects)."
+    )
     volume_mounts: list[dict[str, Any]] = Field(
-        default_factory=list, description="Extra mounts in the worker container (core/v1 VolumeMount objects)."
+        default_factory=list, max_length=MAX_ITEMS,
+        description="Extra mounts in the worker container (core/v1 VolumeMount objects)."
     )
     security_context: Optional[dict[str, Any]] = Field(
         None, description="Replaces the pod security context (default: the restricted Pod Security Standard)."
@@ -220,21 +254,25 @@ class TrainingJobSpec(_Model):
         + "; ".join(f"{' or '.join(strategies)} ({framework})" for framework, strategies in STRATEGIES.items()) + "."
     )
     image: Optional[str] = Field(
-        None, min_length=1, description="Worker container image. Default: Tandem's worker image for the framework."
+        None, min_length=1, max_length=MAX_PATH,
+        description="Worker container image. Default: Tandem's worker image for the framework."
     )
-    command: list[str] = Field(
-        min_length=1, description="The training command run in every worker, e.g. [python, train.py]. Tandem's launcher wraps it."
+    command: list[Text] = Field(
+        min_length=1, max_length=MAX_ITEMS,
+        description="The training command run in every worker, e.g. [python, train.py]. Tandem's launcher wraps it."
     )
     tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
     workers: Optional[int] = Field(
-        None, validate_default=True, ge=1,
-        description="Worker pods (nodes). With tpu: the slice's host count, derived when unset.",
+        None, validate_default=True, ge=1, le=MAX_WORKERS,
+        description=f"Worker pods (nodes), at most {MAX_WORKERS}. With tpu: the slice's host count, derived when unset.",
     )
     procs_per_worker: int = Field(
         1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."
     )
     resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables for every worker.")
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Extra environment variables for every worker."
+    )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadline, clean-up and suspension.")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Throughput and scaling-efficiency reporting.")
     tensorboard: TensorBoardSpec = Field(default_factory=TensorBoardSpec, description="TensorBoard event files and server.")

@@ -32,11 +32,16 @@ from ..contract import (
     ENV_WORKERS,
     FRAMEWORKS,
     STRATEGIES,
+    worker_host,
 )
 from ..errors import ContractError
 
 #: What the renderer / local executor set; the fix named in every error points there.
 _FIX = "it is set by Tandem's renderer or local executor (tandem run)"
+
+#: Linux's limit on one environment string (MAX_ARG_STRLEN, 32 pages): a longer TF_CONFIG or
+#: TPU_WORKER_HOSTNAMES makes exec fail with E2BIG, so the launcher refuses it with a clear line.
+MAX_ENV_STRING = 32 * 4096
 
 #: ``python``, ``python3``, ``python3.11``: the names by which a command asks for Python 3.
 #: Not ``python2``: another language, which no interpreter of ours could stand in for.
@@ -110,8 +115,12 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _hosts(env: Mapping[str, str], workers: int) -> tuple[str, ...]:
+def _hosts(env: Mapping[str, str], workers: int, job: str, namespace: str, port: int) -> tuple[str, ...]:
+    """Every worker's host:port: the local executor's list where it sets one, else the pods' DNS
+    names, derived here rather than listed in every pod (which would grow with the workers)."""
     name = ENV_WORKER_HOSTS
+    if not env.get(name, "").strip():
+        return tuple(f"{worker_host(job, namespace, i)}:{port}" for i in range(workers))
     hosts = tuple(h.strip() for h in _get(env, name).split(","))
     if len(hosts) != workers:
         raise ContractError(name, f"lists {len(hosts)} hosts but {ENV_WORKERS} is {workers}", _FIX)
@@ -127,7 +136,8 @@ def read_contract(env: Mapping[str, str]) -> Contract:
     """Validate the TANDEM_* variables; raises ContractError naming the first bad one.
 
     Only what the framework needs is required: torch needs the coordinator and port, TensorFlow
-    the full host list. Variables that are set are always checked.
+    the port to derive every worker's host (or the local executor's host list). Variables that
+    are set are always checked.
     """
     framework = _get(env, ENV_FRAMEWORK)
     if framework not in STRATEGIES:
@@ -143,18 +153,22 @@ def read_contract(env: Mapping[str, str]) -> Contract:
     procs = _int(env, ENV_PROCS_PER_WORKER, 1, default=1)
     if framework == "tensorflow" and procs != 1:
         raise ContractError(ENV_PROCS_PER_WORKER, f"must be 1 for tensorflow (got {procs})", _FIX)
-    needs_hosts = framework == "tensorflow" or bool(env.get(ENV_WORKER_HOSTS, "").strip())
-    hosts = _hosts(env, workers) if needs_hosts else ()
+    job = _get(env, ENV_JOB)
+    namespace = env.get(ENV_NAMESPACE, "").strip() or "default"
+    listed = bool(env.get(ENV_WORKER_HOSTS, "").strip())
     coordinator = env.get(ENV_COORDINATOR, "").strip()
     port = 0
     if framework == "pytorch" or env.get(ENV_PORT, "").strip():
         coordinator = _get(env, ENV_COORDINATOR)
+    needs_hosts = framework == "tensorflow" or listed
+    if framework == "pytorch" or env.get(ENV_PORT, "").strip() or (needs_hosts and not listed):
         port = _int(env, ENV_PORT, 1)
         if port > 65535:
             raise ContractError(ENV_PORT, f"must be a TCP port 1..65535 (got {port})", _FIX)
+    hosts = _hosts(env, workers, job, namespace, port) if needs_hosts else ()
     return Contract(
-        job=_get(env, ENV_JOB),
-        namespace=env.get(ENV_NAMESPACE, "").strip() or "default",
+        job=job,
+        namespace=namespace,
         framework=framework,
         strategy=strategy,
         workers=workers,
@@ -284,6 +298,13 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     else:
         argv = user_argv(command, python)
         extra.update(tpu_env(contract))
+    for name, value in extra.items():
+        size = len(f"{name}={value}".encode()) + 1  # as exec counts it: NAME=value and a NUL
+        if size > MAX_ENV_STRING:
+            raise ContractError(
+                ENV_WORKERS, f"is {contract.workers}: {name} would be {size} bytes, past Linux's limit of "
+                f"{MAX_ENV_STRING} for one variable (exec fails with E2BIG)", "run fewer workers or shorter names",
+            )
     restart = f" restart {contract.restart}" if contract.restart else ""
     summary = (
         f"worker {contract.worker_index}/{contract.workers} {contract.framework} {contract.strategy}"

@@ -2,7 +2,8 @@
 
 Pure: given the rendered Indexed Job and the ports chosen, returns argv and env per worker.
 The local executor runs exactly the container command and env a cluster pod gets; only the
-addresses change (pod DNS names -> 127.0.0.1, one free port per worker for TensorFlow), the
+addresses change (pod DNS names -> 127.0.0.1, one free port per worker for TensorFlow, listed in
+TANDEM_WORKER_HOSTS, which only local workers get: a pod's launcher derives the hosts), the
 Downward-API index is resolved, and `python` means this interpreter.
 """
 

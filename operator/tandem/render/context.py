@@ -25,6 +25,7 @@ from ..contract import (
     TPU_ACCELERATOR_LABEL,
     TPU_RESOURCE,
     TPU_TOPOLOGY_LABEL,
+    worker_host,
 )
 
 LAUNCHER = ["python", "-m", "tandem.launch", "--"]
@@ -44,11 +45,6 @@ RESTRICTED_CONTAINER_SECURITY = {
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-
-
-def worker_host(name: str, namespace: str, index: int) -> str:
-    """Stable DNS name of a worker pod: hostname <job>-<i> under the headless Service <job>."""
-    return f"{name}-{index}.{name}.{namespace}.svc"
 
 
 def common_labels(job: TrainingJob) -> dict[str, str]:
@@ -76,9 +72,11 @@ def owner_references(job: TrainingJob) -> list[dict[str, Any]]:
 
 
 def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[dict[str, Any]]:
-    """The TANDEM_* env contract (DESIGN.md section 5) every worker's launcher reads."""
+    """The TANDEM_* env contract (DESIGN.md section 5) every worker's launcher reads.
+
+    No list of hosts: the launcher derives them from job, namespace, workers and port, so a
+    pod's size does not grow with the worker count (issue 15: 10,000 workers made a 1.9 MB Job)."""
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
-    hosts = ",".join(f"{worker_host(name, namespace, i)}:{COORDINATOR_PORT}" for i in range(spec.worker_count))
     plain = {
         contract.ENV_JOB: name,
         contract.ENV_NAMESPACE: namespace,
@@ -88,7 +86,6 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[d
         contract.ENV_PROCS_PER_WORKER: str(spec.procs_per_worker),
         contract.ENV_COORDINATOR: worker_host(name, namespace, 0),
         contract.ENV_PORT: str(COORDINATOR_PORT),
-        contract.ENV_WORKER_HOSTS: hosts,
         contract.ENV_RESTART: str(restart),
         contract.ENV_METRICS: "1" if spec.metrics.enabled else "0",
         contract.ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
