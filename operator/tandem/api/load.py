@@ -35,7 +35,7 @@ class SpecLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves the parser untyped
             raise SpecError([(f"line {event.start_mark.line + 1}", _ALIAS_FIX)])
         return super().compose_node(parent, index)
 
