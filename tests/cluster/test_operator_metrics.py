@@ -28,6 +28,27 @@ while True:
     r.step(samples=64)
 """
 
+#: A reporter whose step time is read from a file, so a test can slow a worker down and let it recover.
+PACED_REPORTER = """
+import sys, time
+from pathlib import Path
+from tandem import metrics
+r = metrics.reporter()
+assert r.enabled, "the reporter is off: check the TANDEM_* env"
+pace = Path(sys.argv[1])
+while True:
+    time.sleep(float(pace.read_text()))
+    r.step(samples=64)
+"""
+
+
+def start_reporter(ray_head, namespace: str, name: str, index: int, *args: str, code: str = REPORTER):
+    """One worker's process, as a pod would run it, here on loopback."""
+    env = {**os.environ, **ray_head.worker_env, "PYTHONPATH": str(REPO / "operator"), "TANDEM_JOB": name,
+           "TANDEM_NAMESPACE": namespace, "TANDEM_WORKER_INDEX": str(index), "TANDEM_METRICS": "1",
+           "TANDEM_METRICS_ADDRESS": ray_head.address}
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True)
+
 
 @pytest.fixture
 def ray_head(tmp_path):
@@ -52,11 +73,7 @@ def test_operator_writes_status_metrics_read_from_ray(control_plane, crd, namesp
     reporters = []
     try:
         apply(control_plane, namespace, document)
-        for index in (0, 1):  # the two workers' processes, as a pod would run them, here on loopback
-            env = {**os.environ, **ray_head.worker_env, "PYTHONPATH": str(REPO / "operator"), "TANDEM_JOB": name,
-                   "TANDEM_NAMESPACE": namespace, "TANDEM_WORKER_INDEX": str(index), "TANDEM_METRICS": "1",
-                   "TANDEM_METRICS_ADDRESS": ray_head.address}
-            reporters.append(subprocess.Popen([sys.executable, "-c", REPORTER], env=env, start_new_session=True))
+        reporters = [start_reporter(ray_head, namespace, name, index) for index in (0, 1)]
 
         def figures():
             status = (get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}
@@ -72,6 +89,36 @@ def test_operator_writes_status_metrics_read_from_ray(control_plane, crd, namesp
         assert condition["status"] == "True"
         row = control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[1].split()
         assert float(row[4]) > 0 and float(row[5]) > 0  # THROUGHPUT and EFFICIENCY columns
+    finally:
+        for process in reporters:
+            process.kill()
+        operator.stop()
+
+
+def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namespace, tmp_path, ray_head):
+    """status.metrics is replaced, not merged: once worker 1 catches up, `straggler` is gone."""
+    control_plane.kubectl("create", "namespace", "lease-straggler-test", check=False)
+    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-straggler-test", "-n", namespace,
+                        "--metrics-address", ray_head.address, env=ray_head.worker_env).start()
+    document = with_pods(example("mnist-ddp.yaml"), run_seconds=300)
+    document["spec"]["metrics"] = {"enabled": True}
+    name = document["metadata"]["name"]
+    paces = [tmp_path / "pace-0", tmp_path / "pace-1"]
+    paces[0].write_text("0.02")
+    paces[1].write_text("0.1")  # worker 1 trains at a fifth of worker 0's rate: the straggler
+    reporters = []
+    try:
+        apply(control_plane, namespace, document)
+        reporters = [start_reporter(ray_head, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
+
+        def metrics():
+            return ((get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}).get("metrics") or {}
+
+        flagged = wait_for("worker 1 flagged", lambda: metrics().get("straggler") == 1, timeout=120, interval=2)
+        assert flagged
+        paces[1].write_text("0.02")  # it recovers; its slow steps leave the 30 s window
+        wait_for("the straggler cleared", lambda: metrics().get("available") and "straggler" not in metrics()
+                 and len(metrics().get("perWorker", [])) == 2, timeout=150, interval=3)
     finally:
         for process in reporters:
             process.kill()

@@ -3,6 +3,7 @@ runtime. test_reconcile.py walks the steps together through a job's life."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from tandem.api.model import TrainingJob
@@ -204,3 +205,54 @@ def test_every_status_field_reconcile_writes_is_declared():
             written.append(with_metrics(actions.read_metrics.status, None, NOW, 1, "no Ray"))
     for status in written:
         assert _undeclared(TrainingJobStatus.model_validate(status)) == []
+
+
+# figures: bad ones cost the figures, never the phase; the write replaces the old ones
+
+def _running_read():
+    obj, _ = step(training_job(), Observed())
+    _, actions = step(obj, Observed(True, JobState(0), pods(0, "Running", "Running")))
+    assert actions.read_metrics is not None
+    return actions.read_metrics
+
+
+def _merge_patch(target, patch):
+    """RFC 7386, as the API server applies a status merge patch: null deletes a key."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def test_a_nan_throughput_never_blocks_the_phase():
+    read = _running_read()
+    figures = {"throughput": float("nan"), "perWorker": [{"index": 0, "throughput": float("inf")}]}
+    status = with_metrics(read.status, figures, NOW, 1)
+    json.dumps(status, allow_nan=False)  # the API server's JSON has no NaN: this is what it can take
+    assert status["phase"] == "Running"
+    metrics_condition = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
+    assert metrics_condition["status"] == "False" and "figures refused" in metrics_condition["message"]
+
+
+def test_negative_figures_are_refused_too():
+    status = with_metrics(_running_read().status, {"throughput": -5.0}, NOW, 1)
+    assert status["metrics"]["available"] is False and "throughput" not in status["metrics"]
+
+
+def test_a_recovered_straggler_is_cleared():
+    read = _running_read()
+    flagged = {"throughput": 10.0, "straggler": 1, "reason": "dropped malformed figures: total of 1/0",
+               "perWorker": [{"index": 0, "throughput": 7.0}, {"index": 1, "throughput": 3.0}]}
+    before = with_metrics(read.status, flagged, NOW, 1)
+    assert before["metrics"]["straggler"] == 1
+    recovered = {"throughput": 10.0, "perWorker": [{"index": 0, "throughput": 5.0}, {"index": 1, "throughput": 5.0}]}
+    patch = with_metrics(before, recovered, NOW + timedelta(seconds=20), 1)
+    assert patch["metrics"]["straggler"] is None and patch["metrics"]["reason"] is None
+    stored = _merge_patch(before, patch)
+    assert "straggler" not in stored["metrics"] and "reason" not in stored["metrics"]
+    assert stored["metrics"]["throughput"] == 10.0 and stored["phase"] == "Running"

@@ -57,6 +57,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def start_time(pid: int) -> Optional[int]:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or None if gone.
+
+    A pid and its start time name one process for good: a pid alone may have been reused by an
+    unrelated process since it was recorded."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` runs: it exists and is not a zombie (dead, waiting to be reaped)."""
     fields = _stat_fields(pid)

@@ -38,16 +38,27 @@ class WorkerCounts(_Status):
     failed: int = Field(0, description="Worker pods that failed.")
 
 
+#: At most this many per-worker entries reach status: the figures come from tenant code (through
+#: Ray), and a status object must stay far below etcd's object size limit whatever they say.
+MAX_WORKER_FIGURES = 1000
+#: Longest `reason` kept in status.metrics.
+MAX_REASON = 1024
+
+
+# Every figure below is a finite, non-negative number (ge=0, allow_inf_nan=False): a NaN or
+# infinity cannot be written to the API server (its JSON has no such values), and a negative rate
+# or time means nothing. The figures come from tenant code, so they are checked again here.
 class WorkerMetrics(_Status):
     """Throughput of one worker over the metrics window."""
 
-    index: int = Field(description="Worker index.")
-    throughput: float = Field(description="Samples per second of this worker.")
-    step_time_p50: Optional[float] = Field(None, description="Median step time in seconds.")
-    step_time_p95: Optional[float] = Field(None, description="95th-percentile step time in seconds.")
-    steps: int = Field(0, description="Steps reported so far.")
+    index: int = Field(ge=0, description="Worker index.")
+    throughput: float = Field(description="Samples per second of this worker.", ge=0, allow_inf_nan=False)
+    step_time_p50: Optional[float] = Field(None, description="Median step time in seconds.", ge=0, allow_inf_nan=False)
+    step_time_p95: Optional[float] = Field(None, description="95th-percentile step time in seconds.", ge=0, allow_inf_nan=False)
+    steps: int = Field(0, ge=0, description="Steps reported so far.")
     capacity: Optional[float] = Field(
-        None, description="Samples per second of compute alone (step time less the wait for peers); names the straggler."
+        None, description="Samples per second of compute alone (step time less the wait for peers); names the straggler.",
+        ge=0, allow_inf_nan=False,
     )
 
 
@@ -55,16 +66,27 @@ class MetricsStatus(_Status):
     """Throughput and scaling efficiency, read from the job's Ray metrics actor."""
 
     available: bool = Field(True, description="False when the metrics actor could not be reached.")
-    reason: Optional[str] = Field(None, description="Why the figures are unavailable, when available is false.")
-    throughput: Optional[float] = Field(None, description="Total samples per second of all workers.")
-    per_worker: list[WorkerMetrics] = Field(default_factory=list, description="Per-worker figures.")
-    scaling_efficiency: Optional[float] = Field(
-        None, description="throughput / (workers x one-worker throughput); 1.0 is perfect scaling."
+    reason: Optional[str] = Field(
+        None, max_length=MAX_REASON,
+        description="Why the figures are unavailable, or which reported figures were dropped as malformed.",
     )
-    baseline_throughput: Optional[float] = Field(None, description="One-worker samples/s the efficiency is measured against.")
-    step_time_p50: Optional[float] = Field(None, description="Median step time over all workers, seconds.")
-    step_time_p95: Optional[float] = Field(None, description="95th-percentile step time over all workers, seconds.")
-    straggler: Optional[int] = Field(None, description="Index of a worker well below the median throughput, if any.")
+    throughput: Optional[float] = Field(None, description="Total samples per second of all workers.", ge=0, allow_inf_nan=False)
+    per_worker: list[WorkerMetrics] = Field(
+        default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker figures."
+    )
+    scaling_efficiency: Optional[float] = Field(
+        None, description="throughput / (workers x one-worker throughput); 1.0 is perfect scaling.", ge=0, allow_inf_nan=False
+    )
+    baseline_throughput: Optional[float] = Field(
+        None, description="One-worker samples/s the efficiency is measured against.", ge=0, allow_inf_nan=False
+    )
+    step_time_p50: Optional[float] = Field(
+        None, description="Median step time over all workers, seconds.", ge=0, allow_inf_nan=False
+    )
+    step_time_p95: Optional[float] = Field(
+        None, description="95th-percentile step time over all workers, seconds.", ge=0, allow_inf_nan=False
+    )
+    straggler: Optional[int] = Field(None, ge=0, description="Index of a worker well below the median throughput, if any.")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 

@@ -103,7 +103,7 @@ class Controller:
         if actions.read_metrics is not None:
             status = await self._with_metrics(actions.read_metrics, now)
         if status is not None:
-            updated = await asyncio.to_thread(self.writer.patch_status, namespace, name, status)
+            updated = await self._patch_status(key, status, actions.read_metrics, now)
             if updated is None:
                 return
             self.cache.put_training_job(updated)
@@ -125,6 +125,21 @@ class Controller:
         if actions.requeue_after is not None:
             assert self.queue is not None  # reconciling only once started
             self.queue.add_after(key, actions.requeue_after)
+
+    async def _patch_status(self, key: Key, status: dict[str, Any], read: Optional[MetricsRead],
+                            now: datetime) -> Optional[dict[str, Any]]:
+        """Write the pass's status. Should the API server refuse a patch that carries fresh figures,
+        write it again without them (MetricsAvailable False, the server's reason): a figure must
+        never keep the phase and conditions from being written."""
+        try:
+            return await asyncio.to_thread(self.writer.patch_status, *key, status)
+        except ApiException as error:
+            if read is None or error.status not in (400, 422):
+                raise
+            log.warning("status of %s/%s refused with its figures (%s); writing it without them", *key, error.reason)
+            refused = f"the API server refused the figures: {error.status} {error.reason}"[:300]
+            return await asyncio.to_thread(self.writer.patch_status, *key,
+                                           with_metrics(read.status, None, now, read.generation, refused))
 
     def forget_metrics(self, key: Key) -> None:
         """Drop a deleted job's metrics actor, so a new job of the same name starts clean."""

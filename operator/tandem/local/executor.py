@@ -89,6 +89,14 @@ class RunResult:
         return failed.code if failed and 0 < failed.code < 256 else 1
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` and its missing parents readable by this user only (0700): a run directory
+    holds the job's logs, checkpoints, metrics and the Ray session's pid file."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def new_run_dir(root: Path, job: str, resume: bool) -> Path:
     """`root/<job>/<timestamp>`; with resume, the job's latest run (its checkpoints go on)."""
     job_dir = root / job
@@ -97,7 +105,8 @@ def new_run_dir(root: Path, job: str, resume: bool) -> Path:
         if previous:
             return previous[-1]
     run_dir = job_dir / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_dir.mkdir(parents=True)
+    private_dir(job_dir)
+    run_dir.mkdir(mode=0o700)
     return run_dir
 
 

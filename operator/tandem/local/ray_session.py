@@ -216,18 +216,31 @@ class LocalMetrics:
 
 # -- the helper process -----------------------------------------------------------------------
 def _write_pids(path: Optional[Path], pids: list[int]) -> None:
+    """Record each pid with its start time, so that a reader can tell it from a later process
+    that was given the same pid."""
     if path is None:
         return
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{p}\n" for p in pids))
+    started = {p: proctree.start_time(p) for p in pids}
+    tmp.write_text("".join(f"{p} {t}\n" for p, t in started.items() if t is not None))
     os.replace(tmp, path)
 
 
 def _read_pids(path: Optional[Path]) -> list[int]:
+    """The recorded pids that still name the process recorded: a stale file (the helper died, the
+    pid was reused) must never lead to signalling an unrelated process."""
     try:
-        return [int(line) for line in path.read_text().split()] if path else []
-    except (OSError, ValueError):
+        lines = path.read_text().splitlines() if path else []
+    except OSError:
         return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            pid, started = int(fields[0]), int(fields[1])
+            if proctree.start_time(pid) == started:
+                found.append(pid)
+    return found
 
 
 def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:

@@ -19,6 +19,7 @@ from ..api.status import MetricsStatus
 from ..errors import NotFound, Unreachable
 from . import summary
 from .shipper import reachable
+from .snapshot import check
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 5.0
@@ -89,17 +90,13 @@ def read_snapshot(address: str, namespace: str, job: str, timeout: float = READ_
 
 
 def from_snapshot(
-    snapshot: dict[str, Any], workers: int, baseline: Optional[float], straggler_threshold: float,
+    snapshot: Any, workers: int, baseline: Optional[float], straggler_threshold: float,
     window_s: float = summary.WINDOW_SECONDS,
 ) -> MetricsStatus:
-    def key(text: str) -> tuple[int, int]:
-        worker, rank = text.split("/")
-        return int(worker), int(rank)
-
-    records = {key(k): [summary.Step.of(r) for r in v] for k, v in snapshot.get("records", {}).items()}
-    totals = {key(k): int(v) for k, v in snapshot.get("totals", {}).items()}
-    return summary.summarize(records, workers, baseline, straggler_threshold, window_s=window_s,
-                             updated_at=now_rfc3339(), steps_total=totals)
+    """The figures of a collector snapshot; malformed parts are dropped and named in `reason`."""
+    checked = check(snapshot, workers)
+    return summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
+                             updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason())
 
 
 def read_summary(

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ..api.status import MetricsStatus, WorkerMetrics
+from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
 
 WINDOW_SECONDS = 30.0
 MAX_STEPS = 1000
@@ -158,6 +158,12 @@ def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int
     return slowest if capacities[slowest] < threshold * peers else None
 
 
+def finite(value: Optional[float]) -> Optional[float]:
+    """`value` if it is a finite number, else None: sums and ratios of huge (but finite) reported
+    figures can overflow, and status must never carry a NaN or infinity."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def efficiency(throughput: Optional[float], workers: int, baseline: Optional[float]) -> Optional[float]:
     if throughput is None or not baseline or baseline <= 0 or workers < 1:
         return None
@@ -173,8 +179,10 @@ def summarize(
     max_steps: int = MAX_STEPS,
     updated_at: Optional[str] = None,
     steps_total: Optional[Mapping[RankKey, int]] = None,
+    reason: Optional[str] = None,
 ) -> MetricsStatus:
-    """The job's figures from every rank's records; `steps_total`: steps each rank reported so far."""
+    """The job's figures from every rank's records; `steps_total`: steps each rank reported so far;
+    `reason`: what was dropped before (metrics.snapshot), kept in status.metrics.reason."""
     by_worker: dict[int, list[RankFigures]] = {}
     totals: dict[int, int] = {}
     for (worker, rank), steps in sorted(records.items()):
@@ -184,29 +192,38 @@ def summarize(
         totals[worker] = max(totals.get(worker, 0), reported)
     figures = [worker_figures(i, ranks) for i, ranks in sorted(by_worker.items())]
     figures = [f for f in figures if f.steps]
+    overflowed = [f.index for f in figures if finite(f.throughput) is None or finite(f.capacity) is None]
+    figures = [f for f in figures if f.index not in overflowed]
+    notes = [reason] if reason else []
+    if overflowed:
+        notes.append(f"figures of worker(s) {', '.join(map(str, overflowed[:5]))} overflowed")
+    if len(figures) > MAX_WORKER_FIGURES:
+        notes.append(f"per-worker figures kept for the first {MAX_WORKER_FIGURES} workers only")
+    note = "; ".join(notes)[:1000] or None
     if not figures:
-        return MetricsStatus(available=True, baseline_throughput=baseline, updated_at=updated_at)
-    total = sum(f.throughput for f in figures)
+        return MetricsStatus(available=True, baseline_throughput=baseline, updated_at=updated_at, reason=note)
+    total = finite(sum(f.throughput for f in figures))
     all_times = [t for f in figures for t in f.step_times]
     per_worker = [
         WorkerMetrics(
             index=f.index,
             throughput=f.throughput,
-            step_time_p50=percentile(f.step_times, 50),
-            step_time_p95=percentile(f.step_times, 95),
+            step_time_p50=finite(percentile(f.step_times, 50)),
+            step_time_p95=finite(percentile(f.step_times, 95)),
             steps=totals.get(f.index, f.steps),
             capacity=f.capacity,
         )
-        for f in figures
+        for f in figures[:MAX_WORKER_FIGURES]
     ]
     return MetricsStatus(
         available=True,
+        reason=note,
         throughput=total,
         per_worker=per_worker,
-        scaling_efficiency=efficiency(total, workers, baseline),
+        scaling_efficiency=finite(efficiency(total, workers, baseline)),
         baseline_throughput=baseline,
-        step_time_p50=percentile(all_times, 50),
-        step_time_p95=percentile(all_times, 95),
+        step_time_p50=finite(percentile(all_times, 50)),
+        step_time_p95=finite(percentile(all_times, 95)),
         straggler=straggler({f.index: f.capacity for f in figures}, straggler_threshold),
         updated_at=updated_at,
     )

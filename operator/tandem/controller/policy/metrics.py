@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Optional
 
+from pydantic import ValidationError
+
 from ...api.model import TrainingJob
+from ...api.status import MetricsStatus
 from ...contract import METRICS_AVAILABLE
 from ..actions import MetricsRead
 from ..decision import Decision, parse_time, rfc3339, set_condition
@@ -36,17 +39,41 @@ def schedule_metrics(decision: Decision, job: TrainingJob) -> None:
     decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
 
 
+def checked_figures(metrics: Mapping[str, Any]) -> tuple[Optional[dict[str, Any]], str]:
+    """The figures as status may carry them (validated by MetricsStatus: finite, non-negative,
+    bounded), or None and why not. Done before they are merged into the status patch, so a bad
+    figure costs the figures only, never the phase and conditions written with them."""
+    try:
+        model = MetricsStatus.model_validate(dict(metrics))
+    except ValidationError as error:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return None, f"figures refused: {where}: {first.get('msg', 'invalid')}"[:300]
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json"), ""
+
+
+def replacing(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str, Any]:
+    """`fresh` as a merge patch that replaces `previous`: keys it no longer has are set to null.
+
+    A JSON merge patch only adds and changes keys; without the nulls a worker that stopped being
+    the straggler would stay `straggler` forever, and so would an old `reason`."""
+    return {**{key: None for key in previous if key not in fresh}, **fresh}
+
+
 def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]], now: datetime,
                  generation: Optional[int], error: str = "") -> dict[str, Any]:
     """status with fresh figures, or with MetricsAvailable False and the reason; never fails."""
     updated = dict(status)
     conditions = list(updated.get("conditions") or [])
+    previous = dict(updated.get("metrics") or {})
+    figures = None
     if metrics is not None and metrics.get("available", True):
-        updated["metrics"] = {**metrics, "available": True, "updatedAt": rfc3339(now)}
+        figures, error = checked_figures(metrics)
+    if figures is not None:
+        updated["metrics"] = replacing(previous, {**figures, "available": True, "updatedAt": rfc3339(now)})
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:
-        previous = dict(updated.get("metrics") or {})
         updated["metrics"] = {**previous, "available": False, "updatedAt": rfc3339(now)}
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's metrics actor could not be reached", now, generation)
