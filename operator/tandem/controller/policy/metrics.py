@@ -46,9 +46,9 @@ def checked_figures(metrics: Mapping[str, Any]) -> tuple[Optional[dict[str, Any]
     try:
         model = MetricsStatus.model_validate(dict(metrics))
     except ValidationError as error:
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return None, f"figures refused: {where}: {first.get('msg', 'invalid')}"[:300]
+        first = error.errors()[0]  # a ValidationError carries at least one
+        where = ".".join(str(part) for part in first["loc"])
+        return None, f"figures refused: {where}: {first['msg']}"[:300]
     return model.model_dump(by_alias=True, exclude_none=True, mode="json"), ""
 
 
