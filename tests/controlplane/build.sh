@@ -2,12 +2,16 @@
 # Build Tandem's test control plane once and print the directory holding it.
 #
 #   bin/tandem-k8s                multi-call: etcd, kube-apiserver, kube-controller-manager,
-#                                 kube-scheduler, kubectl (k8s.io/kubernetes at the version in go.mod)
+#                                 kube-scheduler, kubelet, kube-proxy, kubectl
+#                                 (k8s.io/kubernetes at the version in go.mod)
 #   bin/kube-apiserver ... etc.   symlinks to tandem-k8s
 #   bin/kwok                      sigs.k8s.io/kwok/cmd/kwok at $KWOK_VERSION
+#   bin/coredns                   CoreDNS with the few plugins cluster DNS needs (module coredns/)
+#   bin/tandem-pause              the real node's pod sandbox program (static, stdlib only)
+#   bin/tandem-probe              the e2e smoke test's program (static, stdlib only)
 #
 # The result is cached under ${TANDEM_CACHE:-~/.cache/tandem}/controlplane/<k8s-version>-<hash>/bin,
-# the hash covering go.mod, go.sum, the Go sources, this script and the kwok version; a
+# the hash covering both modules' go.mod, go.sum and Go sources, this script and the kwok version; a
 # second call with the cache in place builds nothing. Only the bin dir goes to stdout;
 # progress goes to stderr. Exit 3 when no Go toolchain is found (and nothing is cached).
 set -euo pipefail
@@ -24,8 +28,8 @@ fi
 
 HASH="$( {
   echo "kwok=$KWOK_VERSION"
-  cat go.mod go.sum build.sh
-  find cmd -type f -name '*.go' | LC_ALL=C sort | xargs cat
+  cat go.mod go.sum build.sh coredns/go.mod coredns/go.sum
+  find cmd coredns -type f -name '*.go' | LC_ALL=C sort | xargs cat
 } | sha256sum | cut -c1-12)"
 
 CACHE_ROOT="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/controlplane"
@@ -33,7 +37,7 @@ OUT="$CACHE_ROOT/$K8S_VERSION-$HASH"
 BIN="$OUT/bin"
 
 complete() {
-  [[ -x "$BIN/tandem-k8s" && -x "$BIN/kwok" && -f "$OUT/.complete" ]]
+  [[ -x "$BIN/tandem-k8s" && -x "$BIN/kwok" && -x "$BIN/coredns" && -f "$OUT/.complete" ]]
 }
 
 if complete; then
@@ -91,7 +95,16 @@ echo "build.sh: building kwok $KWOK_VERSION" >&2
     "$GO" install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" )
 echo "build.sh: kwok built in $(( $(date +%s) - start_kwok ))s" >&2
 
-for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+start_small=$(date +%s)
+echo "build.sh: building tandem-pause, tandem-probe and coredns" >&2
+for cmd in tandem-pause tandem-probe; do
+  GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="-s -w" -o "$TMP/bin/$cmd" "./cmd/$cmd"
+done
+( cd coredns && GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="-s -w" \
+    -o "$TMP/bin/coredns" . )
+echo "build.sh: tandem-pause, tandem-probe and coredns built in $(( $(date +%s) - start_small ))s" >&2
+
+for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   ln -sf tandem-k8s "$TMP/bin/$name"
 done
 echo "k8s=$K8S_VERSION kwok=$KWOK_VERSION hash=$HASH built=$(date -u +%FT%TZ) seconds=$(( $(date +%s) - start ))" \

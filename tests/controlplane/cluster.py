@@ -210,42 +210,57 @@ def _remove_stale_workdirs() -> None:
 # ---------------------------------------------------------------------------- PKI
 
 
-def _pki(directory: Path) -> dict[str, Path]:
+def _issue(directory: Path, stem: str, subject: str, *ext: str,
+           ca: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
+    """directory/stem.crt and .key: a certificate (ECDSA P-256, 30 days) with the given
+    subject and extensions, signed by `ca` (crt, key), or self-signed when `ca` is None."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise StartError("the openssl command is needed to make the control plane's certificates")
+    cnf = directory / "openssl.cnf"
+    if not cnf.exists():
+        cnf.write_text("[req]\ndistinguished_name = dn\n[dn]\n")
+    crt, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+    argv = [openssl, "req", "-config", str(cnf), "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(crt), "-subj", subject, "-days", "30"]
+    if ca is not None:
+        argv += ["-CA", str(ca[0]), "-CAkey", str(ca[1])]
+    for e in ext:
+        argv += ["-addext", e]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise StartError(f"openssl failed making {stem}: {proc.stderr[-2000:]}")
+    key.chmod(0o600)
+    return crt, key
+
+
+LEAF_EXT = ("basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment")
+CLIENT_EXT = (*LEAF_EXT, "extendedKeyUsage=clientAuth")
+
+
+def _pki(directory: Path, host_address: str = "127.0.0.1") -> dict[str, Path]:
     """CA, serving and client certificates and the service-account key (ECDSA P-256),
     made with the openssl CLI (OpenSSL 3: `req -x509 -CA`), a few milliseconds each."""
     openssl = shutil.which("openssl")
     if not openssl:
         raise StartError("the openssl command is needed to make the control plane's certificates")
-    cnf = directory / "openssl.cnf"
-    cnf.write_text("[req]\ndistinguished_name = dn\n[dn]\n")
     out: dict[str, Path] = {}
 
     def req(stem: str, subject: str, *ext: str, ca: bool = False) -> None:
-        crt, key = directory / f"{stem}.crt", directory / f"{stem}.key"
-        argv = [openssl, "req", "-config", str(cnf), "-x509", "-newkey", "ec",
-                "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", str(key), "-out", str(crt), "-subj", subject, "-days", "30"]
-        if not ca:
-            argv += ["-CA", str(out["ca.crt"]), "-CAkey", str(out["ca.key"])]
-        for e in ext:
-            argv += ["-addext", e]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            raise StartError(f"openssl failed making {stem}: {proc.stderr[-2000:]}")
-        key.chmod(0o600)
-        out[f"{stem}.crt"], out[f"{stem}.key"] = crt, key
+        signer = None if ca else (out["ca.crt"], out["ca.key"])
+        out[f"{stem}.crt"], out[f"{stem}.key"] = _issue(directory, stem, subject, *ext, ca=signer)
 
     req("ca", "/CN=tandem-test-ca", "basicConstraints=critical,CA:TRUE",
         "keyUsage=critical,digitalSignature,keyCertSign,cRLSign", "subjectKeyIdentifier=hash",
         ca=True)
-    leaf = ("basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment")
     sans = ",".join(
         [f"DNS:{d}" for d in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                               "kubernetes.default.svc.cluster.local")]
-        + [f"IP:{i}" for i in ("127.0.0.1", SERVICE_IP)]
+        + [f"IP:{i}" for i in dict.fromkeys(("127.0.0.1", host_address, SERVICE_IP))]
     )
-    req("apiserver", "/CN=kube-apiserver", *leaf, "extendedKeyUsage=serverAuth", f"subjectAltName={sans}")
-    client = (*leaf, "extendedKeyUsage=clientAuth")
+    req("apiserver", "/CN=kube-apiserver", *LEAF_EXT, "extendedKeyUsage=serverAuth", f"subjectAltName={sans}")
+    client = CLIENT_EXT
     req("admin", "/O=system:masters/CN=tandem-admin", *client)
     req("controller-manager", "/CN=system:kube-controller-manager", *client)
     req("scheduler", "/CN=system:kube-scheduler", *client)
@@ -330,6 +345,7 @@ class ControlPlane:
     Attributes (valid after start()): ``kubeconfig`` (path of an admin kubeconfig, client
     certificate in group system:masters), ``server`` (https URL), ``bin_dir`` (the cached
     binaries), ``workdir`` (certificates, configs, logs/ of every component).
+    ``issue_kubeconfig`` gives further identities (a real node's kubelet, kube-proxy, CoreDNS).
     """
 
     def __init__(
@@ -340,8 +356,14 @@ class ControlPlane:
         bin_dir: str | os.PathLike | None = None,
         start_timeout: float = 120.0,
         verbosity: int = 0,
+        host_address: str = "127.0.0.1",
     ):
         self.nodes = nodes
+        # Where kube-apiserver listens and what it advertises. 127.0.0.1 for the kwok-only
+        # tiers; a real node's pods cannot reach that, so the e2e tier passes the node's
+        # bridge address (tests/controlplane/node.py), and the `kubernetes` Service then
+        # gets that address as its endpoint.
+        self.host_address = host_address
         self._workdir_arg = Path(workdir) if workdir else None
         self.keep_workdir = keep_workdir
         self.bin_dir: str | None = str(bin_dir) if bin_dir else None
@@ -388,6 +410,23 @@ class ControlPlane:
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
+
+    def issue_kubeconfig(self, name: str, subject: str) -> Path:
+        """A kubeconfig in the workdir for a new client identity (`subject`, e.g.
+        ``/O=system:nodes/CN=system:node:n1``) with a certificate signed by this control
+        plane's CA; for components started beside it, such as a real node's kubelet."""
+        if not self.workdir or not self.server:
+            raise RuntimeError("control plane not started")
+        pki_dir = Path(self.workdir) / "pki"
+        crt, key = _issue(pki_dir, name, subject, *CLIENT_EXT,
+                          ca=(self._pki["ca.crt"], self._pki["ca.key"]))
+        return _kubeconfig(Path(self.workdir) / f"{name}.kubeconfig", self.server,
+                           self._pki["ca.crt"], crt, key, name)
+
+    @property
+    def ca_cert(self) -> Path:
+        """The cluster CA's certificate (it signs every client and serving certificate)."""
+        return self._pki["ca.crt"]
 
     def start(self) -> "ControlPlane":
         with self._lock:
@@ -580,12 +619,12 @@ class ControlPlane:
         shutil.rmtree(wd / "etcd", ignore_errors=True)  # a fresh cluster, even in a reused --workdir
         (wd / "logs").mkdir(exist_ok=True)
         (wd / "pki").mkdir(exist_ok=True)
-        pki = self._pki = _pki(wd / "pki")
+        pki = self._pki = _pki(wd / "pki", self.host_address)
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
         self.ports = dict(zip(names, free_ports(len(names))))
         p = self.ports
-        self.server = f"https://127.0.0.1:{p['apiserver']}"
+        self.server = f"https://{self.host_address}:{p['apiserver']}"
         kc = {
             who: str(_kubeconfig(wd / f"{who}.kubeconfig", self.server, pki["ca.crt"],
                                  pki[f"{who}.crt"], pki[f"{who}.key"], who))
@@ -617,8 +656,8 @@ class ControlPlane:
         apiserver = self._spawn("kube-apiserver", [
             k8s, "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host_address}",
+            f"--advertise-address={self.host_address}",
             f"--secure-port={p['apiserver']}",
             f"--cert-dir={wd / 'pki'}",
             f"--tls-cert-file={pki['apiserver.crt']}",
@@ -633,9 +672,12 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             "--allow-privileged=true",
-            # 127.0.0.1 may not be an endpoint of the `kubernetes` Service; nothing in
-            # the tests reaches the apiserver through that Service.
-            "--endpoint-reconciler-type=none",
+            # 127.0.0.1 may not be an endpoint of the `kubernetes` Service; nothing in the
+            # kwok tiers reaches the apiserver through that Service. A real node's pods do:
+            # then the default (lease) reconciler publishes host_address as its endpoint.
+            *(["--endpoint-reconciler-type=none"] if self.host_address == "127.0.0.1" else
+              # kubectl logs/exec: dial a real kubelet at its node IP (its hostname resolves nowhere).
+              ["--kubelet-preferred-address-types=InternalIP,Hostname"]),
             "--profiling=false",
             f"--v={v}",
         ])
@@ -678,7 +720,9 @@ class ControlPlane:
             str(bin_dir / "kwok"),
             f"--kubeconfig={kc['kwok']}",
             f"--config={STAGES}",
-            "--manage-all-nodes=true",
+            # Only the fake nodes (created with this annotation): a real kubelet's node is
+            # its own.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{p['kwok']}",
             "--node-ip=127.0.0.1",
             "--cidr=10.244.0.0/16",
@@ -730,6 +774,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--nodes", type=int, default=DEFAULT_NODES)
     up.add_argument("--workdir", help="keep certificates, configs and logs here")
     up.add_argument("-v", "--verbosity", type=int, default=0)
+    up.add_argument("--real-node", action="store_true",
+                    help="also a real kubelet node (root; tests/controlplane/node.py, docs/e2e.md)")
     sub.add_parser("build", help="build (or find cached) binaries and print the bin dir")
     args = parser.parse_args(argv)
 
@@ -737,30 +783,44 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(build())
         return 0
 
-    cp = ControlPlane(nodes=args.nodes, workdir=args.workdir, verbosity=args.verbosity)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.real_node:
+        from tests.controlplane import node as real
+
+        with real.real_cluster(nodes=args.nodes, verbosity=args.verbosity, workdir=args.workdir) as (cp, node):
+            print(f"# real node {real.NODE_NAME} Ready in {node.timings['ready']:.1f}s; its images: "
+                  f"ctr --address {real.CONTAINERD_SOCK} -n {real.K8S_NAMESPACE} images ls", file=sys.stderr)
+            return _serve(cp, stop, node.components)
+
+    cp = ControlPlane(nodes=args.nodes, workdir=args.workdir, verbosity=args.verbosity)
     try:
         cp.start()
     except KeyboardInterrupt:
         cp.stop()
         return 130
+    try:
+        return _serve(cp, stop, [])
+    finally:
+        cp.stop()
+
+
+def _serve(cp: ControlPlane, stop: threading.Event, extra: list[_Component]) -> int:
+    """Print how to reach the cluster, then wait for Ctrl-C or a component's death."""
     print(f"export KUBECONFIG={cp.kubeconfig}")
     print(f"# server {cp.server}; bin dir {cp.bin_dir}; logs {cp.workdir}/logs", file=sys.stderr)
     print(f"# kubectl: {cp.bin_dir}/kubectl; ready in {cp.timings['ready']:.1f}s", file=sys.stderr)
-    print("# pids " + json.dumps(cp.pids), flush=True)
+    print("# pids " + json.dumps({**cp.pids, **{c.name: c.pid for c in extra}}), flush=True)
     print("# Ctrl-C to stop", file=sys.stderr, flush=True)
-    try:
-        while not stop.wait(1.0):
-            dead = [c.name for c in cp.components if not c.alive()]
-            if dead:
-                print(f"# component(s) exited: {', '.join(dead)}", file=sys.stderr)
-                for c in cp.components:
-                    if c.name in dead:
-                        print(c.log_tail(), file=sys.stderr)
-                return 1
-    finally:
-        cp.stop()
+    components = [*cp.components, *extra]
+    while not stop.wait(1.0):
+        dead = [c.name for c in components if not c.alive()]
+        if dead:
+            print(f"# component(s) exited: {', '.join(dead)}", file=sys.stderr)
+            for c in components:
+                if c.name in dead:
+                    print(c.log_tail(), file=sys.stderr)
+            return 1
     return 0
 
 

@@ -6,6 +6,8 @@
 //	tandem-k8s kube-controller-manager ...  k8s.io/kubernetes/cmd/kube-controller-manager/app
 //	tandem-k8s kube-scheduler ...           k8s.io/kubernetes/cmd/kube-scheduler/app
 //	tandem-k8s kubectl ...                  k8s.io/kubectl/pkg/cmd
+//	tandem-k8s kubelet ...                  k8s.io/kubernetes/cmd/kubelet/app (the e2e tier's real node)
+//	tandem-k8s kube-proxy ...               k8s.io/kubernetes/cmd/kube-proxy/app (ClusterIP Services on it)
 //	tandem-k8s version
 //
 // It can also be called through a symlink named after the component
@@ -28,7 +30,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var commands = map[string]func() *cobra.Command{
@@ -37,10 +41,12 @@ var commands = map[string]func() *cobra.Command{
 	"kube-scheduler": func() *cobra.Command {
 		return scheduler.NewSchedulerCommand()
 	},
+	"kubelet":    kubelet.NewKubeletCommand,
+	"kube-proxy": kubeproxy.NewProxyCommand,
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: tandem-k8s {etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|version} [flags]\n")
+	fmt.Fprintf(os.Stderr, "usage: tandem-k8s {etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|version} [flags]\n")
 	os.Exit(2)
 }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds Tandem's images (operator, pytorch-worker, tensorflow-worker) from images/*.Dockerfile
+# with buildah, no Docker daemon and no registry, on a Debian bookworm base made with debootstrap,
+# and prints one OCI archive path per line (~/.cache/tandem/images/<name>-<key>.tar). Archives are
+# keyed by all their inputs: a second run with nothing changed builds nothing and returns at once.
+#
+#   bash hack/build-images.sh                      # all three
+#   bash hack/build-images.sh operator             # just one
+#   ctr -n k8s.io images import "$(bash hack/build-images.sh operator)"
+#
+# Needs root (debootstrap, buildah's store). Installs buildah and debootstrap from Debian's
+# packages when missing. Progress goes to stderr. See tests/e2e/images.py and docs/e2e.md.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+missing=()
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if (( ${#missing[@]} )); then
+  echo "build-images: installing ${missing[*]} (apt-get)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+cd "$repo"
+exec python3 -m tests.e2e.images "$@"

@@ -1,0 +1,323 @@
+"""Tandem's three images, built from images/*.Dockerfile without a Docker daemon, cached by their inputs.
+
+CI machines have no Docker engine and cannot reach a container registry, so the public base
+(python:3.11-slim-bookworm) cannot be pulled. Instead:
+
+1. A Debian bookworm base is made here with debootstrap (Debian's own packages, python3 3.11,
+   the same Python as the default base) and committed into buildah's store.
+2. buildah (Debian's package) builds each real Dockerfile on it, `--build-arg PYTHON_IMAGE=<base>`.
+3. Each image leaves as an OCI archive, ~/.cache/tandem/images/<name>-<key>.tar, that containerd
+   imports with `ctr -n k8s.io images import`. The key hashes every input (the Dockerfile, its
+   .dockerignore, the context files that pass it, the base's recipe, the builder's version, the
+   build arguments), so a second run finds the archive and builds nothing.
+
+Run it as `bash hack/build-images.sh [NAME...]` (it installs buildah and debootstrap when missing);
+it prints one archive path per line on stdout and its progress on stderr. Tests call
+`build_images()`. Stdlib only: it runs before, and apart from, Tandem's Python environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = ("operator", "pytorch-worker", "tensorflow-worker")
+CACHE = Path(os.environ.get("TANDEM_IMAGE_CACHE", Path.home() / ".cache" / "tandem" / "images"))
+
+#: Everything the base image is made from; its hash names the base, and so enters every image's key.
+#: The venv on PATH stands in for the official image's own /usr/local Python: Debian marks its
+#: python3 externally managed (PEP 668), and a venv lets the Dockerfiles' plain `pip install`
+#: work without touching Debian's packages (removing the EXTERNALLY-MANAGED marker would let pip
+#: overwrite files dpkg owns). `python`, `pip` and the installed entry points resolve in the venv.
+BASE_RECIPE = {
+    "suite": "bookworm",
+    "variant": "minbase",
+    "mirror": "http://deb.debian.org/debian",
+    # python3-venv brings ensurepip's pip; passwd brings groupadd/useradd for the Dockerfiles'
+    # first RUN; ca-certificates for TLS from inside the image (the official base has it too).
+    "packages": ["python3", "python3-venv", "passwd", "ca-certificates"],
+    "venv": "/opt/venv",
+    "env": {
+        "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV": "/opt/venv",
+        "LANG": "C.UTF-8",
+    },
+    # Docs, manuals and apt's downloaded lists are of no use in a test image (copyright files stay).
+    "strip": ["var/lib/apt/lists", "var/cache/apt", "usr/share/man", "usr/share/info"],
+}
+#: Where Debian's ca-certificates keeps the bundle that OpenSSL (and so pip, when told) reads.
+IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: How an image leaves the builder; part of every key, so that archives made another way are not reused.
+EXPORT = "oci-archive, built directly, uncompressed layers"
+#: Storage driver for buildah's private store. overlay shares the base between containers instead
+#: of copying it in full (vfs), which matters with multi-GB layers; TANDEM_BUILDAH_DRIVER=vfs
+#: is the fallback where overlayfs cannot mount.
+DRIVER = os.environ.get("TANDEM_BUILDAH_DRIVER", "overlay")
+
+
+def say(message: str) -> None:
+    print(f"build-images: {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ pure logic: what goes in
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex over slash-separated relative paths (Go's filepath.Match
+    plus `**`, as Docker reads it): `*` stays within one path segment, `**/` spans any number."""
+    pattern = pattern.strip("/")
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def parse_ignore(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(excludes, regex) rules in file order; blank lines and comments dropped."""
+    rules = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        include = line.startswith("!")
+        rules.append((not include, _pattern_regex(line.lstrip("!"))))
+    return rules
+
+
+def is_ignored(relpath: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Docker's rule: the last pattern that matches the path, or any directory above it, decides."""
+    parts = relpath.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for excludes, regex in rules:
+        if any(regex.match(p) for p in prefixes):
+            ignored = excludes
+    return ignored
+
+
+def context_files(repo: Path, ignore_text: str) -> list[str]:
+    """The build context's files that the .dockerignore lets through, sorted, relative to repo."""
+    rules = parse_ignore(ignore_text)
+    kept = []
+    for root, dirs, files in os.walk(repo):
+        rel_root = os.path.relpath(root, repo)
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if not is_ignored(rel, rules):
+                kept.append(rel)
+    return sorted(kept)
+
+
+def app_version(repo: Path) -> str:
+    """The chart's appVersion: the tag the example jobs and the chart name the images by."""
+    text = (repo / "charts" / "tandem" / "Chart.yaml").read_text()
+    match = re.search(r'^appVersion:\s*"?([^"\s]+)"?\s*$', text, re.M)
+    if match is None:
+        raise ValueError("charts/tandem/Chart.yaml has no appVersion")
+    return match.group(1)
+
+
+def base_key(debootstrap_version: str) -> str:
+    blob = json.dumps({"recipe": BASE_RECIPE, "debootstrap": debootstrap_version}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def image_key(repo: Path, name: str, base: str, builder: str, build_args: dict[str, str]) -> str:
+    """Hash of every input of one image: change any and the archive's name changes."""
+    dockerfile = repo / "images" / f"{name}.Dockerfile"
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    digest = hashlib.sha256()
+    for label, data in (("dockerfile", dockerfile.read_bytes()), ("ignore", ignore.read_bytes()),
+                        ("base", base.encode()), ("builder", builder.encode()), ("driver", DRIVER.encode()), ("export", EXPORT.encode()),
+                        ("args", json.dumps(build_args, sort_keys=True).encode())):
+        digest.update(f"{label}\0{len(data)}\0".encode() + data)
+    for rel in context_files(repo, ignore.read_text()):
+        path = repo / rel
+        digest.update(f"file\0{rel}\0{os.access(path, os.X_OK)}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def archive_ref(name: str, version: str) -> str:
+    """The name inside the archive. Fully qualified, because the CRI looks an image named
+    `tandem/operator:0.1.0` up as `docker.io/tandem/operator:0.1.0` (and that is what
+    `ctr images import` keeps from an OCI archive's ref-name annotation)."""
+    return f"docker.io/tandem/{name}:{version}"
+
+
+# ------------------------------------------------------------------ I/O: building
+
+
+def _run(*cmd: str, capture: bool = False, **kw) -> str:
+    """Runs cmd; its output is progress (stderr), unless captured: stdout is for archive paths."""
+    kw.setdefault("stdout", subprocess.PIPE if capture else sys.stderr)
+    out = subprocess.run(cmd, check=True, text=True, **kw)
+    return out.stdout.strip() if capture else ""
+
+
+def _store_args() -> list[str]:
+    """buildah's private store under the cache, never the machine's shared one."""
+    return ["--root", str(CACHE / "buildah" / DRIVER),
+            "--runroot", str(Path(tempfile.gettempdir()) / "tandem-buildah-run"), "--storage-driver", DRIVER]
+
+
+def _buildah_env() -> dict[str, str]:
+    """RUN steps in chroot isolation: no runc and no network namespace (pip reaches PyPI through
+    the host's network), which is what works on a CI machine that is itself a container."""
+    return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+
+
+def _buildah(*args: str, capture: bool = False, **kw) -> str:
+    return _run("buildah", *_store_args(), *args, capture=capture, env=_buildah_env(), **kw)
+
+
+def _has_image(ref: str) -> bool:
+    try:
+        _buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", ref, capture=True,
+                 stderr=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+def ensure_base(debootstrap_version: str) -> tuple[str, str]:
+    """The bookworm base in buildah's store, made once per recipe: (its ref, its key)."""
+    key = base_key(debootstrap_version)
+    ref = f"localhost/tandem/base:bookworm-{key}"
+    if _has_image(ref):
+        return ref, key
+    started = time.monotonic()
+    say(f"base {ref}: debootstrap {BASE_RECIPE['suite']} ({', '.join(BASE_RECIPE['packages'])})")
+    container = _buildah("from", "--pull-never", "scratch", capture=True)
+    try:
+        root = Path(_buildah("mount", container, capture=True))
+        _run("debootstrap", f"--variant={BASE_RECIPE['variant']}", "--include=" + ",".join(BASE_RECIPE["packages"]),
+             BASE_RECIPE["suite"], str(root), BASE_RECIPE["mirror"])
+        for rel in BASE_RECIPE["strip"]:
+            shutil.rmtree(root / rel, ignore_errors=True)
+        _run("find", str(root / "usr/share/doc"), "-type", "f", "!", "-name", "copyright", "-delete")
+        _buildah("run", container, "--", "python3", "-m", "venv", BASE_RECIPE["venv"])
+        config = [arg for k, v in BASE_RECIPE["env"].items() for arg in ("--env", f"{k}={v}")]
+        _buildah("config", *config, "--cmd", "python", container)
+        _buildah("commit", "--quiet", "--rm", container, ref)
+    except BaseException:
+        _buildah("rm", container)
+        raise
+    say(f"base {ref}: made in {time.monotonic() - started:.0f}s")
+    return ref, key
+
+
+def _trust_mounts() -> list[str]:
+    """Build-time only mounts (nothing stays in the image) so that pip inside the build trusts
+    what the host's pip trusts: the host's CA bundle over the image's, and an /etc/pip.conf that
+    points pip at it (pip reads its own certifi bundle otherwise). Without it a network that
+    re-signs TLS (a proxy with its own CA, as on these CI machines) fails every download."""
+    bundle = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    if not bundle.is_file():
+        return []
+    pip_conf = CACHE / "pip.conf"
+    pip_conf.write_text(f"[global]\ncert = {IMAGE_CA_BUNDLE}\n")
+    return ["-v", f"{bundle.resolve()}:{IMAGE_CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
+
+
+def build_image(name: str, base_ref: str, base: str, builder: str, version: str) -> Path:
+    """One image's archive, built only when no archive with its key exists.
+
+    The build commits straight into the archive (`-t oci-archive:...`): nothing lands in the store,
+    so there is no second pass to push and no image to remove. Layers stay uncompressed (buildah
+    build's default): the archive is read once, by `ctr images import` on this same machine, and
+    on 2 cores gzip of the PyTorch image's 6 GB layer cost ~9 minutes here, then more to undo."""
+    build_args = {"PYTHON_IMAGE": base_ref}
+    key = image_key(REPO, name, base, builder, build_args)
+    archive = CACHE / f"{name}-{key}.tar"
+    if archive.exists():
+        say(f"{name}: cached {archive}")
+        return archive
+    dockerfile = REPO / "images" / f"{name}.Dockerfile"
+    started = time.monotonic()
+    say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_ref}")
+    partial = CACHE / f".{archive.name}.partial"  # renamed into place only once complete
+    try:
+        _buildah("build", "--layers=false", "--force-rm", "--pull-never", *_trust_mounts(),
+                 "-f", str(dockerfile), "--ignorefile", str(dockerfile.with_name(dockerfile.name + ".dockerignore")),
+                 *(arg for k, v in build_args.items() for arg in ("--build-arg", f"{k}={v}")),
+                 "-t", f"oci-archive:{partial}:{archive_ref(name, version)}", str(REPO))
+        partial.rename(archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    say(f"{name}: built in {time.monotonic() - started:.0f}s, {archive.stat().st_size / 2**20:.0f} MiB: {archive}")
+    return archive
+
+
+@contextlib.contextmanager
+def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """A container of the image in an archive, read back from the archive itself (not from the
+    store it was built in): yields run(*argv), which runs argv as the image's user in its workdir
+    (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit."""
+    ref = _buildah("from", "--quiet", f"oci-archive:{archive}", capture=True)
+    image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["buildah", *_store_args(), "run", ref, "--", *argv], text=True,
+                              capture_output=True, env=_buildah_env())
+    try:
+        yield run
+    finally:
+        _buildah("rm", ref, stdout=subprocess.DEVNULL)
+        _buildah("rmi", image_id, stdout=subprocess.DEVNULL)
+
+
+def build_all(names: list[str]) -> dict[str, Path]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time per cache
+        builder = _run("buildah", "--version", capture=True)
+        debootstrap = _run("debootstrap", "--version", capture=True)
+        version = app_version(REPO)
+        base_ref, base = ensure_base(debootstrap)
+        return {name: build_image(name, base_ref, base, builder, version) for name in names}
+
+
+def build_images(names: tuple[str, ...] = IMAGES) -> dict[str, Path]:
+    """Archives of the named images, building what is missing: what an e2e fixture calls.
+    Goes through hack/build-images.sh, so that buildah and debootstrap get installed when missing."""
+    result = subprocess.run(["bash", str(REPO / "hack" / "build-images.sh"), *names],
+                            check=True, text=True, stdout=subprocess.PIPE)
+    return dict(zip(names, (Path(line) for line in result.stdout.split())))
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(IMAGES)
+    unknown = sorted(set(names) - set(IMAGES))
+    if unknown:
+        print(f"build-images: unknown image(s) {unknown}; known: {list(IMAGES)}", file=sys.stderr)
+        return 2
+    for path in build_all(names).values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,49 @@
+"""The three images, built from the real Dockerfiles without a Docker daemon, start and run
+what their jobs need (tests/e2e/images.py builds them; hack/build-images.sh by hand)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e import images
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
+
+LAUNCHER = ("python", "-m", "tandem.launch", "--help")
+#: What each image must be able to do, beyond starting the launcher (which every image does).
+SMOKE = {
+    "operator": [("tandem", "operator", "run", "--help"), ("python", "-c", "import ray, kopf")],
+    "pytorch-worker": [
+        ("python", "-c", "import torch, torch.distributed.run"),
+        # A gloo process group of one: the collective path DDP on CPU takes, with no GPU present.
+        ("python", "-c", "import torch, torch.distributed as d; "
+         "d.init_process_group('gloo', init_method='tcp://127.0.0.1:29511', rank=0, world_size=1); "
+         "t = torch.ones(2); d.all_reduce(t); assert t.tolist() == [1.0, 1.0]; d.destroy_process_group()"),
+    ],
+    "tensorflow-worker": [("python", "-c", "import tensorflow as tf; tf.distribute.MultiWorkerMirroredStrategy")],
+}
+
+
+@pytest.fixture(scope="module")
+def archives():
+    return images.build_images()
+
+
+def test_a_second_build_is_served_from_the_cache(archives):
+    started = time.monotonic()
+    assert images.build_images() == archives
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("name", images.IMAGES)
+def test_image_runs_as_its_user_and_smokes(archives, name):
+    assert archives[name].is_file() and archives[name].name.startswith(f"{name}-")
+    with images.container(archives[name]) as run:
+        identity = run("id", "-u")
+        assert (identity.returncode, identity.stdout.strip()) == (0, "1000"), identity.stderr
+        assert run("pwd").stdout.strip() == "/workspace"
+        for argv in [LAUNCHER, *SMOKE[name]]:
+            result = run(*argv)
+            assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"

@@ -1,0 +1,129 @@
+"""The image cache's key and build context (tests/e2e/images.py), without building anything."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e import images
+
+IGNORE = """\
+# comment
+*
+!pyproject.toml
+!operator/
+**/__pycache__
+**/*.pyc
+"""
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path) -> Path:
+    """A repository with one image: its Dockerfile, .dockerignore and a few context files."""
+    return _tree(tmp_path, {
+        "images/x.Dockerfile": "FROM ${PYTHON_IMAGE}\nCOPY pyproject.toml ./\nCOPY operator/ operator/\n",
+        "images/x.Dockerfile.dockerignore": IGNORE,
+        "pyproject.toml": "[project]\n",
+        "operator/tandem/__init__.py": "",
+        "operator/tandem/__pycache__/__init__.cpython-311.pyc": "bytecode",
+        "operator/tandem/cli.pyc": "bytecode",
+        "bench/results.csv": "1,2\n",
+        "README.md": "# readme\n",
+    })
+
+
+def _key(repo: Path, **overrides: str) -> str:
+    args = {"base": "base-1", "builder": "buildah version 1.28.2"} | overrides
+    return images.image_key(repo, "x", args["base"], args["builder"], {"PYTHON_IMAGE": "localhost/base"})
+
+
+def test_context_follows_the_dockerignore(fake_repo):
+    assert images.context_files(fake_repo, IGNORE) == ["operator/tandem/__init__.py", "pyproject.toml"]
+
+
+@pytest.mark.parametrize("path, ignored", [
+    ("bench/results.csv", True),          # `*` then nothing lets it back in
+    ("operator", False),                  # `!operator/` re-includes the directory...
+    ("operator/tandem/api.py", False),    # ...and all below it
+    ("operator/tandem/__pycache__/a.pyc", True),
+    ("__pycache__/top.pyc", True),        # `**/` spans zero directories too
+    ("pyproject.toml.bak", True),         # a pattern matches the whole name, not a prefix
+])
+def test_dockerignore_rules(path, ignored):
+    assert images.is_ignored(path, images.parse_ignore(IGNORE)) is ignored
+
+
+def test_key_is_stable(fake_repo):
+    assert _key(fake_repo) == _key(fake_repo)
+    assert re.fullmatch(r"[0-9a-f]{16}", _key(fake_repo))
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: (r / "images/x.Dockerfile").write_text("FROM ${PYTHON_IMAGE}\nRUN true\n"),
+    lambda r: (r / "images/x.Dockerfile.dockerignore").write_text(IGNORE + "!README.md\n"),
+    lambda r: (r / "operator/tandem/__init__.py").write_text("VERSION = 2\n"),
+    lambda r: (r / "operator/tandem/new.py").write_text(""),
+    lambda r: (r / "operator/tandem/__init__.py").rename(r / "operator/tandem/moved.py"),
+    lambda r: (r / "operator/tandem/__init__.py").chmod(0o755),
+    lambda r: (r / "pyproject.toml").write_text("[project]\nname = 'x'\n"),
+], ids=["dockerfile", "dockerignore", "source-edit", "source-added", "source-renamed", "mode", "pyproject"])
+def test_key_changes_with_every_input(fake_repo, change):
+    before = _key(fake_repo)
+    change(fake_repo)
+    assert _key(fake_repo) != before
+
+
+def test_key_changes_with_the_base_and_the_builder(fake_repo):
+    assert _key(fake_repo, base="base-2") != _key(fake_repo)
+    assert _key(fake_repo, builder="buildah version 1.33.7") != _key(fake_repo)
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: (r / "bench/results.csv").write_text("3,4\n"),
+    lambda r: (r / "README.md").write_text("# other\n"),
+    lambda r: (r / "operator/tandem/__pycache__/__init__.cpython-311.pyc").write_text("other bytecode"),
+    lambda r: shutil.rmtree(r / "operator/tandem/__pycache__"),
+], ids=["outside-context", "not-re-included", "pycache", "pycache-gone"])
+def test_key_ignores_what_the_build_never_sees(fake_repo, change):
+    before = _key(fake_repo)
+    change(fake_repo)
+    assert _key(fake_repo) == before
+
+
+def test_base_key_follows_its_recipe(monkeypatch):
+    before = images.base_key("debootstrap 1.0.128")
+    assert images.base_key("debootstrap 1.0.134") != before
+    monkeypatch.setitem(images.BASE_RECIPE, "packages", [*images.BASE_RECIPE["packages"], "curl"])
+    assert images.base_key("debootstrap 1.0.128") != before
+
+
+@pytest.mark.parametrize("name", images.IMAGES)
+def test_every_copied_source_is_in_the_real_context(name):
+    """What the real Dockerfiles COPY passes their .dockerignore, so it is hashed into the key."""
+    dockerfile = REPO / "images" / f"{name}.Dockerfile"
+    context = images.context_files(REPO, dockerfile.with_name(dockerfile.name + ".dockerignore").read_text())
+    sources = [src for line in dockerfile.read_text().splitlines() if line.startswith("COPY ")
+               for src in line.split()[1:-1] if not src.startswith("--")]
+    assert sources
+    for src in sources:
+        assert any(f == src or f.startswith(src.rstrip("/") + "/") for f in context), src
+    assert not [f for f in context if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def test_archives_carry_the_names_the_cluster_asks_for():
+    """Jobs and the chart name `tandem/<image>:<appVersion>`; the CRI looks that up fully qualified."""
+    version = images.app_version(REPO)
+    assert re.search(rf'^appVersion: "?{re.escape(version)}"?$', (REPO / "charts/tandem/Chart.yaml").read_text(), re.M)
+    assert images.archive_ref("pytorch-worker", version) == f"docker.io/tandem/pytorch-worker:{version}"
+    assert set(images.IMAGES) == {p.name.removesuffix(".Dockerfile") for p in (REPO / "images").glob("*.Dockerfile")}
