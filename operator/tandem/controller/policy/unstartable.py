@@ -18,7 +18,11 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ...api.model import TrainingJob
-from ...contract import REASON_COMMAND_NOT_FOUND, REASON_IMAGE_PULL_BACK_OFF, REASON_IMAGE_PULL_FAILED
+from ...contract import (
+    REASON_COMMAND_NOT_FOUND,
+    REASON_IMAGE_PULL_BACK_OFF,
+    REASON_IMAGE_PULL_FAILED,
+)
 from ..decision import Decision, job_ref, parse_time, rfc3339
 from ..observed import Observed, PodState
 
