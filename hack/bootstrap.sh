@@ -8,7 +8,19 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${TANDEM_PYTHON:-python3}"
-key="$("$python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')-$(sha256sum "$repo/pyproject.toml" | cut -c1-12)"
+# Keyed by what pip installs (the Python version, the build system, the dependency lists), not by
+# the whole pyproject.toml: a pytest marker or a tool's settings must not cost a 7 GB reinstall.
+key="$("$python" - "$repo/pyproject.toml" <<'PY'
+import hashlib, json, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    pyproject = tomllib.load(f)
+project = pyproject["project"]
+inputs = [pyproject.get("build-system"), project.get("requires-python"), project.get("dependencies"),
+          project.get("optional-dependencies")]
+digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+print("py%d%d-%s" % (*sys.version_info[:2], digest))
+PY
+)"
 venv="${TANDEM_VENV:-$HOME/.cache/tandem/venv-$key}"
 log="$HOME/.cache/tandem/bootstrap.log"
 mkdir -p "$(dirname "$venv")"
