@@ -110,10 +110,17 @@ def test_an_ordinary_failure_or_oom_is_no_start_fault():
 
 def test_long_runtime_messages_keep_their_end():
     pod = PodState("demo-0-x", 0, 0, "Failed", exit_code=128, reason="StartError",
-                   message="x" * 1000 + ' exec: "python": executable file not found in $PATH: unknown')
+                   message="runc create failed: " * 50 + 'exec: "python": executable file not found in $PATH: unknown')
     fault = start_fault(pod, NOW)
     assert fault is not None and fault.message.endswith("executable file not found in $PATH: unknown")
-    assert len(fault.message) < 450
+    assert "(StartError, exit code 128): ...runc create failed: " in fault.message  # cut before a word
+    assert len(fault.message) < 550
+
+
+def test_a_failed_pull_message_is_quoted_whole():
+    pod = as_worker(kubelet_pods.IMAGE_PULL_BACK_OFF)
+    fault = start_fault(pod, started(pod))
+    assert fault is not None and fault.message.endswith(f"(ImagePullBackOff): {pod.waiting_message}")
 
 
 # through reconcile: the status the user sees

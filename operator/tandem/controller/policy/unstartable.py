@@ -38,8 +38,9 @@ IMAGE_PULL_GRACE_SECONDS = 90
 START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "CreateContainerError", "RunContainerError"})
 #: What runc says when the command is not in the image.
 COMMAND_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory")
-#: The kubelet's messages carry the runtime's whole error chain; the end names the cause.
-MESSAGE_TAIL = 300
+#: The kubelet's messages carry the runtime's whole error chain, whose end names the cause; a
+#: failed pull's (about 330 characters) fits whole.
+MESSAGE_TAIL = 400
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,10 @@ class StartFault:
 
 def _tail(text: str) -> str:
     text = text.strip()
-    return text if len(text) <= MESSAGE_TAIL else "..." + text[-MESSAGE_TAIL:]
+    if len(text) <= MESSAGE_TAIL:
+        return text
+    tail = text[-MESSAGE_TAIL:]
+    return "..." + (tail.split(" ", 1)[1] if " " in tail else tail)  # from a whole word
 
 
 def _image_fault(pod: PodState, now: datetime) -> Optional[StartFault]:
