@@ -53,6 +53,14 @@ FINISHED_PHASES = ("Succeeded", "Failed")
 METRICS_AVAILABLE = "MetricsAvailable"
 #: Every condition type the operator writes.
 CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE)
+#: Reason of the Failed condition when a worker's image cannot be had (never pulled, an invalid
+#: reference, or a pull that kept failing): no restart is spent, a new group meets the same image.
+REASON_IMAGE_PULL_FAILED = "ImagePullFailed"
+#: Reason of the Failed condition when the container runtime cannot start the worker's command
+#: because the image lacks it; no restart is spent either.
+REASON_COMMAND_NOT_FOUND = "CommandNotFound"
+#: Reason of the Pending condition while a failing image pull is retried within its grace period.
+REASON_IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 
 # --- Names -----------------------------------------------------------------------------------
 

@@ -50,8 +50,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
+from tandem._sys.ports import free_port
 from tests.controlplane import oci
-from tests.controlplane.cluster import ControlPlane, StartError, _Component, _free_ports, build
+from tests.controlplane.cluster import ControlPlane, StartError, _Component, build
 
 STATE_DIR = Path("/var/lib/tandem-e2e")
 RUN_DIR = Path("/run/tandem-e2e")
@@ -106,10 +107,6 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    return _free_ports(1)[0]
 
 
 # ---------------------------------------------------------------------------- images
@@ -605,7 +602,7 @@ class RealNode:
         assert self.cp and self.bin_dir
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(COREDNS_RBAC))
         kc = self.cp.issue_kubeconfig("tandem-coredns", "/CN=tandem:coredns")
-        health, ready = _free_port(), _free_port()
+        health, ready = free_port(), free_port()
         conf = RUN_DIR / "Corefile"
         conf.write_text(corefile(kc, health, ready))
         comp = self._spawn("coredns", [str(self.bin_dir / "coredns"), "-conf", str(conf)])
@@ -616,7 +613,7 @@ class RealNode:
         assert self.cp and self.bin_dir
         kc = self.cp.issue_kubeconfig("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}")
         conf = RUN_DIR / "kubelet.yaml"
-        conf.write_text(json.dumps(kubelet_config(_free_port(), _free_port(), self.cp.ca_cert), indent=2))
+        conf.write_text(json.dumps(kubelet_config(free_port(), free_port(), self.cp.ca_cert), indent=2))
         self._spawn("kubelet", [
             str(self.bin_dir / "tandem-k8s"), "kubelet",
             f"--config={conf}",
@@ -631,9 +628,9 @@ class RealNode:
     def _start_kube_proxy(self, deadline: float) -> None:
         assert self.cp and self.bin_dir
         kc = self.cp.issue_kubeconfig("kube-proxy", "/CN=system:kube-proxy")
-        healthz = _free_port()
+        healthz = free_port()
         conf = RUN_DIR / "kube-proxy.yaml"
-        conf.write_text(json.dumps(kube_proxy_config(kc, healthz, _free_port()), indent=2))
+        conf.write_text(json.dumps(kube_proxy_config(kc, healthz, free_port()), indent=2))
         comp = self._spawn("kube-proxy", [str(self.bin_dir / "tandem-k8s"), "kube-proxy",
                                           f"--config={conf}", f"--v={self.verbosity}"])
         self._wait("kube-proxy /healthz", comp,

@@ -22,6 +22,14 @@ class PodState:
     reason: str = ""
     message: str = ""
     deleting: bool = False
+    #: Why the worker container is not running yet, as the kubelet says (ErrImageNeverPull,
+    #: ImagePullBackOff, CreateContainerError...); empty while it is merely being created.
+    waiting_reason: str = ""
+    waiting_message: str = ""
+    #: The worker container's image, as the pod names it.
+    image: str = ""
+    #: When the kubelet took the pod on (status.startTime, RFC 3339); empty before.
+    started: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,29 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
     )
 
 
+#: Waiting reasons of a container on its normal way to running: nothing to report.
+STARTING_REASONS = ("", "ContainerCreating", "PodInitializing")
+
+
 def pod_state(obj: Mapping[str, Any]) -> PodState:
     meta, status = obj.get("metadata", {}), obj.get("status") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     index = labels.get(COMPLETION_INDEX, annotations.get(COMPLETION_INDEX, "-1"))
     exit_code, reason, message = None, status.get("reason", ""), status.get("message", "")
+    waiting_reason = waiting_message = ""
+    containers = (obj.get("spec") or {}).get("containers") or [{}]
+    image = containers[0].get("image", "")
     for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
         if terminated and (exit_code is None or terminated.get("exitCode", 0) != 0):
             exit_code = terminated.get("exitCode")
             reason = terminated.get("reason") or reason
             message = terminated.get("message") or message
+            image = container.get("image") or image
+        if waiting.get("reason", "") not in STARTING_REASONS and not waiting_reason:
+            waiting_reason, waiting_message = waiting["reason"], waiting.get("message", "")
+            image = container.get("image") or image
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return PodState(
         name=meta.get("name", ""),
@@ -89,6 +109,10 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         reason=reason,
         message=message,
         deleting=bool(meta.get("deletionTimestamp")),
+        waiting_reason=waiting_reason,
+        waiting_message=waiting_message,
+        image=image,
+        started=status.get("startTime", ""),
     )
 
 

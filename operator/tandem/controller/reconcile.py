@@ -8,6 +8,7 @@ The group lifecycle:
   Pending -> Running -> Succeeded
   a worker fails -> Restarting (old Job deleted, then recreated with restart+1) -> ...
   restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
+  a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
   suspend -> Suspended (Job deleted) -> resume -> Pending
   activeDeadlineSeconds passed -> Failed (DeadlineExceeded)
   finished and ttlSecondsAfterFinished passed -> the TrainingJob is deleted
@@ -30,6 +31,7 @@ from .policy.failure import handle_failure
 from .policy.group import ensure_group
 from .policy.progress import track_progress
 from .policy.suspend import suspend
+from .policy.unstartable import fail_unstartable
 from .policy.validity import validate
 
 __all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
@@ -58,6 +60,8 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
     if enforce_deadline(decision, job, observed):
         return
     if ensure_group(decision, job, observed, metrics_address):
+        return
+    if fail_unstartable(decision, job, observed):
         return
     if handle_failure(decision, job, observed):
         return

@@ -4,6 +4,7 @@
   suspend       runPolicy.suspend -> the workers removed, Suspended
   deadline      activeDeadlineSeconds passed -> Failed (DeadlineExceeded)
   group         the children of the current group created; the previous group waited out
+  unstartable   a worker the kubelet cannot start (image, command) -> Failed without restarts
   failure       a worker failed -> whole-group restart, or Failed at backoffLimit
   progress      Succeeded, Running (with a metrics read when due) or Pending
   after_finish  ttlSecondsAfterFinished passed -> the TrainingJob deleted

@@ -13,6 +13,8 @@ from ..observed import JobState, Observed, PodState
 POD_FAILURE_WAIT_SECONDS = 10
 POD_FAILURE_REQUEUE_SECONDS = 1.0
 RESTART_REQUEUE_SECONDS = 2.0
+#: The kubelet's reason for a container the kernel killed for memory; it comes with no message.
+OOM_KILLED = "OOMKilled"
 
 
 def failure_message(pods: list[PodState], fallback: str) -> str:
@@ -28,6 +30,8 @@ def failure_message(pods: list[PodState], fallback: str) -> str:
         text += f" ({first.reason})"
     if first.message:
         text += f": {first.message[:200]}"
+    elif first.reason == OOM_KILLED:
+        text += ": the container went over its memory limit (spec.resources.memory)"
     return text
 
 
