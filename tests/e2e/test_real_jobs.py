@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,9 @@ def describe(cp, ns: str) -> str:
     pods = cp.kubectl("get", "tj,jobs,pods,events", "-n", ns, "-o", "wide", check=False).stdout
     tjs = cp.kubectl("get", "tj", "-n", ns, "-o", "yaml", check=False).stdout
     operator = cp.kubectl("logs", "-n", SYSTEM, "deploy/tandem-operator", "--tail=60", check=False).stdout
-    return f"{pods}\n{tjs[-3000:]}\noperator log:\n{operator}"
+    workers = "".join(f"\n--- {pod} log (tail):\n{cp.kubectl('logs', pod, '-n', ns, '--tail=25', check=False).stdout}"
+                      for pod in cp.kubectl("get", "pods", "-n", ns, "-o", "name", check=False).stdout.split())
+    return f"{pods}\n{tjs[-3000:]}\noperator log:\n{operator}{workers}"
 
 
 def pod_logs(cp, ns: str, job: str) -> dict[int, str]:
@@ -209,7 +212,7 @@ def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespac
     ns = e2e_namespace
     claim, directory = shared_claim
     job = with_volume(example("mnist-ddp.yaml", "mnist-ddp",
-                              ["--steps", "60", "--log-every", "10", "--sleep-per-step", "0.1",
+                              ["--steps", "200", "--log-every", "20", "--sleep-per-step", "0.15",
                                "--checkpoint-dir", "/shared/ckpt", "--output-dir", "/shared/out"]), claim)
     job["spec"]["metrics"] = {"enabled": True, "baselineThroughput": BASELINE}
     started = time.monotonic()
@@ -221,15 +224,15 @@ def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespac
     # (each rank's own process wrote rank<k>.json with a sha256 of its parameters).
     results = {k: json.loads((directory / "out" / f"rank{k}.json").read_text()) for k in (0, 1)}
     assert results[0]["world_size"] == results[1]["world_size"] == 2
-    assert results[0]["steps"] == results[1]["steps"] == 60
+    assert results[0]["steps"] == results[1]["steps"] == 200
     assert results[0]["checksum"] == results[1]["checksum"]
     assert results[1]["env"]["MASTER_ADDR"] == f"mnist-ddp-0.mnist-ddp.{ns}.svc"
     logs = pod_logs(cp, ns, "mnist-ddp")
-    assert "done: 60 steps" in logs[0] and "rank 1: step 60/60" in logs[1], logs
+    assert "done: 200 steps" in logs[0] and "rank 1: step 200/200" in logs[1], logs
 
     # The figures, read by the operator pod from the Ray head the workers reported to.
     metrics = wait_for("figures in status", lambda: (m := tj_status(cp, ns, "mnist-ddp").get("metrics") or {})
-                       .get("throughput") and m, 60, explain=lambda: describe(cp, ns))
+                       .get("throughput") and m, 90, explain=lambda: describe(cp, ns))
     assert metrics["available"] and metrics["throughput"] > 0
     assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / (2 * BASELINE), rel=1e-3)
     assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
@@ -245,7 +248,7 @@ def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespac
                           "--kubeconfig", cp.kubeconfig, "--worker", "1"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert cli.returncode == 0, cli.stderr
-    assert "rank 1: step 60/60" in cli.stdout and "rank 0:" not in cli.stdout, cli.stdout
+    assert "rank 1: step 200/200" in cli.stdout and "rank 0:" not in cli.stdout, cli.stdout
     # The pods ran under the restricted Pod Security Standard (the namespace enforces it).
     assert get_json(cp, "namespace", ns)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert status["phase"] == "Succeeded"
@@ -349,3 +352,29 @@ def test_worker_0_starting_late_still_rendezvous(tandem, e2e_namespace):
     for text in logs.values():
         assert "Name or service not known" not in text and "RendezvousTimeoutError" not in text, text
     assert "done: 20 steps" in logs[0], logs
+
+
+def test_tensorboard_lists_the_workers_runs(tandem, e2e_namespace, shared_claim):
+    """spec.tensorboard on a ReadWriteMany claim: the workers write event files on it, the
+    job's TensorBoard pod reads them, and its HTTP API (through the Service's ClusterIP, that
+    is kube-proxy's rules, from the host) lists one run per worker."""
+    cp, _ = tandem
+    ns = e2e_namespace
+    claim, directory = shared_claim
+    name = "ddp-board"
+    job = example("mnist-ddp.yaml", name, ["--steps", "30", "--log-every", "5"])
+    job["spec"]["tensorboard"] = {"enabled": True, "claimName": claim, "logDir": "/tandem/tensorboard"}
+    apply(cp, ns, job)
+    run_to_end(cp, ns, name)
+    assert sorted(p.name for p in (directory / name).iterdir()) == ["worker-0", "worker-1"]
+    service = get_json(cp, "service", f"{name}-tensorboard", "-n", ns)
+    url = f"http://{service['spec']['clusterIP']}:6006/data/runs"
+
+    def runs():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                listed = json.loads(response.read())
+        except OSError:
+            return None
+        return listed if {"worker-0", "worker-1"} <= set(listed) else None
+    wait_for("TensorBoard listing both workers' runs", runs, 180, 2, explain=lambda: describe(cp, ns))
