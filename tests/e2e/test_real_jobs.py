@@ -231,8 +231,11 @@ def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespac
     assert "done: 200 steps" in logs[0] and "rank 1: step 200/200" in logs[1], logs
 
     # The figures, read by the operator pod from the Ray head the workers reported to.
-    metrics = wait_for("figures in status", lambda: (m := tj_status(cp, ns, "mnist-ddp").get("metrics") or {})
-                       .get("throughput") and m, 90, explain=lambda: describe(cp, ns))
+    # Each worker's shipper connects to Ray on its own: wait for both workers' figures.
+    metrics = wait_for("both workers' figures in status",
+                       lambda: (m := tj_status(cp, ns, "mnist-ddp").get("metrics") or {}).get("throughput")
+                       and {w["index"] for w in m.get("perWorker", [])} == {0, 1} and m, 90,
+                       explain=lambda: describe(cp, ns))
     assert metrics["available"] and metrics["throughput"] > 0
     assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / (2 * BASELINE), rel=1e-3)
     assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
