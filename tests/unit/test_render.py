@@ -204,6 +204,22 @@ def test_tensorboard_deployment_reads_the_workers_claim():
     assert objects[0]["spec"]["selector"]["app.kubernetes.io/component"] == "worker"
 
 
+def test_tensorboard_runs_where_the_workers_may_run():
+    """A podTemplate's node selector and tolerations place the TensorBoard pod too (found on a
+    tainted node: it stayed Pending); a GPU job's accelerator toleration does not."""
+    toleration = {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+    document = spec(tensorboard={"enabled": True, "claimName": "tb-logs"}, resources={"cpu": "1", "memory": "1Gi", "gpus": 1},
+                    podTemplate={"nodeSelector": {"pool": "training"}, "tolerations": [toleration]})
+    objects = render(TrainingJob.from_dict(document))
+    board_pod = objects[2]["spec"]["template"]["spec"]
+    kubernetes_validate.validate(objects[2], K8S_VERSION, strict=True)
+    assert board_pod["nodeSelector"] == {"pool": "training"}
+    assert board_pod["tolerations"] == [toleration]
+    plain = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True, "claimName": "tb-logs"})))
+    plain_pod = plain[2]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in plain_pod and "tolerations" not in plain_pod
+
+
 def test_tensorboard_without_shared_storage_renders_no_server():
     objects = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True})))
     assert [o["kind"] for o in objects] == ["Service", "Job"]

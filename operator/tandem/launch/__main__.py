@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from ..errors import ContractError
 from . import process
 from .env import build_launch
+from .resolve import RESOLVE_TIMEOUT_S, wait_for_name
 
 USAGE = "usage: python -m tandem.launch [--print] -- <command...>"
 
@@ -43,6 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps({"argv": list(launch.argv), "env": launch.env}, indent=2))
         return 0
     print(f"tandem.launch: {launch.summary}", file=sys.stderr, flush=True)
+    if launch.resolve_first and not wait_for_name(launch.resolve_first):
+        print(f"tandem.launch: the coordinator {launch.resolve_first} did not resolve within "
+              f"{RESOLVE_TIMEOUT_S:.0f}s; is worker 0 running, with its headless Service?", file=sys.stderr)
+        return 1
     if launch.in_place:
         os.execvpe(launch.argv[0], list(launch.argv), {**os.environ, **launch.env})
     # TODO(metrics): start the tandem.metrics reporter here (TANDEM_METRICS_ADDRESS) once it exists.

@@ -85,6 +85,8 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     in_place: bool = False
+    #: A host name that must resolve before the command starts (the coordinator of a group).
+    resolve_first: str = ""
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -312,4 +314,5 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     )
     if contract.debug:
         summary += " (debug: in place, no torchrun agent)"
-    return Launch(argv=tuple(argv), env=extra, summary=summary, in_place=contract.debug)
+    resolve_first = contract.coordinator if contract.workers > 1 else ""
+    return Launch(argv=tuple(argv), env=extra, summary=summary, in_place=contract.debug, resolve_first=resolve_first)

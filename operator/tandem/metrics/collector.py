@@ -76,9 +76,19 @@ def get_or_create(namespace: str, job: str) -> Any:
     """The job's actor handle (creating it if needed). The caller must be connected to Ray.
     Any: Ray types an actor's methods only where they are declared with @ray.method."""
     cls = _remote_class()
-    return cls.options(
-        name=actor_name(namespace, job), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
-    ).remote()
+    try:
+        return cls.options(
+            name=actor_name(namespace, job), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
+        ).remote()
+    except Exception as creating:  # noqa: BLE001 - Ray's error types differ between client and driver mode
+        # Two workers' shippers creating the actor at the same moment: through the Ray client,
+        # get_if_exists does not cover that race and the loser is told the name is taken (seen on
+        # real pods, where the job then reported one worker's figures only). The winner's actor
+        # is the one to use.
+        try:
+            return lookup(namespace, job)
+        except Exception:  # noqa: BLE001 - no actor after all: the creation error is the one to report
+            raise creating from None
 
 
 def lookup(namespace: str, job: str) -> Any:

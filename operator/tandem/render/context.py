@@ -165,6 +165,10 @@ def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
         "tensorboard_port": TENSORBOARD_PORT,
         "tensorboard_volumes": volumes,
         "tensorboard_mounts": mounts,
+        # The user's placement, not the accelerator's: TensorBoard needs no GPU or TPU, but
+        # where workers may only run on tainted or labelled nodes, so may it.
+        "tensorboard_node_selector": dict(job.spec.pod_template.node_selector),
+        "tensorboard_tolerations": list(job.spec.pod_template.tolerations),
     }
 
 

@@ -1,0 +1,376 @@
+"""The path a user takes first, on real pods: `helm install` the chart (the operator as a pod
+from its own image, the chart's Ray head), then the example jobs, under the restricted Pod
+Security Standard, on the real node (tests/controlplane/node.py).
+
+Each test applies a copy of jobs/*.yaml with what only this cluster needs, set through the
+spec's podTemplate (never in jobs/*.yaml): the real node's nodeSelector and toleration, small
+resources (the machine has 2 cores), few steps, and a volume that outlives the pods where the
+test needs one (a hostPath PersistentVolume bound to a claim: restricted pods may mount claims,
+not hostPath). Nothing here is mocked: the operator pod talks to the apiserver through the
+`kubernetes` Service, the workers rendezvous over cluster DNS, the figures come from the Ray head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.controlplane import node as real
+from tests.e2e import images
+from tests.helm import CHART, helm_binary
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM = "tandem-system"
+RELEASE = "tandem"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+ON_REAL_NODE = {
+    "nodeSelector": {"tandem.dev/node": "real"},
+    "tolerations": [{"key": real.NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+}
+#: Where the tests' PersistentVolumes keep their files on the host; removed at the end.
+VOLUMES = Path("/var/lib/tandem-e2e-volumes")
+#: The operator's figure of one worker's samples/s is taken from a recorded one-worker run,
+#: which a cluster does not have: the jobs name one, so that efficiency = throughput / (2 x it).
+BASELINE = 100.0
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1.0, explain=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{explain()}")
+
+
+def get_json(cp, *args: str) -> dict:
+    return json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
+
+
+def tj_status(cp, ns: str, name: str) -> dict:
+    result = cp.kubectl("get", "tj", name, "-n", ns, "-o", "json", check=False)
+    return (json.loads(result.stdout).get("status") or {}) if result.returncode == 0 else {}
+
+
+def describe(cp, ns: str) -> str:
+    pods = cp.kubectl("get", "tj,jobs,pods,events", "-n", ns, "-o", "wide", check=False).stdout
+    tjs = cp.kubectl("get", "tj", "-n", ns, "-o", "yaml", check=False).stdout
+    operator = cp.kubectl("logs", "-n", SYSTEM, "deploy/tandem-operator", "--tail=60", check=False).stdout
+    workers = "".join(f"\n--- {pod} log (tail):\n{cp.kubectl('logs', pod, '-n', ns, '--tail=25', check=False).stdout}"
+                      for pod in cp.kubectl("get", "pods", "-n", ns, "-o", "name", check=False).stdout.split())
+    return f"{pods}\n{tjs[-3000:]}\noperator log:\n{operator}{workers}"
+
+
+def pod_logs(cp, ns: str, job: str) -> dict[int, str]:
+    """Every worker pod's log, by worker index (the last pod of each index)."""
+    pods = get_json(cp, "pods", "-n", ns, "-l", f"tandem.dev/job-name={job},app.kubernetes.io/component=worker")["items"]
+    pods.sort(key=lambda p: p["metadata"]["creationTimestamp"])
+    return {int(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]):
+            cp.kubectl("logs", p["metadata"]["name"], "-n", ns, check=False).stdout for p in pods}
+
+
+def example(file: str, name: str, args: list[str], cpu: str = "700m", memory: str = "2Gi") -> dict:
+    """jobs/<file> as the test runs it: on the real node, small, with the test's own arguments."""
+    document = yaml.safe_load((REPO / "jobs" / file).read_text())
+    document["metadata"]["name"] = name
+    spec = document["spec"]
+    spec["command"] = [*spec["command"][:2], *args]
+    spec["resources"] = {"cpu": cpu, "memory": memory}
+    spec["podTemplate"] = {**ON_REAL_NODE}
+    spec["runPolicy"] = {"backoffLimit": 2}
+    return document
+
+
+def with_volume(document: dict, claim: str, path: str = "/shared") -> dict:
+    template = document["spec"]["podTemplate"]
+    template["volumes"] = [{"name": "shared", "persistentVolumeClaim": {"claimName": claim}}]
+    template["volumeMounts"] = [{"name": "shared", "mountPath": path}]
+    return document
+
+
+def apply(cp, ns: str, *objects: dict) -> None:
+    cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+def run_to_end(cp, ns: str, name: str, timeout: float = 300) -> dict:
+    def ended():
+        status = tj_status(cp, ns, name)
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+    status = wait_for(f"TrainingJob {name} to end", ended, timeout, explain=lambda: describe(cp, ns))
+    assert status["phase"] == "Succeeded", describe(cp, ns)
+    return status
+
+
+@pytest.fixture
+def shared_claim(real_cluster, e2e_namespace):
+    """A ReadWriteMany claim bound to a hostPath PersistentVolume: files that outlive the pods,
+    shared by every pod of the namespace. Returns (claim name, its directory on the host)."""
+    cp, _ = real_cluster
+    ns = e2e_namespace
+    directory = VOLUMES / ns
+    directory.mkdir(parents=True)
+    os.chown(directory, 1000, 1000)  # the workers' user; hostPath volumes get no fsGroup
+    pv = f"shared-{ns}"
+    cp.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                 "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(directory), "type": "Directory"},
+                 "claimRef": {"namespace": ns, "name": "shared"}}}))
+    apply(cp, ns, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
+                   "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv,
+                            "resources": {"requests": {"storage": "1Gi"}}}})
+    wait_for("the claim bound", lambda: get_json(cp, "pvc", "shared", "-n", ns)["status"].get("phase") == "Bound", 60)
+    yield "shared", directory
+    cp.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False)
+    cp.kubectl("delete", "pv", pv, "--wait=false", check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the installed chart
+
+
+@pytest.fixture(scope="module")
+def tandem(real_cluster, tmp_path_factory):
+    """The chart, installed with helm: the operator pod from tandem/operator, the Ray head,
+    both on the real node, in a namespace enforcing the restricted Pod Security Standard."""
+    cp, node = real_cluster
+    started = time.monotonic()
+    archives = images.build_images()
+    for archive in archives.values():
+        node.load_image(archive)
+    loaded = time.monotonic()
+    binary = helm_binary()
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+           "HELM_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
+
+    def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([binary, "--kubeconfig", cp.kubeconfig, *args], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert not check or result.returncode == 0, f"helm {args} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    values = home / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "image": {"pullPolicy": "Never"},
+        **ON_REAL_NODE,
+        "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "ray": {"enabled": True, "image": {"pullPolicy": "Never"}, **ON_REAL_NODE,
+                "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}},
+    }))
+    cp.kubectl("create", "namespace", SYSTEM)
+    cp.kubectl("label", "namespace", SYSTEM, RESTRICTED)
+    wait_for("default SA", lambda: cp.kubectl("get", "sa", "default", "-n", SYSTEM, check=False).returncode == 0, 30, 0.2)
+    try:
+        helm("install", RELEASE, str(CHART), "-n", SYSTEM, "-f", str(values), "--wait", "--timeout", "240s")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{describe(cp, SYSTEM)}") from None
+    installed = time.monotonic()
+    print(f"\ntandem: images {loaded - started:.0f}s, helm install --wait {installed - loaded:.0f}s")
+    yield cp, node
+    helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout", "120s", check=False)
+    cp.kubectl("delete", "namespace", SYSTEM, "--wait=true", "--timeout=120s", check=False)
+    shutil.rmtree(VOLUMES, ignore_errors=True)
+
+
+def test_chart_runs_operator_and_ray_head_as_real_pods(tandem):
+    cp, _ = tandem
+    pods = get_json(cp, "pods", "-n", SYSTEM)["items"]
+    by_component = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in pods}
+    assert set(by_component) == {"operator", "ray-head"}, [p["metadata"]["name"] for p in pods]
+    for pod in by_component.values():
+        assert pod["spec"]["nodeName"] == real.NODE_NAME
+        assert pod["status"]["phase"] == "Running"
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"])
+        assert pod["status"]["containerStatuses"][0]["imageID"]  # a real container, from the imported image
+    # In-cluster config through the kubernetes Service: the operator holds its Lease.
+    lease = get_json(cp, "lease", "tandem-operator", "-n", SYSTEM)
+    assert lease["spec"]["holderIdentity"]
+
+
+# ------------------------------------------------------------------ the example jobs
+
+
+def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespace, shared_claim):
+    cp, _ = tandem
+    ns = e2e_namespace
+    claim, directory = shared_claim
+    job = with_volume(example("mnist-ddp.yaml", "mnist-ddp",
+                              ["--steps", "200", "--log-every", "20", "--sleep-per-step", "0.15",
+                               "--checkpoint-dir", "/shared/ckpt", "--output-dir", "/shared/out"]), claim)
+    job["spec"]["metrics"] = {"enabled": True, "baselineThroughput": BASELINE}
+    started = time.monotonic()
+    apply(cp, ns, job)
+    status = run_to_end(cp, ns, "mnist-ddp")
+    print(f"\nmnist-ddp: Succeeded in {time.monotonic() - started:.0f}s")
+
+    # Both ranks trained together: after the last step their parameters are bit-identical
+    # (each rank's own process wrote rank<k>.json with a sha256 of its parameters).
+    results = {k: json.loads((directory / "out" / f"rank{k}.json").read_text()) for k in (0, 1)}
+    assert results[0]["world_size"] == results[1]["world_size"] == 2
+    assert results[0]["steps"] == results[1]["steps"] == 200
+    assert results[0]["checksum"] == results[1]["checksum"]
+    assert results[1]["env"]["MASTER_ADDR"] == f"mnist-ddp-0.mnist-ddp.{ns}.svc"
+    logs = pod_logs(cp, ns, "mnist-ddp")
+    assert "done: 200 steps" in logs[0] and "rank 1: step 200/200" in logs[1], logs
+
+    # The figures, read by the operator pod from the Ray head the workers reported to.
+    # Each worker's shipper connects to Ray on its own: wait for both workers' figures.
+    metrics = wait_for("both workers' figures in status",
+                       lambda: (m := tj_status(cp, ns, "mnist-ddp").get("metrics") or {}).get("throughput")
+                       and {w["index"] for w in m.get("perWorker", [])} == {0, 1} and m, 90,
+                       explain=lambda: describe(cp, ns))
+    assert metrics["available"] and metrics["throughput"] > 0
+    assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / (2 * BASELINE), rel=1e-3)
+    assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
+    row = cp.kubectl("get", "tj", "mnist-ddp", "-n", ns).stdout.splitlines()
+    header, values = row[0].split(), row[1].split()
+    assert header[:6] == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY"], row
+    assert values[3] == "Succeeded"
+    assert float(values[4]) == pytest.approx(metrics["throughput"], rel=1e-3)
+    assert float(values[5]) == pytest.approx(metrics["scalingEfficiency"], rel=1e-3)
+
+    # `tandem logs --on kubernetes --worker 1` prints that container's own log.
+    cli = subprocess.run([sys.executable, "-m", "tandem", "logs", "mnist-ddp", "--on", "kubernetes", "-n", ns,
+                          "--kubeconfig", cp.kubeconfig, "--worker", "1"],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert cli.returncode == 0, cli.stderr
+    assert "rank 1: step 200/200" in cli.stdout and "rank 0:" not in cli.stdout, cli.stdout
+    # The pods ran under the restricted Pod Security Standard (the namespace enforces it).
+    assert get_json(cp, "namespace", ns)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert status["phase"] == "Succeeded"
+
+
+def test_keras_mwms_succeeds(tandem, e2e_namespace):
+    cp, _ = tandem
+    ns = e2e_namespace
+    job = example("keras-mwms.yaml", "keras-mwms", ["--epochs", "1", "--steps-per-epoch", "10"], memory="3Gi")
+    started = time.monotonic()
+    apply(cp, ns, job)
+    run_to_end(cp, ns, "keras-mwms")
+    print(f"\nkeras-mwms: Succeeded in {time.monotonic() - started:.0f}s")
+    assert {p["spec"]["nodeName"] for p in get_json(cp, "pods", "-n", ns)["items"]} == {real.NODE_NAME}
+
+
+def worker_pod(cp, ns: str, job: str, index: int) -> dict | None:
+    pods = get_json(cp, "pods", "-n", ns, "-l", f"tandem.dev/job-name={job},app.kubernetes.io/component=worker")["items"]
+    mine = [p for p in pods if p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index") == str(index)]
+    return max(mine, key=lambda p: p["metadata"]["creationTimestamp"]) if mine else None
+
+
+def test_a_killed_worker_container_restarts_the_group_from_its_checkpoint(tandem, e2e_namespace, shared_claim):
+    """SIGKILL of worker 1's container process (as the kernel's OOM killer or a crash would end
+    it), straight through containerd: the pod fails, the operator restarts the whole group,
+    which resumes from the checkpoint rank 0 wrote on the shared claim."""
+    cp, node = tandem
+    ns = e2e_namespace
+    claim, directory = shared_claim
+    name = "ddp-restart"
+    job = with_volume(example("mnist-ddp.yaml", name,
+                              ["--steps", "80", "--log-every", "5", "--sleep-per-step", "0.25",
+                               "--checkpoint-every", "10", "--checkpoint-dir", "/shared/ckpt",
+                               "--output-dir", "/shared/out"]), claim)
+    apply(cp, ns, job)
+
+    def past_first_checkpoint():
+        pod = worker_pod(cp, ns, name, 1)
+        if pod is None:
+            return None
+        log = cp.kubectl("logs", pod["metadata"]["name"], "-n", ns, check=False).stdout
+        return pod if "step 25/80" in log else None
+    pod = wait_for("worker 1 past step 25", past_first_checkpoint, 240, explain=lambda: describe(cp, ns))
+    assert (directory / "ckpt" / "checkpoint.pt").exists()
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    node.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+
+    status = run_to_end(cp, ns, name, timeout=300)
+    assert status["restarts"] == 1, status
+    logs = pod_logs(cp, ns, name)
+    resumed = [line for line in logs[0].splitlines() if line.startswith("rank 0: resumed from step ")]
+    assert resumed and int(resumed[0].split()[-1]) >= 20, logs[0]
+    results = {k: json.loads((directory / "out" / f"rank{k}.json").read_text()) for k in (0, 1)}
+    assert results[0]["steps"] == results[1]["steps"] == 80
+    assert results[0]["checksum"] == results[1]["checksum"]
+
+
+def test_worker_0_starting_late_still_rendezvous(tandem, e2e_namespace):
+    """Worker 1's pod runs well before worker 0's has an address (so before worker 0's DNS
+    name exists): its launcher must wait for the name rather than fail or flood its log. An
+    admission policy refuses to bind worker 0's pod to the node (the scheduler retries) until
+    the test lifts it; the Job controller creates both pods as usual."""
+    cp, _ = tandem
+    ns = e2e_namespace
+    name = "ddp-late-0"
+    hold = f"hold-worker-0-{ns}"[:63]
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": hold},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                                       "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods/binding"]}]},
+                  "validations": [{"expression": f"!object.metadata.name.startsWith('{name}-0-')",
+                                   "message": "worker 0 is held back by the test"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": hold}, "spec": {"policyName": hold, "validationActions": ["Deny"]}}]}))
+    try:
+        time.sleep(3)  # the apiserver picks policies up from its informer
+        apply(cp, ns, example("mnist-ddp.yaml", name, ["--steps", "20", "--log-every", "5"]))
+
+        def worker_1_running():
+            pod = worker_pod(cp, ns, name, 1)
+            return pod if pod and pod["status"].get("phase") == "Running" else None
+        wait_for("worker 1 running alone", worker_1_running, 120, explain=lambda: describe(cp, ns))
+        time.sleep(30)  # worker 1's launcher looks for worker 0 all this while
+        held = worker_pod(cp, ns, name, 0)
+        assert held is not None and not held["spec"].get("nodeName"), describe(cp, ns)
+    finally:
+        cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", hold, check=False)
+    status = run_to_end(cp, ns, name, timeout=300)
+    assert status.get("restarts", 0) == 0, status
+    first, late = worker_pod(cp, ns, name, 1), worker_pod(cp, ns, name, 0)
+    assert late["status"]["startTime"] > first["status"]["startTime"]
+    logs = pod_logs(cp, ns, name)
+    for text in logs.values():
+        assert "Name or service not known" not in text and "RendezvousTimeoutError" not in text, text
+    assert "done: 20 steps" in logs[0], logs
+
+
+def test_tensorboard_lists_the_workers_runs(tandem, e2e_namespace, shared_claim):
+    """spec.tensorboard on a ReadWriteMany claim: the workers write event files on it, the
+    job's TensorBoard pod reads them, and its HTTP API (through the Service's ClusterIP, that
+    is kube-proxy's rules, from the host) lists one run per worker."""
+    cp, _ = tandem
+    ns = e2e_namespace
+    claim, directory = shared_claim
+    name = "ddp-board"
+    job = example("mnist-ddp.yaml", name, ["--steps", "30", "--log-every", "5"])
+    job["spec"]["tensorboard"] = {"enabled": True, "claimName": claim, "logDir": "/tandem/tensorboard"}
+    apply(cp, ns, job)
+    run_to_end(cp, ns, name)
+    assert sorted(p.name for p in (directory / name).iterdir()) == ["worker-0", "worker-1"]
+    service = get_json(cp, "service", f"{name}-tensorboard", "-n", ns)
+    url = f"http://{service['spec']['clusterIP']}:6006/data/runs"
+
+    def runs():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                listed = json.loads(response.read())
+        except OSError:
+            return None
+        return listed if {"worker-0", "worker-1"} <= set(listed) else None
+    wait_for("TensorBoard listing both workers' runs", runs, 180, 2, explain=lambda: describe(cp, ns))
