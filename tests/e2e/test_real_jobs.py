@@ -26,7 +26,7 @@ import yaml
 
 from tests.controlplane import node as real
 from tests.e2e import images
-from tests.helm import CHART, helm_binary
+from tests.support.helm import CHART, helm_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
