@@ -546,13 +546,21 @@ class RealNode:
     def load_image(self, archive: str | os.PathLike) -> list[str]:
         """Import an OCI archive into containerd (the CRI's namespace), unpacked, so that
         pods with imagePullPolicy Never/IfNotPresent run it. A no-op when containerd
-        already holds every image the archive names at the same digest."""
+        already holds every image the archive names at the same digest.
+
+        The versions it replaces are removed, every ref to them (the CRI adds `sha256:` ones),
+        and garbage-collected at once: a re-tag alone leaves the old layers in containerd's
+        store, and after a day of source changes that store had grown to 35 GB."""
         archive = Path(archive).expanduser()
         wanted = oci.archive_images(archive)
         have = self.images()
         if wanted and all(have.get(n) == d for n, d in wanted.items()):
             return list(wanted)
+        replaced = {have[n] for n, d in wanted.items() if n in have and have[n] != d}
         self.ctr("images", "import", "--all-platforms", str(archive))
+        stale = [ref for ref, digest in self.images().items() if digest in replaced]
+        if stale:
+            self.ctr("images", "rm", "--sync", *stale)
         return list(wanted)
 
     # -- processes ------------------------------------------------------------------

@@ -190,8 +190,26 @@ def _buildah_env() -> dict[str, str]:
     return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
 
 
+#: What buildah's re-exec prints when the kernel refuses, for a moment, to seal its memfd copy of
+#: itself (runc's cloned_binary code, vendored; EBUSY while pages of the copy are still pinned,
+#: which a loaded 2-core machine hits now and then). Nothing ran yet, so running again is safe.
+MEMFD_BUSY = "sealing memfd copy: Device or resource busy"
+MEMFD_TRIES = 3
+
+
 def _buildah(*args: str, capture: bool = False, **kw) -> str:
-    return _run("buildah", *_store_args(), *args, capture=capture, env=_buildah_env(), **kw)
+    """buildah with the private store; runs again, up to MEMFD_TRIES times, when its re-exec
+    hit MEMFD_BUSY (its stderr is read to see that, then passed on)."""
+    kw.setdefault("stderr", subprocess.PIPE)
+    for attempt in range(1, MEMFD_TRIES + 1):
+        try:
+            return _run("buildah", *_store_args(), *args, capture=capture, env=_buildah_env(), **kw)
+        except subprocess.CalledProcessError as failed:
+            sys.stderr.write(failed.stderr or "")
+            if MEMFD_BUSY not in (failed.stderr or "") or attempt == MEMFD_TRIES:
+                raise
+            say(f"buildah {args[0]}: {MEMFD_BUSY} (a transient kernel refusal); running it again")
+    raise AssertionError("unreachable")
 
 
 def _has_image(ref: str) -> bool:
@@ -291,8 +309,12 @@ def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProce
     image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["buildah", *_store_args(), "run", ref, "--", *argv], text=True,
-                              capture_output=True, env=_buildah_env())
+        for _ in range(MEMFD_TRIES):
+            result = subprocess.run(["buildah", *_store_args(), "run", ref, "--", *argv], text=True,
+                                    capture_output=True, env=_buildah_env())
+            if MEMFD_BUSY not in result.stderr:
+                break
+        return result
     try:
         yield run
     finally:

@@ -170,7 +170,8 @@ def tandem(real_cluster, tmp_path_factory):
     }))
     cp.kubectl("create", "namespace", SYSTEM)
     cp.kubectl("label", "namespace", SYSTEM, RESTRICTED)
-    wait_for("default SA", lambda: cp.kubectl("get", "sa", "default", "-n", SYSTEM, check=False).returncode == 0, 30, 0.2)
+    wait_for("default SA", lambda: cp.kubectl("get", "sa", "default", "-n", SYSTEM, check=False).returncode == 0, 30,
+             interval=0.2)
     try:
         helm("install", RELEASE, str(CHART), "-n", SYSTEM, "-f", str(values), "--wait", "--timeout", "240s")
     except AssertionError as error:
@@ -373,4 +374,4 @@ def test_tensorboard_lists_the_workers_runs(tandem, e2e_namespace, shared_claim)
         except OSError:
             return None
         return listed if {"worker-0", "worker-1"} <= set(listed) else None
-    wait_for("TensorBoard listing both workers' runs", runs, 180, 2, explain=lambda: describe(cp, ns))
+    wait_for("TensorBoard listing both workers' runs", runs, 180, interval=2, explain=lambda: describe(cp, ns))
