@@ -774,6 +774,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("-v", "--verbosity", type=int, default=0)
     up.add_argument("--real-node", action="store_true",
                     help="also a real kubelet node (root; tests/controlplane/node.py, docs/e2e.md)")
+    up.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                    help="with --real-node: wait this long for another run's node to stop "
+                         "(default: fail at once)")
     sub.add_parser("build", help="build (or find cached) binaries and print the bin dir")
     args = parser.parse_args(argv)
 
@@ -786,7 +789,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.real_node:
         from tests.controlplane import node as real
 
-        with real.real_cluster(nodes=args.nodes, verbosity=args.verbosity, workdir=args.workdir) as (cp, node):
+        with real.real_cluster(nodes=args.nodes, verbosity=args.verbosity, workdir=args.workdir,
+                               lock_timeout=args.lock_timeout) as (cp, node):
             print(f"# real node {real.NODE_NAME} Ready in {node.timings['ready']:.1f}s; its images: "
                   f"ctr --address {real.CONTAINERD_SOCK} -n {real.K8S_NAMESPACE} images ls", file=sys.stderr)
             return _serve(cp, stop, node.components)

@@ -373,10 +373,14 @@ def _kill_orphaned_shims() -> list[int]:
         pid = queue.pop()
         doomed.append(pid)
         queue.extend(child for child, parent in parents.items() if parent == pid)
-    for pid in doomed:
+    return _kill(doomed)
+
+
+def _kill(pids: list[int]) -> list[int]:
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    return doomed
+    return pids
 
 
 def _remove_kubepods_cgroups() -> None:
@@ -391,9 +395,25 @@ def _remove_kubepods_cgroups() -> None:
                 d.rmdir()
 
 
+def pod_processes() -> list[int]:
+    """Processes in the kubelet's cgroups (``/kubepods/...`` in any hierarchy): the pods'.
+    A pod's process names nothing of the node in its command line; its cgroup gives it away."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                for line in (entry / "cgroup").read_text().splitlines():
+                    if line.split(":", 2)[-1].startswith("/kubepods"):
+                        pids.append(int(entry.name))
+                        break
+    return pids
+
+
 def host_leftovers() -> list[str]:
     """What a node left on this machine (empty once stop() has run): processes using its
-    socket or directories, mounts, the bridge, iptables chains and rules, cgroups, dirs."""
+    socket or directories (containerd, shims, runc, kubelet), the pods' processes, mounts, the
+    bridge, iptables chains and rules, cgroups, dirs. Call it with the lock held (stop() does):
+    while another run's node starts, its processes and bridge are not leftovers."""
     found = []
     markers = (str(CONTAINERD_SOCK).encode(), str(RUN_DIR).encode(), str(KUBELET_ROOT).encode())
     for entry in Path("/proc").iterdir():
@@ -403,6 +423,7 @@ def host_leftovers() -> list[str]:
                 if any(m in cmdline for m in markers):
                     argv = cmdline.replace(b"\0", b" ").decode(errors="replace")
                     found.append(f"process {entry.name}: {argv[:200]}")
+    found += [f"pod process {pid}" for pid in pod_processes()]
     found += [f"mount {m}" for m in _mounts_under(STATE_DIR, RUN_DIR)]
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         found.append(f"bridge {BRIDGE}")
@@ -441,18 +462,21 @@ class RealNode:
         self.logs_dir: Path | None = None
         self.cp: ControlPlane | None = None
         self._lock_fd: int | None = None
+        # host_leftovers() as stop() found them after its cleanup, with the lock still held.
+        self.leftovers: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def prepare(self) -> RealNode:
-        """Root check, lock, leftovers of a killed run, sysctls, bridge, egress rule."""
+    def prepare(self, lock_fd: int | None = None) -> RealNode:
+        """Root check, lock, leftovers of a killed run, sysctls, bridge, egress rule.
+        `lock_fd`: the lock, already held (take_lock()); this node releases it on stop()."""
         if os.geteuid() != 0:
             raise StartError("a real node needs root (containerd, CNI, iptables)")
         missing = [b for b in ("containerd", "ctr", "runc", "iptables") if not shutil.which(b)]
         if missing or not (CNI_BIN / "bridge").exists():
             raise StartError(f"missing {missing or [str(CNI_BIN / 'bridge')]}: run "
                              "`sudo bash hack/install-node-deps.sh`")
-        self._lock()
+        self._lock_fd = lock_fd if lock_fd is not None else take_lock(self.lock_timeout)
         t0 = time.monotonic()
         self._cleanup_host()
         RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -500,7 +524,8 @@ class RealNode:
     def stop(self) -> None:
         """Stop the processes, then remove every trace: containers, sandboxes, netns,
         mounts, iptables chains, the bridge, cgroups, state; keep imported images.
-        Does nothing unless this object holds the machine's lock (prepare())."""
+        Does nothing unless this object holds the machine's lock (prepare()). What is still
+        there afterwards, checked before the lock is released, is in ``self.leftovers``."""
         if self._lock_fd is None:
             return
         by_name = {c.name: c for c in self.components}
@@ -512,9 +537,10 @@ class RealNode:
             self._stop_component(by_name["containerd"])
         self.components = []
         self._cleanup_host()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        # Checked before the lock goes: after it, another run's node may be starting.
+        self.leftovers = host_leftovers()
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
     def __enter__(self) -> RealNode:
         return self
@@ -675,7 +701,9 @@ class RealNode:
     def _cleanup_host(self) -> None:
         """Everything a node leaves on the host, whether it stopped or was killed; each
         step is harmless when there is nothing to remove."""
-        if _kill_orphaned_shims():
+        # The shims with the pods below them; then any pod process that outlived its shim
+        # (reparented to init, it names nothing of ours: its kubepods cgroup does).
+        if _kill_orphaned_shims() + _kill(pod_processes()):
             time.sleep(0.5)  # let the kernel release what the killed processes held
         _unmount_all(KUBELET_ROOT, RUN_DIR, CONTAINERD_ROOT)
         if self.bin_dir and (self.bin_dir / "tandem-k8s").exists():
@@ -693,34 +721,40 @@ class RealNode:
         if RUN_DIR.exists():
             shutil.rmtree(RUN_DIR, ignore_errors=True)
 
-    def _lock(self) -> None:
-        LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                    os.close(fd)
-                    raise NodeBusy(f"another real node runs on this machine (pid {holder or '?'}, "
-                                   f"lock {LOCK_FILE}); only one can") from None
-                time.sleep(1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+
+def take_lock(timeout: float = 0.0, poll: float = 1.0) -> int:
+    """The machine's real-node lock: an open fd holding ``flock(LOCK_EX)`` on LOCK_FILE, with
+    our pid written in it for the NodeBusy message. Waits up to `timeout` seconds for another
+    run to let go. The kernel releases it when the holder dies, even by SIGKILL (the fd is not
+    inherited by the node's processes: os.open's fds are close-on-exec)."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise NodeBusy(f"another real node runs on this machine (pid {holder or '?'}, "
+                               f"lock {LOCK_FILE}); only one can") from None
+            time.sleep(poll)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
-def clean_host() -> list[str]:
+def clean_host(lock_fd: int | None = None, lock_timeout: float = 0.0) -> list[str]:
     """Remove what a killed node left (shims and pods' processes, mounts, bridge, chains,
-    cgroups, dirs) without starting one; returns host_leftovers() afterwards. The next
-    start does the same by itself."""
-    node = RealNode()
-    node._lock()
+    cgroups, dirs) without starting one; returns host_leftovers() afterwards, taken before
+    the lock is released. The next start does the same by itself. `lock_fd`: a lock already
+    held (take_lock()), handed over and released here."""
+    node = RealNode(lock_timeout=lock_timeout)
+    node._lock_fd = lock_fd if lock_fd is not None else take_lock(lock_timeout)
     node.stop()  # with the lock held and nothing started: only the host cleanup
-    return host_leftovers()
+    return node.leftovers
 
 
 @contextlib.contextmanager

@@ -6,6 +6,9 @@
   is left (``host_leftovers()``).
 - ``e2e_namespace`` (function): a fresh namespace enforcing the restricted Pod Security
   Standard, deleted afterwards.
+- ``real_node_host`` (session): the bin dir, once root, Go and the node's packages are known to
+  be there; for tests that start nodes of their own. Such tests are marked ``own_node`` and run
+  before any other (the session's node holds the machine's one-node lock until the end).
 
 Every test here is marked ``e2e``. It needs root (containerd, CNI, iptables) and Go; the
 Debian packages are installed by hack/install-node-deps.sh when missing. Without root or
@@ -24,16 +27,15 @@ import pytest
 
 from tests.conftest import REPO
 from tests.controlplane.cluster import BuildError, GoMissing, build
-from tests.controlplane.node import (
-    host_leftovers,
-    real_cluster as _real_cluster,
-)
+from tests.controlplane.node import real_cluster as _real_cluster
 
 _built: dict[str, object] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: real pods on a real kubelet node (root, containerd)")
+    config.addinivalue_line("markers", "own_node: starts real nodes of its own; runs before the "
+                                       "session's real_cluster takes the machine's node lock")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,6 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+    # The session fixture's node holds the lock until the session ends: a test that needs the
+    # lock for a node of its own would wait for itself. Stable sort: the rest keep their order.
+    items.sort(key=lambda item: item.get_closest_marker("own_node") is None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -48,7 +53,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runs, so that no per-test timeout counts minutes of compiling."""
     if session.config.option.collectonly:
         return
-    if not any("real_cluster" in getattr(item, "fixturenames", ()) for item in session.items):
+    if not any("real_node_host" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     t0 = time.monotonic()
@@ -66,7 +71,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_cluster():
+def real_node_host() -> Path:
+    """The bin dir; skips without root or Go, fails on a broken build or install."""
     error = _built.get("error")
     if isinstance(error, GoMissing):
         pytest.skip(f"the e2e tier needs Go to build the node: {error}")
@@ -76,12 +82,17 @@ def real_cluster():
         pytest.skip("the e2e tier needs root (containerd, CNI bridge, iptables)")
     if "deps_error" in _built:
         pytest.fail(f"hack/install-node-deps.sh failed:\n{_built['deps_error']}", pytrace=False)
+    return Path(str(_built["bin_dir"]))
+
+
+@pytest.fixture(scope="session")
+def real_cluster(real_node_host):
     # One real node per machine: wait for another run's (a colleague's e2e run) to finish.
     with _real_cluster(nodes=1, lock_timeout=1800) as (cp, node):
         yield cp, node
-    # An error in the session's teardown if the node left anything on the machine.
-    left = host_leftovers()
-    assert not left, "the real node left these behind:\n" + "\n".join(left)
+    # An error in the session's teardown if the node left anything on the machine (checked
+    # by stop() before it let the lock go: after that, another run's node may be starting).
+    assert not node.leftovers, "the real node left these behind:\n" + "\n".join(node.leftovers)
 
 
 @pytest.fixture
