@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit, local, cluster, e2e) in Tandem's environment, installing it first.
 #
-# On a new machine three slow builds are needed: the Python environment (hack/bootstrap.sh), the
-# control plane and node binaries (tests/controlplane/build.sh, Go) and the images
-# (hack/build-images.sh, buildah). The last two start here in the background, at once, so that
-# they overlap with the environment's install and with the unit and local tiers (the Go build
-# wants CPU, the image build mostly network and disk); the tests that need them wait on their
-# locks. Each is cached under ~/.cache/tandem keyed by its inputs, so on a warm machine both
-# return in about a second. A run of selected tests (`bash hack/test.sh tests/unit`) starts
-# neither. Their logs: ~/.cache/tandem/prebuild-*.log.
+# On a new machine four slow builds are needed: the Python environment (hack/bootstrap.sh), the
+# control plane and node binaries (tests/controlplane/build.sh, Go), helm (hack/install-helm.sh,
+# Go) and the images (hack/build-images.sh, buildah). The last three start here in the
+# background, at once, so that they overlap with the environment's install and with the unit and
+# local tiers, which run first (tests/conftest.py's TIER_ORDER) and need none of them; the tests
+# that need them wait on their locks just before they start. They run at a lower priority
+# (nice): the tests have timeouts, the builds do not. Each is cached under ~/.cache/tandem keyed
+# by its inputs, so on a warm machine they return in about a second. A run of selected tests
+# (`bash hack/test.sh tests/unit`) starts none. Their logs: ~/.cache/tandem/prebuild-*.log.
+# Cold times and the critical path: docs/e2e.md.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}"
@@ -17,11 +19,12 @@ mkdir -p "$cache"
 prebuilds=()
 prebuild() {  # name, command...: run in the background, logged; the tests wait on its lock
   local name="$1"; shift
-  setsid "$@" >"$cache/prebuild-$name.log" 2>&1 </dev/null &
+  setsid nice -n 10 "$@" >"$cache/prebuild-$name.log" 2>&1 </dev/null &
   prebuilds+=("$!")
 }
 if [[ $# -eq 0 ]]; then
   prebuild controlplane bash "$repo/tests/controlplane/build.sh"
+  prebuild helm bash "$repo/hack/install-helm.sh"
   [[ "$(id -u)" == 0 ]] && prebuild images bash "$repo/hack/build-images.sh"
 fi
 finish() {  # never leave a build running after the tests: it would outlive CI's run

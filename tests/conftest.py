@@ -19,6 +19,24 @@ EXAMPLES = sorted(JOBS.glob("*.yaml"))
 K8S_VERSION = "1.33.0"
 
 
+#: The order the tiers run in when several are selected: those that need no build first, so
+#: that on a cold machine the builds hack/test.sh starts in the background (control plane,
+#: images, helm) overlap them instead of holding up the first cluster test (docs/e2e.md).
+TIER_ORDER = ("unit", "local", "cluster", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        try:
+            tier = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts[0]
+        except ValueError:
+            tier = ""
+        return TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER)
+
+    items.sort(key=rank)  # stable: each tier keeps pytest's order
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -37,23 +37,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.config.option.collectonly:
-        return
-    # The build (minutes on a cold machine) runs once collection is done and only if a selected
-    # test uses a control plane: outside any test, so that no per-test timeout counts it.
-    if not any({"control_plane", "cp"} & set(getattr(item, "fixturenames", ())) for item in session.items):
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            "tandem: building the test control plane if not cached "
-            "(tests/controlplane/build.sh; cold: 10-12 CPU-minutes, about 6 minutes on an idle 2-core machine)"
-        )
-    t0 = time.monotonic()
-    bin_dir = build_once()
-    if reporter is not None and bin_dir is not None:
-        reporter.write_line(f"tandem: control plane binaries in {bin_dir} ({time.monotonic() - t0:.0f}s)")
+_build_awaited = False
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Before the first test that uses a control plane, build it (or find it cached): outside
+    that test's protocol, so that no per-test timeout counts minutes of compiling, and not
+    at collection, so that the tiers run before it (unit, local) overlap a cold build."""
+    global _build_awaited
+    if not _build_awaited and {"control_plane", "cp"} & set(getattr(item, "fixturenames", ())):
+        _build_awaited = True
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(
+                "tandem: building the test control plane if not cached "
+                "(tests/controlplane/build.sh; cold: 10-12 CPU-minutes, about 6 minutes on an idle 2-core machine)"
+            )
+        t0 = time.monotonic()
+        bin_dir = build_once()
+        if reporter is not None and bin_dir is not None:
+            reporter.write_line(f"tandem: control plane binaries in {bin_dir} ({time.monotonic() - t0:.0f}s)")
+    yield
 
 
 @pytest.fixture(scope="session")

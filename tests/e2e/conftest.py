@@ -44,18 +44,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
     # The session fixture's node holds the lock until the session ends: a test that needs the
-    # lock for a node of its own would wait for itself. Stable sort: the rest keep their order.
-    items.sort(key=lambda item: item.get_closest_marker("own_node") is None)
+    # lock for a node of its own would wait for itself. So those go first among this tier's
+    # tests (in the tier's places: other tiers' order is tests/conftest.py's), the rest in order.
+    places = [i for i, item in enumerate(items) if here in Path(str(item.fspath)).resolve().parents]
+    ordered = sorted((items[i] for i in places), key=lambda item: item.get_closest_marker("own_node") is None)
+    for i, item in zip(places, ordered, strict=True):
+        items[i] = item
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build (or find cached) binaries and install the node's packages before any test
-    runs, so that no per-test timeout counts minutes of compiling."""
-    if session.config.option.collectonly:
-        return
-    if not any("real_node_host" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Before the first test that needs the node, build (or find cached) its binaries and
+    install its packages: outside that test's protocol, so that no per-test timeout counts
+    minutes of compiling, and not at collection, so that the tiers before it overlap a cold
+    build (tests/conftest.py's TIER_ORDER)."""
+    if "done" not in _built and "real_node_host" in getattr(item, "fixturenames", ()):
+        _prepare_node_host(item.config)
+    yield
+
+
+def _prepare_node_host(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
     t0 = time.monotonic()
     try:
         _built["bin_dir"] = build()
@@ -66,6 +77,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
             _built["deps_error"] = proc.stdout[-4000:]
+    _built["done"] = True
     if reporter is not None:
         reporter.write_line(f"tandem: e2e binaries and node packages ready ({time.monotonic() - t0:.0f}s)")
 
