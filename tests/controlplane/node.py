@@ -383,6 +383,24 @@ def _kill(pids: list[int]) -> list[int]:
     return pids
 
 
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs or is still exiting; False once it is gone or a zombie (it then
+    holds no memory, mounts or namespaces, only its pid until its parent reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait for killed processes to have exited: until then they hold their mounts, network
+    namespaces and cgroups, and the unmounting and removal after this would find them busy."""
+    deadline = time.monotonic() + timeout
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _remove_kubepods_cgroups() -> None:
     """The kubelet's cgroupfs tree (/kubepods in every v1 hierarchy, or the unified one)."""
     for top in [*Path("/sys/fs/cgroup").glob("*/kubepods"), Path("/sys/fs/cgroup/kubepods")]:
@@ -400,7 +418,7 @@ def pod_processes() -> list[int]:
     A pod's process names nothing of the node in its command line; its cgroup gives it away."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and process_alive(int(entry.name)):
             with contextlib.suppress(OSError):
                 for line in (entry / "cgroup").read_text().splitlines():
                     if line.split(":", 2)[-1].startswith("/kubepods"):
@@ -417,7 +435,7 @@ def host_leftovers() -> list[str]:
     found = []
     markers = (str(CONTAINERD_SOCK).encode(), str(RUN_DIR).encode(), str(KUBELET_ROOT).encode())
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and process_alive(int(entry.name)):
             with contextlib.suppress(OSError):
                 cmdline = (entry / "cmdline").read_bytes()
                 if any(m in cmdline for m in markers):
@@ -703,8 +721,7 @@ class RealNode:
         step is harmless when there is nothing to remove."""
         # The shims with the pods below them; then any pod process that outlived its shim
         # (reparented to init, it names nothing of ours: its kubepods cgroup does).
-        if _kill_orphaned_shims() + _kill(pod_processes()):
-            time.sleep(0.5)  # let the kernel release what the killed processes held
+        _wait_gone(_kill_orphaned_shims() + _kill(pod_processes()), timeout=15)
         _unmount_all(KUBELET_ROOT, RUN_DIR, CONTAINERD_ROOT)
         if self.bin_dir and (self.bin_dir / "tandem-k8s").exists():
             _run(str(self.bin_dir / "tandem-k8s"), "kube-proxy", "--cleanup", check=False)

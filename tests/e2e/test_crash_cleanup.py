@@ -83,18 +83,6 @@ def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, str, dict[str,
     return proc, kubeconfig, pids
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose (its parent, if it is ours, has not reaped it yet).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def veths_on_bridge() -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show", "master", real.BRIDGE],
                          capture_output=True, text=True).stdout
@@ -147,7 +135,7 @@ def test_a_killed_run_is_cleaned_up_by_the_next_start(real_node_host: Path, tmp_
     handed_over = False
     try:
         wait_for("the killed run's components to die with it",
-                 lambda: not [name for name, pid in pids.items() if alive(pid)], 30, interval=0.5)
+                 lambda: not [name for name, pid in pids.items() if real.process_alive(pid)], 30, interval=0.5)
 
         left = real.host_leftovers()
         shims = [int(line.split()[1].rstrip(":")) for line in left
@@ -163,11 +151,12 @@ def test_a_killed_run_is_cleaned_up_by_the_next_start(real_node_host: Path, tmp_
 
         # The next start: prepare() cleans under the lock handed to it, then a pod runs.
         node = real.RealNode(bin_dir=bin_dir)
-        handed_over = True
-        node.prepare(lock_fd=lock_fd)
-        assert not [pid for pid in shims + pod_pids if alive(pid)], "prepare() left the killed run's processes"
         cp = ControlPlane(nodes=1, host_address=real.HOST_IP)
+        handed_over = True  # from here node.stop() cleans the host and lets the lock go
         try:
+            node.prepare(lock_fd=lock_fd)
+            assert not [pid for pid in shims + pod_pids if real.process_alive(pid)], \
+                "prepare() left the killed run's processes"
             cp.start()
             node.start(cp)
             reloaded = node.ctr("containers", "ls", "-q").stdout.split()
@@ -192,4 +181,4 @@ def test_a_killed_run_is_cleaned_up_by_the_next_start(real_node_host: Path, tmp_
 
     assert not node.leftovers, "after the next run's stop():\n" + "\n".join(node.leftovers)
     assert not [v for v in veths if interface_exists(v)], f"the killed run's veths {veths} are still there"
-    assert not [pid for pid in shims + pod_pids if alive(pid)]
+    assert not [pid for pid in shims + pod_pids if real.process_alive(pid)]
