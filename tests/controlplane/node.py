@@ -25,7 +25,10 @@ control plane's components):
 Only one real node can run on a machine (fixed bridge, port 53, kube-proxy's global
 chains): a lock file says who holds it. ``stop()`` leaves nothing behind: containers,
 sandboxes and their network namespaces, mounts under the node's directories, the bridge,
-the iptables chains of kubelet, kube-proxy and CNI, the kubepods cgroups.
+the iptables chains of kubelet, kube-proxy and CNI, the kubepods cgroups; it checks that
+(``host_leftovers()``) before it releases the lock. A run killed with SIGKILL leaves the
+shims and pods running: the next start's ``prepare()`` removes them and all they hold
+(tests/e2e/test_crash_cleanup.py).
 
     from tests.controlplane.node import real_cluster
 
