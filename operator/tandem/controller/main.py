@@ -15,6 +15,8 @@ from .health import Health
 from .kube import KubeWriter, load_config
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
+from .timing import QUEUE_STALL_SECONDS
+from .watching import operator_settings
 
 log = logging.getLogger("tandem.operator")
 
@@ -28,6 +30,7 @@ class RunOptions:
     metrics_port: int = 9090
     leader_election: bool = True
     lease_namespace: str = ""
+    queue_stall_seconds: float = QUEUE_STALL_SECONDS
 
 
 def _lease_namespace(options: RunOptions) -> str:
@@ -49,7 +52,7 @@ def run(options: RunOptions) -> int:
     stop, lost = threading.Event(), threading.Event()
     if options.metrics_port:
         telemetry.serve(options.metrics_port)
-    health = Health()
+    health = Health(options.queue_stall_seconds)
     if options.health_port:
         health.serve(options.health_port)
     elector = None
@@ -69,13 +72,6 @@ def run(options: RunOptions) -> int:
     controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address), health)
     register(registry, controller)
 
-    if options.namespaces:
-        @kopf.on.startup(registry=registry)
-        def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
-            # Namespaced RBAC cannot list namespaces or CRDs; without this kopf retries those
-            # forbidden scans for about a minute before it starts watching.
-            settings.scanning.disabled = True
-
     @kopf.on.cleanup(registry=registry)
     def _free_stop_flag_waiter(**_: object) -> None:
         # kopf waits for a threading.Event stop flag in an executor thread. Stopped by a signal
@@ -91,6 +87,7 @@ def run(options: RunOptions) -> int:
     try:
         kopf.run(
             registry=registry,
+            settings=operator_settings(namespaced=bool(options.namespaces)),
             standalone=True,  # one active replica is the Lease's job, not kopf peering's
             clusterwide=not options.namespaces,
             namespaces=list(options.namespaces),

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
 import kopf
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
-from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
+from ..contract import API_GROUP, PLURAL, VERSION
 from . import telemetry
 from .actions import MetricsRead
 from .cache import Cache, Key
@@ -28,6 +29,8 @@ from .kube import KubeWriter
 from .observed import observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
+from .timing import HEARTBEAT_SECONDS
+from .watching import CHILDREN
 
 if TYPE_CHECKING:
     from .queue import WorkQueue
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tandem.operator")
 WORKERS = 4
 METRICS_READ_TIMEOUT = 5.0
-HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass
@@ -64,9 +66,10 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
 
     async def _heartbeat(self, health: Health) -> None:
-        """Proves to /healthz that the event loop still runs."""
+        """Proves to /healthz that the event loop still runs, and shows it the queue's progress."""
+        assert self.queue is not None  # started before this task
         while True:
-            health.beat()
+            health.beat(self.queue.progress())
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def enqueue(self, key: Optional[Key]) -> None:
@@ -82,6 +85,10 @@ class Controller:
         except ApiException as error:
             result = "api-error"
             log.warning("reconcile %s/%s: API error %s %s; retrying", *key, error.status, error.reason)
+            self.queue.add_after(key, 2.0)
+        except HTTPError as error:  # the apiserver unreachable, or slower than timing.API_TIMEOUT_SECONDS
+            result = "api-error"
+            log.warning("reconcile %s/%s: %s; retrying", *key, error)
             self.queue.add_after(key, 2.0)
         except Exception:  # a bug must cost one job a retry, never the whole loop
             result = "error"
@@ -181,12 +188,8 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     """Event handlers only: every change to a TrainingJob or a child enqueues its job."""
 
     @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.networking.request_timeout = 30
-        await controller.start()
+    async def _startup(**_: Any) -> None:
+        await controller.start()  # kopf's settings: watching.operator_settings, given to kopf.run
 
     @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
     async def _training_job(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -203,7 +206,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             controller.enqueue(controller.cache.put_child(kind, body, deleted=event.get("type") == "DELETED"))
         return handler
 
-    labels = {JOB_NAME_LABEL: kopf.PRESENT}
-    kopf.on.event("batch", "v1", "jobs", labels=labels, registry=registry)(child_handler("Job"))
-    kopf.on.event("", "v1", "services", labels=labels, registry=registry)(child_handler("Service"))
-    kopf.on.event("", "v1", "pods", labels=labels, registry=registry)(child_handler("Pod"))
+    # Only labelled children arrive: the apiserver selects them (watching.CHILD_SELECTOR).
+    for child in CHILDREN:
+        kopf.on.event(child.group, child.version, child.plural, registry=registry)(child_handler(child.kind))
