@@ -200,6 +200,9 @@ def test_leader_steps_down_in_time_when_the_apiserver_stops_answering(control_pl
             raise AssertionError(f"the operator did not exit within 30 s of stepping down:\n{op.log()[-3000:]}") from None
         exited = time.monotonic() - paused
         assert op.process.returncode == 1, op.log()[-3000:]
+        # The workers stopped with the step-down, not seconds later when kopf was done.
+        log = op.log()
+        assert log.index("stopped reconciling") > log.index("lost the lease"), log[-3000:]
         print(f"\napiserver paused: stepped down after {stepped_down:.1f} s (renew deadline {RENEW_DEADLINE_SECONDS} s, "
               f"lease {LEASE_SECONDS} s), exited after {exited:.1f} s")
     finally:

@@ -5,6 +5,7 @@ listener that accepts and stays silent, as a paused apiserver does), and what /h
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -23,6 +25,7 @@ from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from tandem.controller import kube, leader, timing
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
+from tandem.controller.runtime import Controller, OperatorConfig
 from tandem.controller.watching import CHILDREN, operator_settings
 
 
@@ -135,6 +138,33 @@ def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answe
         assert deadline <= took < deadline + 1.0, took
     finally:
         stop.set()
+
+
+def test_a_leader_that_lost_the_lease_stops_reconciling_at_once():
+    """The renewal thread halts the controller before kopf winds down (seconds): no pass starts
+    after the step-down, while another replica may already lead."""
+
+    async def scenario() -> tuple[list[str], bool]:
+        controller = Controller(cast(Any, None), OperatorConfig(workers=2))  # no writer: passes are recorded
+        handled: list[str] = []
+
+        async def record(key: Any) -> None:
+            handled.append(key)
+
+        controller.reconcile_key = record  # type: ignore[method-assign]
+        await controller.start()
+        controller.enqueue(("ns", "before"))
+        await asyncio.sleep(0.01)
+        halting = threading.Thread(target=controller.halt)
+        halting.start()
+        await asyncio.to_thread(halting.join)
+        await asyncio.sleep(0.01)
+        controller.enqueue(("ns", "after"))
+        await asyncio.sleep(0.01)
+        return handled, all(task.done() for task in controller._tasks)
+
+    handled, stopped = asyncio.run(scenario())
+    assert handled == [("ns", "before")] and stopped
 
 
 # ---------------------------------------------------------------------------- /healthz

@@ -55,17 +55,20 @@ def run(options: RunOptions) -> int:
     health = Health(options.queue_stall_seconds)
     if options.health_port:
         health.serve(options.health_port)
+    controller: Optional[Controller] = None
+
+    def on_lost() -> None:
+        if controller is not None:  # made just below; read when the lease is lost
+            controller.halt()  # at once: kopf's stop, below, takes seconds
+        lost.set()
+        stop.set()
+
     elector = None
     if options.leader_election:
         elector = LeaderElector(api, _lease_namespace(options))
         health.role = "waiting for the lease"
         if not elector.acquire(stop):
             return 0
-
-        def on_lost() -> None:
-            lost.set()
-            stop.set()
-
         elector.keep_renewing(stop, on_lost)
     health.role = "leading"
     registry = kopf.OperatorRegistry()

@@ -54,16 +54,33 @@ class Controller:
         self.cache = Cache()
         self.queue: Optional[WorkQueue[Key]] = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def start(self) -> None:
         from .queue import WorkQueue
 
+        self._loop = asyncio.get_running_loop()
         self.queue = WorkQueue[Key]()
         # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.
         self._tasks = [asyncio.create_task(self.queue.run_worker(self.reconcile_key))
                        for _ in range(self.config.workers)]
         if self.health is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
+
+    def halt(self) -> None:
+        """Stop reconciling now; callable from any thread (the Lease renewal's calls it).
+
+        A leader that lost the Lease must not act while kopf winds down (seconds), since another
+        replica may lead once the lease expires. Cancelled workers start no new call; a call
+        already in flight ends within its timeout, which timing.check() fits into the lease."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        log.warning("stopped reconciling")
 
     async def _heartbeat(self, health: Health) -> None:
         """Proves to /healthz that the event loop still runs, and shows it the queue's progress."""
