@@ -48,6 +48,22 @@ BUILD_SH = HERE / "build.sh"
 STAGES = HERE / "kwok" / "stages.yaml"
 
 SERVICE_CIDR = "10.0.0.0/24"
+#: The apiserver's audit policy: list and watch requests for the kinds the operator watches as
+#: children, by clients with the admin credentials (the operator under test, kubectl), so that a
+#: test can read what each request asked for (its requestURI: labelSelector and all). Small on
+#: purpose: the components' own watches and every write are left out.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:masters"]
+  verbs: ["list", "watch"]
+  resources:
+  - {group: "", resources: ["pods", "services"]}
+  - {group: "batch", resources: ["jobs"]}
+- level: None
+"""
 SERVICE_IP = "10.0.0.1"
 
 # Fake nodes: plenty of room, 8 GPUs each, labelled like a GPU node pool.
@@ -422,6 +438,13 @@ class ControlPlane:
                            self._pki["ca.crt"], crt, key, name)
 
     @property
+    def audit_log(self) -> Path:
+        """The apiserver's audit log (JSON lines; AUDIT_POLICY says what it records)."""
+        if not self.workdir:
+            raise RuntimeError("control plane not started")
+        return Path(self.workdir) / "logs" / "audit.log"
+
+    @property
     def ca_cert(self) -> Path:
         """The cluster CA's certificate (it signs every client and serving certificate)."""
         return self._pki["ca.crt"]
@@ -618,6 +641,7 @@ class ControlPlane:
         (wd / "logs").mkdir(exist_ok=True)
         (wd / "pki").mkdir(exist_ok=True)
         pki = self._pki = _pki(wd / "pki", self.host_address)
+        (wd / "audit-policy.yaml").write_text(AUDIT_POLICY)
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=False))
@@ -677,6 +701,10 @@ class ControlPlane:
               # kubectl logs/exec: dial a real kubelet at its node IP (its hostname resolves nowhere).
               ["--kubelet-preferred-address-types=InternalIP,Hostname"]),
             "--profiling=false",
+            f"--audit-policy-file={wd / 'audit-policy.yaml'}",
+            f"--audit-log-path={wd / 'logs' / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=200",
             f"--v={v}",
         ])
         admin = (pki["admin.crt"], pki["admin.key"])

@@ -186,3 +186,100 @@ def test_a_requeue_of_a_key_already_queued_adds_no_pass():
         return seen
 
     assert run(scenario) == ["a"]
+
+
+# progress: what /healthz reads to tell a wedged queue from a busy or an idle one
+
+
+class Clock:
+    """A clock the test moves by hand: the queue's waits are then exact, and take no time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_idle_queue_is_never_wedged_however_long_it_idles():
+    async def scenario() -> str:
+        clock = Clock()
+        queue = WorkQueue(clock=clock)
+        clock.now += 10_000
+        progress = queue.progress()
+        assert (progress.waiting, progress.oldest_wait_since) == (0, None)
+        return progress.stalled(bound=60)
+
+    assert run(scenario) == ""
+
+
+def test_keys_waiting_behind_workers_that_never_finish_are_a_wedged_queue():
+    async def scenario() -> tuple[str, str]:
+        clock, hang = Clock(), asyncio.Event()
+        queue = WorkQueue(clock=clock)
+
+        async def handle(key: Hashable) -> None:
+            await hang.wait()  # a handler that never returns, as one stuck on a call without timeout
+
+        workers = start(queue, handle, count=2)
+        for key in ("a", "b", "c"):
+            queue.add(key)
+        for _ in range(5):
+            await asyncio.sleep(0)  # both workers take a key and hang; "c" waits
+        clock.now += 30
+        early = queue.progress().stalled(bound=60)
+        clock.now += 31
+        late = queue.progress().stalled(bound=60)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        return early, late
+
+    early, late = run(scenario)
+    assert early == ""
+    assert late.startswith("work queue wedged: 1 key(s) waiting, the oldest for 61 s"), late
+
+
+def test_an_event_for_a_key_stuck_in_its_handler_counts_as_waiting():
+    async def scenario() -> str:
+        clock, hang = Clock(), asyncio.Event()
+        queue = WorkQueue(clock=clock)
+
+        async def handle(key: Hashable) -> None:
+            await hang.wait()
+
+        workers = start(queue, handle, count=4)
+        queue.add("a")
+        await asyncio.sleep(0)
+        queue.add("a")  # folded into one more pass, which can never come
+        clock.now += 61
+        stalled = queue.progress().stalled(bound=60)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        return stalled
+
+    assert "1 key(s) waiting" in run(scenario)
+
+
+def test_a_backlog_that_keeps_draining_is_busy_not_wedged():
+    async def scenario() -> tuple[str, int]:
+        clock = Clock()
+        queue = WorkQueue(clock=clock)
+
+        async def handle(key: Hashable) -> None:
+            clock.now += 10  # each pass is slow, but passes end
+            await asyncio.sleep(0)
+
+        for key in range(20):
+            queue.add(key)
+        workers = start(queue, handle)
+        while clock.now < 1100:
+            await asyncio.sleep(0)
+        progress = queue.progress()
+        await settle(queue, workers)
+        assert progress.oldest_wait_since is not None and progress.at - progress.oldest_wait_since >= 100
+        return progress.stalled(bound=60), progress.waiting
+
+    stalled, waiting = run(scenario)
+    assert waiting > 0 and stalled == ""

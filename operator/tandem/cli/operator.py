@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from ..contract import ENV_METRICS_ADDRESS
+from ..controller.timing import QUEUE_STALL_SECONDS
 from .boundary import TandemCommand, TandemGroup
 
 
@@ -26,10 +27,13 @@ def operator() -> None:
 @click.option("--leader-election/--no-leader-election", default=True, show_default=True,
               help="Hold a Lease so that only one replica acts.")
 @click.option("--lease-namespace", default="", help="Namespace of the Lease (default: the pod's namespace).")
+@click.option("--queue-stall-seconds", type=click.FloatRange(min=1), default=QUEUE_STALL_SECONDS, show_default=True,
+              help="/healthz fails when work has waited this long with no reconcile finishing.")
 def operator_run(namespaces: tuple[str, ...], kubeconfig: Optional[str], metrics_address: str, health_port: int,
-                 metrics_port: int, leader_election: bool, lease_namespace: str) -> None:
+                 metrics_port: int, leader_election: bool, lease_namespace: str,
+                 queue_stall_seconds: float) -> None:
     """Run the operator in the cluster (service account) or from here (kubeconfig)."""
     from ..controller.main import RunOptions, run as run_operator
 
     sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, health_port, metrics_port,
-                                     leader_election, lease_namespace)))
+                                     leader_election, lease_namespace, queue_stall_seconds)))

@@ -2,13 +2,18 @@
 
 Children are server-side applied with Tandem's field manager, so re-applying the same object
 is a no-op and never a duplicate; status goes through the status subresource.
+
+Every call through the operator's ApiClient ends within API_TIMEOUT_SECONDS (timing.py): the
+generated client sends none by default, and a call to a paused apiserver would hang a worker, or
+the Lease renewal, for ever. urllib3's own retries are off: each retry would get the whole timeout
+again, and the work queue and the renewal loop already retry with their own pacing.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, cast
+from typing import Any, Mapping, Optional, Union, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -18,11 +23,26 @@ from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERS
 from ..errors import NotFound
 from ..kubeapi import connect, error_type
 from .reconcile import Event, rfc3339
+from .timing import API_TIMEOUT_SECONDS
+
+Timeout = Union[float, tuple[float, float]]
+
+
+class BoundedApiClient(client.ApiClient):
+    """An ApiClient whose calls time out after API_TIMEOUT_SECONDS unless the caller gives its own
+    `_request_timeout` (the Lease renewal gives what is left of its deadline)."""
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Optional[Timeout] = None) -> Any:
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=_request_timeout or API_TIMEOUT_SECONDS)
 
 
 def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
     """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    return connect(kubeconfig).api
+    configuration = connect(kubeconfig).api.configuration
+    configuration.retries = False  # see the module's docstring
+    return BoundedApiClient(configuration)
 
 
 class KubeWriter:

@@ -2,7 +2,10 @@
 
 Only the holder of the Lease reconciles. A replica that cannot renew before the lease would
 expire stops (its process exits and the Deployment restarts it as a follower), so two replicas
-never act at once for longer than the renew deadline.
+never act at once. That needs every renewal call to end: each gets what is left of the renew
+deadline as its timeout (client-go does the same with a context deadline), so a paused or
+unreachable apiserver makes the renewal fail in time instead of hanging past the lease's expiry.
+The numbers live in timing.py.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from typing import Callable, Optional
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from .timing import API_TIMEOUT_SECONDS, LEASE_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_SECONDS
 
 log = logging.getLogger("tandem.operator.leader")
-LEASE_SECONDS = 15
-RENEW_DEADLINE_SECONDS = 10
-RETRY_SECONDS = 2
+#: The shortest timeout a call gets near the deadline (urllib3 reads 0 as "no timeout").
+_MIN_CALL_SECONDS = 0.05
 
 
 def identity() -> str:
@@ -43,18 +48,26 @@ class LeaderElector:
         self.namespace, self.name = namespace, name
         self.me = me or identity()
 
-    def try_acquire_or_renew(self) -> bool:
+    def _timeout(self, deadline: Optional[float]) -> float:
+        """A call's timeout: API_TIMEOUT_SECONDS, or what is left before `deadline` (monotonic)."""
+        if deadline is None:
+            return API_TIMEOUT_SECONDS
+        return max(_MIN_CALL_SECONDS, min(API_TIMEOUT_SECONDS, deadline - time.monotonic()))
+
+    def try_acquire_or_renew(self, deadline: Optional[float] = None) -> bool:
+        """One try; every call it makes ends by `deadline` (time.monotonic()) if one is given."""
         now = datetime.now(timezone.utc)
         spec = client.V1LeaseSpec(holder_identity=self.me, lease_duration_seconds=LEASE_SECONDS,
                                   renew_time=now, acquire_time=now)
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
+            lease = self.coordination.read_namespaced_lease(self.name, self.namespace,
+                                                            _request_timeout=self._timeout(deadline))
         except ApiException as error:
             if error.status != 404:
                 raise
             body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace), spec=spec)
             try:
-                self.coordination.create_namespaced_lease(self.namespace, body)
+                self.coordination.create_namespaced_lease(self.namespace, body, _request_timeout=self._timeout(deadline))
                 return True
             except ApiException as create_error:
                 if create_error.status == 409:
@@ -70,7 +83,8 @@ class LeaderElector:
         lease.spec = spec
         try:
             # resourceVersion in the body makes this a compare-and-swap: one writer wins.
-            self.coordination.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.coordination.replace_namespaced_lease(self.name, self.namespace, lease,
+                                                       _request_timeout=self._timeout(deadline))
             return True
         except ApiException as error:
             if error.status == 409:
@@ -87,6 +101,8 @@ class LeaderElector:
                     return True
             except ApiException as error:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
+            except HTTPError as error:  # unreachable or timed out: a follower just tries again
+                log.warning("lease %s/%s: %s", self.namespace, self.name, error)
             if not announced:
                 log.info("another replica leads; waiting as %s", self.me)
                 announced = True
@@ -94,19 +110,25 @@ class LeaderElector:
         return False
 
     def keep_renewing(self, stop: threading.Event, lost: Callable[[], None]) -> threading.Thread:
-        """Renew in the background; call `lost` if renewal fails for RENEW_DEADLINE_SECONDS."""
+        """Renew in the background; call `lost` once renewal has failed until the renew deadline.
+
+        The deadline counts from the start of the last good try, the moment whose time that try
+        wrote as renewTime: stepping down at it leaves the rest of the lease for calls in flight."""
 
         def loop() -> None:
-            last_ok = time.monotonic()
-            while not stop.wait(RETRY_SECONDS):
-                try:
-                    if self.try_acquire_or_renew():
-                        last_ok = time.monotonic()
-                        continue
-                except Exception as error:  # noqa: BLE001 - network blips are retried until the deadline
-                    log.warning("renewing lease: %s", error)
-                if time.monotonic() - last_ok > RENEW_DEADLINE_SECONDS:
-                    log.error("lost the lease %s/%s; stopping", self.namespace, self.name)
+            deadline = time.monotonic() + RENEW_DEADLINE_SECONDS
+            while not stop.wait(max(0.0, min(RETRY_SECONDS, deadline - time.monotonic()))):
+                started = time.monotonic()
+                if started < deadline:
+                    try:
+                        if self.try_acquire_or_renew(deadline):
+                            deadline = started + RENEW_DEADLINE_SECONDS
+                            continue
+                    except Exception as error:  # noqa: BLE001 - network blips are retried until the deadline
+                        log.warning("renewing lease: %s", error)
+                if time.monotonic() >= deadline:
+                    log.error("lost the lease %s/%s: not renewed within %s s; stopping",
+                              self.namespace, self.name, RENEW_DEADLINE_SECONDS)
                     lost()
                     return
 
@@ -117,10 +139,12 @@ class LeaderElector:
     def release(self) -> None:
         """Give the lease up on a clean stop so a follower takes over at once."""
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
+            lease = self.coordination.read_namespaced_lease(self.name, self.namespace,
+                                                            _request_timeout=API_TIMEOUT_SECONDS)
             if lease.spec and lease.spec.holder_identity == self.me:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
-                self.coordination.replace_namespaced_lease(self.name, self.namespace, lease)
+                self.coordination.replace_namespaced_lease(self.name, self.namespace, lease,
+                                                           _request_timeout=API_TIMEOUT_SECONDS)
         except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
             pass

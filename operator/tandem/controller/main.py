@@ -15,6 +15,8 @@ from .health import Health
 from .kube import KubeWriter, load_config
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
+from .timing import QUEUE_STALL_SECONDS
+from .watching import operator_settings
 
 log = logging.getLogger("tandem.operator")
 
@@ -28,6 +30,7 @@ class RunOptions:
     metrics_port: int = 9090
     leader_election: bool = True
     lease_namespace: str = ""
+    queue_stall_seconds: float = QUEUE_STALL_SECONDS
 
 
 def _lease_namespace(options: RunOptions) -> str:
@@ -49,32 +52,28 @@ def run(options: RunOptions) -> int:
     stop, lost = threading.Event(), threading.Event()
     if options.metrics_port:
         telemetry.serve(options.metrics_port)
-    health = Health()
+    health = Health(options.queue_stall_seconds)
     if options.health_port:
         health.serve(options.health_port)
+    controller: Optional[Controller] = None
+
+    def on_lost() -> None:
+        if controller is not None:  # made just below; read when the lease is lost
+            controller.halt()  # at once: kopf's stop, below, takes seconds
+        lost.set()
+        stop.set()
+
     elector = None
     if options.leader_election:
         elector = LeaderElector(api, _lease_namespace(options))
         health.role = "waiting for the lease"
         if not elector.acquire(stop):
             return 0
-
-        def on_lost() -> None:
-            lost.set()
-            stop.set()
-
         elector.keep_renewing(stop, on_lost)
     health.role = "leading"
     registry = kopf.OperatorRegistry()
     controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address), health)
     register(registry, controller)
-
-    if options.namespaces:
-        @kopf.on.startup(registry=registry)
-        def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
-            # Namespaced RBAC cannot list namespaces or CRDs; without this kopf retries those
-            # forbidden scans for about a minute before it starts watching.
-            settings.scanning.disabled = True
 
     @kopf.on.cleanup(registry=registry)
     def _free_stop_flag_waiter(**_: object) -> None:
@@ -91,6 +90,7 @@ def run(options: RunOptions) -> int:
     try:
         kopf.run(
             registry=registry,
+            settings=operator_settings(namespaced=bool(options.namespaces)),
             standalone=True,  # one active replica is the Lease's job, not kopf peering's
             clusterwide=not options.namespaces,
             namespaces=list(options.namespaces),

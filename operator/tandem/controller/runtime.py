@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
 import kopf
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
-from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
+from ..contract import API_GROUP, PLURAL, VERSION
 from . import telemetry
 from .actions import MetricsRead
 from .cache import Cache, Key
@@ -28,6 +29,8 @@ from .kube import KubeWriter
 from .observed import observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
+from .timing import HEARTBEAT_SECONDS
+from .watching import CHILDREN
 
 if TYPE_CHECKING:
     from .queue import WorkQueue
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tandem.operator")
 WORKERS = 4
 METRICS_READ_TIMEOUT = 5.0
-HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass
@@ -52,10 +54,12 @@ class Controller:
         self.cache = Cache()
         self.queue: Optional[WorkQueue[Key]] = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def start(self) -> None:
         from .queue import WorkQueue
 
+        self._loop = asyncio.get_running_loop()
         self.queue = WorkQueue[Key]()
         # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.
         self._tasks = [asyncio.create_task(self.queue.run_worker(self.reconcile_key))
@@ -63,10 +67,26 @@ class Controller:
         if self.health is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
 
+    def halt(self) -> None:
+        """Stop reconciling now; callable from any thread (the Lease renewal's calls it).
+
+        A leader that lost the Lease must not act while kopf winds down (seconds), since another
+        replica may lead once the lease expires. Cancelled workers start no new call; a call
+        already in flight ends within its timeout, which timing.check() fits into the lease."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        log.warning("stopped reconciling")
+
     async def _heartbeat(self, health: Health) -> None:
-        """Proves to /healthz that the event loop still runs."""
+        """Proves to /healthz that the event loop still runs, and shows it the queue's progress."""
+        assert self.queue is not None  # started before this task
         while True:
-            health.beat()
+            health.beat(self.queue.progress())
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def enqueue(self, key: Optional[Key]) -> None:
@@ -82,6 +102,10 @@ class Controller:
         except ApiException as error:
             result = "api-error"
             log.warning("reconcile %s/%s: API error %s %s; retrying", *key, error.status, error.reason)
+            self.queue.add_after(key, 2.0)
+        except HTTPError as error:  # the apiserver unreachable, or slower than timing.API_TIMEOUT_SECONDS
+            result = "api-error"
+            log.warning("reconcile %s/%s: %s; retrying", *key, error)
             self.queue.add_after(key, 2.0)
         except Exception:  # a bug must cost one job a retry, never the whole loop
             result = "error"
@@ -181,12 +205,8 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     """Event handlers only: every change to a TrainingJob or a child enqueues its job."""
 
     @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.networking.request_timeout = 30
-        await controller.start()
+    async def _startup(**_: Any) -> None:
+        await controller.start()  # kopf's settings: watching.operator_settings, given to kopf.run
 
     @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
     async def _training_job(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -203,7 +223,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             controller.enqueue(controller.cache.put_child(kind, body, deleted=event.get("type") == "DELETED"))
         return handler
 
-    labels = {JOB_NAME_LABEL: kopf.PRESENT}
-    kopf.on.event("batch", "v1", "jobs", labels=labels, registry=registry)(child_handler("Job"))
-    kopf.on.event("", "v1", "services", labels=labels, registry=registry)(child_handler("Service"))
-    kopf.on.event("", "v1", "pods", labels=labels, registry=registry)(child_handler("Pod"))
+    # Only labelled children arrive: the apiserver selects them (watching.CHILD_SELECTOR).
+    for child in CHILDREN:
+        kopf.on.event(child.group, child.version, child.plural, registry=registry)(child_handler(child.kind))

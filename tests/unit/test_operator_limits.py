@@ -1,0 +1,212 @@
+"""The operator's runtime limits, without a cluster (the cluster proof is
+tests/cluster/test_operator_runtime.py): which children kopf asks the apiserver for, that every
+API call and the Lease renewal end in time against an apiserver that never answers (a real TCP
+listener that accepts and stays silent, as a paused apiserver does), and what /healthz says."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import kopf
+import pytest
+from kubernetes import client
+from urllib3.exceptions import HTTPError
+
+from tandem._sys.ports import free_port
+from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
+from tandem.controller import kube, leader, timing
+from tandem.controller.health import Health
+from tandem.controller.queue import Progress
+from tandem.controller.runtime import Controller, OperatorConfig
+from tandem.controller.watching import CHILDREN, operator_settings
+
+
+def test_the_time_budget_fits_together():
+    timing.check()
+
+
+# ---------------------------------------------------------------------------- watch scope
+
+
+@pytest.mark.parametrize("namespaced", [False, True])
+def test_child_watches_are_label_selected_by_the_apiserver_and_training_jobs_are_not(namespaced):
+    settings = operator_settings(namespaced)
+    for child in CHILDREN:
+        resource = kopf.Resource(child.group, child.version, child.plural, kind=child.kind, namespaced=True)
+        assert settings.watching.label_selectors.collect(resource) == [JOB_NAME_LABEL], child
+    assert {c.kind for c in CHILDREN} == {"Job", "Service", "Pod"}
+    ours = kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True)
+    assert settings.watching.label_selectors.collect(ours) == []
+    assert settings.scanning.disabled is namespaced
+    assert settings.networking.request_timeout == timing.API_TIMEOUT_SECONDS
+    assert settings.watching.chunk_size
+
+
+# ---------------------------------------------------------------------------- timeouts
+
+
+class SilentServer:
+    """Accepts connections and never answers: a paused apiserver, seen from its clients."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def kubeconfig_for(tmp_path: Path, port: int) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: silent, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: nobody, user: {{token: t}}}}]
+contexts: [{{name: silent, context: {{cluster: silent, user: nobody}}}}]
+current-context: silent
+""")
+    return str(path)
+
+
+def warmed(api: client.ApiClient) -> client.ApiClient:
+    """The client after a call of each API used below: the first call of one loads its module (a
+    second or more on a busy machine for CoreV1Api), which must not count in the timings."""
+    with pytest.raises(HTTPError):
+        client.CoordinationV1Api(api).read_namespaced_lease("warm-up", "default", _request_timeout=0.05)
+    with pytest.raises(HTTPError):
+        client.CoreV1Api(api).read_namespace("warm-up", _request_timeout=0.05)
+    return api
+
+
+def test_every_call_of_the_operators_client_times_out_once_without_retries(silent, tmp_path, monkeypatch):
+    monkeypatch.setattr(kube, "API_TIMEOUT_SECONDS", 0.3)
+    api = warmed(kube.load_config(kubeconfig_for(tmp_path, silent.port)))
+    accepted = silent.accepted
+    started = time.monotonic()
+    with pytest.raises(HTTPError):
+        client.CoreV1Api(api).read_namespace("default")  # no _request_timeout: the client's default
+    took = time.monotonic() - started
+    assert 0.25 < took < 1.5, took
+    assert silent.accepted - accepted <= 1  # urllib3's retries would each have waited the whole timeout again
+
+
+def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answers(silent, tmp_path, monkeypatch):
+    """Before the timeouts, the renewal's read hung on such a server for ever: the leader never
+    stepped down, and a follower took the expired lease while it still acted."""
+    deadline = 0.8
+    monkeypatch.setattr(leader, "RENEW_DEADLINE_SECONDS", deadline)
+    monkeypatch.setattr(leader, "RETRY_SECONDS", 0.1)
+    # A single call may take longer than the whole deadline: the deadline must still hold.
+    monkeypatch.setattr(leader, "API_TIMEOUT_SECONDS", 30.0)
+    api = warmed(kube.load_config(kubeconfig_for(tmp_path, silent.port)))
+    elector = leader.LeaderElector(api, "kube-system", me="test")
+    stop, lost = threading.Event(), threading.Event()
+    started = time.monotonic()
+    elector.keep_renewing(stop, lost.set)
+    try:
+        assert lost.wait(deadline + 2), "renewal hung instead of giving up at its deadline"
+        took = time.monotonic() - started
+        assert deadline <= took < deadline + 1.0, took
+    finally:
+        stop.set()
+
+
+def test_a_leader_that_lost_the_lease_stops_reconciling_at_once():
+    """The renewal thread halts the controller before kopf winds down (seconds): no pass starts
+    after the step-down, while another replica may already lead."""
+
+    async def scenario() -> tuple[list[str], bool]:
+        controller = Controller(cast(Any, None), OperatorConfig(workers=2))  # no writer: passes are recorded
+        handled: list[str] = []
+
+        async def record(key: Any) -> None:
+            handled.append(key)
+
+        controller.reconcile_key = record  # type: ignore[method-assign]
+        await controller.start()
+        controller.enqueue(("ns", "before"))
+        await asyncio.sleep(0.01)
+        halting = threading.Thread(target=controller.halt)
+        halting.start()
+        await asyncio.to_thread(halting.join)
+        await asyncio.sleep(0.01)
+        controller.enqueue(("ns", "after"))
+        await asyncio.sleep(0.01)
+        return handled, all(task.done() for task in controller._tasks)
+
+    handled, stopped = asyncio.run(scenario())
+    assert handled == [("ns", "before")] and stopped
+
+
+# ---------------------------------------------------------------------------- /healthz
+
+
+def wedged() -> Progress:
+    return Progress(at=1000.0, waiting=3, oldest_wait_since=800.0, last_done=700.0)
+
+
+def test_healthz_is_red_while_the_queue_is_wedged_and_green_when_it_moves_or_idles():
+    health = Health(queue_stall_seconds=60)
+    health.role = "leading"
+    health.beat(wedged())
+    ok, detail = health.healthy()
+    assert not ok and "work queue wedged: 3 key(s) waiting, the oldest for 200 s" in detail, detail
+    health.beat(Progress(at=1000.0, waiting=3, oldest_wait_since=800.0, last_done=990.0))  # busy, draining
+    assert health.healthy()[0]
+    health.beat(Progress(at=1000.0, waiting=0, oldest_wait_since=None, last_done=0.0))  # idle for long
+    ok, detail = health.healthy()
+    assert ok and detail.startswith("leading, event loop seen"), detail
+
+
+def test_a_follower_is_healthy_whatever_a_queue_it_does_not_run_says():
+    health = Health(queue_stall_seconds=60)
+    health.role = "waiting for the lease"
+    health.beat(wedged())
+    assert health.healthy() == (True, "waiting for the lease")
+
+
+def test_healthz_answers_503_over_http_for_a_wedged_queue():
+    health = Health(queue_stall_seconds=60)
+    health.role = "leading"
+    port = free_port()
+    server = health.serve(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+        health.beat(wedged())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert refused.value.code == 503
+        assert refused.value.read().decode().startswith("unhealthy: leading")
+    finally:
+        server.shutdown()
+        server.server_close()
