@@ -26,10 +26,13 @@ def operator() -> None:
 @click.option("--leader-election/--no-leader-election", default=True, show_default=True,
               help="Hold a Lease so that only one replica acts.")
 @click.option("--lease-namespace", default="", help="Namespace of the Lease (default: the pod's namespace).")
+@click.option("--admin-policy", "admin_policy", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory of the admin policy's settings, one file each (the chart mounts its ConfigMap there). "
+                   "Default: the safe defaults.")
 def operator_run(namespaces: tuple[str, ...], kubeconfig: Optional[str], metrics_address: str, health_port: int,
-                 metrics_port: int, leader_election: bool, lease_namespace: str) -> None:
+                 metrics_port: int, leader_election: bool, lease_namespace: str, admin_policy: Optional[str]) -> None:
     """Run the operator in the cluster (service account) or from here (kubeconfig)."""
     from ..controller.main import RunOptions, run as run_operator
 
     sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, health_port, metrics_port,
-                                     leader_election, lease_namespace)))
+                                     leader_election, lease_namespace, admin_policy)))

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
 import kopf
 from kubernetes.client.rest import ApiException
 
+from ..api.admin_policy import AdminPolicy
 from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from . import telemetry
 from .actions import MetricsRead
@@ -42,6 +43,7 @@ HEARTBEAT_SECONDS = 5.0
 class OperatorConfig:
     metrics_address: str = ""
     workers: int = WORKERS
+    admin_policy: AdminPolicy = field(default_factory=AdminPolicy)
 
 
 class Controller:
@@ -97,7 +99,7 @@ class Controller:
         observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
                            list(self.cache.pods.get(key, {}).values()))
         now = datetime.now(timezone.utc)
-        actions = reconcile(obj, observed, now, self.config.metrics_address)
+        actions = reconcile(obj, observed, now, self.config.metrics_address, self.config.admin_policy)
         namespace, name = key
         status = actions.status or None
         if actions.read_metrics is not None:
