@@ -101,14 +101,14 @@ def test_cluster_wide_rbac(helm):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tandem-operator", "namespace": NAMESPACE}]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in cluster_role["rules"]}
     assert rules == {
-        (("tandem.dev",), ("trainingjobs",)): {"get", "list", "watch", "patch", "delete"},
-        (("tandem.dev",), ("trainingjobs/status",)): {"get", "patch", "update"},
+        (("tandem.dev",), ("trainingjobs",)): {"list", "watch", "delete"},
+        (("tandem.dev",), ("trainingjobs/status",)): {"patch"},
         (("tandem.dev",), ("trainingjobs/finalizers",)): {"update"},
-        (("batch",), ("jobs",)): {"get", "list", "watch", "create", "patch", "delete"},
-        (("",), ("services",)): {"get", "list", "watch", "create", "patch", "delete"},
-        (("",), ("pods",)): {"get", "list", "watch"},
-        (("",), ("events",)): {"create", "patch"},
-        (("apps",), ("deployments",)): {"get", "create", "patch"},
+        (("batch",), ("jobs",)): {"list", "watch", "create", "patch", "delete"},
+        (("",), ("services",)): {"list", "watch", "create", "patch"},
+        (("",), ("pods",)): {"list", "watch"},
+        (("",), ("events",)): {"create"},
+        (("apps",), ("deployments",)): {"create", "patch"},
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
     }
     (lease_role,) = by_kind(objs, "Role")

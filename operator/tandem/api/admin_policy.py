@@ -33,7 +33,7 @@ class AdminPolicy:
 
     allowed_service_accounts: tuple[str, ...] = ()
     allowed_priority_classes: tuple[str, ...] = ()
-    forbidden_node_keys: tuple[str, ...] = CONTROL_PLANE_KEYS
+    reserved_node_keys: tuple[str, ...] = CONTROL_PLANE_KEYS
     allow_host_path: bool = False
     allow_secret_volumes: bool = False
     allow_privileged: bool = False
@@ -143,14 +143,14 @@ RULES: tuple[Rule, ...] = (
          "this PriorityClass is not one the admin policy allows",
          lambda p, t: t.priority_class_name is not None and t.priority_class_name not in p.allowed_priority_classes,
          f"$ in {_listed('allowedPriorityClasses')}"),
-    Rule("forbiddenNodeKeys", "spec.podTemplate.nodeSelector",
-         "selects a node label the admin policy forbids (control-plane nodes)",
-         lambda p, t: bool(set(t.node_selector) & set(p.forbidden_node_keys)),
-         f"$.all(key, !(key in {_listed('forbiddenNodeKeys')}))"),
-    Rule("forbiddenNodeKeys", "spec.podTemplate.tolerations",
-         "tolerates a taint the admin policy forbids (control-plane nodes)",
-         lambda p, t: any(tol.get("key") in p.forbidden_node_keys for tol in t.tolerations),
-         f"$.all(t, !has(t.key) || !(t.key in {_listed('forbiddenNodeKeys')}))"),
+    Rule("reservedNodeKeys", "spec.podTemplate.nodeSelector",
+         "selects a node label the admin policy reserves (control-plane nodes)",
+         lambda p, t: bool(set(t.node_selector) & set(p.reserved_node_keys)),
+         f"$.all(key, !(key in {_listed('reservedNodeKeys')}))"),
+    Rule("reservedNodeKeys", "spec.podTemplate.tolerations",
+         "tolerates a taint the admin policy reserves (control-plane nodes)",
+         lambda p, t: any(tol.get("key") in p.reserved_node_keys for tol in t.tolerations),
+         f"$.all(t, !has(t.key) || !(t.key in {_listed('reservedNodeKeys')}))"),
     Rule("allowTolerateAll", "spec.podTemplate.tolerations",
          "a toleration with operator Exists and no key tolerates every taint; the admin policy refuses it",
          lambda p, t: not p.allow_tolerate_all and any(_tolerates_all(tol) for tol in t.tolerations),
