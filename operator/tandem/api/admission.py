@@ -18,10 +18,10 @@ either is stale.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ..contract import API_GROUP, API_VERSION, JOB_NAME_LABEL, KIND, MANAGED_BY, MANAGED_BY_LABEL, PLURAL
-from .admin_policy import RULES, AdminPolicy
+from .admin_policy import RULES, SWITCHES, TEMPLATE, AdminPolicy, Rule
 
 ADMISSION_API = "admissionregistration.k8s.io/v1"
 
@@ -62,6 +62,60 @@ def children_validations() -> list[dict[str, str]]:
     ]
 
 
+#: A child's pod template, as CEL sees a Job or Deployment under admission.
+POD = "object.spec.template.spec"
+#: True of an object without a pod template (a Service; a Secret has not even a spec).
+NO_POD_TEMPLATE = f"!has(object.spec) || !has(object.spec.template) || !has({POD})"
+#: The podTemplate field that stands for every container's securityContext in a child.
+CONTAINER_CONTEXT = "containerSecurityContext"
+
+
+def _guarded(root: str, parts: list[str], test: str) -> str:
+    guards = [f"!has({root}.{'.'.join(parts[:i + 1])})" for i in range(len(parts))]
+    return " || ".join([*guards, f"({test})"])
+
+
+def _child_rule(rule: Rule) -> Optional[dict[str, str]]:
+    """A rule of the admin policy as it reads on a child's pod template: the same test, with the
+    podTemplate's fields where a pod spec has them (containerSecurityContext: every container's
+    securityContext). None for a rule that spans fields (its test names the podTemplate)."""
+    if TEMPLATE in rule.holds:
+        return None
+    leaf = rule.field.removeprefix("spec.podTemplate.").split(".")
+    opened = f"params.data.{rule.setting} == 'true' || " if rule.setting in SWITCHES else ""
+    if leaf[0] == CONTAINER_CONTEXT:
+        parts = ["securityContext", *leaf[1:]]
+        test = f"{POD}.containers.all(c, {_guarded('c', parts, rule.holds.replace('$', 'c.' + '.'.join(parts)))})"
+        field = f"spec.template.spec.containers[*].{'.'.join(parts)}"
+    else:
+        test = _guarded(POD, leaf, rule.holds.replace("$", f"{POD}.{'.'.join(leaf)}"))
+        field = f"spec.template.spec.{'.'.join(leaf)}"
+    return {"expression": f"{NO_POD_TEMPLATE} || {opened}({test})",
+            "message": f"{field}: {rule.refusal} (adminPolicy.{rule.setting})"}
+
+
+def child_pod_validations() -> list[dict[str, str]]:
+    """What the operator's account may put in a pod template (Jobs, Deployments): the admin
+    policy's rules, no host namespaces, and a token only with an allowed account. So that even
+    its stolen token, within the children policy, cannot make a pod a TrainingJob could not."""
+    has_template = NO_POD_TEMPLATE
+    own = [
+        {"expression": f"{has_template} || ({' && '.join(f'(!has({POD}.{k}) || {POD}.{k} != true)' for k in HOST_NAMESPACES)})",
+         "message": "spec.template.spec: the Tandem operator may not create pods in the host's namespaces "
+                    f"({', '.join(HOST_NAMESPACES)})"},
+        {"expression": f"{has_template} || (has({POD}.automountServiceAccountToken) && "
+                       f"{POD}.automountServiceAccountToken == false) || (has({POD}.serviceAccountName) && "
+                       f"{POD}.serviceAccountName in params.data.allowedServiceAccounts.split(','))",
+         "message": "spec.template.spec.automountServiceAccountToken: the Tandem operator may mount a token only "
+                    "of an account the admin policy allows (adminPolicy.allowedServiceAccounts)"},
+    ]
+    return own + [v for v in map(_child_rule, RULES) if v is not None]
+
+
+#: Pod fields that share the node's namespaces; Tandem never sets them.
+HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+
+
 def operator_username(namespace: str, service_account: str) -> str:
     return f"system:serviceaccount:{namespace}:{service_account}"
 
@@ -92,6 +146,7 @@ def admission_objects(prefix: str, namespace: str, service_account: str,
          "metadata": {"name": f"{prefix}-operator-children", **meta},
          "spec": {
              "failurePolicy": "Fail",
+             "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
              "matchConstraints": {
                  "resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
                                     "operations": ["CREATE", "UPDATE"]}],
@@ -100,11 +155,12 @@ def admission_objects(prefix: str, namespace: str, service_account: str,
              "matchConditions": [{"name": "operator-service-account",
                                   "expression": f"request.userInfo.username == "
                                                 f"{operator_username(namespace, service_account)!r}"}],
-             "validations": children_validations(),
+             "validations": children_validations() + child_pod_validations(),
          }},
         {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicyBinding",
          "metadata": {"name": f"{prefix}-operator-children", **meta},
-         "spec": {"policyName": f"{prefix}-operator-children", "validationActions": ["Deny"]}},
+         "spec": {"policyName": f"{prefix}-operator-children", "validationActions": ["Deny"],
+                  "paramRef": {"name": config_map, "namespace": namespace, "parameterNotFoundAction": "Deny"}}},
     ]
 
 
@@ -130,7 +186,7 @@ def shipped_files() -> dict[str, str]:
     """Path (under the repository root) -> text, for every file hack/sync-admission.sh writes."""
     return {
         f"charts/tandem/{CHART_ADMIN_POLICY}": _yaml([admin_policy_validations()]),
-        f"charts/tandem/{CHART_CHILDREN}": _yaml([children_validations()]),
+        f"charts/tandem/{CHART_CHILDREN}": _yaml([children_validations() + child_pod_validations()]),
         "manifests/admission.yaml": _yaml(admission_objects(DEFAULT_PREFIX, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT,
                                                             AdminPolicy(), DEFAULT_LABELS)),
     }
