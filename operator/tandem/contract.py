@@ -61,6 +61,9 @@ REASON_IMAGE_PULL_FAILED = "ImagePullFailed"
 REASON_COMMAND_NOT_FOUND = "CommandNotFound"
 #: Reason of the Pending condition while a failing image pull is retried within its grace period.
 REASON_IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+#: Reason of the Invalid condition when the podTemplate breaks the cluster's admin policy
+#: (api/admin_policy.py); its message is the rule's one line, nothing is created.
+REASON_REFUSED_BY_ADMIN_POLICY = "RefusedByAdminPolicy"
 
 # --- Names -----------------------------------------------------------------------------------
 
@@ -86,6 +89,10 @@ def worker_host(job: str, namespace: str, index: int) -> str:
 
 #: Label on every object of a job (Service, Job, pods, TensorBoard): the TrainingJob's name.
 JOB_NAME_LABEL = "tandem.dev/job-name"
+#: Label on every object Tandem creates, valued MANAGED_BY: with JOB_NAME_LABEL and a TrainingJob
+#: owner it is what the admission policy (api/admission.py) lets the operator's account create.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "tandem"
 #: Annotation on the Indexed Job and its pods: the whole-group restart the group belongs to.
 RESTART_ANNOTATION = "tandem.dev/restart"
 #: Upstream Indexed Job annotation (and label) holding the pod's completion index.

@@ -176,7 +176,7 @@ def test_cluster_wide_install_run_upgrade_uninstall(control_plane, helm, system,
     a, _b, other = watched
     for namespace in (a, other, "default"):
         assert can(control_plane, "create", "jobs.batch", namespace)
-        assert can(control_plane, "patch", "trainingjobs.tandem.dev/status", namespace)
+        assert can(control_plane, "patch", "trainingjobs.tandem.dev", namespace, "--subresource=status")
         assert not can(control_plane, "get", "secrets", namespace)
         assert not can(control_plane, "create", "pods", namespace)
         assert not can(control_plane, "create", "pods/exec", namespace)

@@ -52,12 +52,14 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 
 {{/* Rules the operator needs wherever TrainingJobs live (ClusterRole or one Role per namespace). */}}
 {{- define "tandem.jobRules" -}}
+{{- /* Exactly what the code uses (docs/security.md): kopf lists and watches; children are
+server-side applied (create + patch); the TTL deletes a TrainingJob, a group restart its Job. */}}
 - apiGroups: [tandem.dev]
   resources: [trainingjobs]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [list, watch, delete]
 - apiGroups: [tandem.dev]
   resources: [trainingjobs/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # Children carry ownerReferences with blockOwnerDeletion; where the
 # OwnerReferencesPermissionEnforcement admission plugin is on, that needs update on finalizers.
 - apiGroups: [tandem.dev]
@@ -65,20 +67,20 @@ helm.sh/chart: {{ include "tandem.chart" . }}
   verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 # The job's TensorBoard Deployment (spec.tensorboard with a shared claim or a remote logDir).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch]
+  verbs: [create, patch]
 {{- end -}}
 
 {{- define "tandem.podSecurityContext" -}}

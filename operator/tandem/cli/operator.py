@@ -29,11 +29,14 @@ def operator() -> None:
 @click.option("--lease-namespace", default="", help="Namespace of the Lease (default: the pod's namespace).")
 @click.option("--queue-stall-seconds", type=click.FloatRange(min=1), default=QUEUE_STALL_SECONDS, show_default=True,
               help="/healthz fails when work has waited this long with no reconcile finishing.")
+@click.option("--admin-policy", "admin_policy", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Directory of the admin policy's settings, one file each (the chart mounts its ConfigMap there). "
+                   "Default: the safe defaults.")
 def operator_run(namespaces: tuple[str, ...], kubeconfig: Optional[str], metrics_address: str, health_port: int,
                  metrics_port: int, leader_election: bool, lease_namespace: str,
-                 queue_stall_seconds: float) -> None:
+                 queue_stall_seconds: float, admin_policy: Optional[str]) -> None:
     """Run the operator in the cluster (service account) or from here (kubeconfig)."""
     from ..controller.main import RunOptions, run as run_operator
 
     sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, health_port, metrics_port,
-                                     leader_election, lease_namespace, queue_stall_seconds)))
+                                     leader_election, lease_namespace, queue_stall_seconds, admin_policy)))

@@ -6,10 +6,12 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import kopf
 
+from ..api.admin_policy import AdminPolicy
 from . import telemetry
 from .health import Health
 from .kube import KubeWriter, load_config
@@ -31,6 +33,17 @@ class RunOptions:
     leader_election: bool = True
     lease_namespace: str = ""
     queue_stall_seconds: float = QUEUE_STALL_SECONDS
+    admin_policy_dir: Optional[str] = None
+
+
+def read_admin_policy(directory: Optional[str]) -> AdminPolicy:
+    """The settings from a mounted ConfigMap (one file per key; its `..data` links skipped), or
+    the safe defaults. Read once: the chart rolls the pod when the policy changes."""
+    if directory is None:
+        return AdminPolicy()
+    data = {path.name: path.read_text().strip() for path in sorted(Path(directory).iterdir())
+            if not path.name.startswith(".") and path.is_file()}
+    return AdminPolicy.from_data(data)
 
 
 def _lease_namespace(options: RunOptions) -> str:
@@ -48,6 +61,8 @@ def run(options: RunOptions) -> int:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     if options.kubeconfig:
         os.environ["KUBECONFIG"] = options.kubeconfig
+    admin_policy = read_admin_policy(options.admin_policy_dir)  # a bad policy stops the start, before the lease
+    log.info("admin policy: %s", admin_policy)
     api = load_config(options.kubeconfig)
     stop, lost = threading.Event(), threading.Event()
     if options.metrics_port:
@@ -72,7 +87,8 @@ def run(options: RunOptions) -> int:
         elector.keep_renewing(stop, on_lost)
     health.role = "leading"
     registry = kopf.OperatorRegistry()
-    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address), health)
+    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address,
+                                                                 admin_policy=admin_policy), health)
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)

@@ -77,6 +77,17 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
 
 #: Waiting reasons of a container on its normal way to running: nothing to report.
 STARTING_REASONS = ("", "ContainerCreating", "PodInitializing")
+#: How the runtime reports a container it could not start: terminated (exit 128) or waiting.
+START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "CreateContainerError", "RunContainerError"})
+
+
+def _runtime_message(terminated: Mapping[str, Any]) -> str:
+    """A terminated container's message only where the runtime wrote it (a start that failed).
+    Otherwise it is the container's own termination message: tenant code writes it
+    (/dev/termination-log, or its last log lines with FallbackToLogsOnError), so it may carry a
+    mounted Secret, and status is read by whoever may get TrainingJobs, pods/log rights or not.
+    It stays on the pod, behind the pods' RBAC (issue 15, §3)."""
+    return (terminated.get("message") or "") if terminated.get("reason") in START_FAILURES else ""
 
 
 def pod_state(obj: Mapping[str, Any]) -> PodState:
@@ -93,7 +104,7 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         if terminated and (exit_code is None or terminated.get("exitCode", 0) != 0):
             exit_code = terminated.get("exitCode")
             reason = terminated.get("reason") or reason
-            message = terminated.get("message") or message
+            message = _runtime_message(terminated) or message
             image = container.get("image") or image
         if waiting.get("reason", "") not in STARTING_REASONS and not waiting_reason:
             waiting_reason, waiting_message = waiting["reason"], waiting.get("message", "")

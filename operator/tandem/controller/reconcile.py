@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from ..api.admin_policy import AdminPolicy
 from ..api.model import TrainingJob
 from .actions import Actions, Event
 from .decision import Decision, rfc3339
@@ -34,14 +35,18 @@ from .policy.suspend import suspend
 from .policy.unstartable import fail_unstartable
 from .policy.validity import validate
 
+#: The safe defaults: what an operator started without --admin-policy enforces.
+DEFAULT_ADMIN_POLICY = AdminPolicy()
+
 __all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
 
 
-def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics_address: str = "") -> Actions:
+def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics_address: str = "",
+              admin_policy: AdminPolicy = DEFAULT_ADMIN_POLICY) -> Actions:
     decision = Decision(obj, now)
     if decision.deleting:
         return decision.finish()  # owner references let the garbage collector remove children
-    job = validate(decision, obj)
+    job = validate(decision, obj, admin_policy)
     if job is None:
         return decision.finish()
     if not decision.finished:

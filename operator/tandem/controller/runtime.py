@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
@@ -20,7 +20,8 @@ import kopf
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from ..contract import API_GROUP, PLURAL, VERSION
+from ..api.admin_policy import AdminPolicy
+from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from . import telemetry
 from .actions import MetricsRead
 from .cache import Cache, Key
@@ -44,6 +45,7 @@ METRICS_READ_TIMEOUT = 5.0
 class OperatorConfig:
     metrics_address: str = ""
     workers: int = WORKERS
+    admin_policy: AdminPolicy = field(default_factory=AdminPolicy)
 
 
 class Controller:
@@ -121,7 +123,7 @@ class Controller:
         observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
                            list(self.cache.pods.get(key, {}).values()))
         now = datetime.now(timezone.utc)
-        actions = reconcile(obj, observed, now, self.config.metrics_address)
+        actions = reconcile(obj, observed, now, self.config.metrics_address, self.config.admin_policy)
         namespace, name = key
         status = actions.status or None
         if actions.read_metrics is not None:

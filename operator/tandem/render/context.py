@@ -20,6 +20,8 @@ from ..contract import (
     GPU_RESOURCE,
     JOB_NAME_LABEL,
     KIND,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
     RESTART_ANNOTATION,
     TENSORBOARD_PORT,
     TPU_ACCELERATOR_LABEL,
@@ -53,7 +55,7 @@ def common_labels(job: TrainingJob) -> dict[str, str]:
         "app.kubernetes.io/instance": job.metadata.name,
         "app.kubernetes.io/component": "worker",
         "app.kubernetes.io/part-of": "tandem",
-        "app.kubernetes.io/managed-by": "tandem",
+        MANAGED_BY_LABEL: MANAGED_BY,
         JOB_NAME_LABEL: job.metadata.name,
     }
 
@@ -182,6 +184,14 @@ def omp_threads(job: TrainingJob, cores: Optional[float] = None) -> int:
     return max(1, int(cores // job.spec.procs_per_worker))
 
 
+def automount_token(job: TrainingJob) -> bool:
+    """A worker gets an API token only from an account its spec names, which the admin policy
+    (api/admin_policy.py) must allow. Otherwise it runs as the namespace's default account with
+    no token: training needs no API access, and a token would hand tenant code whatever that
+    account may do (issue 15, §3)."""
+    return job.spec.pod_template.service_account_name is not None
+
+
 def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> dict[str, Any]:
     """Every value the Service and Job templates need."""
     spec, template = job.spec, job.spec.pod_template
@@ -203,6 +213,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "pod_labels": {**template.labels, **labels},
         "pod_annotations": {**template.annotations, RESTART_ANNOTATION: str(restart)},
         "service_account_name": template.service_account_name,
+        "automount_token": automount_token(job),
         "priority_class_name": template.priority_class_name,
         "node_selector": node_selector,
         "tolerations": tolerations,

@@ -18,7 +18,9 @@ OOM_KILLED = "OOMKilled"
 
 
 def failure_message(pods: list[PodState], fallback: str) -> str:
-    """Name the first failed worker by index, with its exit code and reason."""
+    """Name the first failed worker by index, with its exit code and reason. Never the
+    container's own termination message (observed.py keeps it out): it names the pod, whose
+    logs say the rest to whoever may read them."""
     failed = sorted((p for p in pods if p.phase == "Failed"), key=lambda p: p.index)
     if not failed:
         return fallback

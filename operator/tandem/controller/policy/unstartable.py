@@ -24,7 +24,7 @@ from ...contract import (
     REASON_IMAGE_PULL_FAILED,
 )
 from ..decision import Decision, job_ref, parse_time, rfc3339
-from ..observed import Observed, PodState
+from ..observed import START_FAILURES, Observed, PodState
 
 #: Waiting reasons no retry can cure: the pull policy forbids pulling an image the node lacks,
 #: or the reference cannot be parsed.
@@ -34,8 +34,6 @@ IMAGE_PULL_RETRYING = frozenset({"ErrImagePull", "ImagePullBackOff"})
 #: How long a failing pull may be retried before the job fails: the kubelet's back-off (10 s,
 #: doubling) pulls about four times in that while.
 IMAGE_PULL_GRACE_SECONDS = 90
-#: How the runtime reports a container it could not start: terminated (exit 128) or waiting.
-START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "CreateContainerError", "RunContainerError"})
 #: What runc says when the command is not in the image.
 COMMAND_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory")
 #: The kubelet's messages carry the runtime's whole error chain, whose end names the cause; a

@@ -1,0 +1,212 @@
+"""The cluster administrator's policy on what a TrainingJob's podTemplate may ask for (issue 15, §3).
+
+The operator creates worker pods with its own rights, so without a policy a user who may only
+create TrainingJobs could get pods they could not create directly: another ServiceAccount's
+token, a node's files (hostPath), a Secret, a privileged or root container, every node (a
+tolerate-all toleration, the control plane's node labels) or any PriorityClass. The policy's
+safe defaults refuse all of these; an administrator opens what the cluster allows.
+
+Each rule is enforced twice, from the same data: by the API server at `kubectl apply` (a
+ValidatingAdmissionPolicy whose CEL is `Rule.cel`, generated into the chart and manifests by
+api/admission.py) and by the operator (controller/policy/validity.py marks the job Invalid and
+creates nothing), which also covers clusters without the admission policy. Both say the same
+line, `Rule.message`, naming the field and the setting. The settings have one source, the chart's
+`adminPolicy` values, rendered into a ConfigMap that is the admission policy's parameter and the
+directory the operator reads (`tandem operator run --admin-policy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, Optional
+
+from ..errors import UsageError
+from .model import PodTemplate, TrainingJob
+
+#: Node label and taint keys of control-plane nodes: no job may select or tolerate them by default.
+CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+@dataclass(frozen=True)
+class AdminPolicy:
+    """The settings; the defaults are the chart's `adminPolicy` defaults (a unit test checks)."""
+
+    allowed_service_accounts: tuple[str, ...] = ()
+    allowed_priority_classes: tuple[str, ...] = ()
+    reserved_node_keys: tuple[str, ...] = CONTROL_PLANE_KEYS
+    allow_host_path: bool = False
+    allow_secret_volumes: bool = False
+    allow_privileged: bool = False
+    allow_run_as_root: bool = False
+    allow_tolerate_all: bool = False
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, str]) -> AdminPolicy:
+        """From the ConfigMap's data (lists comma-separated, booleans "true"/"false"); an unknown
+        key or a bad value is an error, so that a misspelt setting never leaves a rule open."""
+        by_key = {setting_name(f.name): f for f in fields(cls)}
+        unknown = sorted(set(data) - set(by_key))
+        if unknown:
+            raise UsageError(f"admin policy: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(by_key))}")
+        values: dict[str, Any] = {}
+        for key, text in data.items():
+            attribute = by_key[key].name
+            if key in SWITCHES:
+                if text not in ("true", "false"):
+                    raise UsageError(f"admin policy: {key} must be true or false, got {text!r}")
+                values[attribute] = text == "true"
+            else:
+                values[attribute] = tuple(item.strip() for item in text.split(",") if item.strip())
+        return cls(**values)
+
+    def to_data(self) -> dict[str, str]:
+        """The ConfigMap's data: the inverse of from_data."""
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            data[setting_name(f.name)] = ("true" if value else "false") if isinstance(value, bool) else ",".join(value)
+        return data
+
+
+def setting_name(attribute: str) -> str:
+    """allow_host_path -> allowHostPath: the chart value and ConfigMap key of a setting."""
+    head, *rest = attribute.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+#: The on/off settings (the rest are lists).
+SWITCHES = frozenset(setting_name(f.name) for f in fields(AdminPolicy) if isinstance(f.default, bool))
+
+# ------------------------------------------------------------------------------ the rules
+
+#: The podTemplate as CEL sees it in a TrainingJob under admission (`object`).
+TEMPLATE = "object.spec.podTemplate"
+
+
+def _dict(value: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One refusal: the setting that opens it, the field it names, and the test in Python and CEL."""
+
+    #: The chart value and ConfigMap key (camelCase) the rule reads.
+    setting: str
+    #: The spec field a refused spec is told to change.
+    field: str
+    #: What is refused, for the one-line message.
+    refusal: str
+    #: Python: does this podTemplate break the rule under this policy?
+    refuses: Callable[[AdminPolicy, PodTemplate], bool]
+    #: CEL over `object` (the TrainingJob) and `params` (the ConfigMap): true when the rule holds.
+    #: `$` stands for the field's value; the expression is reached only when the field is set.
+    holds: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.field}: {self.refusal} (adminPolicy.{self.setting})"
+
+    @property
+    def cel(self) -> str:
+        """The full expression: podTemplate or the field unset, the setting open, or `holds`."""
+        leaf = self.field.removeprefix("spec.podTemplate.")
+        parts = leaf.split(".")
+        guards = [f"!has({TEMPLATE})"] + [f"!has({TEMPLATE}.{'.'.join(parts[:i + 1])})" for i in range(len(parts))]
+        opened = [f"params.data.{self.setting} == 'true'"] if self.setting in SWITCHES else []
+        return " || ".join([*guards, *opened, "(" + self.holds.replace("$", f"{TEMPLATE}.{leaf}") + ")"])
+
+
+def _listed(setting: str) -> str:
+    return f"params.data.{setting}.split(',')"
+
+
+def _root_user(context: Optional[Mapping[str, Any]]) -> bool:
+    return _dict(context).get("runAsUser") == 0
+
+
+def _volume_has_secret(volume: Mapping[str, Any]) -> bool:
+    sources = _dict(volume.get("projected")).get("sources") or []
+    return "secret" in volume or any("secret" in s or "serviceAccountToken" in s for s in sources if isinstance(s, Mapping))
+
+
+def _tolerates_all(toleration: Mapping[str, Any]) -> bool:
+    return not toleration.get("key") and toleration.get("operator") == "Exists"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("allowedServiceAccounts", "spec.podTemplate.serviceAccountName",
+         "this ServiceAccount is not one the admin policy allows (its token would reach the workers)",
+         lambda p, t: t.service_account_name is not None and t.service_account_name not in p.allowed_service_accounts,
+         f"$ in {_listed('allowedServiceAccounts')}"),
+    Rule("allowedPriorityClasses", "spec.podTemplate.priorityClassName",
+         "this PriorityClass is not one the admin policy allows",
+         lambda p, t: t.priority_class_name is not None and t.priority_class_name not in p.allowed_priority_classes,
+         f"$ in {_listed('allowedPriorityClasses')}"),
+    Rule("reservedNodeKeys", "spec.podTemplate.nodeSelector",
+         "selects a node label the admin policy reserves (control-plane nodes)",
+         lambda p, t: bool(set(t.node_selector) & set(p.reserved_node_keys)),
+         f"$.all(key, !(key in {_listed('reservedNodeKeys')}))"),
+    Rule("reservedNodeKeys", "spec.podTemplate.tolerations",
+         "tolerates a taint the admin policy reserves (control-plane nodes)",
+         lambda p, t: any(tol.get("key") in p.reserved_node_keys for tol in t.tolerations),
+         f"$.all(t, !has(t.key) || !(t.key in {_listed('reservedNodeKeys')}))"),
+    Rule("allowTolerateAll", "spec.podTemplate.tolerations",
+         "a toleration with operator Exists and no key tolerates every taint; the admin policy refuses it",
+         lambda p, t: not p.allow_tolerate_all and any(_tolerates_all(tol) for tol in t.tolerations),
+         "$.all(t, (has(t.key) && t.key != '') || !has(t.operator) || t.operator != 'Exists')"),
+    Rule("allowHostPath", "spec.podTemplate.volumes",
+         "hostPath volumes are refused by the admin policy",
+         lambda p, t: not p.allow_host_path and any("hostPath" in v for v in t.volumes),
+         "$.all(v, !has(v.hostPath))"),
+    Rule("allowSecretVolumes", "spec.podTemplate.volumes",
+         "secret volumes (and projected secrets or ServiceAccount tokens) are refused by the admin policy",
+         lambda p, t: not p.allow_secret_volumes and any(_volume_has_secret(v) for v in t.volumes),
+         "$.all(v, !has(v.secret) && (!has(v.projected) || !has(v.projected.sources) || "
+         "v.projected.sources.all(s, !has(s.secret) && !has(s.serviceAccountToken))))"),
+    Rule("allowPrivileged", "spec.podTemplate.containerSecurityContext.privileged",
+         "privileged containers are refused by the admin policy",
+         lambda p, t: not p.allow_privileged and _dict(t.container_security_context).get("privileged") is True,
+         "$ != true"),
+    Rule("allowPrivileged", "spec.podTemplate.containerSecurityContext.allowPrivilegeEscalation",
+         "privilege escalation is refused by the admin policy",
+         lambda p, t: not p.allow_privileged
+         and _dict(t.container_security_context).get("allowPrivilegeEscalation") is True,
+         "$ != true"),
+    Rule("allowPrivileged", "spec.podTemplate.containerSecurityContext.capabilities.add",
+         "added capabilities are refused by the admin policy",
+         lambda p, t: not p.allow_privileged
+         and bool(_dict(_dict(t.container_security_context).get("capabilities")).get("add")),
+         "size($) == 0"),
+    Rule("allowRunAsRoot", "spec.podTemplate.securityContext.runAsUser",
+         "runAsUser 0 (root) is refused by the admin policy",
+         lambda p, t: not p.allow_run_as_root and _root_user(t.security_context),
+         "$ != 0"),
+    Rule("allowRunAsRoot", "spec.podTemplate.containerSecurityContext.runAsUser",
+         "runAsUser 0 (root) is refused by the admin policy",
+         lambda p, t: not p.allow_run_as_root and _root_user(t.container_security_context),
+         "$ != 0"),
+    Rule("allowRunAsRoot", "spec.podTemplate.securityContext.runAsNonRoot",
+         "runAsNonRoot false is refused by the admin policy",
+         lambda p, t: not p.allow_run_as_root and _dict(t.security_context).get("runAsNonRoot") is False,
+         "$ != false"),
+    Rule("allowRunAsRoot", "spec.podTemplate.containerSecurityContext.runAsNonRoot",
+         "runAsNonRoot false is refused by the admin policy",
+         lambda p, t: not p.allow_run_as_root and _dict(t.container_security_context).get("runAsNonRoot") is False,
+         "$ != false"),
+    # Each context replaces Tandem's restricted default (render/context.py), which sets runAsNonRoot;
+    # with both replaced and neither setting it, the image's user runs, root perhaps.
+    Rule("allowRunAsRoot", "spec.podTemplate.containerSecurityContext",
+         "with securityContext also replaced, one of the two must set runAsNonRoot: true (the admin policy refuses root)",
+         lambda p, t: not p.allow_run_as_root and t.security_context is not None and t.container_security_context
+         is not None and not (_dict(t.security_context).get("runAsNonRoot") is True
+                              or _dict(t.container_security_context).get("runAsNonRoot") is True),
+         f"!has({TEMPLATE}.securityContext) || (has($.runAsNonRoot) && $.runAsNonRoot == true) || "
+         f"(has({TEMPLATE}.securityContext.runAsNonRoot) && {TEMPLATE}.securityContext.runAsNonRoot == true)"),
+)
+
+
+def violations(policy: AdminPolicy, job: TrainingJob) -> list[str]:
+    """Every rule the job's podTemplate breaks, as one line each (Rule.message), in RULES order."""
+    template = job.spec.pod_template
+    return [rule.message for rule in RULES if rule.refuses(policy, template)]
