@@ -47,9 +47,11 @@ class MetricsRead:
 @dataclass
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
-    asked for), delete the TrainingJob (and stop), delete the Job, apply, post events, requeue."""
+    asked for), delete the TrainingJob (and stop), delete the Job, create, post events, requeue."""
 
-    apply: list[dict[str, Any]] = field(default_factory=list)
+    #: Children to create, in order. Created, never applied: an object already holding the name
+    #: is the job's own only if it carries the job's uid, and a foreign one is never overwritten.
+    create: list[dict[str, Any]] = field(default_factory=list)
     delete_job: Optional[ObjectRef] = None
     delete_training_job: Optional[ObjectRef] = None
     status: dict[str, Any] = field(default_factory=dict)  # empty: unchanged, nothing to write

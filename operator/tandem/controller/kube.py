@@ -1,12 +1,16 @@
 """The operator's writes to the Kubernetes API, through the official client.
 
-Children are server-side applied with Tandem's field manager, so re-applying the same object
-is a no-op and never a duplicate; status goes through the status subresource.
+Children are created (POST) with Tandem's field manager, never applied with force: a name
+already taken is the job's own only if the object carries the job's uid as its controller, and
+an object of someone else's is left as it is and reported. Status goes through the status
+subresource.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, cast
 
@@ -17,7 +21,39 @@ from kubernetes.dynamic import DynamicClient
 from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
 from ..errors import NotFound
 from ..kubeapi import connect, error_type
+from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
 from .reconcile import Event, rfc3339
+
+#: HTTP statuses of a create the API server refused for what the object is or where it goes
+#: (400 bad request, 403 Pod Security / quota / a namespace being deleted, 422 invalid): the
+#: same request would be refused again, so it is reported and retried with backoff. Other
+#: errors (5xx, 429, a lost connection) raise and take the runtime's ordinary retry.
+REFUSING_STATUSES = (400, 403, 422)
+#: Longest server message carried into a condition; the API server's own (a quota's, a
+#: webhook's) can be long, and status is read by every `kubectl get`.
+MESSAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The child as created (or as found, when it is already the job's own), or why not."""
+
+    obj: Optional[dict[str, Any]] = None
+    #: When obj is None: AlreadyExists (held by an object the job does not own), Forbidden, Invalid...
+    reason: str = ""
+    message: str = ""
+
+
+def server_words(error: ApiException) -> tuple[str, str]:
+    """The reason and message of the API server's Status body, bounded in length."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    reason = str(body.get("reason") or error.reason or error.status)
+    message = str(body.get("message") or error.reason or "")
+    return reason[:100], message[:MESSAGE_LIMIT]
 
 
 def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
@@ -33,13 +69,30 @@ class KubeWriter:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, obj: Mapping[str, Any]) -> CreateResult:
+        """Create a child; a name already held counts as created only if the holder is the job's."""
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        result = resource.server_side_apply(
-            body=dict(obj), namespace=obj["metadata"]["namespace"], field_manager=FIELD_MANAGER, force_conflicts=True
-        )
-        applied: dict[str, Any] = result.to_dict()
-        return applied
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        try:
+            created = resource.create(body=dict(obj), namespace=namespace, field_manager=FIELD_MANAGER)
+            return CreateResult(created.to_dict())
+        except ApiException as error:
+            if error.status == 409:
+                return self._already_there(resource, obj)
+            if error.status in REFUSING_STATUSES:
+                return CreateResult(None, *server_words(error))
+            raise
+
+    def _already_there(self, resource: Any, obj: Mapping[str, Any]) -> CreateResult:
+        """The object holding the child's name: the job's own (created by an earlier pass whose
+        answer was lost), or a conflict naming what holds it."""
+        meta = obj["metadata"]
+        # Should the holder be gone by now, the NotFound raises: the runtime's retry creates it.
+        existing: dict[str, Any] = resource.get(name=meta["name"], namespace=meta["namespace"]).to_dict()
+        owner = controller_of(obj) or {}
+        if owned_by(existing, str(owner.get("uid", ""))):
+            return CreateResult(existing)
+        return CreateResult(None, ALREADY_EXISTS, conflict_with(obj["kind"], existing).message[:MESSAGE_LIMIT])
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never

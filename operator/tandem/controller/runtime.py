@@ -94,8 +94,9 @@ class Controller:
         obj = self.cache.training_jobs.get(key)
         if obj is None:
             return
-        observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
-                           list(self.cache.pods.get(key, {}).values()))
+        observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
+                           self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
+                           self.cache.refusals.get(key, {}).values())
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics_address)
         namespace, name = key
@@ -114,9 +115,8 @@ class Controller:
         if actions.delete_job is not None:
             target = actions.delete_job
             await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
-        for child in actions.apply:
-            applied = await asyncio.to_thread(self.writer.apply, child)
-            self.cache.put_child(child["kind"], applied)
+        if not await self._create(key, actions.create):
+            self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -125,6 +125,22 @@ class Controller:
         if actions.requeue_after is not None:
             assert self.queue is not None  # reconciling only once started
             self.queue.add_after(key, actions.requeue_after)
+
+    async def _create(self, key: Key, children: list[dict[str, Any]]) -> bool:
+        """Create the children in order; at the first refused, record why and stop (True: all made).
+
+        Stopping matters: the Job's pods must not start while their headless Service's name is
+        held by someone else's Service, which would then answer for the workers' hostnames."""
+        for child in children:
+            kind, name = child["kind"], child["metadata"]["name"]
+            result = await asyncio.to_thread(self.writer.create, child)
+            if result.obj is None:
+                log.warning("%s/%s: creating %s %s refused: %s: %s", *key, kind, name, result.reason, result.message)
+                self.cache.refused(key, kind, name, result.reason, result.message, self.writer.now())
+                return False
+            self.cache.put_child(kind, result.obj)
+            self.cache.created(key, kind, name)
+        return True
 
     async def _patch_status(self, key: Key, status: dict[str, Any], read: Optional[MetricsRead],
                             now: datetime) -> Optional[dict[str, Any]]:
