@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tandem.contract import tensorboard_name
-
 from tests.conftest import EXAMPLES
 from tests.support.kwok import KWOK_EXIT, add_tpu_nodes, with_pods
 from tests.support.specs import example

@@ -26,7 +26,6 @@ import pytest
 import yaml
 
 from tandem.contract import tensorboard_name
-
 from tests.controlplane import node as real
 from tests.e2e import images
 from tests.support import waiting

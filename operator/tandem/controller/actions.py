@@ -44,6 +44,19 @@ class MetricsRead:
     status: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FailedCreatesRead:
+    """Find the Job controller's FailedCreate events of the job's own Job (by its uid).
+
+    A pod the API server refuses to the Job controller (a ResourceQuota, Pod Security) is said
+    only there: the Job's status has no condition for it. The runtime records what it finds as
+    the job's Refusal of kind Pod, which the next pass reports in ChildRejected."""
+
+    namespace: str
+    name: str
+    job_uid: str
+
+
 @dataclass
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
@@ -58,3 +71,4 @@ class Actions:
     events: list[Event] = field(default_factory=list)
     requeue_after: Optional[float] = None
     read_metrics: Optional[MetricsRead] = None
+    read_failed_creates: Optional[FailedCreatesRead] = None

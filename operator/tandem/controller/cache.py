@@ -94,3 +94,11 @@ class Cache:
         children.pop((kind, name), None)
         if not children:
             self.refusals.pop(key, None)
+
+    def replace_refusal(self, key: Key, kind: str, name: str, refusal: Optional[Refusal]) -> bool:
+        """Put what was found about one child of `key` (None: nothing holds); True if it changed."""
+        before = self.refusals.get(key, {}).get((kind, name))
+        self.created(key, kind, name)
+        if refusal is not None:
+            self.refusals.setdefault(key, {})[(kind, name)] = refusal
+        return refusal != before

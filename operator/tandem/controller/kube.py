@@ -9,6 +9,7 @@ subresource.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +24,8 @@ from ..errors import NotFound
 from ..kubeapi import connect, error_type
 from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
 from .reconcile import Event, rfc3339
+
+log = logging.getLogger("tandem.operator")
 
 #: HTTP statuses of a create the API server refused for what the object is or where it goes
 #: (400 bad request, 403 Pod Security / quota / a namespace being deleted, 422 invalid): the
@@ -72,9 +75,9 @@ class KubeWriter:
     def create(self, obj: Mapping[str, Any]) -> CreateResult:
         """Create a child; a name already held counts as created only if the holder is the job's."""
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         try:
-            created = resource.create(body=dict(obj), namespace=namespace, field_manager=FIELD_MANAGER)
+            created = resource.create(body=dict(obj), namespace=obj["metadata"]["namespace"],
+                                      field_manager=FIELD_MANAGER)
             return CreateResult(created.to_dict())
         except ApiException as error:
             if error.status == 409:
@@ -93,6 +96,28 @@ class KubeWriter:
         if owned_by(existing, str(owner.get("uid", ""))):
             return CreateResult(existing)
         return CreateResult(None, ALREADY_EXISTS, conflict_with(obj["kind"], existing).message[:MESSAGE_LIMIT])
+
+    def failed_creates(self, namespace: str, job_uid: str) -> Optional[tuple[int, str, str]]:
+        """The latest FailedCreate event of the Job with `job_uid`: (count, when, the server's
+        message), or None. Listing events needs `list` on events; without it, None (logged)."""
+        try:
+            events = self.core.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.uid={job_uid},reason=FailedCreate", limit=50)
+        except ApiException as error:
+            if error.status == 403:
+                log.warning("cannot list events in %s (RBAC): pods refused to the Job controller go unreported", namespace)
+                return None
+            raise
+
+        def when(event: Any) -> datetime:
+            moment = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+            return moment or datetime.min.replace(tzinfo=timezone.utc)
+
+        if not events.items:
+            return None
+        latest = max(events.items, key=when)
+        count = sum(event.count or 1 for event in events.items)
+        return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never

@@ -46,10 +46,14 @@ class JobState:
     failed_since: str = ""
     deleting: bool = False
     uid: str = ""
+    #: metadata.creationTimestamp: a FailedCreate older than the Job is not about it.
+    created: str = ""
 
 
 #: Reason of a Refusal whose name is held by an object the job does not own (the API's 409 reason).
 ALREADY_EXISTS = "AlreadyExists"
+#: Reason of the Job controller's event for a pod the API server refused it (quota, Pod Security...).
+FAILED_CREATE = "FailedCreate"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
         failed_since=(failed or {}).get("lastTransitionTime", ""),
         deleting=bool(meta.get("deletionTimestamp")),
         uid=meta.get("uid", ""),
+        created=meta.get("creationTimestamp", "") or "",
     )
 
 

@@ -21,11 +21,11 @@ from kubernetes.client.rest import ApiException
 
 from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from . import telemetry
-from .actions import MetricsRead
+from .actions import FailedCreatesRead, MetricsRead
 from .cache import Cache, Key
 from .health import Health
 from .kube import KubeWriter
-from .observed import observe
+from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
 
@@ -117,6 +117,8 @@ class Controller:
             await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
         if not await self._create(key, actions.create):
             self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
+        if actions.read_failed_creates is not None:
+            await self._read_failed_creates(key, actions.read_failed_creates)
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -141,6 +143,14 @@ class Controller:
             self.cache.put_child(kind, result.obj)
             self.cache.created(key, kind, name)
         return True
+
+    async def _read_failed_creates(self, key: Key, read: FailedCreatesRead) -> None:
+        """Record the Job controller's latest FailedCreate as the job's Refusal of kind Pod (or
+        that there is none); the next pass reports it, and a new one brings that pass now."""
+        found = await asyncio.to_thread(self.writer.failed_creates, read.namespace, read.job_uid)
+        refusal = None if found is None else Refusal("Pod", read.name, FAILED_CREATE, found[2], found[0], found[1])
+        if self.cache.replace_refusal(key, "Pod", read.name, refusal):
+            self.enqueue(key)
 
     async def _patch_status(self, key: Key, status: dict[str, Any], read: Optional[MetricsRead],
                             now: datetime) -> Optional[dict[str, Any]]:

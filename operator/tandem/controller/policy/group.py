@@ -13,7 +13,7 @@ from ...render import render
 from ...render.context import tensorboard_address
 from ..decision import Decision
 from ..observed import Observed, PodState, Refusal
-from .refusals import pending_message, report_refusals
+from .refusals import current_refusals, pending_message, read_failed_creates, report_refusals
 
 #: How soon to look again at a group just created, or at an old group still being deleted.
 CREATED_REQUEUE_SECONDS = 5.0
@@ -52,11 +52,12 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metri
     refused create's retry is due (policy/refusals.py)."""
     restart = decision.restart
     service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
-    may_create = report_refusals(decision, observed.refusals)
+    refusals = current_refusals(observed, job.spec.worker_count, restart)
+    may_create = report_refusals(decision, refusals)
     if may_create:
         # TensorBoard comes with the headless Service; a refused part of it is tried again.
         missing = [service, *tensorboard] if not observed.service else [
-            child for child in tensorboard if _refused(observed.refusals, child)]
+            child for child in tensorboard if _refused(refusals, child)]
         decision.actions.create.extend(missing)
     tensorboard_status(decision, job)
 
@@ -65,8 +66,8 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metri
     if current is None:
         if may_create:
             decision.actions.create.append(job_object)
-        if observed.refusals and decision.phase != "Restarting":
-            decision.enter("Pending", *pending_message(observed.refusals, decision.now), "Warning")
+        if refusals and decision.phase != "Restarting":
+            decision.enter("Pending", *pending_message(refusals, decision.now), "Warning")
         elif decision.phase != "Restarting":
             decision.enter("Pending", "Created", f"created {job.spec.worker_count} workers")
         if may_create:
@@ -78,4 +79,5 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metri
             decision.actions.delete_job = decision.job_ref
         decision.actions.requeue_after = DELETING_REQUEUE_SECONDS
         return True
+    read_failed_creates(decision, current, observed, job.spec.worker_count)
     return False
