@@ -71,6 +71,8 @@ class KubeWriter:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        #: Namespaces where listing events was forbidden (logged once each).
+        self.events_forbidden: set[str] = set()
 
     def create(self, obj: Mapping[str, Any]) -> CreateResult:
         """Create a child; a name already held counts as created only if the holder is the job's."""
@@ -105,7 +107,10 @@ class KubeWriter:
                 namespace, field_selector=f"involvedObject.uid={job_uid},reason=FailedCreate", limit=50)
         except ApiException as error:
             if error.status == 403:
-                log.warning("cannot list events in %s (RBAC): pods refused to the Job controller go unreported", namespace)
+                if namespace not in self.events_forbidden:  # said once per namespace, not every pass
+                    self.events_forbidden.add(namespace)
+                    log.warning("cannot list events in %s (RBAC): pods refused to the Job controller go unreported",
+                                namespace)
                 return None
             raise
 
