@@ -8,6 +8,7 @@ Standard library only: the launcher imports this module inside every worker.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal, get_args
 
 # --- The TrainingJob API -------------------------------------------------------------------
@@ -51,8 +52,15 @@ PHASES: tuple[str, ...] = get_args(Phase)
 FINISHED_PHASES = ("Succeeded", "Failed")
 #: Condition saying whether status.metrics holds fresh figures.
 METRICS_AVAILABLE = "MetricsAvailable"
+#: Condition saying that a name the job's children need is held by an object this TrainingJob
+#: does not own (another job's, a user's, or an earlier TrainingJob's of the same name); the
+#: operator never takes such an object over, and creates nothing under that name meanwhile.
+NAME_CONFLICT = "NameConflict"
+#: Condition saying that the API server refused to create one of the job's children (an invalid
+#: object, Pod Security, a ResourceQuota...), with the server's own message; retried with backoff.
+CHILD_REJECTED = "ChildRejected"
 #: Every condition type the operator writes.
-CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE)
+CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE, NAME_CONFLICT, CHILD_REJECTED)
 #: Reason of the Failed condition when a worker's image cannot be had (never pulled, an invalid
 #: reference, or a pull that kept failing): no restart is spent, a new group meets the same image.
 REASON_IMAGE_PULL_FAILED = "ImagePullFailed"
@@ -84,6 +92,20 @@ def worker_host(job: str, namespace: str, index: int) -> str:
     The renderer names the coordinator with it and the launcher derives every worker's host
     from it, so that no pod carries the whole list."""
     return f"{job}-{index}.{job}.{namespace}.svc"
+
+
+#: Between a job's name and the hex digest in its TensorBoard's name.
+TENSORBOARD_INFIX = "-tb-"
+
+
+def tensorboard_name(job: str) -> str:
+    """Name of a job's TensorBoard Deployment and Service: <job>-tb-<sha256 hex>, cut to MAX_LABEL.
+
+    Always MAX_LABEL characters, longer than any job name (MAX_JOB_NAME), so it can never be
+    another job's headless Service (job `x` and job `x-tensorboard` once fought over one
+    Service). And hex has no '-', so the job is what comes before the last infix: no two jobs'
+    TensorBoards share a name either."""
+    return f"{job}{TENSORBOARD_INFIX}{hashlib.sha256(job.encode()).hexdigest()}"[:MAX_LABEL]
 
 # --- Labels, annotations and resources on the objects Tandem creates ------------------------
 

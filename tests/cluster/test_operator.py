@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tandem.contract import tensorboard_name
 from tests.conftest import EXAMPLES
 from tests.support.kwok import KWOK_EXIT, add_tpu_nodes, with_pods
 from tests.support.specs import example
@@ -190,16 +191,16 @@ def test_tensorboard_deployment_points_at_the_job_volume(control_plane, operator
     document["spec"]["tensorboard"] = {"enabled": True, "claimName": "training-logs"}
     name = document["metadata"]["name"]
     apply(control_plane, ns, document)
-    deployment = wait_for("TensorBoard Deployment", lambda: get(control_plane, ns, "deployment", f"{name}-tensorboard"), 30)
+    deployment = wait_for("TensorBoard Deployment", lambda: get(control_plane, ns, "deployment", tensorboard_name(name)), 30)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["volumes"] == [{"name": "tensorboard", "persistentVolumeClaim": {"claimName": "training-logs", "readOnly": True}}]
     assert pod["containers"][0]["args"][:2] == ["--logdir", f"/tandem/tensorboard/{name}"]
     assert deployment["metadata"]["ownerReferences"][0]["name"] == name
     # The operator applies the TensorBoard's Service one API call after its Deployment.
-    service = wait_for("TensorBoard Service", lambda: get(control_plane, ns, "service", f"{name}-tensorboard"), 30)
+    service = wait_for("TensorBoard Service", lambda: get(control_plane, ns, "service", tensorboard_name(name)), 30)
     assert service["spec"]["ports"][0]["port"] == 6006
     status = wait_for("status.tensorboard", lambda: get(control_plane, ns, "trainingjob", name)["status"].get("tensorboard"), 30)
-    assert status == f"http://{name}-tensorboard.{ns}.svc:6006"
+    assert status == f"http://{tensorboard_name(name)}.{ns}.svc:6006"
     (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
     worker = job["spec"]["template"]["spec"]
     assert {"name": "tensorboard", "persistentVolumeClaim": {"claimName": "training-logs"}} in worker["volumes"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tandem.contract import tensorboard_name
 from tests.controlplane import node as real
 from tests.e2e import images
 from tests.support import waiting
@@ -364,7 +365,7 @@ def test_tensorboard_lists_the_workers_runs(tandem, e2e_namespace, shared_claim)
     apply(cp, ns, job)
     run_to_end(cp, ns, name)
     assert sorted(p.name for p in (directory / name).iterdir()) == ["worker-0", "worker-1"]
-    service = get_json(cp, "service", f"{name}-tensorboard", "-n", ns)
+    service = get_json(cp, "service", tensorboard_name(name), "-n", ns)
     url = f"http://{service['spec']['clusterIP']}:6006/data/runs"
 
     def runs():

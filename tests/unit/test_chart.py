@@ -106,11 +106,11 @@ def test_cluster_wide_rbac(helm):
         (("tandem.dev",), ("trainingjobs",)): {"list", "watch", "delete"},
         (("tandem.dev",), ("trainingjobs/status",)): {"patch"},
         (("tandem.dev",), ("trainingjobs/finalizers",)): {"update"},
-        (("batch",), ("jobs",)): {"list", "watch", "create", "patch", "delete"},
-        (("",), ("services",)): {"list", "watch", "create", "patch"},
+        (("batch",), ("jobs",)): {"list", "watch", "create", "get", "delete"},
+        (("",), ("services",)): {"list", "watch", "create", "get"},
         (("",), ("pods",)): {"list", "watch"},
-        (("",), ("events",)): {"create"},
-        (("apps",), ("deployments",)): {"create", "patch"},
+        (("",), ("events",)): {"create", "list"},
+        (("apps",), ("deployments",)): {"create", "get"},
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
     }
     (lease_role,) = by_kind(objs, "Role")

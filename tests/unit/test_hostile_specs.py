@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tandem.api import SpecError, TrainingJob
+from tandem.contract import tensorboard_name
 from tandem.launch.env import build_launch
 from tandem.local.plan import plan_workers
 from tandem.render import render
@@ -51,7 +52,7 @@ def _check_rendered(document, job):
     kinds = [o["kind"] for o in objects]
     assert kinds in (["Service", "Job"], ["Service", "Job", "Deployment", "Service"]), kinds
     name = job.metadata.name
-    assert all(o["metadata"]["name"] in (name, f"{name}-tensorboard") for o in objects)
+    assert all(o["metadata"]["name"] in (name, tensorboard_name(name)) for o in objects)
     assert all(o["metadata"]["namespace"] == job.metadata.namespace for o in objects)
     container = objects[1]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == list(job.spec.command)

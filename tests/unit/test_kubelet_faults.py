@@ -143,7 +143,7 @@ def test_missing_image_fails_the_job_at_once_without_a_restart():
     assert actions.delete_job is not None  # worker 0 stops holding its node
     assert [e.type for e in actions.events] == ["Warning"]
     again, actions = step(obj, Observed(True, JobState(0, deleting=True), [running(0), pod]), now=started(pod))
-    assert again["status"] == obj["status"] and actions.apply == [] and actions.delete_job is None
+    assert again["status"] == obj["status"] and actions.create == [] and actions.delete_job is None
 
 
 def test_failing_pull_is_pending_with_the_reason_then_failed_after_the_grace():

@@ -54,9 +54,9 @@ def test_deadline_holds_until_the_second_it_passes():
                        runPolicy={"activeDeadlineSeconds": 60})
     running = Observed(True, JobState(0), pods(0, "Running", "Running"))
     decision, job = decision_for(obj, NOW + timedelta(seconds=59))
-    assert not enforce_deadline(decision, job, running)
+    assert not enforce_deadline(decision, job.spec.run_policy, running)
     decision, job = decision_for(obj, NOW + timedelta(seconds=60))
-    assert enforce_deadline(decision, job, running)
+    assert enforce_deadline(decision, job.spec.run_policy, running)
     actions = decision.finish()
     assert actions.delete_job == DEMO_JOB and actions.status["phase"] == "Failed"
     assert actions.status["completionTime"] == "2026-11-25T12:01:00Z"
@@ -66,20 +66,20 @@ def test_deadline_requeue_comes_back_when_it_passes_and_never_later():
     obj = training_job(status={"restarts": 0, "startTime": "2026-11-25T12:00:00Z"},
                        runPolicy={"activeDeadlineSeconds": 60})
     decision, job = decision_for(obj, NOW + timedelta(seconds=50))
-    requeue_before_deadline(decision, job)
+    requeue_before_deadline(decision, job.spec.run_policy)
     assert decision.actions.requeue_after == 10.0
     decision.actions.requeue_after = 15.0  # e.g. the metrics interval: the deadline comes first
-    requeue_before_deadline(decision, job)
+    requeue_before_deadline(decision, job.spec.run_policy)
     assert decision.actions.requeue_after == 10.0
     decision.actions.requeue_after = 15.0
     decision.now = NOW + timedelta(seconds=59.5)
-    requeue_before_deadline(decision, job)
+    requeue_before_deadline(decision, job.spec.run_policy)
     assert decision.actions.requeue_after == 1.0  # never a busy loop
 
 
 def test_no_deadline_no_requeue():
     decision, job = decision_for(training_job(status={"restarts": 0, "startTime": "2026-11-25T12:00:00Z"}))
-    requeue_before_deadline(decision, job)
+    requeue_before_deadline(decision, job.spec.run_policy)
     assert decision.actions.requeue_after is None
 
 
@@ -137,10 +137,10 @@ def test_ttl_left():
 def test_after_finish_deletes_the_training_job_at_the_ttl():
     status = {"phase": "Failed", "restarts": 0, "completionTime": "2026-11-25T12:00:00Z"}
     decision, job = decision_for(training_job(status=status, runPolicy={"ttlSecondsAfterFinished": 0}))
-    expire_after_finish(decision, job)
+    expire_after_finish(decision, job.spec.run_policy)
     assert decision.actions.delete_training_job == DEMO_JOB and decision.actions.requeue_after is None
     decision, job = decision_for(training_job(status=status))  # no TTL: kept for ever
-    expire_after_finish(decision, job)
+    expire_after_finish(decision, job.spec.run_policy)
     assert decision.actions.delete_training_job is None and decision.actions.requeue_after is None
 
 

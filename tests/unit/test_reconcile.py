@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
 
+from tandem.contract import tensorboard_name
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import reconcile
@@ -37,8 +38,8 @@ def step(obj, observed, now=NOW):
 
 def test_new_job_creates_service_and_indexed_job_with_owner():
     obj, actions = step(training_job(), Observed())
-    assert [o["kind"] for o in actions.apply] == ["Service", "Job"]
-    assert all(o["metadata"]["ownerReferences"][0]["uid"] == "u-1" for o in actions.apply)
+    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
+    assert all(o["metadata"]["ownerReferences"][0]["uid"] == "u-1" for o in actions.create)
     assert obj["status"]["phase"] == "Pending"
     assert [e.reason for e in actions.events] == ["Created"]
 
@@ -47,7 +48,7 @@ def test_reconcile_twice_creates_nothing_twice():
     obj, _ = step(training_job(), Observed())
     observed = Observed(service=True, job=JobState(restart=0), pods=pods(0, "Pending", "Pending"))
     _again, actions = step(obj, observed)
-    assert actions.apply == [] and actions.events == []
+    assert actions.create == [] and actions.events == []
 
 
 def test_phases_in_order_to_succeeded():
@@ -67,10 +68,10 @@ def test_worker_failure_restarts_the_group_then_fails_naming_the_worker():
     assert actions.delete_job and obj["status"]["restarts"] == 1 and obj["status"]["phase"] == "Restarting"
     # old group still being deleted: wait, don't create
     obj, actions = step(obj, Observed(True, JobState(0, failed=True, deleting=True), pods(0, "Failed", "Failed")))
-    assert actions.apply == [] and not actions.delete_job
+    assert actions.create == [] and not actions.delete_job
     # old group gone: the new one is created with restart 1
     obj, actions = step(obj, Observed(True, None, []))
-    (job_object,) = actions.apply
+    (job_object,) = actions.create
     assert job_object["metadata"]["annotations"]["tandem.dev/restart"] == "1"
     obj, actions = step(obj, Observed(True, JobState(1, failed=True), pods(1, "Failed", "Running", exit_code=7)))
     assert obj["status"]["phase"] == "Failed"
@@ -82,7 +83,7 @@ def test_worker_failure_restarts_the_group_then_fails_naming_the_worker():
 def test_stale_group_is_deleted_after_a_crash_between_status_and_delete():
     obj = training_job(status={"phase": "Restarting", "restarts": 1})
     _, actions = step(obj, Observed(True, JobState(0, failed=True), pods(0, "Failed", "Running")))
-    assert actions.delete_job and actions.apply == []
+    assert actions.delete_job and actions.create == []
 
 
 def test_suspend_and_resume():
@@ -92,7 +93,7 @@ def test_suspend_and_resume():
     assert actions.delete_job and obj2["status"]["phase"] == "Suspended"
     resumed = {**obj2, "spec": {**obj2["spec"], "runPolicy": {"suspend": False}}}
     obj3, actions = step(resumed, Observed(True, None, []))
-    assert [o["kind"] for o in actions.apply] == ["Job"] and obj3["status"]["phase"] == "Pending"
+    assert [o["kind"] for o in actions.create] == ["Job"] and obj3["status"]["phase"] == "Pending"
 
 
 def test_deadline_fails_the_job():
@@ -116,7 +117,7 @@ def test_invalid_spec_is_marked_invalid_naming_the_field():
     obj = training_job(framework="tensorflow", strategy="tpu", workers=None,
                        tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"})
     obj, actions = step(obj, Observed())
-    assert obj["status"]["phase"] == "Invalid" and actions.apply == []
+    assert obj["status"]["phase"] == "Invalid" and actions.create == []
     invalid = next(c for c in obj["status"]["conditions"] if c["type"] == "Invalid")
     assert invalid["message"].startswith("spec.tpu: ")
 
@@ -159,16 +160,16 @@ def test_never_more_than_one_job_applied_and_restarts_bounded(phases, complete, 
     observed = Observed(True, JobState(min(restarts, limit), complete=complete, failed=failed),
                         pods(min(restarts, limit), *phases, exit_code=1))
     _, actions = step(obj, observed)
-    assert sum(1 for o in actions.apply if o["kind"] == "Job") == 0  # the Job exists: never applied again
+    assert sum(1 for o in actions.create if o["kind"] == "Job") == 0  # the Job exists: never applied again
     new_restarts = (actions.status or obj["status"])["restarts"]
     assert new_restarts <= limit
-    assert not (actions.delete_job and actions.apply)
+    assert not (actions.delete_job and actions.create)
 
 
 def test_tensorboard_applied_with_the_service_and_its_address_in_status():
     obj, actions = step(training_job(tensorboard={"enabled": True, "claimName": "tb"}), Observed())
-    assert [o["kind"] for o in actions.apply] == ["Service", "Deployment", "Service", "Job"]
-    assert obj["status"]["tensorboard"] == "http://demo-tensorboard.team-a.svc:6006"
+    assert [o["kind"] for o in actions.create] == ["Service", "Deployment", "Service", "Job"]
+    assert obj["status"]["tensorboard"] == f"http://{tensorboard_name('demo')}.team-a.svc:6006"
 
 
 def test_tensorboard_without_shared_storage_says_why():
@@ -180,7 +181,7 @@ def test_tensorboard_without_shared_storage_says_why():
 def test_tensorboard_pods_are_not_workers():
     board = {"metadata": {"name": "demo-tensorboard-abc", "labels": {"tandem.dev/job-name": "demo"}},
              "status": {"phase": "Running"}}
-    assert observe(None, None, [board]).pods == []
+    assert observe("u-1", None, None, [board]).pods == []
 
 
 def test_job_failure_waits_briefly_for_the_failed_pod_to_name_it():

@@ -53,7 +53,8 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 {{/* Rules the operator needs wherever TrainingJobs live (ClusterRole or one Role per namespace). */}}
 {{- define "tandem.jobRules" -}}
 {{- /* Exactly what the code uses (docs/security.md): kopf lists and watches; children are
-server-side applied (create + patch); the TTL deletes a TrainingJob, a group restart its Job. */}}
+created, and a name already taken is read (get) to see whether the job owns it; events are listed
+for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group restart its Job. */}}
 - apiGroups: [tandem.dev]
   resources: [trainingjobs]
   verbs: [list, watch, delete]
@@ -67,20 +68,20 @@ server-side applied (create + patch); the TTL deletes a TrainingJob, a group res
   verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [list, watch, create, get, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, watch, create, patch]
+  verbs: [list, watch, create, get]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 # The job's TensorBoard Deployment (spec.tensorboard with a shared claim or a remote logDir).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [create, patch]
+  verbs: [create, get]
 {{- end -}}
 
 {{- define "tandem.podSecurityContext" -}}

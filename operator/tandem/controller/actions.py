@@ -44,15 +44,31 @@ class MetricsRead:
     status: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FailedCreatesRead:
+    """Find the Job controller's FailedCreate events of the job's own Job (by its uid).
+
+    A pod the API server refuses to the Job controller (a ResourceQuota, Pod Security) is said
+    only there: the Job's status has no condition for it. The runtime records what it finds as
+    the job's Refusal of kind Pod, which the next pass reports in ChildRejected."""
+
+    namespace: str
+    name: str
+    job_uid: str
+
+
 @dataclass
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
-    asked for), delete the TrainingJob (and stop), delete the Job, apply, post events, requeue."""
+    asked for), delete the TrainingJob (and stop), delete the Job, create, post events, requeue."""
 
-    apply: list[dict[str, Any]] = field(default_factory=list)
+    #: Children to create, in order. Created, never applied: an object already holding the name
+    #: is the job's own only if it carries the job's uid, and a foreign one is never overwritten.
+    create: list[dict[str, Any]] = field(default_factory=list)
     delete_job: Optional[ObjectRef] = None
     delete_training_job: Optional[ObjectRef] = None
     status: dict[str, Any] = field(default_factory=dict)  # empty: unchanged, nothing to write
     events: list[Event] = field(default_factory=list)
     requeue_after: Optional[float] = None
     read_metrics: Optional[MetricsRead] = None
+    read_failed_creates: Optional[FailedCreatesRead] = None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from ..contract import JOB_NAME_LABEL
+from .observed import Refusal
 
 Key = tuple[str, str]
 
@@ -36,6 +37,10 @@ class Cache:
     jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     services: dict[Key, dict[str, Any]] = field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: The API server's refusals of each job's creates, by child (kind, name): what it said and
+    #: how many times in a row, which the retry backoff needs. Only this process knows them; a
+    #: new leader learns them again at its first create.
+    refusals: dict[Key, dict[tuple[str, str], Refusal]] = field(default_factory=dict)
 
     def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
         """Never let a late watch event replace a fresher object we wrote ourselves."""
@@ -50,6 +55,7 @@ class Cache:
         key = key_of(obj)
         if deleted:
             self.training_jobs.pop(key, None)
+            self.refusals.pop(key, None)  # a new TrainingJob of the same name starts clean
         elif self._newer(self.training_jobs.get(key), obj):
             self.training_jobs[key] = _slim(obj)
         return key
@@ -74,3 +80,25 @@ class Cache:
         elif self._newer(store.get(key), obj):
             store[key] = _slim(obj)
         return key
+
+    def refused(self, key: Key, kind: str, name: str, reason: str, message: str, at: str) -> None:
+        """Record that creating a child of `key` was refused once more."""
+        children = self.refusals.setdefault(key, {})
+        previous = children.get((kind, name))
+        attempts = previous.attempts + 1 if previous is not None else 1
+        children[(kind, name)] = Refusal(kind, name, reason, message, attempts, at)
+
+    def created(self, key: Key, kind: str, name: str) -> None:
+        """A child of `key` exists now: its refusals are over."""
+        children = self.refusals.get(key, {})
+        children.pop((kind, name), None)
+        if not children:
+            self.refusals.pop(key, None)
+
+    def replace_refusal(self, key: Key, kind: str, name: str, refusal: Optional[Refusal]) -> bool:
+        """Put what was found about one child of `key` (None: nothing holds); True if it changed."""
+        before = self.refusals.get(key, {}).get((kind, name))
+        self.created(key, kind, name)
+        if refusal is not None:
+            self.refusals.setdefault(key, {})[(kind, name)] = refusal
+        return refusal != before

@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ..api.model import TrainingJob
 from ..contract import FINISHED_PHASES, PHASES
 from .actions import Actions, Event, ObjectRef
 
@@ -44,17 +43,15 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, rea
     return result
 
 
-def job_ref(job: TrainingJob) -> ObjectRef:
-    """The Indexed Job of a TrainingJob carries the TrainingJob's name (render/templates/job.json.j2)."""
-    return ObjectRef(job.metadata.namespace, job.metadata.name)
-
-
 class Decision:
     """Builds Actions while tracking the new status; one instance per reconcile, never shared."""
 
     def __init__(self, obj: Mapping[str, Any], now: datetime):
         metadata = obj.get("metadata", {})
         self.now = now
+        #: The TrainingJob, and its Indexed Job, which carries the same name
+        #: (render/templates/job.json.j2); known even when the spec is invalid.
+        self.job_ref = ObjectRef(metadata.get("namespace", ""), metadata.get("name", ""))
         self.generation: Optional[int] = metadata.get("generation")
         self.deleting = bool(metadata.get("deletionTimestamp"))
         self.old_status: dict[str, Any] = dict(obj.get("status") or {})

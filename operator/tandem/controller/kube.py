@@ -1,7 +1,9 @@
 """The operator's writes to the Kubernetes API, through the official client.
 
-Children are server-side applied with Tandem's field manager, so re-applying the same object
-is a no-op and never a duplicate; status goes through the status subresource.
+Children are created (POST) with Tandem's field manager, never applied with force: a name
+already taken is the job's own only if the object carries the job's uid as its controller, and
+an object of someone else's is left as it is and reported. Status goes through the status
+subresource.
 
 Every call through the operator's ApiClient ends within API_TIMEOUT_SECONDS (timing.py): the
 generated client sends none by default, and a call to a paused apiserver would hang a worker, or
@@ -11,7 +13,10 @@ again, and the work queue and the renewal loop already retry with their own paci
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Union, cast
 
@@ -22,6 +27,7 @@ from kubernetes.dynamic import DynamicClient
 from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
 from ..errors import NotFound
 from ..kubeapi import connect, error_type
+from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
 from .reconcile import Event, rfc3339
 from .timing import API_TIMEOUT_SECONDS
 
@@ -36,6 +42,39 @@ class BoundedApiClient(client.ApiClient):
                  post_params: Any = None, _request_timeout: Optional[Timeout] = None) -> Any:
         return super().call_api(method, url, header_params, body, post_params,
                                 _request_timeout=_request_timeout or API_TIMEOUT_SECONDS)
+
+log = logging.getLogger("tandem.operator")
+
+#: HTTP statuses of a create the API server refused for what the object is or where it goes
+#: (400 bad request, 403 Pod Security / quota / a namespace being deleted, 422 invalid): the
+#: same request would be refused again, so it is reported and retried with backoff. Other
+#: errors (5xx, 429, a lost connection) raise and take the runtime's ordinary retry.
+REFUSING_STATUSES = (400, 403, 422)
+#: Longest server message carried into a condition; the API server's own (a quota's, a
+#: webhook's) can be long, and status is read by every `kubectl get`.
+MESSAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The child as created (or as found, when it is already the job's own), or why not."""
+
+    obj: Optional[dict[str, Any]] = None
+    #: When obj is None: AlreadyExists (held by an object the job does not own), Forbidden, Invalid...
+    reason: str = ""
+    message: str = ""
+
+
+def server_words(error: ApiException) -> tuple[str, str]:
+    """The reason and message of the API server's Status body, bounded in length."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    reason = str(body.get("reason") or error.reason or error.status)
+    message = str(body.get("message") or error.reason or "")
+    return reason[:100], message[:MESSAGE_LIMIT]
 
 
 def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
@@ -52,14 +91,58 @@ class KubeWriter:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        #: Namespaces where listing events was forbidden (logged once each).
+        self.events_forbidden: set[str] = set()
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, obj: Mapping[str, Any]) -> CreateResult:
+        """Create a child; a name already held counts as created only if the holder is the job's."""
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        result = resource.server_side_apply(
-            body=dict(obj), namespace=obj["metadata"]["namespace"], field_manager=FIELD_MANAGER, force_conflicts=True
-        )
-        applied: dict[str, Any] = result.to_dict()
-        return applied
+        try:
+            created = resource.create(body=dict(obj), namespace=obj["metadata"]["namespace"],
+                                      field_manager=FIELD_MANAGER)
+            return CreateResult(created.to_dict())
+        except ApiException as error:
+            if error.status == 409:
+                return self._already_there(resource, obj)
+            if error.status in REFUSING_STATUSES:
+                return CreateResult(None, *server_words(error))
+            raise
+
+    def _already_there(self, resource: Any, obj: Mapping[str, Any]) -> CreateResult:
+        """The object holding the child's name: the job's own (created by an earlier pass whose
+        answer was lost), or a conflict naming what holds it."""
+        meta = obj["metadata"]
+        # Should the holder be gone by now, the NotFound raises: the runtime's retry creates it.
+        existing: dict[str, Any] = resource.get(name=meta["name"], namespace=meta["namespace"]).to_dict()
+        owner = controller_of(obj) or {}
+        if owned_by(existing, str(owner.get("uid", ""))):
+            return CreateResult(existing)
+        return CreateResult(None, ALREADY_EXISTS, conflict_with(obj["kind"], existing).message[:MESSAGE_LIMIT])
+
+    def failed_creates(self, namespace: str, job_uid: str) -> Optional[tuple[int, str, str]]:
+        """The latest FailedCreate event of the Job with `job_uid`: (count, when, the server's
+        message), or None. Listing events needs `list` on events; without it, None (logged)."""
+        try:
+            events = self.core.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.uid={job_uid},reason=FailedCreate", limit=50)
+        except ApiException as error:
+            if error.status == 403:
+                if namespace not in self.events_forbidden:  # said once per namespace, not every pass
+                    self.events_forbidden.add(namespace)
+                    log.warning("cannot list events in %s (RBAC): pods refused to the Job controller go unreported",
+                                namespace)
+                return None
+            raise
+
+        def when(event: Any) -> datetime:
+            moment = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+            return moment or datetime.min.replace(tzinfo=timezone.utc)
+
+        if not events.items:
+            return None
+        latest = max(events.items, key=when)
+        count = sum(event.count or 1 for event in events.items)
+        return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never

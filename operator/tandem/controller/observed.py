@@ -1,12 +1,17 @@
 """What the controller saw of a TrainingJob's children, reduced to what decisions need.
 
 Built from raw API objects (dicts) by pure functions, so reconcile tests need no cluster.
+A child counts as the job's only when its controller ownerReference carries the TrainingJob's
+uid (a pod: the uid of the job's own Job). Names and labels prove nothing: anyone who may
+create a Service in the namespace can give it the job's name and label, and a TrainingJob
+deleted and created again has a new uid while its old Job may still be there. Such an object
+is observed as a Refusal (a name conflict), never as the job's child.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
 
@@ -41,6 +46,36 @@ class JobState:
     failed_since: str = ""
     deleting: bool = False
     uid: str = ""
+    #: metadata.creationTimestamp: a FailedCreate older than the Job is not about it.
+    created: str = ""
+
+
+#: Reason of a Refusal whose name is held by an object the job does not own (the API's 409 reason).
+ALREADY_EXISTS = "AlreadyExists"
+#: Reason of the Job controller's event for a pod the API server refused it (quota, Pod Security...).
+FAILED_CREATE = "FailedCreate"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A child the job needs but does not have, and what the API server said about it.
+
+    Either a name conflict (reason AlreadyExists: the message names what holds the name) or the
+    server's refusal to create it (reason Forbidden, Invalid...: the message is the server's).
+    `attempts` counts the creates refused in a row and `at` is when the last one was, which is
+    what the retry backoff is counted from; a conflict seen in the watch cache has no attempts:
+    its object is watched, and its going away brings the job back."""
+
+    kind: str
+    name: str
+    reason: str
+    message: str
+    attempts: int = 0
+    at: str = ""
+
+    @property
+    def conflict(self) -> bool:
+        return self.reason == ALREADY_EXISTS
 
 
 @dataclass
@@ -48,6 +83,8 @@ class Observed:
     service: bool = False
     job: Optional[JobState] = None
     pods: list[PodState] = field(default_factory=list)
+    #: Children the job needs but could not have: name conflicts and refused creates.
+    refusals: list[Refusal] = field(default_factory=list)
 
     def pods_of(self, restart: int) -> list[PodState]:
         return [p for p in self.pods if p.restart == restart and not p.deleting]
@@ -72,6 +109,7 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
         failed_since=(failed or {}).get("lastTransitionTime", ""),
         deleting=bool(meta.get("deletionTimestamp")),
         uid=meta.get("uid", ""),
+        created=meta.get("creationTimestamp", "") or "",
     )
 
 
@@ -127,10 +165,48 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
     )
 
 
-def observe(service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
-            pods: list[Mapping[str, Any]]) -> Observed:
+def controller_of(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The object's controller ownerReference (at most one exists), or None."""
+    references = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((ref for ref in references if ref.get("controller")), None)
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    controller = controller_of(obj)
+    return bool(uid) and controller is not None and controller.get("uid") == uid
+
+
+def holder(obj: Mapping[str, Any]) -> str:
+    """What holds an object's name, for a NameConflict message."""
+    controller = controller_of(obj)
+    if controller is None:
+        return "no owner"
+    return f"{controller.get('kind', '?')} {controller.get('name', '?')} (uid {controller.get('uid', '?')})"
+
+
+def conflict_with(kind: str, obj: Mapping[str, Any]) -> Refusal:
+    name = obj.get("metadata", {}).get("name", "")
+    return Refusal(kind, name, ALREADY_EXISTS, f"{kind} {name} exists and is not this TrainingJob's: owned by {holder(obj)}")
+
+
+def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
+            pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = ()) -> Observed:
+    """What the TrainingJob with `uid` has: children it does not own become conflicts.
+
+    `refusals` are the API server's answers to this job's creates, as the runtime recorded them."""
+    found: dict[tuple[str, str], Refusal] = {}
+    for kind, obj in (("Service", service), ("Job", job)):
+        if obj is not None and not owned_by(obj, uid):
+            conflict = conflict_with(kind, obj)
+            found[(conflict.kind, conflict.name)] = conflict
+    for refusal in refusals:
+        found[(refusal.kind, refusal.name)] = refusal  # the recorded one carries the attempts
+    own_job = job if job is not None and owned_by(job, uid) else None
+    job_uid = (own_job or {}).get("metadata", {}).get("uid", "")
     return Observed(
-        service=service is not None,
-        job=job_state(job) if job is not None else None,
-        pods=[state for state in map(pod_state, pods) if state.index >= 0],  # workers only, not TensorBoard
+        service=service is not None and owned_by(service, uid),
+        job=job_state(own_job) if own_job is not None else None,
+        # The workers of the job's own Job only: not TensorBoard's pods, nor an old Job's.
+        pods=[state for state in map(pod_state, (p for p in pods if owned_by(p, job_uid))) if state.index >= 0],
+        refusals=list(found.values()),
     )

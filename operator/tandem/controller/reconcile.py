@@ -10,8 +10,9 @@ The group lifecycle:
   restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
   a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
   suspend -> Suspended (Job deleted) -> resume -> Pending
-  activeDeadlineSeconds passed -> Failed (DeadlineExceeded)
-  finished and ttlSecondsAfterFinished passed -> the TrainingJob is deleted
+  activeDeadlineSeconds passed -> Failed (DeadlineExceeded), even with a spec made Invalid
+  finished and ttlSecondsAfterFinished passed -> the TrainingJob is deleted, even if Invalid
+  a child's name held by an object not owned by this TrainingJob's uid -> Pending, NameConflict
 
 Each rule is a policy step in controller/policy/; this module only puts them in order.
 """
@@ -33,7 +34,7 @@ from .policy.group import ensure_group
 from .policy.progress import track_progress
 from .policy.suspend import suspend
 from .policy.unstartable import fail_unstartable
-from .policy.validity import validate
+from .policy.validity import run_policy_of, validate
 
 #: The safe defaults: what an operator started without --admin-policy enforces.
 DEFAULT_ADMIN_POLICY = AdminPolicy()
@@ -47,12 +48,14 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     if decision.deleting:
         return decision.finish()  # owner references let the garbage collector remove children
     job = validate(decision, obj, admin_policy)
-    if job is None:
-        return decision.finish()
+    policy = job.spec.run_policy if job is not None else run_policy_of(obj)
     if not decision.finished:
-        _run_group(decision, job, observed, metrics_address)
+        if job is not None:
+            _run_group(decision, job, observed, metrics_address)
+        elif decision.status.get("startTime") and not enforce_deadline(decision, policy, observed):
+            requeue_before_deadline(decision, policy)  # an invalid edit stops no clock
     if decision.finished:
-        expire_after_finish(decision, job)
+        expire_after_finish(decision, policy)
     return decision.finish()
 
 
@@ -62,7 +65,7 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
         return
     if not decision.status.get("startTime"):
         decision.status["startTime"] = rfc3339(decision.now)
-    if enforce_deadline(decision, job, observed):
+    if enforce_deadline(decision, job.spec.run_policy, observed):
         return
     if ensure_group(decision, job, observed, metrics_address):
         return
@@ -71,4 +74,4 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
     if handle_failure(decision, job, observed):
         return
     track_progress(decision, job, observed)
-    requeue_before_deadline(decision, job)
+    requeue_before_deadline(decision, job.spec.run_policy)

@@ -21,13 +21,13 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from ..api.admin_policy import AdminPolicy
-from ..contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
+from ..contract import API_GROUP, PLURAL, VERSION
 from . import telemetry
-from .actions import MetricsRead
+from .actions import FailedCreatesRead, MetricsRead
 from .cache import Cache, Key
 from .health import Health
 from .kube import KubeWriter
-from .observed import observe
+from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
 from .timing import HEARTBEAT_SECONDS
@@ -120,8 +120,9 @@ class Controller:
         obj = self.cache.training_jobs.get(key)
         if obj is None:
             return
-        observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
-                           list(self.cache.pods.get(key, {}).values()))
+        observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
+                           self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
+                           self.cache.refusals.get(key, {}).values())
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics_address, self.config.admin_policy)
         namespace, name = key
@@ -140,9 +141,10 @@ class Controller:
         if actions.delete_job is not None:
             target = actions.delete_job
             await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
-        for child in actions.apply:
-            applied = await asyncio.to_thread(self.writer.apply, child)
-            self.cache.put_child(child["kind"], applied)
+        if not await self._create(key, actions.create):
+            self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
+        if actions.read_failed_creates is not None:
+            await self._read_failed_creates(key, actions.read_failed_creates)
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -151,6 +153,30 @@ class Controller:
         if actions.requeue_after is not None:
             assert self.queue is not None  # reconciling only once started
             self.queue.add_after(key, actions.requeue_after)
+
+    async def _create(self, key: Key, children: list[dict[str, Any]]) -> bool:
+        """Create the children in order; at the first refused, record why and stop (True: all made).
+
+        Stopping matters: the Job's pods must not start while their headless Service's name is
+        held by someone else's Service, which would then answer for the workers' hostnames."""
+        for child in children:
+            kind, name = child["kind"], child["metadata"]["name"]
+            result = await asyncio.to_thread(self.writer.create, child)
+            if result.obj is None:
+                log.warning("%s/%s: creating %s %s refused: %s: %s", *key, kind, name, result.reason, result.message)
+                self.cache.refused(key, kind, name, result.reason, result.message, self.writer.now())
+                return False
+            self.cache.put_child(kind, result.obj)
+            self.cache.created(key, kind, name)
+        return True
+
+    async def _read_failed_creates(self, key: Key, read: FailedCreatesRead) -> None:
+        """Record the Job controller's latest FailedCreate as the job's Refusal of kind Pod (or
+        that there is none); the next pass reports it, and a new one brings that pass now."""
+        found = await asyncio.to_thread(self.writer.failed_creates, read.namespace, read.job_uid)
+        refusal = None if found is None else Refusal("Pod", read.name, FAILED_CREATE, found[2], found[0], found[1])
+        if self.cache.replace_refusal(key, "Pod", read.name, refusal):
+            self.enqueue(key)
 
     async def _patch_status(self, key: Key, status: dict[str, Any], read: Optional[MetricsRead],
                             now: datetime) -> Optional[dict[str, Any]]:

@@ -132,7 +132,7 @@ TENSORBOARD_VOLUME = "tensorboard"
 
 
 def tensorboard_name(job: TrainingJob) -> str:
-    return f"{job.metadata.name}-tensorboard"
+    return contract.tensorboard_name(job.metadata.name)
 
 
 def tensorboard_address(job: TrainingJob) -> str:

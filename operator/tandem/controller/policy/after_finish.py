@@ -1,13 +1,13 @@
 """runPolicy.ttlSecondsAfterFinished: finished jobs keep their children for logs until the TTL,
-then the TrainingJob is deleted and owner references take the children with it."""
+then the TrainingJob is deleted and owner references take the children with it. Like the
+deadline, it needs only the RunPolicy, so that a spec made invalid after the finish still expires."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Optional
 
-from ...api.model import TrainingJob
-from ..actions import ObjectRef
+from ...api.model import RunPolicy
 from ..decision import Decision, parse_time
 
 
@@ -18,12 +18,12 @@ def ttl_left(ttl_seconds: Optional[int], finished: Optional[datetime], now: date
     return (finished + timedelta(seconds=ttl_seconds) - now).total_seconds()
 
 
-def expire_after_finish(decision: Decision, job: TrainingJob) -> None:
-    left = ttl_left(job.spec.run_policy.ttl_seconds_after_finished,
+def expire_after_finish(decision: Decision, policy: RunPolicy) -> None:
+    left = ttl_left(policy.ttl_seconds_after_finished,
                     parse_time(decision.status.get("completionTime")), decision.now)
     if left is None:
         return
     if left <= 0:
-        decision.actions.delete_training_job = ObjectRef(job.metadata.namespace, job.metadata.name)
+        decision.actions.delete_training_job = decision.job_ref
     else:
         decision.actions.requeue_after = left

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ...api.model import TrainingJob
-from ..decision import Decision, job_ref, parse_time, rfc3339
+from ..decision import Decision, parse_time, rfc3339
 from ..observed import JobState, Observed, PodState
 
 #: How long a Job failure may wait for its failed pod to appear in the cache.
@@ -61,7 +61,7 @@ def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> 
     restart, limit = decision.restart, job.spec.run_policy.backoff_limit
     if restart < limit:
         decision.status["restarts"] = restart + 1
-        decision.actions.delete_job = job_ref(job)
+        decision.actions.delete_job = decision.job_ref
         decision.enter("Restarting", "WorkerFailed", f"{message}; restarting all workers ({restart + 1}/{limit})",
                        "Warning")
         decision.actions.requeue_after = RESTART_REQUEUE_SECONDS

@@ -6,11 +6,14 @@ is gone, so a new group never meets the old one under the same pod hostnames.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...api.model import TrainingJob
 from ...render import render
 from ...render.context import tensorboard_address
-from ..decision import Decision, job_ref
-from ..observed import Observed, PodState
+from ..decision import Decision
+from ..observed import Observed, PodState, Refusal
+from .refusals import current_refusals, pending_message, read_failed_creates, report_refusals
 
 #: How soon to look again at a group just created, or at an old group still being deleted.
 CREATED_REQUEUE_SECONDS = 5.0
@@ -38,26 +41,43 @@ def tensorboard_status(decision: Decision, job: TrainingJob) -> None:
             "spec.tensorboard.claimName (a ReadWriteMany PVC) or a remote spec.tensorboard.logDir (gs://, s3://)")
 
 
+def _refused(refusals: list[Refusal], child: dict[str, Any]) -> bool:
+    return any(r.kind == child["kind"] and r.name == child["metadata"]["name"] for r in refusals)
+
+
 def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str = "") -> bool:
-    """Apply what is missing; True while the group is being created or the old one goes away."""
+    """Create what is missing; True while the group is being created or the old one goes away.
+
+    Nothing is created while a name is held by an object the job does not own, nor before a
+    refused create's retry is due (policy/refusals.py)."""
     restart = decision.restart
     service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
-    if not observed.service:
-        decision.actions.apply.extend([service, *tensorboard])
+    refusals = current_refusals(observed, job.spec.worker_count, restart)
+    may_create = report_refusals(decision, refusals)
+    if may_create:
+        # TensorBoard comes with the headless Service; a refused part of it is tried again.
+        missing = [service, *tensorboard] if not observed.service else [
+            child for child in tensorboard if _refused(refusals, child)]
+        decision.actions.create.extend(missing)
     tensorboard_status(decision, job)
 
     current = observed.job
     decision.status["workers"] = worker_counts(observed.pods_of(restart))
     if current is None:
-        decision.actions.apply.append(job_object)
-        if decision.phase != "Restarting":
+        if may_create:
+            decision.actions.create.append(job_object)
+        if refusals and decision.phase != "Restarting":
+            decision.enter("Pending", *pending_message(refusals, decision.now), "Warning")
+        elif decision.phase != "Restarting":
             decision.enter("Pending", "Created", f"created {job.spec.worker_count} workers")
-        decision.actions.requeue_after = CREATED_REQUEUE_SECONDS
+        if may_create:
+            decision.actions.requeue_after = CREATED_REQUEUE_SECONDS
         return True
     if current.deleting or current.restart != restart:
         # The previous group is still going away (foreground deletion); wait for it.
         if not current.deleting:
-            decision.actions.delete_job = job_ref(job)
+            decision.actions.delete_job = decision.job_ref
         decision.actions.requeue_after = DELETING_REQUEUE_SECONDS
         return True
+    read_failed_creates(decision, current, observed, job.spec.worker_count)
     return False

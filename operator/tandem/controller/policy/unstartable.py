@@ -23,7 +23,7 @@ from ...contract import (
     REASON_IMAGE_PULL_BACK_OFF,
     REASON_IMAGE_PULL_FAILED,
 )
-from ..decision import Decision, job_ref, parse_time, rfc3339
+from ..decision import Decision, parse_time, rfc3339
 from ..observed import START_FAILURES, Observed, PodState
 
 #: Waiting reasons no retry can cure: the pull policy forbids pulling an image the node lacks,
@@ -112,7 +112,7 @@ def fail_unstartable(decision: Decision, job: TrainingJob, observed: Observed) -
         decision.actions.requeue_after = max((first.grace_ends - decision.now).total_seconds(), 1.0)
         return False
     if observed.job is not None and not observed.job.deleting:
-        decision.actions.delete_job = job_ref(job)
+        decision.actions.delete_job = decision.job_ref
     decision.status["completionTime"] = rfc3339(decision.now)
     decision.enter("Failed", first.reason, f"{first.message}; not restarted: a new group would meet the same fault",
                    "Warning")
