@@ -24,6 +24,7 @@ from tandem.errors import UsageError
 from tandem.render import render
 from tests.conftest import REPO
 from tests.support.specs import spec
+from .test_ownership import owned
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 SECRET_VOLUME = {"name": "s", "secret": {"secretName": "db"}}
@@ -142,7 +143,7 @@ def training_job(pod_template: dict) -> dict:
 @pytest.mark.parametrize("pod_template", [case[1] for case in CASES])
 def test_operator_refuses_a_spec_the_policy_refuses_and_creates_nothing(pod_template):
     actions = reconcile(training_job(pod_template), Observed(), NOW)
-    assert actions.apply == [] and actions.delete_job is None
+    assert actions.create == [] and actions.delete_job is None
     assert actions.status["phase"] == "Invalid"
     (condition,) = [c for c in actions.status["conditions"] if c["type"] == "Invalid"]
     assert condition["reason"] == REASON_REFUSED_BY_ADMIN_POLICY
@@ -152,7 +153,7 @@ def test_operator_refuses_a_spec_the_policy_refuses_and_creates_nothing(pod_temp
 def test_operator_with_an_opened_policy_creates_the_children():
     document = training_job({"volumes": [{"name": "h", "hostPath": {"path": "/data"}}]})
     actions = reconcile(document, Observed(), NOW, admin_policy=AdminPolicy(allow_host_path=True))
-    assert [o["kind"] for o in actions.apply] == ["Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
 
 
 # ------------------------------------------------------------------------- tokens and status
@@ -177,8 +178,10 @@ def test_tensorboard_pod_gets_no_token():
 
 
 def failed_pod(reason: str, message: str) -> dict:
+    """Worker 0's pod, failed, controlled by the job's own Job (uid j-1)."""
     return {"metadata": {"name": "demo-0-x", "labels": {"batch.kubernetes.io/job-completion-index": "0"},
-                         "annotations": {"tandem.dev/restart": "0"}},
+                         "annotations": {"tandem.dev/restart": "0"},
+                         "ownerReferences": [{"kind": "Job", "name": "demo", "uid": "j-1", "controller": True}]},
             "spec": {"containers": [{"image": "example.org/train:1"}]},
             "status": {"phase": "Failed", "containerStatuses": [
                 {"image": "example.org/train:1",
@@ -190,9 +193,9 @@ def test_a_termination_message_never_reaches_status():
     its exit code and the kubelet's reason, never the message."""
     document = training_job({})
     document["status"] = {"phase": "Running", "restarts": 0, "startTime": "2026-11-25T11:00:00Z"}
-    observed = observe({"kind": "Service"}, {"metadata": {"annotations": {"tandem.dev/restart": "0"}},
-                                             "status": {"conditions": [{"type": "Failed", "status": "True"}]}},
-                       [failed_pod("Error", "DB_PASSWORD=hunter2")])
+    job = owned("Job", "demo", "j-1", metadata={"annotations": {"tandem.dev/restart": "0"}},
+                status={"conditions": [{"type": "Failed", "status": "True"}]})
+    observed = observe("u-1", owned("Service", "demo", "s-1"), job, [failed_pod("Error", "DB_PASSWORD=hunter2")])
     actions = reconcile(document, observed, NOW)
     text = str(actions.status) + str([e.message for e in actions.events])
     assert "worker 0 (pod demo-0-x) failed with exit code 1 (Error)" in text
@@ -201,5 +204,6 @@ def test_a_termination_message_never_reaches_status():
 
 def test_the_runtimes_own_start_failure_message_is_kept():
     """A start the runtime failed (exit 128) carries runc's words, not the container's."""
-    (state,) = observe(None, None, [failed_pod("StartError", 'exec: "trian.py": executable file not found')]).pods
+    job = owned("Job", "demo", "j-1", metadata={"annotations": {"tandem.dev/restart": "0"}})
+    (state,) = observe("u-1", None, job, [failed_pod("StartError", 'exec: "trian.py": executable file not found')]).pods
     assert "executable file not found" in state.message
