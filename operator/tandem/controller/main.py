@@ -10,7 +10,9 @@ from typing import Any, Optional
 
 import kopf
 
+from ..metrics.token import load_key
 from . import telemetry
+from .actions import MetricsChannel
 from .health import Health
 from .kube import KubeWriter, load_config
 from .leader import LeaderElector
@@ -24,6 +26,7 @@ class RunOptions:
     namespaces: tuple[str, ...] = ()
     kubeconfig: Optional[str] = None
     metrics_address: str = ""
+    metrics_key_file: str = ""
     health_port: int = 8080
     metrics_port: int = 9090
     leader_election: bool = True
@@ -66,7 +69,9 @@ def run(options: RunOptions) -> int:
         elector.keep_renewing(stop, on_lost)
     health.role = "leading"
     registry = kopf.OperatorRegistry()
-    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address), health)
+    metrics = MetricsChannel(options.metrics_address,
+                             load_key(options.metrics_key_file) if options.metrics_key_file else b"")
+    controller = Controller(KubeWriter(api), OperatorConfig(metrics=metrics), health)
     register(registry, controller)
 
     if options.namespaces:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from ..api.model import TrainingJob
-from .actions import Actions, Event
+from .actions import NO_METRICS, Actions, Event, MetricsChannel
 from .decision import Decision, rfc3339
 from .observed import Observed
 from .policy.after_finish import expire_after_finish
@@ -37,7 +37,8 @@ from .policy.validity import validate
 __all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
 
 
-def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics_address: str = "") -> Actions:
+def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime,
+              metrics: MetricsChannel = NO_METRICS) -> Actions:
     decision = Decision(obj, now)
     if decision.deleting:
         return decision.finish()  # owner references let the garbage collector remove children
@@ -45,13 +46,13 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     if job is None:
         return decision.finish()
     if not decision.finished:
-        _run_group(decision, job, observed, metrics_address)
+        _run_group(decision, job, observed, metrics)
     if decision.finished:
         expire_after_finish(decision, job)
     return decision.finish()
 
 
-def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str) -> None:
+def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> None:
     """The steps for a job that has not finished; the first step that decides ends the pass."""
     if suspend(decision, job, observed):
         return
@@ -59,7 +60,7 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
         decision.status["startTime"] = rfc3339(decision.now)
     if enforce_deadline(decision, job, observed):
         return
-    if ensure_group(decision, job, observed, metrics_address):
+    if ensure_group(decision, job, observed, metrics):
         return
     if fail_unstartable(decision, job, observed):
         return

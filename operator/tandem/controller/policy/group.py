@@ -7,8 +7,10 @@ is gone, so a new group never meets the old one under the same pod hostnames.
 from __future__ import annotations
 
 from ...api.model import TrainingJob
-from ...render import render
+from ...metrics.token import job_token
+from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
+from ..actions import NO_METRICS, MetricsChannel
 from ..decision import Decision, job_ref
 from ..observed import Observed, PodState
 
@@ -38,10 +40,13 @@ def tensorboard_status(decision: Decision, job: TrainingJob) -> None:
             "spec.tensorboard.claimName (a ReadWriteMany PVC) or a remote spec.tensorboard.logDir (gs://, s3://)")
 
 
-def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str = "") -> bool:
+def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
+                 metrics: MetricsChannel = NO_METRICS) -> bool:
     """Apply what is missing; True while the group is being created or the old one goes away."""
     restart = decision.restart
-    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
+    tokens = metrics.tokens and job.spec.metrics.enabled and bool(job.metadata.uid)
+    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics.address,
+                                               metrics_token=tokens)
     if not observed.service:
         decision.actions.apply.extend([service, *tensorboard])
     tensorboard_status(decision, job)
@@ -49,6 +54,10 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metri
     current = observed.job
     decision.status["workers"] = worker_counts(observed.pods_of(restart))
     if current is None:
+        if tokens:
+            # The pods read it at start: created before the Job, with it at every (re)start.
+            token = job_token(metrics.key, job.metadata.namespace, job.metadata.name, job.metadata.uid or "")
+            decision.actions.create.append(render_metrics_token(job, token))
         decision.actions.apply.append(job_object)
         if decision.phase != "Restarting":
             decision.enter("Pending", "Created", f"created {job.spec.worker_count} workers")
