@@ -108,9 +108,13 @@ METRICS_TOKEN_KEY = "token"
 ENV_METRICS_KEY_FILE = "TANDEM_METRICS_KEY_FILE"
 
 
-def metrics_token_secret(job: str) -> str:
-    """Name of the Secret, in the job's namespace and owned by it, that holds the job's token."""
-    return f"{job}-metrics-token"
+def metrics_token_secret(job: str, uid: str) -> str:
+    """Name of the Secret, in the job's namespace and owned by it, that holds the job's token.
+
+    It carries the TrainingJob's uid: a job deleted and created again under the same name gets a
+    Secret of its own, never the old one (which the garbage collector may be about to remove), and
+    no Secret made before the TrainingJob existed can sit under the name the operator creates."""
+    return f"{job}-metrics-token-{uid}"
 
 
 # --- Ports -----------------------------------------------------------------------------------

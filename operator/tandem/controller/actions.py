@@ -71,7 +71,7 @@ class Actions:
     requeue."""
 
     #: Created when missing and never changed (the job's token Secret: the operator may create
-    #: Secrets, not patch them).
+    #: Secrets, not read or patch them).
     create: list[dict[str, Any]] = field(default_factory=list)
     apply: list[dict[str, Any]] = field(default_factory=list)
     delete_job: Optional[ObjectRef] = None

@@ -42,21 +42,14 @@ class KubeWriter:
         return applied
 
     def create_once(self, obj: Mapping[str, Any]) -> None:
-        """Create `obj` (a Secret: the operator may create Secrets, not patch or list them) unless
-        it exists. One that exists is ours when a TrainingJob of the same uid owns it; anything
-        else under that name is refused (raised), never taken over or overwritten."""
-        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        """Create `obj` unless it exists. For the job's token Secret, whose name carries the
+        TrainingJob's uid (contract.metrics_token_secret): one that exists was created by an earlier
+        pass for this very job. The operator may create Secrets, never read, list or patch them."""
         try:
-            self.core.create_namespaced_secret(namespace, dict(obj))  # type: ignore[arg-type]  # the client takes dicts
-            return
+            self.core.create_namespaced_secret(obj["metadata"]["namespace"], dict(obj))  # type: ignore[arg-type]
         except ApiException as error:
             if error.status != 409:
                 raise
-        existing = self.core.read_namespaced_secret(name, namespace)
-        owners = {(o.kind, o.uid) for o in (existing.metadata and existing.metadata.owner_references) or []}
-        wanted = {(o["kind"], o["uid"]) for o in obj["metadata"].get("ownerReferences", [])}
-        if not wanted <= owners:
-            raise ApiException(status=409, reason=f"Secret {namespace}/{name} exists and is not this TrainingJob's")
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never

@@ -103,14 +103,15 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str,
     })
     if metrics_token and spec.metrics.enabled and metrics_address:
         env.append({"name": contract.ENV_METRICS_TOKEN, "valueFrom": {"secretKeyRef": {
-            "name": contract.metrics_token_secret(job.metadata.name), "key": contract.METRICS_TOKEN_KEY}}})
+            "name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
+            "key": contract.METRICS_TOKEN_KEY}}})
     return env
 
 
 def metrics_token_values(job: TrainingJob, token: str) -> dict[str, Any]:
     """What the job's token Secret template places (the token is computed by the operator)."""
     return {
-        "token_secret_name": contract.metrics_token_secret(job.metadata.name),
+        "token_secret_name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
         "namespace": job.metadata.namespace,
         "token_secret_labels": {**common_labels(job), "app.kubernetes.io/component": "metrics-token"},
         "owner_references": owner_references(job),
