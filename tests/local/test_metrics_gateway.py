@@ -16,7 +16,7 @@ import pytest
 from tandem._sys.ports import free_port
 from tandem.metrics import client, token, wire
 from tests.conftest import REPO
-from tests.support.figures import figures_gateway
+from tests.support.figures import figures_gateway, post_oversize
 from tests.support.processes import stop_group
 from tests.support.waiting import wait_for
 
@@ -45,6 +45,14 @@ def http(method: str, url: str, bearer: str | None = None, data: bytes | None = 
         return error.code, error.read()
 
 
+def answered(url: str, bearer: str) -> int:
+    """The status of a GET, 0 while nothing listens yet."""
+    try:
+        return http("GET", url, bearer)[0]
+    except OSError:
+        return 0
+
+
 @pytest.fixture
 def gateway(tmp_path):
     """`python -m tandem.metrics.gateway` on loopback, a Ray driver of a real private Ray."""
@@ -63,8 +71,8 @@ def gateway(tmp_path):
         probe = wire.job_path("probe", "probe", "probe")
         try:
             # Up and connected once a reader's GET is no longer "not yet" (503).
-            wait_for("the gateway connected to Ray", lambda: http("GET", base + probe, token.reader_token(key))[0] == 404,
-                     timeout=90, interval=0.5, explain=lambda: (tmp_path / "gateway.log").read_text())
+            wait_for("the gateway connected to Ray", lambda: answered(base + probe, token.reader_token(key)) == 404,
+                     timeout=180, interval=0.5, explain=lambda: (tmp_path / "gateway.log").read_text())
             yield base, key
         finally:
             stop_group(process, grace=5)
@@ -103,7 +111,7 @@ def test_only_a_jobs_own_token_writes_its_figures_and_only_the_reader_reads_them
     assert post(base, token_a, "team-a", "train", b'{"worker":0,"rank":0,"records":[[1.0,NaN,0.1,null]]}') == 400
     assert post(base, token_a, "team-a", "train", wire.encode(0, 0, [[1.0, -64, 0.1, None]])) == 400
     assert post(base, token_a, "team-a", "train", wire.encode(10**9, 0, [[1.0, 64, 0.1, None]])) == 400
-    assert post(base, token_a, "team-a", "train", b" " * (wire.MAX_BODY_BYTES + 1)) == 413
+    assert post_oversize(base, wire.records_path("team-a", "train"), token_a, wire.MAX_BODY_BYTES + 1) == 413
     after = snapshot(base, key, "team-a", "train", UID_A)
     assert after["totals"] == before["totals"] and after["records"] == before["records"]
 

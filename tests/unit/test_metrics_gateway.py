@@ -18,6 +18,7 @@ from tandem.contract import MAX_WORKERS
 from tandem.metrics import client, gateway, token, wire
 from tandem.metrics.collector import Collector
 from tandem.metrics.snapshot import MAX_RANKS
+from tests.support.figures import post_oversize
 
 KEY = b"k" * 32
 UID_A, UID_B = "0b7f0e4e-0000-4000-8000-00000000000a", "0b7f0e4e-0000-4000-8000-00000000000b"
@@ -172,8 +173,11 @@ def test_a_jobs_token_writes_its_figures_and_nothing_else(server):
 
 def test_an_oversize_body_is_refused_unread(server):
     mine = token.job_token(KEY, "team-a", "train", UID_A)
-    status, _ = call(server, "POST", wire.records_path("team-a", "train"), mine, b" " * (wire.MAX_BODY_BYTES + 1))
+    status = post_oversize(server.base, wire.records_path("team-a", "train"), mine, wire.MAX_BODY_BYTES + 1)
     assert status == 413 and not server.collectors.jobs
+    # Job B's token is refused before the size is even looked at.
+    other = token.job_token(KEY, "team-b", "train", UID_B)
+    assert post_oversize(server.base, wire.records_path("team-a", "train"), other, wire.MAX_BODY_BYTES + 1) == 403
 
 
 def test_only_the_reader_reads_and_deletes(server):
