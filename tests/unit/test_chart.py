@@ -113,6 +113,10 @@ def test_cluster_wide_rbac(helm):
     }
     (lease_role,) = by_kind(objs, "Role")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
+    # With the figures gateway (ray.enabled), and only then: create each job's token Secret.
+    (cluster_role,) = by_kind(render(helm, *MODES["ray"]), "ClusterRole")
+    extra = [r for r in cluster_role["rules"] if (tuple(r["apiGroups"]), tuple(r["resources"])) not in rules]
+    assert extra == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
     assert all(r["apiGroups"] == ["coordination.k8s.io"] and r["resources"] == ["leases"] for r in lease_role["rules"])
     assert "--namespace" not in operator_container(objs)["args"] and "-n" not in operator_container(objs)["args"]
 

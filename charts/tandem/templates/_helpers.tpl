@@ -80,10 +80,12 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.ray.enabled }}
 # Each metrics-enabled job's token Secret (docs/security.md, "Metrics channel"): create only, never read.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create]
+{{- end }}
 # The job's TensorBoard Deployment (spec.tensorboard with a shared claim or a remote logDir).
 - apiGroups: [apps]
   resources: [deployments]
