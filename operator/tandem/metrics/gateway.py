@@ -36,6 +36,8 @@ log = logging.getLogger("tandem.metrics.gateway")
 REQUEST_TIMEOUT = 10.0
 RAY_CALL_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 60.0
+#: How often the standalone gateway checks that its Ray connection still stands.
+WATCH_SECONDS = 15.0
 
 JobKey = tuple[str, str, str]  # namespace, name, uid
 
@@ -148,8 +150,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, why: str) -> None:
         log.info("refused %s %s: %d %s", self.command, self.path[:200], status, why)
-        if status == 413:
-            self.close_connection = True  # the body was not read
+        self.close_connection = True  # a body may be left unread: never parse it as a next request
         self._answer(status, {"error": why})
 
     def _token(self) -> Optional[str]:
@@ -255,11 +256,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     while not collectors.connect():
         log.warning("no connection to Ray at %s yet (%s); still trying", args.ray_address, collectors.failure)
     log.info("connected to Ray")
-    try:
-        threading.Event().wait()
-    finally:
-        server.shutdown()
-    return 0
+    import ray
+
+    # A lost Ray connection (the head restarted) does not come back by itself: exit, and let the
+    # kubelet restart this container, which connects afresh.
+    while ray.is_initialized():
+        time.sleep(WATCH_SECONDS)
+    log.error("lost the connection to Ray at %s; exiting to be restarted", args.ray_address)
+    server.shutdown()
+    return 1
 
 
 if __name__ == "__main__":
