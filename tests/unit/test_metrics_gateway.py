@@ -218,3 +218,19 @@ def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
              wire.encode(worker, 0, [[1000.0 + i * 0.1, 64, 0.1, None] for i in range(1, 10)]))
     status = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
     assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
+
+
+def test_the_operator_process_never_loads_ray():
+    """Beside the import-linter contract (static): the operator's modules, loaded for real, and
+    a metrics read through them, leave Ray out of the process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys; import tandem.cli.operator, tandem.controller.main, tandem.controller.runtime; "
+            "from tandem.metrics import client; client.read_summary('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8); "
+            "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray loaded'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "operator")})
+    assert done.returncode == 0, done.stderr
