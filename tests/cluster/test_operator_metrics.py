@@ -14,6 +14,7 @@ import pytest
 
 from tandem.contract import METRICS_TOKEN_KEY, metrics_token_secret
 from tests.conftest import REPO
+from tests.support.controlplane import create_namespace
 from tests.support.figures import figures_gateway
 from tests.support.kwok import with_pods
 from tests.support.specs import example
@@ -139,3 +140,67 @@ def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namesp
         for process in reporters:
             process.kill()
         operator.stop()
+
+
+def test_a_hostile_job_cannot_write_or_read_another_namespaces_figures(control_plane, crd, namespace, tmp_path,
+                                                                       gateway):
+    """Job `victim` in one namespace, job `hostile` in another, both with tokens the operator made:
+    the hostile job's token (read from its own Secret, as its pods get it) neither writes the
+    victim's figures nor reads them, and the victim's status keeps its own figures only."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tandem.metrics import wire
+
+    hostile_ns = create_namespace(control_plane, f"{namespace[:40]}-hostile")
+    control_plane.kubectl("create", "namespace", "lease-hostile-test", check=False)
+    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-hostile-test", "-n", namespace,
+                        "-n", hostile_ns, "--metrics-address", gateway.address,
+                        "--metrics-key-file", str(gateway.key_file)).start()
+    victim = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    victim["metadata"]["name"] = "victim"
+    victim["spec"]["metrics"] = {"enabled": True}
+    hostile = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    hostile["metadata"]["name"] = "hostile"
+    hostile["spec"]["metrics"] = {"enabled": True}
+    reporters = []
+    try:
+        apply(control_plane, namespace, victim)
+        apply(control_plane, hostile_ns, hostile)
+        victim_env, hostile_env = worker_env(control_plane, namespace, "victim"), worker_env(control_plane, hostile_ns, "hostile")
+        reporters = [start_reporter(victim_env, namespace, "victim", index) for index in (0, 1)]
+
+        def post(target_ns: str, name: str, records: bytes) -> int:
+            request = urllib.request.Request(gateway.address + wire.records_path(target_ns, name), data=records,
+                                             method="POST",
+                                             headers={"Authorization": f"Bearer {hostile_env['TANDEM_METRICS_TOKEN']}"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        forged = wire.encode(7, 0, [[1e9 + i, 10**9, 0.001, None] for i in range(100)])
+        assert post(namespace, "victim", forged) == 403  # the hostile token on the victim
+        assert post(hostile_ns, "victim", forged) == 403  # its own namespace, the victim's name
+        assert post(hostile_ns, "hostile", wire.encode(0, 0, [[1.0, 64, 0.1, None]])) == 204  # its own job: fine
+        victim_uid = get(control_plane, namespace, "trainingjob", "victim")["metadata"]["uid"]
+        read = urllib.request.Request(gateway.address + wire.job_path(namespace, "victim", victim_uid),
+                                      headers={"Authorization": f"Bearer {hostile_env['TANDEM_METRICS_TOKEN']}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(read, timeout=10)
+        assert refused.value.code == 403
+
+        def figures():
+            metrics = ((get(control_plane, namespace, "trainingjob", "victim") or {}).get("status") or {}).get("metrics") or {}
+            return metrics if metrics.get("available") and len(metrics.get("perWorker", [])) == 2 else None
+
+        metrics = wait_for("the victim's figures", figures, timeout=120, interval=2)
+        assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
+        assert metrics["throughput"] < 2 * 64 / 0.02 and not metrics.get("reason"), json.dumps(metrics)
+    finally:
+        for process in reporters:
+            process.kill()
+        operator.stop()
+        control_plane.kubectl("delete", "namespace", hostile_ns, "--wait=false", check=False)
