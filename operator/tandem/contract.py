@@ -127,6 +127,25 @@ TPU_RESOURCE = "google.com/tpu"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
+# --- The figures gateway (metrics/gateway.py) -------------------------------------------------
+
+#: Port the gateway serves on, beside the Ray head (the only port of the head's pod workers reach).
+METRICS_GATEWAY_PORT = 8070
+#: Key in the job's token Secret that holds the token.
+METRICS_TOKEN_KEY = "token"
+#: File (in the operator and the gateway) holding the gateway key every token derives from.
+ENV_METRICS_KEY_FILE = "TANDEM_METRICS_KEY_FILE"
+
+
+def metrics_token_secret(job: str, uid: str) -> str:
+    """Name of the Secret, in the job's namespace and owned by it, that holds the job's token.
+
+    It carries the TrainingJob's uid: a job deleted and created again under the same name gets a
+    Secret of its own, never the old one (which the garbage collector may be about to remove), and
+    no Secret made before the TrainingJob existed can sit under the name the operator creates."""
+    return f"{job}-metrics-token-{uid}"
+
+
 # --- Ports -----------------------------------------------------------------------------------
 
 #: The port worker 0 listens on for torch's rendezvous store and TF's gRPC server (in a pod).
@@ -162,9 +181,13 @@ ENV_WORKER_HOSTS = "TANDEM_WORKER_HOSTS"
 ENV_RESTART = "TANDEM_RESTART"
 #: "1" when the workers report step timings.
 ENV_METRICS = "TANDEM_METRICS"
-#: Address of the Ray that collects the job's metrics (the operator reads it too, as the
-#: default of `tandem operator run --metrics-address`, and passes it on to the workers).
+#: URL of the figures gateway (metrics/gateway.py) the workers post their step records to, and
+#: the operator reads a job's figures from: http://host:port, never Ray itself (the operator
+#: reads it too, as the default of `tandem operator run --metrics-address`, and passes it on).
 ENV_METRICS_ADDRESS = "TANDEM_METRICS_ADDRESS"
+#: The job's write token for the gateway (from the job's token Secret in a pod): it lets the
+#: workers post this job's figures and nothing else.
+ENV_METRICS_TOKEN = "TANDEM_METRICS_TOKEN"
 #: "1" when the workers write TensorBoard event files.
 ENV_TENSORBOARD = "TANDEM_TENSORBOARD"
 #: The job's TensorBoard directory; each worker writes under worker-<i>[-rank-<r>] in it.
@@ -189,7 +212,7 @@ RUN_ENV_PREFIXES = ("TANDEM_RUN_", ENV_JOB)
 
 #: Pid of the training process that started the shipper; the shipper dies with it.
 ENV_METRICS_PARENT = "TANDEM_METRICS_PARENT"
-#: Seconds to wait for the metrics Ray to accept connections (default 120).
+#: Seconds to wait for the figures gateway to accept step records (default 120).
 ENV_METRICS_CONNECT_TIMEOUT = "TANDEM_METRICS_CONNECT_TIMEOUT"
 #: Niceness of the shipper (default 10), so that training gets the CPU first.
 ENV_METRICS_NICE = "TANDEM_METRICS_NICE"

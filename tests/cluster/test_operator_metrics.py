@@ -1,16 +1,21 @@
-"""status.metrics on the cluster: real reporters ship to a real Ray actor, the real operator
-reads it and writes throughput and efficiency into the TrainingJob (and `kubectl get tj`)."""
+"""status.metrics on the cluster: the real operator creates each job's token Secret and points
+the workers at the figures gateway; real reporters, holding the token from that Secret, post
+through a real gateway to a real Ray actor; the operator reads the figures back over HTTP (the
+reader token) and writes throughput and efficiency into the TrainingJob (and `kubectl get tj`)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tandem.metrics.client import reachable
+from tandem.contract import METRICS_TOKEN_KEY, metrics_token_secret
 from tests.conftest import REPO
+from tests.support.controlplane import create_namespace
+from tests.support.figures import figures_gateway
 from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
@@ -42,45 +47,58 @@ while True:
 """
 
 
-def start_reporter(ray_head, namespace: str, name: str, index: int, *args: str, code: str = REPORTER):
+def worker_env(control_plane, namespace: str, name: str) -> dict[str, str]:
+    """The metrics env of the job's worker pods, as the kubelet would fill it: the gateway's
+    address from the pod template, the token from the Secret it names (which the operator made)."""
+    job = wait_for("the Indexed Job", lambda: get(control_plane, namespace, "job", name), timeout=60, interval=1)
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    reference = env["TANDEM_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    uid = get(control_plane, namespace, "trainingjob", name)["metadata"]["uid"]
+    assert reference == {"name": metrics_token_secret(name, uid), "key": METRICS_TOKEN_KEY}
+    secret = get(control_plane, namespace, "secret", reference["name"])
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == uid  # garbage-collected with the job
+    assert "TANDEM_METRICS_TOKEN" not in {e["name"] for e in env.values() if "value" in e}  # never in plain env
+    return {"TANDEM_METRICS_ADDRESS": env["TANDEM_METRICS_ADDRESS"]["value"],
+            "TANDEM_METRICS_TOKEN": base64.b64decode(secret["data"][reference["key"]]).decode()}
+
+
+def start_reporter(pod_env: dict[str, str], namespace: str, name: str, index: int, *args: str, code: str = REPORTER):
     """One worker's process, as a pod would run it, here on loopback."""
-    env = {**os.environ, **ray_head.worker_env, "PYTHONPATH": str(REPO / "operator"), "TANDEM_JOB": name,
-           "TANDEM_NAMESPACE": namespace, "TANDEM_WORKER_INDEX": str(index), "TANDEM_METRICS": "1",
-           "TANDEM_METRICS_ADDRESS": ray_head.address}
+    env = {**os.environ, **pod_env, "PYTHONPATH": str(REPO / "operator"), "TANDEM_JOB": name,
+           "TANDEM_NAMESPACE": namespace, "TANDEM_WORKER_INDEX": str(index), "TANDEM_METRICS": "1"}
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True)
 
 
 @pytest.fixture
-def ray_head(tmp_path):
-    from tandem.local.ray_session import LocalMetrics
-
-    metrics = LocalMetrics("unused", "unused", workers=2, baseline=None, straggler_threshold=0.8)
-    metrics.start(tmp_path)
-    try:
-        wait_for("Ray", lambda: reachable(metrics.address, timeout=1.0), timeout=90, interval=1)
+def gateway(tmp_path):
+    with figures_gateway(tmp_path / "ray") as metrics:
         yield metrics
-    finally:
-        metrics.stop()
 
 
-def test_operator_writes_status_metrics_read_from_ray(control_plane, crd, namespace, tmp_path, ray_head):
-    control_plane.kubectl("create", "namespace", "lease-metrics-test", check=False)
-    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-metrics-test", "-n", namespace,
-                        "--metrics-address", ray_head.address, env=ray_head.worker_env).start()
+def operator_with_gateway(control_plane, tmp_path, lease_namespace: str, namespace: str, gateway) -> Operator:
+    control_plane.kubectl("create", "namespace", lease_namespace, check=False)
+    return Operator(control_plane.kubeconfig, tmp_path / "operator.log", lease_namespace, "-n", namespace,
+                    "--metrics-address", gateway.address, "--metrics-key-file", str(gateway.key_file)).start()
+
+
+def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd, namespace, tmp_path, gateway):
+    operator = operator_with_gateway(control_plane, tmp_path, "lease-metrics-test", namespace, gateway)
     document = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
     document["spec"]["metrics"] = {"enabled": True, "baselineThroughput": 1000.0}
     name = document["metadata"]["name"]
     reporters = []
     try:
         apply(control_plane, namespace, document)
-        reporters = [start_reporter(ray_head, namespace, name, index) for index in (0, 1)]
+        pod_env = worker_env(control_plane, namespace, name)
+        assert pod_env["TANDEM_METRICS_ADDRESS"] == gateway.address
+        reporters = [start_reporter(pod_env, namespace, name, index) for index in (0, 1)]
 
         def figures():
             status = (get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}
             metrics = status.get("metrics") or {}
             return metrics if metrics.get("available") and len(metrics.get("perWorker", [])) == 2 else None
 
-        metrics = wait_for("status.metrics from Ray", figures, timeout=120, interval=2)
+        metrics = wait_for("status.metrics from the gateway", figures, timeout=120, interval=2)
         assert 0 < metrics["throughput"] < 2 * 2 * 64 / 0.02  # two workers, 64 samples per >= 20 ms step
         assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
         assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / 2000.0, rel=1e-6)
@@ -95,11 +113,9 @@ def test_operator_writes_status_metrics_read_from_ray(control_plane, crd, namesp
         operator.stop()
 
 
-def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namespace, tmp_path, ray_head):
+def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namespace, tmp_path, gateway):
     """status.metrics is replaced, not merged: once worker 1 catches up, `straggler` is gone."""
-    control_plane.kubectl("create", "namespace", "lease-straggler-test", check=False)
-    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-straggler-test", "-n", namespace,
-                        "--metrics-address", ray_head.address, env=ray_head.worker_env).start()
+    operator = operator_with_gateway(control_plane, tmp_path, "lease-straggler-test", namespace, gateway)
     document = with_pods(example("mnist-ddp.yaml"), run_seconds=300)
     document["spec"]["metrics"] = {"enabled": True}
     name = document["metadata"]["name"]
@@ -109,7 +125,8 @@ def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namesp
     reporters = []
     try:
         apply(control_plane, namespace, document)
-        reporters = [start_reporter(ray_head, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
+        pod_env = worker_env(control_plane, namespace, name)
+        reporters = [start_reporter(pod_env, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
 
         def metrics():
             return ((get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}).get("metrics") or {}
@@ -123,3 +140,67 @@ def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namesp
         for process in reporters:
             process.kill()
         operator.stop()
+
+
+def test_a_hostile_job_cannot_write_or_read_another_namespaces_figures(control_plane, crd, namespace, tmp_path,
+                                                                       gateway):
+    """Job `victim` in one namespace, job `hostile` in another, both with tokens the operator made:
+    the hostile job's token (read from its own Secret, as its pods get it) neither writes the
+    victim's figures nor reads them, and the victim's status keeps its own figures only."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tandem.metrics import wire
+
+    hostile_ns = create_namespace(control_plane, f"{namespace[:40]}-hostile")
+    control_plane.kubectl("create", "namespace", "lease-hostile-test", check=False)
+    operator = Operator(control_plane.kubeconfig, tmp_path / "operator.log", "lease-hostile-test", "-n", namespace,
+                        "-n", hostile_ns, "--metrics-address", gateway.address,
+                        "--metrics-key-file", str(gateway.key_file)).start()
+    victim = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    victim["metadata"]["name"] = "victim"
+    victim["spec"]["metrics"] = {"enabled": True}
+    hostile = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    hostile["metadata"]["name"] = "hostile"
+    hostile["spec"]["metrics"] = {"enabled": True}
+    reporters = []
+    try:
+        apply(control_plane, namespace, victim)
+        apply(control_plane, hostile_ns, hostile)
+        victim_env, hostile_env = worker_env(control_plane, namespace, "victim"), worker_env(control_plane, hostile_ns, "hostile")
+        reporters = [start_reporter(victim_env, namespace, "victim", index) for index in (0, 1)]
+
+        def post(target_ns: str, name: str, records: bytes) -> int:
+            request = urllib.request.Request(gateway.address + wire.records_path(target_ns, name), data=records,
+                                             method="POST",
+                                             headers={"Authorization": f"Bearer {hostile_env['TANDEM_METRICS_TOKEN']}"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        forged = wire.encode(7, 0, [[1e9 + i, 10**9, 0.001, None] for i in range(100)])
+        assert post(namespace, "victim", forged) == 403  # the hostile token on the victim
+        assert post(hostile_ns, "victim", forged) == 403  # its own namespace, the victim's name
+        assert post(hostile_ns, "hostile", wire.encode(0, 0, [[1.0, 64, 0.1, None]])) == 204  # its own job: fine
+        victim_uid = get(control_plane, namespace, "trainingjob", "victim")["metadata"]["uid"]
+        read = urllib.request.Request(gateway.address + wire.job_path(namespace, "victim", victim_uid),
+                                      headers={"Authorization": f"Bearer {hostile_env['TANDEM_METRICS_TOKEN']}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(read, timeout=10)
+        assert refused.value.code == 403
+
+        def figures():
+            metrics = ((get(control_plane, namespace, "trainingjob", "victim") or {}).get("status") or {}).get("metrics") or {}
+            return metrics if metrics.get("available") and len(metrics.get("perWorker", [])) == 2 else None
+
+        metrics = wait_for("the victim's figures", figures, timeout=120, interval=2)
+        assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
+        assert metrics["throughput"] < 2 * 64 / 0.02 and not metrics.get("reason"), json.dumps(metrics)
+    finally:
+        for process in reporters:
+            process.kill()
+        operator.stop()
+        control_plane.kubectl("delete", "namespace", hostile_ns, "--wait=false", check=False)

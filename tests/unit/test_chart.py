@@ -115,6 +115,10 @@ def test_cluster_wide_rbac(helm):
     }
     (lease_role,) = by_kind(objs, "Role")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
+    # With the figures gateway (ray.enabled), and only then: create each job's token Secret.
+    (cluster_role,) = by_kind(render(helm, *MODES["ray"]), "ClusterRole")
+    extra = [r for r in cluster_role["rules"] if (tuple(r["apiGroups"]), tuple(r["resources"])) not in rules]
+    assert extra == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
     assert all(r["apiGroups"] == ["coordination.k8s.io"] and r["resources"] == ["leases"] for r in lease_role["rules"])
     assert "--namespace" not in operator_container(objs)["args"] and "-n" not in operator_container(objs)["args"]
 
@@ -140,8 +144,10 @@ def test_namespaced_rbac_has_no_cluster_scope(helm):
 def test_least_privilege(helm, mode):
     for rule in all_rules(render(helm, *MODES[mode])):
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
-        assert not {"secrets", "configmaps", "pods/exec", "nodes", "serviceaccounts", "roles", "clusterroles",
+        assert not {"configmaps", "pods/exec", "nodes", "serviceaccounts", "roles", "clusterroles",
                     "rolebindings", "clusterrolebindings"} & set(rule["resources"]), rule
+        if "secrets" in rule["resources"]:  # each job's figures token: created, never read (docs/security.md)
+            assert rule["resources"] == ["secrets"] and rule["verbs"] == ["create"], rule
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
 
 
@@ -173,30 +179,42 @@ def test_operator_deployment_defaults(helm):
     assert not [o for o in objs if "ray" in o["metadata"]["name"]]
 
 
-def test_ray_head_and_metrics_address(helm):
+def test_ray_head_gateway_and_metrics_address(helm):
     objs = render(helm, *MODES["ray"])
     args = operator_container(objs)["args"]
-    assert args[args.index("--metrics-address") + 1] == "ray://tandem-ray-head.tandem-system:10001"
+    assert args[args.index("--metrics-address") + 1] == "http://tandem-ray-head.tandem-system:8070"
+    assert args[args.index("--metrics-key-file") + 1] == "/etc/tandem/metrics-key/key"
+    # Only the gateway is served: Ray's ports (GCS, client, dashboard agent) have no Service port.
     (head_service,) = [o for o in by_kind(objs, "Service") if o["metadata"]["name"] == "tandem-ray-head"]
-    assert {p["name"]: p["port"] for p in head_service["spec"]["ports"]} == {"gcs": 6379, "client": 10001}
+    assert {p["name"]: p["port"] for p in head_service["spec"]["ports"]} == {"gateway": 8070}
     (head,) = [o for o in by_kind(objs, "Deployment") if o["metadata"]["name"] == "tandem-ray-head"]
-    (container,) = head["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "tandem/operator:0.1.0"  # same Ray and Python as the clients
-    assert container["command"] == ["ray"] and "--head" in container["args"]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    # The workers carry no Ray token, so the head runs without token auth behind a NetworkPolicy
-    # that admits Tandem's pods only: the workers' and the operator's pods carry that label.
-    assert {"name": "RAY_AUTH_MODE", "value": "disabled"} in container["env"]
+    ray, gateway = head["spec"]["template"]["spec"]["containers"]
+    assert ray["image"] == gateway["image"] == "tandem/operator:0.1.0"  # same Ray and Python as the gateway
+    assert ray["command"] == ["ray"] and "--head" in ray["args"] and "ports" not in ray
+    assert gateway["command"] == ["python", "-m", "tandem.metrics.gateway"]
+    assert "--ray-address=ray://127.0.0.1:10001" in gateway["args"]  # Ray over the pod's loopback
+    assert [p["containerPort"] for p in gateway["ports"]] == [8070]
+    assert ray["securityContext"]["readOnlyRootFilesystem"] is gateway["securityContext"]["readOnlyRootFilesystem"] is True
+    # The NetworkPolicy admits Tandem-labelled pods to the gateway's port only; the label is a
+    # filter, the gateway's tokens are the defence.
     (policy,) = by_kind(objs, "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ray-head"
-    assert policy["spec"]["ingress"][0]["from"] == [
-        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tandem"}}}]
+    assert policy["spec"]["ingress"] == [{
+        "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tandem"}}}],
+        "ports": [{"port": 8070, "protocol": "TCP"}]}]
+    # The key: a chart Secret, mounted into the operator and the gateway, nowhere else.
+    (key,) = [o for o in by_kind(objs, "Secret") if o["metadata"]["name"] == "tandem-metrics-key"]
+    assert len(key["data"]["key"]) > 64
+    mounted = {o["metadata"]["name"] for o in by_kind(objs, "Deployment")
+               for v in o["spec"]["template"]["spec"].get("volumes", []) if v.get("secret", {}).get("secretName")}
+    assert mounted == {"tandem-operator", "tandem-ray-head"}
+    assert "metrics-key" in {m["name"] for m in gateway["volumeMounts"]} - {m["name"] for m in ray["volumeMounts"]}
     (operator,) = [o for o in by_kind(objs, "Deployment") if o["metadata"]["name"] == "tandem-operator"]
     assert operator["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tandem"
-    # An explicit address wins over the in-chart head.
-    objs = render(helm, "--set", "ray.enabled=true", "--set", "operator.metricsAddress=ray://ray.example:10001")
+    # An explicit address wins over the in-chart gateway.
+    objs = render(helm, "--set", "ray.enabled=true", "--set", "operator.metricsAddress=http://figures.example:8070")
     args = operator_container(objs)["args"]
-    assert args[args.index("--metrics-address") + 1] == "ray://ray.example:10001"
+    assert args[args.index("--metrics-address") + 1] == "http://figures.example:8070"
 
 
 # ------------------------------------------------------------------- kustomize == chart

@@ -44,7 +44,8 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
         print("trained", flush=True)
     """)
     env = {"PATH": "/usr/bin:/bin", "TANDEM_METRICS": "1", "TANDEM_JOB": "j", "TANDEM_WORKER_INDEX": "1",
-           "TANDEM_METRICS_ADDRESS": f"127.0.0.1:{free_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
+           "TANDEM_METRICS_ADDRESS": f"http://127.0.0.1:{free_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
+           "TANDEM_METRICS_TOKEN": "uid.0123",
            "TANDEM_RUN_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -53,10 +54,10 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
     assert "worker 1" in done.stderr and "unreachable" in done.stderr
 
 
-def test_read_summary_of_an_unreachable_ray_is_unavailable():
-    status = client.read_summary(f"127.0.0.1:{free_port()}", "default", "j", 2, None, 0.8)
-    assert status.available is False and status.updated_at
-    assert client.read_summary("", "default", "j", 2, None, 0.8).available is False
+def test_read_summary_of_an_unreachable_gateway_is_unavailable():
+    status = client.read_summary(f"http://127.0.0.1:{free_port()}", "reader", "default", "j", "uid", 2, None, 0.8)
+    assert status.available is False and status.updated_at and "unreachable" in status.reason
+    assert client.read_summary("", "reader", "default", "j", "uid", 2, None, 0.8).available is False
 
 
 def test_from_snapshot_builds_the_status():
@@ -80,7 +81,8 @@ def test_baseline_is_recorded_and_preferred_after_the_spec(tmp_path):
 
 def test_status_line_reads_the_latest_figures():
     m = LocalMetrics("default", "j", 2, 500.0, 0.8)
-    assert m.address.startswith("127.0.0.1:") and m.worker_env["RAY_AUTH_MODE"] == "token"
+    # The workers get the gateway's loopback URL and their job's write token: nothing of Ray's.
+    assert m.address.startswith("http://127.0.0.1:") and list(m.worker_env) == ["TANDEM_METRICS_TOKEN"]
     assert "starting Ray" in m.status_line()
     snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 30)],
                         "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 30)]}}

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings, strategies as st
 
 from tandem.contract import tensorboard_name
+from tandem.controller.actions import MetricsChannel
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import reconcile
+from tandem.metrics.token import token_uid
 from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
@@ -132,6 +134,46 @@ def test_metrics_due_only_while_running_and_at_a_bounded_rate():
     assert not actions.read_metrics
     _, actions = step(obj, running, NOW + timedelta(seconds=16))
     assert actions.read_metrics
+
+
+def test_the_pass_that_finds_the_job_complete_reads_the_figures_once_more():
+    """The workers' last records (their shippers' final flush) are in only once every worker has
+    exited: status must be read then, not left with a read 0 to 15 s older (issue 15 e2e flake)."""
+    obj, _ = step(training_job(), Observed())
+    running = Observed(True, JobState(0), pods(0, "Running", "Running"))
+    obj, _ = step(obj, running)
+    obj = {**obj, "status": with_metrics(obj["status"], {"throughput": 100.0}, NOW, 1)}
+    done = Observed(True, JobState(0, complete=True), pods(0, "Succeeded", "Succeeded"))
+    obj, actions = step(obj, done, NOW + timedelta(seconds=1))  # well within the refresh interval
+    assert obj["status"]["phase"] == "Succeeded"
+    assert actions.read_metrics and actions.read_metrics.status["phase"] == "Succeeded"
+    assert actions.read_metrics.uid == "u-1" and actions.requeue_after is None
+    _, actions = step(obj, done, NOW + timedelta(seconds=60))
+    assert not actions.read_metrics  # finished: no reads after that one
+
+
+KEY = b"k" * 32
+
+
+def test_with_a_gateway_key_the_job_gets_its_token_secret_and_reads_it():
+    channel = MetricsChannel("http://gateway:8070", KEY)
+    actions = reconcile(training_job(), Observed(), NOW, channel)
+    (secret,) = actions.secrets
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "demo-metrics-token-u-1"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert token_uid(KEY, secret["metadata"]["namespace"], "demo", secret["stringData"]["token"]) == "u-1"
+    job = next(o for o in actions.create if o["kind"] == "Job")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TANDEM_METRICS_ADDRESS"]["value"] == "http://gateway:8070"
+    assert env["TANDEM_METRICS_TOKEN"] == {"name": "TANDEM_METRICS_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "demo-metrics-token-u-1", "key": "token"}}}
+    # Metrics off, or no key: no Secret, no token in the pods.
+    for obj, metrics in ((training_job(metrics={"enabled": False}), channel),
+                         (training_job(), MetricsChannel("http://gateway:8070"))):
+        actions = reconcile(obj, Observed(), NOW, metrics)
+        job = next(o for o in actions.create if o["kind"] == "Job")
+        assert not actions.secrets
+        assert "TANDEM_METRICS_TOKEN" not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
 def test_metrics_unavailable_sets_a_condition():

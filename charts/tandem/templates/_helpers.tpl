@@ -46,8 +46,13 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 {{- if .Values.operator.metricsAddress -}}
 {{- .Values.operator.metricsAddress -}}
 {{- else if .Values.ray.enabled -}}
-{{- printf "ray://%s.%s:10001" (include "tandem.rayHeadName" .) .Release.Namespace -}}
+{{- printf "http://%s.%s:%d" (include "tandem.rayHeadName" .) .Release.Namespace (.Values.ray.gatewayPort | int) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the figures gateway's key (templates/ray.yaml). */}}
+{{- define "tandem.metricsKeySecret" -}}
+{{- printf "%s-metrics-key" (include "tandem.fullname" .) -}}
 {{- end -}}
 
 {{/* Rules the operator needs wherever TrainingJobs live (ClusterRole or one Role per namespace). */}}
@@ -78,6 +83,12 @@ for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group re
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]
+{{- if .Values.ray.enabled }}
+# Each metrics-enabled job's token Secret (docs/security.md, "Metrics channel"): create only, never read.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+{{- end }}
 # The job's TensorBoard Deployment (spec.tensorboard with a shared claim or a remote logDir).
 - apiGroups: [apps]
   resources: [deployments]

@@ -20,7 +20,7 @@ def dump_yaml(objects: Iterable[dict[str, Any]]) -> str:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field, e.g. --set workers=4.")
-@click.option("--metrics-address", default="", help="Ray address the workers report to (set by the operator).")
+@click.option("--metrics-address", default="", help="URL of the figures gateway the workers report to (set by the operator).")
 def render(file: str, output: str, overrides: tuple[str, ...], metrics_address: str) -> None:
     """Print the Kubernetes objects a TrainingJob becomes."""
     from ..api import load_job

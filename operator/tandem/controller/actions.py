@@ -27,8 +27,27 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class MetricsChannel:
+    """Where the workers send figures and the operator reads them: the figures gateway's URL,
+    and the key the jobs' write tokens and the operator's reader token derive from
+    (metrics/token.py). Empty: no metrics path configured."""
+
+    address: str = ""
+    key: bytes = field(default=b"", repr=False)
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the workers get a write token (from the job's token Secret)."""
+        return bool(self.address and self.key)
+
+
+#: No metrics path: jobs run, and their status says figures are unavailable.
+NO_METRICS = MetricsChannel()
+
+
+@dataclass(frozen=True)
 class MetricsRead:
-    """Read the job's figures from its Ray metrics actor and merge them into `status`.
+    """Read the job's figures from the figures gateway and merge them into `status`.
 
     The numbers come from the validated spec: a TPU job that leaves `workers` unset has as many
     workers as its slice has hosts, and its efficiency must be measured against that count.
@@ -36,6 +55,7 @@ class MetricsRead:
 
     namespace: str
     name: str
+    uid: str
     workers: int
     baseline_throughput: Optional[float]
     straggler_threshold: float
@@ -60,8 +80,12 @@ class FailedCreatesRead:
 @dataclass
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
-    asked for), delete the TrainingJob (and stop), delete the Job, create, post events, requeue."""
+    asked for), delete the TrainingJob (and stop), delete the Job, create the token Secrets, create
+    the children, post events, requeue."""
 
+    #: The job's token Secret (metrics/token.py), created when missing and never read or changed:
+    #: the operator may create Secrets, not read or patch them. Its name carries the job's uid.
+    secrets: list[dict[str, Any]] = field(default_factory=list)
     #: Children to create, in order. Created, never applied: an object already holding the name
     #: is the job's own only if it carries the job's uid, and a foreign one is never overwritten.
     create: list[dict[str, Any]] = field(default_factory=list)

@@ -144,6 +144,16 @@ class KubeWriter:
         count = sum(event.count or 1 for event in events.items)
         return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
 
+    def create_once(self, obj: Mapping[str, Any]) -> None:
+        """Create `obj` unless it exists. For the job's token Secret, whose name carries the
+        TrainingJob's uid (contract.metrics_token_secret): one that exists was created by an earlier
+        pass for this very job. The operator may create Secrets, never read, list or patch them."""
+        try:
+            self.core.create_namespaced_secret(obj["metadata"]["namespace"], dict(obj))  # type: ignore[arg-type]
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never
         meets the old one under the same pod hostnames."""

@@ -12,7 +12,9 @@ from typing import Any, Optional
 import kopf
 
 from ..api.admin_policy import AdminPolicy
+from ..metrics.token import load_key
 from . import telemetry
+from .actions import MetricsChannel
 from .health import Health
 from .kube import KubeWriter, load_config
 from .leader import LeaderElector
@@ -28,6 +30,7 @@ class RunOptions:
     namespaces: tuple[str, ...] = ()
     kubeconfig: Optional[str] = None
     metrics_address: str = ""
+    metrics_key_file: str = ""
     health_port: int = 8080
     metrics_port: int = 9090
     leader_election: bool = True
@@ -87,8 +90,9 @@ def run(options: RunOptions) -> int:
         elector.keep_renewing(stop, on_lost)
     health.role = "leading"
     registry = kopf.OperatorRegistry()
-    controller = Controller(KubeWriter(api), OperatorConfig(metrics_address=options.metrics_address,
-                                                                 admin_policy=admin_policy), health)
+    metrics = MetricsChannel(options.metrics_address,
+                             load_key(options.metrics_key_file) if options.metrics_key_file else b"")
+    controller = Controller(KubeWriter(api), OperatorConfig(metrics=metrics, admin_policy=admin_policy), health)
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)

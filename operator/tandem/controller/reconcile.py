@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from ..api.admin_policy import AdminPolicy
 from ..api.model import TrainingJob
-from .actions import Actions, Event
+from .actions import NO_METRICS, Actions, Event, MetricsChannel
 from .decision import Decision, rfc3339
 from .observed import Observed
 from .policy.after_finish import expire_after_finish
@@ -42,7 +42,7 @@ DEFAULT_ADMIN_POLICY = AdminPolicy()
 __all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
 
 
-def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics_address: str = "",
+def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics: MetricsChannel = NO_METRICS,
               admin_policy: AdminPolicy = DEFAULT_ADMIN_POLICY) -> Actions:
     decision = Decision(obj, now)
     if decision.deleting:
@@ -51,7 +51,7 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     policy = job.spec.run_policy if job is not None else run_policy_of(obj)
     if not decision.finished:
         if job is not None:
-            _run_group(decision, job, observed, metrics_address)
+            _run_group(decision, job, observed, metrics)
         elif decision.status.get("startTime") and not enforce_deadline(decision, policy, observed):
             requeue_before_deadline(decision, policy)  # an invalid edit stops no clock
     if decision.finished:
@@ -59,7 +59,7 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     return decision.finish()
 
 
-def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str) -> None:
+def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> None:
     """The steps for a job that has not finished; the first step that decides ends the pass."""
     if suspend(decision, job, observed):
         return
@@ -67,7 +67,7 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
         decision.status["startTime"] = rfc3339(decision.now)
     if enforce_deadline(decision, job.spec.run_policy, observed):
         return
-    if ensure_group(decision, job, observed, metrics_address):
+    if ensure_group(decision, job, observed, metrics):
         return
     if fail_unstartable(decision, job, observed):
         return

@@ -22,8 +22,9 @@ from urllib3.exceptions import HTTPError
 
 from ..api.admin_policy import AdminPolicy
 from ..contract import API_GROUP, PLURAL, VERSION
+from ..metrics.token import reader_token
 from . import telemetry
-from .actions import FailedCreatesRead, MetricsRead
+from .actions import NO_METRICS, FailedCreatesRead, MetricsChannel, MetricsRead
 from .cache import Cache, Key
 from .health import Health
 from .kube import KubeWriter
@@ -43,7 +44,8 @@ METRICS_READ_TIMEOUT = 5.0
 
 @dataclass
 class OperatorConfig:
-    metrics_address: str = ""
+    #: The figures gateway (http://host:port) and the key its tokens derive from.
+    metrics: MetricsChannel = NO_METRICS
     workers: int = WORKERS
     admin_policy: AdminPolicy = field(default_factory=AdminPolicy)
 
@@ -124,7 +126,7 @@ class Controller:
                            self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
                            self.cache.refusals.get(key, {}).values())
         now = datetime.now(timezone.utc)
-        actions = reconcile(obj, observed, now, self.config.metrics_address, self.config.admin_policy)
+        actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
         status = actions.status or None
         if actions.read_metrics is not None:
@@ -141,6 +143,8 @@ class Controller:
         if actions.delete_job is not None:
             target = actions.delete_job
             await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
+        for secret in actions.secrets:
+            await asyncio.to_thread(self.writer.create_once, secret)
         if not await self._create(key, actions.create):
             self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
         if actions.read_failed_creates is not None:
@@ -193,17 +197,18 @@ class Controller:
             return await asyncio.to_thread(self.writer.patch_status, *key,
                                            with_metrics(read.status, None, now, read.generation, refused))
 
-    def forget_metrics(self, key: Key) -> None:
-        """Drop a deleted job's metrics actor, so a new job of the same name starts clean."""
-        if not self.config.metrics_address:
+    def forget_metrics(self, key: Key, uid: str) -> None:
+        """Drop a deleted job's collector (the gateway's Ray actor): it is small, but not free."""
+        metrics = self.config.metrics
+        if not metrics.address or not metrics.key or not uid:
             return
 
         async def delete() -> None:
             try:
                 from ..metrics.client import delete as delete_collector
 
-                await asyncio.wait_for(asyncio.to_thread(delete_collector, self.config.metrics_address, *key),
-                                       METRICS_READ_TIMEOUT)
+                await asyncio.wait_for(asyncio.to_thread(delete_collector, metrics.address, reader_token(metrics.key),
+                                                         *key, uid), METRICS_READ_TIMEOUT)
             except Exception as error:  # noqa: BLE001 - best effort: the actor is small and detached
                 log.info("could not remove the metrics actor of %s/%s: %s", *key, error)
 
@@ -211,17 +216,18 @@ class Controller:
 
     async def _with_metrics(self, read: MetricsRead, now: datetime) -> dict[str, Any]:
         """The pass's status with fresh figures, or MetricsAvailable False and why: never raises."""
-        if not self.config.metrics_address:
+        metrics = self.config.metrics
+        if not metrics.address or not metrics.key:
             return with_metrics(read.status, None, now, read.generation,
-                                "the operator has no --metrics-address (Ray) configured")
+                                "the operator has no --metrics-address and --metrics-key-file (figures gateway) configured")
         try:
             from ..metrics.client import read_summary
 
             summary = await asyncio.wait_for(asyncio.to_thread(
-                read_summary, self.config.metrics_address, read.namespace, read.name,
+                read_summary, metrics.address, reader_token(metrics.key), read.namespace, read.name, read.uid,
                 read.workers, read.baseline_throughput, read.straggler_threshold,
-            ), METRICS_READ_TIMEOUT)
-        except Exception as error:  # noqa: BLE001 - Ray absent or broken: say so in a condition, go on
+            ), METRICS_READ_TIMEOUT + 1.0)
+        except Exception as error:  # noqa: BLE001 - gateway absent or broken: say so in a condition, go on
             return with_metrics(read.status, None, now, read.generation, f"metrics unavailable: {error}"[:300])
         if not summary.available:
             return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
@@ -242,7 +248,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         key = controller.cache.put_training_job(body, deleted=deleted)
         if deleted:
             telemetry.forget(key)
-            controller.forget_metrics(key)
+            controller.forget_metrics(key, str((body.get("metadata") or {}).get("uid") or ""))
         else:
             controller.enqueue(key)
 

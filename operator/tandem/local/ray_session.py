@@ -1,12 +1,17 @@
 """Metrics for `tandem run` on this machine: a private Ray, started off the critical path.
 
-`LocalMetrics` (in the CLI) picks the Ray ports and a session token up front, so the workers
-can be given TANDEM_METRICS_ADDRESS before Ray exists, and starts a helper process,
-``python -m tandem.local.ray_session``, while the workers start. The helper
+`LocalMetrics` (in the CLI) picks the ports, a gateway key and the job's write token up front,
+so the workers can be given TANDEM_METRICS_ADDRESS (the gateway's URL) and TANDEM_METRICS_TOKEN
+before anything listens, and starts a helper process, ``python -m tandem.local.ray_session``,
+while the workers start. The helper
 
+- serves the figures gateway (metrics/gateway.py) on 127.0.0.1 at once: the workers' shippers
+  talk to it exactly as they do on a cluster, one protocol everywhere; it answers "not yet"
+  until Ray is up, and the shippers keep their records meanwhile;
 - starts a Ray head (`ray start --head --block`: no dashboard, no CPUs, a small object store,
   loopback only, token authentication with a token of its own, a temp dir of its own), every
-  process of which carries TANDEM_RAY_SESSION=<run id> in its environment;
+  process of which carries TANDEM_RAY_SESSION=<run id> in its environment, and is its only
+  driver (the workers never see Ray's address or token);
 - creates the job's collector actor, then every `INTERVAL` seconds reads the figures, appends
   them to the run's metrics history (``<run dir>/metrics.jsonl``) and prints them as a JSON
   line, which the CLI shows in the live status line;
@@ -37,7 +42,12 @@ from .._sys import proctree
 from .._sys.lifetime import become_subreaper, die_with_parent
 from .._sys.ports import free_ports
 from ..api.status import MetricsStatus
-from ..contract import ENV_RAY_SESSION, RUN_ENV_PREFIXES
+from ..contract import ENV_METRICS_TOKEN, ENV_RAY_SESSION, RUN_ENV_PREFIXES
+from ..metrics.token import job_token
+
+#: The helper's environment variable carrying the gateway key (hex); it removes it at start, so
+#: that Ray's processes do not inherit it.
+ENV_GATEWAY_KEY = "TANDEM_LOCAL_GATEWAY_KEY"
 
 INTERVAL = 1.0
 RAY_START_TIMEOUT = 60.0
@@ -118,12 +128,17 @@ class LocalMetrics:
         self.namespace, self.job, self.workers = namespace, job, workers
         self.baseline, self.threshold = baseline, straggler_threshold
         self.session = session or f"{job}-{secrets.token_hex(4)}"
-        self.port, self.client_port, self.agent_port = free_ports(3)
-        self.address = f"127.0.0.1:{self.port}"
-        self.token = secrets.token_hex(32)
+        self.port, self.client_port, self.agent_port, self.gateway_port = free_ports(4)
+        #: What the workers get as TANDEM_METRICS_ADDRESS: the gateway, on loopback.
+        self.address = f"http://127.0.0.1:{self.gateway_port}"
+        self.uid = secrets.token_hex(8)
+        self.key = secrets.token_hex(32)
         # Short: Ray's unix socket paths below it must stay under ~107 characters.
         self.temp_dir = Path(tempfile.gettempdir()) / f"tandem-ray-{secrets.token_hex(4)}"
-        self.worker_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0"}
+        # The workers hold this job's write token only; Ray's own token stays with the helper.
+        self.worker_env = {ENV_METRICS_TOKEN: job_token(self.key.encode(), namespace, job, self.uid)}
+        self._helper_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                            "RAY_USAGE_STATS_ENABLED": "0", ENV_GATEWAY_KEY: self.key}
         self.latest: Optional[MetricsStatus] = None
         self.final: Optional[MetricsStatus] = None
         self.state = "starting Ray"
@@ -140,13 +155,14 @@ class LocalMetrics:
         (run_dir / "metrics").mkdir(exist_ok=True)
         argv = [sys.executable, "-m", "tandem.local.ray_session",
                 "--session", self.session, "--port", str(self.port), "--client-port", str(self.client_port),
-                "--agent-port", str(self.agent_port), "--namespace", self.namespace, "--job", self.job,
+                "--agent-port", str(self.agent_port), "--gateway-port", str(self.gateway_port),
+                "--namespace", self.namespace, "--job", self.job, "--uid", self.uid,
                 "--workers", str(self.workers), "--threshold", str(self.threshold), "--history", str(self.history),
                 "--pids-file", str(self.pids_file), "--temp-dir", str(self.temp_dir)]
         if self.baseline:
             argv += ["--baseline", str(self.baseline)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(RUN_ENV_PREFIXES)}
-        env.update(self.worker_env)
+        env.update(self._helper_env)
         env[ENV_RAY_SESSION] = self.session
         log = open(run_dir / "metrics" / "ray-session.log", "ab")
         try:
@@ -291,8 +307,10 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--client-port", type=int, required=True)
     p.add_argument("--agent-port", type=int, required=True)
+    p.add_argument("--gateway-port", type=int, required=True)
     p.add_argument("--namespace", default="default")
     p.add_argument("--job", required=True)
+    p.add_argument("--uid", required=True)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--baseline", type=float, default=None)
     p.add_argument("--threshold", type=float, default=0.8)
@@ -305,8 +323,16 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     if os.environ.get(ENV_RAY_SESSION) != args.session:
         os.environ[ENV_RAY_SESSION] = args.session  # the Ray processes inherit it: that is how they are found
 
-    from ..metrics import client
+    from ..metrics import client, gateway
     from ..metrics.shipper import reachable
+
+    key = os.environ.pop(ENV_GATEWAY_KEY, "").encode()
+    address = f"127.0.0.1:{args.port}"
+    collectors = gateway.Collectors(address)
+    job = (args.namespace, args.job, args.uid)
+    # Serving before Ray is up: the shippers find the gateway at once and hold their records
+    # while it answers "not yet".
+    gateway.start(key, collectors, "127.0.0.1", args.gateway_port)
 
     done = threading.Event()
 
@@ -318,7 +344,6 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     temp_dir = args.temp_dir or tempfile.mkdtemp(prefix="tandem-ray-")
     os.makedirs(temp_dir, exist_ok=True)
-    address = f"127.0.0.1:{args.port}"
     ray_up = False
     try:
         start_ray(args, temp_dir)
@@ -326,18 +351,12 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         while not reachable(address, 0.5) and time.monotonic() < deadline and not done.is_set():
             time.sleep(0.1)
         if reachable(address, 0.5):
-            why = client._connected_to(address, 1.0)
-            connect_deadline = time.monotonic() + 30.0
-            while why is not None and not done.is_set() and time.monotonic() < connect_deadline:
-                why = client._connected_to(address, 1.0)  # "still connecting" until ray.init returns
-            if why is None:
-                from ..metrics.collector import get_or_create
-
-                get_or_create(args.namespace, args.job)
+            if collectors.connect(timeout=30.0):
+                collectors.ensure(job)
                 ray_up = True
                 _emit({"event": "state", "message": "waiting for the first steps"})
             else:
-                _emit({"event": "state", "message": f"Ray did not start ({why})"})
+                _emit({"event": "state", "message": f"Ray did not start ({collectors.failure})"})
             _write_pids(args.pids_file, descendants(os.getpid()))
         else:
             _emit({"event": "state", "message": "Ray did not start"})
@@ -352,9 +371,10 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
                     return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
                 return MetricsStatus(available=False, reason="Ray did not start", updated_at=client.now_rfc3339())
             try:
-                snapshot = client.read_snapshot(address, args.namespace, args.job, timeout=3.0)
+                snapshot = collectors.snapshot(job) or {}
             except Exception as error:  # noqa: BLE001
-                return MetricsStatus(available=False, reason=str(error), updated_at=client.now_rfc3339())
+                reason = f"the metrics collector did not answer ({type(error).__name__})"
+                return MetricsStatus(available=False, reason=reason, updated_at=client.now_rfc3339())
             if final:
                 merge_spool(snapshot, args.history.parent / "metrics")
             return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)

@@ -1,4 +1,4 @@
-"""Throughput, scaling efficiency and stragglers of a training job, carried through Ray.
+"""Throughput, scaling efficiency and stragglers of a training job, collected by Ray.
 
 In a training script::
 
@@ -12,9 +12,11 @@ or, with no edit to the loop, one line after building the model:
     metrics.track_ddp(ddp_model, optimizer, samples_per_step=batch_size)   # PyTorch DDP
     model.fit(..., callbacks=[metrics.keras_callback(batch_size)])         # Keras
 
-Modules: `reporter` (in the training process; no Ray), `shipper` (the per-process Ray client),
-`collector` (the per-job Ray actor), `summary` (the math; no Ray), `client` (reading a job's
-figures, for the operator and the CLI), `tensorboard` (the event files a worker writes),
+Modules: `reporter` (in the training process; no Ray), `shipper` (the per-process HTTP client
+of the gateway), `gateway` (the figures gateway beside the Ray head: the only Ray driver),
+`token` and `wire` (its credentials and request checks), `collector` (the per-job Ray actor),
+`snapshot` and `summary` (checking and maths; no Ray), `client` (the operator's HTTP reader of a
+job's figures; no Ray), `tensorboard` (the event files a worker writes),
 `pytorch` and `keras` (framework helpers). What `tandem run` does with them on this machine
 (its private Ray, the recorded baseline) lives in `tandem.local`; this package imports neither
 `tandem.local` nor `tandem.backends`.

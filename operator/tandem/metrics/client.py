@@ -1,92 +1,58 @@
-"""Reading a job's figures from its Ray collector: for the operator and the local CLI.
+"""Reading a job's figures from the figures gateway: for the operator. No Ray here.
 
-`read_summary` never hangs and never raises for an unreachable Ray: it probes the address
-(TCP, bounded), connects this process to Ray in a background thread (bounded; a connection
-that does not come up in time is left to finish in the background and the call says
-"unavailable"), and reads the actor with a timeout. One process talks to one Ray address at a
-time; asking for another address disconnects from the first.
+The operator's one way to the figures is an HTTP GET with the reader token (metrics/token.py):
+bounded in time (`READ_TIMEOUT`) and size (`wire.MAX_SNAPSHOT_BYTES`), parsed as JSON only, then
+checked record by record against the job's spec (metrics/snapshot.py) before the maths. The
+operator never unpickles anything and never imports Ray, so whoever controls the Ray head can at
+worst send wrong numbers, which the checks bound.
+
+`read_summary` never hangs and never raises: any failure is MetricsStatus(available=False) and
+the reason.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from ..api.status import MetricsStatus
 from ..errors import NotFound, Unreachable
-from . import summary
-from .shipper import reachable
+from . import summary, wire
 from .snapshot import check
 
-CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 5.0
-
-_lock = threading.Lock()
-_state: dict[str, Any] = {"address": None, "connecting": None}
 
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _connected_to(address: str, timeout: float) -> Optional[str]:
-    """Make sure this process is a Ray driver of `address`; None when it is, else why not."""
-    import ray
-
-    from .collector import RAY_NAMESPACE
-
-    with _lock:
-        if _state["address"] == address and ray.is_initialized():
-            return None
-        pending = _state["connecting"]
-        if pending is not None and pending.is_alive():
-            return "still connecting"
-        if ray.is_initialized():
-            ray.shutdown()
-            _state["address"] = None
-        outcome: list[Optional[str]] = []
-
-        def connect() -> None:
-            try:
-                ray.init(address=address, namespace=RAY_NAMESPACE, logging_level=logging.ERROR,
-                         log_to_driver=False, configure_logging=False)
-                _state["address"] = address
-                outcome.append(None)
-            except Exception as error:  # noqa: BLE001
-                outcome.append(f"{type(error).__name__}: {error}"[:300])
-
-        thread = threading.Thread(target=connect, name="tandem-metrics-connect", daemon=True)
-        _state["connecting"] = thread
-        thread.start()
-    thread.join(timeout)
-    return outcome[0] if outcome else f"no connection to Ray within {timeout:.0f} s"
-
-
-def read_snapshot(address: str, namespace: str, job: str, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
-    """The collector's raw records; raises Unreachable (or NotFound: no collector yet) with the reason."""
-    started = time.monotonic()
-    if not reachable(address, timeout=min(1.0, timeout)):
-        raise Unreachable(f"Ray at {address} is unreachable")
-    why = _connected_to(address, max(1.0, min(CONNECT_TIMEOUT, timeout * 2)))
-    if why is not None:
-        raise Unreachable(why)
-    import ray
-
-    from .collector import lookup
-
+def _request(method: str, url: str, reader: str, timeout: float) -> bytes:
+    """The body of a gateway answer (at most MAX_SNAPSHOT_BYTES + 1 bytes read); raises NotFound
+    on 404 and Unreachable on anything else that is not a 2xx."""
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {reader}"})
     try:
-        actor = lookup(namespace, job)
-    except ValueError:
-        raise NotFound(f"no metrics collector for {namespace}/{job} yet") from None
-    left = max(0.5, timeout - (time.monotonic() - started))
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body: bytes = answer.read(wire.MAX_SNAPSHOT_BYTES + 1)
+            return body
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            raise NotFound(f"no figures at the gateway yet ({error.code})") from None
+        raise Unreachable(f"the figures gateway answered {error.code} {error.reason}"[:300]) from None
+    except (OSError, ValueError) as error:  # URLError, timeouts, refused connections, bad URLs
+        raise Unreachable(f"the figures gateway at {url.split('/v1/')[0]} is unreachable ({error})"[:300]) from None
+
+
+def read_snapshot(base_url: str, reader: str, namespace: str, job: str, uid: str,
+                  timeout: float = READ_TIMEOUT) -> Any:
+    """The collector's raw records as JSON (unchecked); raises Unreachable or NotFound with the reason."""
+    body = _request("GET", base_url.rstrip("/") + wire.job_path(namespace, job, uid), reader, timeout)
     try:
-        snapshot: dict[str, Any] = ray.get(actor.snapshot.remote(), timeout=left)
-        return snapshot
-    except Exception as error:  # noqa: BLE001
-        raise Unreachable(f"metrics collector did not answer ({type(error).__name__})") from None
+        return wire.snapshot(body)
+    except (ValueError, RecursionError) as error:
+        raise Unreachable(f"the figures gateway sent no usable JSON ({error})"[:300]) from None
 
 
 def from_snapshot(
@@ -100,34 +66,32 @@ def from_snapshot(
 
 
 def read_summary(
-    address: str,
+    base_url: str,
+    reader: str,
     namespace: str,
     job: str,
+    uid: str,
     workers: int,
     baseline: Optional[float],
     straggler_threshold: float,
     timeout: float = READ_TIMEOUT,
 ) -> MetricsStatus:
-    """The job's figures, or MetricsStatus(available=False) when Ray or its collector cannot be read."""
-    if not address:
+    """The job's figures, or MetricsStatus(available=False) when the gateway cannot be read."""
+    if not base_url:
         return summary.unavailable("no metrics address", now_rfc3339())
     try:
-        snapshot = read_snapshot(address, namespace, job, timeout)
+        snapshot = read_snapshot(base_url, reader, namespace, job, uid, timeout)
     except Exception as error:  # noqa: BLE001 - any failure means "unavailable", never an exception
         return summary.unavailable(str(error), now_rfc3339())
     return from_snapshot(snapshot, workers, baseline, straggler_threshold)
 
 
-def delete(address: str, namespace: str, job: str, timeout: float = READ_TIMEOUT) -> bool:
+def delete(base_url: str, reader: str, namespace: str, job: str, uid: str, timeout: float = READ_TIMEOUT) -> bool:
     """Remove the job's collector (the operator calls this when a TrainingJob is deleted)."""
     try:
-        if not reachable(address, timeout=min(1.0, timeout)) or _connected_to(address, timeout) is not None:
-            return False
-        import ray
-
-        from .collector import lookup
-
-        ray.kill(lookup(namespace, job))
+        _request("DELETE", base_url.rstrip("/") + wire.job_path(namespace, job, uid), reader, timeout)
         return True
-    except Exception:  # noqa: BLE001
+    except (NotFound, Unreachable):
         return False
+
+

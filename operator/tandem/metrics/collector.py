@@ -1,8 +1,10 @@
 """The per-job Ray actor that collects every rank's step records, and how to reach it.
 
-One actor per job, named ``tandem:<namespace>/<job>`` in the Ray namespace ``tandem``, detached
-(it outlives whichever process created it first; the local CLI stops the whole Ray it started,
-the operator calls `delete`), and asking for no CPU. It only stores records; the math lives in
+One actor per job incarnation, named ``tandem:<namespace>/<job>/<uid>`` in the Ray namespace
+``tandem``, detached (it outlives whichever process created it first; the local CLI stops the
+whole Ray it started, the operator asks the gateway to delete it), and asking for no CPU. Only
+the figures gateway (metrics/gateway.py), beside the Ray head, talks to it: the records it
+hands over are checked already (metrics/wire.py). It only stores records; the math lives in
 `summary` and runs in the reader, so the actor needs nothing but Python: its class is shipped to
 the Ray cluster by value, and a Ray head without Tandem installed can host it.
 
@@ -23,8 +25,8 @@ RAY_NAMESPACE = "tandem"
 KEEP_PER_RANK = 2000
 
 
-def actor_name(namespace: str, job: str) -> str:
-    return f"tandem:{namespace}/{job}"
+def actor_name(namespace: str, job: str, uid: str) -> str:
+    return f"tandem:{namespace}/{job}/{uid}"
 
 
 class Collector:
@@ -72,27 +74,27 @@ def _remote_class() -> ActorClass[Collector]:
     return ray.remote(num_cpus=0, max_restarts=0)(Collector)
 
 
-def get_or_create(namespace: str, job: str) -> Any:
+def get_or_create(namespace: str, job: str, uid: str) -> Any:
     """The job's actor handle (creating it if needed). The caller must be connected to Ray.
     Any: Ray types an actor's methods only where they are declared with @ray.method."""
     cls = _remote_class()
     try:
         return cls.options(
-            name=actor_name(namespace, job), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
+            name=actor_name(namespace, job, uid), namespace=RAY_NAMESPACE, get_if_exists=True, lifetime="detached"
         ).remote()
     except Exception as creating:  # noqa: BLE001 - Ray's error types differ between client and driver mode
-        # Two workers' shippers creating the actor at the same moment: through the Ray client,
-        # get_if_exists does not cover that race and the loser is told the name is taken (seen on
-        # real pods, where the job then reported one worker's figures only). The winner's actor
-        # is the one to use.
+        # Two drivers creating the actor at the same moment: through the Ray client, get_if_exists
+        # does not cover that race and the loser is told the name is taken. The winner's actor is
+        # the one to use. (The gateway creates collectors under a lock, so it meets this only
+        # when an earlier gateway process created the actor.)
         try:
-            return lookup(namespace, job)
+            return lookup(namespace, job, uid)
         except Exception:  # noqa: BLE001 - no actor after all: the creation error is the one to report
             raise creating from None
 
 
-def lookup(namespace: str, job: str) -> Any:
+def lookup(namespace: str, job: str, uid: str) -> Any:
     """The job's actor handle; raises ValueError when there is none."""
     import ray
 
-    return ray.get_actor(actor_name(namespace, job), namespace=RAY_NAMESPACE)
+    return ray.get_actor(actor_name(namespace, job, uid), namespace=RAY_NAMESPACE)

@@ -2,10 +2,10 @@
 
 A daemon thread ships the buffered records every `SHIP_EVERY` seconds, as JSON lines, to a
 small *shipper* process (`python -m tandem.metrics.shipper`) that it starts; the shipper is the
-only process that talks to Ray. Ray therefore never runs inside the training process: a Ray
-that is slow to start, hangs, or dies mid-run (its client may exit the process it lives in)
-cannot block or kill training. The shipper dies with the training process (PDEATHSIG) and, at
-exit, gets a bounded moment to ship the last records. If the pipe breaks (the shipper gave
+only process that sends them on (over HTTP, to the figures gateway in front of Ray). Nothing
+of the metrics path runs inside the training process: a gateway or Ray that is slow to start,
+hangs, or dies mid-run cannot block or kill training. The shipper dies with the training
+process (PDEATHSIG) and, at exit, gets a bounded moment to ship the last records. If the pipe breaks (the shipper gave
 up, after saying why once on stderr), the reporter drops records from then on.
 
 The environment decides everything (the TANDEM_* contract): without TANDEM_METRICS=1, a
@@ -201,7 +201,7 @@ def metrics_enabled(env: Mapping[str, str]) -> bool:
 
 
 def reporting(env: Mapping[str, str]) -> bool:
-    """A real reporter when figures go to Ray, or event files to TensorBoard, or both."""
+    """A real reporter when figures go to the gateway, or event files to TensorBoard, or both."""
     return metrics_enabled(env) or tensorboard.enabled(env)
 
 

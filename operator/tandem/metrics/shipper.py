@@ -1,19 +1,18 @@
-"""``python -m tandem.metrics.shipper``: the one process per rank that talks to Ray.
+"""``python -m tandem.metrics.shipper``: the one process per rank that sends step records on.
 
-Started by the rank's `Reporter`, it reads JSON lines of step records on stdin, waits for the
-Ray at TANDEM_METRICS_ADDRESS to come up (a local run starts Ray while the workers start, so the
-first records are usually buffered here), connects, and every `SHIP_EVERY` seconds hands what it
-has to the job's collector actor. On stdin's end (the training process exits) it ships the rest
-within a bounded time and exits. When Ray cannot be reached, or is lost, it says so once on
-stderr and exits; the reporter then drops records, and training goes on.
-
-Ray's own (C++) log lines go to a file in the run directory or nowhere, never into the
-training output.
+Started by the rank's `Reporter`, it reads JSON lines of step records on stdin and, every
+`SHIP_EVERY` seconds, POSTs what it has to the figures gateway at TANDEM_METRICS_ADDRESS
+(metrics/gateway.py) with the job's write token (TANDEM_METRICS_TOKEN). It is a plain HTTP
+client (the standard library's urllib): no Ray in training images' processes, and no way for
+job code to reach Ray at all. Until the gateway takes records (a local run starts it while the
+workers start; a cluster's may be restarting) they are buffered here. On stdin's end (the
+training process exits) it ships the rest within a bounded time and exits. When the gateway
+cannot be reached, refuses the token, or is lost, it says so once on stderr and exits; the
+reporter then drops records, and training goes on.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -28,21 +27,25 @@ from ..contract import (
     ENV_METRICS_CONNECT_TIMEOUT,
     ENV_METRICS_NICE,
     ENV_METRICS_PARENT,
+    ENV_METRICS_TOKEN,
     ENV_NAMESPACE,
     ENV_RUN_DIR,
     ENV_WORKER_INDEX,
 )
 
 SHIP_EVERY = 1.0
-#: How long to wait for the metrics Ray to accept connections before giving up.
+#: How long to wait for the gateway to take records before giving up.
 CONNECT_TIMEOUT = float(os.environ.get(ENV_METRICS_CONNECT_TIMEOUT, "120"))
 CALL_TIMEOUT = 10.0
-FIRST_CALL_TIMEOUT = 60.0
 FINAL_TIMEOUT = 2.5
+#: Records per POST (the gateway takes at most wire.MAX_BATCH).
+CHUNK = 2000
+#: Records held while the gateway cannot take them; beyond this the oldest are dropped.
+MAX_PENDING = 200_000
 
 
 def host_port(address: str) -> tuple[str, int]:
-    """`host:port` or `ray://host:port` -> (host, port)."""
+    """`host:port`, `http://host:port` or `ray://host:port` -> (host, port)."""
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     if not parsed.hostname or not parsed.port:
         raise ValueError(f"{address!r} is not host:port or ray://host:port")
@@ -97,7 +100,7 @@ def _die_with_parent(parent: Optional[str]) -> None:
 
 
 def _quiet_stderr() -> TextIO:
-    """Keep a handle on the real stderr for our one message; send fd 2 (Ray's C++ logs) elsewhere."""
+    """Keep a handle on the real stderr for our one message; send fd 2 (anything else) elsewhere."""
     message = os.fdopen(os.dup(2), "w", buffering=1)
     run_dir = os.environ.get(ENV_RUN_DIR)
     target = os.devnull
@@ -112,33 +115,11 @@ def _quiet_stderr() -> TextIO:
     return message
 
 
-def _connect(address: str) -> tuple[threading.Thread, list[Optional[str]]]:
-    """Start ray.init in a thread; returns (thread, outcome list: [] while connecting, [None] when
-    connected, [why] when it failed)."""
-    outcome: list[Optional[str]] = []
-
-    def connect() -> None:
-        try:
-            import ray
-
-            from .collector import RAY_NAMESPACE
-
-            ray.init(address=address, namespace=RAY_NAMESPACE, logging_level=logging.ERROR,
-                     log_to_driver=False, configure_logging=False)
-            outcome.append(None)
-        except Exception as error:  # noqa: BLE001 - any failure means "no metrics"
-            outcome.append(f"{type(error).__name__}: {error}".strip()[:300])
-
-    thread = threading.Thread(target=connect, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
 SPOOL_PREFIX = "spool-"
 
 
 def spool(records: list[list[Optional[float]]], worker: int, rank: int) -> None:
-    """Training ended before Ray was up: leave the records in the run directory (local runs), where
+    """Training ended before the gateway took records: leave the records in the run directory (local runs), where
     the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
     import json
 
@@ -152,12 +133,51 @@ def spool(records: list[list[Optional[float]]], worker: int, rank: int) -> None:
         out.write(line + "\n")
 
 
+class Refused(Exception):
+    """The gateway will never take these records (the token does not open the job, or it is
+    the wrong kind of server): stop at once."""
+
+
+class NotYet(Exception):
+    """The gateway is there but cannot take records yet (its Ray is starting): try again."""
+
+
+def post(url: str, token: str, body: bytes, timeout: float) -> None:
+    """POST one batch; raises Refused, NotYet, or OSError (unreachable)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            answer.read(4096)
+    except urllib.error.HTTPError as error:
+        if error.code in (502, 503, 504):
+            raise NotYet(f"{error.code} {error.reason}") from None
+        if error.code in (400, 413):
+            return  # a malformed batch (cannot happen with our encoder): drop it, keep going
+        raise Refused(f"{error.code} {error.reason}") from None
+
+
+def ship(url: str, token: str, worker: int, rank: int, records: list[list[Optional[float]]], timeout: float) -> None:
+    """Every record, in chunks the gateway accepts."""
+    from .wire import encode
+
+    for start in range(0, len(records), CHUNK):
+        post(url, token, encode(worker, rank, records[start:start + CHUNK]), timeout)
+
+
 def main() -> int:
+    from .wire import records_path
+
     env = os.environ
     address = env.get(ENV_METRICS_ADDRESS, "")
+    token = env.get(ENV_METRICS_TOKEN, "")
     namespace, job = env.get(ENV_NAMESPACE, "default"), env.get(ENV_JOB, "")
     worker, rank = int(env.get(ENV_WORKER_INDEX) or 0), int(env.get("LOCAL_RANK") or 0)
     who = f"worker {worker}" + (f" rank {rank}" if env.get("LOCAL_RANK") else "")
+    url = address.rstrip("/") + records_path(namespace, job)
     _die_with_parent(env.get(ENV_METRICS_PARENT))
     try:
         os.nice(int(env.get(ENV_METRICS_NICE, "10")))  # training gets the CPU first
@@ -167,54 +187,34 @@ def main() -> int:
     inbox = Inbox(sys.stdin.buffer)
 
     def give_up(why: str) -> int:
-        print(f"tandem.metrics ({who}): Ray at {address} {why}; training goes on without metrics",
+        print(f"tandem.metrics ({who}): the figures gateway at {address} {why}; training goes on without metrics",
               file=message, flush=True)
-        os._exit(0)  # Ray's atexit handlers may wait on a dead cluster: leave at once
-
-    def spool_and_exit() -> None:
-        spool(inbox.take(), worker, rank)
         os._exit(0)
 
-    deadline = time.monotonic() + CONNECT_TIMEOUT
-    while not reachable(address):
-        if inbox.closed.is_set():
-            spool_and_exit()  # training ended before Ray came up
-        if time.monotonic() > deadline:
-            return give_up(f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s)")
-        time.sleep(0.25)
-    thread, outcome = _connect(address)
-    deadline = max(deadline, time.monotonic() + 30.0)
-    while thread.is_alive() and not outcome:
-        thread.join(0.2)
-        if inbox.closed.is_set() and not outcome:
-            spool_and_exit()
-        if time.monotonic() > deadline:
-            return give_up("did not accept the connection in time")
-    if not outcome or outcome[0] is not None:
-        return give_up(f"refused the connection ({outcome[0] if outcome else 'no answer'})")
-    try:
-        import ray
-
-        from .collector import get_or_create
-
-        actor = get_or_create(namespace, job)
-    except Exception as error:  # noqa: BLE001
-        return give_up(f"has no metrics collector ({type(error).__name__}: {error})")
-
+    if not token:
+        return give_up("cannot be used: no job token (TANDEM_METRICS_TOKEN)")
     pending: list[list[Optional[float]]] = []
-    answered = False  # the first call waits for the actor's process to start: be patient
+    answered = False  # until the gateway first takes records, keep them and keep trying
+    deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
         pending.extend(inbox.take())
+        del pending[:-MAX_PENDING]
         if pending:
-            timeout = FINAL_TIMEOUT if closed else (CALL_TIMEOUT if answered else FIRST_CALL_TIMEOUT)
             try:
-                ray.get(actor.report.remote(worker, rank, pending), timeout=timeout)
+                ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT)
                 pending, answered = [], True
-            except Exception as error:  # noqa: BLE001 - lost Ray: say so once, stop
+            except Refused as refused:
+                return give_up(f"refused the records ({refused})")
+            except (NotYet, OSError) as error:
                 if closed:
+                    if not answered:
+                        spool(pending, worker, rank)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
-                return give_up(f"was lost ({type(error).__name__})")
+                if answered:
+                    return give_up(f"was lost ({type(error).__name__}: {error})"[:300])
+                if time.monotonic() > deadline:
+                    return give_up(f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s: {error})"[:300])
         if closed:
             os._exit(0)
 

@@ -59,7 +59,10 @@ def _number(value: Any, optional: bool = False) -> Optional[float]:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("not a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range
+        raise ValueError("not a finite non-negative number") from None
     if not math.isfinite(number) or number < 0:
         raise ValueError("not a finite non-negative number")
     return number

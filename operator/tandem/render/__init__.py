@@ -16,10 +16,11 @@ from typing import Any
 import jinja2
 
 from ..api.model import TrainingJob
-from .context import template_values
+from .context import metrics_token_values, template_values
 
 TEMPLATES = ("service.json.j2", "job.json.j2")
 TENSORBOARD_TEMPLATE = "tensorboard.json.j2"
+METRICS_TOKEN_TEMPLATE = "metrics-token.json.j2"
 
 
 def tojson(value: Any) -> str:
@@ -39,16 +40,25 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> list[dict[str, Any]]:
+def render(job: TrainingJob, restart: int = 0, metrics_address: str = "",
+           metrics_token: bool = False) -> list[dict[str, Any]]:
     """The headless Service and the Indexed Job of a TrainingJob, in apply order, then the job's
-    TensorBoard Deployment and Service when it has one."""
-    values = template_values(job, restart=restart, metrics_address=metrics_address)
+    TensorBoard Deployment and Service when it has one. With `metrics_token`, the workers read
+    their gateway token from the job's token Secret (`render_metrics_token`)."""
+    values = template_values(job, restart=restart, metrics_address=metrics_address, metrics_token=metrics_token)
     names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())
     objects: list[dict[str, Any]] = []
     for name in names:
         document = json.loads(environment().get_template(name).render(values))
         objects.extend(document if isinstance(document, list) else [document])
     return objects
+
+
+def render_metrics_token(job: TrainingJob, token: str) -> dict[str, Any]:
+    """The job's token Secret, holding its write token for the figures gateway."""
+    document: dict[str, Any] = json.loads(
+        environment().get_template(METRICS_TOKEN_TEMPLATE).render(metrics_token_values(job, token)))
+    return document
 
 
 def render_one(job: TrainingJob, kind: str, **kwargs: Any) -> dict[str, Any]:

@@ -73,11 +73,14 @@ def owner_references(job: TrainingJob) -> list[dict[str, Any]]:
     }]
 
 
-def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[dict[str, Any]]:
+def contract_env(job: TrainingJob, restart: int, metrics_address: str,
+                 metrics_token: bool = False) -> list[dict[str, Any]]:
     """The TANDEM_* env contract (DESIGN.md section 5) every worker's launcher reads.
 
     No list of hosts: the launcher derives them from job, namespace, workers and port, so a
-    pod's size does not grow with the worker count (issue 15: 10,000 workers made a 1.9 MB Job)."""
+    pod's size does not grow with the worker count (issue 15: 10,000 workers made a 1.9 MB Job).
+    With `metrics_token`, the job's gateway token comes from its token Secret (metrics_token_values);
+    a local run sets it in the environment itself."""
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
     plain = {
         contract.ENV_JOB: name,
@@ -100,7 +103,23 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str) -> list[d
         "name": contract.ENV_WORKER_INDEX,
         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}},
     })
+    if metrics_token and spec.metrics.enabled and metrics_address:
+        env.append({"name": contract.ENV_METRICS_TOKEN, "valueFrom": {"secretKeyRef": {
+            "name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
+            "key": contract.METRICS_TOKEN_KEY}}})
     return env
+
+
+def metrics_token_values(job: TrainingJob, token: str) -> dict[str, Any]:
+    """What the job's token Secret template places (the token is computed by the operator)."""
+    return {
+        "token_secret_name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
+        "namespace": job.metadata.namespace,
+        "token_secret_labels": {**common_labels(job), "app.kubernetes.io/component": "metrics-token"},
+        "owner_references": owner_references(job),
+        "token_key": contract.METRICS_TOKEN_KEY,
+        "token": token,
+    }
 
 
 def resources(job: TrainingJob) -> dict[str, Any]:
@@ -192,7 +211,8 @@ def automount_token(job: TrainingJob) -> bool:
     return job.spec.pod_template.service_account_name is not None
 
 
-def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> dict[str, Any]:
+def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "",
+                    metrics_token: bool = False) -> dict[str, Any]:
     """Every value the Service and Job templates need."""
     spec, template = job.spec, job.spec.pod_template
     labels = common_labels(job)
@@ -227,7 +247,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "image": spec.worker_image,
         "launcher": LAUNCHER,
         "args": list(spec.command),
-        "env": contract_env(job, restart, metrics_address) + user_env,
+        "env": contract_env(job, restart, metrics_address, metrics_token) + user_env,
         "resources": resources(job),
         "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *board_mounts, *template.volume_mounts],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *board_volumes, *template.volumes],

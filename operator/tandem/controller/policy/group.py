@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.model import TrainingJob
-from ...render import render
+from ...metrics.token import job_token
+from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
+from ..actions import NO_METRICS, MetricsChannel
 from ..decision import Decision
 from ..observed import Observed, PodState, Refusal
 from .refusals import current_refusals, pending_message, read_failed_creates, report_refusals
@@ -45,13 +47,16 @@ def _refused(refusals: list[Refusal], child: dict[str, Any]) -> bool:
     return any(r.kind == child["kind"] and r.name == child["metadata"]["name"] for r in refusals)
 
 
-def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str = "") -> bool:
+def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
+                 metrics: MetricsChannel = NO_METRICS) -> bool:
     """Create what is missing; True while the group is being created or the old one goes away.
 
     Nothing is created while a name is held by an object the job does not own, nor before a
     refused create's retry is due (policy/refusals.py)."""
     restart = decision.restart
-    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
+    tokens = metrics.tokens and job.spec.metrics.enabled and bool(job.metadata.uid)
+    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics.address,
+                                               metrics_token=tokens)
     refusals = current_refusals(observed, job.spec.worker_count, restart)
     may_create = report_refusals(decision, refusals)
     if may_create:
@@ -65,6 +70,10 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metri
     decision.status["workers"] = worker_counts(observed.pods_of(restart))
     if current is None:
         if may_create:
+            if tokens:
+                # The pods read it at start: created before the Job, with it at every (re)start.
+                token = job_token(metrics.key, job.metadata.namespace, job.metadata.name, job.metadata.uid or "")
+                decision.actions.secrets.append(render_metrics_token(job, token))
             decision.actions.create.append(job_object)
         if refusals and decision.phase != "Restarting":
             decision.enter("Pending", *pending_message(refusals, decision.now), "Warning")

@@ -1,5 +1,12 @@
-"""status.metrics: refreshed from Ray at a bounded rate while Running, and a failed read never
-fails the reconcile (it turns MetricsAvailable False with the reason instead)."""
+"""status.metrics: refreshed from the figures gateway at a bounded rate while Running, once more
+when the job succeeds, and a failed read never fails the reconcile (it turns MetricsAvailable
+False with the reason instead).
+
+The read at the end is what makes the figures complete: a Job completes only after every worker
+process has exited, and each exits only after its shipper's bounded final flush, so by then the
+collector holds every record it will ever get. Without it, status kept whatever the last read
+while Running saw, 0 to 15 s before the end: on a loaded node, sometimes one worker's figures
+only (the e2e test's "both workers' figures" check failed that way), and nothing read again."""
 
 from __future__ import annotations
 
@@ -23,20 +30,23 @@ def refresh_due(status: Mapping[str, Any], now: datetime) -> bool:
     return updated is None or now - updated >= timedelta(seconds=METRICS_INTERVAL_SECONDS)
 
 
-def schedule_metrics(decision: Decision, job: TrainingJob) -> None:
-    """While Running: ask for a metrics read when one is due, and come back for the next."""
+def schedule_metrics(decision: Decision, job: TrainingJob, final: bool = False) -> None:
+    """While Running: ask for a metrics read when one is due, and come back for the next.
+    `final` (the pass that finds the job complete): read now, whenever the last read was."""
     if not job.spec.metrics.enabled:
         return
-    if refresh_due(decision.status, decision.now):
+    if final or refresh_due(decision.status, decision.now):
         decision.actions.read_metrics = MetricsRead(
             namespace=job.metadata.namespace,
             name=job.metadata.name,
+            uid=job.metadata.uid or "",
             workers=job.spec.worker_count,
             baseline_throughput=job.spec.metrics.baseline_throughput,
             straggler_threshold=job.spec.metrics.straggler_threshold,
             generation=decision.generation,
         )
-    decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
+    if not final:
+        decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
 
 
 def checked_figures(metrics: Mapping[str, Any]) -> tuple[Optional[dict[str, Any]], str]:
@@ -76,5 +86,5 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
     else:
         updated["metrics"] = {**previous, "available": False, "updatedAt": rfc3339(now)}
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
-                                              error or "the job's metrics actor could not be reached", now, generation)
+                                              error or "the job's figures could not be read", now, generation)
     return updated

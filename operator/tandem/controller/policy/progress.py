@@ -15,6 +15,7 @@ def track_progress(decision: Decision, job: TrainingJob, observed: Observed) -> 
     if current.complete:
         decision.status["completionTime"] = rfc3339(decision.now)
         decision.enter("Succeeded", "Completed", f"all {workers} workers succeeded")
+        schedule_metrics(decision, job, final=True)  # every worker's last records are in by now
         return
     running = sum(1 for p in observed.pods_of(decision.restart) if p.phase in ("Running", "Succeeded"))
     if running == workers:

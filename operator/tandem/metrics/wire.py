@@ -1,0 +1,118 @@
+"""What goes over the figures gateway's HTTP interface, checked: pure, no I/O.
+
+The gateway checks every request *before* anything reaches Ray, so the collector only ever
+holds bounded, well-formed records, whoever posted them:
+
+- ``POST /v1/jobs/<namespace>/<name>/records`` (a job's write token) with the body
+  ``{"worker": i, "rank": r, "records": [[t, samples, seconds, busy], ...]}``: ``worker`` below
+  MAX_WORKERS, ``rank`` below MAX_RANKS, at most MAX_BATCH records, every number finite and
+  non-negative (seconds and busy may be null), the body at most MAX_BODY_BYTES of JSON.
+- ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
+- ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
+
+The operator checks what comes back again (metrics.snapshot), against the job's own spec.
+The shipper imports this module inside training images, so the checks' own imports
+(metrics.snapshot, which brings pydantic) are made where they run, in the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..contract import MAX_WORKERS
+
+#: Largest request body accepted (a shipper sends at most MAX_BATCH records, ~70 bytes each).
+MAX_BODY_BYTES = 1 << 20
+#: Most records in one request.
+MAX_BATCH = 5000
+#: Largest snapshot the operator reads back (a job of many workers: 2000 records a rank).
+MAX_SNAPSHOT_BYTES = 32 << 20
+
+_NAME = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
+RECORDS_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/records$")
+JOB_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/(?P<uid>[A-Za-z0-9-]{{1,64}})$")
+
+
+class Refused(ValueError):
+    """A request the gateway turns down, with the HTTP status to answer and why."""
+
+    def __init__(self, status: int, why: str):
+        super().__init__(why)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One checked POST: a rank's new records."""
+
+    worker: int
+    rank: int
+    records: list[list[Optional[float]]]
+
+
+def records_path(namespace: str, name: str) -> str:
+    return f"/v1/jobs/{namespace}/{name}/records"
+
+
+def job_path(namespace: str, name: str, uid: str) -> str:
+    return f"/v1/jobs/{namespace}/{name}/{uid}"
+
+
+def bearer(header: Optional[str]) -> Optional[str]:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token and len(token) <= 200 and token.isascii() else None
+
+
+def _index(value: Any, limit: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        raise Refused(400, f"{what} must be an integer in 0..{limit - 1}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")  # NaN, Infinity: Python's json accepts them, we do not
+
+
+def batch(body: bytes) -> Batch:
+    """The checked body of a records POST; raises Refused (400 or 413) with the reason."""
+    from .snapshot import MAX_RANKS, step
+
+    if len(body) > MAX_BODY_BYTES:
+        raise Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise Refused(400, f"the body is not JSON ({error})"[:200]) from None
+    if not isinstance(document, dict) or set(document) != {"worker", "rank", "records"}:
+        raise Refused(400, "the body must be {\"worker\", \"rank\", \"records\"}")
+    worker = _index(document["worker"], MAX_WORKERS, "worker")
+    rank = _index(document["rank"], MAX_RANKS, "rank")
+    records = document["records"]
+    if not isinstance(records, list) or len(records) > MAX_BATCH:
+        raise Refused(400, f"records must be a list of at most {MAX_BATCH}")
+    checked = []
+    for position, record in enumerate(records):
+        try:
+            s = step(record)
+        except ValueError as error:
+            raise Refused(400, f"record {position}: {error}") from None
+        checked.append([s.t, s.samples, s.seconds, s.busy])
+    return Batch(worker, rank, checked)
+
+
+def encode(worker: int, rank: int, records: list[list[Optional[float]]]) -> bytes:
+    """The body the shipper posts."""
+    return json.dumps({"worker": worker, "rank": rank, "records": records}, separators=(",", ":"),
+                      allow_nan=False).encode()
+
+
+def snapshot(body: bytes) -> Any:
+    """A GET's body as JSON (the operator checks its content with metrics.snapshot.check)."""
+    if len(body) > MAX_SNAPSHOT_BYTES:
+        raise ValueError(f"the snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
+    return json.loads(body, parse_constant=_reject_constant)

@@ -1,0 +1,46 @@
+"""A real figures path for tests: the private Ray of `tandem run` with its figures gateway, as
+the metrics helper starts them (local/ray_session.py), reachable on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from tandem.local.ray_session import LocalMetrics
+from tandem.metrics.shipper import reachable
+from tests.support.waiting import wait_for
+
+
+@contextlib.contextmanager
+def figures_gateway(directory: Path) -> Iterator[LocalMetrics]:
+    """LocalMetrics up (Ray and its gateway); `.address` is the gateway's URL, `.key` its key
+    (hex text; the key's bytes are its encoding), `.key_file` a file holding it."""
+    metrics = LocalMetrics("unused", "unused", workers=2, baseline=None, straggler_threshold=0.8)
+    metrics.start(directory)
+    try:
+        wait_for("Ray", lambda: reachable(f"127.0.0.1:{metrics.port}", timeout=1.0), timeout=180, interval=1)
+        wait_for("Ray and its gateway", lambda: metrics.state == "waiting for the first steps", timeout=180, interval=1)
+        metrics.key_file = directory / "metrics-key"  # type: ignore[attr-defined]
+        metrics.key_file.write_text(metrics.key)  # type: ignore[attr-defined]
+        yield metrics
+    finally:
+        metrics.stop()
+
+
+def post_oversize(base: str, path: str, bearer: str, length: int) -> int:
+    """The gateway's answer to a POST that declares a `length`-byte body, sent headers first: a
+    refusal comes before the body is read (sending it all would only meet a closed socket)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(base)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Authorization", f"Bearer {bearer}")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        return connection.getresponse().status
+    finally:
+        connection.close()

@@ -1,0 +1,236 @@
+"""The figures gateway's rules, in milliseconds: tokens, request checks, the HTTP answers, and the
+operator's reading of them. The gateway here is the real HTTP server and the real `Collector`
+class, held in this process instead of a Ray actor (tests/local/test_metrics_gateway.py runs it
+in front of a real Ray)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+import pytest
+
+from tandem.contract import MAX_WORKERS
+from tandem.metrics import client, gateway, token, wire
+from tandem.metrics.collector import Collector
+from tandem.metrics.snapshot import MAX_RANKS
+from tests.support.figures import post_oversize
+
+KEY = b"k" * 32
+UID_A, UID_B = "0b7f0e4e-0000-4000-8000-00000000000a", "0b7f0e4e-0000-4000-8000-00000000000b"
+RECORD = [1700000000.0, 64, 0.1, 0.08]
+
+
+# ------------------------------------------------------------------------- tokens
+
+
+def test_a_job_token_opens_its_own_job_only():
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    assert token.token_uid(KEY, "team-a", "train", mine) == UID_A
+    assert token.token_uid(KEY, "team-b", "train", mine) is None  # another namespace
+    assert token.token_uid(KEY, "team-a", "other", mine) is None  # another job
+    assert token.token_uid(b"x" * 32, "team-a", "train", mine) is None  # another key
+    # The uid before the dot is bound by the MAC: changing it (to reach a new incarnation) fails.
+    forged = UID_B + mine[len(UID_A):]
+    assert token.token_uid(KEY, "team-a", "train", forged) is None
+    assert token.token_uid(KEY, "team-a", "train", "") is None
+    assert token.token_uid(KEY, "team-a", "train", "é." + "0" * 64) is None  # non-ASCII: refused, no TypeError
+
+
+def test_the_reader_token_is_apart_from_every_job_token():
+    reader = token.reader_token(KEY)
+    assert token.is_reader(KEY, reader) and not token.is_reader(b"x" * 32, reader)
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    assert not token.is_reader(KEY, mine)
+    assert token.token_uid(KEY, "team-a", "train", reader) is None
+
+
+def test_keys_are_long_enough(tmp_path):
+    (tmp_path / "short").write_bytes(b"abc\n")
+    with pytest.raises(ValueError, match="shorter"):
+        token.load_key(str(tmp_path / "short"))
+    (tmp_path / "key").write_bytes(KEY + b"\n")
+    assert token.load_key(str(tmp_path / "key")) == KEY
+
+
+# ------------------------------------------------------------------------- request checks
+
+
+def body(**overrides: Any) -> bytes:
+    document = {"worker": 1, "rank": 0, "records": [RECORD], **overrides}
+    return json.dumps(document).encode()
+
+
+def test_a_well_formed_batch_is_accepted():
+    batch = wire.batch(body(records=[RECORD, [1.0, 32], [2.0, 32, None, None]]))
+    assert (batch.worker, batch.rank) == (1, 0)
+    assert batch.records == [RECORD, [1.0, 32.0, None, None], [2.0, 32.0, None, None]]
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, NaN, 0.1, null]]}', 400),
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, Infinity, 0.1, null]]}', 400),
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, 64, -0.1, null]]}', 400),
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, 1e999, 0.1, null]]}', 400),  # inf by overflow
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, ' + b"9" * 400 + b', 0.1, null]]}', 400),  # past float
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, "64", 0.1, null]]}', 400),
+    (b'{"worker": 0, "rank": 0, "records": [[1.0, true, 0.1, null]]}', 400),
+    (b'{"worker": 0, "rank": 0, "records": [[1.0]]}', 400),
+    (body(worker=MAX_WORKERS), 400),
+    (body(worker=-1), 400),
+    (body(worker=10**30), 400),
+    (body(rank=MAX_RANKS), 400),
+    (body(worker="0"), 400),
+    (body(records=[RECORD] * (wire.MAX_BATCH + 1)), 400),
+    (body(extra=1), 400),
+    (b"[1, 2]", 400),
+    (b"{" * 100_000, 400),
+    (b"not json", 400),
+    (b" " * (wire.MAX_BODY_BYTES + 1), 413),
+])
+def test_malformed_batches_are_refused(raw, status):
+    with pytest.raises(wire.Refused) as refused:
+        wire.batch(raw)
+    assert refused.value.status == status
+
+
+def test_bearer_headers():
+    assert wire.bearer("Bearer abc.def") == "abc.def"
+    assert wire.bearer("bearer abc") == "abc"
+    for header in (None, "", "Basic abc", "Bearer ", "Bearer " + "a" * 201, "Bearer é"):
+        assert wire.bearer(header) is None
+
+
+def test_the_snapshot_is_json_only_and_bounded():
+    assert wire.snapshot(b'{"records": {}}') == {"records": {}}
+    for raw in (b'{"x": NaN}', b"\x80\x04K\x01.", b" " * (wire.MAX_SNAPSHOT_BYTES + 1)):  # the last: a pickle
+        with pytest.raises(ValueError):
+            wire.snapshot(raw)
+
+
+# ------------------------------------------------------------------------- the HTTP server
+
+
+class InProcessCollectors:
+    """The gateway's Ray side, with the real Collector class held here instead of in an actor."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.ready.set()
+        self.jobs: dict[gateway.JobKey, Collector] = {}
+
+    def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
+        self.jobs.setdefault(job, Collector()).report(batch.worker, batch.rank, batch.records)
+
+    def snapshot(self, job: gateway.JobKey) -> Optional[dict[str, Any]]:
+        return self.jobs[job].snapshot() if job in self.jobs else None
+
+    def delete(self, job: gateway.JobKey) -> bool:
+        return self.jobs.pop(job, None) is not None
+
+
+@pytest.fixture
+def server():
+    collectors = InProcessCollectors()
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)  # type: ignore[arg-type]
+    served.base = f"http://127.0.0.1:{served.server_address[1]}"
+    yield served
+    served.shutdown()
+    served.server_close()
+
+
+def call(server, method: str, path: str, token: Optional[str] = None, data: Optional[bytes] = None,
+         headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(server.base + path, data=data, method=method, headers=headers or {})
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_jobs_token_writes_its_figures_and_nothing_else(server):
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    assert call(server, "POST", wire.records_path("team-a", "train"), mine, body(worker=0))[0] == 204
+    # Job A's token on job B (another namespace, another name), none, a forged one: refused.
+    assert call(server, "POST", wire.records_path("team-b", "train"), mine, body())[0] == 403
+    assert call(server, "POST", wire.records_path("team-a", "other"), mine, body())[0] == 403
+    assert call(server, "POST", wire.records_path("team-a", "train"), None, body())[0] == 401
+    assert call(server, "POST", wire.records_path("team-a", "train"), token.reader_token(KEY), body())[0] == 403
+    # A bad batch with a good token: refused before it reaches the collector.
+    assert call(server, "POST", wire.records_path("team-a", "train"), mine,
+                b'{"worker": 0, "rank": 0, "records": [[1.0, NaN, 0.1, null]]}')[0] == 400
+    assert call(server, "POST", wire.records_path("team-a", "train"), mine, body(worker=MAX_WORKERS))[0] == 400
+    assert list(server.collectors.jobs) == [("team-a", "train", UID_A)]
+    assert server.collectors.jobs[("team-a", "train", UID_A)].totals == {(0, 0): 1}
+
+
+def test_an_oversize_body_is_refused_unread(server):
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    status = post_oversize(server.base, wire.records_path("team-a", "train"), mine, wire.MAX_BODY_BYTES + 1)
+    assert status == 413 and not server.collectors.jobs
+    # Job B's token is refused before the size is even looked at.
+    other = token.job_token(KEY, "team-b", "train", UID_B)
+    assert post_oversize(server.base, wire.records_path("team-a", "train"), other, wire.MAX_BODY_BYTES + 1) == 403
+
+
+def test_only_the_reader_reads_and_deletes(server):
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    call(server, "POST", wire.records_path("team-a", "train"), mine, body(worker=0))
+    path = wire.job_path("team-a", "train", UID_A)
+    assert call(server, "GET", path)[0] == 401
+    assert call(server, "GET", path, mine)[0] == 403  # a job's own token reads nothing, not even its own
+    assert call(server, "DELETE", path, mine)[0] == 403
+    status, raw = call(server, "GET", path, token.reader_token(KEY))
+    assert status == 200 and json.loads(raw)["totals"] == {"0/0": 1}
+    assert call(server, "GET", wire.job_path("team-a", "train", UID_B), token.reader_token(KEY))[0] == 404
+    assert call(server, "DELETE", path, token.reader_token(KEY))[0] == 200
+    assert call(server, "GET", path, token.reader_token(KEY))[0] == 404
+
+
+def test_the_operator_reads_figures_through_the_gateway(server):
+    for worker in (0, 1):
+        records = [[1000.0 + i * 0.1, 64, 0.1, 0.08] for i in range(1, 30)]
+        shipped = wire.encode(worker, 0, records)
+        assert call(server, "POST", wire.records_path("team-a", "train"),
+                    token.job_token(KEY, "team-a", "train", UID_A), shipped)[0] == 204
+    status = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, 640.0, 0.8)
+    assert status.available and [w.index for w in status.per_worker] == [0, 1]
+    assert math.isclose(status.throughput, 1280.0) and math.isclose(status.scaling_efficiency, 1.0)
+    # The wrong reader token, an unknown job: unavailable with the reason, never an exception.
+    refused = client.read_summary(server.base, "nope", "team-a", "train", UID_A, 2, None, 0.8)
+    assert not refused.available and "403" in refused.reason
+    missing = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_B, 2, None, 0.8)
+    assert not missing.available and "no figures" in missing.reason
+
+
+def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
+    """The gateway bounds worker indexes by MAX_WORKERS; the operator by the job's own spec."""
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    for worker in (0, 7):
+        call(server, "POST", wire.records_path("team-a", "train"), mine,
+             wire.encode(worker, 0, [[1000.0 + i * 0.1, 64, 0.1, None] for i in range(1, 10)]))
+    status = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
+    assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
+
+
+def test_the_operator_process_never_loads_ray():
+    """Beside the import-linter contract (static): the operator's modules, loaded for real, and
+    a metrics read through them, leave Ray out of the process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys; import tandem.cli.operator, tandem.controller.main, tandem.controller.runtime; "
+            "from tandem.metrics import client; client.read_summary('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8); "
+            "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray loaded'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "operator")})
+    assert done.returncode == 0, done.stderr
