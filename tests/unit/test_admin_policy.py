@@ -24,6 +24,7 @@ from tandem.errors import UsageError
 from tandem.render import render
 from tests.conftest import REPO
 from tests.support.specs import spec
+
 from .test_ownership import owned
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
