@@ -86,6 +86,12 @@ def worker_host(job: str, namespace: str, index: int) -> str:
 
 #: Label on every object of a job (Service, Job, pods, TensorBoard): the TrainingJob's name.
 JOB_NAME_LABEL = "tandem.dev/job-name"
+#: Label telling a job's worker pods (COMPONENT_WORKER) from its TensorBoard pod
+#: (COMPONENT_TENSORBOARD); with JOB_NAME_LABEL it selects the workers (headless Service,
+#: NetworkPolicy).
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT_WORKER = "worker"
+COMPONENT_TENSORBOARD = "tensorboard"
 #: Annotation on the Indexed Job and its pods: the whole-group restart the group belongs to.
 RESTART_ANNOTATION = "tandem.dev/restart"
 #: Upstream Indexed Job annotation (and label) holding the pod's completion index.

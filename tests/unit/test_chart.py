@@ -109,6 +109,7 @@ def test_cluster_wide_rbac(helm):
         (("",), ("pods",)): {"get", "list", "watch"},
         (("",), ("events",)): {"create", "patch"},
         (("apps",), ("deployments",)): {"get", "create", "patch"},
+        (("networking.k8s.io",), ("networkpolicies",)): {"get", "list", "watch", "create", "patch"},
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
     }
     (lease_role,) = by_kind(objs, "Role")

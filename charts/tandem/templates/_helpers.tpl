@@ -79,6 +79,11 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, create, patch]
+# The job's NetworkPolicies (its workers, its TensorBoard): watched to be put back when deleted or
+# edited; removed with the job by the garbage collector (ownerReferences), so no delete.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
 {{- end -}}
 
 {{- define "tandem.podSecurityContext" -}}

@@ -35,6 +35,7 @@ class Cache:
     training_jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     services: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    network_policies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
@@ -66,7 +67,7 @@ class Cache:
             elif self._newer(pods.get(name), obj):
                 pods[name] = _slim(obj)
             return key
-        store = self.jobs if kind == "Job" else self.services
+        store = {"Job": self.jobs, "NetworkPolicy": self.network_policies}.get(kind, self.services)
         if name != key[1]:
             return key
         if deleted:

@@ -48,6 +48,8 @@ class Observed:
     service: bool = False
     job: Optional[JobState] = None
     pods: list[PodState] = field(default_factory=list)
+    #: The spec of the job's NetworkPolicy as the API server has it; None while there is none.
+    network_policy: Optional[Mapping[str, Any]] = None
 
     def pods_of(self, restart: int) -> list[PodState]:
         return [p for p in self.pods if p.restart == restart and not p.deleting]
@@ -117,9 +119,10 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
 
 
 def observe(service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
-            pods: list[Mapping[str, Any]]) -> Observed:
+            pods: list[Mapping[str, Any]], network_policy: Optional[Mapping[str, Any]] = None) -> Observed:
     return Observed(
         service=service is not None,
         job=job_state(job) if job is not None else None,
         pods=[state for state in map(pod_state, pods) if state.index >= 0],  # workers only, not TensorBoard
+        network_policy=(network_policy.get("spec") or {}) if network_policy is not None else None,
     )

@@ -95,7 +95,7 @@ class Controller:
         if obj is None:
             return
         observed = observe(self.cache.services.get(key), self.cache.jobs.get(key),
-                           list(self.cache.pods.get(key, {}).values()))
+                           list(self.cache.pods.get(key, {}).values()), self.cache.network_policies.get(key))
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics_address)
         namespace, name = key
@@ -207,3 +207,5 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     kopf.on.event("batch", "v1", "jobs", labels=labels, registry=registry)(child_handler("Job"))
     kopf.on.event("", "v1", "services", labels=labels, registry=registry)(child_handler("Service"))
     kopf.on.event("", "v1", "pods", labels=labels, registry=registry)(child_handler("Pod"))
+    kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=labels,
+                  registry=registry)(child_handler("NetworkPolicy"))

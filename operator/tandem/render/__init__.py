@@ -18,7 +18,7 @@ import jinja2
 from ..api.model import TrainingJob
 from .context import template_values
 
-TEMPLATES = ("service.json.j2", "job.json.j2")
+TEMPLATES = ("service.json.j2", "job.json.j2", "network-policy.json.j2")
 TENSORBOARD_TEMPLATE = "tensorboard.json.j2"
 
 
@@ -40,8 +40,8 @@ def environment() -> jinja2.Environment:
 
 
 def render(job: TrainingJob, restart: int = 0, metrics_address: str = "") -> list[dict[str, Any]]:
-    """The headless Service and the Indexed Job of a TrainingJob, in apply order, then the job's
-    TensorBoard Deployment and Service when it has one."""
+    """The headless Service, the Indexed Job and the NetworkPolicy of a TrainingJob, then the
+    job's TensorBoard Deployment, Service and NetworkPolicy when it has one."""
     values = template_values(job, restart=restart, metrics_address=metrics_address)
     names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())
     objects: list[dict[str, Any]] = []

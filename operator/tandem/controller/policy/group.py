@@ -1,5 +1,8 @@
 """The current worker group's children: created when missing, and never two groups at once.
 
+The job's NetworkPolicy is also put back whenever it differs from the rendered one (deleted or
+edited by hand), and applied before the Job, so that no worker pod starts unguarded.
+
 A restart deletes the old Job in the foreground; the new one is created only once the old one
 is gone, so a new group never meets the old one under the same pod hostnames.
 """
@@ -41,9 +44,11 @@ def tensorboard_status(decision: Decision, job: TrainingJob) -> None:
 def ensure_group(decision: Decision, job: TrainingJob, observed: Observed, metrics_address: str = "") -> bool:
     """Apply what is missing; True while the group is being created or the old one goes away."""
     restart = decision.restart
-    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
+    service, job_object, network_policy, *tensorboard = render(job, restart=restart, metrics_address=metrics_address)
     if not observed.service:
         decision.actions.apply.extend([service, *tensorboard])
+    if observed.network_policy != network_policy["spec"]:
+        decision.actions.apply.append(network_policy)
     tensorboard_status(decision, job)
 
     current = observed.job
