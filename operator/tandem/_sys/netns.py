@@ -156,7 +156,7 @@ def _hold() -> int:
     try:
         create()
     except OSError as error:
-        print(f"no private network namespace: {error}", file=sys.stderr)
+        print(error.strerror or error, file=sys.stderr)
         return 1
     print(READY, flush=True)
     sys.stdin.read()  # until the run closes our stdin (or dies: the parent-death signal)

@@ -36,8 +36,8 @@ def private_network(console: Console) -> Iterator[Optional[PrivateNetwork]]:
     """The run's private network namespace, or None after one warning line saying why not."""
     network = PrivateNetwork()
     if not network.start():
-        console.print(f"[yellow]warning: other hosts can reach the workers' ports: this system allows no "
-                      f"private network namespace ({network.reason})[/]")
+        console.print(f"[yellow]warning: other hosts can reach the workers' ports: no private network namespace "
+                      f"here ({network.reason})[/]", soft_wrap=True)
         yield None
         return
     try:
