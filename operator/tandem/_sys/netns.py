@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -118,10 +119,14 @@ class PrivateNetwork:
         if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/ns/net"):
             self.reason = "network namespaces are Linux-only"
             return False
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tandem._sys.netns", "--hold"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
-        )
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tandem._sys.netns", "--hold"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
+            )
+        except OSError as error:
+            self.reason = str(error)
+            return False
         assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline().strip()  # "ready", or nothing when it failed
         if line != READY:
@@ -153,6 +158,7 @@ class PrivateNetwork:
 
 
 def _hold() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the run, which stops us in order
     try:
         create()
     except OSError as error:
