@@ -131,8 +131,8 @@ class PrivateNetwork:
         line = process.stdout.readline().strip()  # "ready", or nothing when it failed
         if line != READY:
             process.kill()
-            _out, error = process.communicate(timeout=HOLDER_START_TIMEOUT)
-            self.reason = (error.strip().splitlines() or ["the namespace holder ended"])[-1]
+            _out, complaint = process.communicate(timeout=HOLDER_START_TIMEOUT)
+            self.reason = (complaint.strip().splitlines() or ["the namespace holder ended"])[-1]
             return False
         self.process = process
         return True
