@@ -115,6 +115,12 @@ JOB_NAME_LABEL = "tandem.dev/job-name"
 #: owner it is what the admission policy (api/admission.py) lets the operator's account create.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tandem"
+#: Label telling a job's worker pods (COMPONENT_WORKER) from its TensorBoard pod
+#: (COMPONENT_TENSORBOARD); with JOB_NAME_LABEL it selects the workers (headless Service,
+#: NetworkPolicy).
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT_WORKER = "worker"
+COMPONENT_TENSORBOARD = "tensorboard"
 #: Annotation on the Indexed Job and its pods: the whole-group restart the group belongs to.
 RESTART_ANNOTATION = "tandem.dev/restart"
 #: Upstream Indexed Job annotation (and label) holding the pod's completion index.

@@ -125,3 +125,17 @@ def test_whatever_the_arrival_order_the_newest_version_is_kept(versions):
     newest = f"v{max(versions)}"
     assert cache.training_jobs[KEY]["status"]["phase"] == newest
     assert cache.pods[KEY]["demo-0-x"]["status"]["phase"] == newest
+
+
+def test_the_jobs_network_policy_is_filed_apart_from_its_service():
+    """The job's NetworkPolicy and its headless Service share the job's name: each has its own
+    store. The TensorBoard's policy (another name) only wakes the job up."""
+    cache = Cache()
+    assert cache.put_child("NetworkPolicy", child("demo", 3)) == KEY
+    assert cache.put_child("Service", child("demo", 4)) == KEY
+    assert cache.network_policies[KEY]["metadata"]["resourceVersion"] == "3"
+    assert cache.services[KEY]["metadata"]["resourceVersion"] == "4"
+    assert cache.put_child("NetworkPolicy", child("demo-tensorboard", 5)) == KEY
+    assert cache.network_policies[KEY]["metadata"]["name"] == "demo"
+    cache.put_child("NetworkPolicy", child("demo", 6), deleted=True)
+    assert KEY not in cache.network_policies and KEY in cache.services

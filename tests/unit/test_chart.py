@@ -111,6 +111,7 @@ def test_cluster_wide_rbac(helm):
         (("",), ("pods",)): {"list", "watch"},
         (("",), ("events",)): {"create", "list"},
         (("apps",), ("deployments",)): {"create", "get"},
+        (("networking.k8s.io",), ("networkpolicies",)): {"list", "watch", "create", "get", "patch"},
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)): {"list", "watch"},
     }
     (lease_role,) = by_kind(objs, "Role")

@@ -47,7 +47,7 @@ def test_render_yaml_and_json():
     path = str(EXAMPLES[0])
     as_yaml = list(yaml.safe_load_all(CliRunner().invoke(cli, ["render", path]).output))
     as_json = json.loads(CliRunner().invoke(cli, ["render", path, "-o", "json"]).output)["items"]
-    assert as_yaml == as_json and [o["kind"] for o in as_json] == ["Service", "Job"]
+    assert as_yaml == as_json and [o["kind"] for o in as_json] == ["Service", "Job", "NetworkPolicy"]
 
 
 def test_render_set_override():

@@ -50,7 +50,8 @@ def hostile_documents(draw):
 def _check_rendered(document, job):
     objects = render(job)
     kinds = [o["kind"] for o in objects]
-    assert kinds in (["Service", "Job"], ["Service", "Job", "Deployment", "Service"]), kinds
+    assert kinds in (["Service", "Job", "NetworkPolicy"],
+                     ["Service", "Job", "NetworkPolicy", "Deployment", "Service", "NetworkPolicy"]), kinds
     name = job.metadata.name
     assert all(o["metadata"]["name"] in (name, tensorboard_name(name)) for o in objects)
     assert all(o["metadata"]["namespace"] == job.metadata.namespace for o in objects)

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
 
+from tandem.api import TrainingJob
 from tandem.contract import tensorboard_name
 from tandem.controller.actions import MetricsChannel
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import reconcile
 from tandem.metrics.token import token_uid
+from tandem.render import render_one
 from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
@@ -23,6 +25,10 @@ def training_job(status=None, **changes):
     if status is not None:
         document["status"] = status
     return document
+
+
+#: The spec of the demo job's NetworkPolicy: what the API server has once it was applied.
+POLICY = render_one(TrainingJob.from_dict(spec()), "NetworkPolicy")["spec"]
 
 
 def pods(restart, *phases, exit_code=None):
@@ -40,7 +46,7 @@ def step(obj, observed, now=NOW):
 
 def test_new_job_creates_service_and_indexed_job_with_owner():
     obj, actions = step(training_job(), Observed())
-    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "NetworkPolicy", "Job"]
     assert all(o["metadata"]["ownerReferences"][0]["uid"] == "u-1" for o in actions.create)
     assert obj["status"]["phase"] == "Pending"
     assert [e.reason for e in actions.events] == ["Created"]
@@ -48,7 +54,7 @@ def test_new_job_creates_service_and_indexed_job_with_owner():
 
 def test_reconcile_twice_creates_nothing_twice():
     obj, _ = step(training_job(), Observed())
-    observed = Observed(service=True, job=JobState(restart=0), pods=pods(0, "Pending", "Pending"))
+    observed = Observed(service=True, job=JobState(restart=0), pods=pods(0, "Pending", "Pending"), network_policy=POLICY)
     _again, actions = step(obj, observed)
     assert actions.create == [] and actions.events == []
 
@@ -65,14 +71,15 @@ def test_phases_in_order_to_succeeded():
 
 def test_worker_failure_restarts_the_group_then_fails_naming_the_worker():
     obj, _ = step(training_job(runPolicy={"backoffLimit": 1}), Observed())
-    failing = Observed(True, JobState(0, failed=True), pods(0, "Running", "Failed", exit_code=3))
+    failing = Observed(True, JobState(0, failed=True), pods(0, "Running", "Failed", exit_code=3), network_policy=POLICY)
     obj, actions = step(obj, failing)
     assert actions.delete_job and obj["status"]["restarts"] == 1 and obj["status"]["phase"] == "Restarting"
     # old group still being deleted: wait, don't create
-    obj, actions = step(obj, Observed(True, JobState(0, failed=True, deleting=True), pods(0, "Failed", "Failed")))
+    obj, actions = step(obj, Observed(True, JobState(0, failed=True, deleting=True), pods(0, "Failed", "Failed"),
+                                      network_policy=POLICY))
     assert actions.create == [] and not actions.delete_job
     # old group gone: the new one is created with restart 1
-    obj, actions = step(obj, Observed(True, None, []))
+    obj, actions = step(obj, Observed(True, None, [], network_policy=POLICY))
     (job_object,) = actions.create
     assert job_object["metadata"]["annotations"]["tandem.dev/restart"] == "1"
     obj, actions = step(obj, Observed(True, JobState(1, failed=True), pods(1, "Failed", "Running", exit_code=7)))
@@ -84,7 +91,7 @@ def test_worker_failure_restarts_the_group_then_fails_naming_the_worker():
 
 def test_stale_group_is_deleted_after_a_crash_between_status_and_delete():
     obj = training_job(status={"phase": "Restarting", "restarts": 1})
-    _, actions = step(obj, Observed(True, JobState(0, failed=True), pods(0, "Failed", "Running")))
+    _, actions = step(obj, Observed(True, JobState(0, failed=True), pods(0, "Failed", "Running"), network_policy=POLICY))
     assert actions.delete_job and actions.create == []
 
 
@@ -94,7 +101,7 @@ def test_suspend_and_resume():
     obj2, actions = step(suspended, Observed(True, JobState(0), pods(0, "Running", "Running")))
     assert actions.delete_job and obj2["status"]["phase"] == "Suspended"
     resumed = {**obj2, "spec": {**obj2["spec"], "runPolicy": {"suspend": False}}}
-    obj3, actions = step(resumed, Observed(True, None, []))
+    obj3, actions = step(resumed, Observed(True, None, [], network_policy=POLICY))
     assert [o["kind"] for o in actions.create] == ["Job"] and obj3["status"]["phase"] == "Pending"
 
 
@@ -200,7 +207,7 @@ def test_pod_state_reads_index_exit_code_and_restart():
 def test_never_more_than_one_job_applied_and_restarts_bounded(phases, complete, failed, restarts, limit):
     obj = training_job(status={"phase": "Running", "restarts": min(restarts, limit)}, runPolicy={"backoffLimit": limit})
     observed = Observed(True, JobState(min(restarts, limit), complete=complete, failed=failed),
-                        pods(min(restarts, limit), *phases, exit_code=1))
+                        pods(min(restarts, limit), *phases, exit_code=1), network_policy=POLICY)
     _, actions = step(obj, observed)
     assert sum(1 for o in actions.create if o["kind"] == "Job") == 0  # the Job exists: never applied again
     new_restarts = (actions.status or obj["status"])["restarts"]
@@ -210,7 +217,7 @@ def test_never_more_than_one_job_applied_and_restarts_bounded(phases, complete, 
 
 def test_tensorboard_applied_with_the_service_and_its_address_in_status():
     obj, actions = step(training_job(tensorboard={"enabled": True, "claimName": "tb"}), Observed())
-    assert [o["kind"] for o in actions.create] == ["Service", "Deployment", "Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "Deployment", "Service", "NetworkPolicy", "NetworkPolicy", "Job"]
     assert obj["status"]["tensorboard"] == f"http://{tensorboard_name('demo')}.team-a.svc:6006"
 
 
@@ -235,3 +242,30 @@ def test_job_failure_waits_briefly_for_the_failed_pod_to_name_it():
     # after the wait, decide anyway, with the Job's own reason
     obj2, actions = step(obj, Observed(True, job_failed, []), NOW + timedelta(seconds=11))
     assert obj2["status"]["phase"] == "Failed"
+
+
+def test_network_policy_before_the_job_and_put_back_when_deleted_or_edited():
+    """Issue 15: worker ports reachable from the job's own workers only. The policy is created
+    before the Job (no worker starts unguarded), re-created when deleted, and its spec put back
+    when edited."""
+    _, actions = step(training_job(), Observed())
+    kinds = [o["kind"] for o in actions.create]
+    assert kinds.index("NetworkPolicy") < kinds.index("Job")
+    obj, _ = step(training_job(), Observed())
+    running = pods(0, "Running", "Running")
+    _, actions = step(obj, Observed(True, JobState(0), running, network_policy=POLICY))
+    assert actions.create == [] and actions.restore == []
+    _, actions = step(obj, Observed(True, JobState(0), running, network_policy=None))  # deleted
+    assert [o["kind"] for o in actions.create] == ["NetworkPolicy"]
+    opened = {**POLICY, "ingress": [{}]}  # edited to admit every source
+    _, actions = step(obj, Observed(True, JobState(0), running, network_policy=opened))
+    assert [o["spec"] for o in actions.restore] == [POLICY] and actions.create == []
+
+
+def test_observe_reads_the_network_policy_spec_only_when_the_job_owns_it():
+    policy = {"metadata": {"name": "demo", "ownerReferences": [
+        {"kind": "TrainingJob", "name": "demo", "uid": "u-1", "controller": True}]}, "spec": POLICY}
+    assert observe("u-1", None, None, [], network_policy=policy).network_policy == POLICY
+    foreign = observe("u-2", None, None, [], network_policy=policy)
+    assert foreign.network_policy is None and [r.kind for r in foreign.refusals] == ["NetworkPolicy"]
+    assert observe("u-1", None, None, []).network_policy is None

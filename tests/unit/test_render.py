@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 
 from tandem.api import TrainingJob, load_job
 from tandem.cli.render import dump_yaml
-from tandem.contract import COMPLETION_INDEX, MAX_JOB_NAME, MAX_WORKERS
+from tandem.contract import (
+    COMPLETION_INDEX,
+    COMPONENT_LABEL,
+    COMPONENT_WORKER,
+    JOB_NAME_LABEL,
+    MAX_JOB_NAME,
+    MAX_WORKERS,
+    TENSORBOARD_PORT,
+)
 from tandem.launch.env import build_launch
 from tandem.render import render
 from tandem.render.context import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY
@@ -24,7 +32,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def validate_objects(objects):
-    assert [o["kind"] for o in objects] == ["Service", "Job"]
+    assert [o["kind"] for o in objects] == ["Service", "Job", "NetworkPolicy"]
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -45,7 +53,7 @@ def test_golden(path):
 
 
 def _worker(job_document):
-    service, job = render(TrainingJob.from_dict(job_document))
+    service, job, _policy = render(TrainingJob.from_dict(job_document))
     return service, job, job["spec"]["template"]["spec"]["containers"][0]
 
 
@@ -160,7 +168,7 @@ def test_no_spec_can_inject(document):
     job = TrainingJob.from_dict(document)
     objects = render(job)
     validate_objects(objects)
-    _service, job_object = objects
+    _service, job_object, _policy = objects
     pod = job_object["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"] == document["spec"]["command"]
@@ -190,10 +198,10 @@ def test_yaml_output_round_trips():
 def test_tensorboard_deployment_reads_the_workers_claim():
     document = spec(tensorboard={"enabled": True, "claimName": "tb-logs"})
     objects = render(TrainingJob.from_dict(document))
-    assert [o["kind"] for o in objects] == ["Service", "Job", "Deployment", "Service"]
+    assert [o["kind"] for o in objects] == ["Service", "Job", "NetworkPolicy", "Deployment", "Service", "NetworkPolicy"]
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    job_pod, board_pod = objects[1]["spec"]["template"]["spec"], objects[2]["spec"]["template"]["spec"]
+    job_pod, board_pod = objects[1]["spec"]["template"]["spec"], objects[3]["spec"]["template"]["spec"]
     worker_mount = next(m for m in job_pod["containers"][0]["volumeMounts"] if m["name"] == "tensorboard")
     board_mount = next(m for m in board_pod["containers"][0]["volumeMounts"] if m["name"] == "tensorboard")
     assert worker_mount["mountPath"] == board_mount["mountPath"] == "/tandem/tensorboard" and board_mount["readOnly"]
@@ -211,18 +219,18 @@ def test_tensorboard_runs_where_the_workers_may_run():
     document = spec(tensorboard={"enabled": True, "claimName": "tb-logs"}, resources={"cpu": "1", "memory": "1Gi", "gpus": 1},
                     podTemplate={"nodeSelector": {"pool": "training"}, "tolerations": [toleration]})
     objects = render(TrainingJob.from_dict(document))
-    board_pod = objects[2]["spec"]["template"]["spec"]
-    kubernetes_validate.validate(objects[2], K8S_VERSION, strict=True)
+    board_pod = objects[3]["spec"]["template"]["spec"]
+    kubernetes_validate.validate(objects[3], K8S_VERSION, strict=True)
     assert board_pod["nodeSelector"] == {"pool": "training"}
     assert board_pod["tolerations"] == [toleration]
     plain = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True, "claimName": "tb-logs"})))
-    plain_pod = plain[2]["spec"]["template"]["spec"]
+    plain_pod = plain[3]["spec"]["template"]["spec"]
     assert "nodeSelector" not in plain_pod and "tolerations" not in plain_pod
 
 
 def test_tensorboard_without_shared_storage_renders_no_server():
     objects = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True})))
-    assert [o["kind"] for o in objects] == ["Service", "Job"]
+    assert [o["kind"] for o in objects] == ["Service", "Job", "NetworkPolicy"]
 
 
 def test_omp_threads_default_to_the_worker_cores_per_process():
@@ -232,3 +240,64 @@ def test_omp_threads_default_to_the_worker_cores_per_process():
     assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
     _, _, container = _worker(spec(env=[{"name": "OMP_NUM_THREADS", "value": "3"}]))
     assert [e["value"] for e in container["env"] if e["name"] == "OMP_NUM_THREADS"] == ["3"]
+
+
+def _policies(document):
+    objects = render(TrainingJob.from_dict(document))
+    return objects, {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+
+
+def _matches(selector, labels):
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def test_network_policy_admits_only_the_jobs_own_workers():
+    """Issue 15: worker ports (TCPStore, TF's gRPC server) listen on every address; the job's
+    NetworkPolicy lets only its own worker pods in, from its own namespace, and is owned by it."""
+    document = spec(workers=3, podTemplate={"labels": {"tandem.dev/job-name": "other", "team": "a"}})
+    document["metadata"]["uid"] = "u-1"
+    objects, policies = _policies(document)
+    policy, job = policies["demo"], objects[1]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert policy["metadata"]["namespace"] == "team-a"
+    assert policy["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert policy["metadata"]["ownerReferences"][0]["controller"] is True
+    worker_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert worker_labels["tandem.dev/job-name"] == "demo"  # a podTemplate label cannot pose as another job
+    assert _matches(policy["spec"]["podSelector"], worker_labels)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress stays open: DNS, metrics, data
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"podSelector"}  # no namespaceSelector, no ipBlock: this namespace only
+    assert "ports" not in rule  # gloo and NCCL connect the ranks on ephemeral ports
+    assert _matches(source["podSelector"], worker_labels)
+    # ...and nothing else: another job's workers, this job's TensorBoard, a pod with no labels
+    other_job = render(TrainingJob.from_dict(spec() | {"metadata": {"name": "other", "namespace": "team-a"}}))[1]
+    board_objects = render(TrainingJob.from_dict(spec(tensorboard={"enabled": True, "claimName": "tb"})))
+    board_labels = next(o for o in board_objects if o["kind"] == "Deployment")["spec"]["template"]["metadata"]["labels"]
+    for labels in (other_job["spec"]["template"]["metadata"]["labels"], board_labels, {}):
+        assert not _matches(source["podSelector"], labels)
+        assert not _matches(policy["spec"]["podSelector"], labels)
+
+
+def test_network_policy_of_the_tensorboard_opens_its_port_to_the_namespace_only():
+    objects, policies = _policies(spec(tensorboard={"enabled": True, "claimName": "tb"}))
+    board = policies["demo-tensorboard"]
+    kubernetes_validate.validate(board, K8S_VERSION, strict=True)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert _matches(board["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
+    assert not _matches(board["spec"]["podSelector"], objects[1]["spec"]["template"]["metadata"]["labels"])
+    (rule,) = board["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {}}]  # every pod of the job's namespace, no other namespace
+    assert rule["ports"] == [{"protocol": "TCP", "port": TENSORBOARD_PORT}]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == TENSORBOARD_PORT
+
+
+def test_network_policy_follows_the_job_name():
+    """The worker policy is named like the job (one per job) and selects by the contract's labels."""
+    _, policies = _policies(spec() | {"metadata": {"name": "x-tensorboard", "namespace": "team-a"}})
+    (policy,) = policies.values()
+    assert policy["spec"]["podSelector"]["matchLabels"] == {JOB_NAME_LABEL: "x-tensorboard",
+                                                            COMPONENT_LABEL: COMPONENT_WORKER}

@@ -93,6 +93,11 @@ for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group re
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [create, get]
+# The job's NetworkPolicies (its workers, its TensorBoard): watched to be put back when deleted or
+# edited; removed with the job by the garbage collector (ownerReferences), so no delete.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, watch, create, get, patch]
 {{- end -}}
 
 {{- define "tandem.podSecurityContext" -}}

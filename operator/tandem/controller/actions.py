@@ -81,7 +81,7 @@ class FailedCreatesRead:
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
     asked for), delete the TrainingJob (and stop), delete the Job, create the token Secrets, create
-    the children, post events, requeue."""
+    the children, restore edited ones, post events, requeue."""
 
     #: The job's token Secret (metrics/token.py), created when missing and never read or changed:
     #: the operator may create Secrets, not read or patch them. Its name carries the job's uid.
@@ -89,6 +89,9 @@ class Actions:
     #: Children to create, in order. Created, never applied: an object already holding the name
     #: is the job's own only if it carries the job's uid, and a foreign one is never overwritten.
     create: list[dict[str, Any]] = field(default_factory=list)
+    #: Children of the job's own (observed by uid) whose spec differs from the rendered one: the
+    #: spec is replaced with the rendered one (the NetworkPolicy, should someone edit it).
+    restore: list[dict[str, Any]] = field(default_factory=list)
     delete_job: Optional[ObjectRef] = None
     delete_training_job: Optional[ObjectRef] = None
     status: dict[str, Any] = field(default_factory=dict)  # empty: unchanged, nothing to write

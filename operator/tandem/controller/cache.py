@@ -36,6 +36,7 @@ class Cache:
     training_jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     services: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    network_policies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: The API server's refusals of each job's creates, by child (kind, name): what it said and
     #: how many times in a row, which the retry backoff needs. Only this process knows them; a
@@ -72,7 +73,7 @@ class Cache:
             elif self._newer(pods.get(name), obj):
                 pods[name] = _slim(obj)
             return key
-        store = self.jobs if kind == "Job" else self.services
+        store = {"Job": self.jobs, "NetworkPolicy": self.network_policies}.get(kind, self.services)
         if name != key[1]:
             return key
         if deleted:

@@ -144,6 +144,16 @@ class KubeWriter:
         count = sum(event.count or 1 for event in events.items)
         return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
 
+    def restore_spec(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the spec of an object of the job's own (the caller observed its uid) with the
+        rendered one. A JSON patch `replace`, not a merge: a merge would keep fields someone added."""
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        meta = obj["metadata"]
+        patched = resource.patch(body=[{"op": "replace", "path": "/spec", "value": obj["spec"]}],
+                                 name=meta["name"], namespace=meta["namespace"],
+                                 content_type="application/json-patch+json", field_manager=FIELD_MANAGER)
+        return cast(dict[str, Any], patched.to_dict())
+
     def create_once(self, obj: Mapping[str, Any]) -> None:
         """Create `obj` unless it exists. For the job's token Secret, whose name carries the
         TrainingJob's uid (contract.metrics_token_secret): one that exists was created by an earlier

@@ -85,6 +85,8 @@ class Observed:
     pods: list[PodState] = field(default_factory=list)
     #: Children the job needs but could not have: name conflicts and refused creates.
     refusals: list[Refusal] = field(default_factory=list)
+    #: The spec of the job's own NetworkPolicy as the API server has it; None while there is none.
+    network_policy: Optional[Mapping[str, Any]] = None
 
     def pods_of(self, restart: int) -> list[PodState]:
         return [p for p in self.pods if p.restart == restart and not p.deleting]
@@ -190,12 +192,13 @@ def conflict_with(kind: str, obj: Mapping[str, Any]) -> Refusal:
 
 
 def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
-            pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = ()) -> Observed:
+            pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = (),
+            network_policy: Optional[Mapping[str, Any]] = None) -> Observed:
     """What the TrainingJob with `uid` has: children it does not own become conflicts.
 
     `refusals` are the API server's answers to this job's creates, as the runtime recorded them."""
     found: dict[tuple[str, str], Refusal] = {}
-    for kind, obj in (("Service", service), ("Job", job)):
+    for kind, obj in (("Service", service), ("Job", job), ("NetworkPolicy", network_policy)):
         if obj is not None and not owned_by(obj, uid):
             conflict = conflict_with(kind, obj)
             found[(conflict.kind, conflict.name)] = conflict
@@ -209,4 +212,6 @@ def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mappin
         # The workers of the job's own Job only: not TensorBoard's pods, nor an old Job's.
         pods=[state for state in map(pod_state, (p for p in pods if owned_by(p, job_uid))) if state.index >= 0],
         refusals=list(found.values()),
+        network_policy=(network_policy.get("spec") or {})
+        if network_policy is not None and owned_by(network_policy, uid) else None,
     )

@@ -124,7 +124,8 @@ class Controller:
             return
         observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
                            self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
-                           self.cache.refusals.get(key, {}).values())
+                           self.cache.refusals.get(key, {}).values(),
+                           self.cache.network_policies.get(key))
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
@@ -147,6 +148,8 @@ class Controller:
             await asyncio.to_thread(self.writer.create_once, secret)
         if not await self._create(key, actions.create):
             self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
+        for child in actions.restore:
+            self.cache.put_child(child["kind"], await asyncio.to_thread(self.writer.restore_spec, child))
         if actions.read_failed_creates is not None:
             await self._read_failed_creates(key, actions.read_failed_creates)
         for event in actions.events:

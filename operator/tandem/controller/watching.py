@@ -37,6 +37,7 @@ CHILDREN = (
     Child("batch", "v1", "jobs", "Job"),
     Child("", "v1", "services", "Service"),
     Child("", "v1", "pods", "Pod"),
+    Child("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 #: The server-side selector of every child watch: the object names its TrainingJob.
 CHILD_SELECTOR = JOB_NAME_LABEL

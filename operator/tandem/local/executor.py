@@ -1,7 +1,8 @@
 """The local executor: a TrainingJob's workers as processes on this machine.
 
 It renders the job exactly as for a cluster, runs the pod template's command and env once per
-worker on 127.0.0.1 (see local.plan), streams each worker's output with a `[worker i]` prefix
+worker on 127.0.0.1 (see local.plan), inside the run's private network namespace when it has one
+(`_sys.netns`: no other host reaches the workers' ports), streams each worker's output with a `[worker i]` prefix
 and to a log file, and treats the group as one: the first worker to fail stops the others,
 and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
 """
@@ -29,6 +30,7 @@ from rich.text import Text
 from .._sys import proctree
 from .._sys.exitcodes import exit_code
 from .._sys.lifetime import become_subreaper, die_with_parent
+from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
 from ..api.model import TrainingJob
 from ..contract import ENV_CHECKPOINT_DIR, ENV_DEBUG, ENV_RUN_DIR, ENV_RUN_ID, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR
@@ -113,14 +115,16 @@ def new_run_dir(root: Path, job: str, resume: bool) -> Path:
 class _Worker:
     """One running worker process and the thread that copies its output."""
 
-    def __init__(self, plan: WorkerPlan, log: Path, lines: queue.Queue[tuple[int, str]], attached: bool = False):
-        """`attached`: the worker shares this terminal and process group (for pdb), unlogged."""
+    def __init__(self, plan: WorkerPlan, log: Path, lines: queue.Queue[tuple[int, str]], attached: bool = False,
+                 network: Optional[PrivateNetwork] = None):
+        """`attached`: the worker shares this terminal and process group (for pdb), unlogged;
+        `network`: the run's private network namespace, which the worker joins."""
         self.plan, self.log = plan, log
         self.tail: list[str] = []
         self.last_line = ""
         pipe = None if attached else subprocess.PIPE
         self.process = subprocess.Popen(
-            plan.argv,
+            network.wrap(plan.argv) if network is not None else plan.argv,
             env={**os.environ, **plan.env},
             stdout=pipe,
             stderr=None if attached else subprocess.STDOUT,
@@ -165,8 +169,12 @@ class LocalExecutor:
         extra_env: Optional[dict[str, str]] = None,
         debug: bool = False,
         tensorboard: bool = False,
+        network: Optional[PrivateNetwork] = None,
     ):
+        """`network`: a private network namespace the workers run in (TensorBoard stays on this
+        host's loopback, where the browser reaches it)."""
         self.job = job
+        self.network = network
         self.console = console or Console(stderr=True)
         self.run_dir = new_run_dir(run_root, job.metadata.name, resume)
         self.metrics_address = metrics_address
@@ -242,7 +250,7 @@ class LocalExecutor:
         try:
             for plan in plans:
                 attached = self.debug and plan.index == 0
-                workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines, attached))
+                workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines, attached, self.network))
             if self.debug:
                 self.console.print(f"[bold]--debug[/]: worker 0 has this terminal (pdb works there); "
                                    f"the other workers wait and log to {log_dir}")

@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 
 from .._sys import proctree
 from .._sys.lifetime import become_subreaper, die_with_parent
+from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
 from ..api.status import MetricsStatus
 from ..contract import ENV_METRICS_TOKEN, ENV_RAY_SESSION, RUN_ENV_PREFIXES
@@ -147,8 +148,9 @@ class LocalMetrics:
         self._process: Optional[subprocess.Popen[bytes]] = None
         self._reader: Optional[threading.Thread] = None
 
-    def start(self, run_dir: Path) -> None:
-        """Start the helper (returns at once; Ray comes up in the background)."""
+    def start(self, run_dir: Path, network: Optional[PrivateNetwork] = None) -> None:
+        """Start the helper (returns at once; Ray comes up in the background), inside the run's
+        private network namespace when there is one: the workers' shippers reach Ray there."""
         run_dir.mkdir(parents=True, exist_ok=True)
         self.history = run_dir / "metrics.jsonl"
         self.pids_file = run_dir / "metrics" / "ray-session.pids"
@@ -161,6 +163,8 @@ class LocalMetrics:
                 "--pids-file", str(self.pids_file), "--temp-dir", str(self.temp_dir)]
         if self.baseline:
             argv += ["--baseline", str(self.baseline)]
+        if network is not None:
+            argv = network.wrap(argv)
         env = {k: v for k, v in os.environ.items() if not k.startswith(RUN_ENV_PREFIXES)}
         env.update(self._helper_env)
         env[ENV_RAY_SESSION] = self.session

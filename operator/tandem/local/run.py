@@ -1,14 +1,22 @@
-"""`tandem run` with metrics: the local executor, its private Ray, the baseline, the figures."""
+"""`tandem run` with metrics: the local executor, its private Ray, the baseline, the figures.
+
+The workers and the private Ray run in a network namespace of the run's own (`_sys.netns`):
+TensorFlow's gRPC server and torch's TCPStore listen on every address, and there the only
+address is loopback. Where the system allows no such namespace, the run goes on as before and
+says so in one warning line.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from rich.console import Console
 
+from .._sys.netns import PrivateNetwork
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
 from . import baseline as baselines
@@ -23,9 +31,32 @@ class LocalRun:
     baseline_recorded: Optional[Path] = None
 
 
+@contextlib.contextmanager
+def private_network(console: Console) -> Iterator[Optional[PrivateNetwork]]:
+    """The run's private network namespace, or None after one warning line saying why not."""
+    network = PrivateNetwork()
+    if not network.start():
+        console.print(f"[yellow]warning: other hosts can reach the workers' ports: no private network namespace "
+                      f"here ({network.reason})[/]", soft_wrap=True)
+        yield None
+        return
+    try:
+        yield network
+    finally:
+        network.stop()
+
+
 def run_local(job: TrainingJob, run_root: Path, console: Console, **options: Any) -> LocalRun:
-    """Run the job on this machine; with spec.metrics.enabled, collect its figures through a local Ray."""
+    """Run the job on this machine, in a private network namespace where the system allows one."""
+    with private_network(console) as network:
+        return _run_local(job, run_root, console, network=network, **options)
+
+
+def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Optional[PrivateNetwork],
+               **options: Any) -> LocalRun:
+    """With spec.metrics.enabled, collect the job's figures through a local Ray."""
     spec, name = job.spec, job.metadata.name
+    options["network"] = network
     if spec.metrics.enabled and importlib.util.find_spec("ray") is None:
         console.print("[yellow]metrics need Ray (pip install 'tandem[metrics]'); running without them[/]")
         executor = LocalExecutor(job, run_root=run_root, console=console, **options)
@@ -42,7 +73,7 @@ def run_local(job: TrainingJob, run_root: Path, console: Console, **options: Any
                              metrics_address=metrics.address, status_hook=metrics.status_line,
                              extra_env=metrics.worker_env)
     metrics.session = executor.run_id
-    metrics.start(executor.run_dir)  # Ray starts in the background while the workers start
+    metrics.start(executor.run_dir, network)  # Ray starts in the background while the workers start
     try:
         result = executor.run()
     finally:

@@ -18,7 +18,7 @@ import jinja2
 from ..api.model import TrainingJob
 from .context import metrics_token_values, template_values
 
-TEMPLATES = ("service.json.j2", "job.json.j2")
+TEMPLATES = ("service.json.j2", "job.json.j2", "network-policy.json.j2")
 TENSORBOARD_TEMPLATE = "tensorboard.json.j2"
 METRICS_TOKEN_TEMPLATE = "metrics-token.json.j2"
 
@@ -42,8 +42,8 @@ def environment() -> jinja2.Environment:
 
 def render(job: TrainingJob, restart: int = 0, metrics_address: str = "",
            metrics_token: bool = False) -> list[dict[str, Any]]:
-    """The headless Service and the Indexed Job of a TrainingJob, in apply order, then the job's
-    TensorBoard Deployment and Service when it has one. With `metrics_token`, the workers read
+    """The headless Service, the Indexed Job and the NetworkPolicy of a TrainingJob, then the
+    job's TensorBoard Deployment, Service and NetworkPolicy when it has one. With `metrics_token`, the workers read
     their gateway token from the job's token Secret (`render_metrics_token`)."""
     values = template_values(job, restart=restart, metrics_address=metrics_address, metrics_token=metrics_token)
     names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())

@@ -16,6 +16,9 @@ from ..api.model import DEFAULT_IMAGES, TrainingJob
 from ..contract import (
     API_VERSION,
     COMPLETION_INDEX,
+    COMPONENT_LABEL,
+    COMPONENT_TENSORBOARD,
+    COMPONENT_WORKER,
     COORDINATOR_PORT,
     GPU_RESOURCE,
     JOB_NAME_LABEL,
@@ -53,11 +56,18 @@ def common_labels(job: TrainingJob) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": f"{job.spec.framework}-worker",
         "app.kubernetes.io/instance": job.metadata.name,
-        "app.kubernetes.io/component": "worker",
+        COMPONENT_LABEL: COMPONENT_WORKER,
         "app.kubernetes.io/part-of": "tandem",
         MANAGED_BY_LABEL: MANAGED_BY,
         JOB_NAME_LABEL: job.metadata.name,
     }
+
+
+def worker_selector(job: TrainingJob) -> dict[str, str]:
+    """The labels that pick this job's worker pods, and nothing else: the headless Service's
+    selector and the NetworkPolicy's. The TensorBoard pod carries the job label too, but another
+    component. A selector without a namespace selector matches pods of the job's namespace only."""
+    return {JOB_NAME_LABEL: job.metadata.name, COMPONENT_LABEL: COMPONENT_WORKER}
 
 
 def owner_references(job: TrainingJob) -> list[dict[str, Any]]:
@@ -175,12 +185,12 @@ def tensorboard_volume(job: TrainingJob, read_only: bool) -> tuple[list[dict[str
 
 
 def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
-    labels = {**common_labels(job), "app.kubernetes.io/name": "tensorboard", "app.kubernetes.io/component": "tensorboard"}
+    labels = {**common_labels(job), "app.kubernetes.io/name": "tensorboard", COMPONENT_LABEL: COMPONENT_TENSORBOARD}
     volumes, mounts = tensorboard_volume(job, read_only=True)
     return {
         "tensorboard_name": tensorboard_name(job),
         "tensorboard_labels": labels,
-        "tensorboard_selector": {JOB_NAME_LABEL: job.metadata.name, "app.kubernetes.io/component": "tensorboard"},
+        "tensorboard_selector": {JOB_NAME_LABEL: job.metadata.name, COMPONENT_LABEL: COMPONENT_TENSORBOARD},
         "tensorboard_image": DEFAULT_IMAGES["tensorflow"],
         "tensorboard_args": ["--logdir", tensorboard_dir(job), "--bind_all", "--port", str(TENSORBOARD_PORT)],
         "tensorboard_port": TENSORBOARD_PORT,
@@ -225,7 +235,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "name": job.metadata.name,
         "namespace": job.metadata.namespace,
         "labels": labels,
-        "selector": {JOB_NAME_LABEL: job.metadata.name, "app.kubernetes.io/component": "worker"},
+        "selector": worker_selector(job),
         "owner_references": owner_references(job),
         "port": COORDINATOR_PORT,
         "workers": spec.worker_count,

@@ -1,5 +1,8 @@
 """The current worker group's children: created when missing, and never two groups at once.
 
+The job's NetworkPolicy is also put back whenever it differs from the rendered one (deleted or
+edited by hand), and applied before the Job, so that no worker pod starts unguarded.
+
 A restart deletes the old Job in the foreground; the new one is created only once the old one
 is gone, so a new group never meets the old one under the same pod hostnames.
 """
@@ -55,8 +58,8 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
     refused create's retry is due (policy/refusals.py)."""
     restart = decision.restart
     tokens = metrics.tokens and job.spec.metrics.enabled and bool(job.metadata.uid)
-    service, job_object, *tensorboard = render(job, restart=restart, metrics_address=metrics.address,
-                                               metrics_token=tokens)
+    service, job_object, network_policy, *tensorboard = render(job, restart=restart, metrics_address=metrics.address,
+                                                               metrics_token=tokens)
     refusals = current_refusals(observed, job.spec.worker_count, restart)
     may_create = report_refusals(decision, refusals)
     if may_create:
@@ -64,6 +67,10 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
         missing = [service, *tensorboard] if not observed.service else [
             child for child in tensorboard if _refused(refusals, child)]
         decision.actions.create.extend(missing)
+        if observed.network_policy is None:
+            decision.actions.create.append(network_policy)  # before the Job: no worker starts unguarded
+    if observed.network_policy is not None and observed.network_policy != network_policy["spec"]:
+        decision.actions.restore.append(network_policy)  # edited by hand: its spec put back
     tensorboard_status(decision, job)
 
     current = observed.job
