@@ -154,7 +154,7 @@ def test_operator_refuses_a_spec_the_policy_refuses_and_creates_nothing(pod_temp
 def test_operator_with_an_opened_policy_creates_the_children():
     document = training_job({"volumes": [{"name": "h", "hostPath": {"path": "/data"}}]})
     actions = reconcile(document, Observed(), NOW, admin_policy=AdminPolicy(allow_host_path=True))
-    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "NetworkPolicy", "Job"]
 
 
 # ------------------------------------------------------------------------- tokens and status

@@ -42,7 +42,7 @@ def test_child_watches_are_label_selected_by_the_apiserver_and_training_jobs_are
     for child in CHILDREN:
         resource = kopf.Resource(child.group, child.version, child.plural, kind=child.kind, namespaced=True)
         assert settings.watching.label_selectors.collect(resource) == [JOB_NAME_LABEL], child
-    assert {c.kind for c in CHILDREN} == {"Job", "Service", "Pod"}
+    assert {c.kind for c in CHILDREN} == {"Job", "Service", "Pod", "NetworkPolicy"}
     ours = kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True)
     assert settings.watching.label_selectors.collect(ours) == []
     assert settings.scanning.disabled is namespaced

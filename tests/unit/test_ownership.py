@@ -25,7 +25,7 @@ from tandem.controller.policy.refusals import RETRY_CAP_SECONDS, retry_delay
 from tandem.controller.reconcile import reconcile
 from tests.support.specs import names
 
-from .test_reconcile import NOW, pods, step, training_job
+from .test_reconcile import NOW, POLICY, pods, step, training_job
 
 
 def owned(kind, name, uid, owner_kind="TrainingJob", owner_uid="u-1", **extra):
@@ -106,7 +106,7 @@ def test_stale_completed_job_never_makes_the_new_training_job_succeed():
     assert condition(obj, NAME_CONFLICT)["status"] == "True"
     # the old Job is gone: the new TrainingJob creates its own group
     obj, actions = step(obj, observe("u-1", None, None, []))
-    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "NetworkPolicy", "Job"]
     assert condition(obj, NAME_CONFLICT)["status"] == "False"
 
 
@@ -118,7 +118,7 @@ def test_conflict_found_at_create_is_retried_with_backoff():
     assert actions.create == [] and actions.requeue_after == 4.0
     assert "next try at 2026-11-25T12:00:04Z" in condition(obj, NAME_CONFLICT)["message"]
     _, actions = step(obj, Observed(refusals=[refusal]), NOW + timedelta(seconds=4))
-    assert [o["kind"] for o in actions.create] == ["Service", "Job"]
+    assert [o["kind"] for o in actions.create] == ["Service", "NetworkPolicy", "Job"]
 
 
 # refused creates: the server's words in a condition, exponential backoff
@@ -131,14 +131,14 @@ def test_backoff_doubles_up_to_the_cap():
 def test_rejected_create_shows_the_servers_message_and_waits_for_the_retry():
     message = 'jobs.batch "demo" is forbidden: exceeded quota: no-jobs, requested: count/jobs.batch=1'
     refusal = Refusal("Job", "demo", "Forbidden", message, attempts=3, at="2026-11-25T12:00:00Z")
-    obj, actions = step(training_job(), Observed(service=True, refusals=[refusal]))
+    obj, actions = step(training_job(), Observed(service=True, refusals=[refusal], network_policy=POLICY))
     rejected = condition(obj, CHILD_REJECTED)
     assert rejected["status"] == "True" and rejected["reason"] == "Forbidden" and message in rejected["message"]
     assert obj["status"]["phase"] == "Pending" and condition(obj, "Pending")["reason"] == CHILD_REJECTED
     assert actions.create == [] and actions.requeue_after == 8.0
     assert [e.type for e in actions.events] == ["Warning"]
     # due: tried again; the condition stays until a create succeeds
-    obj2, actions = step(obj, Observed(service=True, refusals=[refusal]), NOW + timedelta(seconds=8))
+    obj2, actions = step(obj, Observed(service=True, refusals=[refusal], network_policy=POLICY), NOW + timedelta(seconds=8))
     assert [o["kind"] for o in actions.create] == ["Job"]
     # created: resolved
     obj3, _ = step(obj2, Observed(True, JobState(0), pods(0, "Pending", "Pending")), NOW + timedelta(seconds=9))
@@ -147,8 +147,8 @@ def test_rejected_create_shows_the_servers_message_and_waits_for_the_retry():
 
 def test_the_status_is_not_rewritten_while_waiting_for_the_retry():
     refusal = Refusal("Job", "demo", "Forbidden", "quota", attempts=1, at="2026-11-25T12:00:00Z")
-    obj, _ = step(training_job(), Observed(service=True, refusals=[refusal]))
-    _, actions = step(obj, Observed(service=True, refusals=[refusal]), NOW + timedelta(seconds=1))
+    obj, _ = step(training_job(), Observed(service=True, refusals=[refusal], network_policy=POLICY))
+    _, actions = step(obj, Observed(service=True, refusals=[refusal], network_policy=POLICY), NOW + timedelta(seconds=1))
     assert actions.status == {} and actions.events == []
 
 

@@ -21,6 +21,7 @@ from tandem.contract import (
     MAX_JOB_NAME,
     MAX_WORKERS,
     TENSORBOARD_PORT,
+    tensorboard_name,
 )
 from tandem.launch.env import build_launch
 from tandem.render import render
@@ -283,7 +284,7 @@ def test_network_policy_admits_only_the_jobs_own_workers():
 
 def test_network_policy_of_the_tensorboard_opens_its_port_to_the_namespace_only():
     objects, policies = _policies(spec(tensorboard={"enabled": True, "claimName": "tb"}))
-    board = policies["demo-tensorboard"]
+    board = policies[tensorboard_name("demo")]
     kubernetes_validate.validate(board, K8S_VERSION, strict=True)
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     assert _matches(board["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
