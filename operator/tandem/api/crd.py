@@ -10,7 +10,7 @@ columns and the status subresource.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -79,41 +79,48 @@ def _cel_string(value: str) -> str:
     return f"r'{value}'"
 
 
+def _cel_map(entries: dict[str, str]) -> str:
+    """A CEL map literal from keys (quoted here) to CEL expressions."""
+    return "{" + ", ".join(f"'{key}': {value}" for key, value in entries.items()) + "}"
+
+
+def _by_slice(value: Callable[[str, str], str]) -> str:
+    """CEL {accelerator: {topology: value}} over tpu.py's table, the one the model reads."""
+    return _cel_map({accelerator: _cel_map({topology: value(accelerator, topology) for topology in topologies})
+                     for accelerator, (_, topologies) in sorted(ACCELERATORS.items())})
+
+
 def tpu_rules() -> list[dict[str, str]]:
     """CEL on spec.tpu: the topology is one GKE offers for the accelerator, and chipsPerHost one it
-    offers for that slice (tpu.py's tables, which the model's slice_shape reads too)."""
-    topologies = ", ".join(f"'{accelerator}': {_cel_list(tops)}" for accelerator, (_, tops) in sorted(ACCELERATORS.items()))
-    per_host = sorted(f"{accelerator}/{topology}/{chips}" for accelerator, (_, tops) in ACCELERATORS.items()
-                      for topology in tops for chips in chips_per_host_options(accelerator, topology))
+    offers for that slice. Nested map lookups, no string building: the API server estimates the
+    cost of concatenation by the longest strings it could meet."""
+    topologies = _cel_map({accelerator: _cel_list(tops) for accelerator, (_, tops) in sorted(ACCELERATORS.items())})
+    options = _by_slice(lambda accelerator, topology: "{" + ", ".join(
+        f"{chips}: true" for chips in chips_per_host_options(accelerator, topology)) + "}")
     return [
-        {"rule": f"self.topology in {{{topologies}}}[self.accelerator]",
+        {"rule": f"self.topology in {topologies}[self.accelerator]",
          "message": "topology is not offered for this accelerator (see tpu.accelerator's description)",
          "fieldPath": ".topology", "reason": "FieldValueInvalid"},
-        {"rule": "!has(self.chipsPerHost) || !(self.topology in {" + topologies + "}[self.accelerator]) || "
-                 f"(self.accelerator + '/' + self.topology + '/' + string(self.chipsPerHost)) in {_cel_list(tuple(per_host))}",
+        # An unknown topology is the first rule's to report: this one passes it. (Optional lookups
+        # of constant maps: a list lookup's cost the API server estimates past its budget.)
+        {"rule": f"!has(self.chipsPerHost) || {options}[self.accelerator][?self.topology][?self.chipsPerHost]"
+                 f".orValue(!(self.topology in {topologies}[self.accelerator]))",
          "message": "chipsPerHost is not offered for this slice (v5e/v6e 2x4: 4 or 8; otherwise leave it unset)",
          "fieldPath": ".chipsPerHost", "reason": "FieldValueInvalid"},
     ]
 
 
-def _tpu_key(chips: str) -> str:
-    return f"self.tpu.accelerator + '/' + self.tpu.topology + {chips}"
-
-
 def tpu_workers_rule() -> dict[str, str]:
-    """CEL: with tpu, workers (when set) is the slice's host count, keyed by accelerator/topology
-    (GKE's default chips per host) and accelerator/topology/chipsPerHost."""
-    hosts: dict[str, int] = {}
-    for accelerator, (_, topologies) in sorted(ACCELERATORS.items()):
-        for topology in topologies:
-            hosts[f"{accelerator}/{topology}"] = slice_shape(accelerator, topology).hosts
-            for chips in chips_per_host_options(accelerator, topology):
-                hosts[f"{accelerator}/{topology}/{chips}"] = slice_shape(accelerator, topology, chips).hosts
-    table = "{" + ", ".join(f"'{key}': {count}" for key, count in hosts.items()) + "}"
-    key = _tpu_key("(has(self.tpu.chipsPerHost) ? '/' + string(self.tpu.chipsPerHost) : '')")
+    """CEL: with tpu, workers (when set) is the slice's host count (tpu.slice_shape's)."""
+    default_hosts = _by_slice(lambda accelerator, topology: str(slice_shape(accelerator, topology).hosts))
+    hosts_by_chips = _by_slice(lambda accelerator, topology: "{" + ", ".join(
+        f"{chips}: {slice_shape(accelerator, topology, chips).hosts}"
+        for chips in chips_per_host_options(accelerator, topology)) + "}")
+    hosts = (f"(has(self.tpu.chipsPerHost) ? {hosts_by_chips}[self.tpu.accelerator][?self.tpu.topology]"
+             f"[?self.tpu.chipsPerHost] : {default_hosts}[self.tpu.accelerator][?self.tpu.topology])")
     return {
         # An unknown slice is the tpu rules' to report: orValue lets it pass here.
-        "rule": f"!has(self.tpu) || !has(self.workers) || {table}[?{key}].orValue(self.workers) == self.workers",
+        "rule": f"!has(self.tpu) || !has(self.workers) || {hosts}.orValue(self.workers) == self.workers",
         "message": "workers must be the host count of the tpu slice (or left unset)",
         "fieldPath": ".workers", "reason": "FieldValueInvalid",
     }

@@ -135,7 +135,7 @@ class TPU(_Model):
     """A Cloud TPU slice on GKE; one worker pod runs on each host of the slice."""
 
     accelerator: str = Field(
-        description="GKE TPU accelerator (node label cloud.google.com/gke-tpu-accelerator): "
+        max_length=MAX_SHORT, description="GKE TPU accelerator (node label cloud.google.com/gke-tpu-accelerator): "
         "tpu-v4-podslice, tpu-v5p-slice, tpu-v5-lite-podslice (v5e) or tpu-v6e-slice."
     )
     topology: str = Field(
