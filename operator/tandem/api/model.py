@@ -21,6 +21,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -91,12 +92,25 @@ Int = Annotated[int, BeforeValidator(_json_integer)]
 OptionalInt = Annotated[Optional[int], BeforeValidator(_json_integer)]
 
 
+def _drop_nulls(data: Any) -> Any:
+    """A null field is an absent one, as the API server reads it: it drops the null fields of a
+    structural schema (none of the CRD's is nullable) before it validates."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
+
+
 class _Model(BaseModel):
     """Strict: the API server takes no "3" for 3 nor "true" for true, so neither does the model."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=False, strict=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        return _drop_nulls(data)
 
 
 def _quantity(value: Any, what: str) -> str:
@@ -390,6 +404,11 @@ class ObjectMeta(BaseModel):
     """The part of metadata Tandem reads; server-set fields are kept but not checked."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        return _drop_nulls(data)
 
     name: str = Field(description=f"Job name: a DNS-1035 label of at most {MAX_JOB_NAME} characters.")
     namespace: str = Field("default", description="Namespace of the job and its workers.")
