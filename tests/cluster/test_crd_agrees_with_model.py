@@ -50,6 +50,13 @@ ISSUE_EXAMPLES = [
          tpu={"accelerator": "tpu-v4-podslice", "topology": "2x2x2", "chipsPerHost": 8}),
     spec(workers="2"),
     spec(procs_per_worker=2),
+    # Where JSON's types and the schema's meet: integral floats, nulls, int-or-string.
+    spec(workers=2.0, resources={"gpus": 1.0}),
+    spec(resources={"cpu": 2.0}),
+    spec(resources={"cpu": None, "memory": "1Gi"}, runPolicy={"backoffLimit": None}),
+    spec(podTemplate={"labels": {"a": None}}),
+    {**spec(), "spec": {**spec()["spec"], "env": None, "image": None}},
+    {**spec(), "spec": {**spec()["spec"], "unknownField": None}},
 ]
 
 

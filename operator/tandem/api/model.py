@@ -92,12 +92,18 @@ Int = Annotated[int, BeforeValidator(_json_integer)]
 OptionalInt = Annotated[Optional[int], BeforeValidator(_json_integer)]
 
 
-def _drop_nulls(data: Any) -> Any:
-    """A null field is an absent one, as the API server reads it: it drops the null fields of a
-    structural schema (none of the CRD's is nullable) before it validates."""
-    if isinstance(data, dict):
-        return {key: value for key, value in data.items() if value is not None}
-    return data
+def _drop_nulls(data: Any, fields: Optional[Iterable[str]] = None) -> Any:
+    """A null field is an absent one, as the API server reads it: it drops the null values of a
+    structural schema's fields and map entries (none of the CRD's is nullable) before it validates.
+    An unknown field stays, null or not: the server refuses it (fieldValidation=Strict)."""
+    if not isinstance(data, dict):
+        return data
+    known = set(data) if fields is None else set(fields)
+    return {key: value for key, value in data.items() if value is not None or key not in known}
+
+
+def _wire_names(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
 
 
 class _Model(BaseModel):
@@ -110,12 +116,13 @@ class _Model(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nulls_are_absent(cls, data: Any) -> Any:
-        return _drop_nulls(data)
+        return _drop_nulls(data, _wire_names(cls))
 
 
 def _quantity(value: Any, what: str) -> str:
     """A positive quantity, as the CRD's int-or-string with POSITIVE_QUANTITY_PATTERN and minimum 1
-    accepts it: an integer of at least 1 or a string in the pattern, untrimmed."""
+    accepts it: an integer of at least 1 (2.0 included) or a string in the pattern, untrimmed."""
+    value = _json_integer(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ValueError(f"must be positive (got {value})")
@@ -273,6 +280,11 @@ class PodTemplate(_Model):
         None, description="Replaces the worker container's security context (default: restricted)."
     )
 
+    @field_validator("labels", "annotations", "node_selector", mode="before")
+    @classmethod
+    def _null_entries_are_absent(cls, mapping: Any) -> Any:
+        return _drop_nulls(mapping)
+
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -408,7 +420,7 @@ class ObjectMeta(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nulls_are_absent(cls, data: Any) -> Any:
-        return _drop_nulls(data)
+        return _drop_nulls(data, _wire_names(cls))
 
     name: str = Field(description=f"Job name: a DNS-1035 label of at most {MAX_JOB_NAME} characters.")
     namespace: str = Field("default", description="Namespace of the job and its workers.")
