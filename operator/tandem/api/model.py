@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from ..contract import (
     API_VERSION,
@@ -75,7 +76,7 @@ LabelValue = Annotated[
     WithJsonSchema({"type": "string", "maxLength": MAX_LABEL, "pattern": names.LABEL_VALUE_PATTERN}),
 ]
 #: A DNS-1123 subdomain (a service account, a priority class, a claim), checked by _subdomain.
-SUBDOMAIN_SCHEMA = {"pattern": names.DNS1123_SUBDOMAIN_PATTERN}
+SUBDOMAIN_SCHEMA: JsonDict = {"pattern": names.DNS1123_SUBDOMAIN_PATTERN}
 
 
 def _json_integer(value: Any) -> Any:
