@@ -57,6 +57,10 @@ ISSUE_EXAMPLES = [
     spec(podTemplate={"labels": {"a": None}}),
     {**spec(), "spec": {**spec()["spec"], "env": None, "image": None}},
     {**spec(), "spec": {**spec()["spec"], "unknownField": None}},
+    {**spec(), "metadata": {"name": "demo", "labels": {"a": None}}},
+    spec(resources={"gpus": 2**63}, runPolicy={"backoffLimit": 2**64}),
+    spec(resources={"cpu": 2**63}),
+    spec(resources={"cpu": 2**63 - 1, "gpus": 2**63 - 1}, procsPerWorker=1e20),
 ]
 
 

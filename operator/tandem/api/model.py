@@ -79,11 +79,17 @@ LabelValue = Annotated[
 SUBDOMAIN_SCHEMA: JsonDict = {"pattern": names.DNS1123_SUBDOMAIN_PATTERN}
 
 
+#: The API server reads a JSON integer into an int64; a larger one is a float to it, not an integer.
+INT64 = range(-(2**63), 2**63)
+
+
 def _json_integer(value: Any) -> Any:
     """What the API server takes for an integer: a JSON number without a fraction (2.0 included,
-    which it stores as 2), but no boolean; strict mode refuses strings and the rest."""
+    which it stores as 2) within int64, but no boolean; strict mode refuses strings and the rest."""
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        raise ValueError(f"{value} is beyond a 64-bit integer")
     return value
 
 
@@ -438,6 +444,14 @@ class ObjectMeta(BaseModel):
     @classmethod
     def _namespace(cls, namespace: str) -> str:
         return names.check_dns_label(namespace)
+
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _null_values_are_empty(cls, mapping: Any) -> Any:
+        """Metadata is Kubernetes' own ObjectMeta: Go reads a null map value as ""."""
+        if isinstance(mapping, dict):
+            return {key: "" if value is None else value for key, value in mapping.items()}
+        return mapping
 
     @field_validator("labels")
     @classmethod
