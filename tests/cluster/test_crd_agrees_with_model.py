@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -34,10 +35,13 @@ from tests.support.specs import hostile_documents, near_valid_documents, spec, v
 #: Examples per run: derandomized, so CI sees the same documents every time. About 40 ms each on
 #: a loaded 2-core machine (one dry-run create, one model validation, the generation).
 EXAMPLES = 1000
+#: TANDEM_CRD_EXPLORE=N: N examples from a random seed instead, to look further than CI does.
+EXPLORE = int(os.environ.get("TANDEM_CRD_EXPLORE", "0"))
 DOCUMENTS = st.one_of(valid_documents(), near_valid_documents(), near_valid_documents(), near_valid_documents(),
                       hostile_documents())
-#: The disagreements issue 15 names, judged on every run whatever the generator draws.
-ISSUE_EXAMPLES = [
+#: Judged on every run, whatever the generator draws: the disagreements issue 15 names, then the
+#: ones this test found where JSON's types meet the schema's, then whole-object size.
+ALWAYS_JUDGED = [
     spec(env=[{"name": "1X", "value": "v"}]),
     spec(resources={"cpu": "0"}),
     spec(resources={"memory": 0}),
@@ -61,6 +65,8 @@ ISSUE_EXAMPLES = [
     spec(resources={"gpus": 2**63}, runPolicy={"backoffLimit": 2**64}),
     spec(resources={"cpu": 2**63}),
     spec(resources={"cpu": 2**63 - 1, "gpus": 2**63 - 1}, procsPerWorker=1e20),
+    {**spec(), "metadata": {"name": "demo", "annotations": {f"k{i}": "v" * 65536 for i in range(4)}}},
+    spec(command=["python", *["x" * 65536] * 56]),
 ]
 
 
@@ -80,7 +86,16 @@ class KnownDifference:
 
 
 #: Differences allowed between the apiserver's verdict and the model's, each with its reason.
-KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = ()
+KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
+    KnownDifference(
+        name="whole-object size",
+        reason="The apiserver refuses a request body over 3 MiB (413) and etcd an object over 1.5 MiB; the "
+               "model bounds every field (the CRD's maxItems/maxLength) but not their sum, which depends on "
+               "the JSON encoding the client sends. The file loader caps a spec at 1 MiB "
+               "(load.MAX_DOCUMENT_BYTES), so only an SDK caller building a dict can meet this.",
+        applies=lambda document, server, model: model.accepted and server.reason.startswith("413"),
+    ),
+)
 
 
 def _model_verdict(document: dict[str, Any]) -> Verdict:
@@ -96,7 +111,7 @@ def _server_verdict(api: client.CustomObjectsApi, namespace: str, document: dict
         api.create_namespaced_custom_object(API_GROUP, VERSION, namespace, PLURAL, document,
                                             dry_run="All", field_validation="Strict")
     except ApiException as error:
-        if error.status not in (400, 422):
+        if error.status not in (400, 413, 422):
             raise
         try:
             message = json.loads(error.body).get("message", error.body)
@@ -129,9 +144,10 @@ def judged_namespace(control_plane, crd) -> str:
 def test_apiserver_accepts_exactly_what_the_model_accepts(k8s_api, judged_namespace):
     api = client.CustomObjectsApi(k8s_api)
     seen = {"examples": 0, "accepted": 0, "allowed": 0}
+    allowed: set[str] = set()
     disagreements: list[tuple[dict[str, Any], Verdict, Verdict]] = []
 
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=EXPLORE or EXAMPLES, derandomize=not EXPLORE, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(document=DOCUMENTS)
     def judge(document: dict[str, Any]) -> None:
@@ -145,18 +161,22 @@ def test_apiserver_accepts_exactly_what_the_model_accepts(k8s_api, judged_namesp
         seen["accepted"] += server.accepted
         if server.accepted == model.accepted:
             return
-        if _known(document, server, model):
+        known = _known(document, server, model)
+        if known:
             seen["allowed"] += 1
+            allowed.add(known.name)
             return
         disagreements.append((document, server, model))
 
-    for document in ISSUE_EXAMPLES:
+    for document in ALWAYS_JUDGED:
         judge = example(document=document)(judge)
     judge()
     print(f"\ncrd vs model: {seen['examples']} documents judged, {seen['accepted']} accepted by the apiserver, "
           f"{seen['allowed']} known differences, {len(disagreements)} disagreements")
-    assert seen["examples"] > EXAMPLES // 2 and 0 < seen["accepted"] < seen["examples"], seen
+    assert seen["examples"] > (EXPLORE or EXAMPLES) // 2 and 0 < seen["accepted"] < seen["examples"], seen
     assert not disagreements, _report(disagreements)
+    stale = {known.name for known in KNOWN_DIFFERENCES} - allowed
+    assert not stale, f"known differences that no longer occur (remove them): {stale}"
 
 
 def _report(disagreements: list[tuple[dict[str, Any], Verdict, Verdict]]) -> str:

@@ -68,6 +68,8 @@ MAX_SHORT = 64
 MAX_PATH = 1024
 #: Command arguments, env entries, extra tolerations, volumes and mounts, labels and annotations.
 MAX_ITEMS = 256
+#: All of an object's annotations, keys and values, as Kubernetes' ObjectMeta validation counts them.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 #: A label value: check_labels tests the pattern (naming the label); the schema carries it for the CRD.
@@ -292,12 +294,12 @@ class PodTemplate(_Model):
     def _null_entries_are_absent(cls, mapping: Any) -> Any:
         return _drop_nulls(mapping)
 
-    @field_validator("labels")
+    @field_validator("labels", "node_selector")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         return names.check_labels(labels)
 
-    @field_validator("annotations", "node_selector")
+    @field_validator("annotations")
     @classmethod
     def _keys(cls, mapping: dict[str, str]) -> dict[str, str]:
         for key in mapping:
@@ -460,9 +462,12 @@ class ObjectMeta(BaseModel):
 
     @field_validator("annotations")
     @classmethod
-    def _annotation_keys(cls, annotations: dict[str, str]) -> dict[str, str]:
+    def _annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
         for key in annotations:
             names.check_qualified_key(key)
+        size = sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            raise ValueError(f"are {size} bytes in all, more than Kubernetes' {MAX_ANNOTATIONS_BYTES}")
         return annotations
 
 

@@ -44,8 +44,8 @@ def check_dns_label(value: str) -> str:
 
 def check_qualified_key(key: str) -> str:
     """A label or annotation key: optional DNS subdomain prefix and '/', then a name of <= 63."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         raise ValueError(f"key {key!r} has an invalid prefix {prefix!r} (must be a DNS subdomain)")
     if not name or len(name) > MAX_LABEL or not QUALIFIED_NAME.fullmatch(name):
         raise ValueError(f"key {key!r} is not a valid qualified name (alphanumerics, '-', '_', '.', at most {MAX_LABEL})")
