@@ -65,6 +65,7 @@ ALWAYS_JUDGED = [
     spec(resources={"gpus": 2**63}, runPolicy={"backoffLimit": 2**64}),
     spec(resources={"cpu": 2**63}),
     spec(resources={"cpu": 2**63 - 1, "gpus": 2**63 - 1}, procsPerWorker=1e20),
+    spec(resources={"cpu": 3.7e16, "gpus": 2.0**53 - 1}),
     {**spec(), "metadata": {"name": "demo", "annotations": {f"k{i}": "v" * 65536 for i in range(4)}}},
     spec(command=["python", *["x" * 65536] * 56]),
 ]

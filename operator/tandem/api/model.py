@@ -83,12 +83,14 @@ SUBDOMAIN_SCHEMA: JsonDict = {"pattern": names.DNS1123_SUBDOMAIN_PATTERN}
 
 #: The API server reads a JSON integer into an int64; a larger one is a float to it, not an integer.
 INT64 = range(-(2**63), 2**63)
+#: A float it takes for an integer (go-openapi's IsFloat64AJSONInteger): integral, below 2**53.
+FLOAT_INTEGERS = 2**53
 
 
 def _json_integer(value: Any) -> Any:
-    """What the API server takes for an integer: a JSON number without a fraction (2.0 included,
-    which it stores as 2) within int64, but no boolean; strict mode refuses strings and the rest."""
-    if isinstance(value, float) and value.is_integer():
+    """What the API server takes for an integer: a JSON integer within int64, or a float with no
+    fraction below 2**53 (2.0, which it stores as 2); no boolean. Strict mode refuses the rest."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < FLOAT_INTEGERS:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
         raise ValueError(f"{value} is beyond a 64-bit integer")
