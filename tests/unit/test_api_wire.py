@@ -30,6 +30,14 @@ REFUSED = {
     "snake_case field": (spec(procs_per_worker=2), "spec.procs_per_worker"),
     "suspend as an integer": (spec(runPolicy={"suspend": 1}), "spec.runPolicy.suspend"),
     "label value with a trailing newline": (spec(podTemplate={"labels": {"a": "b\n"}}), "spec.podTemplate.labels"),
+    "node-selector value with a space": (spec(podTemplate={"nodeSelector": {"a": "a b"}}), "spec.podTemplate.nodeSelector"),
+    "label key with an empty prefix": (spec(podTemplate={"labels": {"/a": "b"}}), "spec.podTemplate.labels"),
+    "integer past int64": (spec(resources={"gpus": 2**63}), "spec.resources.gpus"),
+    "float integer past 2**53": (spec(resources={"cpu": 3.7e16}), "spec.resources.cpu"),
+    "unknown field, even null": ({**spec(), "spec": {**spec()["spec"], "unknownField": None}}, "spec.unknownField"),
+    "metadata annotations past 256 KiB": (
+        {**spec(), "metadata": {"name": "demo", "annotations": {f"k{i}": "v" * 65536 for i in range(4)}}},
+        "metadata.annotations"),
     "tpu topology the accelerator lacks": (
         spec(framework="tensorflow", strategy="tpu", workers=None,
              tpu={"accelerator": "tpu-v5-lite-podslice", "topology": "2x2x2"}), "spec.tpu"),
