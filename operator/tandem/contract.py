@@ -85,6 +85,29 @@ MAX_JOB_NAME = 52
 #: The most workers a job may have: the largest the tests render (tests/unit/test_render.py).
 MAX_WORKERS = 10000
 
+# --- Syntax of spec fields: each pattern is checked by the model (re.fullmatch) and copied into
+# the CRD's schema, so that the API server and the model accept the same strings. Explicit ASCII
+# classes only (no \w, \s, \d): Python's are Unicode-aware, the API server's (Go RE2) are not.
+
+#: An environment variable name, as Kubernetes accepts in a container's env.
+ENV_VAR_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+_QUANTITY_SUFFIX = r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?"
+#: A Kubernetes resource.Quantity, as the pattern in Kubernetes' own OpenAPI states it.
+QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))" + _QUANTITY_SUFFIX + "$"
+#: A quantity above zero (cpu, memory): no minus sign, and a digit 1-9 in its number part.
+POSITIVE_QUANTITY_PATTERN = r"^\+?(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))" + _QUANTITY_SUFFIX + "$"
+
+_PATH_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"({_DOMAIN_COMPONENT}(\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(:[0-9]+)?"
+#: A container image reference ([registry[:port]/]path[:tag][@digest]), the grammar of
+#: github.com/distribution/reference that the kubelet parses it with; anything else fails to pull.
+IMAGE_REFERENCE_PATTERN = (
+    rf"^({_DOMAIN}/)?{_PATH_COMPONENT}(/{_PATH_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+
 
 def worker_host(job: str, namespace: str, index: int) -> str:
     """Stable DNS name of a worker pod: hostname <job>-<i> under the headless Service <job>.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 
 import pytest
 
-from tandem.contract import tensorboard_name
+from tandem.contract import CRD_NAME, tensorboard_name
 from tests.conftest import EXAMPLES
+from tests.support.controlplane import CRD as SHIPPED_CRD
 from tests.support.kwok import KWOK_EXIT, add_tpu_nodes, with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
@@ -143,11 +145,33 @@ def test_ttl_after_finished_deletes_the_job(control_plane, operator, ns):
     wait_for("TrainingJob deleted", lambda: get(control_plane, ns, "trainingjob", name) is None, timeout=30)
 
 
+@contextlib.contextmanager
+def crd_without_tpu_rules(control_plane):
+    """The CRD as it was before it learnt the TPU slice rules; the shipped one again on exit.
+
+    The CRD and the model now accept the same specs (test_crd_agrees_with_model), so the only
+    way an invalid spec reaches the operator is an object stored under an older, looser CRD."""
+    rules = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/tpu/x-kubernetes-validations"
+    control_plane.kubectl("patch", "crd", CRD_NAME, "--type=json", "-p", json.dumps([{"op": "remove", "path": rules}]))
+    try:
+        yield
+    finally:  # the patch made kubectl-patch a manager of .spec.versions: take it back
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(SHIPPED_CRD))
+        rules_back = control_plane.kubectl("get", "crd", CRD_NAME, "-o", "jsonpath={.spec.versions[0].schema.openAPIV3Schema"
+                                           ".properties.spec.properties.tpu.x-kubernetes-validations[0].rule}").stdout
+        assert "self.topology in" in rules_back, "the shipped CRD was not restored"
+
+
 def test_invalid_object_is_marked_and_others_keep_running(control_plane, operator, ns):
     bad = example("tpu-v5e.yaml")
     bad["metadata"]["name"] = "bad-topology"
     bad["spec"]["tpu"]["topology"] = "2x2x2"  # passes the schema's pattern; no v5e slice has it
-    apply(control_plane, ns, bad)
+    refused = control_plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(bad), check=False)
+    assert refused.returncode != 0 and "topology is not offered for this accelerator" in refused.stderr
+    with crd_without_tpu_rules(control_plane):
+        # The apiserver serves the patched schema a moment after the patch.
+        wait_for("the looser CRD in force", lambda: control_plane.kubectl(
+            "apply", "-n", ns, "-f", "-", input=json.dumps(bad), check=False).returncode == 0, timeout=30)
     good = with_pods(example("mnist-ddp.yaml"), run_seconds=1)
     apply(control_plane, ns, good)
     wait_for("Invalid", lambda: phase(control_plane, ns, "bad-topology") == "Invalid", timeout=30)

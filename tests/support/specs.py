@@ -61,6 +61,9 @@ env_names = st.from_regex(r"\A[A-Z][A-Z0-9_]{0,15}\Z").filter(
     lambda n: not n.startswith(("TANDEM_", "TPU_WORKER_", "TF_CONFIG"))
     and n not in {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"}
 )
+#: Image references in the grammar the kubelet parses ([registry[:port]/]path[:tag]).
+images = st.from_regex(r"\A([a-z0-9]{1,8}(\.[a-z]{2,4})?(:[0-9]{2,5})?/)?[a-z0-9]{1,10}([._-][a-z0-9]{1,5})?"
+                       r"(/[a-z0-9]{1,10})?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,9})?\Z")
 quantities = st.sampled_from(["1", "500m", "2", "0.5", "4Gi", "512Mi", "1e3", "1.5Gi", "3"])
 
 
@@ -72,7 +75,7 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     spec_: dict[str, Any] = {
         "framework": framework,
         "strategy": strategy,
-        "image": draw(st.from_regex(r"\A[a-z0-9./:-]{1,30}\Z")),
+        "image": draw(images),
         "command": draw(st.lists(nasty_text, min_size=1, max_size=5)),
         "resources": {"cpu": draw(quantities), "memory": draw(quantities)},
         "env": [{"name": n, "value": draw(nasty_text)} for n in draw(st.lists(env_names, max_size=4, unique=True))],
@@ -101,3 +104,117 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
                      **({"uid": draw(st.uuids()).hex} if draw(st.booleans()) else {})},
         "spec": spec_,
     }
+
+
+HOSTILE_VALUES = st.one_of(nasty_text, st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),
+                           st.none(), st.lists(nasty_text, max_size=3), st.dictionaries(nasty_text, nasty_text, max_size=2))
+FIELDS = [
+    ("metadata", "name"), ("metadata", "namespace"), ("metadata", "labels"), ("spec", "framework"),
+    ("spec", "strategy"), ("spec", "image"), ("spec", "command"), ("spec", "workers"), ("spec", "procsPerWorker"),
+    ("spec", "resources", "cpu"), ("spec", "resources", "memory"), ("spec", "resources", "gpus"),
+    ("spec", "env"), ("spec", "tpu"), ("spec", "runPolicy", "backoffLimit"), ("spec", "podTemplate", "labels"),
+    ("spec", "podTemplate", "annotations"), ("spec", "podTemplate", "nodeSelector"),
+    ("spec", "podTemplate", "serviceAccountName"), ("spec", "metrics", "stragglerThreshold"),
+    ("spec", "tensorboard", "logDir"), ("spec", "tensorboard", "claimName"), ("spec", "unknownField"),
+]
+
+
+@st.composite
+def hostile_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid document with up to three fields replaced by hostile values of any type."""
+    document = copy.deepcopy(draw(valid_documents()))
+    for path in draw(st.lists(st.sampled_from(FIELDS), max_size=3, unique=True)):
+        node = document
+        for part in path[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[path[-1]] = draw(HOSTILE_VALUES)
+    return document
+
+
+# Near-valid values: each field's edge cases, where a schema and a model most often part ways
+# (a zero, a sign, a trailing newline, a number as a string, a name one character too long).
+_EDGE_QUANTITIES = st.one_of(
+    quantities,
+    st.sampled_from(["0", "-1", "0.0", "00", ".0", "0m", "-0", "+1", " 1", "1 ", "1\n", "1K", "1Ki", "1ki", "1k",
+                     ".5", "1.", "1e3", "1E3", "1e", "1e-3", "1n", "1e-30", "0e5", "NaN", "Infinity", "1_000",
+                     "1.5.5", "0x10", "", "2Gi ", "1Ei", "0.000001"]),
+    st.integers(-2, 4), st.floats(0.1, 2.0), st.booleans(),
+)
+_EDGE_ENV_NAMES = st.one_of(env_names, st.sampled_from(
+    ["1X", "9", "A B", "A\n", "-X", ".X", "_X", "X.Y", "x-y", "A=B", "", "\u00e9", "TANDEM_X", "RANK", "TPU_WORKER_ID",
+     "TF_CONFIG", "TF_CONFIGX", "A" * 253, "A" * 254]))
+_EDGE_IMAGES = st.one_of(
+    images,
+    st.sampled_from(["a b", " img", "img ", "img\n", "\timg", "", "Example.org/x", "example.org/x:tag", "ubuntu",
+                     "x@sha256:" + "a" * 64, "x:1@sha256:" + "0" * 64, "localhost:5000/a/b:1", "a..b", "a//b", "UPPER",
+                     ":tag", "x:", "x:-tag", "\u00e9", "a\u00a0b", "a/b/", "[::1]:5000/x", "x" * 1025]),
+)
+_ALL_TOPOLOGIES = sorted({t for _, topologies in ACCELERATORS.values() for t in topologies})
+_EDGE_TPU = st.fixed_dictionaries(
+    {"accelerator": st.sampled_from([*sorted(ACCELERATORS), "tpu-v9-slice", ""]),
+     "topology": st.sampled_from([*_ALL_TOPOLOGIES, "2x2x2x2", "0x1", "2X2", "2x", " 2x2", "2x2\n"])},
+    optional={"chipsPerHost": st.sampled_from([0, 1, 2, 4, 8, "4"])},
+)
+_SMALL_COUNTS = st.one_of(st.integers(-1, 20), st.sampled_from(["3", 2.0, 2.5, True, None, 10000, 10001]))
+_EDGE_NAMES = st.one_of(names, st.sampled_from(
+    ["a" * 52, "a" * 53, "Demo", "demo\n", "1demo", "demo-", "de.mo", "d", "-", "de_mo"]))
+_EDGE_LABEL_MAPS = st.dictionaries(
+    st.one_of(label_keys, st.sampled_from(["", "a/", "/a", "A.B/c", "a" * 64, "x.io/" + "a" * 63, "a b", "a\n"])),
+    st.one_of(label_values, st.sampled_from(["", "-a", "a-", "a" * 63, "a" * 64, "a\n", "a b"])),
+    max_size=2,
+)
+_EDGE_DNS_SUBDOMAINS = st.sampled_from(["sa", "my.sa", "My", "sa-", "a" * 253, "a" * 254, "sa\n", "", "a..b"])
+#: Where near-valid values go, and what they are.
+NEAR_VALID_FIELDS: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
+    ("metadata", "name"): _EDGE_NAMES,
+    ("metadata", "labels"): _EDGE_LABEL_MAPS,
+    ("metadata", "annotations"): st.dictionaries(st.sampled_from(["a", "x.io/b", "A B", "x..io/c"]), nasty_text, max_size=2),
+    ("spec", "framework"): st.sampled_from([*"pytorch", "tensorflow", "PyTorch", "jax", ""]),
+    ("spec", "strategy"): st.sampled_from(["ddp", "multi-worker-mirrored", "tpu", "DDP", "mirrored", ""]),
+    ("spec", "image"): _EDGE_IMAGES,
+    ("spec", "command"): st.one_of(st.just([]), st.just("python"), st.lists(nasty_text, min_size=1, max_size=2),
+                                   st.just([1]), st.just([None])),
+    ("spec", "workers"): _SMALL_COUNTS,
+    ("spec", "procsPerWorker"): _SMALL_COUNTS,
+    ("spec", "procs_per_worker"): st.integers(1, 2),
+    ("spec", "resources", "cpu"): _EDGE_QUANTITIES,
+    ("spec", "resources", "memory"): _EDGE_QUANTITIES,
+    ("spec", "resources", "gpus"): _SMALL_COUNTS,
+    ("spec", "env"): st.lists(st.fixed_dictionaries({"name": _EDGE_ENV_NAMES},
+                                                   optional={"value": st.one_of(nasty_text, st.integers(0, 3))}),
+                              max_size=3),
+    ("spec", "tpu"): _EDGE_TPU,
+    ("spec", "runPolicy", "backoffLimit"): _SMALL_COUNTS,
+    ("spec", "runPolicy", "activeDeadlineSeconds"): _SMALL_COUNTS,
+    ("spec", "runPolicy", "ttlSecondsAfterFinished"): _SMALL_COUNTS,
+    ("spec", "runPolicy", "suspend"): st.sampled_from([True, False, "true", 1, None]),
+    ("spec", "metrics", "enabled"): st.sampled_from([True, False, "true", "yes", 0, 1, None]),
+    ("spec", "metrics", "stragglerThreshold"): st.sampled_from([0, 1, 0.5, "0.5", 1e-9, 0.999, -0.5, True]),
+    ("spec", "metrics", "baselineThroughput"): st.sampled_from([0, 1, 0.5, "10", -1.0, 1e300]),
+    ("spec", "podTemplate", "labels"): _EDGE_LABEL_MAPS,
+    ("spec", "podTemplate", "annotations"): st.dictionaries(st.one_of(label_keys, st.sampled_from(["a b", "", "a/"])),
+                                                            nasty_text, max_size=2),
+    ("spec", "podTemplate", "nodeSelector"): _EDGE_LABEL_MAPS,
+    ("spec", "podTemplate", "serviceAccountName"): _EDGE_DNS_SUBDOMAINS,
+    ("spec", "podTemplate", "priorityClassName"): _EDGE_DNS_SUBDOMAINS,
+    ("spec", "tensorboard", "enabled"): st.booleans(),
+    ("spec", "tensorboard", "logDir"): st.sampled_from(["", "/x", "gs://b/x", "a" * 1025, "x\n"]),
+    ("spec", "tensorboard", "claimName"): _EDGE_DNS_SUBDOMAINS,
+}
+
+
+@st.composite
+def near_valid_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid document with one or two fields set to edge values of their own kind (a value of
+    None removes the field)."""
+    document = copy.deepcopy(draw(valid_documents()))
+    for path in draw(st.lists(st.sampled_from(sorted(NEAR_VALID_FIELDS)), min_size=1, max_size=2, unique=True)):
+        node = document
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        value = draw(NEAR_VALID_FIELDS[path])
+        if value is None:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+    return document

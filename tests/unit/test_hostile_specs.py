@@ -9,42 +9,19 @@ launcher as separate argv elements (no shell), exactly as written.
 from __future__ import annotations
 
 import collections
-import copy
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
 from tandem.api import SpecError, TrainingJob
 from tandem.contract import tensorboard_name
 from tandem.launch.env import build_launch
 from tandem.local.plan import plan_workers
 from tandem.render import render
-from tests.support.specs import nasty_text, valid_documents
+from tests.support.specs import hostile_documents
 
-HOSTILE_VALUES = st.one_of(nasty_text, st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(),
-                           st.none(), st.lists(nasty_text, max_size=3), st.dictionaries(nasty_text, nasty_text, max_size=2))
-FIELDS = [
-    ("metadata", "name"), ("metadata", "namespace"), ("metadata", "labels"), ("spec", "framework"),
-    ("spec", "strategy"), ("spec", "image"), ("spec", "command"), ("spec", "workers"), ("spec", "procsPerWorker"),
-    ("spec", "resources", "cpu"), ("spec", "resources", "memory"), ("spec", "resources", "gpus"),
-    ("spec", "env"), ("spec", "tpu"), ("spec", "runPolicy", "backoffLimit"), ("spec", "podTemplate", "labels"),
-    ("spec", "podTemplate", "annotations"), ("spec", "podTemplate", "nodeSelector"),
-    ("spec", "podTemplate", "serviceAccountName"), ("spec", "metrics", "stragglerThreshold"),
-    ("spec", "tensorboard", "logDir"), ("spec", "tensorboard", "claimName"), ("spec", "unknownField"),
-]
 OUTCOMES: collections.Counter = collections.Counter()
-
-
-@st.composite
-def hostile_documents(draw):
-    document = copy.deepcopy(draw(valid_documents()))
-    for path in draw(st.lists(st.sampled_from(FIELDS), max_size=3, unique=True)):
-        node = document
-        for part in path[:-1]:
-            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
-        node[path[-1]] = draw(HOSTILE_VALUES)
-    return document
 
 
 def _check_rendered(document, job):

@@ -10,7 +10,7 @@ columns and the status subresource.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -22,21 +22,17 @@ from ..contract import (
     KIND,
     MAX_JOB_NAME,
     PLURAL,
+    POSITIVE_QUANTITY_PATTERN,
     RESERVED_ENV_NAMES,
     RESERVED_ENV_PREFIXES,
     SINGULAR,
     STRATEGIES,
     VERSION,
 )
+from . import names
 from .model import TrainingJobSpec
 from .status import TrainingJobStatus
-from .tpu import ACCELERATORS
-
-# The pattern Kubernetes' own OpenAPI uses for resource.Quantity.
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-
+from .tpu import ACCELERATORS, chips_per_host_options, slice_shape
 
 
 def _cel_list(values: tuple[str, ...]) -> str:
@@ -77,6 +73,68 @@ def job_name_rule() -> dict[str, str]:
     }
 
 
+def _cel_string(value: str) -> str:
+    """A CEL string literal; raw, as the patterns hold backslashes and no quote."""
+    assert "'" not in value, value
+    return f"r'{value}'"
+
+
+def _cel_map(entries: dict[str, str]) -> str:
+    """A CEL map literal from keys (quoted here) to CEL expressions."""
+    return "{" + ", ".join(f"'{key}': {value}" for key, value in entries.items()) + "}"
+
+
+def _by_slice(value: Callable[[str, str], str]) -> str:
+    """CEL {accelerator: {topology: value}} over tpu.py's table, the one the model reads."""
+    return _cel_map({accelerator: _cel_map({topology: value(accelerator, topology) for topology in topologies})
+                     for accelerator, (_, topologies) in sorted(ACCELERATORS.items())})
+
+
+def tpu_rules() -> list[dict[str, str]]:
+    """CEL on spec.tpu: the topology is one GKE offers for the accelerator, and chipsPerHost one it
+    offers for that slice. Nested map lookups, no string building: the API server estimates the
+    cost of concatenation by the longest strings it could meet."""
+    topologies = _cel_map({accelerator: _cel_list(tops) for accelerator, (_, tops) in sorted(ACCELERATORS.items())})
+    options = _by_slice(lambda accelerator, topology: "{" + ", ".join(
+        f"{chips}: true" for chips in chips_per_host_options(accelerator, topology)) + "}")
+    return [
+        {"rule": f"self.topology in {topologies}[self.accelerator]",
+         "message": "topology is not offered for this accelerator (see tpu.accelerator's description)",
+         "fieldPath": ".topology", "reason": "FieldValueInvalid"},
+        # An unknown topology is the first rule's to report: this one passes it. (Optional lookups
+        # of constant maps: a list lookup's cost the API server estimates past its budget.)
+        {"rule": f"!has(self.chipsPerHost) || {options}[self.accelerator][?self.topology][?self.chipsPerHost]"
+                 f".orValue(!(self.topology in {topologies}[self.accelerator]))",
+         "message": "chipsPerHost is not offered for this slice (v5e/v6e 2x4: 4 or 8; otherwise leave it unset)",
+         "fieldPath": ".chipsPerHost", "reason": "FieldValueInvalid"},
+    ]
+
+
+def tpu_workers_rule() -> dict[str, str]:
+    """CEL: with tpu, workers (when set) is the slice's host count (tpu.slice_shape's)."""
+    default_hosts = _by_slice(lambda accelerator, topology: str(slice_shape(accelerator, topology).hosts))
+    hosts_by_chips = _by_slice(lambda accelerator, topology: "{" + ", ".join(
+        f"{chips}: {slice_shape(accelerator, topology, chips).hosts}"
+        for chips in chips_per_host_options(accelerator, topology)) + "}")
+    hosts = (f"(has(self.tpu.chipsPerHost) ? {hosts_by_chips}[self.tpu.accelerator][?self.tpu.topology]"
+             f"[?self.tpu.chipsPerHost] : {default_hosts}[self.tpu.accelerator][?self.tpu.topology])")
+    return {
+        # An unknown slice is the tpu rules' to report: orValue lets it pass here.
+        "rule": f"!has(self.tpu) || !has(self.workers) || {hosts}.orValue(self.workers) == self.workers",
+        "message": "workers must be the host count of the tpu slice (or left unset)",
+        "fieldPath": ".workers", "reason": "FieldValueInvalid",
+    }
+
+
+def qualified_keys_rule() -> dict[str, str]:
+    """CEL on a label, annotation or node-selector map: every key is a qualified name (JSON Schema
+    cannot constrain a map's keys)."""
+    return {"rule": f"self.all(key, key.size() <= 317 && key.matches({_cel_string(names.QUALIFIED_KEY_PATTERN)}) && "
+                    "(!key.contains('/') || key.indexOf('/') <= 253))",
+            "message": "every key must be a qualified name: [prefix/]name, a DNS subdomain prefix of at most 253 "
+                       "and a name of at most 63 alphanumerics, '-', '_' or '.'"}
+
+
 SPEC_RULES = [
     strategy_rule(),
     {
@@ -97,6 +155,7 @@ SPEC_RULES = [
         "fieldPath": ".resources.gpus",
         "reason": "FieldValueInvalid",
     },
+    tpu_workers_rule(),
 ]
 
 ROOT_RULES = [job_name_rule()]
@@ -167,11 +226,15 @@ def spec_schema() -> dict[str, Any]:
     props = spec["properties"]
     props["strategy"]["enum"] = sorted({s for pair in STRATEGIES.values() for s in pair})
     props["tpu"]["properties"]["accelerator"]["enum"] = sorted(ACCELERATORS)
+    props["tpu"]["x-kubernetes-validations"] = tpu_rules()
     for name in ("cpu", "memory"):
         field = props["resources"]["properties"][name]
         field.pop("type", None)
+        # pattern checks the string form, minimum the integer form: the model's _quantity says the same.
         field.update({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}],
-                      "pattern": QUANTITY_PATTERN})
+                      "pattern": POSITIVE_QUANTITY_PATTERN, "minimum": 1})
+    for name in ("labels", "annotations", "nodeSelector"):
+        props["podTemplate"]["properties"][name]["x-kubernetes-validations"] = [qualified_keys_rule()]
     env = props["env"]
     env.update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     env["items"]["x-kubernetes-validations"] = [

@@ -7,29 +7,35 @@ error carries the path of the field to fix.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import re
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Optional
 
-from kubernetes.utils.quantity import parse_quantity
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from ..contract import (
     API_VERSION,
+    ENV_VAR_NAME_PATTERN,
     FRAMEWORKS,
+    IMAGE_REFERENCE_PATTERN,
     KIND,
     MAX_JOB_NAME,
     MAX_LABEL,
     MAX_WORKERS,
+    POSITIVE_QUANTITY_PATTERN,
     STRATEGIES,
     ApiVersion,
     Framework,
@@ -62,26 +68,81 @@ MAX_SHORT = 64
 MAX_PATH = 1024
 #: Command arguments, env entries, extra tolerations, volumes and mounts, labels and annotations.
 MAX_ITEMS = 256
+#: All of an object's annotations, keys and values, as Kubernetes' ObjectMeta validation counts them.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 
-LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+#: A label value: check_labels tests the pattern (naming the label); the schema carries it for the CRD.
+LabelValue = Annotated[
+    str, StringConstraints(max_length=MAX_LABEL),
+    WithJsonSchema({"type": "string", "maxLength": MAX_LABEL, "pattern": names.LABEL_VALUE_PATTERN}),
+]
+#: A DNS-1123 subdomain (a service account, a priority class, a claim), checked by _subdomain.
+SUBDOMAIN_SCHEMA: JsonDict = {"pattern": names.DNS1123_SUBDOMAIN_PATTERN}
+
+
+#: The API server reads a JSON integer into an int64; a larger one is a float to it, not an integer.
+INT64 = range(-(2**63), 2**63)
+#: A float it takes for an integer (go-openapi's IsFloat64AJSONInteger): integral, below 2**53.
+FLOAT_INTEGERS = 2**53
+
+
+def _json_integer(value: Any) -> Any:
+    """What the API server takes for an integer: a JSON integer within int64, or a float with no
+    fraction below 2**53 (2.0, which it stores as 2); no boolean. Strict mode refuses the rest."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < FLOAT_INTEGERS:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        raise ValueError(f"{value} is beyond a 64-bit integer")
+    return value
+
+
+#: An integer field, as the API server's `type: integer` accepts it (OptionalInt: or null; the
+#: Optional goes inside, or pydantic leaves ge/le out of the JSON Schema and the CRD).
+Int = Annotated[int, BeforeValidator(_json_integer)]
+OptionalInt = Annotated[Optional[int], BeforeValidator(_json_integer)]
+
+
+def _drop_nulls(data: Any, fields: Optional[Iterable[str]] = None) -> Any:
+    """A null field is an absent one, as the API server reads it: it drops the null values of a
+    structural schema's fields and map entries (none of the CRD's is nullable) before it validates.
+    An unknown field stays, null or not: the server refuses it (fieldValidation=Strict)."""
+    if not isinstance(data, dict):
+        return data
+    known = set(data) if fields is None else set(fields)
+    return {key: value for key, value in data.items() if value is not None or key not in known}
+
+
+def _wire_names(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
 
 
 class _Model(BaseModel):
+    """Strict: the API server takes no "3" for 3 nor "true" for true, so neither does the model."""
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=False
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=False, strict=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        return _drop_nulls(data, _wire_names(cls))
 
 
 def _quantity(value: Any, what: str) -> str:
-    text = str(value).strip()
-    try:
-        amount = parse_quantity(text)
-    except (ValueError, TypeError):
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. {what})") from None
-    if amount <= Decimal(0):
-        raise ValueError(f"must be positive (got {text!r})")
-    return text
+    """A positive quantity, as the CRD's int-or-string with POSITIVE_QUANTITY_PATTERN and minimum 1
+    accepts it: an integer of at least 1 (2.0 included) or a string in the pattern, untrimmed."""
+    value = _json_integer(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"must be positive (got {value})")
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a Kubernetes quantity as a string or an integer (e.g. {what})")
+    if not re.fullmatch(POSITIVE_QUANTITY_PATTERN, value):
+        raise ValueError(f"{value!r} is not a positive Kubernetes quantity (e.g. {what})")
+    return value
 
 
 class Resources(_Model):
@@ -89,7 +150,7 @@ class Resources(_Model):
 
     cpu: str = Field("1", max_length=MAX_SHORT, description="CPU per worker pod as a Kubernetes quantity, e.g. '2' or '500m'.")
     memory: str = Field("2Gi", max_length=MAX_SHORT, description="Memory per worker pod as a Kubernetes quantity, e.g. '4Gi'.")
-    gpus: int = Field(0, ge=0, description="NVIDIA GPUs per worker pod (limits nvidia.com/gpu). 0 runs on CPU.")
+    gpus: Int = Field(0, ge=0, description="NVIDIA GPUs per worker pod (limits nvidia.com/gpu). 0 runs on CPU.")
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -106,14 +167,14 @@ class TPU(_Model):
     """A Cloud TPU slice on GKE; one worker pod runs on each host of the slice."""
 
     accelerator: str = Field(
-        description="GKE TPU accelerator (node label cloud.google.com/gke-tpu-accelerator): "
+        max_length=MAX_SHORT, description="GKE TPU accelerator (node label cloud.google.com/gke-tpu-accelerator): "
         "tpu-v4-podslice, tpu-v5p-slice, tpu-v5-lite-podslice (v5e) or tpu-v6e-slice."
     )
     topology: str = Field(
         max_length=MAX_SHORT, pattern=r"^[0-9]+x[0-9]+(x[0-9]+)?$",
         description="Slice topology (node label cloud.google.com/gke-tpu-topology), e.g. 2x4 for v5e or 2x2x2 for v4.",
     )
-    chips_per_host: Optional[int] = Field(
+    chips_per_host: OptionalInt = Field(
         None, ge=1, description="Chips per TPU VM host, only where GKE offers a choice (v5e/v6e 2x4: 4 or 8). Default: 4."
     )
 
@@ -125,14 +186,15 @@ class EnvVar(_Model):
     """A plain environment variable for every worker."""
 
     name: str = Field(
-        max_length=MAX_NAME, description="Variable name. TANDEM_* and the variables the launcher derives are reserved."
+        max_length=MAX_NAME, json_schema_extra={"pattern": ENV_VAR_NAME_PATTERN},
+        description="Variable name. TANDEM_* and the variables the launcher derives are reserved.",
     )
     value: str = Field("", max_length=MAX_TEXT, description="Value, as a string.")
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not names.ENV_VAR_NAME.match(name):
+        if not re.fullmatch(ENV_VAR_NAME_PATTERN, name):
             raise ValueError(f"{name!r} is not a valid environment variable name")
         if is_reserved_env(name):
             raise ValueError(f"{name!r} is set by Tandem's launcher; choose another name")
@@ -142,13 +204,13 @@ class EnvVar(_Model):
 class RunPolicy(_Model):
     """How failures, deadlines and clean-up are handled for the whole worker group."""
 
-    backoff_limit: int = Field(
+    backoff_limit: Int = Field(
         3, ge=0, description="Whole-group restarts after a worker failure before the job is Failed."
     )
-    active_deadline_seconds: Optional[int] = Field(
+    active_deadline_seconds: OptionalInt = Field(
         None, ge=1, description="Seconds from start after which a still-running job is stopped and Failed."
     )
-    ttl_seconds_after_finished: Optional[int] = Field(
+    ttl_seconds_after_finished: OptionalInt = Field(
         None, ge=0, description="Seconds after Succeeded or Failed before the TrainingJob is deleted."
     )
     suspend: bool = Field(False, description="True removes the workers and keeps the job Suspended until set back to false.")
@@ -175,14 +237,14 @@ class TensorBoardSpec(_Model):
         description="Where workers write event files: a path in the pod (on claimName's volume) or a remote URL (gs://, s3://).",
     )
     claim_name: Optional[str] = Field(
-        None, max_length=MAX_NAME,
+        None, max_length=MAX_NAME, json_schema_extra=SUBDOMAIN_SCHEMA,
         description="A ReadWriteMany PersistentVolumeClaim mounted at logDir in the workers and in the job's TensorBoard.",
     )
 
     @field_validator("claim_name")
     @classmethod
     def _claim(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.match(value)):
+        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.fullmatch(value)):
             raise ValueError(f"{value!r} is not a valid PersistentVolumeClaim name")
         return value
 
@@ -209,8 +271,12 @@ class PodTemplate(_Model):
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list, max_length=MAX_ITEMS, description="Extra tolerations (core/v1 Toleration objects)."
     )
-    service_account_name: Optional[str] = Field(None, max_length=MAX_NAME, description="Service account of the worker pods.")
-    priority_class_name: Optional[str] = Field(None, max_length=MAX_NAME, description="PriorityClass of the worker pods.")
+    service_account_name: Optional[str] = Field(
+        None, max_length=MAX_NAME, json_schema_extra=SUBDOMAIN_SCHEMA, description="Service account of the worker pods."
+    )
+    priority_class_name: Optional[str] = Field(
+        None, max_length=MAX_NAME, json_schema_extra=SUBDOMAIN_SCHEMA, description="PriorityClass of the worker pods."
+    )
     volumes: list[dict[str, Any]] = Field(
         default_factory=list, max_length=MAX_ITEMS, description="Extra pod volumes (core/v1 Volume objects)."
     )
@@ -225,12 +291,17 @@ class PodTemplate(_Model):
         None, description="Replaces the worker container's security context (default: restricted)."
     )
 
-    @field_validator("labels")
+    @field_validator("labels", "annotations", "node_selector", mode="before")
+    @classmethod
+    def _null_entries_are_absent(cls, mapping: Any) -> Any:
+        return _drop_nulls(mapping)
+
+    @field_validator("labels", "node_selector")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         return names.check_labels(labels)
 
-    @field_validator("annotations", "node_selector")
+    @field_validator("annotations")
     @classmethod
     def _keys(cls, mapping: dict[str, str]) -> dict[str, str]:
         for key in mapping:
@@ -240,7 +311,7 @@ class PodTemplate(_Model):
     @field_validator("service_account_name", "priority_class_name")
     @classmethod
     def _subdomain(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.match(value)):
+        if value is not None and (len(value) > 253 or not names.DNS1123_SUBDOMAIN.fullmatch(value)):
             raise ValueError(f"{value!r} is not a valid DNS-1123 subdomain name")
         return value
 
@@ -254,19 +325,19 @@ class TrainingJobSpec(_Model):
         + "; ".join(f"{' or '.join(strategies)} ({framework})" for framework, strategies in STRATEGIES.items()) + "."
     )
     image: Optional[str] = Field(
-        None, min_length=1, max_length=MAX_PATH,
-        description="Worker container image. Default: Tandem's worker image for the framework."
+        None, min_length=1, max_length=MAX_PATH, json_schema_extra={"pattern": IMAGE_REFERENCE_PATTERN},
+        description="Worker container image ([registry/]path[:tag][@digest]). Default: Tandem's worker image for the framework."
     )
     command: list[Text] = Field(
         min_length=1, max_length=MAX_ITEMS,
         description="The training command run in every worker, e.g. [python, train.py]. Tandem's launcher wraps it."
     )
     tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
-    workers: Optional[int] = Field(
+    workers: OptionalInt = Field(
         None, validate_default=True, ge=1, le=MAX_WORKERS,
         description=f"Worker pods (nodes), at most {MAX_WORKERS}. With tpu: the slice's host count, derived when unset.",
     )
-    procs_per_worker: int = Field(
+    procs_per_worker: Int = Field(
         1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."
     )
     resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
@@ -290,8 +361,9 @@ class TrainingJobSpec(_Model):
     @field_validator("image")
     @classmethod
     def _image(cls, image: Optional[str]) -> Optional[str]:
-        if image is not None and (image != image.strip() or any(c.isspace() for c in image)):
-            raise ValueError(f"{image!r} is not an image reference (no whitespace)")
+        if image is not None and not re.fullmatch(IMAGE_REFERENCE_PATTERN, image):
+            raise ValueError(f"{image!r} is not an image reference ([registry[:port]/]path[:tag][@digest], "
+                             "lower-case path, no whitespace)")
         return image
 
     @field_validator("tpu")
@@ -354,7 +426,12 @@ class TrainingJobSpec(_Model):
 class ObjectMeta(BaseModel):
     """The part of metadata Tandem reads; server-set fields are kept but not checked."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        return _drop_nulls(data, _wire_names(cls))
 
     name: str = Field(description=f"Job name: a DNS-1035 label of at most {MAX_JOB_NAME} characters.")
     namespace: str = Field("default", description="Namespace of the job and its workers.")
@@ -372,16 +449,34 @@ class ObjectMeta(BaseModel):
     def _namespace(cls, namespace: str) -> str:
         return names.check_dns_label(namespace)
 
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _null_values_are_empty(cls, mapping: Any) -> Any:
+        """Metadata is Kubernetes' own ObjectMeta: Go reads a null map value as ""."""
+        if isinstance(mapping, dict):
+            return {key: "" if value is None else value for key, value in mapping.items()}
+        return mapping
+
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         return names.check_labels(labels)
 
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        for key in annotations:
+            names.check_qualified_key(key)
+        size = sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            raise ValueError(f"are {size} bytes in all, more than Kubernetes' {MAX_ANNOTATIONS_BYTES}")
+        return annotations
+
 
 class TrainingJob(BaseModel):
     """A distributed training job: the object users apply and Tandem reconciles."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     api_version: ApiVersion = Field(API_VERSION, alias="apiVersion")
     kind: Kind = KIND
@@ -395,7 +490,8 @@ class TrainingJob(BaseModel):
         if not isinstance(data, dict):
             raise SpecError([("(document)", f"must be a mapping, got {type(data).__name__}")])
         try:
-            return cls.model_validate(data)
+            # Wire names only: the CRD knows procsPerWorker, not procs_per_worker.
+            return cls.model_validate(data, by_alias=True, by_name=False)
         except ValidationError as exc:
             raise from_validation_error(exc) from None
 
