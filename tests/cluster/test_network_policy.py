@@ -15,6 +15,7 @@ import json
 import pytest
 
 from tandem.api import TrainingJob
+from tandem.contract import tensorboard_name
 from tandem.render import render_one
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
@@ -89,10 +90,10 @@ def test_tensorboard_policy_opens_its_port_to_the_namespace(control_plane, opera
     document["spec"]["tensorboard"] = {"enabled": True, "claimName": "training-logs"}
     apply(control_plane, namespace, document)
     policy = wait_for("the TensorBoard's policy",
-                      lambda: get(control_plane, namespace, "networkpolicy", "board-tensorboard"), 60)
+                      lambda: get(control_plane, namespace, "networkpolicy", tensorboard_name("board")), 60)
     assert policy["metadata"]["ownerReferences"][0]["name"] == "board"
     (rule,) = policy["spec"]["ingress"]
     assert rule == {"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 6006}]}
-    deployment = get(control_plane, namespace, "deployment", "board-tensorboard")
+    deployment = get(control_plane, namespace, "deployment", tensorboard_name("board"))
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()

@@ -88,7 +88,7 @@ def test_a_recreated_training_job_does_not_adopt_the_old_job(control_plane, oper
     obj = get(control_plane, ns, "trainingjob", name)
     assert obj["metadata"]["uid"] != old_uid and not obj["status"].get("completionTime")
     # The old Job and Service removed: the new TrainingJob runs its own group, to the end.
-    control_plane.kubectl("delete", "job,service", name, "-n", ns, "--cascade=background")
+    control_plane.kubectl("delete", "job,service,networkpolicy", name, "-n", ns, "--cascade=background")
     wait_for("Succeeded by its own Job", lambda: phase(control_plane, ns, name) == "Succeeded", timeout=90)
     (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
     assert job["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
