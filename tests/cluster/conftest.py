@@ -86,4 +86,4 @@ def namespace(control_plane, request):
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-from tests.cluster.operator_fixture import crd  # noqa: E402,F401 - the session's CRD, for every cluster test
+from tests.cluster.operator_fixture import crd, ns, operator  # noqa: E402,F401 - the session's CRD; a module operator; a restricted namespace

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO
 from tests.support.commands import tandem_argv
 from tests.support.controlplane import install_crd
+from tests.support.kwok import add_tpu_nodes
 from tests.support.processes import stop_group
 
 
@@ -60,3 +61,24 @@ def get(control_plane, namespace: str, kind: str, name: str | None = None, selec
 def crd(control_plane):
     """The TrainingJob CRD installed and established, once per session."""
     install_crd(control_plane, timeout="30s")
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, crd, tmp_path_factory):
+    """A cluster-wide operator for the requesting module's tests (module scope: each test
+    module that imports this fixture gets its own, stopped when that module ends)."""
+    add_tpu_nodes(control_plane)
+    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(namespace, control_plane):
+    """A namespace enforcing the restricted Pod Security Standard: worker pods must pass it."""
+    control_plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    return namespace
+
+
+def apply(control_plane, namespace, document):
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))

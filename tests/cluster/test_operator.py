@@ -12,31 +12,11 @@ import pytest
 from tandem.contract import CRD_NAME, tensorboard_name
 from tests.conftest import EXAMPLES
 from tests.support.controlplane import CRD as SHIPPED_CRD
-from tests.support.kwok import KWOK_EXIT, add_tpu_nodes, with_pods
+from tests.support.kwok import KWOK_EXIT, with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import Operator, crd, get  # noqa: F401 - crd fixture
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, crd, tmp_path_factory):  # noqa: F811 - crd is the fixture imported above
-    """A cluster-wide operator for this module's tests (stopped when the module ends)."""
-    add_tpu_nodes(control_plane)
-    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield op
-    op.stop()
-
-
-@pytest.fixture
-def ns(namespace, control_plane):
-    """A namespace enforcing the restricted Pod Security Standard: worker pods must pass it."""
-    control_plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    return namespace
-
-
-def apply(control_plane, namespace, document):
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))
+from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
 
 
 def phase(control_plane, namespace, name):

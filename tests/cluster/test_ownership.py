@@ -4,35 +4,15 @@ server's own admission (ResourceQuota) refuses what it refuses, nothing is mocke
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from tests.support.kwok import add_tpu_nodes, with_pods
+from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import Operator, crd, get  # noqa: F401 - crd fixture
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, crd, tmp_path_factory):  # noqa: F811 - crd is the fixture imported above
-    """A cluster-wide operator for this module's tests (stopped when the module ends)."""
-    add_tpu_nodes(control_plane)
-    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield op
-    op.stop()
-
-
-@pytest.fixture
-def ns(namespace, control_plane):
-    control_plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    return namespace
-
-
-def apply(control_plane, namespace, document):
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(document))
+from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
 
 
 def condition(control_plane, namespace, name, type_):
