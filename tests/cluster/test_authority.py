@@ -38,6 +38,7 @@ AS_OPERATOR = f"--as=system:serviceaccount:{SYSTEM}:{SA}"
 SECURITY = REPO / "docs" / "security.md"
 TABLE_HEADING = "### What the operator's ServiceAccount may do"
 CHILDREN_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-operator-children'"
+CHILDREN_PODS_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-operator-children-pods'"
 ADMIN_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-admin-policy'"
 
 #: One hostile podTemplate per rule family the issue names.
@@ -163,7 +164,8 @@ def test_operator_account_creates_only_owned_labelled_children(control_plane, re
                               ({"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
                                "spec.template.spec.containers[*].securityContext.privileged")):
         refused = create(job(watched, tandems, **pod_fields), AS_OPERATOR)
-        assert CHILDREN_POLICY in refused.stderr and field in refused.stderr, (pod_fields, refused.stderr)
+        policy = CHILDREN_POLICY if "hostPID" in pod_fields else CHILDREN_PODS_POLICY
+        assert policy in refused.stderr and field in refused.stderr, (pod_fields, refused.stderr)
     # What Tandem renders is admitted; and the refusals were the policy's, not RBAC's: the cluster
     # admin creates the bare Job.
     admitted = create(job(watched, tandems), AS_OPERATOR)
@@ -266,3 +268,32 @@ def test_can_i_table(control_plane, helm, release, namespaces):  # noqa: F811
     finally:
         helm("upgrade", RELEASE, str(CHART), "-n", SYSTEM, "--reset-values",
              "--wait", "--timeout", "60s")
+
+
+def test_a_lost_settings_configmap_never_refuses_the_clusters_other_requests(control_plane, release, namespaces):
+    """The API server looks a binding's parameter up before its matchConditions: a children
+    policy whose parameter is gone (its namespace deleted, the cluster-scoped binding left)
+    refused every create in the cluster, by anyone, when it said Deny (the cluster tier found
+    it: no namespace could be created after a test removed the ConfigMap). Now the shape rules
+    take no parameter and still hold; the pod-template rules allow; TrainingJobs are refused."""
+    config_map = f"{RELEASE}-admin-policy"
+    saved = get(control_plane, SYSTEM, "configmap", config_map)
+    control_plane.kubectl("delete", "configmap", config_map, "-n", SYSTEM)
+    try:
+        scratch = f"authority-lost-{uuid.uuid4().hex[:6]}"
+        created = wait_for("a namespace created by the admin", lambda: control_plane.kubectl(
+            "create", "namespace", scratch, "--dry-run=server", check=False).returncode == 0, timeout=30)
+        assert created
+        bare = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bare", "namespace": "kube-system"},
+                "spec": {"template": {"spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                               "containers": [{"name": "c", "image": "busybox"}]}}}}
+        refused = control_plane.kubectl("create", "--dry-run=server", "-f", "-", AS_OPERATOR,
+                                        input=json.dumps(bare), check=False)
+        assert refused.returncode != 0 and CHILDREN_POLICY in refused.stderr, refused.stderr
+        refused = apply(control_plane, namespaces["watched"], job_document("no-settings", run_seconds=1), "--dry-run=server")
+        assert refused.returncode != 0 and ADMIN_POLICY in refused.stderr, refused.stderr
+    finally:
+        restored = {k: saved[k] for k in ("apiVersion", "kind", "data")}
+        restored["metadata"] = {k: saved["metadata"][k] for k in ("name", "namespace", "labels", "annotations")
+                                if k in saved["metadata"]}
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(restored))

@@ -37,6 +37,7 @@ import urllib.request
 import uuid
 
 import pytest
+import yaml
 
 from tandem._sys.ports import free_port
 from tandem.api.admin_policy import AdminPolicy, violations
@@ -74,7 +75,12 @@ def admission(control_plane):
     control_plane.kubectl("create", "namespace", "tandem-system", check=False)
     control_plane.kubectl("apply", "-f", str(ADMISSION))
     yield
-    control_plane.kubectl("delete", "-f", str(ADMISSION), "--ignore-not-found", "--wait=true", check=False)
+    # Bindings first, the ConfigMap last: never a binding whose parameter is gone.
+    for document in reversed(list(yaml.safe_load_all(ADMISSION.read_text()))):
+        meta = document["metadata"]
+        control_plane.kubectl("delete", document["kind"].lower(), meta["name"],
+                              *(("-n", meta["namespace"]) if "namespace" in meta else ()),
+                              "--ignore-not-found", "--wait=true")
 
 
 @pytest.fixture

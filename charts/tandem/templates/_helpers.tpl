@@ -119,3 +119,23 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{- /* The requests the operator-children policies look at: every create and update but events, the
+Lease and TrainingJobs (tandem.api.admission.NOT_CHILDREN), by the operator's ServiceAccount. */}}
+{{- define "tandem.operatorRequests" -}}
+resourceRules:
+  - apiGroups: ["*"]
+    apiVersions: ["*"]
+    resources: ["*"]
+    operations: [CREATE, UPDATE]
+excludeResourceRules:
+  - {apiGroups: [""], apiVersions: ["*"], resources: [events], operations: ["*"]}
+  - {apiGroups: [events.k8s.io], apiVersions: ["*"], resources: [events], operations: ["*"]}
+  - {apiGroups: [coordination.k8s.io], apiVersions: ["*"], resources: [leases], operations: ["*"]}
+  - {apiGroups: [tandem.dev], apiVersions: ["*"], resources: [trainingjobs, trainingjobs/status], operations: ["*"]}
+{{- end -}}
+
+{{- define "tandem.operatorAccountCondition" -}}
+- name: operator-service-account
+  expression: {{ printf "request.userInfo.username == 'system:serviceaccount:%s:%s'" .Release.Namespace (include "tandem.serviceAccountName" .) | quote }}
+{{- end -}}

@@ -1,7 +1,7 @@
 """The ValidatingAdmissionPolicies Tandem ships (issue 15, §2 and §3), generated here so that
 their CEL comes from the same data as the operator's own checks.
 
-Two policies, each with its binding:
+Three policies, each with its binding:
 
 - **admin policy** on TrainingJobs: every rule of api/admin_policy.RULES, its parameter the
   ConfigMap that holds the administrator's settings. `kubectl apply` of a refused spec fails
@@ -10,6 +10,13 @@ Two policies, each with its binding:
   its Lease and TrainingJob status aside) must carry Tandem's labels and be controlled by the
   TrainingJob its job-name label names. RBAC cannot say "only Tandem's children"; this can, so
   that the ServiceAccount's token, were it stolen, cannot create an arbitrary Job or Deployment.
+  It takes no parameter, so it holds whatever happens to the settings' ConfigMap.
+- **operator children's pods**: what the operator's account puts in a pod template must pass
+  the admin policy (its parameter: the settings' ConfigMap). Should that ConfigMap be gone (its
+  namespace deleted while the cluster-scoped binding stays), this binding allows rather than
+  denies: the API server looks a binding's parameter up before its matchConditions, so `Deny`
+  would refuse every create in the cluster, by anyone. The operator cannot start without the
+  ConfigMap (it mounts it), and the admin policy on TrainingJobs, scoped to them, still denies.
 
 `bash hack/sync-admission.sh` writes the CEL into the chart (charts/tandem/files/) and the
 whole objects, for the default install, into manifests/admission.yaml; unit tests fail while
@@ -42,24 +49,6 @@ def admin_policy_validations() -> list[dict[str, str]]:
 
 def _label(key: str) -> str:
     return f"object.metadata.labels[{key!r}]"
-
-
-def children_validations() -> list[dict[str, str]]:
-    """A child carries the job-name and managed-by labels and is controlled by that TrainingJob."""
-    has_labels = "has(object.metadata.labels)"
-    owned = (f"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, "
-             f"r.apiVersion == {API_VERSION!r} && r.kind == {KIND!r} && has(r.controller) && r.controller == true && "
-             f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels && r.name == {_label(JOB_NAME_LABEL)})")
-    return [
-        {"expression": f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels",
-         "message": f"the Tandem operator may create only objects labelled {JOB_NAME_LABEL}"},
-        {"expression": f"{has_labels} && {MANAGED_BY_LABEL!r} in object.metadata.labels && "
-                       f"{_label(MANAGED_BY_LABEL)} == {MANAGED_BY!r}",
-         "message": f"the Tandem operator may create only objects labelled {MANAGED_BY_LABEL}={MANAGED_BY}"},
-        {"expression": owned,
-         "message": f"the Tandem operator may create only objects controlled by the {KIND} (apiVersion {API_VERSION}) "
-                    f"their {JOB_NAME_LABEL} label names"},
-    ]
 
 
 #: A child's pod template, as CEL sees a Job or Deployment under admission.
@@ -95,15 +84,11 @@ def _child_rule(rule: Rule) -> Optional[dict[str, str]]:
 
 
 def child_pod_validations() -> list[dict[str, str]]:
-    """What the operator's account may put in a pod template (Jobs, Deployments): the admin
-    policy's rules, no host namespaces, and a token only with an allowed account. So that even
-    its stolen token, within the children policy, cannot make a pod a TrainingJob could not."""
-    has_template = NO_POD_TEMPLATE
+    """What the operator's account may put in a pod template (Jobs, Deployments), by the admin
+    policy's settings: its rules, and a token only with an allowed account. So that even its
+    stolen token, within the children policy, cannot make a pod a TrainingJob could not."""
     own = [
-        {"expression": f"{has_template} || ({' && '.join(f'(!has({POD}.{k}) || {POD}.{k} != true)' for k in HOST_NAMESPACES)})",
-         "message": "spec.template.spec: the Tandem operator may not create pods in the host's namespaces "
-                    f"({', '.join(HOST_NAMESPACES)})"},
-        {"expression": f"{has_template} || (has({POD}.automountServiceAccountToken) && "
+        {"expression": f"{NO_POD_TEMPLATE} || (has({POD}.automountServiceAccountToken) && "
                        f"{POD}.automountServiceAccountToken == false) || (has({POD}.serviceAccountName) && "
                        f"{POD}.serviceAccountName in params.data.allowedServiceAccounts.split(','))",
          "message": "spec.template.spec.automountServiceAccountToken: the Tandem operator may mount a token only "
@@ -116,13 +101,36 @@ def child_pod_validations() -> list[dict[str, str]]:
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 
+def children_validations() -> list[dict[str, str]]:
+    """A child carries the job-name and managed-by labels and is controlled by that TrainingJob,
+    and its pods (if it has a template) stay out of the host's namespaces. No parameter."""
+    has_labels = "has(object.metadata.labels)"
+    owned = (f"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, "
+             f"r.apiVersion == {API_VERSION!r} && r.kind == {KIND!r} && has(r.controller) && r.controller == true && "
+             f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels && r.name == {_label(JOB_NAME_LABEL)})")
+    return [
+        {"expression": f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels",
+         "message": f"the Tandem operator may create only objects labelled {JOB_NAME_LABEL}"},
+        {"expression": f"{has_labels} && {MANAGED_BY_LABEL!r} in object.metadata.labels && "
+                       f"{_label(MANAGED_BY_LABEL)} == {MANAGED_BY!r}",
+         "message": f"the Tandem operator may create only objects labelled {MANAGED_BY_LABEL}={MANAGED_BY}"},
+        {"expression": owned,
+         "message": f"the Tandem operator may create only objects controlled by the {KIND} (apiVersion {API_VERSION}) "
+                    f"their {JOB_NAME_LABEL} label names"},
+        {"expression": f"{NO_POD_TEMPLATE} || "
+                       f"({' && '.join(f'(!has({POD}.{k}) || {POD}.{k} != true)' for k in HOST_NAMESPACES)})",
+         "message": "spec.template.spec: the Tandem operator may not create pods in the host's namespaces "
+                    f"({', '.join(HOST_NAMESPACES)})"},
+    ]
+
+
 def operator_username(namespace: str, service_account: str) -> str:
     return f"system:serviceaccount:{namespace}:{service_account}"
 
 
 def admission_objects(prefix: str, namespace: str, service_account: str,
                       policy: AdminPolicy, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The ConfigMap of settings, both policies and both bindings, as `helm template` renders
+    """The ConfigMap of settings, the three policies and their bindings, as `helm template` renders
     them for release `prefix` in `namespace` (manifests/admission.yaml is this for the defaults)."""
     config_map = f"{prefix}-admin-policy"
     meta = {"labels": dict(labels)}
@@ -142,25 +150,38 @@ def admission_objects(prefix: str, namespace: str, service_account: str,
          "metadata": {"name": config_map, **meta},
          "spec": {"policyName": config_map, "validationActions": ["Deny"],
                   "paramRef": {"name": config_map, "namespace": namespace, "parameterNotFoundAction": "Deny"}}},
-        {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicy",
-         "metadata": {"name": f"{prefix}-operator-children", **meta},
-         "spec": {
-             "failurePolicy": "Fail",
-             "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-             "matchConstraints": {
-                 "resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
-                                    "operations": ["CREATE", "UPDATE"]}],
-                 "excludeResourceRules": NOT_CHILDREN,
-             },
-             "matchConditions": [{"name": "operator-service-account",
-                                  "expression": f"request.userInfo.username == "
-                                                f"{operator_username(namespace, service_account)!r}"}],
-             "validations": children_validations() + child_pod_validations(),
-         }},
-        {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicyBinding",
-         "metadata": {"name": f"{prefix}-operator-children", **meta},
-         "spec": {"policyName": f"{prefix}-operator-children", "validationActions": ["Deny"],
-                  "paramRef": {"name": config_map, "namespace": namespace, "parameterNotFoundAction": "Deny"}}},
+        *_children_policy(f"{prefix}-operator-children", namespace, service_account, meta,
+                          children_validations(), None),
+        *_children_policy(f"{prefix}-operator-children-pods", namespace, service_account, meta,
+                          child_pod_validations(), config_map),
+    ]
+
+
+def _children_policy(name: str, namespace: str, service_account: str, meta: dict[str, Any],
+                     validations: list[dict[str, str]], params: Optional[str]) -> list[dict[str, Any]]:
+    """A policy on what the operator's account creates or updates, and its binding; with
+    `params`, the settings' ConfigMap is its parameter, and a missing one allows (module docstring)."""
+    spec: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
+                               "operations": ["CREATE", "UPDATE"]}],
+            "excludeResourceRules": NOT_CHILDREN,
+        },
+        "matchConditions": [{"name": "operator-service-account",
+                             "expression": f"request.userInfo.username == "
+                                           f"{operator_username(namespace, service_account)!r}"}],
+        "validations": validations,
+    }
+    binding: dict[str, Any] = {"policyName": name, "validationActions": ["Deny"]}
+    if params is not None:
+        spec["paramKind"] = {"apiVersion": "v1", "kind": "ConfigMap"}
+        binding["paramRef"] = {"name": params, "namespace": namespace, "parameterNotFoundAction": "Allow"}
+    return [
+        {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name, **meta},
+         "spec": spec},
+        {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name, **meta},
+         "spec": binding},
     ]
 
 
@@ -170,6 +191,7 @@ GENERATED = "# Generated by hack/sync-admission.sh from tandem.api.admission; do
 #: The chart's copies of the CEL (templates/admission.yaml reads them with .Files.Get).
 CHART_ADMIN_POLICY = "files/admin-policy-validations.yaml"
 CHART_CHILDREN = "files/operator-children-validations.yaml"
+CHART_CHILDREN_PODS = "files/operator-children-pods-validations.yaml"
 #: Names and labels of the default install (`helm install tandem charts/tandem -n tandem-system`).
 DEFAULT_PREFIX, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT = "tandem", "tandem-system", "tandem-operator"
 DEFAULT_LABELS = {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/instance": "tandem",
@@ -186,7 +208,8 @@ def shipped_files() -> dict[str, str]:
     """Path (under the repository root) -> text, for every file hack/sync-admission.sh writes."""
     return {
         f"charts/tandem/{CHART_ADMIN_POLICY}": _yaml([admin_policy_validations()]),
-        f"charts/tandem/{CHART_CHILDREN}": _yaml([children_validations() + child_pod_validations()]),
+        f"charts/tandem/{CHART_CHILDREN}": _yaml([children_validations()]),
+        f"charts/tandem/{CHART_CHILDREN_PODS}": _yaml([child_pod_validations()]),
         "manifests/admission.yaml": _yaml(admission_objects(DEFAULT_PREFIX, DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT,
                                                             AdminPolicy(), DEFAULT_LABELS)),
     }
