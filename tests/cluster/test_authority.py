@@ -290,8 +290,11 @@ def test_a_lost_settings_configmap_never_refuses_the_clusters_other_requests(con
         refused = control_plane.kubectl("create", "--dry-run=server", "-f", "-", AS_OPERATOR,
                                         input=json.dumps(bare), check=False)
         assert refused.returncode != 0 and CHILDREN_POLICY in refused.stderr, refused.stderr
-        refused = apply(control_plane, namespaces["watched"], job_document("no-settings", run_seconds=1), "--dry-run=server")
-        assert refused.returncode != 0 and ADMIN_POLICY in refused.stderr, refused.stderr
+        # The API server reads parameters through an informer: the deletion reaches it in a moment.
+        refused = wait_for("the TrainingJob policy refusing without its settings", lambda: (r := apply(
+            control_plane, namespaces["watched"], job_document("no-settings", run_seconds=1), "--dry-run=server"))
+            .returncode != 0 and r, timeout=30)
+        assert ADMIN_POLICY in refused.stderr, refused.stderr
     finally:
         restored = {k: saved[k] for k in ("apiVersion", "kind", "data")}
         restored["metadata"] = {k: saved["metadata"][k] for k in ("name", "namespace", "labels", "annotations")
