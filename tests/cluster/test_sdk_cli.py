@@ -11,10 +11,8 @@ from tandem.errors import AlreadyExists, Invalid, JobFailed, NotFound
 from tests.support.commands import run_tandem
 from tests.support.kwok import job_document
 
-from .test_operator import operator  # noqa: F401 - the module-scoped operator fixture
 
-
-def test_sdk_full_cycle(control_plane, operator, namespace):  # noqa: F811
+def test_sdk_full_cycle(control_plane, operator, namespace):
     client = Client(kubeconfig=control_plane.kubeconfig, namespace=namespace)
     job = TrainingJob.from_dict(job_document("sdk-cycle", run_seconds=2))
     created = client.submit(job)
@@ -33,7 +31,7 @@ def test_sdk_full_cycle(control_plane, operator, namespace):  # noqa: F811
         client.get("sdk-cycle")
 
 
-def test_sdk_errors(control_plane, operator, namespace):  # noqa: F811
+def test_sdk_errors(control_plane, operator, namespace):
     client = Client(kubeconfig=control_plane.kubeconfig, namespace=namespace)
     with pytest.raises(Invalid, match=r"spec\.workers"):
         client.submit({**job_document("bad"), "spec": {**job_document("bad")["spec"], "workers": 0}})
@@ -47,7 +45,7 @@ def tandem(control_plane, *args, timeout=120):
     return run_tandem(*args, env={**os.environ, "KUBECONFIG": control_plane.kubeconfig}, timeout=timeout)
 
 
-def test_cli_submit_get_list_delete(control_plane, operator, namespace, tmp_path):  # noqa: F811
+def test_cli_submit_get_list_delete(control_plane, operator, namespace, tmp_path):
     import yaml
 
     path = tmp_path / "job.yaml"
@@ -65,7 +63,7 @@ def test_cli_submit_get_list_delete(control_plane, operator, namespace, tmp_path
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
-def test_run_on_kubernetes(control_plane, operator, namespace, tmp_path):  # noqa: F811
+def test_run_on_kubernetes(control_plane, operator, namespace, tmp_path):
     import yaml
 
     path = tmp_path / "job.yaml"
