@@ -8,15 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
 from tandem._sys.ports import free_port
 from tandem.metrics import client, token, wire
 from tests.conftest import REPO
-from tests.support.figures import figures_gateway, post_oversize
+from tests.support.figures import figures_gateway, post_oversize, request as http
 from tests.support.processes import stop_group
 from tests.support.waiting import wait_for
 
@@ -34,15 +32,6 @@ for _ in range(60):
 """
 
 
-def http(method: str, url: str, bearer: str | None = None, data: bytes | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method)
-    if bearer is not None:
-        request.add_header("Authorization", f"Bearer {bearer}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def answered(url: str, bearer: str) -> int:

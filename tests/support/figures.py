@@ -4,8 +4,10 @@ the metrics helper starts them (local/ray_session.py), reachable on loopback."""
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from tandem.local.ray_session import LocalMetrics
 from tandem.metrics.shipper import reachable
@@ -44,3 +46,16 @@ def post_oversize(base: str, path: str, bearer: str, length: int) -> int:
         return connection.getresponse().status
     finally:
         connection.close()
+
+
+def request(method: str, url: str, bearer: Optional[str] = None, data: Optional[bytes] = None,
+            headers: Optional[dict[str, str]] = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    """(status, body) of one HTTP request to the gateway; a refusal is an answer, not an error."""
+    message = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if bearer is not None:
+        message.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(message, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import urllib.error
-import urllib.request
 from typing import Any, Optional
 
 import pytest
@@ -18,7 +16,7 @@ from tandem.contract import MAX_WORKERS
 from tandem.metrics import client, gateway, token, wire
 from tandem.metrics.collector import Collector
 from tandem.metrics.snapshot import MAX_RANKS
-from tests.support.figures import post_oversize
+from tests.support.figures import post_oversize, request
 
 KEY = b"k" * 32
 UID_A, UID_B = "0b7f0e4e-0000-4000-8000-00000000000a", "0b7f0e4e-0000-4000-8000-00000000000b"
@@ -145,14 +143,7 @@ def server():
 
 def call(server, method: str, path: str, token: Optional[str] = None, data: Optional[bytes] = None,
          headers: Optional[dict[str, str]] = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(server.base + path, data=data, method=method, headers=headers or {})
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    return request(method, server.base + path, token, data, headers, timeout=5)
 
 
 def test_a_jobs_token_writes_its_figures_and_nothing_else(server):
