@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from tests.support.controlplane import create_namespace
-from tests.support.helm import CHART, helm_binary
+from tests.support.helm import CHART, helm_runner
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
 
@@ -51,19 +50,7 @@ CLUSTER_WIDE_OBJECTS = {
 
 @pytest.fixture(scope="module")
 def helm(control_plane, tmp_path_factory):
-    binary = helm_binary()
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-           "HELM_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([binary, "--kubeconfig", control_plane.kubeconfig, *args], env=env,
-                                capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
+    return helm_runner(control_plane.kubeconfig, tmp_path_factory.mktemp("helm-home"), timeout=120)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tandem.contract import tensorboard_name
 from tests.controlplane import node as real
 from tests.e2e import images
 from tests.support import waiting
-from tests.support.helm import CHART, helm_binary
+from tests.support.helm import CHART, helm_runner
 
 #: Each check runs kubectl: poll once a second, not four times, on a 2-core machine.
 wait_for = functools.partial(waiting.wait_for, interval=1.0)
@@ -151,17 +151,8 @@ def tandem(real_cluster, tmp_path_factory):
     for archive in archives.values():
         node.load_image(archive)
     loaded = time.monotonic()
-    binary = helm_binary()
     home = tmp_path_factory.mktemp("helm-home")
-    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-           "HELM_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
-
-    def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([binary, "--kubeconfig", cp.kubeconfig, *args], env=env,
-                                capture_output=True, text=True, timeout=300)
-        assert not check or result.returncode == 0, f"helm {args} failed:\n{result.stdout}\n{result.stderr}"
-        return result
-
+    helm = helm_runner(cp.kubeconfig, home, timeout=300)
     values = home / "values.yaml"
     values.write_text(yaml.safe_dump({
         "image": {"pullPolicy": "Never"},

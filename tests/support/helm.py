@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -33,6 +34,23 @@ def helm_binary() -> str:
     if code != 0:
         pytest.fail(f"hack/install-helm.sh failed (exit {code}):\n{err[-4000:]}", pytrace=False)
     return out.splitlines()[-1]
+
+
+def helm_runner(kubeconfig: str, home: Path, timeout: float) -> Callable[..., subprocess.CompletedProcess]:
+    """run(*args, check=True): helm against `kubeconfig`, with its cache, config and data under
+    `home` (never the user's), failing the test with helm's output when `check` and it fails."""
+    binary = helm_binary()
+    env = {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+           "HELM_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([binary, "--kubeconfig", kubeconfig, *args], env=env,
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
 
 
 def kubectl_binary() -> str | None:
