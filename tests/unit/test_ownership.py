@@ -19,7 +19,7 @@ from tandem.contract import (
     tensorboard_name,
 )
 from tandem.controller.cache import Cache
-from tandem.controller.kube import MESSAGE_LIMIT, server_words
+from tandem.controller.kube import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tandem.controller.observed import ALREADY_EXISTS, FAILED_CREATE, JobState, Observed, Refusal, observe
 from tandem.controller.policy.refusals import RETRY_CAP_SECONDS, retry_delay
 from tandem.controller.reconcile import reconcile
@@ -179,6 +179,18 @@ def test_server_words_are_read_from_the_status_body_and_bounded():
     assert reason == "Invalid" and len(message) == MESSAGE_LIMIT
     error.body = "not json"
     assert server_words(error) == ("Unprocessable Entity", "Unprocessable Entity")
+
+
+def test_a_namespace_being_deleted_is_named_as_such_not_as_a_permission_refusal():
+    # The API server's answer to a create in a terminating namespace, as v1.33 sends it.
+    error = ApiException(status=403, reason="Forbidden")
+    message = 'jobs.batch "victim" is forbidden: unable to create new content in namespace t because it is being terminated'
+    error.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": message,
+                             "details": {"name": "victim", "kind": "jobs",
+                                         "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]}})
+    assert server_words(error) == (NAMESPACE_TERMINATING, message)
+    error.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": "no rights", "details": {"causes": []}})
+    assert server_words(error) == ("Forbidden", "no rights")
 
 
 def test_cache_counts_refusals_in_a_row_and_forgets_them():

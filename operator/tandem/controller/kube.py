@@ -65,13 +65,25 @@ class CreateResult:
     message: str = ""
 
 
+#: The Status cause the API server gives for a create in a namespace that is being deleted.
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
+
 def server_words(error: ApiException) -> tuple[str, str]:
-    """The reason and message of the API server's Status body, bounded in length."""
+    """The reason and message of the API server's Status body, bounded in length.
+
+    A namespace being deleted answers 403 like a permission refusal; its cause
+    (NamespaceTerminating) is the reason then, so that no one mistakes the race for missing RBAC."""
     try:
         body = json.loads(error.body or "{}")
     except (TypeError, ValueError):
         body = {}
     body = body if isinstance(body, dict) else {}
+    details = body.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if isinstance(causes, list) and any(isinstance(c, dict) and c.get("reason") == NAMESPACE_TERMINATING
+                                        for c in causes):
+        return NAMESPACE_TERMINATING, str(body.get("message") or "")[:MESSAGE_LIMIT]
     reason = str(body.get("reason") or error.reason or error.status)
     message = str(body.get("message") or error.reason or "")
     return reason[:100], message[:MESSAGE_LIMIT]

@@ -27,7 +27,7 @@ from . import telemetry
 from .actions import NO_METRICS, FailedCreatesRead, MetricsChannel, MetricsRead
 from .cache import Cache, Key
 from .health import Health
-from .kube import KubeWriter
+from .kube import NAMESPACE_TERMINATING, KubeWriter
 from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
@@ -170,7 +170,9 @@ class Controller:
             kind, name = child["kind"], child["metadata"]["name"]
             result = await asyncio.to_thread(self.writer.create, child)
             if result.obj is None:
-                log.warning("%s/%s: creating %s %s refused: %s: %s", *key, kind, name, result.reason, result.message)
+                # A namespace being deleted takes the job with it: nothing is wrong, nothing to warn of.
+                level = logging.INFO if result.reason == NAMESPACE_TERMINATING else logging.WARNING
+                log.log(level, "%s/%s: creating %s %s refused: %s: %s", *key, kind, name, result.reason, result.message)
                 self.cache.refused(key, kind, name, result.reason, result.message, self.writer.now())
                 return False
             self.cache.put_child(kind, result.obj)
