@@ -14,6 +14,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tandem.api.admin_policy import AdminPolicy
+from tandem.api.admission import admission_objects
 from tandem.cli.crd import crd_yaml
 from tests.conftest import K8S_VERSION, REPO
 from tests.support.helm import CHART, helm_binary, kubectl_binary
@@ -279,6 +281,22 @@ def test_kustomization_matches_chart_defaults(helm):
         helm_labels = {k: v for k, v in theirs["metadata"].get("labels", {}).items()
                        if k not in ("app.kubernetes.io/managed-by", "helm.sh/chart")}
         assert mine == helm_labels, key
+
+
+def test_admin_policy_values_reach_the_policies_as_the_code_renders_them(helm):
+    """Any settings, not only the defaults: the chart's CEL literals ("tandem.adminPolicyVariables")
+    and ConfigMap are what tandem.api.admission makes of the same policy."""
+    policy = AdminPolicy(allowed_service_accounts=("trainer", "reader"), allowed_priority_classes=("high",),
+                         reserved_node_keys=("example.com/reserved",), allow_host_path=True, allow_run_as_root=True)
+    sets = ["--set", "adminPolicy.allowedServiceAccounts={trainer,reader}", "--set",
+            "adminPolicy.allowedPriorityClasses={high}", "--set", "adminPolicy.reservedNodeKeys={example.com/reserved}",
+            "--set", "adminPolicy.allowHostPath=true", "--set", "adminPolicy.allowRunAsRoot=true"]
+    chart = {_key(o): o for o in render(helm, *sets)
+             if o["kind"] == "ConfigMap" or o["kind"].startswith("ValidatingAdmissionPolicy")}
+    ours = {_key(o): o for o in admission_objects(RELEASE, NAMESPACE, "tandem-operator", policy, {})}
+    assert set(chart) == set(ours)
+    for key, obj in ours.items():
+        assert chart[key].get("spec", chart[key].get("data")) == obj.get("spec", obj.get("data")), key
 
 
 # --------------------------------------------------------------------------------- images

@@ -139,3 +139,22 @@ excludeResourceRules:
 - name: operator-service-account
   expression: {{ printf "request.userInfo.username == 'system:serviceaccount:%s:%s'" .Release.Namespace (include "tandem.serviceAccountName" .) | quote }}
 {{- end -}}
+
+{{- /*
+The admin policy's settings as CEL literals, the admission policies' `variables` (the rules read
+variables.<setting>): lists of strings and booleans, in the order of tandem.api.admin_policy.AdminPolicy
+(a unit test compares this rendering with AdminPolicy.variables). values.schema.json limits the
+list items to names and label keys, so no quote can reach the CEL.
+*/ -}}
+{{- define "tandem.adminPolicyVariables" -}}
+{{- range $name := list "allowedServiceAccounts" "allowedPriorityClasses" "reservedNodeKeys" }}
+{{- $items := list }}
+{{- range (index $.Values.adminPolicy $name) }}{{ $items = append $items (squote .) }}{{ end }}
+- name: {{ $name }}
+  expression: {{ printf "[%s]" (join ", " $items) | quote }}
+{{- end }}
+{{- range $name := list "allowHostPath" "allowSecretVolumes" "allowPrivileged" "allowRunAsRoot" "allowTolerateAll" }}
+- name: {{ $name }}
+  expression: {{ index $.Values.adminPolicy $name | toString | quote }}
+{{- end }}
+{{- end -}}

@@ -11,8 +11,12 @@ ValidatingAdmissionPolicy whose CEL is `Rule.cel`, generated into the chart and 
 api/admission.py) and by the operator (controller/policy/validity.py marks the job Invalid and
 creates nothing), which also covers clusters without the admission policy. Both say the same
 line, `Rule.message`, naming the field and the setting. The settings have one source, the chart's
-`adminPolicy` values, rendered into a ConfigMap that is the admission policy's parameter and the
-directory the operator reads (`tandem operator run --admin-policy`).
+`adminPolicy` values, rendered twice at install time: into the admission policies' `variables`
+(CEL literals, `AdminPolicy.variables`) and into a ConfigMap, the directory the operator reads
+(`tandem operator run --admin-policy`). The policies take no parameter: the API server's view of a
+policy's parameter object was seen to go stale for minutes after a reinstall (refusing every
+TrainingJob while the ConfigMap was there), and a lost parameter forces a choice between refusing
+everything and allowing everything. A policy's own spec has neither problem.
 """
 
 from __future__ import annotations
@@ -67,6 +71,18 @@ class AdminPolicy:
             data[setting_name(f.name)] = ("true" if value else "false") if isinstance(value, bool) else ",".join(value)
         return data
 
+    def variables(self) -> list[dict[str, str]]:
+        """The admission policies' `variables`: each setting as a CEL literal (a bool, or a list of
+        strings), which the rules' CEL reads as `variables.<setting>`. The chart renders the same
+        literals from its values (templates/_helpers.tpl, "tandem.adminPolicyVariables")."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            literal = ("true" if value else "false") if isinstance(value, bool) else \
+                "[" + ", ".join(f"'{item}'" for item in value) + "]"
+            out.append({"name": setting_name(f.name), "expression": literal})
+        return out
+
 
 def setting_name(attribute: str) -> str:
     """allow_host_path -> allowHostPath: the chart value and ConfigMap key of a setting."""
@@ -99,7 +115,7 @@ class Rule:
     refusal: str
     #: Python: does this podTemplate break the rule under this policy?
     refuses: Callable[[AdminPolicy, PodTemplate], bool]
-    #: CEL over `object` (the TrainingJob) and `params` (the ConfigMap): true when the rule holds.
+    #: CEL over `object` (the TrainingJob) and `variables` (the settings): true when the rule holds.
     #: `$` stands for the field's value; the expression is reached only when the field is set.
     holds: str
 
@@ -113,12 +129,12 @@ class Rule:
         leaf = self.field.removeprefix("spec.podTemplate.")
         parts = leaf.split(".")
         guards = [f"!has({TEMPLATE})"] + [f"!has({TEMPLATE}.{'.'.join(parts[:i + 1])})" for i in range(len(parts))]
-        opened = [f"params.data.{self.setting} == 'true'"] if self.setting in SWITCHES else []
+        opened = [f"variables.{self.setting}"] if self.setting in SWITCHES else []
         return " || ".join([*guards, *opened, "(" + self.holds.replace("$", f"{TEMPLATE}.{leaf}") + ")"])
 
 
 def _listed(setting: str) -> str:
-    return f"params.data.{setting}.split(',')"
+    return f"variables.{setting}"
 
 
 def _root_user(context: Optional[Mapping[str, Any]]) -> bool:

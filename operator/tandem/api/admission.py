@@ -3,20 +3,17 @@ their CEL comes from the same data as the operator's own checks.
 
 Three policies, each with its binding:
 
-- **admin policy** on TrainingJobs: every rule of api/admin_policy.RULES, its parameter the
-  ConfigMap that holds the administrator's settings. `kubectl apply` of a refused spec fails
-  with the rule's one line.
+- **admin policy** on TrainingJobs: every rule of api/admin_policy.RULES, the administrator's
+  settings in its `variables`. `kubectl apply` of a refused spec fails with the rule's one line.
 - **operator children**: whatever the operator's ServiceAccount creates or updates (events,
   its Lease and TrainingJob status aside) must carry Tandem's labels and be controlled by the
   TrainingJob its job-name label names. RBAC cannot say "only Tandem's children"; this can, so
   that the ServiceAccount's token, were it stolen, cannot create an arbitrary Job or Deployment.
-  It takes no parameter, so it holds whatever happens to the settings' ConfigMap.
 - **operator children's pods**: what the operator's account puts in a pod template must pass
-  the admin policy (its parameter: the settings' ConfigMap). Should that ConfigMap be gone (its
-  namespace deleted while the cluster-scoped binding stays), this binding allows rather than
-  denies: the API server looks a binding's parameter up before its matchConditions, so `Deny`
-  would refuse every create in the cluster, by anyone. The operator cannot start without the
-  ConfigMap (it mounts it), and the admin policy on TrainingJobs, scoped to them, still denies.
+  the admin policy (the same `variables`).
+
+No policy takes a parameter (api/admin_policy.py says why): the settings are CEL literals in the
+policies themselves, rendered from the same values as the operator's ConfigMap.
 
 `bash hack/sync-admission.sh` writes the CEL into the chart (charts/tandem/files/) and the
 whole objects, for the default install, into manifests/admission.yaml; unit tests fail while
@@ -71,7 +68,7 @@ def _child_rule(rule: Rule) -> Optional[dict[str, str]]:
     if TEMPLATE in rule.holds:
         return None
     leaf = rule.field.removeprefix("spec.podTemplate.").split(".")
-    opened = f"params.data.{rule.setting} == 'true' || " if rule.setting in SWITCHES else ""
+    opened = f"variables.{rule.setting} || " if rule.setting in SWITCHES else ""
     if leaf[0] == CONTAINER_CONTEXT:
         parts = ["securityContext", *leaf[1:]]
         test = f"{POD}.containers.all(c, {_guarded('c', parts, rule.holds.replace('$', 'c.' + '.'.join(parts)))})"
@@ -90,7 +87,7 @@ def child_pod_validations() -> list[dict[str, str]]:
     own = [
         {"expression": f"{NO_POD_TEMPLATE} || (has({POD}.automountServiceAccountToken) && "
                        f"{POD}.automountServiceAccountToken == false) || (has({POD}.serviceAccountName) && "
-                       f"{POD}.serviceAccountName in params.data.allowedServiceAccounts.split(','))",
+                       f"{POD}.serviceAccountName in variables.allowedServiceAccounts)",
          "message": "spec.template.spec.automountServiceAccountToken: the Tandem operator may mount a token only "
                     "of an account the admin policy allows (adminPolicy.allowedServiceAccounts)"},
     ]
@@ -130,8 +127,9 @@ def operator_username(namespace: str, service_account: str) -> str:
 
 def admission_objects(prefix: str, namespace: str, service_account: str,
                       policy: AdminPolicy, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The ConfigMap of settings, the three policies and their bindings, as `helm template` renders
-    them for release `prefix` in `namespace` (manifests/admission.yaml is this for the defaults)."""
+    """The ConfigMap of settings (the operator's), the three policies (the settings in their
+    `variables`) and their bindings, as `helm template` renders them for release `prefix` in
+    `namespace` (manifests/admission.yaml is this for the defaults)."""
     config_map = f"{prefix}-admin-policy"
     meta = {"labels": dict(labels)}
     return [
@@ -141,26 +139,25 @@ def admission_objects(prefix: str, namespace: str, service_account: str,
          "metadata": {"name": config_map, **meta},
          "spec": {
              "failurePolicy": "Fail",
-             "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
              "matchConstraints": {"resourceRules": [{"apiGroups": [API_GROUP], "apiVersions": ["*"],
                                                      "resources": [PLURAL], "operations": ["CREATE", "UPDATE"]}]},
+             "variables": policy.variables(),
              "validations": admin_policy_validations(),
          }},
         {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicyBinding",
          "metadata": {"name": config_map, **meta},
-         "spec": {"policyName": config_map, "validationActions": ["Deny"],
-                  "paramRef": {"name": config_map, "namespace": namespace, "parameterNotFoundAction": "Deny"}}},
+         "spec": {"policyName": config_map, "validationActions": ["Deny"]}},
         *_children_policy(f"{prefix}-operator-children", namespace, service_account, meta,
                           children_validations(), None),
         *_children_policy(f"{prefix}-operator-children-pods", namespace, service_account, meta,
-                          child_pod_validations(), config_map),
+                          child_pod_validations(), policy),
     ]
 
 
 def _children_policy(name: str, namespace: str, service_account: str, meta: dict[str, Any],
-                     validations: list[dict[str, str]], params: Optional[str]) -> list[dict[str, Any]]:
+                     validations: list[dict[str, str]], policy: Optional[AdminPolicy]) -> list[dict[str, Any]]:
     """A policy on what the operator's account creates or updates, and its binding; with
-    `params`, the settings' ConfigMap is its parameter, and a missing one allows (module docstring)."""
+    `policy`, its settings are the policy's `variables`."""
     spec: dict[str, Any] = {
         "failurePolicy": "Fail",
         "matchConstraints": {
@@ -171,12 +168,11 @@ def _children_policy(name: str, namespace: str, service_account: str, meta: dict
         "matchConditions": [{"name": "operator-service-account",
                              "expression": f"request.userInfo.username == "
                                            f"{operator_username(namespace, service_account)!r}"}],
-        "validations": validations,
     }
+    if policy is not None:
+        spec["variables"] = policy.variables()
+    spec["validations"] = validations
     binding: dict[str, Any] = {"policyName": name, "validationActions": ["Deny"]}
-    if params is not None:
-        spec["paramKind"] = {"apiVersion": "v1", "kind": "ConfigMap"}
-        binding["paramRef"] = {"name": params, "namespace": namespace, "parameterNotFoundAction": "Allow"}
     return [
         {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name, **meta},
          "spec": spec},
