@@ -228,8 +228,8 @@ def test_operator_exits_on_sigterm_and_releases_its_lease(cp, tmp_path):
     instead of after the lease's expiry."""
     op = Operator(cp.kubeconfig, tmp_path / "operator.log", "kube-public").start()
     try:
+        # At once, as a rollout may: kopf may not have installed its own handlers yet.
         wait_for("leading", lambda: "leading as" in op.log(), 60)
-        time.sleep(2)  # past kopf's start-up: its watches are open
         os.killpg(op.process.pid, signal.SIGTERM)
         try:
             op.process.wait(20)
@@ -238,6 +238,24 @@ def test_operator_exits_on_sigterm_and_releases_its_lease(cp, tmp_path):
         assert op.process.returncode == 0, op.log()[-3000:]
         lease = json.loads(cp.kubectl("get", "lease", "tandem-operator", "-n", "kube-public", "-o", "json").stdout)
         assert not lease["spec"].get("holderIdentity"), lease["spec"]
+    finally:
+        op.kill()
+
+
+def test_operator_exits_cleanly_on_sigterm_during_start_up(cp, tmp_path):
+    """SIGTERM in the first second, before the Lease or kopf: a clean exit (0), no Lease held."""
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log", "kube-public").start()
+    try:
+        wait_for("started", lambda: "admin policy:" in op.log(), 60)
+        os.killpg(op.process.pid, signal.SIGTERM)
+        try:
+            op.process.wait(20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the operator was still running 20 s after SIGTERM:\n{op.log()[-3000:]}") from None
+        assert op.process.returncode == 0, op.log()[-3000:]
+        found = cp.kubectl("get", "lease", "tandem-operator", "-n", "kube-public", "-o", "json", check=False)
+        if found.returncode == 0:
+            assert not json.loads(found.stdout)["spec"].get("holderIdentity"), found.stdout
     finally:
         op.kill()
 

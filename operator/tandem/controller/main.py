@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,18 @@ def _lease_namespace(options: RunOptions) -> str:
         return os.environ.get("POD_NAMESPACE") or (options.namespaces[0] if options.namespaces else "default")
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM (a rollout, a drain) or Ctrl-C before kopf has installed its own handlers sets the
+    stop flag instead of killing the process: the lease wait returns, kopf starts already stopped,
+    and the Lease is released on the way out. Without this, a signal in the seconds of start-up
+    ended the process at once, holding the Lease until it expired."""
+    def handler(signum: int, _frame: object) -> None:
+        log.info("%s before start-up finished: stopping", signal.Signals(signum).name)
+        stop.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def run(options: RunOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
@@ -68,6 +81,7 @@ def run(options: RunOptions) -> int:
     log.info("admin policy: %s", admin_policy)
     api = load_config(options.kubeconfig)
     stop, lost = threading.Event(), threading.Event()
+    _stop_on_signals(stop)
     if options.metrics_port:
         telemetry.serve(options.metrics_port)
     health = Health(options.queue_stall_seconds)
