@@ -24,17 +24,33 @@ from tests.support.kueue import (
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
 
-from .operator_fixture import apply, crd, get  # noqa: F401 - crd fixture
+from tandem.api.admin_policy import AdminPolicy
+
+from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
 
 QUEUE = "gpus"
 FLAVOR = "kwok-gpu"
+#: The WorkloadPriorityClasses the tests use, which the operator's admin policy allows.
+PRIORITIES = ("tandem-low", "tandem-high")
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, crd, tmp_path_factory):  # noqa: F811 - this module's own, with its admin policy
+    """The real operator, its admin policy allowing this module's WorkloadPriorityClasses (and no other)."""
+    policy = tmp_path_factory.mktemp("admin-policy")
+    for key, value in AdminPolicy(allowed_priority_classes=PRIORITIES).to_data().items():
+        (policy / key).write_text(value)
+    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", "kube-system",
+                  "--admin-policy", str(policy)).start()
+    yield op
+    op.stop()
 
 
 @pytest.fixture(scope="module")
 def kueue(control_plane, tmp_path_factory):
     manager = Kueue(control_plane, tmp_path_factory.mktemp("kueue")).start()
-    manager.apply(resource_flavor(FLAVOR), workload_priority_class("tandem-low", 100),
-                  workload_priority_class("tandem-high", 1000))
+    manager.apply(resource_flavor(FLAVOR), workload_priority_class(PRIORITIES[0], 100),
+                  workload_priority_class(PRIORITIES[1], 1000), workload_priority_class("tandem-top", 10000))
     yield manager
     manager.stop()
 
@@ -126,6 +142,16 @@ def test_a_preempted_group_resumes_without_spending_its_backoff_limit(control_pl
     assert {p["metadata"]["uid"] for p in pods_of(control_plane, ns, "low")}.isdisjoint(first_pods)
     final = wait_phase(control_plane, ns, "low", "Succeeded", timeout=90)
     assert final["restarts"] == 0, final
+
+
+def test_a_workload_priority_the_admin_policy_does_not_allow_is_refused(control_plane, operator, queue, ns):
+    """spec.priorityClassName picks whom Kueue preempts: only the admin policy's classes may be used.
+    The operator marks the job Invalid and creates nothing (no Job, so no Workload)."""
+    apply(control_plane, ns, gpu_job("pushy", run_seconds=3, priority="tandem-top"))
+    invalid = wait_phase(control_plane, ns, "pushy", "Invalid", timeout=30)
+    refused = next(c for c in invalid["conditions"] if c["type"] == "Invalid")
+    assert refused["reason"] == "RefusedByAdminPolicy" and refused["message"].startswith("spec.priorityClassName: "), refused
+    assert get(control_plane, ns, "job", "pushy") is None and not workloads(control_plane, ns)
 
 
 def test_suspend_and_resume_under_kueue(control_plane, operator, queue, ns):

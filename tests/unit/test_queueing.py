@@ -19,7 +19,8 @@ from tests.support.specs import spec
 
 from .test_reconcile import NOW, POLICY, step, training_job
 
-QUEUED = {"queueName": "gpus", "priorityClassName": "high"}
+QUEUED = {"queueName": "gpus"}
+PRIORITISED = {**QUEUED, "priorityClassName": "high"}
 KUEUE_MESSAGE = ("couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in "
                  "flavor default, 2 more needed")
 SCHEDULER_MESSAGE = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
@@ -36,7 +37,7 @@ def unschedulable_pods(since=NOW, count=2, stuck=(1,)):
 
 
 def test_queue_and_priority_reach_the_job_which_is_created_suspended():
-    job = render_one(TrainingJob.from_dict(spec(**QUEUED)), "Job")
+    job = render_one(TrainingJob.from_dict(spec(**PRIORITISED)), "Job")
     assert job["spec"]["suspend"] is True
     assert job["metadata"]["labels"][KUEUE_QUEUE_LABEL] == "gpus"
     assert job["metadata"]["labels"][KUEUE_PRIORITY_LABEL] == "high"
