@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
+from tandem.api.admin_policy import AdminPolicy
 from tests.support.kueue import (
     Kueue,
     cluster_queue,
@@ -23,8 +24,6 @@ from tests.support.kueue import (
 )
 from tests.support.kwok import job_document
 from tests.support.waiting import wait_for
-
-from tandem.api.admin_policy import AdminPolicy
 
 from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
 

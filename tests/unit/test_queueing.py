@@ -86,8 +86,8 @@ def test_workload_state_reads_kueue_conditions():
         {"type": "Evicted", "status": "True", "reason": "Preempted", "message": "Preempted to accommodate a workload"},
         {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": KUEUE_MESSAGE}]}})
     assert evicted.evicted_reason == "Preempted" and not evicted.admitted
-    admitted = workload_state({"status": {"conditions": [{"type": "Admitted", "status": "True"},
-                                                         {"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved"}]}})
+    admitted = workload_state({"status": {"conditions": [
+        {"type": "Admitted", "status": "True"}, {"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved"}]}})
     assert admitted.admitted and admitted.reason == ""
 
 
