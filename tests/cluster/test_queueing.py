@@ -64,8 +64,9 @@ def queue(kueue, ns):
 
 
 def gpu_job(name: str, run_seconds: float, queue: Optional[str] = QUEUE, workers: int = 3, gpus: int = 1,
-            backoff: Optional[int] = None, priority: Optional[str] = None) -> dict[str, Any]:
-    document = job_document(name, workers=workers, run_seconds=run_seconds, backoff=backoff)
+            backoff: Optional[int] = None, priority: Optional[str] = None,
+            exit_code: Optional[int] = None) -> dict[str, Any]:
+    document = job_document(name, workers=workers, run_seconds=run_seconds, backoff=backoff, exit_code=exit_code)
     document["spec"]["resources"] = {"cpu": "1", "memory": "1Gi", "gpus": gpus}
     if queue is not None:
         document["spec"]["queueName"] = queue
@@ -141,6 +142,25 @@ def test_a_preempted_group_resumes_without_spending_its_backoff_limit(control_pl
     assert {p["metadata"]["uid"] for p in pods_of(control_plane, ns, "low")}.isdisjoint(first_pods)
     final = wait_phase(control_plane, ns, "low", "Succeeded", timeout=90)
     assert final["restarts"] == 0, final
+
+
+def test_a_restarted_group_queues_again_behind_the_jobs_already_waiting(control_plane, operator, queue, ns):
+    """A whole-group restart gives the admission back (the group's Job, and so its Workload, is
+    deleted) and the next group queues as a new arrival: a job that was already waiting runs first."""
+    apply(control_plane, ns, gpu_job("flaky", run_seconds=4, backoff=1, exit_code=1))
+    wait_phase(control_plane, ns, "flaky", "Running")
+    apply(control_plane, ns, gpu_job("waiting", run_seconds=10))
+    wait_phase(control_plane, ns, "waiting", "Queued")
+
+    wait_phase(control_plane, ns, "waiting", "Running", timeout=60)
+    requeued = status(control_plane, ns, "flaky")
+    assert requeued["restarts"] == 1 and requeued["phase"] in ("Restarting", "Queued"), requeued
+    wait_phase(control_plane, ns, "flaky", "Queued", timeout=30)
+    assert pods_of(control_plane, ns, "flaky") == []
+    wait_phase(control_plane, ns, "waiting", "Succeeded", timeout=60)
+    failed = wait_phase(control_plane, ns, "flaky", "Failed", timeout=90)  # its second group ran, and failed too
+    assert failed["restarts"] == 1
+    assert next(c for c in failed["conditions"] if c["type"] == "Failed")["reason"] == "BackoffLimitExceeded"
 
 
 def test_a_workload_priority_the_admin_policy_does_not_allow_is_refused(control_plane, operator, queue, ns):
