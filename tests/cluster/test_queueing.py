@@ -219,3 +219,16 @@ def test_without_kueue_a_job_may_keep_waiting_after_the_scheduling_timeout(contr
     assert status(control_plane, ns, "patient")["phase"] == "Pending"
     assert get(control_plane, ns, "job", "patient") is not None
     control_plane.kubectl("delete", "trainingjob", "patient", "-n", ns, "--wait=false")
+
+
+def test_the_fields_appear_in_kubectl_explain(control_plane, crd):  # noqa: F811
+    def explained(path: str) -> str:
+        result = control_plane.kubectl("explain", path, check=False)
+        return result.stdout if result.returncode == 0 else ""
+
+    spec = wait_for("kubectl explain of spec.queueName", lambda: explained("trainingjobs.spec.queueName"), timeout=30)
+    assert "LocalQueue" in spec
+    assert "WorkloadPriorityClass" in explained("trainingjobs.spec.priorityClassName")
+    run_policy = explained("trainingjobs.spec.runPolicy")
+    assert "schedulingTimeoutSeconds" in run_policy and "schedulingTimeoutAction" in run_policy
+    assert "Queued" in explained("trainingjobs.status.phase")
