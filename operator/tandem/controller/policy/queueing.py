@@ -24,7 +24,6 @@ from ..actions import WorkloadRead
 from ..decision import Decision, parse_time, rfc3339
 from ..observed import Observed, PodState
 from ..workload import WorkloadState
-from .group import worker_counts
 
 #: How often a Queued job reads its Workload again: Kueue's verdicts change nothing the operator
 #: watches, only admission does (it unsuspends the Job).
@@ -64,7 +63,6 @@ def wait_in_queue(decision: Decision, job: TrainingJob, observed: Observed) -> b
     if not suspended_by_kueue(job, observed):
         return False
     assert observed.job is not None and job.spec.queue_name is not None  # suspended_by_kueue
-    decision.status["workers"] = worker_counts(observed.pods_of(decision.restart))
     decision.enter("Queued", *queued_reason(job.spec.queue_name, observed.workload))
     ref = decision.job_ref
     decision.actions.read_failed_creates = None  # a suspended Job creates no pods: nothing was refused
