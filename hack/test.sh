@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit, local, cluster, e2e) in Tandem's environment, installing it first.
 #
-# On a new machine four slow builds are needed: the Python environment (hack/bootstrap.sh), the
-# control plane and node binaries (tests/controlplane/build.sh, Go), helm (hack/install-helm.sh,
-# Go) and the images (hack/build-images.sh, buildah). The last three start here in the
+# On a new machine five slow builds are needed: the Python environment (hack/bootstrap.sh), the
+# control plane and node binaries (tests/controlplane/build.sh, Go), Kueue for the queueing tests
+# (tests/controlplane/kueue/build.sh, Go), helm (hack/install-helm.sh, Go) and the images
+# (hack/build-images.sh, buildah). The last four start here in the
 # background, at once, so that they overlap with the environment's install and with the unit and
 # local tiers, which run first (tests/conftest.py's TIER_ORDER) and need none of them; the tests
 # that need them wait on their locks just before they start. They run at a lower priority
@@ -25,6 +26,7 @@ prebuild() {  # name, command...: run in the background, logged; the tests wait 
 if [[ $# -eq 0 ]]; then
   prebuild controlplane bash "$repo/tests/controlplane/build.sh"
   prebuild helm bash "$repo/hack/install-helm.sh"
+  prebuild kueue bash "$repo/tests/controlplane/kueue/build.sh"
   [[ "$(id -u)" == 0 ]] && prebuild images bash "$repo/hack/build-images.sh"
 fi
 finish() {  # never leave a build running after the tests: it would outlive CI's run

@@ -45,7 +45,7 @@ assert tuple(STRATEGIES) == FRAMEWORKS, "every framework needs its strategies"
 
 # --- Phases and conditions -----------------------------------------------------------------
 
-Phase = Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid"]
+Phase = Literal["Queued", "Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended", "Invalid"]
 #: Every phase of a TrainingJob; each is also a condition type of the same name.
 PHASES: tuple[str, ...] = get_args(Phase)
 #: Phases a job never leaves.
@@ -72,6 +72,26 @@ REASON_IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 #: Reason of the Invalid condition when the podTemplate breaks the cluster's admin policy
 #: (api/admin_policy.py); its message is the rule's one line, nothing is created.
 REASON_REFUSED_BY_ADMIN_POLICY = "RefusedByAdminPolicy"
+
+# --- Queues and scheduling (Kueue; docs/queues.md) ----------------------------------------
+
+#: Label that puts a batch/v1 Job under Kueue: the LocalQueue (in the Job's namespace) it waits in.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+#: Label naming the Job's WorkloadPriorityClass: Kueue's priority for ordering and preemption.
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+#: Label Kueue puts on each Workload: the uid of the Job it admits.
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+#: Kueue's Workload API, which the operator reads (never writes) to say why a job waits.
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta1"
+KUEUE_WORKLOADS = "workloads"
+#: runPolicy.schedulingTimeoutAction: what happens once workers stayed unschedulable that long.
+SchedulingTimeoutAction = Literal["Fail", "Wait"]
+SCHEDULING_TIMEOUT_ACTIONS: tuple[str, ...] = get_args(SchedulingTimeoutAction)
+#: Reason of the Pending condition while some worker cannot be placed (the scheduler's message).
+REASON_UNSCHEDULABLE = "Unschedulable"
+#: Reason of the Failed condition when workers stayed unschedulable past schedulingTimeoutSeconds.
+REASON_SCHEDULING_TIMEOUT = "SchedulingTimeout"
 
 # --- Names -----------------------------------------------------------------------------------
 

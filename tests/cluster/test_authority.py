@@ -173,6 +173,47 @@ def test_operator_account_creates_only_owned_labelled_children(control_plane, re
     assert create(bare).returncode == 0
 
 
+def test_a_workload_priority_is_held_to_the_admin_policy_at_apply_and_on_the_job(control_plane, release, namespaces):
+    """spec.priorityClassName (Kueue's WorkloadPriorityClass, docs/queues.md) is held to
+    allowedPriorityClasses like the pods' PriorityClass: refused at apply, and the operator's
+    account may not put a class the policy does not allow on a Job as Kueue's label."""
+    watched = namespaces["watched"]
+    document = job_document(f"queued-{uuid.uuid4().hex[:6]}", run_seconds=1)
+    document["spec"].update(queueName="gpus", priorityClassName="production")
+    (line,) = violations(AdminPolicy(), TrainingJob.from_dict({**document, "metadata": {"name": "x"}}))
+    # A dry run each time: an apply let through before the policy was in force would make every
+    # later apply a no-op that reaches no admission.
+    wait_for("the admin policy in force", lambda: apply(control_plane, watched, document, "--dry-run=server").returncode,
+             timeout=30)
+    refused = apply(control_plane, watched, document, "--dry-run=server").stderr.strip()
+    assert ADMIN_POLICY in refused and refused.endswith(line) and line.startswith("spec.priorityClassName: "), refused
+
+    owner = job_document(f"prio-owner-{uuid.uuid4().hex[:6]}", run_seconds=1)
+    control_plane.kubectl("apply", "-n", watched, "-f", "-", input=json.dumps(owner))
+    name = owner["metadata"]["name"]
+    uid = get(control_plane, watched, "tj", name)["metadata"]["uid"]
+    labels = {"tandem.dev/job-name": name, "app.kubernetes.io/managed-by": "tandem"}
+    child = {"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {"name": f"j-{uuid.uuid4().hex[:6]}", "namespace": watched, "labels": labels,
+                          "ownerReferences": [{"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "name": name,
+                                               "uid": uid, "controller": True, "blockOwnerDeletion": True}]},
+             "spec": {"suspend": True, "template": {"spec": {
+                 "restartPolicy": "Never", "automountServiceAccountToken": False,
+                 "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}
+
+    def create(obj: dict):
+        return control_plane.kubectl("create", "--dry-run=server", "-f", "-", AS_OPERATOR, input=json.dumps(obj),
+                                     check=False)
+
+    prioritised = json.loads(json.dumps(child))
+    prioritised["metadata"]["labels"].update({"kueue.x-k8s.io/queue-name": "gpus",
+                                              "kueue.x-k8s.io/priority-class": "production"})
+    refused = create(prioritised)
+    assert CHILDREN_PODS_POLICY in refused.stderr and "kueue.x-k8s.io/priority-class" in refused.stderr, refused.stderr
+    del prioritised["metadata"]["labels"]["kueue.x-k8s.io/priority-class"]
+    assert create(prioritised).returncode == 0  # queued, without a priority: admitted
+
+
 def test_policies_type_check_and_kustomize_is_accepted(control_plane, release):
     """The API server compiles and type-checks every expression (against the CRD's schema for
     TrainingJobs) without a warning; manifests/ is accepted as it stands (server dry run)."""

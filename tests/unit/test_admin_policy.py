@@ -79,6 +79,23 @@ def job(pod_template: dict) -> TrainingJob:
     return TrainingJob.from_dict(spec(podTemplate=pod_template))
 
 
+# (rule's field, refused spec changes, compliant spec changes, the setting that opens the rule): rules
+# on fields outside the podTemplate.
+SPEC_CASES = [
+    ("spec.priorityClassName", {"queueName": "gpus", "priorityClassName": "top"}, {"queueName": "gpus"},
+     {"allowed_priority_classes": ("top",)}),
+]
+
+
+@pytest.mark.parametrize(("field", "refused", "compliant", "opened"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
+def test_each_spec_rule_refuses_with_one_line_naming_the_field(field, refused, compliant, opened):
+    policy = AdminPolicy()
+    lines = violations(policy, TrainingJob.from_dict(spec(**refused)))
+    assert len(lines) == 1 and lines[0].startswith(f"{field}: ") and "adminPolicy." in lines[0], lines
+    assert violations(policy, TrainingJob.from_dict(spec(**compliant))) == []
+    assert violations(replace(policy, **opened), TrainingJob.from_dict(spec(**refused))) == []
+
+
 @pytest.mark.parametrize(("field", "refused", "compliant", "opened"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_each_rule_refuses_with_one_line_naming_the_field(field, refused, compliant, opened):
     policy = AdminPolicy()
@@ -90,7 +107,7 @@ def test_each_rule_refuses_with_one_line_naming_the_field(field, refused, compli
 
 
 def test_every_rule_has_a_case_and_a_default_spec_passes():
-    assert {rule.field for rule in RULES} == {case[0] for case in CASES}
+    assert {rule.field for rule in RULES} == {case[0] for case in CASES + SPEC_CASES}
     assert violations(AdminPolicy(), TrainingJob.from_dict(spec())) == []
 
 

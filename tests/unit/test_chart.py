@@ -7,6 +7,7 @@ skip only when there is no Go toolchain to build it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from typing import Any
 
@@ -25,6 +26,7 @@ MODES = {
     "cluster-wide": [],
     "namespaced": ["--set", "watchNamespaces={team-a,team-b}"],
     "ray": ["--set", "ray.enabled=true"],
+    "kueue": ["--set", "kueue.enabled=true"],
     "namespaced+ray+replicas": ["--set", "watchNamespaces={team-a}", "--set", "ray.enabled=true", "--set", "replicas=2",
                                 "--set", "operator.extraArgs={--lease-namespace,tandem-system}"],
 }
@@ -124,6 +126,40 @@ def test_cluster_wide_rbac(helm):
     assert extra == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
     assert all(r["apiGroups"] == ["coordination.k8s.io"] and r["resources"] == ["leases"] for r in lease_role["rules"])
     assert "--namespace" not in operator_container(objs)["args"] and "-n" not in operator_container(objs)["args"]
+
+
+#: The one rule kueue.enabled adds: Kueue's verdicts read, nothing written (docs/queues.md).
+KUEUE_RULE = {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"], "verbs": ["list"]}
+
+
+@pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
+def test_kueue_adds_only_a_read_of_workloads(helm, mode):
+    def rules(*args: str) -> list[dict[str, Any]]:
+        return [r for o in render(helm, *MODES[mode], *args) if o["kind"] in ("Role", "ClusterRole")
+                and not o["metadata"]["name"].endswith("-leader-election") for r in o["rules"]]
+
+    without, with_kueue = rules(), rules("--set", "kueue.enabled=true")
+    assert KUEUE_RULE not in without
+    extra = [r for r in with_kueue if r not in without]
+    assert extra == [KUEUE_RULE] * (2 if mode == "namespaced" else 1)  # team-a's Role and team-b's
+
+
+def test_kueue_component_matches_the_chart(helm, tmp_path):
+    kubectl = kubectl_binary()
+    if kubectl is None:
+        pytest.skip("no kubectl (with kustomize built in) on PATH or in the control plane cache")
+    manifests = os.path.relpath(REPO / "manifests", tmp_path)  # kustomize takes no absolute roots
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [manifests], "components": [f"{manifests}/components/kueue"]}))
+    result = subprocess.run([kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (kustomized,) = [o for o in yaml.safe_load_all(result.stdout) if o and o["kind"] == "ClusterRole"]
+    (chart,) = by_kind(render(helm, *MODES["kueue"]), "ClusterRole")
+    def as_set(rules: list[dict[str, Any]]) -> set[str]:  # RBAC rules have no order
+        return {json.dumps(rule, sort_keys=True) for rule in rules}
+
+    assert as_set(kustomized["rules"]) == as_set(chart["rules"]) and KUEUE_RULE in chart["rules"]
 
 
 def test_namespaced_rbac_has_no_cluster_scope(helm):

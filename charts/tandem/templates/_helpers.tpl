@@ -83,6 +83,12 @@ for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group re
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]
+{{- if .Values.kueue.enabled }}
+# Kueue's verdict on a queued job's Job (docs/queues.md): read, never written.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list]
+{{- end }}
 {{- if .Values.ray.enabled }}
 # Each metrics-enabled job's token Secret (docs/security.md, "Metrics channel"): create only, never read.
 - apiGroups: [""]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, Optional
 
 from ..errors import UsageError
-from .model import PodTemplate, TrainingJob
+from .model import TrainingJob
 
 #: Node label and taint keys of control-plane nodes: no job may select or tolerate them by default.
 CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -97,6 +97,8 @@ SWITCHES = frozenset(setting_name(f.name) for f in fields(AdminPolicy) if isinst
 
 #: The podTemplate as CEL sees it in a TrainingJob under admission (`object`).
 TEMPLATE = "object.spec.podTemplate"
+#: The whole spec, for the few rules on fields outside the podTemplate (spec.priorityClassName).
+SPEC = "object.spec"
 
 
 def _dict(value: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -113,11 +115,13 @@ class Rule:
     field: str
     #: What is refused, for the one-line message.
     refusal: str
-    #: Python: does this podTemplate break the rule under this policy?
-    refuses: Callable[[AdminPolicy, PodTemplate], bool]
+    #: Python: does this podTemplate (the spec, for a rule whose root is SPEC) break the rule?
+    refuses: Callable[[AdminPolicy, Any], bool]
     #: CEL over `object` (the TrainingJob) and `variables` (the settings): true when the rule holds.
     #: `$` stands for the field's value; the expression is reached only when the field is set.
     holds: str
+    #: What `field` lies under and `refuses` is given: the podTemplate (TEMPLATE) or the spec (SPEC).
+    root: str = TEMPLATE
 
     @property
     def message(self) -> str:
@@ -126,11 +130,11 @@ class Rule:
     @property
     def cel(self) -> str:
         """The full expression: podTemplate or the field unset, the setting open, or `holds`."""
-        leaf = self.field.removeprefix("spec.podTemplate.")
+        leaf = self.field.removeprefix("spec.podTemplate." if self.root == TEMPLATE else "spec.")
         parts = leaf.split(".")
-        guards = [f"!has({TEMPLATE})"] + [f"!has({TEMPLATE}.{'.'.join(parts[:i + 1])})" for i in range(len(parts))]
+        guards = [f"!has({self.root})"] + [f"!has({self.root}.{'.'.join(parts[:i + 1])})" for i in range(len(parts))]
         opened = [f"variables.{self.setting}"] if self.setting in SWITCHES else []
-        return " || ".join([*guards, *opened, "(" + self.holds.replace("$", f"{TEMPLATE}.{leaf}") + ")"])
+        return " || ".join([*guards, *opened, "(" + self.holds.replace("$", f"{self.root}.{leaf}") + ")"])
 
 
 def _listed(setting: str) -> str:
@@ -159,6 +163,12 @@ RULES: tuple[Rule, ...] = (
          "this PriorityClass is not one the admin policy allows",
          lambda p, t: t.priority_class_name is not None and t.priority_class_name not in p.allowed_priority_classes,
          f"$ in {_listed('allowedPriorityClasses')}"),
+    # Kueue's WorkloadPriorityClass orders the queue and picks whom to preempt: the same power over
+    # other tenants as a pod PriorityClass, so the same list opens it (docs/queues.md).
+    Rule("allowedPriorityClasses", "spec.priorityClassName",
+         "this WorkloadPriorityClass is not one the admin policy allows",
+         lambda p, s: s.priority_class_name is not None and s.priority_class_name not in p.allowed_priority_classes,
+         f"$ in {_listed('allowedPriorityClasses')}", root=SPEC),
     Rule("reservedNodeKeys", "spec.podTemplate.nodeSelector",
          "selects a node label the admin policy reserves (control-plane nodes)",
          lambda p, t: bool(set(t.node_selector) & set(p.reserved_node_keys)),
@@ -223,6 +233,6 @@ RULES: tuple[Rule, ...] = (
 
 
 def violations(policy: AdminPolicy, job: TrainingJob) -> list[str]:
-    """Every rule the job's podTemplate breaks, as one line each (Rule.message), in RULES order."""
+    """Every rule the job's spec breaks, as one line each (Rule.message), in RULES order."""
     template = job.spec.pod_template
-    return [rule.message for rule in RULES if rule.refuses(policy, template)]
+    return [rule.message for rule in RULES if rule.refuses(policy, template if rule.root == TEMPLATE else job.spec)]

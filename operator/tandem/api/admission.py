@@ -24,7 +24,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..contract import API_GROUP, API_VERSION, JOB_NAME_LABEL, KIND, MANAGED_BY, MANAGED_BY_LABEL, PLURAL
+from ..contract import (
+    API_GROUP,
+    API_VERSION,
+    JOB_NAME_LABEL,
+    KIND,
+    KUEUE_PRIORITY_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PLURAL,
+)
 from .admin_policy import RULES, SWITCHES, TEMPLATE, AdminPolicy, Rule
 
 ADMISSION_API = "admissionregistration.k8s.io/v1"
@@ -64,8 +73,9 @@ def _guarded(root: str, parts: list[str], test: str) -> str:
 def _child_rule(rule: Rule) -> Optional[dict[str, str]]:
     """A rule of the admin policy as it reads on a child's pod template: the same test, with the
     podTemplate's fields where a pod spec has them (containerSecurityContext: every container's
-    securityContext). None for a rule that spans fields (its test names the podTemplate)."""
-    if TEMPLATE in rule.holds:
+    securityContext). None for a rule that spans fields (its test names the podTemplate) or is not
+    on the podTemplate (spec.priorityClassName: child_pod_validations checks its label instead)."""
+    if TEMPLATE in rule.holds or rule.root != TEMPLATE:
         return None
     leaf = rule.field.removeprefix("spec.podTemplate.").split(".")
     opened = f"variables.{rule.setting} || " if rule.setting in SWITCHES else ""
@@ -90,6 +100,11 @@ def child_pod_validations() -> list[dict[str, str]]:
                        f"{POD}.serviceAccountName in variables.allowedServiceAccounts)",
          "message": "spec.template.spec.automountServiceAccountToken: the Tandem operator may mount a token only "
                     "of an account the admin policy allows (adminPolicy.allowedServiceAccounts)"},
+        # spec.priorityClassName reaches the Job as Kueue's label: an allowed class only.
+        {"expression": f"!has(object.metadata.labels) || !({KUEUE_PRIORITY_LABEL!r} in object.metadata.labels) || "
+                       f"{_label(KUEUE_PRIORITY_LABEL)} in variables.allowedPriorityClasses",
+         "message": f"metadata.labels[{KUEUE_PRIORITY_LABEL}]: the Tandem operator may set only a WorkloadPriorityClass "
+                    "the admin policy allows (adminPolicy.allowedPriorityClasses)"},
     ]
     return own + [v for v in map(_child_rule, RULES) if v is not None]
 

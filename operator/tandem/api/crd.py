@@ -156,6 +156,13 @@ SPEC_RULES = [
         "reason": "FieldValueInvalid",
     },
     tpu_workers_rule(),
+    {
+        "rule": "!has(self.priorityClassName) || has(self.queueName)",
+        "message": "priorityClassName needs queueName: it is Kueue's workload priority (for the pods' "
+                   "PriorityClass, use podTemplate.priorityClassName)",
+        "fieldPath": ".priorityClassName",
+        "reason": "FieldValueInvalid",
+    },
 ]
 
 ROOT_RULES = [job_name_rule()]
@@ -165,6 +172,7 @@ PRINTER_COLUMNS = [
     {"name": "Framework", "type": "string", "jsonPath": ".spec.framework"},
     {"name": "Workers", "type": "integer", "jsonPath": ".spec.workers"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Queue", "type": "string", "jsonPath": ".spec.queueName", "priority": 1, "description": "Kueue LocalQueue"},
     {"name": "Throughput", "type": "number", "jsonPath": ".status.metrics.throughput", "description": "samples/s, all workers"},
     {"name": "Efficiency", "type": "number", "jsonPath": ".status.metrics.scalingEfficiency",
      "description": "scaling efficiency (1.0 = linear)"},

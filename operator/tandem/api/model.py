@@ -40,6 +40,7 @@ from ..contract import (
     ApiVersion,
     Framework,
     Kind,
+    SchedulingTimeoutAction,
     is_reserved_env,
 )
 from ..errors import SpecError
@@ -214,6 +215,15 @@ class RunPolicy(_Model):
         None, ge=0, description="Seconds after Succeeded or Failed before the TrainingJob is deleted."
     )
     suspend: bool = Field(False, description="True removes the workers and keeps the job Suspended until set back to false.")
+    # Queues and scheduling (docs/queues.md).
+    scheduling_timeout_seconds: OptionalInt = Field(
+        None, ge=1, description="Seconds a worker may stay unschedulable (PodScheduled False) before "
+        "schedulingTimeoutAction; the Pending condition quotes the scheduler's message meanwhile.",
+    )
+    scheduling_timeout_action: SchedulingTimeoutAction = Field(
+        "Fail", description="After schedulingTimeoutSeconds: Fail (the workers are removed, the job Failed with "
+        "reason SchedulingTimeout) or Wait (the job stays Pending, saying why).",
+    )
 
 
 class MetricsSpec(_Model):
@@ -348,6 +358,17 @@ class TrainingJobSpec(_Model):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Throughput and scaling-efficiency reporting.")
     tensorboard: TensorBoardSpec = Field(default_factory=TensorBoardSpec, description="TensorBoard event files and server.")
     pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Overrides merged into worker pods.")
+    # Kueue (docs/queues.md): the Job is created suspended in this queue; Kueue admits all workers or none.
+    queue_name: Optional[str] = Field(
+        None, max_length=MAX_LABEL, json_schema_extra=SUBDOMAIN_SCHEMA,
+        description="Kueue LocalQueue (in the job's namespace) the job waits in; Kueue admits all workers at "
+        "once or none, and status.phase is Queued meanwhile. Unset: no queue, the workers are created at once.",
+    )
+    priority_class_name: Optional[str] = Field(
+        None, max_length=MAX_LABEL, json_schema_extra=SUBDOMAIN_SCHEMA,
+        description="Kueue WorkloadPriorityClass: the job's priority in its queue and for preemption (needs "
+        "queueName). Not the pods' PriorityClass, which is podTemplate.priorityClassName.",
+    )
 
     @field_validator("strategy")
     @classmethod
@@ -412,6 +433,22 @@ class TrainingJobSpec(_Model):
                 raise ValueError(f"{var.name!r} is set twice")
             seen.add(var.name)
         return env
+
+    @field_validator("queue_name", "priority_class_name")
+    @classmethod
+    def _label_name(cls, value: Optional[str]) -> Optional[str]:
+        # Kueue reads it from a label: a DNS-1123 subdomain that is also a label value (max_length).
+        if value is not None and not names.DNS1123_SUBDOMAIN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
+        return value
+
+    @field_validator("priority_class_name")
+    @classmethod
+    def _priority_needs_queue(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and info.data.get("queue_name") is None:
+            raise ValueError("needs queueName: it is Kueue's workload priority (for the pods' PriorityClass, "
+                             "use podTemplate.priorityClassName)")
+        return value
 
     @property
     def worker_count(self) -> int:

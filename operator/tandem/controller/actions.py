@@ -77,6 +77,16 @@ class FailedCreatesRead:
     job_uid: str
 
 
+@dataclass(frozen=True)
+class WorkloadRead:
+    """Read the Kueue Workload of the job's suspended Job (by the Job's uid) and record it for the
+    next pass, which names Kueue's reason in the Queued condition (policy/queueing.py)."""
+
+    namespace: str
+    name: str
+    job_uid: str
+
+
 @dataclass
 class Actions:
     """What the runtime must do, in this order: write status (after a metrics read, when one is
@@ -99,3 +109,4 @@ class Actions:
     requeue_after: Optional[float] = None
     read_metrics: Optional[MetricsRead] = None
     read_failed_creates: Optional[FailedCreatesRead] = None
+    read_workload: Optional[WorkloadRead] = None

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional
 
 from ..contract import JOB_NAME_LABEL
 from .observed import Refusal
+from .workload import WorkloadState
 
 Key = tuple[str, str]
 
@@ -42,6 +43,8 @@ class Cache:
     #: how many times in a row, which the retry backoff needs. Only this process knows them; a
     #: new leader learns them again at its first create.
     refusals: dict[Key, dict[tuple[str, str], Refusal]] = field(default_factory=dict)
+    #: Kueue's Workload of each queued job, as last read (policy/queueing.py asks for reads).
+    workloads: dict[Key, WorkloadState] = field(default_factory=dict)
 
     def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
         """Never let a late watch event replace a fresher object we wrote ourselves."""
@@ -57,6 +60,7 @@ class Cache:
         if deleted:
             self.training_jobs.pop(key, None)
             self.refusals.pop(key, None)  # a new TrainingJob of the same name starts clean
+            self.workloads.pop(key, None)
         elif self._newer(self.training_jobs.get(key), obj):
             self.training_jobs[key] = _slim(obj)
         return key

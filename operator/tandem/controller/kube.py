@@ -24,12 +24,24 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
+from ..contract import (
+    API_GROUP,
+    API_VERSION,
+    FIELD_MANAGER,
+    KIND,
+    KUEUE_GROUP,
+    KUEUE_JOB_UID_LABEL,
+    KUEUE_VERSION,
+    KUEUE_WORKLOADS,
+    PLURAL,
+    VERSION,
+)
 from ..errors import NotFound
 from ..kubeapi import connect, error_type
 from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
 from .reconcile import Event, rfc3339
 from .timing import API_TIMEOUT_SECONDS
+from .workload import WorkloadState, workload_state
 
 Timeout = Union[float, tuple[float, float]]
 
@@ -155,6 +167,26 @@ class KubeWriter:
         latest = max(events.items, key=when)
         count = sum(event.count or 1 for event in events.items)
         return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
+
+    def workload(self, namespace: str, job_uid: str) -> WorkloadState:
+        """Kueue's Workload of the Job with `job_uid` (found by Kueue's job-uid label), or why there
+        is none to read. Read-only: the chart grants get/list/watch on workloads with kueue.enabled."""
+        try:
+            found = self.custom.list_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, namespace, KUEUE_WORKLOADS,
+                label_selector=f"{KUEUE_JOB_UID_LABEL}={job_uid}", limit=5)
+        except ApiException as error:
+            if error.status == 404:
+                return WorkloadState(missing="this cluster serves no Kueue Workloads: is Kueue installed?")
+            if error.status == 403:
+                return WorkloadState(missing="the operator may not read Kueue Workloads (RBAC: install the chart "
+                                             "with kueue.enabled=true)")
+            raise
+        items = cast(dict[str, Any], found).get("items") or []
+        if not items:
+            return WorkloadState(missing="Kueue has made no Workload for the Job yet (is Kueue's batch/job "
+                                         "integration enabled?)")
+        return workload_state(items[0])
 
     def restore_spec(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the spec of an object of the job's own (the caller observed its uid) with the

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
+from .workload import WorkloadState
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class PodState:
     image: str = ""
     #: When the kubelet took the pod on (status.startTime, RFC 3339); empty before.
     started: str = ""
+    #: The scheduler's message while it cannot place the pod (PodScheduled False, Unschedulable),
+    #: and since when (RFC 3339); empty once placed.
+    unschedulable_message: str = ""
+    unschedulable_since: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class JobState:
     uid: str = ""
     #: metadata.creationTimestamp: a FailedCreate older than the Job is not about it.
     created: str = ""
+    #: spec.suspend: Kueue holds a queued Job suspended until it admits it, and again to preempt it.
+    suspended: bool = False
 
 
 #: Reason of a Refusal whose name is held by an object the job does not own (the API's 409 reason).
@@ -87,6 +94,8 @@ class Observed:
     refusals: list[Refusal] = field(default_factory=list)
     #: The spec of the job's own NetworkPolicy as the API server has it; None while there is none.
     network_policy: Optional[Mapping[str, Any]] = None
+    #: Kueue's Workload of the current Job, as last read (queued jobs only); None before a read.
+    workload: Optional[WorkloadState] = None
 
     def pods_of(self, restart: int) -> list[PodState]:
         return [p for p in self.pods if p.restart == restart and not p.deleting]
@@ -112,6 +121,7 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
         deleting=bool(meta.get("deletionTimestamp")),
         uid=meta.get("uid", ""),
         created=meta.get("creationTimestamp", "") or "",
+        suspended=(obj.get("spec") or {}).get("suspend") is True,
     )
 
 
@@ -150,6 +160,8 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
             waiting_reason, waiting_message = waiting["reason"], waiting.get("message", "")
             image = container.get("image") or image
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    scheduled: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    unschedulable = scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
     return PodState(
         name=meta.get("name", ""),
         index=int(index) if str(index).lstrip("-").isdigit() else -1,
@@ -164,6 +176,8 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         waiting_message=waiting_message,
         image=image,
         started=status.get("startTime", ""),
+        unschedulable_message=(scheduled.get("message") or "Unschedulable") if unschedulable else "",
+        unschedulable_since=(scheduled.get("lastTransitionTime") or "") if unschedulable else "",
     )
 
 
@@ -193,7 +207,8 @@ def conflict_with(kind: str, obj: Mapping[str, Any]) -> Refusal:
 
 def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
             pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = (),
-            network_policy: Optional[Mapping[str, Any]] = None) -> Observed:
+            network_policy: Optional[Mapping[str, Any]] = None,
+            workload: Optional[WorkloadState] = None) -> Observed:
     """What the TrainingJob with `uid` has: children it does not own become conflicts.
 
     `refusals` are the API server's answers to this job's creates, as the runtime recorded them."""
@@ -214,4 +229,5 @@ def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mappin
         refusals=list(found.values()),
         network_policy=(network_policy.get("spec") or {})
         if network_policy is not None and owned_by(network_policy, uid) else None,
+        workload=workload,
     )

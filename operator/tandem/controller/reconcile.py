@@ -10,6 +10,9 @@ The group lifecycle:
   restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
   a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
   suspend -> Suspended (Job deleted) -> resume -> Pending
+  spec.queueName: Job created suspended -> Queued (Kueue's reason) -> admitted -> Pending -> Running;
+    preempted by Kueue (Job suspended again) -> Queued, no restart counted -> readmitted -> Running
+  a worker unschedulable -> Pending (the scheduler's message) -> after schedulingTimeoutSeconds Failed or waiting
   activeDeadlineSeconds passed -> Failed (DeadlineExceeded), even with a spec made Invalid
   finished and ttlSecondsAfterFinished passed -> the TrainingJob is deleted, even if Invalid
   a child's name held by an object not owned by this TrainingJob's uid -> Pending, NameConflict
@@ -32,6 +35,7 @@ from .policy.deadline import enforce_deadline, requeue_before_deadline
 from .policy.failure import handle_failure
 from .policy.group import ensure_group
 from .policy.progress import track_progress
+from .policy.queueing import check_scheduling, wait_in_queue
 from .policy.suspend import suspend
 from .policy.unstartable import fail_unstartable
 from .policy.validity import run_policy_of, validate
@@ -69,9 +73,13 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
         return
     if ensure_group(decision, job, observed, metrics):
         return
+    if wait_in_queue(decision, job, observed):
+        return
     if fail_unstartable(decision, job, observed):
         return
     if handle_failure(decision, job, observed):
+        return
+    if check_scheduling(decision, job, observed):
         return
     track_progress(decision, job, observed)
     requeue_before_deadline(decision, job.spec.run_policy)

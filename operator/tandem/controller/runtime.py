@@ -24,7 +24,7 @@ from ..api.admin_policy import AdminPolicy
 from ..contract import API_GROUP, PLURAL, VERSION
 from ..metrics.token import reader_token
 from . import telemetry
-from .actions import NO_METRICS, FailedCreatesRead, MetricsChannel, MetricsRead
+from .actions import NO_METRICS, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
 from .cache import Cache, Key
 from .health import Health
 from .kube import NAMESPACE_TERMINATING, KubeWriter
@@ -125,7 +125,7 @@ class Controller:
         observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
                            self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
                            self.cache.refusals.get(key, {}).values(),
-                           self.cache.network_policies.get(key))
+                           self.cache.network_policies.get(key), self.cache.workloads.get(key))
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
@@ -152,6 +152,10 @@ class Controller:
             self.cache.put_child(child["kind"], await asyncio.to_thread(self.writer.restore_spec, child))
         if actions.read_failed_creates is not None:
             await self._read_failed_creates(key, actions.read_failed_creates)
+        if actions.read_workload is not None:
+            await self._read_workload(key, actions.read_workload)
+        else:
+            self.cache.workloads.pop(key, None)  # admitted or gone: the next wait reads afresh
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -185,6 +189,13 @@ class Controller:
         found = await asyncio.to_thread(self.writer.failed_creates, read.namespace, read.job_uid)
         refusal = None if found is None else Refusal("Pod", read.name, FAILED_CREATE, found[2], found[0], found[1])
         if self.cache.replace_refusal(key, "Pod", read.name, refusal):
+            self.enqueue(key)
+
+    async def _read_workload(self, key: Key, read: WorkloadRead) -> None:
+        """Record Kueue's Workload of the job's queued Job; a change brings the next pass now."""
+        found = await asyncio.to_thread(self.writer.workload, read.namespace, read.job_uid)
+        if self.cache.workloads.get(key) != found:
+            self.cache.workloads[key] = found
             self.enqueue(key)
 
     async def _patch_status(self, key: Key, status: dict[str, Any], read: Optional[MetricsRead],

@@ -23,6 +23,8 @@ from ..contract import (
     GPU_RESOURCE,
     JOB_NAME_LABEL,
     KIND,
+    KUEUE_PRIORITY_LABEL,
+    KUEUE_QUEUE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RESTART_ANNOTATION,
@@ -81,6 +83,19 @@ def owner_references(job: TrainingJob) -> list[dict[str, Any]]:
         "controller": True,
         "blockOwnerDeletion": True,
     }]
+
+
+def kueue_labels(job: TrainingJob) -> dict[str, str]:
+    """The labels that put the Indexed Job under Kueue: its LocalQueue and WorkloadPriorityClass.
+
+    On the Job only: Kueue's batch/Job integration reads them there and makes one Workload of all
+    the Job's pods, so that the group is admitted whole (docs/queues.md)."""
+    labels = {}
+    if job.spec.queue_name is not None:
+        labels[KUEUE_QUEUE_LABEL] = job.spec.queue_name
+        if job.spec.priority_class_name is not None:
+            labels[KUEUE_PRIORITY_LABEL] = job.spec.priority_class_name
+    return labels
 
 
 def contract_env(job: TrainingJob, restart: int, metrics_address: str,
@@ -235,6 +250,9 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "name": job.metadata.name,
         "namespace": job.metadata.namespace,
         "labels": labels,
+        "job_labels": {**labels, **kueue_labels(job)},
+        # Kueue unsuspends the Job when it admits the whole group; until then no pod exists.
+        "queued": spec.queue_name is not None,
         "selector": worker_selector(job),
         "owner_references": owner_references(job),
         "port": COORDINATOR_PORT,

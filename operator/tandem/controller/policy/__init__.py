@@ -4,8 +4,10 @@
   suspend       runPolicy.suspend -> the workers removed, Suspended
   deadline      activeDeadlineSeconds passed -> Failed (DeadlineExceeded)
   group         the children of the current group created; the previous group waited out
+  queueing      a Job Kueue holds suspended -> Queued, naming the queue and Kueue's reason
   unstartable   a worker the kubelet cannot start (image, command) -> Failed without restarts
   failure       a worker failed -> whole-group restart, or Failed at backoffLimit
+  queueing      a worker unschedulable -> Pending quoting the scheduler; Failed at schedulingTimeoutSeconds
   progress      Succeeded, Running (with a metrics read when due) or Pending
   after_finish  ttlSecondsAfterFinished passed -> the TrainingJob deleted
 
