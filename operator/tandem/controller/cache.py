@@ -42,6 +42,10 @@ class Cache:
     #: how many times in a row, which the retry backoff needs. Only this process knows them; a
     #: new leader learns them again at its first create.
     refusals: dict[Key, dict[tuple[str, str], Refusal]] = field(default_factory=dict)
+    #: Each job's pods as last read from the API server directly (policy/failure.py asks for it
+    #: when its Job failed and no failed pod was cached): (the Job's uid, the pods). Kept apart
+    #: from the watched pods, so that a late watch event cannot hide the failed pod again.
+    listed_pods: dict[Key, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
         """Never let a late watch event replace a fresher object we wrote ourselves."""
@@ -57,6 +61,7 @@ class Cache:
         if deleted:
             self.training_jobs.pop(key, None)
             self.refusals.pop(key, None)  # a new TrainingJob of the same name starts clean
+            self.listed_pods.pop(key, None)
         elif self._newer(self.training_jobs.get(key), obj):
             self.training_jobs[key] = _slim(obj)
         return key
@@ -103,3 +108,7 @@ class Cache:
         if refusal is not None:
             self.refusals.setdefault(key, {})[(kind, name)] = refusal
         return refusal != before
+
+    def listed(self, key: Key, job_uid: str, pods: list[Mapping[str, Any]]) -> None:
+        """Record the pods of the Job with `job_uid`, as read from the API server."""
+        self.listed_pods[key] = (job_uid, [_slim(pod) for pod in pods])

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, KIND, PLURAL, VERSION
+from ..contract import API_GROUP, API_VERSION, FIELD_MANAGER, JOB_NAME_LABEL, KIND, MAX_WORKERS, PLURAL, VERSION
 from ..errors import NotFound
 from ..kubeapi import connect, error_type
 from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
@@ -155,6 +155,15 @@ class KubeWriter:
         latest = max(events.items, key=when)
         count = sum(event.count or 1 for event in events.items)
         return count, rfc3339(when(latest)), (latest.message or "")[:MESSAGE_LIMIT]
+
+    def job_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The pods of the job `name` (its JOB_NAME_LABEL), read from the API server itself: a
+        quorum read, not the watch cache, so a replica that just took the lease sees the failed
+        pod the failure rules judge. The caller keeps only those its Job owns."""
+        response = self.core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={name}",
+                                                 limit=2 * MAX_WORKERS, _preload_content=False)
+        items = json.loads(response.data).get("items") or []  # the API's own JSON, as the watch gives it
+        return [item for item in items if isinstance(item, dict)]
 
     def restore_spec(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the spec of an object of the job's own (the caller observed its uid) with the

@@ -8,6 +8,8 @@ The group lifecycle:
   Pending -> Running -> Succeeded
   a worker fails -> Restarting (old Job deleted, then recreated with restart+1) -> ...
   restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
+  a failure rule (runPolicy.failurePolicy) says FailJob -> Failed now; Ignore -> Restarting, not counted
+  Running and no step reported for progressDeadlineSeconds -> Restarting (Hung), under the failure rules
   a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
   suspend -> Suspended (Job deleted) -> resume -> Pending
   activeDeadlineSeconds passed -> Failed (DeadlineExceeded), even with a spec made Invalid
@@ -31,6 +33,7 @@ from .policy.after_finish import expire_after_finish
 from .policy.deadline import enforce_deadline, requeue_before_deadline
 from .policy.failure import handle_failure
 from .policy.group import ensure_group
+from .policy.hang import detect_hang
 from .policy.progress import track_progress
 from .policy.suspend import suspend
 from .policy.unstartable import fail_unstartable
@@ -72,6 +75,8 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
     if fail_unstartable(decision, job, observed):
         return
     if handle_failure(decision, job, observed):
+        return
+    if detect_hang(decision, job):
         return
     track_progress(decision, job, observed)
     requeue_before_deadline(decision, job.spec.run_policy)

@@ -125,7 +125,7 @@ class Controller:
         observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
                            self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
                            self.cache.refusals.get(key, {}).values(),
-                           self.cache.network_policies.get(key))
+                           self.cache.network_policies.get(key), self.cache.listed_pods.get(key))
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
@@ -152,6 +152,9 @@ class Controller:
             self.cache.put_child(child["kind"], await asyncio.to_thread(self.writer.restore_spec, child))
         if actions.read_failed_creates is not None:
             await self._read_failed_creates(key, actions.read_failed_creates)
+        if actions.read_pods is not None:
+            read = actions.read_pods
+            self.cache.listed(key, read.job_uid, await asyncio.to_thread(self.writer.job_pods, read.namespace, read.name))
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -237,7 +240,7 @@ class Controller:
         if not summary.available:
             return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
         figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return with_metrics(read.status, figures, now, read.generation)
+        return with_metrics(read.status, figures, now, read.generation, track_progress=read.progress)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
