@@ -50,9 +50,10 @@ def failure_message(pods: list[PodState], fallback: str) -> str:
     """Name the failed worker (the root cause) by index, with its exit code and reason. Never the
     container's own termination message (observed.py keeps it out): it names the pod, whose
     logs say the rest to whoever may read them."""
-    if not pods:
+    failed = sorted((p for p in pods if p.phase == "Failed"), key=_cause_order)
+    if not failed:
         return fallback
-    first = pods[0]
+    first = failed[0]
     text = f"worker {first.index} (pod {first.name}) failed"
     if first.exit_code is not None:
         text += f" with exit code {first.exit_code}"
