@@ -156,7 +156,8 @@ def failure_rules_unique_names() -> dict[str, str]:
 
 def progress_needs_metrics_rule() -> dict[str, str]:
     """CEL on the spec: a progress or startup deadline needs the figures (the model's _metrics_for_deadlines)."""
-    deadlines = "has(self.runPolicy) && (has(self.runPolicy.progressDeadlineSeconds) || has(self.runPolicy.startupDeadlineSeconds))"
+    deadlines = ("has(self.runPolicy) && (has(self.runPolicy.progressDeadlineSeconds) || "
+                 "has(self.runPolicy.startupDeadlineSeconds))")
     return {"rule": f"!({deadlines}) || !has(self.metrics) || !has(self.metrics.enabled) || self.metrics.enabled",
             "message": "metrics.enabled must be true with runPolicy.progressDeadlineSeconds or startupDeadlineSeconds "
                        "(a hang is told from the steps the workers report)",

@@ -121,7 +121,8 @@ class ProgressStatus(_Status):
     since: Optional[str] = Field(None, description="When the group's steps were first read (RFC 3339).")
     checked_at: Optional[str] = Field(None, description="When the steps were last read (RFC 3339).")
     last_step: int = Field(0, ge=0, description="The highest step count any worker has reported.")
-    last_step_at: Optional[str] = Field(None, description="When a worker's step count last rose in this group; unset before the first step.")
+    last_step_at: Optional[str] = Field(
+        None, description="When a worker's step count last rose in this group; unset before the first step.")
     workers: list[WorkerProgress] = Field(default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker steps.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ..contract import JOB_NAME_LABEL
 from .observed import Refusal
@@ -109,6 +109,6 @@ class Cache:
             self.refusals.setdefault(key, {})[(kind, name)] = refusal
         return refusal != before
 
-    def listed(self, key: Key, job_uid: str, pods: list[Mapping[str, Any]]) -> None:
+    def listed(self, key: Key, job_uid: str, pods: Sequence[Mapping[str, Any]]) -> None:
         """Record the pods of the Job with `job_uid`, as read from the API server."""
         self.listed_pods[key] = (job_uid, [_slim(pod) for pod in pods])

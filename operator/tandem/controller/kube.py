@@ -162,7 +162,7 @@ class KubeWriter:
         pod the failure rules judge. The caller keeps only those its Job owns."""
         response = self.core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={name}",
                                                  limit=2 * MAX_WORKERS, _preload_content=False)
-        items = json.loads(response.data).get("items") or []  # the API's own JSON, as the watch gives it
+        items = json.loads(response.data).get("items") or []  # type: ignore[attr-defined]  # the API's own JSON, as the watch gives it
         return [item for item in items if isinstance(item, dict)]
 
     def restore_spec(self, obj: Mapping[str, Any]) -> dict[str, Any]:

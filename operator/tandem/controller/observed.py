@@ -11,7 +11,7 @@ is observed as a Refusal (a name conflict), never as the job's child.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
 
@@ -205,7 +205,7 @@ def conflict_with(kind: str, obj: Mapping[str, Any]) -> Refusal:
 def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
             pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = (),
             network_policy: Optional[Mapping[str, Any]] = None,
-            listed: Optional[tuple[str, list[Mapping[str, Any]]]] = None) -> Observed:
+            listed: Optional[tuple[str, Sequence[Mapping[str, Any]]]] = None) -> Observed:
     """What the TrainingJob with `uid` has: children it does not own become conflicts.
 
     `refusals` are the API server's answers to this job's creates, as the runtime recorded them;

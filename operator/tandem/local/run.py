@@ -71,6 +71,7 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)
     executor = LocalExecutor(job, run_root=run_root, console=console, **options,
                              metrics_address=metrics.address, status_hook=metrics.status_line,
+                             progress_hook=lambda: metrics.latest,
                              extra_env=metrics.worker_env)
     metrics.session = executor.run_id
     metrics.start(executor.run_dir, network)  # Ray starts in the background while the workers start

@@ -97,7 +97,7 @@ def _silent_first(progress: ProgressStatus) -> tuple[WorkerProgress, ...]:
         return ()
     key = [(w.at or "", w.steps) for w in progress.workers]
     earliest = min(key)
-    return tuple(w for w, k in zip(progress.workers, key) if k == earliest)
+    return tuple(w for w, k in zip(progress.workers, key, strict=True) if k == earliest)
 
 
 def hang(progress: Optional[ProgressStatus], restart: int, progress_deadline: Optional[int],
