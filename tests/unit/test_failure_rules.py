@@ -68,7 +68,7 @@ def test_bad_rules_are_refused_naming_the_field(rules, words):
 
 
 def test_a_progress_deadline_needs_metrics():
-    with pytest.raises(SpecError, match="spec.metrics: enabled must be true with runPolicy.progressDeadlineSeconds"):
+    with pytest.raises(SpecError, match=r"spec\.metrics: enabled must be true with runPolicy\.progressDeadlineSeconds"):
         TrainingJob.from_dict(spec(runPolicy={"progressDeadlineSeconds": 60}, metrics={"enabled": False}))
     with pytest.raises(SpecError, match="progressDeadlineSeconds"):
         TrainingJob.from_dict(spec(runPolicy={"progressDeadlineSeconds": 5}))  # under the minimum
