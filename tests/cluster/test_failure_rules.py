@@ -62,3 +62,19 @@ def test_the_crd_refuses_bad_rules_with_a_clear_message(control_plane, operator,
     document["spec"].setdefault("runPolicy", {})["progressDeadlineSeconds"] = 60
     result = control_plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(document), check=False)
     assert result.returncode != 0 and "metrics.enabled must be true" in result.stderr, result.stderr
+
+
+def test_the_fields_show_in_kubectl_explain(control_plane, crd):
+    """The descriptions come from the model (api/model.py, api/status.py) through the CRD."""
+    for path, words in [
+        ("trainingjobs.spec.runPolicy.failurePolicy.rules", "the first that matches decides"),
+        ("trainingjobs.spec.runPolicy.failurePolicy.rules.onExitCodes.operator", "NotIn"),
+        ("trainingjobs.spec.runPolicy.failurePolicy.rules.onPodConditions.type", "DisruptionTarget"),
+        ("trainingjobs.spec.runPolicy.progressDeadlineSeconds", "restart the group as Hung"),
+        ("trainingjobs.spec.runPolicy.startupDeadlineSeconds", "no step is reported"),
+        ("trainingjobs.status.lastFailure.ruleName", "Name of the rule that matched"),
+    ]:
+        def explained(path=path, words=words):
+            result = control_plane.kubectl("explain", path, check=False)
+            return result.returncode == 0 and words in " ".join(result.stdout.split())
+        wait_for(f"kubectl explain {path}", explained, timeout=30, interval=1)
