@@ -223,3 +223,25 @@ def test_a_fail_job_rule_on_hung_stops_the_workers():
     obj = read(obj, {0: 3, 1: 3}, NOW + timedelta(seconds=30))
     obj, actions = step(obj, running, NOW + timedelta(seconds=31))
     assert obj["status"]["phase"] == "Failed" and actions.delete_job  # hung pods do not end by themselves
+
+
+def test_a_failed_pod_deleted_from_the_cache_stays_its_jobs_failure():
+    """The pod GC fails a pod of a lost node (DisruptionTarget) and force-deletes it; the Job may
+    be seen failed only after the DELETED event: the failure rules still see the pod."""
+    from tandem.controller.cache import Cache
+
+    cache = Cache()
+    pod = {"metadata": {"name": "demo-0-x", "namespace": "default", "resourceVersion": "5",
+                        "labels": {"tandem.dev/job-name": "demo", "batch.kubernetes.io/job-completion-index": "0"}},
+           "status": {"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]}}
+    running = {**pod, "metadata": {**pod["metadata"], "name": "demo-1-x"}, "status": {"phase": "Running"}}
+    cache.put_child("Pod", pod)
+    cache.put_child("Pod", running)
+    cache.put_child("Pod", pod, deleted=True)
+    cache.put_child("Pod", running, deleted=True)  # a pod that did not fail is forgotten
+    kept = cache.pods_of(("default", "demo"))
+    assert [p["metadata"]["name"] for p in kept] == ["demo-0-x"] and kept[0]["metadata"]["deletionTimestamp"]
+    state = pod_state(kept[0])
+    assert state.deleting and ("DisruptionTarget", "True") in state.conditions
+    cache.put_training_job({"metadata": {"name": "demo", "namespace": "default"}}, deleted=True)
+    assert cache.pods_of(("default", "demo")) == []

@@ -123,7 +123,7 @@ class Controller:
         if obj is None:
             return
         observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
-                           self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
+                           self.cache.jobs.get(key), self.cache.pods_of(key),
                            self.cache.refusals.get(key, {}).values(),
                            self.cache.network_policies.get(key), self.cache.listed_pods.get(key))
         now = datetime.now(timezone.utc)
