@@ -318,6 +318,44 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
+def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
+    """Issue 18: with `backoffLimit: 0` a lost node would fail the job; a failure rule with action
+    Ignore on the DisruptionTarget condition (which the pod GC sets) restarts the group without
+    counting it, and the job Succeeds."""
+    ns = make_namespace(cp, "chaos-node-ignore")
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
+    victim = None
+    try:
+        document = job_document("lost-node", workers=2, run_seconds=600, backoff=0)
+        document["spec"]["runPolicy"]["failurePolicy"] = {"rules": [
+            {"name": "node-lost", "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+        apply(cp, ns, document)
+        wait_for("Running", lambda: status(cp, ns, "lost-node").get("phase") == "Running", 90)
+        pods = items(cp, ns, "pods", f"{JOB_LABEL}=lost-node")
+        victim = next(p for p in pods if p["metadata"]["labels"][INDEX_LABEL] == "0")["spec"]["nodeName"]
+        cp.kubectl("delete", "node", victim)
+        document["spec"]["podTemplate"]["annotations"][KWOK_RUN] = "3"  # the next group runs briefly
+        apply(cp, ns, document)
+        wait_for("the group restarted", lambda: status(cp, ns, "lost-node").get("restarts", 0) >= 1, 150, 1.0)
+        wait_for("Succeeded", lambda: status(cp, ns, "lost-node").get("phase") == "Succeeded", 120, 1.0)
+        final = status(cp, ns, "lost-node")
+        message = next(c["message"] for c in final["conditions"] if c["type"] == "Restarting")
+        print(f"\nnode {victim} deleted under worker 0: {message}")
+        assert final["restarts"] == 1 and final["ignoredRestarts"] == 1, final
+        last = final["lastFailure"]
+        assert (last["worker"], last["action"], last["ruleName"]) == (0, "Ignore", "node-lost"), last
+        assert "DisruptionTarget" in last["conditions"], last
+        assert "failure rule 0 (node-lost) says Ignore" in message, message
+    except BaseException:
+        print(f"operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        if victim:
+            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(victim)), check=False)
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 # ---------------------------------------------------------------------------- Pod Security
 
 

@@ -64,7 +64,7 @@ def test_the_crd_refuses_bad_rules_with_a_clear_message(control_plane, operator,
     assert result.returncode != 0 and "metrics.enabled must be true" in result.stderr, result.stderr
 
 
-def test_the_fields_show_in_kubectl_explain(control_plane, crd):
+def test_the_fields_show_in_kubectl_explain(control_plane, crd):  # noqa: F811 - the fixture
     """The descriptions come from the model (api/model.py, api/status.py) through the CRD."""
     for path, words in [
         ("trainingjobs.spec.runPolicy.failurePolicy.rules", "the first that matches decides"),

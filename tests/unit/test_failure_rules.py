@@ -45,6 +45,15 @@ def test_the_first_matching_rule_decides(failure, action, rule):
     assert (verdict.action, verdict.rule) == (action, rule)
 
 
+def test_on_reasons_matches_the_disruption_reason_too():
+    preemption = FailurePolicy.model_validate({"rules": [{"action": "Ignore", "onReasons": ["PreemptionByScheduler"]}]})
+    assert judge(Failure(0, exit_code=137, reason="Error", disruption="PreemptionByScheduler"), preemption).action == "Ignore"
+    assert judge(Failure(0, exit_code=137, reason="Error", disruption="DeletionByPodGC"), preemption).action == "Count"
+    pod = pod_state({"metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-completion-index": "0"}},
+                     "status": {"phase": "Failed", "conditions": [
+                         {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}]}})
+    assert pod.disruption == "PreemptionByScheduler"
+
 def test_no_rules_count_every_failure():
     assert judge(Failure(0, exit_code=2), FailurePolicy()).action == "Count"
 

@@ -31,12 +31,9 @@ class Failure:
     #: The pod's conditions as (type, status): ("DisruptionTarget", "True"). Empty locally.
     conditions: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     pod: str = ""
-
-    def describe(self) -> str:
-        parts = [f"exit code {self.exit_code}" if self.exit_code is not None else "",
-                 f"reason {self.reason}" if self.reason else "",
-                 ", ".join(f"condition {t}" for t, s in sorted(self.conditions) if s == "True")]
-        return ", ".join(p for p in parts if p) or "nothing known of it"
+    #: The reason of the pod's DisruptionTarget condition (PreemptionByScheduler, DeletionByPodGC,
+    #: EvictionByEvictionAPI); onReasons matches it as well as `reason`.
+    disruption: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,8 @@ def matches(rule: FailureRule, failure: Failure) -> bool:
         return inside if rule.on_exit_codes.operator == "In" else not inside
     if rule.on_pod_conditions is not None:
         return any((c.type, c.status) in failure.conditions for c in rule.on_pod_conditions)
-    return failure.reason in (rule.on_reasons or ())
+    reasons = rule.on_reasons or ()
+    return failure.reason in reasons or (bool(failure.disruption) and failure.disruption in reasons)
 
 
 def judge(failure: Failure, policy: FailurePolicy) -> Verdict:

@@ -273,8 +273,8 @@ class FailureRule(_Model):
     on_reasons: Optional[list[FailureReason]] = Field(
         None, min_length=1, max_length=MAX_FAILURE_RULES,
         description="Match the failure's reason: Hung (no step within progressDeadlineSeconds or "
-                    "startupDeadlineSeconds), or the worker container's terminated reason (OOMKilled, Error) "
-                    "or its pod's (Evicted).",
+                    "startupDeadlineSeconds), the worker container's terminated reason (OOMKilled, Error), its "
+                    "pod's (Evicted), or its DisruptionTarget condition's (PreemptionByScheduler, DeletionByPodGC).",
     )
 
     @model_validator(mode="after")

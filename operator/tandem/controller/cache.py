@@ -128,7 +128,7 @@ class Cache:
         while len(gone) > MAX_GONE_FAILED_PODS:
             gone.pop(next(iter(gone)))
 
-    def pods_of(self, key: Key) -> list[dict[str, Any]]:
+    def pods_of(self, key: Key) -> list[Mapping[str, Any]]:
         """The job's pods as watched, and its failed pods deleted since (observe keeps those of its Job)."""
         watched = self.pods.get(key, {})
         gone = [pod for name, pod in self.gone_failed_pods.get(key, {}).items() if name not in watched]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
+from ..contract import COMPLETION_INDEX, DISRUPTION_TARGET, RESTART_ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class PodState:
     conditions: frozenset[tuple[str, str]] = frozenset()
     #: When the worker container ended (its terminated.finishedAt, RFC 3339); empty while it runs.
     finished: str = ""
+    #: The reason of its True DisruptionTarget condition (PreemptionByScheduler, DeletionByPodGC,
+    #: EvictionByEvictionAPI, TerminationByKubelet); empty when it was not disrupted.
+    disruption: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         conditions=frozenset((str(c.get("type", "")), str(c.get("status", ""))) for c in status.get("conditions") or []
                              if isinstance(c, Mapping)),
         finished=str(finished),
+        disruption=next((str(c.get("reason") or "") for c in status.get("conditions") or []
+                         if isinstance(c, Mapping) and c.get("type") == DISRUPTION_TARGET and c.get("status") == "True"), ""),
     )
 
 

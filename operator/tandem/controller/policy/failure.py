@@ -60,7 +60,7 @@ def failure_message(pods: list[PodState], fallback: str) -> str:
     if first.reason:
         text += f" ({first.reason})"
     if (DISRUPTION_TARGET, "True") in first.conditions:
-        text += f" [{DISRUPTION_TARGET}]"
+        text += f" [{DISRUPTION_TARGET}{': ' + first.disruption if first.disruption else ''}]"
     if first.message:
         text += f": {first.message[:200]}"
     elif first.reason == OOM_KILLED:
@@ -71,7 +71,8 @@ def failure_message(pods: list[PodState], fallback: str) -> str:
 def pod_failure(pod: Optional[PodState]) -> Failure:
     if pod is None:
         return Failure(worker=None)
-    return Failure(worker=pod.index, exit_code=pod.exit_code, reason=pod.reason, conditions=pod.conditions, pod=pod.name)
+    return Failure(worker=pod.index, exit_code=pod.exit_code, reason=pod.reason, conditions=pod.conditions, pod=pod.name,
+                   disruption=pod.disruption)
 
 
 def waiting_for_failed_pod(current: JobState, now: datetime) -> bool:
@@ -87,7 +88,8 @@ def counted_restarts(decision: Decision) -> int:
 
 def record_failure(decision: Decision, failure: Failure, verdict: Verdict) -> None:
     decision.status["lastFailure"] = {
-        "worker": failure.worker, "pod": failure.pod or None, "exitCode": failure.exit_code, "reason": failure.reason,
+        "worker": failure.worker, "pod": failure.pod or None, "exitCode": failure.exit_code,
+        "reason": failure.reason or failure.disruption,
         "conditions": sorted(t for t, s in failure.conditions if s == "True"), "action": verdict.action,
         "rule": verdict.rule, "ruleName": verdict.rule_name, "restart": decision.restart,
         "time": rfc3339(decision.now),
