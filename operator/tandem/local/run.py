@@ -59,6 +59,9 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
     options["network"] = network
     if spec.metrics.enabled and importlib.util.find_spec("ray") is None:
         console.print("[yellow]metrics need Ray (pip install 'tandem[metrics]'); running without them[/]")
+        if spec.run_policy.watches_progress:
+            console.print("[yellow]without the figures no hang can be told: progressDeadlineSeconds and "
+                          "startupDeadlineSeconds are not enforced in this run[/]")
         executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), MetricsStatus(available=False, reason="Ray is not installed"))
     if not spec.metrics.enabled:
