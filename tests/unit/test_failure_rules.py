@@ -136,6 +136,15 @@ def test_the_disrupted_pod_is_the_root_cause_even_when_deleting():
     assert obj["status"]["lastFailure"]["worker"] == 1 and obj["status"]["lastFailure"]["action"] == "Ignore"
 
 
+def test_a_deleting_pod_that_ends_failed_is_no_failure_while_its_job_has_not_failed():
+    """A queue that suspends the Job (Kueue) or a restart in progress terminates pods, which may end
+    Failed while being deleted: no failure to judge until the Job itself fails."""
+    obj, _ = step(with_rules(), Observed())
+    terminated = PodState("demo-0-x", 0, 0, "Failed", exit_code=143, reason="Error", deleting=True)
+    obj, actions = step(obj, Observed(True, JobState(0), [terminated]))
+    assert obj["status"].get("restarts") == 0 and "lastFailure" not in obj["status"] and not actions.delete_job
+
+
 def test_pod_state_reads_conditions_and_finish_time():
     pod = pod_state({"metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-completion-index": "0"}},
                      "status": {"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}],

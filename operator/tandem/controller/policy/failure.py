@@ -146,7 +146,10 @@ def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> 
     current = observed.job
     assert current is not None  # the group step returned early without a current Job
     pods = failed_pods(observed, decision.restart)
-    if not (current.failed or pods):
+    # What starts a failure: the Job failed, or a pod failed that nobody is deleting. A deleting
+    # pod that ends Failed (its Job suspended by a queue, its group being replaced) is not one on
+    # its own; once the Job fails, it may be the cause (an evicted pod is deleted as it fails).
+    if not (current.failed or any(not p.deleting for p in pods)):
         return False
     if not pods and (observed.listed_pods is None or waiting_for_failed_pod(current, decision.now)):
         # Read the pods from the API server (again, while waiting): the cache may not hold them yet.
