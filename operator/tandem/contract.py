@@ -92,6 +92,37 @@ SCHEDULING_TIMEOUT_ACTIONS: tuple[str, ...] = get_args(SchedulingTimeoutAction)
 REASON_UNSCHEDULABLE = "Unschedulable"
 #: Reason of the Failed condition when workers stayed unschedulable past schedulingTimeoutSeconds.
 REASON_SCHEDULING_TIMEOUT = "SchedulingTimeout"
+# --- Failure rules and hang detection (issue 18, sections 2 and 3) ----------------------------
+#: What a failure rule does with the failure it matches (batch/v1 podFailurePolicy's words).
+FailureAction = Literal["FailJob", "Ignore", "Count"]
+FAILURE_ACTIONS: tuple[str, ...] = get_args(FailureAction)
+#: The action of a failure no rule matches: today's behaviour, a restart counted against backoffLimit.
+DEFAULT_FAILURE_ACTION = "Count"
+ExitCodeOperator = Literal["In", "NotIn"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+#: Rules per failurePolicy, and matchers per rule (podFailurePolicy allows 20 rules).
+MAX_FAILURE_RULES = 20
+#: Exit codes one onExitCodes lists (each of 0..255 at most once).
+MAX_EXIT_CODES = 255
+#: The pod condition Kubernetes sets on a pod it disrupts: preemption (Kueue, the scheduler),
+#: eviction (API-initiated, taint manager), a node lost (the pod GC).
+DISRUPTION_TARGET = "DisruptionTarget"
+#: Reason of a group stopped because no worker reported a step within the progress or startup
+#: deadline; failure rules match it with onReasons: [Hung].
+REASON_HUNG = "Hung"
+#: Reason of the Failed condition when a failure rule with action FailJob matched.
+REASON_FAILED_BY_RULE = "FailedByRule"
+#: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
+FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
+MAX_FAILURE_REASON = 128
+#: A pod condition type: a name or a prefixed name (example.com/Cordoned).
+CONDITION_TYPE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$"
+#: A failure rule's name: a DNS-1123 label, so that events and status can cite it as is.
+RULE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: The shortest progress or startup deadline. On Kubernetes the operator reads the figures every
+#: 15 s and the workers ship them every second: a shorter deadline would call a hang on the
+#: granularity of the reads rather than on the training.
+MIN_PROGRESS_DEADLINE_SECONDS = 30
 
 # --- Names -----------------------------------------------------------------------------------
 

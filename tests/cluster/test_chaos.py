@@ -209,8 +209,9 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
             raise AssertionError(f"seed {SEED}: orphans: {left}") from None
         unnamed = [p.name for p in plans if p.fail and "worker" not in next(
             (c["message"] for c in status(cp, ns, p.name).get("conditions", []) if c["type"] == "Failed"), "")]
-        if unnamed:  # see docs/reliability.md, "Bugs found": reconciled before the pod watch listed
-            print(f"chaos: Failed without the failing worker named (pods not yet seen by a new replica): {unnamed}")
+        # Issue 18: a Job failure is judged only once its failed pod is known, read from the API
+        # server directly when a new replica's cache lacks it (controller/policy/failure.py).
+        assert not unnamed, f"seed {SEED}: Failed without the failing worker named: {unnamed}"
         counts = Counter(ph for ph, _ in outcome.values())
         print(f"chaos: {JOBS} jobs, {len(faults)} operator kills: {dict(counts)}, all as expected, "
               f"no duplicates, no orphans, {time.monotonic() - started:.0f}s")
@@ -325,6 +326,44 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         assert not any(p["spec"].get("nodeName") == victim for p in items(cp, ns, "pods"))
         assert not duplicate_children(cp, ns)
         assert not orphans(cp, ns)
+    except BaseException:
+        print(f"operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        if victim:
+            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(victim)), check=False)
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
+    """Issue 18: with `backoffLimit: 0` a lost node would fail the job; a failure rule with action
+    Ignore on the DisruptionTarget condition (which the pod GC sets) restarts the group without
+    counting it, and the job Succeeds."""
+    ns = make_namespace(cp, "chaos-node-ignore")
+    op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
+    victim = None
+    try:
+        document = job_document("lost-node", workers=2, run_seconds=600, backoff=0)
+        document["spec"]["runPolicy"]["failurePolicy"] = {"rules": [
+            {"name": "node-lost", "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+        apply(cp, ns, document)
+        wait_for("Running", lambda: status(cp, ns, "lost-node").get("phase") == "Running", 90)
+        pods = items(cp, ns, "pods", f"{JOB_LABEL}=lost-node")
+        victim = next(p for p in pods if p["metadata"]["labels"][INDEX_LABEL] == "0")["spec"]["nodeName"]
+        cp.kubectl("delete", "node", victim)
+        document["spec"]["podTemplate"]["annotations"][KWOK_RUN] = "3"  # the next group runs briefly
+        apply(cp, ns, document)
+        wait_for("the group restarted", lambda: status(cp, ns, "lost-node").get("restarts", 0) >= 1, 150, 1.0)
+        wait_for("Succeeded", lambda: status(cp, ns, "lost-node").get("phase") == "Succeeded", 120, 1.0)
+        final = status(cp, ns, "lost-node")
+        message = next(c["message"] for c in final["conditions"] if c["type"] == "Restarting")
+        print(f"\nnode {victim} deleted under worker 0: {message}")
+        assert final["restarts"] == 1 and final["ignoredRestarts"] == 1, final
+        last = final["lastFailure"]
+        assert (last["worker"], last["action"], last["ruleName"]) == (0, "Ignore", "node-lost"), last
+        assert "DisruptionTarget" in last["conditions"], last
+        assert "failure rule 0 (node-lost) says Ignore" in message, message
     except BaseException:
         print(f"operator log tail:\n{op.log()[-6000:]}")
         raise

@@ -164,6 +164,26 @@ _EDGE_LABEL_MAPS = st.dictionaries(
     max_size=2,
 )
 _EDGE_DNS_SUBDOMAINS = st.sampled_from(["sa", "my.sa", "My", "sa-", "a" * 253, "a" * 254, "sa\n", "", "a..b"])
+# Issue 18: failure rules and the progress deadlines.
+_EDGE_EXIT_CODES = st.fixed_dictionaries(
+    {"operator": st.sampled_from(["In", "NotIn", "in", ""]),
+     "values": st.lists(st.sampled_from([0, 1, 2, 3, 255, 256, -1, "2", 2.0, 2.5]), max_size=3)})
+_EDGE_FAILURE_RULE = st.fixed_dictionaries(
+    {"action": st.sampled_from(["FailJob", "Ignore", "Count", "Retry", "failjob"])},
+    optional={"name": st.sampled_from(["a", "user-error", "A", "a_b", "", "a-", "a" * 63, "a" * 64]),
+              "onExitCodes": _EDGE_EXIT_CODES,
+              "onPodConditions": st.lists(st.fixed_dictionaries(
+                  {"type": st.sampled_from(["DisruptionTarget", "x.io/Cordoned", "", "a b", "Ready-"])},
+                  optional={"status": st.sampled_from(["True", "False", "Unknown", "true"])}), max_size=2),
+              "onReasons": st.lists(st.sampled_from(["Hung", "OOMKilled", "", "hung", "1X", "A" * 128, "A" * 129]),
+                                    max_size=2)})
+_EDGE_FAILURE_POLICY = st.one_of(
+    st.fixed_dictionaries({}, optional={"rules": st.lists(_EDGE_FAILURE_RULE, max_size=3)}),
+    st.just({"rules": [{"name": "a", "action": "Count", "onReasons": ["Hung"]},
+                       {"name": "a", "action": "Ignore", "onReasons": ["Error"]}]}),
+    st.just({"rules": [{"action": "Count", "onReasons": ["Hung"]}] * 21}),
+)
+_EDGE_PROGRESS_DEADLINES = st.sampled_from([0, -1, 1, 29, 30, 31, 600, "60", 60.0, 60.5, True, None])
 #: Where near-valid values go, and what they are.
 NEAR_VALID_FIELDS: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
     ("metadata", "name"): _EDGE_NAMES,
@@ -188,6 +208,9 @@ NEAR_VALID_FIELDS: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
     ("spec", "runPolicy", "activeDeadlineSeconds"): _SMALL_COUNTS,
     ("spec", "runPolicy", "ttlSecondsAfterFinished"): _SMALL_COUNTS,
     ("spec", "runPolicy", "suspend"): st.sampled_from([True, False, "true", 1, None]),
+    ("spec", "runPolicy", "failurePolicy"): _EDGE_FAILURE_POLICY,
+    ("spec", "runPolicy", "progressDeadlineSeconds"): _EDGE_PROGRESS_DEADLINES,
+    ("spec", "runPolicy", "startupDeadlineSeconds"): _EDGE_PROGRESS_DEADLINES,
     ("spec", "metrics", "enabled"): st.sampled_from([True, False, "true", "yes", 0, 1, None]),
     ("spec", "metrics", "stragglerThreshold"): st.sampled_from([0, 1, 0.5, "0.5", 1e-9, 0.999, -0.5, True]),
     ("spec", "metrics", "baselineThroughput"): st.sampled_from([0, 1, 0.5, "10", -1.0, 1e300]),

@@ -95,12 +95,11 @@ def test_failure_message_names_the_lowest_failed_worker():
 
 
 def test_job_failure_waits_for_its_pod_only_briefly():
+    """After a direct read found no failed pod (handle_failure asks for one first, every time)."""
     job_failed = JobState(0, failed=True, failed_since="2026-11-25T12:00:00Z")
-    running = pods(0, "Running", "Running")
-    assert waiting_for_failed_pod(job_failed, running, NOW + timedelta(seconds=9))
-    assert not waiting_for_failed_pod(job_failed, running, NOW + timedelta(seconds=10))
-    assert not waiting_for_failed_pod(job_failed, pods(0, "Failed", "Running"), NOW)
-    assert not waiting_for_failed_pod(JobState(0, failed=True), running, NOW)  # no time known: decide now
+    assert waiting_for_failed_pod(job_failed, NOW + timedelta(seconds=9))
+    assert not waiting_for_failed_pod(job_failed, NOW + timedelta(seconds=10))
+    assert not waiting_for_failed_pod(JobState(0, failed=True), NOW)  # no time known: decide now
 
 
 def test_failure_restarts_the_group_until_the_backoff_limit():

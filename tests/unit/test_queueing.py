@@ -183,3 +183,16 @@ def test_placed_workers_clear_the_unschedulable_report():
     running = [PodState(name=f"demo-{i}-x", index=i, restart=0, phase="Running") for i in range(2)]
     obj, _ = step(obj, Observed(True, JobState(0), running, network_policy=POLICY), NOW + timedelta(seconds=120))
     assert obj["status"]["phase"] == "Running"
+
+
+def test_a_preempted_group_restarts_its_progress_clock():
+    """The time a group spends held by Kueue is not silence: its progress record is dropped
+    (null, so the status merge patch removes it), and the clock starts again after readmission."""
+    obj, _ = step(training_job(**QUEUED, runPolicy={"progressDeadlineSeconds": 60}), Observed())
+    obj["status"]["progress"] = {"restart": 0, "since": "2026-01-01T00:00:00Z", "checkedAt": "2026-01-01T00:00:10Z",
+                                 "lastStep": 5, "lastStepAt": "2026-01-01T00:00:10Z",
+                                 "workers": [{"index": 0, "steps": 5, "at": "2026-01-01T00:00:10Z"}]}
+    held = Observed(True, JobState(0, suspended=True, uid="job-uid"), [], network_policy=POLICY,
+                    workload=WorkloadState("w", "Pending", KUEUE_MESSAGE, "Preempted", "room"))
+    obj, actions = step(obj, held)
+    assert obj["status"]["phase"] == "Queued" and actions.status["progress"] is None

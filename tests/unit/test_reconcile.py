@@ -233,15 +233,28 @@ def test_tensorboard_pods_are_not_workers():
     assert observe("u-1", None, None, [board]).pods == []
 
 
-def test_job_failure_waits_briefly_for_the_failed_pod_to_name_it():
+def test_job_failure_reads_the_pods_from_the_api_before_judging_it():
+    """Issue 18: the failed pod is read directly when the cache lacks it, however long ago the Job
+    failed (a new leader finds it failed long before), and only a direct read that finds no
+    failed pod after the brief wait lets the job fail unnamed."""
     obj, _ = step(training_job(runPolicy={"backoffLimit": 0}), Observed())
-    job_failed = JobState(0, failed=True, failed_since="2026-11-25T12:00:00Z")
+    job_failed = JobState(0, failed=True, failed_since="2026-11-25T12:00:00Z", uid="job-uid")
     _, actions = step(obj, Observed(True, job_failed, pods(0, "Running", "Running")), NOW + timedelta(seconds=2))
     assert actions.status == {} or actions.status.get("phase") != "Failed"
     assert actions.requeue_after == 1.0 and not actions.delete_job
-    # after the wait, decide anyway, with the Job's own reason
-    obj2, actions = step(obj, Observed(True, job_failed, []), NOW + timedelta(seconds=11))
-    assert obj2["status"]["phase"] == "Failed"
+    assert actions.read_pods is not None and actions.read_pods.job_uid == "job-uid"
+    # a minute later (a failover): still no decision without a direct read
+    _, actions = step(obj, Observed(True, job_failed, []), NOW + timedelta(seconds=60))
+    assert actions.read_pods is not None and actions.status.get("phase") != "Failed"
+    # the direct read finds the failed pod the cache lacked: it is named
+    listed = [PodState("demo-0-x", 0, 0, "Failed", exit_code=3, reason="Error")]
+    obj2, _ = step(obj, Observed(True, job_failed, [], listed_pods=listed), NOW + timedelta(seconds=60))
+    assert obj2["status"]["phase"] == "Failed" and "worker 0 (pod demo-0-x) failed with exit code 3" in \
+        next(c["message"] for c in obj2["status"]["conditions"] if c["type"] == "Failed")
+    assert obj2["status"]["lastFailure"]["exitCode"] == 3
+    # the direct read finds none, after the wait: decide anyway, with the Job's own reason
+    obj3, _ = step(obj, Observed(True, job_failed, [], listed_pods=[]), NOW + timedelta(seconds=11))
+    assert obj3["status"]["phase"] == "Failed"
 
 
 def test_network_policy_before_the_job_and_put_back_when_deleted_or_edited():

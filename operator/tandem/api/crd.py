@@ -135,6 +135,35 @@ def qualified_keys_rule() -> dict[str, str]:
                        "and a name of at most 63 alphanumerics, '-', '_' or '.'"}
 
 
+def failure_rule_rules() -> list[dict[str, str]]:
+    """CEL on one runPolicy.failurePolicy rule: one matcher, and no exit code 0 with In (the model's
+    FailureRule and ExitCodesMatcher say the same)."""
+    matchers = " + ".join(f"(has(self.{m}) ? 1 : 0)" for m in ("onExitCodes", "onPodConditions", "onReasons"))
+    return [
+        {"rule": f"{matchers} == 1", "message": "set exactly one of onExitCodes, onPodConditions and onReasons"},
+        {"rule": "!has(self.onExitCodes) || self.onExitCodes.operator != 'In' || !(0 in self.onExitCodes.values)",
+         "message": "onExitCodes.values must not contain 0 with operator In: a worker that exits 0 did not fail",
+         "fieldPath": ".onExitCodes.values", "reason": "FieldValueInvalid"},
+    ]
+
+
+def failure_rules_unique_names() -> dict[str, str]:
+    """CEL on runPolicy.failurePolicy.rules: each name at most once (names are optional, so the
+    list cannot be a list-map keyed by name)."""
+    return {"rule": "self.all(r, !has(r.name) || self.filter(s, has(s.name) && s.name == r.name).size() == 1)",
+            "message": "each failure rule name must be used once"}
+
+
+def progress_needs_metrics_rule() -> dict[str, str]:
+    """CEL on the spec: a progress or startup deadline needs the figures (the model's _metrics_for_deadlines)."""
+    deadlines = ("has(self.runPolicy) && (has(self.runPolicy.progressDeadlineSeconds) || "
+                 "has(self.runPolicy.startupDeadlineSeconds))")
+    return {"rule": f"!({deadlines}) || !has(self.metrics) || !has(self.metrics.enabled) || self.metrics.enabled",
+            "message": "metrics.enabled must be true with runPolicy.progressDeadlineSeconds or startupDeadlineSeconds "
+                       "(a hang is told from the steps the workers report)",
+            "fieldPath": ".metrics.enabled", "reason": "FieldValueInvalid"}
+
+
 SPEC_RULES = [
     strategy_rule(),
     {
@@ -163,6 +192,7 @@ SPEC_RULES = [
         "fieldPath": ".priorityClassName",
         "reason": "FieldValueInvalid",
     },
+    progress_needs_metrics_rule(),
 ]
 
 ROOT_RULES = [job_name_rule()]
@@ -249,6 +279,9 @@ def spec_schema() -> dict[str, Any]:
         {"rule": reserved_env_rule(), "message": "TANDEM_* and the variables the launcher derives are reserved",
          "fieldPath": ".name"}
     ]
+    rules = props["runPolicy"]["properties"]["failurePolicy"]["properties"]["rules"]
+    rules["x-kubernetes-validations"] = [failure_rules_unique_names()]
+    rules["items"]["x-kubernetes-validations"] = failure_rule_rules()
     spec["x-kubernetes-validations"] = SPEC_RULES
     return spec
 

@@ -28,16 +28,26 @@ from pydantic.config import JsonDict
 
 from ..contract import (
     API_VERSION,
+    CONDITION_TYPE_PATTERN,
     ENV_VAR_NAME_PATTERN,
+    FAILURE_REASON_PATTERN,
     FRAMEWORKS,
     IMAGE_REFERENCE_PATTERN,
     KIND,
+    MAX_EXIT_CODES,
+    MAX_FAILURE_REASON,
+    MAX_FAILURE_RULES,
     MAX_JOB_NAME,
     MAX_LABEL,
     MAX_WORKERS,
+    MIN_PROGRESS_DEADLINE_SECONDS,
     POSITIVE_QUANTITY_PATTERN,
+    RULE_NAME_PATTERN,
     STRATEGIES,
     ApiVersion,
+    ConditionStatus,
+    ExitCodeOperator,
+    FailureAction,
     Framework,
     Kind,
     SchedulingTimeoutAction,
@@ -202,6 +212,97 @@ class EnvVar(_Model):
         return name
 
 
+# --- runPolicy.failurePolicy (issue 18, section 2): in the spirit of batch/v1 podFailurePolicy --
+#: An exit code a rule matches; the API server's integer, 0..255.
+ExitCode = Annotated[int, Field(ge=0, le=255), BeforeValidator(_json_integer)]
+#: A failure's reason: Hung, or a kubelet reason (OOMKilled, Error, Evicted).
+FailureReason = Annotated[str, StringConstraints(max_length=MAX_FAILURE_REASON, pattern=FAILURE_REASON_PATTERN)]
+
+
+class ExitCodesMatcher(_Model):
+    """Matches the failing worker's exit code, as batch/v1 podFailurePolicy's onExitCodes does."""
+
+    operator: ExitCodeOperator = Field(
+        description="In: the exit code is one of values. NotIn: it is none of them (a worker with no exit code, "
+                    "one stopped as Hung or lost with its node, matches neither)."
+    )
+    values: list[ExitCode] = Field(
+        min_length=1, max_length=MAX_EXIT_CODES, json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Exit codes, 0..255, each once; 0 is refused with In (a worker that exits 0 did not fail).",
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _unique(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values):
+            raise ValueError("lists an exit code twice; list each once")
+        return values
+
+    @model_validator(mode="after")
+    def _no_zero_in(self) -> ExitCodesMatcher:
+        if self.operator == "In" and 0 in self.values:
+            raise ValueError("values must not contain 0 with operator In: a worker that exits 0 did not fail")
+        return self
+
+
+class PodConditionMatcher(_Model):
+    """Matches a condition of the failing worker's pod (Kubernetes only), as podFailurePolicy's onPodConditions."""
+
+    type: str = Field(
+        max_length=MAX_NAME, pattern=CONDITION_TYPE_PATTERN,
+        description="Pod condition type, e.g. DisruptionTarget: the pod was preempted, evicted, or lost with its node.",
+    )
+    status: ConditionStatus = Field("True", description="The condition's status to match: True (default), False or Unknown.")
+
+
+class FailureRule(_Model):
+    """One failure rule: the first rule whose matcher matches the failure decides its action."""
+
+    name: Optional[str] = Field(
+        None, max_length=MAX_LABEL, pattern=RULE_NAME_PATTERN,
+        description="A name for status and events to cite (a DNS-1123 label); rules without one are cited by index.",
+    )
+    action: FailureAction = Field(
+        description="FailJob: fail the job now, no restart. Ignore: restart the group without counting it against "
+                    "backoffLimit. Count: restart and count it (what an unmatched failure gets)."
+    )
+    on_exit_codes: Optional[ExitCodesMatcher] = Field(None, description="Match the failing worker's exit code.")
+    on_pod_conditions: Optional[list[PodConditionMatcher]] = Field(
+        None, min_length=1, max_length=MAX_FAILURE_RULES,
+        description="Match if the failing worker's pod has any of these conditions (Kubernetes only).",
+    )
+    on_reasons: Optional[list[FailureReason]] = Field(
+        None, min_length=1, max_length=MAX_FAILURE_RULES,
+        description="Match the failure's reason: Hung (no step within progressDeadlineSeconds or "
+                    "startupDeadlineSeconds), the worker container's terminated reason (OOMKilled, Error), its "
+                    "pod's (Evicted), or its DisruptionTarget condition's (PreemptionByScheduler, DeletionByPodGC).",
+    )
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> FailureRule:
+        if sum(m is not None for m in (self.on_exit_codes, self.on_pod_conditions, self.on_reasons)) != 1:
+            raise ValueError("set exactly one of onExitCodes, onPodConditions and onReasons")
+        return self
+
+
+class FailurePolicy(_Model):
+    """What a worker failure or a hang does to the job, decided by the first rule that matches."""
+
+    rules: list[FailureRule] = Field(
+        default_factory=list, max_length=MAX_FAILURE_RULES,
+        description=f"Ordered rules, at most {MAX_FAILURE_RULES}; the first that matches decides. No rule matches: Count.",
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: list[FailureRule]) -> list[FailureRule]:
+        named = [rule.name for rule in rules if rule.name is not None]
+        twice = sorted({name for name in named if named.count(name) > 1})
+        if twice:
+            raise ValueError(f"rule name {twice[0]!r} is used twice; give each rule its own name")
+        return rules
+
+
 class RunPolicy(_Model):
     """How failures, deadlines and clean-up are handled for the whole worker group."""
 
@@ -224,6 +325,28 @@ class RunPolicy(_Model):
         "Fail", description="After schedulingTimeoutSeconds: Fail (the workers are removed, the job Failed with "
         "reason SchedulingTimeout) or Wait (the job stays Pending, saying why).",
     )
+    # issue 18, sections 2 and 3: failure rules and hang detection
+    failure_policy: FailurePolicy = Field(
+        default_factory=FailurePolicy,
+        description="Rules matched on a failed worker's exit code, pod conditions or reason (Hung): fail the job, "
+                    "restart without counting, or count (docs/failure-rules.md).",
+    )
+    progress_deadline_seconds: OptionalInt = Field(
+        None, ge=MIN_PROGRESS_DEADLINE_SECONDS,
+        description="Once the first step is reported: restart the group as Hung (under failurePolicy) when no worker "
+                    f"reports a step for this long. At least {MIN_PROGRESS_DEADLINE_SECONDS}; needs metrics.enabled.",
+    )
+    startup_deadline_seconds: OptionalInt = Field(
+        None, ge=MIN_PROGRESS_DEADLINE_SECONDS,
+        description="From the time all workers run: restart the group as Hung when no step is reported for this "
+                    f"long. Unset: startup may take any time. At least {MIN_PROGRESS_DEADLINE_SECONDS}; needs "
+                    "metrics.enabled.",
+    )
+
+    @property
+    def watches_progress(self) -> bool:
+        """Whether the workers' reported steps decide anything (a hang)."""
+        return self.progress_deadline_seconds is not None or self.startup_deadline_seconds is not None
 
 
 class MetricsSpec(_Model):
@@ -423,6 +546,16 @@ class TrainingJobSpec(_Model):
         if info.data.get("strategy") == "tpu" and resources.gpus:
             raise ValueError("gpus must be 0 with strategy tpu (TPU chips come from spec.tpu)")
         return resources
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_for_deadlines(cls, metrics: MetricsSpec, info: ValidationInfo) -> MetricsSpec:
+        """A hang is known only from the steps the workers report: without figures, none."""
+        policy: Optional[RunPolicy] = info.data.get("run_policy")
+        if policy is not None and policy.watches_progress and not metrics.enabled:
+            raise ValueError("enabled must be true with runPolicy.progressDeadlineSeconds or startupDeadlineSeconds: "
+                             "a hang is told from the steps the workers report; set enabled: true or drop the deadlines")
+        return metrics
 
     @field_validator("env")
     @classmethod

@@ -90,6 +90,42 @@ class MetricsStatus(_Status):
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 
+# --- issue 18: the failure a rule judged, and the steps a hang is told from ----------------------
+class FailureStatus(_Status):
+    """The last failure the failure rules judged: the worker, what it said, and the rule that decided."""
+
+    worker: Optional[int] = Field(None, description="Index of the failed worker (for Hung: the first that went silent).")
+    pod: Optional[str] = Field(None, description="Name of the failed worker's pod (Kubernetes).")
+    exit_code: Optional[int] = Field(None, description="Exit code of the failed worker's container, when it exited.")
+    reason: str = Field("", description="Hung, or the container's or pod's reason (Error, OOMKilled, Evicted...).")
+    conditions: list[str] = Field(default_factory=list, description="The failed pod's True conditions, e.g. DisruptionTarget.")
+    action: str = Field("", description="What was done: FailJob, Ignore (restart not counted) or Count.")
+    rule: Optional[int] = Field(None, description="Index of the runPolicy.failurePolicy rule that matched; unset: none did.")
+    rule_name: Optional[str] = Field(None, description="Name of the rule that matched, when it has one.")
+    restart: int = Field(0, description="The group (restart number) the failure happened in.")
+    time: Optional[str] = Field(None, description="When the failure was judged (RFC 3339).")
+
+
+class WorkerProgress(_Status):
+    """One worker's reported steps, as the progress deadline sees them."""
+
+    index: int = Field(ge=0, description="Worker index.")
+    steps: int = Field(0, ge=0, description="Steps the worker has reported so far.")
+    at: Optional[str] = Field(None, description="When its step count was last seen to rise in this group (RFC 3339).")
+
+
+class ProgressStatus(_Status):
+    """The workers' steps in the current group, for runPolicy.progressDeadlineSeconds and startupDeadlineSeconds."""
+
+    restart: int = Field(0, description="The group (restart number) these figures are of.")
+    since: Optional[str] = Field(None, description="When the group's steps were first read (RFC 3339).")
+    checked_at: Optional[str] = Field(None, description="When the steps were last read (RFC 3339).")
+    last_step: int = Field(0, ge=0, description="The highest step count any worker has reported.")
+    last_step_at: Optional[str] = Field(
+        None, description="When a worker's step count last rose in this group; unset before the first step.")
+    workers: list[WorkerProgress] = Field(default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker steps.")
+
+
 class TrainingJobStatus(_Status):
     """Observed state of a TrainingJob."""
 
@@ -102,3 +138,6 @@ class TrainingJobStatus(_Status):
     observed_generation: Optional[int] = Field(None, description="The .metadata.generation last reconciled.")
     metrics: Optional[MetricsStatus] = Field(None, description="Throughput, scaling efficiency and straggler.")
     tensorboard: Optional[str] = Field(None, description="Address of the job's TensorBoard, when enabled.")
+    ignored_restarts: int = Field(0, description="Restarts a failure rule with action Ignore did not count against backoffLimit.")
+    last_failure: Optional[FailureStatus] = Field(None, description="The last failure and the failure rule that decided it.")
+    progress: Optional[ProgressStatus] = Field(None, description="Reported steps, when a progress or startup deadline is set.")

@@ -60,6 +60,8 @@ class MetricsRead:
     baseline_throughput: Optional[float]
     straggler_threshold: float
     generation: Optional[int]
+    #: Whether the read also updates status.progress (a progress or startup deadline is set).
+    progress: bool = False
     #: The status this pass ends with (filled in by Decision.finish); the figures go into it.
     status: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +83,19 @@ class FailedCreatesRead:
 class WorkloadRead:
     """Read the Kueue Workload of the job's suspended Job (by the Job's uid) and record it for the
     next pass, which names Kueue's reason in the Queued condition (policy/queueing.py)."""
+
+    namespace: str
+    name: str
+    job_uid: str
+
+
+@dataclass(frozen=True)
+class PodsRead:
+    """Read the pods of the job's own Job (by its uid) from the API server, not the watch cache.
+
+    Asked for when the Job failed and the cache holds no failed pod of it: a replica that just
+    became leader may not have seen the pods yet, and the failure rules need the failed worker's
+    exit code and reason. The runtime records what it reads, and the next pass judges with it."""
 
     namespace: str
     name: str
@@ -110,3 +125,4 @@ class Actions:
     read_metrics: Optional[MetricsRead] = None
     read_failed_creates: Optional[FailedCreatesRead] = None
     read_workload: Optional[WorkloadRead] = None
+    read_pods: Optional[PodsRead] = None

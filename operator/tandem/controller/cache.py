@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ..contract import JOB_NAME_LABEL
 from .observed import Refusal
 from .workload import WorkloadState
 
 Key = tuple[str, str]
+#: Deleted failed pods remembered per job, the newest: the first failures of a group name its cause.
+MAX_GONE_FAILED_PODS = 16
 
 
 def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,6 +47,12 @@ class Cache:
     refusals: dict[Key, dict[tuple[str, str], Refusal]] = field(default_factory=dict)
     #: Kueue's Workload of each queued job, as last read (policy/queueing.py asks for reads).
     workloads: dict[Key, WorkloadState] = field(default_factory=dict)
+    #: Each job's pods as last read from the API server directly (policy/failure.py asks for it
+    #: when its Job failed and no failed pod was cached): (the Job's uid, the pods). Kept apart
+    #: from the watched pods, so that a late watch event cannot hide the failed pod again.
+    listed_pods: dict[Key, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    #: Each job's failed pods since deleted (by name), so that their failure stays known.
+    gone_failed_pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def _newer(self, old: Optional[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
         """Never let a late watch event replace a fresher object we wrote ourselves."""
@@ -61,6 +69,8 @@ class Cache:
             self.training_jobs.pop(key, None)
             self.refusals.pop(key, None)  # a new TrainingJob of the same name starts clean
             self.workloads.pop(key, None)
+            self.listed_pods.pop(key, None)
+            self.gone_failed_pods.pop(key, None)
         elif self._newer(self.training_jobs.get(key), obj):
             self.training_jobs[key] = _slim(obj)
         return key
@@ -73,7 +83,8 @@ class Cache:
         if kind == "Pod":
             pods = self.pods.setdefault(key, {})
             if deleted:
-                pods.pop(name, None)
+                gone = pods.pop(name, None)
+                self._remember_failed(key, obj if (obj.get("status") or {}).get("phase") == "Failed" else gone)
             elif self._newer(pods.get(name), obj):
                 pods[name] = _slim(obj)
             return key
@@ -107,3 +118,26 @@ class Cache:
         if refusal is not None:
             self.refusals.setdefault(key, {})[(kind, name)] = refusal
         return refusal != before
+
+    def _remember_failed(self, key: Key, obj: Optional[Mapping[str, Any]]) -> None:
+        """A failed pod that is deleted (an evicted or preempted pod, one the pod GC removes with
+        its lost node) goes on being its Job's failure: the failure rules need its exit code and
+        DisruptionTarget condition, and the Job may be seen failed only after the pod is gone."""
+        if obj is None or (obj.get("status") or {}).get("phase") != "Failed":
+            return
+        kept = _slim(obj)
+        kept["metadata"].setdefault("deletionTimestamp", "deleted")
+        gone = self.gone_failed_pods.setdefault(key, {})
+        gone[kept["metadata"]["name"]] = kept
+        while len(gone) > MAX_GONE_FAILED_PODS:
+            gone.pop(next(iter(gone)))
+
+    def pods_of(self, key: Key) -> list[Mapping[str, Any]]:
+        """The job's pods as watched, and its failed pods deleted since (observe keeps those of its Job)."""
+        watched = self.pods.get(key, {})
+        gone = [pod for name, pod in self.gone_failed_pods.get(key, {}).items() if name not in watched]
+        return [*watched.values(), *gone]
+
+    def listed(self, key: Key, job_uid: str, pods: Sequence[Mapping[str, Any]]) -> None:
+        """Record the pods of the Job with `job_uid`, as read from the API server."""
+        self.listed_pods[key] = (job_uid, [_slim(pod) for pod in pods])

@@ -28,11 +28,13 @@ from ..contract import (
     API_GROUP,
     API_VERSION,
     FIELD_MANAGER,
+    JOB_NAME_LABEL,
     KIND,
     KUEUE_GROUP,
     KUEUE_JOB_UID_LABEL,
     KUEUE_VERSION,
     KUEUE_WORKLOADS,
+    MAX_WORKERS,
     PLURAL,
     VERSION,
 )
@@ -187,6 +189,15 @@ class KubeWriter:
             return WorkloadState(missing="Kueue has made no Workload for the Job yet (is Kueue's batch/job "
                                          "integration enabled?)")
         return workload_state(items[0])
+
+    def job_pods(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The pods of the job `name` (its JOB_NAME_LABEL), read from the API server itself: a
+        quorum read, not the watch cache, so a replica that just took the lease sees the failed
+        pod the failure rules judge. The caller keeps only those its Job owns."""
+        response = self.core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={name}",
+                                                 limit=2 * MAX_WORKERS, _preload_content=False)
+        items = json.loads(response.data).get("items") or []  # type: ignore[attr-defined]  # the API's own JSON, as the watch gives it
+        return [item for item in items if isinstance(item, dict)]
 
     def restore_spec(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the spec of an object of the job's own (the caller observed its uid) with the

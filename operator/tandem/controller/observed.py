@@ -11,9 +11,9 @@ is observed as a Refusal (a name conflict), never as the job's child.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ..contract import COMPLETION_INDEX, RESTART_ANNOTATION
+from ..contract import COMPLETION_INDEX, DISRUPTION_TARGET, RESTART_ANNOTATION
 from .workload import WorkloadState
 
 
@@ -40,6 +40,13 @@ class PodState:
     #: and since when (RFC 3339); empty once placed.
     unschedulable_message: str = ""
     unschedulable_since: str = ""
+    #: The pod's conditions as (type, status), for the failure rules' onPodConditions (DisruptionTarget).
+    conditions: frozenset[tuple[str, str]] = frozenset()
+    #: When the worker container ended (its terminated.finishedAt, RFC 3339); empty while it runs.
+    finished: str = ""
+    #: The reason of its True DisruptionTarget condition (PreemptionByScheduler, DeletionByPodGC,
+    #: EvictionByEvictionAPI, TerminationByKubelet); empty when it was not disrupted.
+    disruption: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ class Observed:
     network_policy: Optional[Mapping[str, Any]] = None
     #: Kueue's Workload of the current Job, as last read (queued jobs only); None before a read.
     workload: Optional[WorkloadState] = None
+    #: The current Job's pods as read from the API server itself (not the watch cache), after a
+    #: Job failure whose failed pod the cache did not hold; None: no such read for this Job.
+    listed_pods: Optional[list[PodState]] = None
 
     def pods_of(self, restart: int) -> list[PodState]:
         return [p for p in self.pods if p.restart == restart and not p.deleting]
@@ -145,7 +155,7 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     index = labels.get(COMPLETION_INDEX, annotations.get(COMPLETION_INDEX, "-1"))
     exit_code, reason, message = None, status.get("reason", ""), status.get("message", "")
-    waiting_reason = waiting_message = ""
+    waiting_reason = waiting_message = finished = ""
     containers = (obj.get("spec") or {}).get("containers") or [{}]
     image = containers[0].get("image", "")
     for container in status.get("containerStatuses") or []:
@@ -155,6 +165,7 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
             exit_code = terminated.get("exitCode")
             reason = terminated.get("reason") or reason
             message = _runtime_message(terminated) or message
+            finished = terminated.get("finishedAt") or ""
             image = container.get("image") or image
         if waiting.get("reason", "") not in STARTING_REASONS and not waiting_reason:
             waiting_reason, waiting_message = waiting["reason"], waiting.get("message", "")
@@ -178,6 +189,11 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         started=status.get("startTime", ""),
         unschedulable_message=(scheduled.get("message") or "Unschedulable") if unschedulable else "",
         unschedulable_since=(scheduled.get("lastTransitionTime") or "") if unschedulable else "",
+        conditions=frozenset((str(c.get("type", "")), str(c.get("status", ""))) for c in status.get("conditions") or []
+                             if isinstance(c, Mapping)),
+        finished=str(finished),
+        disruption=next((str(c.get("reason") or "") for c in status.get("conditions") or []
+                         if isinstance(c, Mapping) and c.get("type") == DISRUPTION_TARGET and c.get("status") == "True"), ""),
     )
 
 
@@ -208,10 +224,12 @@ def conflict_with(kind: str, obj: Mapping[str, Any]) -> Refusal:
 def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mapping[str, Any]],
             pods: list[Mapping[str, Any]], refusals: Iterable[Refusal] = (),
             network_policy: Optional[Mapping[str, Any]] = None,
-            workload: Optional[WorkloadState] = None) -> Observed:
+            workload: Optional[WorkloadState] = None,
+            listed: Optional[tuple[str, Sequence[Mapping[str, Any]]]] = None) -> Observed:
     """What the TrainingJob with `uid` has: children it does not own become conflicts.
 
-    `refusals` are the API server's answers to this job's creates, as the runtime recorded them."""
+    `refusals` are the API server's answers to this job's creates, as the runtime recorded them;
+    `listed`: (the Job's uid, its pods) as last read from the API server directly."""
     found: dict[tuple[str, str], Refusal] = {}
     for kind, obj in (("Service", service), ("Job", job), ("NetworkPolicy", network_policy)):
         if obj is not None and not owned_by(obj, uid):
@@ -221,6 +239,10 @@ def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mappin
         found[(refusal.kind, refusal.name)] = refusal  # the recorded one carries the attempts
     own_job = job if job is not None and owned_by(job, uid) else None
     job_uid = (own_job or {}).get("metadata", {}).get("uid", "")
+    listed_pods = None
+    if listed is not None and job_uid and listed[0] == job_uid:
+        listed_pods = [state for state in map(pod_state, (p for p in listed[1] if owned_by(p, job_uid)))
+                       if state.index >= 0]
     return Observed(
         service=service is not None and owned_by(service, uid),
         job=job_state(own_job) if own_job is not None else None,
@@ -230,4 +252,5 @@ def observe(uid: str, service: Optional[Mapping[str, Any]], job: Optional[Mappin
         network_policy=(network_policy.get("spec") or {})
         if network_policy is not None and owned_by(network_policy, uid) else None,
         workload=workload,
+        listed_pods=listed_pods,
     )

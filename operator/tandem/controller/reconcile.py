@@ -8,6 +8,8 @@ The group lifecycle:
   Pending -> Running -> Succeeded
   a worker fails -> Restarting (old Job deleted, then recreated with restart+1) -> ...
   restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
+  a failure rule (runPolicy.failurePolicy) says FailJob -> Failed now; Ignore -> Restarting, not counted
+  Running and no step reported for progressDeadlineSeconds -> Restarting (Hung), under the failure rules
   a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
   suspend -> Suspended (Job deleted) -> resume -> Pending
   spec.queueName: Job created suspended -> Queued (Kueue's reason) -> admitted -> Pending -> Running;
@@ -34,6 +36,7 @@ from .policy.after_finish import expire_after_finish
 from .policy.deadline import enforce_deadline, requeue_before_deadline
 from .policy.failure import handle_failure
 from .policy.group import ensure_group
+from .policy.hang import detect_hang, hold_progress_clock
 from .policy.progress import track_progress
 from .policy.queueing import check_scheduling, wait_in_queue
 from .policy.suspend import suspend
@@ -66,6 +69,7 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
 def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> None:
     """The steps for a job that has not finished; the first step that decides ends the pass."""
     if suspend(decision, job, observed):
+        hold_progress_clock(decision)
         return
     if not decision.status.get("startTime"):
         decision.status["startTime"] = rfc3339(decision.now)
@@ -74,12 +78,15 @@ def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics
     if ensure_group(decision, job, observed, metrics):
         return
     if wait_in_queue(decision, job, observed):
+        hold_progress_clock(decision)
         return
     if fail_unstartable(decision, job, observed):
         return
     if handle_failure(decision, job, observed):
         return
     if check_scheduling(decision, job, observed):
+        return
+    if detect_hang(decision, job):
         return
     track_progress(decision, job, observed)
     requeue_before_deadline(decision, job.spec.run_policy)

@@ -123,9 +123,10 @@ class Controller:
         if obj is None:
             return
         observed = observe(obj.get("metadata", {}).get("uid", ""), self.cache.services.get(key),
-                           self.cache.jobs.get(key), list(self.cache.pods.get(key, {}).values()),
+                           self.cache.jobs.get(key), self.cache.pods_of(key),
                            self.cache.refusals.get(key, {}).values(),
-                           self.cache.network_policies.get(key), self.cache.workloads.get(key))
+                           self.cache.network_policies.get(key), self.cache.workloads.get(key),
+                           self.cache.listed_pods.get(key))
         now = datetime.now(timezone.utc)
         actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
@@ -156,6 +157,9 @@ class Controller:
             await self._read_workload(key, actions.read_workload)
         else:
             self.cache.workloads.pop(key, None)  # admitted or gone: the next wait reads afresh
+        if actions.read_pods is not None:
+            read = actions.read_pods
+            self.cache.listed(key, read.job_uid, await asyncio.to_thread(self.writer.job_pods, read.namespace, read.name))
         for event in actions.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             await asyncio.to_thread(self.writer.post_event, obj, event)
@@ -248,7 +252,7 @@ class Controller:
         if not summary.available:
             return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
         figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return with_metrics(read.status, figures, now, read.generation)
+        return with_metrics(read.status, figures, now, read.generation, track_progress=read.progress)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:

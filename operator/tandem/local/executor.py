@@ -5,6 +5,12 @@ worker on 127.0.0.1 (see local.plan), inside the run's private network namespace
 (`_sys.netns`: no other host reaches the workers' ports), streams each worker's output with a `[worker i]` prefix
 and to a log file, and treats the group as one: the first worker to fail stops the others,
 and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
+
+runPolicy.failurePolicy judges each failure as on Kubernetes (api/failure_rules.py): FailJob
+ends the run, Ignore restarts without counting, Count (no rule matched) counts the restart. With a
+progress or startup deadline, the figures the local Ray collects (`progress_hook`) are watched as
+the operator watches them (metrics/progress.py): a group whose workers report no step for the
+deadline is stopped as Hung, naming the worker that went silent first, and judged the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, NoReturn, Optional, Union
@@ -32,9 +38,20 @@ from .._sys.exitcodes import exit_code
 from .._sys.lifetime import become_subreaper, die_with_parent
 from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
+from ..api.failure_rules import Failure, Verdict, judge
 from ..api.model import TrainingJob
-from ..contract import ENV_CHECKPOINT_DIR, ENV_DEBUG, ENV_RUN_DIR, ENV_RUN_ID, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR
+from ..api.status import MetricsStatus, ProgressStatus
+from ..contract import (
+    ENV_CHECKPOINT_DIR,
+    ENV_DEBUG,
+    ENV_RUN_DIR,
+    ENV_RUN_ID,
+    ENV_TENSORBOARD,
+    ENV_TENSORBOARD_DIR,
+    REASON_HUNG,
+)
 from ..errors import Interrupted
+from ..metrics import progress as progress_clock
 from ..render import render_one
 from ..render.context import omp_threads
 from .console import worker_line
@@ -62,7 +79,12 @@ class Attempt:
     exits: list[WorkerExit]
     seconds: float
     failed: Optional[WorkerExit] = None
+    #: "failed" (a worker exited non-zero), "hung" (no step within the deadline), "deadline".
     reason: str = ""
+    #: What the failure rules made of the failure; None when nothing failed.
+    verdict: Optional[Verdict] = None
+    #: For a hung group: what the condition would say on Kubernetes (last step, silent workers).
+    detail: str = ""
 
 
 @dataclass
@@ -170,6 +192,7 @@ class LocalExecutor:
         debug: bool = False,
         tensorboard: bool = False,
         network: Optional[PrivateNetwork] = None,
+        progress_hook: Optional[Callable[[], Optional[MetricsStatus]]] = None,
     ):
         """`network`: a private network namespace the workers run in (TensorBoard stays on this
         host's loopback, where the browser reaches it)."""
@@ -185,6 +208,8 @@ class LocalExecutor:
         if self.tensorboard_dir is not None:
             self.extra_env.update({ENV_TENSORBOARD: "1", ENV_TENSORBOARD_DIR: str(self.tensorboard_dir)})
         self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
+        #: The latest figures (LocalMetrics.latest): the steps a hang is told from.
+        self.progress_hook = progress_hook
         self._started = time.monotonic()
 
     def run(self) -> RunResult:
@@ -199,16 +224,25 @@ class LocalExecutor:
         active = self.run_dir / ACTIVE_MARKER  # `tandem logs --follow` stops when it is gone
         active.write_text(str(os.getpid()))
         try:
-            for restart in range(limit + 1):
+            restart = counted = 0
+            while True:
                 attempt = self._run_group(first + restart, restart, limit)
                 result.attempts.append(attempt)
                 if attempt.failed is None or attempt.reason == "deadline":
                     break
-                if restart < limit:
-                    self.console.print(
-                        f"[yellow]restarting all {self.job.spec.worker_count} workers "
-                        f"({restart + 1}/{limit}); they resume from {self.run_dir / 'checkpoints'}[/]"
-                    )
+                attempt.verdict = verdict = judge(self._failure(attempt), self.job.spec.run_policy.failure_policy)
+                if verdict.action == "FailJob":
+                    self.console.print(f"[red]{verdict.cite()} says FailJob: not restarted[/]")
+                    break
+                if verdict.action == "Count" and counted >= limit:
+                    break
+                counted += verdict.counted
+                restart += 1
+                how = f"({counted}/{limit})" if verdict.counted else f"({verdict.cite()} says Ignore: not counted)"
+                self.console.print(
+                    f"[yellow]restarting all {self.job.spec.worker_count} workers "
+                    f"{how}; they resume from {self.run_dir / 'checkpoints'}[/]"
+                )
         except Interrupted:
             result.interrupted = True
             self.console.print("[yellow]interrupted: all workers stopped[/]")
@@ -216,6 +250,14 @@ class LocalExecutor:
             active.unlink(missing_ok=True)
             _restore_signals(previous)
         return result
+
+    @staticmethod
+    def _failure(attempt: Attempt) -> Failure:
+        """The failure as the rules see it: a local worker has an exit code, or was stopped as Hung."""
+        assert attempt.failed is not None
+        if attempt.reason == "hung":
+            return Failure(worker=attempt.failed.index, reason=REASON_HUNG)
+        return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason="Error")
 
     def _omp_env(self) -> dict[str, str]:
         """The host's cores shared by every local process, unless the spec sets OMP_NUM_THREADS."""
@@ -254,22 +296,23 @@ class LocalExecutor:
             if self.debug:
                 self.console.print(f"[bold]--debug[/]: worker 0 has this terminal (pdb works there); "
                                    f"the other workers wait and log to {log_dir}")
-            failed, reason = self._watch(workers, lines, restart, limit)
+            failed, reason, detail = self._watch(workers, lines, restart, limit)
         finally:
             self._stop(workers)
             self._drain(lines, show=not self.debug)
         exits = [WorkerExit(w.plan.index, _exit_code(w.process.returncode), w.log) for w in workers]
-        attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason)
+        attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason, detail=detail)
         if failed is not None:
             self._report_failure(attempt, workers[failed.index])
         return attempt
 
     def _watch(
         self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], restart: int, limit: int
-    ) -> tuple[Optional[WorkerExit], str]:
-        """Until every worker succeeded, one failed, or the deadline passed. With --debug,
-        worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
+    ) -> tuple[Optional[WorkerExit], str, str]:
+        """Until every worker succeeded, one failed, the group hung, or the deadline passed. With
+        --debug, worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
         deadline = self._deadline()
+        clock = _ProgressWatch(self.job, self.progress_hook, restart)
         live = None if self.debug else Live(
             self._status(workers, restart, limit), console=self.console, transient=True,
             refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
@@ -278,13 +321,18 @@ class LocalExecutor:
                 self._drain(lines, live, show=live is not None)
                 codes = [w.process.poll() for w in workers]
                 if any(code not in (None, 0) for code in codes):
-                    return self._root_cause(workers), "failed"
+                    return self._root_cause(workers), "failed", ""
                 if all(code == 0 for code in codes):
-                    return None, ""
+                    return None, "", ""
                 if deadline is not None and time.monotonic() > deadline:
                     seconds = self.job.spec.run_policy.active_deadline_seconds
                     self.console.print(f"[red]activeDeadlineSeconds ({seconds}) passed: stopping the job[/]")
-                    return WorkerExit(0, 124, workers[0].log), "deadline"
+                    return WorkerExit(0, 124, workers[0].log), "deadline", ""
+                hung = clock.hang()
+                if hung is not None:
+                    index = hung.worker if hung.worker is not None else 0
+                    self.console.print(f"[red]{REASON_HUNG}: {hung.message()}: stopping all workers[/]")
+                    return WorkerExit(index, -1, workers[index].log), "hung", hung.message()
                 if live is not None:
                     live.update(self._status(workers, restart, limit))
                 time.sleep(0.1)
@@ -345,7 +393,7 @@ class LocalExecutor:
 
     def _report_failure(self, attempt: Attempt, worker: _Worker) -> None:
         assert attempt.failed is not None
-        if attempt.reason == "deadline":
+        if attempt.reason in ("deadline", "hung"):
             return
         tail = "\n".join(worker.tail[-TAIL_LINES:]) or "(no output)"
         self.console.print(Panel(
@@ -353,6 +401,28 @@ class LocalExecutor:
             title=f"worker {attempt.failed.index} exited with code {attempt.failed.code} — last lines of {worker.log}",
             border_style="red",
         ))
+
+
+class _ProgressWatch:
+    """One group's steps, read from the latest figures as they come, judged against the deadlines
+    (metrics/progress.py, the operator's own rules); idle without a progress or startup deadline."""
+
+    def __init__(self, job: TrainingJob, latest: Optional[Callable[[], Optional[MetricsStatus]]], restart: int):
+        policy = job.spec.run_policy
+        self.latest = latest if policy.watches_progress else None
+        self.progress_deadline, self.startup_deadline = policy.progress_deadline_seconds, policy.startup_deadline_seconds
+        self.restart = restart
+        self.progress: Optional[ProgressStatus] = None
+        self._seen: Optional[MetricsStatus] = None
+
+    def hang(self) -> Optional[progress_clock.Hang]:
+        figures = self.latest() if self.latest is not None else None
+        if figures is None or figures is self._seen or not figures.available:
+            return None  # no fresh figures: nothing is judged (an outage is not a hang)
+        self._seen = figures
+        steps = {w.index: w.steps for w in figures.per_worker}
+        self.progress = progress_clock.observe(self.progress, self.restart, steps, datetime.now(timezone.utc))
+        return progress_clock.hang(self.progress, self.restart, self.progress_deadline, self.startup_deadline)
 
 
 def _exit_code(returncode: Optional[int]) -> int:

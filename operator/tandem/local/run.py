@@ -59,6 +59,9 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
     options["network"] = network
     if spec.metrics.enabled and importlib.util.find_spec("ray") is None:
         console.print("[yellow]metrics need Ray (pip install 'tandem[metrics]'); running without them[/]")
+        if spec.run_policy.watches_progress:
+            console.print("[yellow]without the figures no hang can be told: progressDeadlineSeconds and "
+                          "startupDeadlineSeconds are not enforced in this run[/]")
         executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), MetricsStatus(available=False, reason="Ray is not installed"))
     if not spec.metrics.enabled:
@@ -71,6 +74,7 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)
     executor = LocalExecutor(job, run_root=run_root, console=console, **options,
                              metrics_address=metrics.address, status_hook=metrics.status_line,
+                             progress_hook=lambda: metrics.latest,
                              extra_env=metrics.worker_env)
     metrics.session = executor.run_id
     metrics.start(executor.run_dir, network)  # Ray starts in the background while the workers start

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
+from ..contract import REASON_HUNG
 from .executor import RunResult
 
 
@@ -83,5 +84,7 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     seconds = sum(a.seconds for a in result.attempts)
     console.print(f"restarts: {result.restarts}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
     if last and last.failed is not None and not result.interrupted:
-        what = "passed its activeDeadlineSeconds" if last.reason == "deadline" else f"exited with code {last.failed.code}"
+        what = {"deadline": "passed its activeDeadlineSeconds",
+                "hung": f"went silent first ({REASON_HUNG}: {last.detail})"}.get(
+            last.reason, f"exited with code {last.failed.code}")
         console.print(f"[red]worker {last.failed.index} {what}; the job failed after {result.restarts} restarts[/]")

@@ -16,8 +16,9 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ...api.model import TrainingJob
-from ...api.status import MetricsStatus
+from ...api.status import MetricsStatus, ProgressStatus
 from ...contract import METRICS_AVAILABLE
+from ...metrics import progress
 from ..actions import MetricsRead
 from ..decision import Decision, parse_time, rfc3339, set_condition
 
@@ -44,6 +45,7 @@ def schedule_metrics(decision: Decision, job: TrainingJob, final: bool = False) 
             baseline_throughput=job.spec.metrics.baseline_throughput,
             straggler_threshold=job.spec.metrics.straggler_threshold,
             generation=decision.generation,
+            progress=job.spec.run_policy.watches_progress,
         )
     if not final:
         decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
@@ -70,9 +72,20 @@ def replacing(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str
     return {**{key: None for key in previous if key not in fresh}, **fresh}
 
 
+def with_progress(status: Mapping[str, Any], figures: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """status.progress after one read of the figures: each worker's steps, and when they last rose
+    (metrics/progress.py; what policy/hang.py judges a hang from)."""
+    raw = status.get("progress")
+    previous = ProgressStatus.model_validate(raw) if isinstance(raw, dict) else None
+    steps = {int(w["index"]): int(w.get("steps") or 0) for w in figures.get("perWorker") or []}
+    fresh = progress.observe(previous, int(status.get("restarts") or 0), steps, now)
+    return replacing(raw if isinstance(raw, dict) else {}, fresh.model_dump(by_alias=True, exclude_none=True))
+
+
 def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]], now: datetime,
-                 generation: Optional[int], error: str = "") -> dict[str, Any]:
-    """status with fresh figures, or with MetricsAvailable False and the reason; never fails."""
+                 generation: Optional[int], error: str = "", track_progress: bool = False) -> dict[str, Any]:
+    """status with fresh figures, or with MetricsAvailable False and the reason; never fails.
+    `track_progress`: fresh figures also update status.progress."""
     updated = dict(status)
     conditions = list(updated.get("conditions") or [])
     previous = dict(updated.get("metrics") or {})
@@ -81,6 +94,8 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
         figures, error = checked_figures(metrics)
     if figures is not None:
         updated["metrics"] = replacing(previous, {**figures, "available": True, "updatedAt": rfc3339(now)})
+        if track_progress:
+            updated["progress"] = with_progress(updated, figures, now)
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:

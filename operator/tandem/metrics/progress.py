@@ -1,0 +1,142 @@
+"""Hang detection from the reported steps, pure: shared by the operator and `tandem run`.
+
+Steps are counted by the one who reads them, on the reader's own clock: each read of the figures
+gives every worker's step count, and a worker's `at` moves to the read's time whenever its count
+rose. The workers' own clocks are never compared with the reader's.
+
+A group is Hung when fresh figures show no rise for the deadline: `checkedAt - lastStepAt` (the
+progress deadline, once a first step was seen) or `checkedAt - since` (the startup deadline,
+before it). Measured at `checkedAt`, the last successful read, never at "now": while the figures
+cannot be read (a gateway down, a Ray restarting), nothing is judged, so an outage of the metrics
+channel is never taken for a hang of the training. A hang is never called early: a step at time T
+is seen at a read R >= T, so a hang is called at R + deadline or later.
+
+The first read of a group is its baseline. In the first group (restart 0) every count starts at 0,
+so steps seen at the first read are the group's own; after a restart the collector still holds the
+earlier groups' steps, so the first read's counts are taken as they are, and only a rise after
+them is a step of the new group (the clock may start up to one read late; it never starts early).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping, Optional
+
+from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerProgress
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: Optional[str]) -> Optional[datetime]:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int, int], now: datetime) -> ProgressStatus:
+    """The progress record after one read of the figures (`steps`: worker index -> steps so far), at `now` (UTC)."""
+    stamp = _rfc3339(now)
+    fresh = previous is None or previous.restart != restart
+    before = {} if fresh or previous is None else {w.index: w for w in previous.workers}
+    workers = []
+    for index in sorted(steps)[:MAX_WORKER_FIGURES]:
+        count = max(0, int(steps[index]))
+        old = before.get(index)
+        if old is None:
+            # Absent from the baseline read: it had reported nothing, so any count is this group's.
+            rose = count > 0 and (not fresh or restart == 0)
+        else:
+            rose = count > old.steps
+        workers.append(WorkerProgress(index=index, steps=count, at=stamp if rose else (old.at if old else None)))
+    times = [w.at for w in workers if w.at]
+    return ProgressStatus(
+        restart=restart,
+        since=stamp if fresh or previous is None else previous.since,
+        checked_at=stamp,
+        last_step=max((w.steps for w in workers), default=0),
+        last_step_at=max(times) if times else None,  # RFC 3339 in UTC sorts as time does
+        workers=workers,
+    )
+
+
+@dataclass(frozen=True)
+class Hang:
+    """A group no worker of which reported a step for the deadline."""
+
+    seconds: int
+    deadline: int
+    startup: bool
+    last_step: int
+    #: The worker that reported the last step seen; None before any step.
+    last_worker: Optional[int]
+    #: The workers that went silent first (their steps last rose earliest, fewest steps first).
+    silent_first: tuple[WorkerProgress, ...]
+
+    @property
+    def worker(self) -> Optional[int]:
+        return self.silent_first[0].index if self.silent_first else None
+
+    def message(self) -> str:
+        if self.startup:
+            return (f"no worker reported a first step within startupDeadlineSeconds ({self.deadline}): "
+                    f"{self.seconds}s since the group's steps were first read")
+        silent = ", ".join(f"worker {w.index} (step {w.steps}, last rose {w.at or 'never'})"
+                           for w in self.silent_first[:5])
+        more = f" and {len(self.silent_first) - 5} more" if len(self.silent_first) > 5 else ""
+        return (f"no worker reported a step for {self.seconds}s (progressDeadlineSeconds {self.deadline}); "
+                f"the last step seen is {self.last_step} (worker {self.last_worker}); "
+                f"silent first: {silent}{more}")
+
+
+def _silent_first(progress: ProgressStatus) -> tuple[WorkerProgress, ...]:
+    """The workers whose steps last rose earliest (never: earliest of all); among those, the fewest steps."""
+    if not progress.workers:
+        return ()
+    key = [(w.at or "", w.steps) for w in progress.workers]
+    earliest = min(key)
+    return tuple(w for w, k in zip(progress.workers, key, strict=True) if k == earliest)
+
+
+def hang(progress: Optional[ProgressStatus], restart: int, progress_deadline: Optional[int],
+         startup_deadline: Optional[int]) -> Optional[Hang]:
+    """The hang these figures show for group `restart`, or None (none, or no figures of that group)."""
+    if progress is None or progress.restart != restart:
+        return None
+    checked = _parse(progress.checked_at)
+    if checked is None:
+        return None
+    last = _parse(progress.last_step_at)
+    if last is None:
+        since = _parse(progress.since)
+        if startup_deadline is None or since is None:
+            return None
+        seconds = int((checked - since).total_seconds())
+        if seconds < startup_deadline:
+            return None
+        return Hang(seconds, startup_deadline, True, 0, None, tuple(progress.workers))
+    if progress_deadline is None:
+        return None
+    seconds = int((checked - last).total_seconds())
+    if seconds < progress_deadline:
+        return None
+    leader = max(progress.workers, key=lambda w: (w.steps, w.at or ""), default=None)
+    return Hang(seconds, progress_deadline, False, progress.last_step, leader.index if leader else None,
+                _silent_first(progress))
+
+
+def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: Optional[int],
+           startup_deadline: Optional[int]) -> Optional[float]:
+    """Seconds from the last read until a hang would be called if nothing rose; None: no deadline runs."""
+    if progress is None or progress.restart != restart:
+        return None
+    last, since, checked = _parse(progress.last_step_at), _parse(progress.since), _parse(progress.checked_at)
+    if checked is None:
+        return None
+    if last is not None and progress_deadline is not None:
+        return (last - checked).total_seconds() + progress_deadline
+    if last is None and since is not None and startup_deadline is not None:
+        return (since - checked).total_seconds() + startup_deadline
+    return None
