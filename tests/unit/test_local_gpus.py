@@ -77,7 +77,7 @@ def test_a_run_needing_more_gpus_than_there_are_is_refused_in_one_line():
 
 
 def test_procs_per_worker_counts_once_per_worker():
-    with pytest.raises(SpecError, match="needs 4 GPUs .* has 3 "):
+    with pytest.raises(SpecError, match=r"needs 4 GPUs .* has 3 "):
         worker_gpu_env(job(workers=2, gpus=2, procs=2), environ={}, probe=machine(3))
 
 

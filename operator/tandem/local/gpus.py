@@ -91,7 +91,8 @@ def partition(workers: int, gpus_per_worker: int, devices: Sequence[str], source
     if needed > len(devices):
         raise SpecError([(
             "spec.resources.gpus",
-            f"this run needs {needed} GPUs ({workers} workers x {gpus_per_worker}) but this machine has "
+            f"this run needs {needed} GPUs ({workers} worker{'s' if workers != 1 else ''} x {gpus_per_worker}) "
+            f"but this machine has "
             f"{len(devices)} ({source}); to run on CPU instead: {ON_CPU}",
         )])
     return [",".join(devices[i * gpus_per_worker:(i + 1) * gpus_per_worker]) for i in range(workers)]
