@@ -30,7 +30,7 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl 'pydantic>=2.7,<3' 'kubernetes>=30,<38'
 #
-# (about 6 MB), then run this script with `.whl` carried, e.g. with the device tool:
+# (27 wheels, about 16 MB; kubernetes 37 pulls aiohttp in), then run this script with `.whl` carried, e.g. with the device tool:
 #   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=420)
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +54,7 @@ if missing; then
     exit 2
   fi
   rm -rf "$site"
-  if ! "$python" -m pip install -q --no-index --no-cache-dir --no-compile --find-links "$wheels" \
+  if ! PIP_ROOT_USER_ACTION=ignore "$python" -m pip install -q --disable-pip-version-check --no-index --no-cache-dir --no-compile --find-links "$wheels" \
          --target "$site" 'pydantic>=2.7,<3' 'kubernetes>=30,<38'; then
     echo "gpu_check: the wheels in $wheels do not install on this Python ($("$python" -V 2>&1));" \
          "download them again with --python-version set to it (this script's header)" >&2

@@ -92,8 +92,7 @@ def partition(workers: int, gpus_per_worker: int, devices: Sequence[str], source
         raise SpecError([(
             "spec.resources.gpus",
             f"this run needs {needed} GPUs ({workers} worker{'s' if workers != 1 else ''} x {gpus_per_worker}) "
-            f"but this machine has "
-            f"{len(devices)} ({source}); to run on CPU instead: {ON_CPU}",
+            f"but this machine has {len(devices)} ({source}); to run on CPU instead: {ON_CPU}",
         )])
     return [",".join(devices[i * gpus_per_worker:(i + 1) * gpus_per_worker]) for i in range(workers)]
 
