@@ -11,6 +11,8 @@ Why each check is done the way it is:
   with any number of GPUs.
 - (c) runs a probe of its own through Tandem, not the MLP: it shows which GPUs each process
   sees, that it took its own one (cuda:LOCAL_RANK) and that NCCL all-reduces across them.
+- Timings are figures, never pass/fail (docs/benchmarks.md): the exit code is 1 only when a
+  run failed or a refusal or device assignment was wrong.
 - `--dry` runs all of it on CPU against a fake nvidia-smi that lists 2 GPUs: Tandem hands
   those out (CUDA_VISIBLE_DEVICES) though no GPU is there, so everything but CUDA runs.
 """
@@ -176,8 +178,9 @@ def check_loop(host: Host, work: Path) -> list[Row]:
         Row(f"(a) {what}: loop time, torchrun --standalone (median of {REPEATS})",
             f"{bare_s:.1f} s (runs {', '.join(f'{t:.1f}' for t in times['torchrun'])}; "
             f"wall {statistics.median(walls['torchrun']):.1f} s)", "-", None),
-        Row(f"(a) {what}: loop-time ratio tandem / torchrun", f"{ratio:.3f} (loop times print to 0.1 s)",
-            "<= 1.01", None if host.dry else ratio <= 1.01),
+        Row(f"(a) {what}: loop-time ratio tandem / torchrun",
+            f"{ratio:.3f} (loop times print to 0.1 s): target {'met' if ratio <= 1.01 else 'not met'}",
+            "<= 1.01 (a figure, not a pass/fail check)", None),
     ]
 
 
