@@ -14,6 +14,7 @@ from tandem.local.gpus import (
     ON_CPU,
     VISIBLE_DEVICES,
     available_gpus,
+    describe,
     parse_nvidia_smi,
     parse_visible,
     partition,
@@ -154,3 +155,9 @@ def test_each_worker_plan_carries_its_own_devices():
 def test_the_cli_process_environment_is_read_by_default(monkeypatch):
     monkeypatch.setitem(os.environ, VISIBLE_DEVICES, "4")
     assert worker_gpu_env(job(workers=1, gpus=1), probe=machine(0)) == [{VISIBLE_DEVICES: "4"}]
+
+
+def test_the_run_names_each_worker_s_gpus_only_when_it_has_some():
+    assert describe([{VISIBLE_DEVICES: "0,1"}, {VISIBLE_DEVICES: "2,3"}]) == "GPUs: worker 0: 0,1; worker 1: 2,3"
+    assert describe([{VISIBLE_DEVICES: ""}] * 2) == ""
+    assert describe([{}, {}]) == ""

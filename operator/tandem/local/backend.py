@@ -12,7 +12,7 @@ from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
 from ..backends.base import Backend
 from ..errors import NotFound
-from .gpus import worker_gpu_env
+from .gpus import describe, worker_gpu_env
 from .logs import latest_attempt, latest_metrics, read_lines, run_is_active, worker_logs
 from .run import run_local
 from .table import print_run_summary
@@ -40,6 +40,8 @@ class LocalBackend(Backend):
             f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
             f"x {spec.procs_per_worker} processes, on this machine (logs in {self.runs_dir}/{job.metadata.name})"
         )
+        if describe(gpu_env):
+            console.print(describe(gpu_env))
         run = run_local(job, self.runs_dir, console, resume=self.resume, debug=self.debug,
                         tensorboard=self.tensorboard or spec.tensorboard.enabled, gpu_env=gpu_env)
         print_run_summary(console, job, run.result, run.metrics, run.baseline_source)

@@ -14,7 +14,7 @@ else /proc/driver/nvidia/gpus). The probe runs no framework: importing torch in 
 seconds. A spec that sets CUDA_VISIBLE_DEVICES in `spec.env` chooses the devices itself; Tandem
 then neither sets nor checks them.
 
-Pure functions (`parse_*`, `partition`, `worker_gpu_env`) apart from the one probe (`probe_gpus`),
+Pure functions (`parse_*`, `partition`, `worker_gpu_env`, `describe`) apart from the one probe (`probe_gpus`),
 which callers pass in, so the unit tests fake the machine's devices.
 """
 
@@ -106,3 +106,11 @@ def worker_gpu_env(job: TrainingJob, environ: Optional[Mapping[str, str]] = None
     devices, source = ([], "") if not spec.resources.gpus else available_gpus(
         os.environ if environ is None else environ, probe)
     return [{VISIBLE_DEVICES: value} for value in partition(spec.worker_count, spec.resources.gpus, devices, source)]
+
+
+def describe(gpu_env: Sequence[Mapping[str, str]]) -> str:
+    """The GPUs each worker got, for the run's first lines; '' when Tandem handed out none."""
+    given = [env.get(VISIBLE_DEVICES, "") for env in gpu_env]
+    if not any(given):
+        return ""
+    return "GPUs: " + "; ".join(f"worker {i}: {devices or 'none'}" for i, devices in enumerate(given))
