@@ -269,7 +269,9 @@ def main() -> int:
         rows: list[Row] = []
         for check in (check_refusal, check_procs_per_worker, check_loop, check_gpu_utilisation):
             print(f"gpu_check: {check.__doc__.splitlines()[0] if check.__doc__ else check.__name__}", flush=True)
-            rows += check(host, work)
+            found = check(host, work)
+            print("\n".join(table(found)[2:]), flush=True)  # as it comes: a run cut short keeps these
+            rows += found
         if not any(r.check.startswith("(utilisation)") for r in rows):
             rows.append(Row("(utilisation) GPU utilisation through NVML", "not checked yet (hook: "
                             "check_gpu_utilisation)", "-", None))
