@@ -1,7 +1,8 @@
 """Everything `tandem run` does on this machine.
 
 `executor` runs a TrainingJob's workers as processes (the rendered pod template's command and
-env, see `plan`), `logs` reads their log files back, `tensorboard` serves their event files,
+env, see `plan`), `gpus` gives each worker its own GPUs or refuses a run that needs more than
+there are, `logs` reads their log files back, `tensorboard` serves their event files,
 `ray_session` is the private Ray the figures travel through, `baseline` the recorded one-worker
 throughput, `run` ties those together for one run, `table` prints its end, `sweep` runs a job
 at several worker counts (`tandem bench`), `console` draws worker lines for `tandem run` and

@@ -12,6 +12,7 @@ from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
 from ..backends.base import Backend
 from ..errors import NotFound
+from .gpus import describe, worker_gpu_env
 from .logs import latest_attempt, latest_metrics, read_lines, run_is_active, worker_logs
 from .run import run_local
 from .table import print_run_summary
@@ -34,12 +35,15 @@ class LocalBackend(Backend):
 
     def run(self, job: TrainingJob) -> int:
         console, spec = self.console, job.spec
+        gpu_env = worker_gpu_env(job)  # refuses, in one line, a run that needs more GPUs than there are
         console.print(
             f"[bold]{job.metadata.name}[/]: {spec.framework} {spec.strategy}, {spec.worker_count} workers "
             f"x {spec.procs_per_worker} processes, on this machine (logs in {self.runs_dir}/{job.metadata.name})"
         )
+        if describe(gpu_env):
+            console.print(describe(gpu_env))
         run = run_local(job, self.runs_dir, console, resume=self.resume, debug=self.debug,
-                        tensorboard=self.tensorboard or spec.tensorboard.enabled)
+                        tensorboard=self.tensorboard or spec.tensorboard.enabled, gpu_env=gpu_env)
         print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
         if run.baseline_recorded:
             console.print(f"one-worker baseline recorded: {run.baseline_recorded}")

@@ -55,6 +55,7 @@ from ..metrics import progress as progress_clock
 from ..render import render_one
 from ..render.context import omp_threads
 from .console import worker_line
+from .gpus import worker_gpu_env
 from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
 
@@ -193,10 +194,14 @@ class LocalExecutor:
         tensorboard: bool = False,
         network: Optional[PrivateNetwork] = None,
         progress_hook: Optional[Callable[[], Optional[MetricsStatus]]] = None,
+        gpu_env: Optional[list[dict[str, str]]] = None,
     ):
         """`network`: a private network namespace the workers run in (TensorBoard stays on this
-        host's loopback, where the browser reaches it)."""
+        host's loopback, where the browser reaches it); `gpu_env`: each worker's GPUs
+        (local.gpus), found here when not given, which refuses a run this machine cannot hold
+        before its run directory exists."""
         self.job = job
+        self.gpu_env = worker_gpu_env(job) if gpu_env is None else gpu_env
         self.network = network
         self.console = console or Console(stderr=True)
         self.run_dir = new_run_dir(run_root, job.metadata.name, resume)
@@ -283,7 +288,7 @@ class LocalExecutor:
             "PYTHONUNBUFFERED": "1",
             **self._omp_env(),
             **self.extra_env,
-        })
+        }, worker_env=self.gpu_env)
         log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"
         log_dir.mkdir(parents=True, exist_ok=True)
         lines: queue.Queue[tuple[int, str]] = queue.Queue()

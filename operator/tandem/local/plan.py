@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..contract import COMPLETION_INDEX, ENV_COORDINATOR, ENV_PORT, ENV_WORKER_HOSTS
 from ..launch.env import with_interpreter
@@ -57,11 +57,15 @@ def plan_workers(
     ports: list[int],
     extra_env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+    worker_env: Sequence[Mapping[str, str]] | None = None,
 ) -> list[WorkerPlan]:
-    """One plan per completion index; `ports[i]` is worker i's port, `ports[0]` the coordinator's."""
+    """One plan per completion index; `ports[i]` is worker i's port, `ports[0]` the coordinator's;
+    `worker_env[i]`: what worker i alone gets (its GPUs, local.gpus)."""
     workers = int(job_object["spec"]["completions"])
     if len(ports) != workers:
         raise ValueError(f"need {workers} ports, got {len(ports)}")
+    if worker_env is not None and len(worker_env) != workers:
+        raise ValueError(f"need {workers} per-worker envs, got {len(worker_env)}")
     container = container_of(job_object)
     argv = local_argv([*container.get("command", []), *container.get("args", [])], python)
     plans = []
@@ -72,6 +76,7 @@ def plan_workers(
             ENV_PORT: str(ports[0]),
             ENV_WORKER_HOSTS: ",".join(f"{LOOPBACK}:{p}" for p in ports),
             **(extra_env or {}),
+            **(worker_env[index] if worker_env is not None else {}),
         })
         plans.append(WorkerPlan(index=index, argv=argv, env=env))
     return plans
