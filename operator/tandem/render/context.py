@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
 from .. import contract
 from ..api.model import DEFAULT_IMAGES, TrainingJob
+from ..api.quantity import parse_quantity
 from ..contract import (
     API_VERSION,
     COMPLETION_INDEX,
