@@ -6,8 +6,7 @@ from decimal import Decimal
 from typing import Callable, Union
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from kubernetes.utils.quantity import parse_quantity as client_parse_quantity
 
 from tandem.api.quantity import parse_quantity
