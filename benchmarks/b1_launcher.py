@@ -52,7 +52,7 @@ from common import REPO, append_results, loadavg, median, table
 
 sys.path.insert(0, str(REPO / "operator"))
 from tandem._sys.ports import free_ports
-from tandem.local.threads import local_omp_threads
+from tandem.local.threads import local_omp_threads, physical_cores
 
 PY = sys.executable
 STAMP = str(Path(__file__).resolve().parent / "stamp.py")
@@ -100,7 +100,7 @@ def workloads(names: list[str], workers: int, batch: int | None) -> list[Workloa
 
 def same_threads_as_tandem(workers: int) -> str:
     """OMP_NUM_THREADS that `tandem run` gives each of `workers` one-process workers here."""
-    return str(local_omp_threads(workers, len(os.sched_getaffinity(0))))
+    return str(local_omp_threads(workers, physical_cores(os.sched_getaffinity(0))))
 
 
 def ddp_command(w: Workload, ckpt: str) -> list[str]:

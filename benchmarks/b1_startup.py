@@ -36,7 +36,7 @@ from common import REPO, append_results, loadavg, median, table
 
 sys.path.insert(0, str(REPO / "operator"))
 from tandem._sys.ports import free_ports
-from tandem.local.threads import local_omp_threads
+from tandem.local.threads import local_omp_threads, physical_cores
 
 PY = sys.executable
 IMPORT_PATH = "import tandem.cli.run, tandem.api, tandem.local.backend"
@@ -96,7 +96,7 @@ def main() -> int:
             "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "start"},
             "spec": {"framework": "pytorch", "strategy": "ddp", "image": "tandem/pytorch-worker:0.1.0", "workers": 2,
                      "command": ["python", str(script)], "runPolicy": {"backoffLimit": 0}}}))
-        threads = str(local_omp_threads(2, len(os.sched_getaffinity(0))))
+        threads = str(local_omp_threads(2, physical_cores(os.sched_getaffinity(0))))
 
         def starts(tree: Path) -> dict[str, tuple[list[list[str]], dict[str, str]]]:
             port = free_ports(1)[0]

@@ -39,7 +39,7 @@ from ..render import render_one
 from .console import worker_line
 from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
-from .threads import local_thread_env
+from .threads import local_thread_env, physical_cores
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
@@ -232,7 +232,7 @@ class LocalExecutor:
             ENV_RUN_DIR: str(self.run_dir.resolve()),
             ENV_CHECKPOINT_DIR: str((self.run_dir / "checkpoints").resolve()),
             "PYTHONUNBUFFERED": "1",
-            **local_thread_env(self.job, os.environ, len(os.sched_getaffinity(0))),
+            **local_thread_env(self.job, os.environ, physical_cores(os.sched_getaffinity(0))),
             **self.extra_env,
         })
         log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"
