@@ -1,26 +1,36 @@
-"""B1: launcher overhead. The same training script under `tandem run` and under the bare launcher.
+"""B1: launcher overhead. The same training script under `tandem run` and under the launchers a user would run.
 
-    "$(hack/bootstrap.sh)/bin/python" benchmarks/b1_launcher.py [--repeats 5] [--steps 300] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b1_launcher.py [--workloads small,compute] [--repeats 3] [--no-append]
 
-Variants (each a 2-worker run of an unmodified example script, wrapped by benchmarks/stamp.py,
-which stamps every printed line with the wall-clock time at which the script printed it):
+Variants (each an N-worker run, N = --workers, of an unmodified example script, wrapped by
+benchmarks/stamp.py, which stamps every printed line with the wall-clock time at which the
+script printed it):
 
-- pytorch/tandem:      `tandem run` of a DDP TrainingJob (workers 2, procsPerWorker 1,
-                       --set metrics.enabled=false). Tandem starts, per worker, `python -m
-                       tandem.launch`, which runs torchrun as one node of two (static rendezvous).
-- pytorch/torchrun-2n: the fair baseline: the same topology by hand, two plain `torchrun
-                       --nnodes=2 --node-rank=i --nproc-per-node=1 --rdzv-backend=static
-                       --master-addr=127.0.0.1` processes.
-- pytorch/torchrun-1n: reference only: one `torchrun --standalone --nproc-per-node=2` (one agent
-                       for both ranks: less to start, not what Tandem does for 2 workers).
-- tensorflow/tandem:   `tandem run` of a MultiWorkerMirrored TrainingJob, 2 workers.
-- tensorflow/tf_config: two processes started by hand, each with a hand-written TF_CONFIG.
+- pytorch/tandem:              `tandem run` of a DDP TrainingJob (workers N, procsPerWorker 1,
+                               --set metrics.enabled=false), with Tandem's default threads
+                               (tandem/local/threads.py). Tandem starts, per worker, `python -m
+                               tandem.launch`, which runs torchrun as one node of N (static rendezvous).
+- pytorch/torchrun-standalone: `torchrun --standalone --nproc-per-node=N`: what a user runs for N
+                               co-located ranks (torchrun gives each OMP_NUM_THREADS=1 when N > 1).
+- pytorch/torchrun-nodes:      Tandem's topology by hand: N `torchrun --nnodes=N --node-rank=i
+                               --nproc-per-node=1 --rdzv-backend=static` processes, with the same
+                               OMP_NUM_THREADS as Tandem gives its workers (torchrun sets none for one
+                               process per node: left alone, the ranks oversubscribe the cores).
+- tensorflow/tandem:           `tandem run` of a MultiWorkerMirrored TrainingJob, N workers.
+- tensorflow/tf_config:        N processes started by hand, each with a hand-written TF_CONFIG.
+
+Workloads (jobs/train_ddp.py's MLP; the TensorFlow variants run on the small one only):
+- small:   128 -> 512 -> 10, 64 samples per rank per step: steps of a few ms, where launch and
+           threading overheads show;
+- compute: 2048 -> 8192 -> 10, 16 samples per rank per step: about 0.5 GFLOP per rank per step
+           (tens of ms on one idle core), and a 67 MB gradient allreduce.
 
 Measured per run: time to first step (from just before the launcher is started to the moment
-rank/worker 0 prints step 1), steady throughput (global samples/s from the end of the warm-up
-steps to the last step, rank 0's stamps), and wall time. Runs are interleaved (round r runs
-every variant once, in a rotated order) and each figure is the median of the repeats; the
-ratios are tandem over its fair baseline.
+rank/worker 0 prints its first progress line), steady throughput (global samples/s from the end of
+the warm-up steps to the last step, rank 0's stamps), and wall time. Runs are interleaved (round r
+runs every variant once, in a rotated order) and each figure is the median of the repeats; the
+ratios are Tandem's over the best baseline's throughput, and Tandem's first step against each
+torchrun variant's.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from common import REPO, append_results, loadavg, median, table
 
 sys.path.insert(0, str(REPO / "operator"))
 from tandem._sys.ports import free_ports
+from tandem.local.threads import local_omp_threads, physical_cores
 
 PY = sys.executable
 STAMP = str(Path(__file__).resolve().parent / "stamp.py")
@@ -62,12 +73,34 @@ class Run:
 
 @dataclass
 class Workload:
+    name: str
     steps: int
     warmup: int
     batch: int
+    workers: int
     log_every: int = 10
     ddp_args: list[str] = field(default_factory=list)
     keras_args: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (f"{self.name}: MLP {' -> '.join(self.ddp_args[1::2])} -> 10, {self.batch} samples per rank per step, "
+                f"{self.steps} steps, steady window steps {self.warmup}..{self.steps}, {self.workers} workers")
+
+
+def workloads(names: list[str], workers: int, batch: int | None) -> list[Workload]:
+    known = {
+        "small": Workload("small", steps=200, warmup=40, batch=batch or 64, workers=workers,
+                          ddp_args=["--features", "128", "--hidden", "512"],
+                          keras_args=["--features", "128", "--hidden", "512"]),
+        "compute": Workload("compute", steps=30, warmup=10, batch=batch or 16, workers=workers,
+                            ddp_args=["--features", "2048", "--hidden", "8192", "--samples", "2048"]),
+    }
+    return [known[n] for n in names]
+
+
+def same_threads_as_tandem(workers: int) -> str:
+    """OMP_NUM_THREADS that `tandem run` gives each of `workers` one-process workers here."""
+    return str(local_omp_threads(workers, physical_cores(os.sched_getaffinity(0))))
 
 
 def ddp_command(w: Workload, ckpt: str) -> list[str]:
@@ -80,20 +113,18 @@ def keras_command(w: Workload, ckpt: str) -> list[str]:
             "--checkpoint-dir", ckpt, "--batch-size", str(w.batch), *w.keras_args]
 
 
-def job_file(tmp: Path, framework: str, command: list[str], extra_env: dict[str, str]) -> Path:
-    """A TrainingJob like the examples in jobs/, with the stamped benchmark command."""
+def job_file(tmp: Path, framework: str, command: list[str], workers: int) -> Path:
+    """A TrainingJob like the examples in jobs/, with the stamped benchmark command; no thread
+    setting of its own (Tandem's default policy applies)."""
     if framework == "pytorch":
         spec = {"framework": "pytorch", "strategy": "ddp", "image": "tandem/pytorch-worker:0.1.0",
-                "workers": 2, "procsPerWorker": 1}
+                "workers": workers, "procsPerWorker": 1}
         name = "b1-ddp"
     else:
         spec = {"framework": "tensorflow", "strategy": "multi-worker-mirrored",
-                "image": "tandem/tensorflow-worker:0.1.0", "workers": 2,
+                "image": "tandem/tensorflow-worker:0.1.0", "workers": workers,
                 "env": [{"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"}]}
         name = "b1-keras"
-    if extra_env:
-        spec["env"] = spec.get("env", []) + [{"name": k, "value": v} for k, v in extra_env.items()]
-        name += "-omp1"
     doc = {"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
            "spec": {**spec, "command": ["python", *command], "resources": {"cpu": "1", "memory": "2Gi"},
                     "runPolicy": {"backoffLimit": 0}}}
@@ -103,49 +134,50 @@ def job_file(tmp: Path, framework: str, command: list[str], extra_env: dict[str,
 
 
 def base_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    """This checkout's Tandem (not whichever one the environment has installed), and no thread
+    setting or distributed variable inherited from the shell: each launcher applies its own."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))}
     for k in list(env):
-        if k.startswith("TANDEM_") or k in ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
+        if k.startswith("TANDEM_") or k in ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE",
+                                            "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             del env[k]
     return env
 
 
 def launch(variant: str, w: Workload, tmp: Path, run_no: int) -> tuple[list[list[str]], list[dict[str, str]]]:
     """argv and env of each process the variant starts (all started at once)."""
-    ckpt = str(tmp / f"ckpt-{variant.replace('/', '-')}-{run_no}")
+    ckpt = str(tmp / f"ckpt-{w.name}-{variant.replace('/', '-')}-{run_no}")
     env = base_env()
     framework, launcher = variant.split("/")
-    extra = {}
-    if launcher.endswith("-omp1"):  # diagnosis: one OpenMP thread per rank, as torchrun sets for nproc > 1
-        launcher = launcher[: -len("-omp1")]
-        extra = {"OMP_NUM_THREADS": "1"}
-        env = {**env, **extra}
+    n = w.workers
     command = ddp_command(w, ckpt) if framework == "pytorch" else keras_command(w, ckpt)
     if launcher == "tandem":
-        job = job_file(tmp, framework, command, extra)
+        job = job_file(tmp, framework, command, n)
         argv = [PY, "-m", "tandem", "run", str(job), "--runs-dir", str(tmp / "runs"),
                 "--set", "metrics.enabled=false"]
         return [argv], [env]
-    if launcher == "torchrun-2n":
+    if launcher == "torchrun-nodes":
         port = free_ports(1)[0]
-        argvs = [[PY, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={i}", "--nproc-per-node=1",
+        argvs = [[PY, "-m", "torch.distributed.run", f"--nnodes={n}", f"--node-rank={i}", "--nproc-per-node=1",
                   "--rdzv-backend=static", "--master-addr=127.0.0.1", f"--master-port={port}", "--max-restarts=0",
-                  *command] for i in range(2)]
-        return argvs, [env, env]
-    if launcher == "torchrun-1n":
-        return [[PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=0",
+                  *command] for i in range(n)]
+        node_env = {**env, "OMP_NUM_THREADS": same_threads_as_tandem(n)}
+        return argvs, [node_env] * n
+    if launcher == "torchrun-standalone":
+        return [[PY, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "--max-restarts=0",
                  *command]], [env]
     if launcher == "tf_config":
-        hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
+        hosts = [f"127.0.0.1:{p}" for p in free_ports(n)]
         envs = [{**env, "TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})}
-                for i in range(2)]
-        return [[PY, *command], [PY, *command]], envs
+                for i in range(n)]
+        return [[PY, *command] for _ in range(n)], envs
     raise ValueError(variant)
 
 
 def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) -> Run:
     argvs, envs = launch(variant, w, tmp, run_no)
-    log = tmp / f"log-{variant.replace('/', '-')}-{run_no}.txt"
+    log = tmp / f"log-{w.name}-{variant.replace('/', '-')}-{run_no}.txt"
     result = Run(variant)
     with log.open("w") as out:
         t0 = time.time()
@@ -177,94 +209,115 @@ def run_once(variant: str, w: Workload, tmp: Path, run_no: int, timeout: float) 
         result.ok = True
         result.first_step = stamps[min(stamps)] - t0
         start = stamps.get(w.warmup) or stamps[min(k for k in stamps if k >= w.warmup)]
-        result.throughput = (w.steps - w.warmup) * w.batch * 2 / (stamps[w.steps] - start)
+        result.throughput = (w.steps - w.warmup) * w.batch * w.workers / (stamps[w.steps] - start)
     elif not result.note:
         result.note = f"exit codes {codes}, {len(stamps)} step lines; log {log}"
     return result
 
 
+PYTORCH_VARIANTS = ("pytorch/tandem", "pytorch/torchrun-standalone", "pytorch/torchrun-nodes")
+TENSORFLOW_VARIANTS = ("tensorflow/tandem", "tensorflow/tf_config")
+
+
+def variants_of(w: Workload, wanted: list[str]) -> list[str]:
+    """The TensorFlow script has no compute-bound model: it runs on the small workload only."""
+    return [v for v in wanted if v.startswith("pytorch/") or w.name == "small"]
+
+
+def run_rounds(ws: list[Workload], wanted: list[str], repeats: int, timeout: float,
+               keep_logs: str | None) -> tuple[dict[tuple[str, str], list[Run]], list[str]]:
+    """Every (workload, variant) once per round, in a rotated order; load average per round."""
+    cells = [(w, v) for w in ws for v in variants_of(w, wanted)]
+    runs: dict[tuple[str, str], list[Run]] = {(w.name, v): [] for w, v in cells}
+    loads = [loadavg()]
+    with tempfile.TemporaryDirectory(prefix="tandem-b1-") as tmpdir:
+        tmp = Path(tmpdir)
+        for r in range(repeats):
+            for w, v in cells[r % len(cells):] + cells[:r % len(cells)]:
+                res = run_once(v, w, tmp, r, timeout)
+                runs[(w.name, v)].append(res)
+                print(f"round {r + 1}/{repeats} {w.name:8s} {v:28s} first step {res.first_step:6.2f}s "
+                      f"throughput {res.throughput:8.0f}/s wall {res.wall:6.2f}s "
+                      f"{'ok' if res.ok else 'FAILED ' + res.note}  (load {loadavg()})", file=sys.stderr, flush=True)
+                if not res.ok:
+                    print((tmp / f"log-{w.name}-{v.replace('/', '-')}-{r}.txt").read_text()[-3000:], file=sys.stderr)
+            loads.append(loadavg())
+        if keep_logs:
+            import shutil
+            shutil.copytree(tmp, keep_logs, dirs_exist_ok=True)
+    return runs, loads
+
+
+def spread(values: list[float]) -> str:
+    """(max - min) / median: how far apart a variant's own runs are."""
+    return f"{(max(values) - min(values)) / median(values) * 100:.0f} %" if len(values) > 1 else "-"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--steps", type=int, default=200, help="training steps per run")
-    p.add_argument("--warmup", type=int, default=40, help="steps before the steady-throughput window")
-    p.add_argument("--batch-size", type=int, default=64, help="per worker")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workloads", default="small,compute", help="small, compute or both")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=None, help="per rank; default: the workload's (64 small, 16 compute)")
     p.add_argument("--timeout", type=float, default=240.0, help="per run")
-    p.add_argument("--variants", default="pytorch/tandem,pytorch/torchrun-2n,pytorch/torchrun-1n,"
-                                         "pytorch/tandem-omp1,pytorch/torchrun-2n-omp1,"
-                                         "tensorflow/tandem,tensorflow/tf_config")
+    p.add_argument("--variants", default=",".join(PYTORCH_VARIANTS + TENSORFLOW_VARIANTS))
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="copy every run's log here")
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    w = Workload(steps=args.steps, warmup=args.warmup, batch=args.batch_size,
-                 ddp_args=["--features", "128", "--hidden", "512"],
-                 keras_args=["--features", "128", "--hidden", "512"])
-    variants = args.variants.split(",")
-    runs: dict[str, list[Run]] = {v: [] for v in variants}
-    loads = [loadavg()]
-    with tempfile.TemporaryDirectory(prefix="tandem-b1-") as tmpdir:
-        tmp = Path(tmpdir)
-        for r in range(args.repeats):
-            order = variants[r % len(variants):] + variants[:r % len(variants)]
-            for v in order:
-                res = run_once(v, w, tmp, r, args.timeout)
-                runs[v].append(res)
-                print(f"round {r + 1}/{args.repeats} {v:22s} first step {res.first_step:6.2f}s "
-                      f"throughput {res.throughput:8.0f}/s wall {res.wall:6.2f}s "
-                      f"{'ok' if res.ok else 'FAILED ' + res.note}  (load {loadavg()})", file=sys.stderr, flush=True)
-                if not res.ok:
-                    print((tmp / f"log-{v.replace('/', '-')}-{r}.txt").read_text()[-3000:], file=sys.stderr)
-            loads.append(loadavg())
-        if args.keep_logs:
-            import shutil
-            shutil.copytree(tmp, args.keep_logs, dirs_exist_ok=True)
+    ws = workloads(args.workloads.split(","), args.workers, args.batch_size)
+    runs, loads = run_rounds(ws, args.variants.split(","), args.repeats, args.timeout, args.keep_logs)
 
-    def med(v: str, attr: str) -> float:
-        return median([getattr(x, attr) for x in runs[v] if x.ok])
+    def med(key: tuple[str, str], attr: str) -> float:
+        return median([getattr(x, attr) for x in runs.get(key, []) if x.ok])
 
     rows = []
-    for v in variants:
-        ok = [x for x in runs[v] if x.ok]
-        rows.append((v, f"{len(ok)}/{len(runs[v])}", f"{med(v, 'first_step'):.2f}",
-                     f"{med(v, 'throughput'):,.0f}", f"{med(v, 'wall'):.2f}",
-                     " ".join(f"{x.throughput:.0f}" for x in ok)))
-    results = table(("variant", "ok runs", f"to step {w.log_every} s (median)", "steady samples/s (median)",
-                     "wall s (median)", "throughput of each run"), rows)
+    for (wname, v), rs in runs.items():
+        ok = [x for x in rs if x.ok]
+        rows.append((wname, v, f"{len(ok)}/{len(rs)}", f"{med((wname, v), 'first_step'):.2f}",
+                     f"{med((wname, v), 'throughput'):,.0f}", spread([x.throughput for x in ok]),
+                     f"{med((wname, v), 'wall'):.2f}", " ".join(f"{x.throughput:.0f}" for x in ok)))
+    results = table(("workload", "variant", "ok runs", "to first progress line s (median)", "steady samples/s (median)",
+                     "spread", "wall s (median)", "throughput of each run"), rows)
 
-    pairs = [("pytorch/tandem", "pytorch/torchrun-2n"), ("pytorch/tandem", "pytorch/torchrun-1n"),
-             ("pytorch/tandem-omp1", "pytorch/torchrun-2n-omp1"), ("pytorch/tandem-omp1", "pytorch/torchrun-1n"),
-             ("tensorflow/tandem", "tensorflow/tf_config")]
     ratio_rows = []
-    for a, b in pairs:
-        if a not in runs or b not in runs:
-            continue
-        ratio = med(a, "throughput") / med(b, "throughput")
-        delta = med(a, "first_step") - med(b, "first_step")
-        fair = b != "pytorch/torchrun-1n" and not a.endswith("-omp1")
-        ratio_rows.append((
-            f"{a} vs {b}" + ("" if fair else " (reference)"), f"{ratio:.3f}",
-            ("met" if ratio >= TARGET_RATIO else "MISSED") if fair else "-",
-            f"{delta:+.2f}", ("met" if delta <= TARGET_FIRST_STEP_DELTA else "MISSED") if fair else "-",
-            f"{med(a, 'wall') - med(b, 'wall'):+.2f}"))
-    ratios = table(("comparison", "throughput ratio", f">= {TARGET_RATIO}",
+    for w in ws:
+        for framework, baselines in (("pytorch", PYTORCH_VARIANTS[1:]), ("tensorflow", TENSORFLOW_VARIANTS[1:])):
+            tandem = (w.name, f"{framework}/tandem")
+            present = [(w.name, b) for b in baselines if (w.name, b) in runs]
+            if tandem not in runs or not present:
+                continue
+            best = max(present, key=lambda k: med(k, "throughput"))
+            ratio = med(tandem, "throughput") / med(best, "throughput")
+            for b in present:
+                delta = med(tandem, "first_step") - med(b, "first_step")
+                ratio_b = med(tandem, "throughput") / med(b, "throughput")
+                ratio_rows.append((
+                    w.name, f"{tandem[1]} vs {b[1]}" + (" (best)" if b == best else ""), f"{ratio_b:.3f}",
+                    ("met" if ratio >= TARGET_RATIO else "MISSED") if b == best else "-",
+                    f"{delta:+.2f}", "met" if delta <= TARGET_FIRST_STEP_DELTA else "MISSED",
+                    f"{med(tandem, 'wall') - med(b, 'wall'):+.2f}"))
+    ratios = table(("workload", "comparison", "throughput ratio", f"vs best >= {TARGET_RATIO}",
                     "first-step delta s", f"<= +{TARGET_FIRST_STEP_DELTA} s", "wall delta s"), ratio_rows)
     print(results)
     print()
     print(ratios)
     if not args.no_append:
         body = "\n".join([
-            f"Workload: jobs/train_ddp.py and jobs/train_keras.py, unmodified, wrapped by benchmarks/stamp.py; "
-            f"{args.steps} steps, {args.batch_size} samples per worker per step, MLP 128-512-10, "
-            f"2 workers, CPU; a progress line every {w.log_every} steps; steady window steps {args.warmup}..{args.steps} "
-            f"(rank 0's stamps). Median of {args.repeats} interleaved rounds. Tandem with "
-            f"`--set metrics.enabled=false`. Load average (1/5/15 min) before and after each round: "
-            f"{' -> '.join(loads)}.",
+            "Workloads: jobs/train_ddp.py (and jobs/train_keras.py for the TensorFlow rows), unmodified, wrapped by "
+            "benchmarks/stamp.py, CPU, a progress line every 10 steps; "
+            + "; ".join(w.describe() for w in ws) + ". "
+            f"Tandem's default threads (tandem/local/threads.py): OMP_NUM_THREADS={same_threads_as_tandem(args.workers)} "
+            f"per worker here, given to torchrun-nodes too. Median of {args.repeats} interleaved rounds; 'spread' is "
+            f"(max - min) / median of a variant's runs. Tandem with `--set metrics.enabled=false`. Load average "
+            f"(1/5/15 min) before and after each round: {' -> '.join(loads)}.",
             "",
             results, "", ratios,
         ])
-        append_results("B1 launcher overhead", body, "benchmarks/b1_launcher.py")
+        append_results("B1 launcher overhead (issue 16 baselines)", body,
+                       f"benchmarks/b1_launcher.py --workloads {args.workloads} --repeats {args.repeats} "
+                       f"--workers {args.workers}")
     return 0 if all(x.ok for rs in runs.values() for x in rs) else 1
 
 

@@ -41,12 +41,18 @@ DONE = re.compile(r"done: (\d+) steps in ([0-9.]+)s, (\d+) ranks")
 B2 = re.compile(r"B2 (\{.*\})")
 
 
+def checkout_env() -> dict[str, str]:
+    """This checkout's Tandem, not whichever one the environment has installed."""
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))}
+
+
 def tandem_run(command: list[str], enabled: bool, workers: int, runs_dir: Path) -> str:
     argv = [sys.executable, "-m", "tandem", "run", str(REPO / "jobs/mnist-ddp.yaml"), "--runs-dir", str(runs_dir),
             "--workers", str(workers), "--set", "metadata.name=overhead",
             "--set", f"spec.metrics.enabled={'true' if enabled else 'false'}",
             "--set", "spec.command=" + json.dumps(command)]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(argv, cwd=REPO, env=checkout_env(), capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout + done.stderr
@@ -107,7 +113,7 @@ def main() -> int:
     micro = None
     if not args.end_to_end:
         done = subprocess.run([sys.executable, str(REPO / "benchmarks/metrics_overhead_micro.py")], cwd=REPO,
-                              capture_output=True, text=True, timeout=600)
+                              env=checkout_env(), capture_output=True, text=True, timeout=600)
         found = re.search(r"MICRO (\{.*\})", done.stdout)
         micro = json.loads(found.group(1)) if found else None
         if micro:

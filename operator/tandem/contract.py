@@ -249,6 +249,9 @@ ENV_WORKERS = "TANDEM_WORKERS"
 ENV_WORKER_INDEX = "TANDEM_WORKER_INDEX"
 #: Processes per worker (torchrun --nproc-per-node).
 ENV_PROCS_PER_WORKER = "TANDEM_PROCS_PER_WORKER"
+#: OpenMP threads per worker process (and torch's intra-op threads, which follow it); Tandem sets a
+#: default unless the spec's env does (render.context.omp_threads, local.threads).
+ENV_OMP_THREADS = "OMP_NUM_THREADS"
 #: Host of worker 0, where torch's rendezvous store listens.
 ENV_COORDINATOR = "TANDEM_COORDINATOR"
 #: Port of worker 0's rendezvous store / gRPC server.

@@ -53,11 +53,11 @@ from ..contract import (
 from ..errors import Interrupted
 from ..metrics import progress as progress_clock
 from ..render import render_one
-from ..render.context import omp_threads
 from .console import worker_line
 from .gpus import worker_gpu_env
 from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
+from .threads import local_thread_env, physical_cores
 
 #: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
 STOP_GRACE_SECONDS = 3.0
@@ -264,13 +264,6 @@ class LocalExecutor:
             return Failure(worker=attempt.failed.index, reason=REASON_HUNG)
         return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason="Error")
 
-    def _omp_env(self) -> dict[str, str]:
-        """The host's cores shared by every local process, unless the spec sets OMP_NUM_THREADS."""
-        if any(e.name == "OMP_NUM_THREADS" for e in self.job.spec.env):
-            return {}
-        cores = len(os.sched_getaffinity(0)) / self.job.spec.worker_count
-        return {"OMP_NUM_THREADS": str(omp_threads(self.job, cores))}
-
     def _next_attempt_number(self) -> int:
         logs = self.run_dir / "logs"
         return len(list(logs.glob("attempt-*"))) if logs.exists() else 0
@@ -286,7 +279,7 @@ class LocalExecutor:
             ENV_RUN_DIR: str(self.run_dir.resolve()),
             ENV_CHECKPOINT_DIR: str((self.run_dir / "checkpoints").resolve()),
             "PYTHONUNBUFFERED": "1",
-            **self._omp_env(),
+            **local_thread_env(self.job, os.environ, physical_cores(os.sched_getaffinity(0))),
             **self.extra_env,
         }, worker_env=self.gpu_env)
         log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"

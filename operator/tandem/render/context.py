@@ -7,12 +7,11 @@ the objects their shape, and every value reaches them through `tojson`.
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
-from kubernetes.utils.quantity import parse_quantity
+from typing import Any
 
 from .. import contract
 from ..api.model import DEFAULT_IMAGES, TrainingJob
+from ..api.quantity import parse_quantity
 from ..contract import (
     API_VERSION,
     COMPLETION_INDEX,
@@ -20,6 +19,7 @@ from ..contract import (
     COMPONENT_TENSORBOARD,
     COMPONENT_WORKER,
     COORDINATOR_PORT,
+    ENV_OMP_THREADS,
     GPU_RESOURCE,
     JOB_NAME_LABEL,
     KIND,
@@ -218,14 +218,11 @@ def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
     }
 
 
-def omp_threads(job: TrainingJob, cores: Optional[float] = None) -> int:
-    """OpenMP threads per process: the cores a worker has (its CPU request, or `cores` of a
-    shared host) shared by its processes. Unset, every rank starts one thread per host core and
-    co-located ranks fight over them (bench B1: 30x slower on 2 cores); torchrun sets it to 1
-    only with several processes per node."""
-    if cores is None:
-        cores = float(parse_quantity(job.spec.resources.cpu))
-    return max(1, int(cores // job.spec.procs_per_worker))
+def omp_threads(job: TrainingJob) -> int:
+    """OpenMP threads per process of a pod: the cores the worker requests (resources.cpu) shared
+    by its processes. Unset, every rank starts one thread per node core and ranks fight over
+    them (bench B1: 30x slower on 2 cores). Local runs share one host: local.threads."""
+    return max(1, int(float(parse_quantity(job.spec.resources.cpu)) // job.spec.procs_per_worker))
 
 
 def automount_token(job: TrainingJob) -> bool:
@@ -243,8 +240,8 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
     labels = common_labels(job)
     node_selector, tolerations = scheduling(job)
     user_env = [{"name": e.name, "value": e.value} for e in spec.env]
-    if not any(e.name == "OMP_NUM_THREADS" for e in spec.env):
-        user_env.append({"name": "OMP_NUM_THREADS", "value": str(omp_threads(job))})
+    if not any(e.name == ENV_OMP_THREADS for e in spec.env):
+        user_env.append({"name": ENV_OMP_THREADS, "value": str(omp_threads(job))})
     board_volumes, board_mounts = tensorboard_volume(job, read_only=False)
     return {
         "name": job.metadata.name,
