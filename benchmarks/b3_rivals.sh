@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build B3's rival operators once from the Go module proxy and print the directory holding them.
+#
+#   training-operator.v1   github.com/kubeflow/training-operator (Kubeflow Training Operator v1)
+#   trainer-controller-manager   github.com/kubeflow/trainer/v2 (Kubeflow Trainer v2: TrainJob)
+#   jobset                 sigs.k8s.io/jobset (the JobSet controller Trainer v2 drives)
+#
+# Each binary is cached under ${TANDEM_CACHE:-~/.cache/tandem}/b3-rivals/<name>-<version>/, keyed by
+# its version; the CRDs come from the same module sources in GOMODCACHE (the benchmark reads them
+# there). Builds run one at a time (flock), like tests/controlplane/build.sh: on 2 cores each takes
+# several minutes. Versions: the newest the proxy serves that build with the local Go (1.26).
+set -euo pipefail
+
+TRAINING_OPERATOR_VERSION="${TRAINING_OPERATOR_VERSION:-v1.9.3}"
+TRAINER_VERSION="${TRAINER_VERSION:-v2.1.0}"
+JOBSET_VERSION="${JOBSET_VERSION:-v0.10.1}"   # the version Trainer v2.1.0's go.mod requires
+
+CACHE_ROOT="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/b3-rivals"
+mkdir -p "$CACHE_ROOT"
+export GOTOOLCHAIN=local CGO_ENABLED=0
+
+build() {  # name package version
+  local name="$1" pkg="$2" version="$3" out="$CACHE_ROOT/$1-$3"
+  [[ -x "$out/$name" ]] && return 0
+  exec 9>"$CACHE_ROOT/build.lock"
+  flock 9
+  if [[ ! -x "$out/$name" ]]; then
+    echo "b3_rivals.sh: go install $pkg@$version" >&2
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    GOBIN="$out.tmp" go install -trimpath -ldflags="-s -w" "$pkg@$version" >&2
+    local built
+    built="$(ls "$out.tmp")"
+    [[ "$built" == "$name" ]] || mv "$out.tmp/$built" "$out.tmp/$name"
+    rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
+  exec 9>&-
+}
+
+build training-operator.v1 github.com/kubeflow/training-operator/cmd/training-operator.v1 "$TRAINING_OPERATOR_VERSION"
+build jobset sigs.k8s.io/jobset "$JOBSET_VERSION"
+build trainer-controller-manager github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager "$TRAINER_VERSION"
+echo "$CACHE_ROOT"
