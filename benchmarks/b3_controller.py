@@ -215,7 +215,8 @@ class Tandem(System):
     def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
         argv = [sys.executable, "-m", "tandem", "operator", "run", "--health-port", "0", "--metrics-port", "0",
                 "--lease-namespace", "kube-system"]
-        return [("tandem", argv, {**self.base_env(), "PYTHONPATH": str(REPO / "operator")})]
+        source = os.environ.get("B3_TANDEM_OPERATOR_DIR", str(REPO / "operator"))  # to compare two versions
+        return [("tandem", argv, {**self.base_env(), "PYTHONPATH": source})]
 
     def version_note(self) -> str:
         return "tandem operator (this commit), 4 reconcile workers, no client-side rate limit"
