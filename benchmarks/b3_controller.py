@@ -50,7 +50,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -95,11 +94,11 @@ def gomodcache() -> Path:
         return Path.home() / "go" / "pkg" / "mod"
 
 
-def build_rivals() -> Path:
+def build_rivals(names: list[str]) -> Path:
     """benchmarks/b3_rivals.sh: builds what is not cached yet; the directory of the binaries."""
     env = {**os.environ, "TRAINING_OPERATOR_VERSION": TRAINING_OPERATOR_VERSION, "TRAINER_VERSION": TRAINER_VERSION,
            "JOBSET_VERSION": JOBSET_VERSION}
-    out = subprocess.run(["bash", str(REPO / "benchmarks" / "b3_rivals.sh")], env=env, stdout=subprocess.PIPE,
+    out = subprocess.run(["bash", str(REPO / "benchmarks" / "b3_rivals.sh"), *names], env=env, stdout=subprocess.PIPE,
                          text=True, timeout=3600, check=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -132,7 +131,7 @@ def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - 127.0.0.1 only
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -640,7 +639,8 @@ def main() -> int:
     scales = [int(s) for s in args.scales.split(",")]
     wanted = args.systems.split(",")
 
-    bins = build_rivals() if {"kubeflow", "trainer"} & set(wanted) else None
+    rivals = [name for name in wanted if name in ("kubeflow", "trainer")]
+    bins = build_rivals(rivals) if rivals else None
     logdir = Path(args.keep_logs or tempfile.mkdtemp(prefix="tandem-b3-"))
     logdir.mkdir(parents=True, exist_ok=True)
     started = time.time()

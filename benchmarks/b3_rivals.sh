@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build B3's rival operators once from the Go module proxy and print the directory holding them.
 #
+#   bash benchmarks/b3_rivals.sh [kubeflow] [trainer]     (default: both)
+#
 #   training-operator.v1   github.com/kubeflow/training-operator (Kubeflow Training Operator v1)
 #   trainer-controller-manager   github.com/kubeflow/trainer/v2 (Kubeflow Trainer v2: TrainJob)
 #   jobset                 sigs.k8s.io/jobset (the JobSet controller Trainer v2 drives)
@@ -37,7 +39,12 @@ build() {  # name package module version
   exec 9>&-
 }
 
-build training-operator.v1 github.com/kubeflow/training-operator/cmd/training-operator.v1 github.com/kubeflow/training-operator "$TRAINING_OPERATOR_VERSION"
-build jobset sigs.k8s.io/jobset sigs.k8s.io/jobset "$JOBSET_VERSION"
-build trainer-controller-manager github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager github.com/kubeflow/trainer/v2 "$TRAINER_VERSION"
+wanted=" ${*:-kubeflow trainer} "   # which rivals: kubeflow (Training Operator v1), trainer (Trainer v2 + JobSet)
+if [[ "$wanted" == *" kubeflow "* ]]; then
+  build training-operator.v1 github.com/kubeflow/training-operator/cmd/training-operator.v1 github.com/kubeflow/training-operator "$TRAINING_OPERATOR_VERSION"
+fi
+if [[ "$wanted" == *" trainer "* ]]; then
+  build jobset sigs.k8s.io/jobset sigs.k8s.io/jobset "$JOBSET_VERSION"
+  build trainer-controller-manager github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager github.com/kubeflow/trainer/v2 "$TRAINER_VERSION"
+fi
 echo "$CACHE_ROOT"
