@@ -23,17 +23,17 @@ fresh namespace and with freshly started operator processes:
 Every job is 2 workers (pods) of 1 CPU, 2 GiB:
 
 - tandem: `tandem operator run` (TrainingJob -> headless Service + Indexed Job; the pods come from
-  kube-controller-manager's Job controller). 4 reconcile workers (its default); its Python client
-  has no client-side rate limit.
+  kube-controller-manager's Job controller). Its default reconcile workers (controller/runtime.WORKERS,
+  16); its Python client has no client-side rate limit.
 - kubeflow: training-operator.v1 (v1.9.3), --enable-scheme=pytorchjob, PyTorchJob Master 1 +
-  Worker 1 (it creates the pods and Services itself). --controller-threads 4 (Tandem's worker
-  count) and --kube-api-qps 500 / --kube-api-burst 1000 (the limits this control plane gives
+  Worker 1 (it creates the pods and Services itself). --controller-threads = Tandem's worker
+  count and --kube-api-qps 500 / --kube-api-burst 1000 (the limits this control plane gives
   kube-controller-manager and the scheduler; well above any operator's request rate here, so no
   client-side limiter binds, as none binds Tandem's). Its validating webhook is not registered.
 - trainer: Kubeflow Trainer v2 (trainer-controller-manager v2.1.0) on JobSet v0.10.1: a TrainJob
   (numNodes 2) referring to a ClusterTrainingRuntime copied from the module's torch-distributed
   runtime -> JobSet -> Job (+ headless Service) -> pods from the Job controller. TrainJob
-  concurrency 4, client 500 QPS / burst 1000 for both; the JobSet controller's concurrency is
+  concurrency = Tandem's worker count, client 500 QPS / burst 1000 for both; the JobSet controller's concurrency is
   fixed in its code (1). Their webhooks (Trainer's validating ones; JobSet's mutating and
   validating ones for JobSets and their pods) ARE registered, with a URL clientConfig to
   127.0.0.1 and a self-signed certificate, as a cluster would call them. Trainer v2.1.0 has only
@@ -67,6 +67,7 @@ from common import REPO, append_results, loadavg, percentile, table
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
 from tandem.contract import JOB_NAME_LABEL  # noqa: E402
+from tandem.controller.runtime import WORKERS  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
 from tests.support.processes import stop_group  # noqa: E402
 
@@ -76,8 +77,8 @@ JOBSET_VERSION = "v0.10.1"
 RUN_SECONDS = "3600"
 BENCH_NODES = 8
 BENCH_NODE_PODS = "2000"
-#: Tandem's reconcile workers (controller/runtime.WORKERS): the rivals get as many threads.
-THREADS = 4
+#: Tandem's reconcile workers: the rivals get as many threads.
+THREADS = WORKERS
 #: The rivals' client rate limits: what this control plane gives kube-controller-manager and the
 #: scheduler (tests/controlplane/cluster.py); Tandem's Python client has no limiter at all.
 CLIENT_QPS, CLIENT_BURST = 500, 1000
@@ -218,7 +219,9 @@ class Tandem(System):
         return [("tandem", argv, {**self.base_env(), "PYTHONPATH": source})]
 
     def version_note(self) -> str:
-        return "tandem operator (this commit), 4 reconcile workers, no client-side rate limit"
+        source = os.environ.get("B3_TANDEM_OPERATOR_DIR")
+        return (f"tandem operator ({'source ' + source if source else 'this commit'}), "
+                f"{WORKERS} reconcile workers, no client-side rate limit")
 
     def document(self, name: str) -> dict[str, Any]:
         return {
