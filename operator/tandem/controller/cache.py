@@ -38,7 +38,7 @@ def _slim(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
     a Job's pod template (the TrainingJob is the source of it; a Job's status and other spec
     fields are kept), and a Pod's spec but for its containers' names and images. Status and the
     rest of the metadata are kept whole: policies read the conditions, states and times there."""
-    copied = _compact(dict(obj))
+    copied: dict[str, Any] = _compact(dict(obj))
     meta = copied.get("metadata") or {}
     meta.pop("managedFields", None)
     annotations = meta.get("annotations") or {}
