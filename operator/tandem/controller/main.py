@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import kopf
 
+from .._sys.malloc import limit_arenas
 from ..api.admin_policy import AdminPolicy
 from ..metrics.token import load_key
 from . import telemetry
@@ -23,6 +24,8 @@ from .timing import QUEUE_STALL_SECONDS
 from .watching import operator_settings
 
 log = logging.getLogger("tandem.operator")
+#: glibc malloc arenas for the operator process: the event loop's and one for the API threads.
+MALLOC_ARENAS = 2
 
 
 @dataclass
@@ -60,6 +63,7 @@ def _lease_namespace(options: RunOptions) -> str:
 
 
 def run(options: RunOptions) -> int:
+    limit_arenas(MALLOC_ARENAS)  # before any thread starts (see _sys/malloc.py)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     if options.kubeconfig:
