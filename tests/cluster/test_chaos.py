@@ -229,7 +229,10 @@ def test_operator_exits_on_sigterm_and_releases_its_lease(cp, tmp_path):
     op = Operator(cp.kubeconfig, tmp_path / "operator.log", "kube-public").start()
     try:
         wait_for("leading", lambda: "leading as" in op.log(), 60)
-        time.sleep(2)  # past kopf's start-up: its watches are open
+        # Past kopf's start-up (its signal handlers are in place once its startup activity ran;
+        # a fixed 2 s was not always enough on a busy 2-core machine), and its watches open.
+        wait_for("kopf started", lambda: "_startup' succeeded" in op.log(), 60)
+        time.sleep(2)
         os.killpg(op.process.pid, signal.SIGTERM)
         try:
             op.process.wait(20)
