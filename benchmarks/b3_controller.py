@@ -1,27 +1,43 @@
-"""B3: the operator at 1, 100 and 1000 jobs on the real control plane, beside Kubeflow's.
+"""B3: the operator at 100, 1,000 and 5,000 jobs on the real control plane, beside today's rivals.
 
-    "$(hack/bootstrap.sh)/bin/python" benchmarks/b3_controller.py [--scales 1,100,1000] [--no-kubeflow] [--no-append]
+    "$(hack/bootstrap.sh)/bin/python" benchmarks/b3_controller.py [--scales 100,1000,5000]
+        [--systems tandem,kubeflow,trainer] [--no-append] [--keep-logs DIR]
+
+The rivals are built once from the Go module proxy by benchmarks/b3_rivals.sh (cached under
+~/.cache/tandem/b3-rivals, keyed by version); their CRDs come from the same module sources.
 
 Starts the test control plane (tests/controlplane: Kubernetes v1.33.13 built from the upstream
 modules, kwok nodes), adds kwok nodes with room for every pod, and then, for each scale and
-each operator in turn (interleaved: tandem 1, kubeflow 1, tandem 100, ...), in a fresh
-namespace and with a freshly started operator process:
+each operator in turn (interleaved: tandem 100, kubeflow 100, trainer 100, tandem 1000, ...), in a
+fresh namespace and with freshly started operator processes:
 
-1. a warm-up job is applied and its children awaited (the operator is up and has its watches;
-   the warm-up also tells how many children of each kind a job gets);
+1. a warm-up job is applied and both its pods awaited Running (the operator is up and has its
+   watches);
 2. N jobs are created from 8 client threads, each creation time recorded just before its request;
-3. watches on the namespace record when each child (and each pod) is first seen;
-4. per job: latency = children complete - its creation; "pods" = all its pods exist.
-   jobs/s = N / (last job's children complete - first creation). Peak RSS: VmHWM of the operator
-   process (/proc/<pid>/status) when the last job is done.
+3. a watch on the namespace's pods records when each pod is first seen and first seen Running;
+4. per job: latency = both its pods Running - its creation ("create-to-Running"); "pods" = both
+   pods exist. jobs/s = N / (last job Running - first creation). Peak RSS: VmHWM of the
+   operator's processes (/proc/<pid>/status) when the last job is Running, summed where the
+   system is two processes (Trainer v2 = trainer-controller-manager + the JobSet controller).
 
-Tandem: `tandem operator run` (TrainingJob -> headless Service + Indexed Job; the Job's 2 pods
-come from kube-controller-manager's job controller). Kubeflow: training-operator.v1 (v1.8.1,
-built with `go install` from the Go module proxy, see --kubeflow-bin), --enable-scheme=pytorchjob,
-PyTorchJob with Master 1 + Worker 1 (it creates the pods and Services itself). Its CRD comes
-from the module source (manifests/base/crds). Its validating webhook is NOT registered (the
-control plane cannot route to it); it runs out of cluster with its default flags otherwise
-(one reconcile thread, as its manifests deploy it) unless --kubeflow-threads is given.
+Every job is 2 workers (pods) of 1 CPU, 2 GiB:
+
+- tandem: `tandem operator run` (TrainingJob -> headless Service + Indexed Job; the pods come from
+  kube-controller-manager's Job controller). Its default reconcile workers (controller/runtime.WORKERS,
+  16); its Python client has no client-side rate limit.
+- kubeflow: training-operator.v1 (v1.9.3), --enable-scheme=pytorchjob, PyTorchJob Master 1 +
+  Worker 1 (it creates the pods and Services itself). --controller-threads = Tandem's worker
+  count and --kube-api-qps 500 / --kube-api-burst 1000 (the limits this control plane gives
+  kube-controller-manager and the scheduler; well above any operator's request rate here, so no
+  client-side limiter binds, as none binds Tandem's). Its validating webhook is not registered.
+- trainer: Kubeflow Trainer v2 (trainer-controller-manager v2.1.0) on JobSet v0.10.1: a TrainJob
+  (numNodes 2) referring to a ClusterTrainingRuntime copied from the module's torch-distributed
+  runtime -> JobSet -> Job (+ headless Service) -> pods from the Job controller. TrainJob
+  concurrency = Tandem's worker count, client 500 QPS / burst 1000 for both; the JobSet controller's concurrency is
+  fixed in its code (1). Their webhooks (Trainer's validating ones; JobSet's mutating and
+  validating ones for JobSets and their pods) ARE registered, with a URL clientConfig to
+  127.0.0.1 and a self-signed certificate, as a cluster would call them. Trainer v2.1.0 has only
+  validating webhooks (no defaulting), so its runtime resolution happens in the controller.
 
 Pods never finish inside the measured window (kwok run-seconds 3600): the benchmark measures
 creation, and completions would add status churn that differs between the operators.
@@ -30,10 +46,10 @@ creation, and completions would add status churn that differs between the operat
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,44 +62,46 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, append_results, percentile, table
+from common import REPO, append_results, loadavg, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
+from tandem.contract import JOB_NAME_LABEL  # noqa: E402
+from tandem.controller.runtime import WORKERS  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
 from tests.support.processes import stop_group  # noqa: E402
 
-KUBEFLOW_VERSION = "v1.8.1"
-KUBEFLOW_MODULE = "github.com/kubeflow/training-operator"
+TRAINING_OPERATOR_VERSION = "v1.9.3"
+TRAINER_VERSION = "v2.1.0"
+JOBSET_VERSION = "v0.10.1"
 RUN_SECONDS = "3600"
-BENCH_NODES = 4
-BENCH_NODE_PODS = "700"
-TARGET_P99_FACTOR = 1.5
-TARGET_RSS_MB = 300
+BENCH_NODES = 8
+BENCH_NODE_PODS = "2000"
+#: Tandem's reconcile workers: the rivals get as many threads.
+THREADS = WORKERS
+#: The rivals' client rate limits: what this control plane gives kube-controller-manager and the
+#: scheduler (tests/controlplane/cluster.py); Tandem's Python client has no limiter at all.
+CLIENT_QPS, CLIENT_BURST = 500, 1000
+TARGET_P99_FACTOR = 1.0
+TARGET_RSS_MB = 150
+WORKERS_PER_JOB = 2
 
 
-def gopath() -> Path:
+def gomodcache() -> Path:
     try:
-        return Path(subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True, timeout=30).stdout.strip())
+        out = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, timeout=30).stdout.strip()
+        return Path(out) if out else Path.home() / "go" / "pkg" / "mod"
     except (OSError, subprocess.SubprocessError):
-        return Path.home() / "go"
+        return Path.home() / "go" / "pkg" / "mod"
 
 
-def kubeflow_build(bin_path: Optional[str]) -> tuple[Optional[Path], Optional[Path], str]:
-    """(binary, crd dir, note): go install once (cached in GOPATH/bin); the error text if it fails."""
-    gp = gopath()
-    binary = Path(bin_path) if bin_path else gp / "bin" / "training-operator.v1"
-    crds = gp / "pkg" / "mod" / f"{KUBEFLOW_MODULE}@{KUBEFLOW_VERSION}" / "manifests" / "base" / "crds"
-    if binary.exists() and crds.exists():
-        return binary, crds, f"{KUBEFLOW_MODULE}/cmd/training-operator.v1@{KUBEFLOW_VERSION}"
-    if not shutil.which("go"):
-        return None, None, "no Go toolchain"
-    cmd = ["go", "install", f"{KUBEFLOW_MODULE}/cmd/training-operator.v1@{KUBEFLOW_VERSION}"]
-    print("building the Kubeflow training operator: " + " ".join(cmd), file=sys.stderr)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    if out.returncode != 0 or not binary.exists():
-        return None, None, f"`{' '.join(cmd)}` failed: {(out.stderr or out.stdout).strip()[-1500:]}"
-    return binary, crds, f"{KUBEFLOW_MODULE}/cmd/training-operator.v1@{KUBEFLOW_VERSION}"
+def build_rivals(names: list[str]) -> Path:
+    """benchmarks/b3_rivals.sh: builds what is not cached yet; the directory of the binaries."""
+    env = {**os.environ, "TRAINING_OPERATOR_VERSION": TRAINING_OPERATOR_VERSION, "TRAINER_VERSION": TRAINER_VERSION,
+           "JOBSET_VERSION": JOBSET_VERSION}
+    out = subprocess.run(["bash", str(REPO / "benchmarks" / "b3_rivals.sh"), *names], env=env, stdout=subprocess.PIPE,
+                         text=True, timeout=3600, check=True)
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -108,90 +126,144 @@ def wait_crd(cp: ControlPlane, name: str, timeout: float = 90) -> None:
     raise RuntimeError(f"CRD {name} not Established after {timeout:.0f}s")
 
 
-# ---------------------------------------------------------------------------- the two systems
+def wait_http(url: str, timeout: float = 60) -> None:
+    """Until a health endpoint answers 200 (the webhook servers must listen before registering)."""
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout:.0f}s")
+
+
+def self_signed(directory: Path) -> bytes:
+    """tls.crt/tls.key for 127.0.0.1 in `directory`; the certificate (PEM), the webhooks' caBundle."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "tls.crt").exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", str(directory / "tls.key"), "-out", str(directory / "tls.crt"), "-days", "30",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, capture_output=True)
+    return (directory / "tls.crt").read_bytes()
+
+
+# ---------------------------------------------------------------------------- the systems
 
 
 class System:
     name = ""
     group = version = plural = kind = ""
-    children_kinds: tuple[str, ...] = ()
+    #: The pod label that names the job a pod belongs to.
+    pod_job_label = ""
 
     def __init__(self, cp: ControlPlane, logdir: Path):
         self.cp, self.logdir = cp, logdir
-        self.process: Optional[subprocess.Popen] = None
+        self.processes: list[subprocess.Popen] = []
+
+    def setup(self) -> None:
+        raise NotImplementedError
 
     def document(self, name: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def argv(self) -> list[str]:
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        """(log name, argv, env) of each process the system runs."""
         raise NotImplementedError
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": self.cp.kubeconfig}
+    def version_note(self) -> str:
+        raise NotImplementedError
 
     def start(self, label: str) -> None:
-        log = (self.logdir / f"{self.name}-{label}.log").open("w")
-        self.process = subprocess.Popen(self.argv(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+        for logname, argv, env in self.commands():
+            log = (self.logdir / f"{logname}-{label}.log").open("w")
+            self.processes.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO))
+
+    def ready(self) -> None:
+        """Called after start(): wait for whatever must be up before jobs are created."""
 
     def stop(self) -> None:
-        stop_group(self.process, grace=15)
+        for process in self.processes:
+            stop_group(process, grace=15)
+        self.processes = []
+
+    def peak_rss_mb(self) -> float:
+        return sum(vm_hwm_mb(p.pid) for p in self.processes)
+
+    def base_env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig)}
+
+
+def worker_resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 
 
 class Tandem(System):
     name = "tandem"
     group, version, plural, kind = "tandem.dev", "v1alpha1", "trainingjobs", "TrainingJob"
-    children_kinds = ("Service", "Job")
+    pod_job_label = JOB_NAME_LABEL
 
     def setup(self) -> None:
         self.cp.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
         wait_crd(self.cp, "trainingjobs.tandem.dev")
 
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "tandem", "operator", "run", "--health-port", "0", "--metrics-port", "0",
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        argv = [sys.executable, "-m", "tandem", "operator", "run", "--health-port", "0", "--metrics-port", "0",
                 "--lease-namespace", "kube-system"]
+        source = os.environ.get("B3_TANDEM_OPERATOR_DIR", str(REPO / "operator"))  # to compare two versions
+        return [("tandem", argv, {**self.base_env(), "PYTHONPATH": source})]
 
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "PYTHONPATH": str(REPO / "operator")}
+    def version_note(self) -> str:
+        source = os.environ.get("B3_TANDEM_OPERATOR_DIR")
+        return (f"tandem operator ({'source ' + source if source else 'this commit'}), "
+                f"{WORKERS} reconcile workers, no client-side rate limit")
 
     def document(self, name: str) -> dict[str, Any]:
         return {
             "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
             "spec": {
                 "framework": "pytorch", "strategy": "ddp", "image": "tandem/pytorch-worker:0.1.0",
-                "command": ["python", "jobs/train_ddp.py", "--epochs", "2"], "workers": 2, "procsPerWorker": 1,
-                "resources": {"cpu": "1", "memory": "2Gi"}, "runPolicy": {"backoffLimit": 2},
+                "command": ["python", "jobs/train_ddp.py", "--epochs", "2"], "workers": WORKERS_PER_JOB,
+                "procsPerWorker": 1, "resources": {"cpu": "1", "memory": "2Gi"}, "runPolicy": {"backoffLimit": 2},
                 "podTemplate": {"annotations": {"tandem.dev/kwok-run-seconds": RUN_SECONDS}},
             },
         }
 
 
 class Kubeflow(System):
+    """Kubeflow Training Operator v1 (PyTorchJob)."""
+
     name = "kubeflow"
     group, version, plural, kind = "kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"
-    children_kinds = ("Service", "Pod")
+    pod_job_label = "training.kubeflow.org/job-name"
 
-    def __init__(self, cp: ControlPlane, logdir: Path, binary: Path, crds: Path, threads: Optional[int]):
+    def __init__(self, cp: ControlPlane, logdir: Path, bins: Path):
         super().__init__(cp, logdir)
-        self.binary, self.crds, self.threads = binary, crds, threads
+        self.binary = bins / f"training-operator.v1-{TRAINING_OPERATOR_VERSION}" / "training-operator.v1"
+        self.module = gomodcache() / f"github.com/kubeflow/training-operator@{TRAINING_OPERATOR_VERSION}"
+
+    def version_note(self) -> str:
+        return (f"github.com/kubeflow/training-operator/cmd/training-operator.v1@{TRAINING_OPERATOR_VERSION}, "
+                f"--controller-threads={THREADS} --kube-api-qps={CLIENT_QPS} --kube-api-burst={CLIENT_BURST}, "
+                "validating webhook not registered")
 
     def setup(self) -> None:
-        self.cp.kubectl("apply", "--server-side", "-f", str(self.crds / "kubeflow.org_pytorchjobs.yaml"))
+        self.cp.kubectl("apply", "--server-side", "-f",
+                        str(self.module / "manifests" / "base" / "crds" / "kubeflow.org_pytorchjobs.yaml"))
         wait_crd(self.cp, "pytorchjobs.kubeflow.org")
         # What its manifests create: its namespace and the (empty) Secret its cert rotator fills.
         self.cp.kubectl("create", "namespace", "kubeflow", check=False)
         self.cp.kubectl("create", "secret", "generic", "training-operator-webhook-cert", "-n", "kubeflow", check=False)
         # Its cert rotator holds the controllers back until (a) a serving certificate is in
-        # /tmp/k8s-webhook-server/serving-certs (in a cluster: the Secret, mounted by the kubelet)
-        # and (b) it injected its CA into this ValidatingWebhookConfiguration. Out of cluster: a
-        # self-signed pair written there, and the configuration with no webhooks, so the apiserver
-        # never calls a webhook it could not reach.
-        certs = Path("/tmp/k8s-webhook-server/serving-certs")
-        certs.mkdir(parents=True, exist_ok=True)
-        if not (certs / "tls.crt").exists():
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                            "-nodes", "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt"), "-days", "30",
-                            "-subj", "/CN=training-operator.kubeflow.svc"], check=True, capture_output=True)
+        # /tmp/k8s-webhook-server/serving-certs (fixed in its code; in a cluster: the Secret, mounted
+        # by the kubelet) and (b) it injected its CA into this ValidatingWebhookConfiguration. Out of
+        # cluster: a self-signed pair written there, and the configuration with no webhooks.
+        self_signed(Path("/tmp/k8s-webhook-server/serving-certs"))
         vwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
                "metadata": {"name": "validator.training-operator.kubeflow.org"}, "webhooks": []}
         self.cp.kubectl("apply", "-f", "-", input=json.dumps(vwc))
@@ -205,17 +277,13 @@ class Kubeflow(System):
             "echo waiting for master; sleep 2; done; exit $err']\n")
         self.init_template = init
 
-    def argv(self) -> list[str]:
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
         argv = [str(self.binary), f"--kubeconfig={self.cp.kubeconfig}", "--enable-scheme=pytorchjob",
                 "--metrics-bind-address=0", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
                 f"--webhook-server-port={free_port()}", f"--pytorch-init-container-template-file={self.init_template}",
-                "--zap-log-level=info"]
-        if self.threads:
-            argv.append(f"--controller-threads={self.threads}")
-        return argv
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "MY_POD_NAMESPACE": "kubeflow"}
+                "--zap-log-level=info", f"--controller-threads={THREADS}",
+                f"--kube-api-qps={CLIENT_QPS}", f"--kube-api-burst={CLIENT_BURST}"]
+        return [("kubeflow", argv, {**self.base_env(), "MY_POD_NAMESPACE": "kubeflow"})]
 
     def document(self, name: str) -> dict[str, Any]:
         def replica() -> dict[str, Any]:
@@ -223,11 +291,144 @@ class Kubeflow(System):
                 "metadata": {"annotations": {"tandem.dev/kwok-run-seconds": RUN_SECONDS}},
                 "spec": {"containers": [{
                     "name": "pytorch", "image": "tandem/pytorch-worker:0.1.0",
-                    "command": ["python", "jobs/train_ddp.py", "--epochs", "2"],
-                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+                    "command": ["python", "jobs/train_ddp.py", "--epochs", "2"], "resources": worker_resources(),
                 }]}}}
         return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": name},
                 "spec": {"pytorchReplicaSpecs": {"Master": replica(), "Worker": replica()}}}
+
+
+class Trainer(System):
+    """Kubeflow Trainer v2 (TrainJob) on JobSet: two controllers, both started per row."""
+
+    name = "trainer"
+    group, version, plural, kind = "trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"
+    pod_job_label = "jobset.sigs.k8s.io/jobset-name"  # the JobSet is named after its TrainJob
+    runtime = "tandem-b3-torch"
+    webhook_names = ("tandem-b3-trainer-validator", "tandem-b3-jobset-mutator", "tandem-b3-jobset-validator")
+
+    def __init__(self, cp: ControlPlane, logdir: Path, bins: Path):
+        super().__init__(cp, logdir)
+        self.trainer_bin = bins / f"trainer-controller-manager-{TRAINER_VERSION}" / "trainer-controller-manager"
+        self.jobset_bin = bins / f"jobset-{JOBSET_VERSION}" / "jobset"
+        self.trainer_module = gomodcache() / f"github.com/kubeflow/trainer/v2@{TRAINER_VERSION}"
+        self.jobset_module = gomodcache() / f"sigs.k8s.io/jobset@{JOBSET_VERSION}"
+        self.tmp = logdir / "trainer-tmp"
+        self.certs = self.tmp / "k8s-webhook-server" / "serving-certs"  # controller-runtime's default, under TMPDIR
+        self.ports: dict[str, int] = {}
+
+    def version_note(self) -> str:
+        return (f"github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@{TRAINER_VERSION} "
+                f"(TrainJob concurrency {THREADS}) + sigs.k8s.io/jobset@{JOBSET_VERSION} (concurrency 1, fixed), "
+                f"both {CLIENT_QPS} QPS / burst {CLIENT_BURST}; webhooks registered (URL clientConfig, 127.0.0.1)")
+
+    def setup(self) -> None:
+        crds = [self.jobset_module / "config" / "components" / "crd" / "bases" / "jobset.x-k8s.io_jobsets.yaml",
+                *sorted((self.trainer_module / "manifests" / "base" / "crds").glob("trainer.kubeflow.org_*.yaml"))]
+        for crd in crds:
+            self.cp.kubectl("apply", "--server-side", "-f", str(crd))
+        for name in ("jobsets.jobset.x-k8s.io", "trainjobs.trainer.kubeflow.org",
+                     "clustertrainingruntimes.trainer.kubeflow.org"):
+            wait_crd(self.cp, name)
+        self.ca = self_signed(self.certs)
+        # The module's torch-distributed runtime, with kwok's run time on its pods (tests/controlplane/kwok).
+        runtime = {
+            "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+            "metadata": {"name": self.runtime, "labels": {"trainer.kubeflow.org/framework": "torch"}},
+            "spec": {"mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
+                     "template": {"spec": {"replicatedJobs": [{
+                         "name": "node",
+                         "template": {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                                      "spec": {"template": {
+                                          "metadata": {"annotations": {"tandem.dev/kwok-run-seconds": RUN_SECONDS}},
+                                          "spec": {"containers": [{"name": "node",
+                                                                   "image": "tandem/pytorch-worker:0.1.0"}]}}}},
+                     }]}}},
+        }
+        self.cp.kubectl("apply", "-f", "-", input=json.dumps(runtime))
+
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        self.ports = {k: free_port() for k in ("trainer-webhook", "trainer-health", "jobset-webhook", "jobset-health")}
+        trainer_cfg = self.logdir / "trainer-config.yaml"
+        trainer_cfg.write_text(json.dumps({
+            "apiVersion": "config.trainer.kubeflow.org/v1alpha1", "kind": "Configuration",
+            "health": {"healthProbeBindAddress": f"127.0.0.1:{self.ports['trainer-health']}",
+                       "readinessEndpointName": "readyz", "livenessEndpointName": "healthz"},
+            "metrics": {"bindAddress": "0"},
+            "webhook": {"port": self.ports["trainer-webhook"], "host": "127.0.0.1"},
+            "leaderElection": {"leaderElect": False},
+            "controller": {"groupKindConcurrency": {"TrainJob.trainer.kubeflow.org": THREADS,
+                                                    "TrainingRuntime.trainer.kubeflow.org": 1,
+                                                    "ClusterTrainingRuntime.trainer.kubeflow.org": 1}},
+            "certManagement": {"enable": False},
+            "clientConnection": {"qps": CLIENT_QPS, "burst": CLIENT_BURST},
+        }))
+        jobset_cfg = self.logdir / "jobset-config.yaml"
+        jobset_cfg.write_text(json.dumps({
+            "apiVersion": "config.jobset.x-k8s.io/v1alpha1", "kind": "Configuration",
+            "health": {"healthProbeBindAddress": f"127.0.0.1:{self.ports['jobset-health']}"},
+            "metrics": {"bindAddress": "0"},
+            "webhook": {"port": self.ports["jobset-webhook"], "host": "127.0.0.1", "certDir": str(self.certs)},
+            "leaderElection": {"leaderElect": False},
+            "internalCertManagement": {"enable": False},
+            "clientConnection": {"qps": CLIENT_QPS, "burst": CLIENT_BURST},
+        }))
+        env = {**self.base_env(), "TMPDIR": str(self.tmp)}
+        return [
+            ("jobset", [str(self.jobset_bin), f"--kubeconfig={self.cp.kubeconfig}", f"--config={jobset_cfg}",
+                        "--zap-log-level=info"], env),
+            ("trainer", [str(self.trainer_bin), f"--kubeconfig={self.cp.kubeconfig}", f"--config={trainer_cfg}",
+                         "--zap-log-level=info"], env),
+        ]
+
+    def _webhook(self, name: str, port: int, path: str, group: str, version: str, resource: str, ops: list[str],
+                 pods_of_jobsets: bool = False) -> dict[str, Any]:
+        hook: dict[str, Any] = {
+            "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
+            "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": base64.b64encode(self.ca).decode()},
+            "rules": [{"apiGroups": [group], "apiVersions": [version], "operations": ops, "resources": [resource]}],
+        }
+        if pods_of_jobsets:  # as JobSet's kustomize patches narrow them
+            hook["objectSelector"] = {"matchExpressions": [{"key": "jobset.sigs.k8s.io/jobset-name",
+                                                            "operator": "Exists"}]}
+        return hook
+
+    def ready(self) -> None:
+        """Register the webhooks once both servers answer (what the modules' manifests register)."""
+        wait_http(f"http://127.0.0.1:{self.ports['jobset-health']}/readyz")
+        wait_http(f"http://127.0.0.1:{self.ports['trainer-health']}/readyz")
+        t, j = self.ports["trainer-webhook"], self.ports["jobset-webhook"]
+        ar = "admissionregistration.k8s.io/v1"
+        configs = [
+            {"apiVersion": ar, "kind": "ValidatingWebhookConfiguration", "metadata": {"name": self.webhook_names[0]},
+             "webhooks": [self._webhook(f"validator.{r}.trainer.kubeflow.org", t,
+                                        f"/validate-trainer-kubeflow-org-v1alpha1-{r}", "trainer.kubeflow.org",
+                                        "v1alpha1", f"{r}s", ["CREATE", "UPDATE"])
+                          for r in ("clustertrainingruntime", "trainingruntime", "trainjob")]},
+            {"apiVersion": ar, "kind": "MutatingWebhookConfiguration", "metadata": {"name": self.webhook_names[1]},
+             "webhooks": [self._webhook("mjobset.kb.io", j, "/mutate-jobset-x-k8s-io-v1alpha2-jobset",
+                                        "jobset.x-k8s.io", "v1alpha2", "jobsets", ["CREATE"]),
+                          self._webhook("mpod.kb.io", j, "/mutate--v1-pod", "", "v1", "pods", ["CREATE"], True)]},
+            {"apiVersion": ar, "kind": "ValidatingWebhookConfiguration", "metadata": {"name": self.webhook_names[2]},
+             "webhooks": [self._webhook("vjobset.kb.io", j, "/validate-jobset-x-k8s-io-v1alpha2-jobset",
+                                        "jobset.x-k8s.io", "v1alpha2", "jobsets", ["CREATE", "UPDATE"]),
+                          self._webhook("vpod.kb.io", j, "/validate--v1-pod", "", "v1", "pods", ["CREATE"], True)]},
+        ]
+        self.cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+
+    def stop(self) -> None:
+        # failurePolicy Fail: with the servers gone, the webhooks would refuse every JobSet (and its pods).
+        for kind, name in zip(("validatingwebhookconfiguration", "mutatingwebhookconfiguration",
+                               "validatingwebhookconfiguration"), self.webhook_names, strict=True):
+            self.cp.kubectl("delete", kind, name, "--ignore-not-found", check=False)
+        super().stop()
+
+    def document(self, name: str) -> dict[str, Any]:
+        return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": name},
+                "spec": {"runtimeRef": {"name": self.runtime, "apiGroup": "trainer.kubeflow.org",
+                                        "kind": "ClusterTrainingRuntime"},
+                         "trainer": {"image": "tandem/pytorch-worker:0.1.0",
+                                     "command": ["python", "jobs/train_ddp.py", "--epochs", "2"],
+                                     "numNodes": WORKERS_PER_JOB, "resourcesPerNode": worker_resources()}}}
 
 
 # ---------------------------------------------------------------------------- watching
@@ -235,44 +436,44 @@ class Kubeflow(System):
 
 @dataclass
 class Seen:
-    """First-seen times of children, by owner (kind, name)."""
-    children: dict[str, dict[tuple[str, str], float]] = field(default_factory=lambda: defaultdict(dict))
-    pods: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))  # owner-or-job -> pod -> t
-    job_owner: dict[str, str] = field(default_factory=dict)  # batch Job name -> TrainingJob name
+    """Per job: each pod's first-seen time and first-seen-Running time."""
+    created: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    running: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def all_at(self, times: dict[str, dict[str, float]], job: str) -> Optional[float]:
+        """When the job's last pod got there; None while fewer than all its pods have."""
+        got = times.get(job, {})
+        return max(got.values()) if len(got) >= WORKERS_PER_JOB else None
 
-def watch(api_list, namespace: str, kind: str, owner_kind: str, seen: Seen, stop: threading.Event) -> None:
+
+def watch_pods(core: Any, namespace: str, label: str, seen: Seen, stop: threading.Event) -> None:
+    """One raw (undeserialized) watch on the namespace's pods: 10,000 typed pods would cost the
+    benchmark process more CPU than the operators it measures."""
     from kubernetes import watch as kwatch
     rv = None
     while not stop.is_set():
         w = kwatch.Watch()
         try:
-            kwargs = {"timeout_seconds": 5, "allow_watch_bookmarks": False}
+            kwargs: dict[str, Any] = {"timeout_seconds": 5, "allow_watch_bookmarks": False, "deserialize": False,
+                                      "label_selector": label}
             if rv:
                 kwargs["resource_version"] = rv
-            for event in w.stream(api_list, namespace, **kwargs):
+            for event in w.stream(core.list_namespaced_pod, namespace, **kwargs):
                 now = time.time()
                 obj = event["object"]
-                meta = obj.metadata
-                rv = meta.resource_version
-                owners = meta.owner_references or []
-                with seen.lock:
-                    for ref in owners:
-                        if ref.kind == owner_kind:
-                            seen.children[ref.name].setdefault((kind, meta.name), now)
-                            if kind == "Pod":
-                                seen.pods[ref.name].setdefault(meta.name, now)
-                        elif kind == "Pod" and ref.kind == "Job":
-                            seen.pods["job:" + ref.name].setdefault(meta.name, now)
-                    if kind == "Job":
-                        for ref in owners:
-                            if ref.kind == owner_kind:
-                                seen.job_owner[meta.name] = ref.name
+                meta = obj.get("metadata", {})
+                rv = meta.get("resourceVersion", rv)
+                job = (meta.get("labels") or {}).get(label)
+                if job and event.get("type") != "DELETED":
+                    with seen.lock:
+                        seen.created[job].setdefault(meta["name"], now)
+                        if (obj.get("status") or {}).get("phase") == "Running":
+                            seen.running[job].setdefault(meta["name"], now)
                 if stop.is_set():
                     break
         except Exception as error:  # noqa: BLE001 - expired resourceVersion etc.: relist
-            if "410" in str(error):
+            if "410" in str(error) or "Expired" in str(error):
                 rv = None
             time.sleep(0.2)
         finally:
@@ -290,62 +491,50 @@ class ScaleResult:
     jobs_per_s: float = float("nan")
     rss_mb: float = float("nan")
     rss_start_mb: float = float("nan")
+    wall_seconds: float = float("nan")
     note: str = ""
 
 
-def run_scale(system: System, n: int, timeout: float, py_spy: Optional[str] = None) -> ScaleResult:
+def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
     from kubernetes import client, config
     cp = system.cp
-    api_client = config.new_client_from_config(cp.kubeconfig)
+    api_client = config.new_client_from_config(str(cp.kubeconfig))
     api_client.configuration.connection_pool_maxsize = 16
-    core, batch, custom = client.CoreV1Api(api_client), client.BatchV1Api(api_client), client.CustomObjectsApi(api_client)
+    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     ns = f"b3-{system.name}-{n}"
     cp.kubectl("create", "namespace", ns)
     result = ScaleResult(system.name, n)
     seen = Seen()
     stop = threading.Event()
-    watched = [(core.list_namespaced_service, "Service"), (core.list_namespaced_pod, "Pod")]
-    if "Job" in system.children_kinds:
-        watched.append((batch.list_namespaced_job, "Job"))
-    threads = [threading.Thread(target=watch, args=(lister, ns, kind, system.kind, seen, stop), daemon=True)
-               for lister, kind in watched]
-    for t in threads:
-        t.start()
+    watcher = threading.Thread(target=watch_pods, args=(core, ns, system.pod_job_label, seen, stop), daemon=True)
+    watcher.start()
     system.start(str(n))
-    pid = system.process.pid  # type: ignore[union-attr]
     try:
-        # warm-up: the operator is up and watching; how many children of each kind a job gets
+        system.ready()
         warm = "warmup"
-        custom.create_namespaced_custom_object(system.group, system.version, ns, system.plural, system.document(warm))
         deadline = time.time() + 180
-        expected: dict[str, int] = {}
-        stable_since, last = None, None
+        while True:  # a TrainJob is refused until the controller's runtime cache has synced
+            try:
+                custom.create_namespaced_custom_object(system.group, system.version, ns, system.plural,
+                                                       system.document(warm))
+                break
+            except client.ApiException as error:
+                if time.time() > deadline:
+                    raise
+                print(f"  warm-up create refused ({error.status}), retrying", file=sys.stderr)
+                time.sleep(1)
         while time.time() < deadline:
             with seen.lock:
-                kinds = defaultdict(int)
-                for (kind, _), _t in seen.children.get(warm, {}).items():
-                    kinds[kind] += 1
-            if all(kinds.get(k) for k in system.children_kinds):
-                if kinds != last:
-                    stable_since, last = time.time(), dict(kinds)
-                elif time.time() - stable_since > 3:
-                    expected = last
+                if seen.all_at(seen.running, warm) is not None:
                     break
             time.sleep(0.2)
-        if not expected:
-            result.note = f"warm-up job's children never appeared (saw {dict(last or {})}); see the operator log"
+        else:
+            result.note = "the warm-up job's pods never ran; see the operator log"
             return result
-        expected_pods = 2
-        result.rss_start_mb = vm_hwm_mb(pid)
+        result.rss_start_mb = system.peak_rss_mb()
 
         names = [f"job-{i:04d}" for i in range(n)]
         created: dict[str, float] = {}
-        profiler = None
-        if py_spy:
-            result.profile_path = system.logdir / f"{system.name}-{n}.pyspy.txt"  # type: ignore[attr-defined]
-            profiler = subprocess.Popen([py_spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "--nonblocking",
-                                         "-o", str(result.profile_path)],  # type: ignore[attr-defined]
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def create(name: str) -> None:
             t = time.time()
@@ -357,92 +546,34 @@ def run_scale(system: System, n: int, timeout: float, py_spy: Optional[str] = No
             list(pool.map(create, names))
         result.create_seconds = time.time() - t_start
 
-        def complete(name: str) -> Optional[float]:
-            got = seen.children.get(name, {})
-            counts = defaultdict(int)
-            for (kind, _), _t in got.items():
-                counts[kind] += 1
-            if any(counts.get(k, 0) < c for k, c in expected.items()):
-                return None
-            return max(got.values())
-
         deadline = time.time() + timeout
         done_at: dict[str, float] = {}
         while time.time() < deadline and len(done_at) < n:
             with seen.lock:
                 for name in names:
                     if name not in done_at:
-                        t = complete(name)
+                        t = seen.all_at(seen.running, name)
                         if t is not None:
                             done_at[name] = t
-            time.sleep(0.25)
-        result.rss_mb = vm_hwm_mb(pid)
-        if profiler:
-            profiler.send_signal(signal.SIGINT)
-            try:
-                profiler.wait(30)
-            except subprocess.TimeoutExpired:
-                profiler.kill()
-        # pods: let them catch up a little, for the pods column
-        pod_deadline = time.time() + min(120.0, timeout)
-        while time.time() < pod_deadline:
-            with seen.lock:
-                pods_done = sum(1 for nm in names if len(pods_of(system, seen, nm)) >= expected_pods)
-            if pods_done >= n:
-                break
             time.sleep(0.5)
+        result.rss_mb = system.peak_rss_mb()
         with seen.lock:
             for name in names:
-                pods = pods_of(system, seen, name)
-                if len(pods) >= expected_pods:
-                    result.pod_latencies.append(max(pods.values()) - created[name])
+                t = seen.all_at(seen.created, name)
+                if t is not None:
+                    result.pod_latencies.append(t - created[name])
         result.done = len(done_at)
         result.latencies = [done_at[nm] - created[nm] for nm in done_at]
         if done_at:
             result.jobs_per_s = len(done_at) / (max(done_at.values()) - t_start)
         if len(done_at) < n:
-            result.note = f"only {len(done_at)}/{n} complete after {timeout:.0f}s"
-        result.expected = expected  # type: ignore[attr-defined]
+            result.note = f"only {len(done_at)}/{n} Running after {timeout:.0f}s"
         return result
     finally:
         stop.set()
         system.stop()
-        for t in threads:
-            t.join(8)
+        watcher.join(8)
         api_client.close()
-
-
-def summarize_profile(path: Path, top: int = 15) -> str:
-    """py-spy's collapsed stacks -> the functions with most samples, inclusive and on-CPU (leaf)."""
-    inclusive: dict[str, int] = defaultdict(int)
-    leaf: dict[str, int] = defaultdict(int)
-    total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        frames = stack.split(";")
-        total += int(count)
-        for frame in set(frames):
-            inclusive[frame] += int(count)
-        leaf[frames[-1]] += int(count)
-    if not total:
-        return "(no samples)"
-    def rows(d: dict[str, int]) -> list[tuple[str, str]]:
-        return [(f"{100 * c / total:.1f}%", f[:150]) for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
-    return (f"{total} samples (50 Hz, on-CPU threads only)\n\ninclusive (frame anywhere on the stack):\n\n"
-            + table(("samples", "function (file:line)"), rows(inclusive))
-            + "\n\nself (leaf frame):\n\n" + table(("samples", "function (file:line)"), rows(leaf)))
-
-
-def pods_of(system: System, seen: Seen, name: str) -> dict[str, float]:
-    if system.kind == "PyTorchJob":
-        return seen.pods.get(name, {})
-    out: dict[str, float] = {}
-    for job, owner in seen.job_owner.items():
-        if owner == name:
-            out.update(seen.pods.get("job:" + job, {}))
-    return out
 
 
 def delete_namespace(cp: ControlPlane, ns: str, wait: float) -> str:
@@ -456,7 +587,7 @@ def delete_namespace(cp: ControlPlane, ns: str, wait: float) -> str:
 
 
 def add_bench_nodes(cp: ControlPlane) -> None:
-    resources = {"cpu": "1000", "memory": "4Ti", "pods": BENCH_NODE_PODS, "ephemeral-storage": "10Ti"}
+    resources = {"cpu": "4000", "memory": "16Ti", "pods": BENCH_NODE_PODS, "ephemeral-storage": "10Ti"}
     items = [{
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": f"kwok-bench-{i}",
@@ -475,72 +606,72 @@ def plot(results: list[ScaleResult], path: Path) -> Optional[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"tandem": "-", "kubeflow": "--"}
-    for r in results:
-        if r.n < 100 or not r.latencies:
-            continue
-        xs = sorted(r.latencies)
-        ys = [(i + 1) / len(xs) for i in range(len(xs))]
-        ax.plot(xs, ys, styles.get(r.system, "-"), label=f"{r.system}, {r.n} jobs")
-    ax.set_xlabel("seconds from create to all children created")
-    ax.set_ylabel("fraction of jobs")
-    ax.set_title("B3: create -> children latency (CDF)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    scales = sorted({r.n for r in results if r.latencies})
+    if not scales:
+        return None
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 4.2), squeeze=False)
+    styles = {"tandem": "-", "kubeflow": "--", "trainer": ":"}
+    for ax, n in zip(axes[0], scales, strict=True):
+        for r in results:
+            if r.n != n or not r.latencies:
+                continue
+            xs = sorted(r.latencies)
+            ys = [(i + 1) / len(xs) for i in range(len(xs))]
+            ax.plot(xs, ys, styles.get(r.system, "-"), label=f"{r.system} ({r.done}/{r.n})")
+        ax.set_title(f"{n} jobs")
+        ax.set_xlabel("seconds from create to both pods Running")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("fraction of jobs")
+    fig.suptitle("B3: create -> Running latency (CDF)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scales", default="1,100,1000")
-    p.add_argument("--timeout", type=float, default=300.0, help="per scale, for the children to appear")
-    p.add_argument("--no-kubeflow", action="store_true")
-    p.add_argument("--kubeflow-bin", help="a training-operator.v1 binary (default: go install, cached in GOPATH/bin)")
-    p.add_argument("--kubeflow-threads", type=int, help="--controller-threads for Kubeflow (default: its own, 1)")
-    p.add_argument("--profile", action="store_true",
-                   help="sample Tandem's operator with py-spy (PY_SPY or py-spy on PATH) during each scale")
+    p.add_argument("--scales", default="100,1000,5000")
+    p.add_argument("--systems", default="tandem,kubeflow,trainer")
+    p.add_argument("--timeout", type=float, default=900.0, help="per scale, for every job's pods to be Running")
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="operator logs here (default: a temp dir, removed)")
+    p.add_argument("--plot", default=str(REPO / "benchmarks" / "b3_controller.png"))
     args = p.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
+    wanted = args.systems.split(",")
 
-    kubeflow_note = "not run (--no-kubeflow)"
-    binary = crds = None
-    if not args.no_kubeflow:
-        binary, crds, kubeflow_note = kubeflow_build(args.kubeflow_bin)
-        print(f"kubeflow: {kubeflow_note}", file=sys.stderr)
-
+    rivals = [name for name in wanted if name in ("kubeflow", "trainer")]
+    bins = build_rivals(rivals) if rivals else None
     logdir = Path(args.keep_logs or tempfile.mkdtemp(prefix="tandem-b3-"))
     logdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     cp = ControlPlane().start()
     results: list[ScaleResult] = []
     notes: list[str] = []
+    loads: list[str] = []
+    systems: list[System] = []
     try:
         add_bench_nodes(cp)
-        systems: list[System] = [Tandem(cp, logdir)]
-        if binary and crds:
-            systems.append(Kubeflow(cp, logdir, binary, crds, args.kubeflow_threads))
+        makers = {"tandem": lambda: Tandem(cp, logdir), "kubeflow": lambda: Kubeflow(cp, logdir, bins),
+                  "trainer": lambda: Trainer(cp, logdir, bins)}
+        systems = [makers[name]() for name in wanted]
         for s in systems:
             s.setup()
         print(f"control plane up in {cp.timings.get('ready', 0):.1f}s; logs in {logdir}", file=sys.stderr)
         for n in scales:
             for s in systems:
                 t = time.time()
-                py_spy = (os.environ.get("PY_SPY") or shutil.which("py-spy")) if args.profile and s.name == "tandem" else None
-                if args.profile and s.name == "tandem" and not py_spy:
-                    print("--profile: py-spy not found (set PY_SPY)", file=sys.stderr)
-                r = run_scale(s, n, args.timeout, py_spy)
+                r = run_scale(s, n, args.timeout)
+                r.wall_seconds = time.time() - t
                 results.append(r)
-                print(f"{s.name:9s} {n:5d} jobs: {r.done}/{n} done, p50 {percentile(r.latencies, 50):.2f}s "
+                loads.append(f"{s.name} {n}: {loadavg()}")
+                print(f"{s.name:9s} {n:5d} jobs: {r.done}/{n} Running, p50 {percentile(r.latencies, 50):.2f}s "
                       f"p99 {percentile(r.latencies, 99):.2f}s, {r.jobs_per_s:.1f} jobs/s, create {r.create_seconds:.1f}s, "
-                      f"peak RSS {r.rss_mb:.0f} MB (at warm-up {r.rss_start_mb:.0f}) {r.note} [{time.time() - t:.0f}s]",
-                      file=sys.stderr, flush=True)
-                state = delete_namespace(cp, f"b3-{s.name}-{n}", 240 if n >= 1000 else 60)
+                      f"peak RSS {r.rss_mb:.0f} MB (at warm-up {r.rss_start_mb:.0f}) {r.note} [{r.wall_seconds:.0f}s, "
+                      f"load {loadavg()}]", file=sys.stderr, flush=True)
+                state = delete_namespace(cp, f"b3-{s.name}-{n}", 300 if n >= 1000 else 60)
                 if state != "deleted":
                     notes.append(f"namespace b3-{s.name}-{n} {state} when the next run started")
     finally:
@@ -549,50 +680,43 @@ def main() -> int:
             shutil.rmtree(logdir, ignore_errors=True)
     total = time.time() - started
 
-    rows = []
-    for r in results:
-        rows.append((r.system, r.n, f"{r.done}/{r.n}", f"{percentile(r.latencies, 50):.2f}",
-                     f"{percentile(r.latencies, 99):.2f}", f"{r.jobs_per_s:.1f}",
-                     f"{percentile(r.pod_latencies, 50):.2f}" if r.pod_latencies else "-",
-                     f"{percentile(r.pod_latencies, 99):.2f}" if r.pod_latencies else "-",
-                     f"{r.create_seconds:.1f}", f"{r.rss_mb:.0f}", r.note or "-"))
-    out = table(("operator", "jobs", "done", "children p50 s", "children p99 s", "jobs/s",
-                 "pods p50 s", "pods p99 s", "create s", "peak RSS MB", "note"), rows)
+    rows = [(r.system, r.n, f"{r.done}/{r.n}", f"{percentile(r.latencies, 50):.2f}", f"{percentile(r.latencies, 99):.2f}",
+             f"{r.jobs_per_s:.1f}", f"{percentile(r.pod_latencies, 99):.2f}" if r.pod_latencies else "-",
+             f"{r.create_seconds:.1f}", f"{r.rss_mb:.0f}", f"{r.rss_start_mb:.0f}", r.note or "-") for r in results]
+    out = table(("operator", "jobs", "Running", "p50 s", "p99 s", "jobs/s", "pods exist p99 s", "create s",
+                 "peak RSS MB", "RSS at warm-up MB", "note"), rows)
     verdicts = []
     by = {(r.system, r.n): r for r in results}
     for n in scales:
-        t, k = by.get(("tandem", n)), by.get(("kubeflow", n))
-        if t and k and t.latencies and k.latencies:
-            f = percentile(t.latencies, 99) / percentile(k.latencies, 99)
-            verdicts.append(f"- {n} jobs: tandem p99 / kubeflow p99 = {f:.2f} (target <= {TARGET_P99_FACTOR}: "
-                            f"{'met' if f <= TARGET_P99_FACTOR else 'MISSED'})")
-    t1000 = by.get(("tandem", 1000))
-    if t1000:
-        verdicts.append(f"- tandem operator peak RSS at 1000 jobs: {t1000.rss_mb:.0f} MB (target < {TARGET_RSS_MB} MB: "
-                        f"{'met' if t1000.rss_mb < TARGET_RSS_MB else 'MISSED'})")
+        t = by.get(("tandem", n))
+        rivals = [by[(s, n)] for s in ("kubeflow", "trainer") if (s, n) in by and by[(s, n)].done == n]
+        if t and t.done == n and rivals:
+            best = min(rivals, key=lambda r: percentile(r.latencies, 99))
+            f = percentile(t.latencies, 99) / percentile(best.latencies, 99)
+            verdicts.append(f"- {n} jobs: tandem p99 / best rival's p99 ({best.system}) = {f:.2f} "
+                            f"(target <= {TARGET_P99_FACTOR}: {'met' if f <= TARGET_P99_FACTOR else 'MISSED'})")
+    for n in scales:
+        t = by.get(("tandem", n))
+        if t:
+            target = f" (target <= {TARGET_RSS_MB} MB: {'met' if t.rss_mb <= TARGET_RSS_MB else 'MISSED'})" if n == 1000 else ""
+            verdicts.append(f"- tandem operator peak RSS at {n} jobs: {t.rss_mb:.0f} MB{target}")
     print(out)
     print("\n".join(verdicts))
-    profiles = []
-    for r in results:
-        path = getattr(r, "profile_path", None)
-        if path and Path(path).exists():
-            profiles.append(f"py-spy profile of Tandem's operator, {r.n} jobs, {summarize_profile(Path(path))}")
-            print(profiles[-1])
-    png = plot(results, REPO / "benchmarks" / "b3_controller.png")
+    png = plot(results, Path(args.plot))
     if not args.no_append:
-        children = "; ".join(f"{r.system}: {getattr(r, 'expected', {})}" for r in results if r.n == scales[0])
         body = "\n".join([
-            f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), 4 kwok nodes "
-            f"+ {BENCH_NODES} bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the window). "
-            f"Fresh namespace and operator process per row; jobs created from 8 client threads. "
-            f"'children' = the operator's own objects ({children}); 'pods' = both pods of the job exist "
-            f"(Tandem: created by the Job controller; Kubeflow: by the operator). "
-            f"Kubeflow: {kubeflow_note}, --enable-scheme=pytorchjob, controller threads "
-            f"{args.kubeflow_threads or '1 (default)'}, webhook not registered. Whole run {total / 60:.1f} min.",
-            "", out, "", *verdicts, *(f"- {n}" for n in notes), *("\n" + pr for pr in profiles),
-            *(["", f"Plot: benchmarks/{png.name} (latency CDF at 100 and 1000 jobs)."] if png else []),
+            f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), "
+            f"{BENCH_NODES} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
+            "window). Fresh namespace and operator process(es) per row; jobs created from 8 client threads; every job "
+            "is 2 pods. Latency = create -> both pods Running; 'pods exist' = both pods created. Peak RSS = VmHWM, "
+            "summed over the system's processes (trainer: trainer-controller-manager + JobSet controller).",
+            "", *(f"- {s.name}: {s.version_note()}" for s in systems), "",
+            f"Whole run {total / 60:.1f} min. Load average (1/5/15 min) after each row: " + "; ".join(loads) + ".",
+            "", out, "", *verdicts, *(f"- {n}" for n in notes),
+            *(["", f"Plot: benchmarks/{png.name} (latency CDF per scale)."] if png else []),
         ])
-        append_results("B3 controller", body, "benchmarks/b3_controller.py")
+        append_results("B3 controller: Tandem vs Kubeflow Training Operator v1.9 and Trainer v2 (JobSet)", body,
+                       "benchmarks/b3_controller.py " + " ".join(sys.argv[1:]))
     return 0
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 from tandem._sys.ports import free_port
 from tandem.contract import JOB_NAME_LABEL
+from tandem.controller.runtime import WORKERS
 from tandem.controller.timing import LEASE_SECONDS, RENEW_DEADLINE_SECONDS
 from tests.conftest import REPO
 from tests.support.kwok import with_pods
@@ -244,11 +245,14 @@ def test_healthz_turns_red_when_the_work_queue_wedges(control_plane, crd, namesp
         wait_for("leading", lambda: http_get(url).startswith("ok: leading"), 60, 0.5, explain=op.log)
         time.sleep(stall + 6)  # idle for longer than the bound, one heartbeat included: still green
         assert http_get(url).startswith("ok: leading"), http_get(url)
-        # Four workers: four jobs wedge them, the fifth waits with no pass ever finishing.
-        for i in range(5):
+        # WORKERS jobs wedge every worker, one more waits with no pass ever finishing. One apply
+        # for all: one at a time, 17 applies could outlast the wait on a busy machine.
+        documents = []
+        for i in range(WORKERS + 1):
             document = with_pods(example("mnist-ddp.yaml"), run_seconds=1)
             document["metadata"]["name"] = f"wedge-{i}"
-            apply(control_plane, namespace, document)
+            documents.append(document)
+        apply(control_plane, namespace, {"apiVersion": "v1", "kind": "List", "items": documents})
         red = wait_for("/healthz red", lambda: re.match(r"unhealthy: .*work queue wedged", http_get(url)) and http_get(url),
                        stall + 30, 0.5, explain=op.log)
         print(f"\n/healthz with every worker wedged: {red.strip()}")

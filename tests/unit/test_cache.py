@@ -139,3 +139,72 @@ def test_the_jobs_network_policy_is_filed_apart_from_its_service():
     assert cache.network_policies[KEY]["metadata"]["name"] == "demo"
     cache.put_child("NetworkPolicy", child("demo", 6), deleted=True)
     assert KEY not in cache.network_policies and KEY in cache.services
+
+
+def _owned(kind, name, uid):
+    return [{"apiVersion": "batch/v1" if kind == "Job" else "tandem.dev/v1alpha1", "kind": kind, "name": name,
+             "uid": uid, "controller": True}]
+
+
+def real_job():
+    """A Job as the API server returns it: a pod template, managedFields, conditions."""
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "demo", "namespace": "team-a", "uid": "job-uid", "resourceVersion": "12",
+                         "creationTimestamp": "2026-11-26T07:00:00Z", "labels": {JOB_NAME_LABEL: "demo"},
+                         "annotations": {"tandem.dev/restart": "1"}, "ownerReferences": _owned("TrainingJob", "demo", "tj-uid"),
+                         "managedFields": [{"manager": "tandem", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"parallelism": 2, "completions": 2, "completionMode": "Indexed", "suspend": False,
+                     "template": {"metadata": {"labels": {JOB_NAME_LABEL: "demo"}},
+                                  "spec": {"containers": [{"name": "worker", "image": "img:1",
+                                                           "env": [{"name": "X", "value": "y" * 500}]}]}}},
+            "status": {"active": 1, "failed": 1, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "lastTransitionTime": "2026-11-26T07:01:00Z"}]}}
+
+
+def real_pod(index, exit_code):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"demo-{index}-abc", "namespace": "team-a", "uid": f"pod-{index}",
+                         "resourceVersion": "20", "labels": {JOB_NAME_LABEL: "demo",
+                                                             "batch.kubernetes.io/job-completion-index": str(index)},
+                         "annotations": {"tandem.dev/restart": "1",
+                                         "batch.kubernetes.io/job-completion-index": str(index)},
+                         "ownerReferences": _owned("Job", "demo", "job-uid"),
+                         "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "worker", "image": "img:1", "command": ["python"],
+                                                       "env": [{"name": "X", "value": "y" * 500}]}],
+                     "volumes": [{"name": "v", "emptyDir": {}}]},
+            "status": {"phase": "Failed" if exit_code else "Running", "startTime": "2026-11-26T07:00:05Z",
+                       "conditions": [{"type": "Ready", "status": "False"},
+                                      {"type": "DisruptionTarget", "status": "True", "reason": "x"},
+                                      {"type": "PodScheduled", "status": "True"}],
+                       "containerStatuses": [{"name": "worker", "image": "img:1", "state": (
+                           {"terminated": {"exitCode": exit_code, "reason": "Error", "message": "boom",
+                                           "finishedAt": "2026-11-26T07:00:50Z"}} if exit_code
+                           else {"waiting": {"reason": "ErrImagePull", "message": "no such image"}})}]}}
+
+
+def test_the_slim_cache_keeps_all_that_reconcile_observes():
+    """What observe() makes of the cached (slimmed) children is what it makes of the whole
+    objects; the slimmed ones lost the pod template, the pod spec and managedFields."""
+    from tandem.controller.observed import observe
+
+    cache = Cache()
+    job, pods = real_job(), [real_pod(0, 0), real_pod(1, 137)]
+    cache.put_child("Job", job)
+    for pod in pods:
+        cache.put_child("Pod", pod)
+    cached_job, cached_pods = cache.jobs[KEY], list(cache.pods[KEY].values())
+    assert observe("tj-uid", None, cached_job, cached_pods) == observe("tj-uid", None, job, pods)
+    assert "template" not in cached_job["spec"] and cached_job["spec"]["suspend"] is False
+    assert cached_pods[0]["spec"] == {"containers": [{"name": "worker", "image": "img:1"}]}
+    assert all("managedFields" not in p["metadata"] for p in (cached_job, *cached_pods))
+    assert "template" in job["spec"] and "volumes" in pods[0]["spec"]  # the events are left as they were
+
+
+def test_kubectls_last_applied_copy_is_not_cached():
+    cache = Cache()
+    applied = training_job(1)
+    applied["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"}
+    cache.put_training_job(applied)
+    assert cache.training_jobs[KEY]["metadata"]["annotations"] == {"team": "a"}

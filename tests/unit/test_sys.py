@@ -120,3 +120,14 @@ def test_a_subreaper_keeps_its_orphans_below_it():
     )
     out, _ = reaper.communicate(timeout=30)
     assert out.split() == ["True", "True"]
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says(monkeypatch):
+    """glibc (this test machine's C library) takes the limit; MALLOC_ARENA_MAX in the
+    environment is left to decide."""
+    from tandem._sys.malloc import limit_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_arenas(2) is True
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_arenas(2) is False

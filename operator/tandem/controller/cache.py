@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -15,11 +15,44 @@ Key = tuple[str, str]
 MAX_GONE_FAILED_PODS = 16
 
 
-def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy without metadata.managedFields: reconcile never reads them, and at 1,000 jobs
-    they were a large share of the operator's memory (bench B3)."""
-    copied = copy.deepcopy(dict(obj))
-    copied.get("metadata", {}).pop("managedFields", None)
+#: Annotations no reconcile reads that can be as large as the object itself.
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+#: Strings up to this length are interned: the keys, phases, reasons and labels repeated in
+#: every cached object are then held once, not once per object.
+INTERN_UP_TO = 64
+
+
+def _compact(value: Any) -> Any:
+    """A copy of a JSON tree whose keys and short strings are interned."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= INTERN_UP_TO:
+        return sys.intern(value)
+    return value
+
+
+def _slim(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
+    """The object as the cache keeps it: a compact copy without what no reconcile reads.
+
+    Memory grows with the jobs, and at 1,000 jobs the cached bodies were most of the operator's
+    (bench B3). Dropped: metadata.managedFields and kubectl's last-applied annotation (any kind),
+    a Job's pod template (the TrainingJob is the source of it; a Job's status and other spec
+    fields are kept), and a Pod's spec but for its containers' names and images. Status and the
+    rest of the metadata are kept whole: policies read the conditions, states and times there."""
+    copied: dict[str, Any] = _compact(dict(obj))
+    meta = copied.get("metadata") or {}
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations") or {}
+    for unread in UNREAD_ANNOTATIONS:
+        annotations.pop(unread, None)
+    spec = copied.get("spec")
+    if kind == "Job" and isinstance(spec, dict):
+        spec.pop("template", None)
+    elif kind == "Pod" and isinstance(spec, dict):
+        copied["spec"] = {"containers": [{k: c[k] for k in ("name", "image") if k in c}
+                                         for c in spec.get("containers") or [] if isinstance(c, dict)]}
     return copied
 
 
@@ -86,7 +119,7 @@ class Cache:
                 gone = pods.pop(name, None)
                 self._remember_failed(key, obj if (obj.get("status") or {}).get("phase") == "Failed" else gone)
             elif self._newer(pods.get(name), obj):
-                pods[name] = _slim(obj)
+                pods[name] = _slim(obj, kind)
             return key
         store = {"Job": self.jobs, "NetworkPolicy": self.network_policies}.get(kind, self.services)
         if name != key[1]:
@@ -94,7 +127,7 @@ class Cache:
         if deleted:
             store.pop(key, None)
         elif self._newer(store.get(key), obj):
-            store[key] = _slim(obj)
+            store[key] = _slim(obj, kind)
         return key
 
     def refused(self, key: Key, kind: str, name: str, reason: str, message: str, at: str) -> None:
@@ -125,7 +158,7 @@ class Cache:
         DisruptionTarget condition, and the Job may be seen failed only after the pod is gone."""
         if obj is None or (obj.get("status") or {}).get("phase") != "Failed":
             return
-        kept = _slim(obj)
+        kept = _slim(obj, "Pod")
         kept["metadata"].setdefault("deletionTimestamp", "deleted")
         gone = self.gone_failed_pods.setdefault(key, {})
         gone[kept["metadata"]["name"]] = kept
@@ -140,4 +173,4 @@ class Cache:
 
     def listed(self, key: Key, job_uid: str, pods: Sequence[Mapping[str, Any]]) -> None:
         """Record the pods of the Job with `job_uid`, as read from the API server."""
-        self.listed_pods[key] = (job_uid, [_slim(pod) for pod in pods])
+        self.listed_pods[key] = (job_uid, [_slim(pod, "Pod") for pod in pods])

@@ -64,6 +64,8 @@ log = logging.getLogger("tandem.operator")
 #: same request would be refused again, so it is reported and retried with backoff. Other
 #: errors (5xx, 429, a lost connection) raise and take the runtime's ordinary retry.
 REFUSING_STATUSES = (400, 403, 422)
+#: Connections the operator's client keeps open: at least runtime.API_THREADS plus the Lease's.
+POOLED_CONNECTIONS = 32
 #: Longest server message carried into a condition; the API server's own (a quota's, a
 #: webhook's) can be long, and status is read by every `kubectl get`.
 MESSAGE_LIMIT = 500
@@ -107,6 +109,9 @@ def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
     """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
     configuration = connect(kubeconfig).api.configuration
     configuration.retries = False  # see the module's docstring
+    # Pooled connections: the reconcile workers' calls run at once (runtime.API_THREADS); the
+    # default pool (5 per core) would open and drop a connection per call beyond it.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOLED_CONNECTIONS)
     return BoundedApiClient(configuration)
 
 

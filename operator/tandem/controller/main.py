@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import kopf
 
+from .._sys.malloc import limit_arenas
 from ..api.admin_policy import AdminPolicy
 from ..metrics.token import load_key
 from . import telemetry
@@ -24,6 +25,8 @@ from .timing import QUEUE_STALL_SECONDS
 from .watching import operator_settings
 
 log = logging.getLogger("tandem.operator")
+#: glibc malloc arenas for the operator process: the event loop's and one for the API threads.
+MALLOC_ARENAS = 2
 
 
 @dataclass
@@ -73,6 +76,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def run(options: RunOptions) -> int:
+    limit_arenas(MALLOC_ARENAS)  # before any thread starts (see _sys/malloc.py)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     if options.kubeconfig:
