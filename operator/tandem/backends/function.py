@@ -160,25 +160,35 @@ def job_name(function_name: str, suffix: str = "") -> str:
     return f"{base}-{suffix}" if suffix else base
 
 
-def function_job(function: ShippedFunction, path: str, *, name: str, workers: int, framework: str,
-                 image: Optional[str] = None, resources: Optional[Mapping[str, Any]] = None,
-                 env: Optional[Mapping[str, str]] = None, namespace: Optional[str] = None,
-                 spec: Optional[Mapping[str, Any]] = None) -> TrainingJob:
-    """The TrainingJob whose workers call the function from the file at `path`; `spec`: any other
-    TrainingJob fields (camelCase, as in YAML), e.g. {"runPolicy": {"backoffLimit": 0}}."""
-    if framework not in STRATEGY_OF:
-        raise SpecError([("framework", f"must be one of {', '.join(STRATEGY_OF)} (got {framework!r})")])
+@dataclass(frozen=True)
+class JobOptions:
+    """Everything about a function job but the function: `Client.train`'s keyword arguments.
+    `spec`: any other TrainingJob fields (camelCase, as in YAML), e.g. {"runPolicy": {"backoffLimit": 0}}."""
+
+    workers: int = 2
+    framework: str = "pytorch"
+    image: Optional[str] = None
+    resources: Optional[Mapping[str, Any]] = None
+    env: Optional[Mapping[str, str]] = None
+    name: Optional[str] = None
+    namespace: Optional[str] = None
+    spec: Optional[Mapping[str, Any]] = None
+
+
+def function_job(function: ShippedFunction, path: str, name: str, options: JobOptions) -> TrainingJob:
+    """The TrainingJob whose workers call the function from the file at `path`."""
+    if options.framework not in STRATEGY_OF:
+        raise SpecError([("framework", f"must be one of {', '.join(STRATEGY_OF)} (got {options.framework!r})")])
     body: dict[str, Any] = {
-        "framework": framework,
-        "strategy": STRATEGY_OF[framework],
+        "framework": options.framework,
+        "strategy": STRATEGY_OF[options.framework],
         "command": ["python", "-m", FUNCTION_MODULE, path],
-        "workers": workers,
-        **({"image": image} if image else {}),
-        **({"resources": dict(resources)} if resources else {}),
-        **({"env": [{"name": k, "value": v} for k, v in env.items()]} if env else {}),
-        **dict(spec or {}),
+        "workers": options.workers,
+        **({"image": options.image} if options.image else {}),
+        **({"resources": dict(options.resources)} if options.resources else {}),
+        **({"env": [{"name": k, "value": v} for k, v in options.env.items()]} if options.env else {}),
+        **dict(options.spec or {}),
     }
-    metadata = {"name": name, **({"namespace": namespace} if namespace else {}),
+    metadata = {"name": name, **({"namespace": options.namespace} if options.namespace else {}),
                 "annotations": {FUNCTION_ANNOTATION: function.name}}
-    return TrainingJob.from_dict({"apiVersion": API_VERSION, "kind": KIND,
-                                  "metadata": metadata, "spec": body})
+    return TrainingJob.from_dict({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": body})
