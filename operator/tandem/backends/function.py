@@ -58,10 +58,13 @@ def ship(func: Callable[..., Any], kwargs: Optional[Mapping[str, Any]] = None) -
     what = _describe(func)
     if not inspect.isfunction(func):
         raise NotShippable(f"{what} is not a function: train() ships a function defined with `def`")
-    if func.__name__ == "<lambda>":
+    if func.__code__.co_name == "<lambda>":
         raise NotShippable(f"{what} is a lambda, whose source cannot be cut out of its line: define it with `def`")
     if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
         raise NotShippable(f"{what} is a coroutine or generator function: train() calls a plain `def` that returns")
+    if hasattr(func, "__wrapped__"):
+        raise NotShippable(f"{what} wraps another function (a decorator made it): its own source is not the "
+                           f"function's; ship the undecorated function")
     if func.__code__.co_freevars:
         raise NotShippable(f"{what} is a closure over {', '.join(func.__code__.co_freevars)} (variables of the "
                            f"function that defined it), which cannot travel: define it at the top level and "
@@ -128,9 +131,9 @@ def free_names(definition: ast.FunctionDef) -> set[str]:
 
 def _check_kwargs(func: Callable[..., Any], what: str, kwargs: dict[str, Any]) -> None:
     try:
-        inspect.signature(func).bind(**kwargs)
+        inspect.signature(func, follow_wrapped=False).bind(**kwargs)
     except TypeError as error:
-        raise NotShippable(f"kwargs do not fit {what}{inspect.signature(func)}: {error}") from None
+        raise NotShippable(f"kwargs do not fit {what}(): {error}") from None
     for key, value in kwargs.items():
         try:
             arrives = json.loads(json.dumps(value, allow_nan=False))

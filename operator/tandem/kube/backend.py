@@ -61,11 +61,7 @@ class KubernetesBackend(Backend):
         """Create the TrainingJob, then the ConfigMap with the function, owned by it (so it goes
         when the job goes). The caller creates both: the operator needs no new permission and
         never reads the function. A pod that starts first waits for the ConfigMap to mount."""
-        payload = function.to_json()
-        if len(payload.encode()) > MAX_FUNCTION_BYTES:
-            raise NotShippable(f"{function.name}'s source and kwargs take {len(payload.encode()) // 1024} KiB; on a "
-                               f"cluster they travel in a ConfigMap, which holds at most {MAX_FUNCTION_BYTES // 1024} "
-                               f"KiB: read large data inside the function instead of passing it")
+        payload = check_size(function)
         name = options.name or job_name(function.name, suffix=secrets.token_hex(3))
         job = with_function_volume(function_job(function, f"{FUNCTION_MOUNT_PATH}/{FUNCTION_FILE}", name, options))
         created = self.client.submit(job, self.namespace)
@@ -91,6 +87,17 @@ class KubernetesBackend(Backend):
 
     def metrics(self, name: str) -> Optional[MetricsStatus]:
         return self.client.metrics(name, self.namespace)
+
+
+def check_size(function: ShippedFunction) -> str:
+    """The function's file, or NotShippable when it is too big for the ConfigMap it travels in."""
+    payload = function.to_json()
+    size = len(payload.encode())
+    if size > MAX_FUNCTION_BYTES:
+        raise NotShippable(f"{function.name}'s source and kwargs take {size // 1024} KiB; on a cluster they travel "
+                           f"in a ConfigMap, which holds at most {MAX_FUNCTION_BYTES // 1024} KiB: read large data "
+                           f"inside the function (from storage) instead of passing it in kwargs")
+    return payload
 
 
 def with_function_volume(job: TrainingJob) -> TrainingJob:
