@@ -73,7 +73,8 @@ def train_mwms(out_dir: str, steps: int, lr: float) -> None:
         def replica_step(features, labels):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.square(model(features, training=True) - labels))
-            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         strategy.run(replica_step, args=batch)
 
     for _ in range(steps):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import pytest
 
@@ -15,8 +16,6 @@ from tandem.errors import NotShippable, SpecError
 from tandem.kube.backend import check_size, function_config_map, with_function_volume
 from tandem.launch import function as worker
 from tandem.render import render_one
-
-import os  # noqa: E402,I001 - a module-level name for the refusal below
 
 
 def train(lr: float, epochs: int = 1) -> float:
@@ -105,7 +104,7 @@ def test_a_decorator_is_refused_when_the_result_is_still_a_function():
 def test_a_function_without_readable_source_says_where_to_define_it():
     namespace: dict = {}
     exec(compile("def typed_at_the_prompt(x):\n    return x\n", "<stdin>", "exec"), namespace)
-    with pytest.raises(NotShippable, match="cannot be read .*define it in a .py file, IPython or a Jupyter"):
+    with pytest.raises(NotShippable, match=r"cannot be read .*define it in a \.py file, IPython or a Jupyter"):
         ship(namespace["typed_at_the_prompt"], {"x": 1})
 
 

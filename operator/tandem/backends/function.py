@@ -112,7 +112,8 @@ def free_names(definition: ast.FunctionDef) -> set[str]:
     nested defs, loop and `with` targets) and that are not builtins. Scopes are not told apart:
     a name bound anywhere inside counts as bound, so this misses some mistakes but never refuses
     a function that defines what it uses."""
-    bound, read = {definition.name}, set()
+    bound: set[str] = {definition.name}
+    read: set[str] = set()
     for node in ast.walk(definition):
         if isinstance(node, ast.Name):
             (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, cast
 
+from kubernetes import client as k8s
 from rich.console import Console
 from rich.live import Live
 
@@ -66,7 +67,9 @@ class KubernetesBackend(Backend):
         job = with_function_volume(function_job(function, f"{FUNCTION_MOUNT_PATH}/{FUNCTION_FILE}", name, options))
         created = self.client.submit(job, self.namespace)
         try:
-            self.client.core.create_namespaced_config_map(self.namespace, function_config_map(created, payload))
+            # The client sends a plain dict as it is; its stubs only know its model classes.
+            body = cast(k8s.V1ConfigMap, function_config_map(created, payload))
+            self.client.core.create_namespaced_config_map(self.namespace, body)
         except Exception:
             self.client.delete(name, self.namespace)  # no job left waiting for a volume that never comes
             raise

@@ -61,8 +61,9 @@ def define(name: str, source: str, path: Path) -> Callable[..., Any]:
     filename = f"{path}:{name}"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": "__tandem_function__"}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the user's own code, as a script would be
-    return namespace[name]
+    exec(compile(source, filename, "exec"), namespace)  # the user's own code, as a script would run
+    function: Callable[..., Any] = namespace[name]
+    return function
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
