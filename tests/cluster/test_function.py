@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from kubernetes import client as k8s
 
 from tandem import Client
 from tandem.contract import FUNCTION_FILE, FUNCTION_MODULE, FUNCTION_MOUNT_PATH
+from tandem.errors import JobFailed
 from tests.support.kwok import pod_annotations
 from tests.support.waiting import wait_for
 
@@ -59,3 +61,13 @@ def test_a_function_runs_as_a_trainingjob_with_the_configmap_it_owns(control_pla
         return False
 
     wait_for("the ConfigMap deleted with its TrainingJob", config_map_gone, 60)
+
+
+def test_a_failing_function_job_raises_jobfailed_naming_the_worker(control_plane, operator, namespace):
+    client = Client(kubeconfig=control_plane.kubeconfig, namespace=namespace)
+    job = client.train(train, kwargs={"lr": 0.1, "epochs": 1}, workers=2, name="fails",
+                       spec={"runPolicy": {"backoffLimit": 0},
+                             "podTemplate": {"annotations": pod_annotations(run_seconds=1, exit_code=5)}})
+    with pytest.raises(JobFailed, match=r"worker \d.*exit code 5|exit code 5.*worker \d") as failed:
+        job.wait(timeout=90)
+    assert failed.value.job.metadata.name == "fails"
