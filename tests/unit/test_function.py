@@ -12,7 +12,7 @@ import pytest
 
 from tandem.backends.function import JobOptions, function_job, job_name, ship
 from tandem.contract import FUNCTION_FILE, FUNCTION_MODULE, FUNCTION_MOUNT_PATH, MAX_FUNCTION_BYTES
-from tandem.errors import NotShippable, SpecError
+from tandem.errors import NotFound, NotShippable, SpecError
 from tandem.kube.backend import check_size, function_config_map, with_function_volume
 from tandem.launch import function as worker
 from tandem.render import render_one
@@ -194,3 +194,33 @@ def test_the_worker_side_refuses_anything_but_one_named_def(tmp_path, capsys, co
     shipped.write_text(json.dumps(content))
     assert worker.main([str(shipped)]) == 2
     assert why in capsys.readouterr().err
+
+
+def _ended(tmp_path, failed=None, reason="", interrupted=False):
+    from tandem.local.executor import Attempt, RunResult, WorkerExit
+    from tandem.local.run import LocalRun
+
+    exits = [WorkerExit(i, 0, tmp_path / f"worker-{i}.log") for i in (0, 1)]
+    failure = WorkerExit(failed, 7, exits[failed].log) if failed is not None else None
+    result = RunResult("train", tmp_path, attempts=[Attempt(0, exits, 1.0, failure, reason)], interrupted=interrupted)
+    return LocalRun(result, None)
+
+
+def test_a_local_run_ends_as_the_status_a_cluster_would_show(tmp_path):
+    from tandem.errors import Interrupted, JobFailed
+    from tandem.local.backend import LocalBackend, local_status
+
+    backend = LocalBackend(tmp_path)
+    backend.finished["ok"] = local_status(_ended(tmp_path))
+    assert backend.wait("ok").phase == "Succeeded"
+    backend.finished["bad"] = local_status(_ended(tmp_path, failed=1, reason="failed"))
+    with pytest.raises(JobFailed, match="bad Failed: worker 1 exited with code 7"):
+        backend.wait("bad")
+    backend.finished["hung"] = local_status(_ended(tmp_path, failed=0, reason="hung"))
+    with pytest.raises(JobFailed, match=r"worker 0 reported no step \(Hung\)"):
+        backend.wait("hung")
+    backend.finished["stopped"] = local_status(_ended(tmp_path, interrupted=True))
+    with pytest.raises(Interrupted):
+        backend.wait("stopped")
+    with pytest.raises(NotFound, match="was not trained by this client"):
+        backend.wait("other")
