@@ -4,20 +4,25 @@ The same TrainingJob runs on this machine (the default) or on Kubernetes, and re
 fast it trains and how well it scales while it runs.
 
     from tandem import Client, TrainingJob
+    Client.local().train(func, kwargs={...}, workers=2, framework="pytorch").wait()
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "SpecError", "TrainingJob", "metrics"]
+__all__ = ["Client", "JobFailed", "NotShippable", "SpecError", "TrainingJob", "metrics"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `python -m tandem.launch` in every worker does not import the k8s client.
     if name == "Client":
-        from .kube.client import Client
+        from .sdk import Client
 
         return Client
+    if name in ("JobFailed", "NotShippable"):
+        from . import errors
+
+        return getattr(errors, name)
     if name in ("TrainingJob", "SpecError"):
         from . import api
 

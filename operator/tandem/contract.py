@@ -311,3 +311,21 @@ RESERVED_ENV_NAMES = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "
 def is_reserved_env(name: str) -> bool:
     """Whether Tandem sets `name` itself, so that a user may not."""
     return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
+
+
+# --- Function-based training (issue 17, section 1): what the SDK ships and the worker reads ---
+
+#: The module every worker of a function job runs, after `python -m tandem.launch --`: it loads
+#: the function's source from a JSON file and calls it with the JSON keyword arguments.
+FUNCTION_MODULE = "tandem.launch.function"
+#: The JSON file's keys: the function's name, its source (a single `def`), its keyword arguments.
+FUNCTION_KEYS = ("name", "source", "kwargs")
+#: On a cluster the file comes from a ConfigMap the SDK creates, owned by the TrainingJob.
+FUNCTION_CONFIGMAP_SUFFIX = "-function"
+FUNCTION_FILE = "function.json"
+FUNCTION_VOLUME = "tandem-function"
+FUNCTION_MOUNT_PATH = "/var/run/tandem/function"
+#: A ConfigMap holds at most 1 MiB (etcd's object limit); this leaves room for its metadata.
+MAX_FUNCTION_BYTES = 1000 * 1024
+#: On a function job: the function's name, for `kubectl get tj -o yaml` readers and `tandem get`.
+FUNCTION_ANNOTATION = "tandem.dev/function"

@@ -72,6 +72,13 @@ class JobFailed(TandemError):
         super().__init__(message)
 
 
+class NotShippable(TandemError, ValueError):
+    """A function that `Client.train` cannot send to workers; the message says why and what to do.
+
+    Only a function's source and JSON arguments travel (never a pickle), so whatever the source
+    does not carry itself (a closure's variables, a module-level name, a lambda) cannot go."""
+
+
 class Timeout(TandemError):
     """A wait ran out before the job reached the state asked for."""
 

@@ -9,12 +9,14 @@ from typing import Iterator, Optional
 from rich.console import Console
 
 from ..api.model import TrainingJob
-from ..api.status import MetricsStatus
-from ..backends.base import Backend
-from ..errors import NotFound
+from ..api.status import FailureStatus, MetricsStatus, TrainingJobStatus
+from ..backends.base import Backend, JobHandle
+from ..backends.function import JobOptions, ShippedFunction, function_job, job_name
+from ..errors import Interrupted, JobFailed, NotFound
+from .executor import private_dir
 from .gpus import describe, worker_gpu_env
 from .logs import latest_attempt, latest_metrics, read_lines, run_is_active, worker_logs
-from .run import run_local
+from .run import LocalRun, run_local
 from .table import print_run_summary
 
 DEFAULT_RUNS_DIR = Path(".tandem/runs")
@@ -32,8 +34,11 @@ class LocalBackend(Backend):
         self.runs_dir = Path(runs_dir)
         self.console = console or Console(stderr=True)
         self.resume, self.debug, self.tensorboard = resume, debug, tensorboard
+        #: How each job trained by this backend ended (`train` runs it through; `wait` reads it).
+        self.finished: dict[str, TrainingJobStatus] = {}
 
-    def run(self, job: TrainingJob) -> int:
+    def _execute(self, job: TrainingJob) -> LocalRun:
+        """Run the job through, with the live progress and the final table of `tandem run`."""
         console, spec = self.console, job.spec
         gpu_env = worker_gpu_env(job)  # refuses, in one line, a run that needs more GPUs than there are
         console.print(
@@ -47,6 +52,11 @@ class LocalBackend(Backend):
         print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
         if run.baseline_recorded:
             console.print(f"one-worker baseline recorded: {run.baseline_recorded}")
+        return run
+
+    def run(self, job: TrainingJob) -> int:
+        run = self._execute(job)
+        console = self.console
         board = run.result.tensorboard
         if board is not None:
             if sys.stdin.isatty():
@@ -54,6 +64,33 @@ class LocalBackend(Backend):
                 board.serve_until_interrupted()
             board.stop()
         return run.result.exit_code
+
+    def train(self, function: ShippedFunction, options: JobOptions) -> JobHandle:
+        """Write the function into the job's directory of runs (readable by this user only) and
+        run it through, as `tandem run` would: this blocks until the job ends."""
+        name = options.name or job_name(function.name)
+        directory = self.runs_dir / name / "functions"
+        private_dir(directory)
+        path = directory / f"{function.digest[:16]}.json"
+        path.write_text(function.to_json(), encoding="utf-8")
+        path.chmod(0o600)
+        job = function_job(function, str(path.resolve()), name, options)
+        run = self._execute(job)
+        if run.result.tensorboard is not None:
+            run.result.tensorboard.stop()
+        self.finished[name] = local_status(run)
+        return JobHandle(self, name)
+
+    def wait(self, name: str, timeout: Optional[float] = None) -> TrainingJobStatus:
+        status = self.finished.get(name)
+        if status is None:
+            raise NotFound(f"{name!r} was not trained by this client (Client.local().train runs a job through)")
+        if status.phase == "Succeeded":
+            return status
+        failure = status.last_failure
+        if failure is not None and failure.reason == "Interrupted":
+            raise Interrupted(f"{name} was interrupted: all workers stopped")
+        raise JobFailed(f"{name} Failed: {describe_failure(failure)}", job=status)
 
     def logs(self, name: str, worker: Optional[int] = None, follow: bool = False) -> Iterator[tuple[int, str]]:
         attempt = latest_attempt(self.runs_dir, name)
@@ -70,3 +107,29 @@ class LocalBackend(Backend):
             return None
         figures.pop("final", None)  # the history's marker of the run's last line, not a figure
         return MetricsStatus.model_validate(figures)
+
+
+def local_status(run: LocalRun) -> TrainingJobStatus:
+    """How a local run ended, as the status a cluster would show for it."""
+    result = run.result
+    status = TrainingJobStatus(phase="Succeeded" if result.succeeded else "Failed", restarts=result.restarts,
+                               metrics=run.metrics)
+    last = result.attempts[-1] if result.attempts else None
+    if result.interrupted:
+        status.last_failure = FailureStatus(reason="Interrupted", restart=result.restarts)
+    elif last is not None and last.failed is not None:
+        status.last_failure = FailureStatus(
+            worker=last.failed.index, exit_code=None if last.reason == "hung" else last.failed.code,
+            reason={"hung": "Hung", "deadline": "DeadlineExceeded"}.get(last.reason, "Error"),
+            action=last.verdict.action if last.verdict else "", restart=last.restart)
+    return status
+
+
+def describe_failure(failure: Optional[FailureStatus]) -> str:
+    if failure is None or failure.worker is None:
+        return "no worker failed (see the logs)"
+    if failure.reason == "Hung":
+        return f"worker {failure.worker} reported no step (Hung)"
+    if failure.reason == "DeadlineExceeded":
+        return "activeDeadlineSeconds passed"
+    return f"worker {failure.worker} exited with code {failure.exit_code}"

@@ -1,0 +1,85 @@
+"""``python -m tandem.launch.function FILE``: what each worker of a function job runs.
+
+`Client.train(func, kwargs=...)` ships a function as its source text and JSON arguments
+(`tandem.backends.function`); this module, the user's command under ``python -m tandem.launch --``,
+reads them back, checks that the source is exactly one ``def`` of that name, defines it and calls
+it. So a function runs under the same environment contract, framework launch (torchrun's
+processes, TF_CONFIG) and restarts as any command, and nothing anywhere unpickles anything: the
+file is text and JSON, and the operator never reads it. Standard library only, as all of launch.
+
+Exit codes: the function's (0 when it returns; 1 with its traceback when it raises); 2 when the
+file is not a function Tandem shipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import linecache
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..contract import FUNCTION_KEYS
+
+USAGE = "usage: python -m tandem.launch.function FILE (a function shipped by tandem's Client.train)"
+
+
+class ShippedFileError(ValueError):
+    """The file is not one function's source and JSON arguments."""
+
+
+def check_source(source: str, name: str) -> None:
+    """The source must be one top-level ``def name(...)`` and nothing else: no statement runs
+    before the function is called, and no other name can be what is called."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise ShippedFileError(f"the source does not parse: {error}") from None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != name:
+        raise ShippedFileError(f"the source must be exactly one `def {name}(...)`")
+
+
+def read_shipped(path: Path) -> tuple[str, str, dict[str, Any]]:
+    """(name, source, kwargs) from the file, checked."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ShippedFileError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict) or sorted(data) != sorted(FUNCTION_KEYS):
+        raise ShippedFileError(f"{path} must be a JSON object with exactly the keys {', '.join(FUNCTION_KEYS)}")
+    name, source, kwargs = data["name"], data["source"], data["kwargs"]
+    if not isinstance(name, str) or not name.isidentifier() or not isinstance(source, str) or not isinstance(kwargs, dict):
+        raise ShippedFileError(f"{path}: name must be an identifier, source a string, kwargs an object")
+    check_source(source, name)
+    return name, source, kwargs
+
+
+def define(name: str, source: str, path: Path) -> Callable[..., Any]:
+    """The function, defined alone in a fresh namespace; its source is registered with linecache
+    under `path` so that a traceback shows the user's lines."""
+    filename = f"{path}:{name}"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": "__tandem_function__"}
+    exec(compile(source, filename, "exec"), namespace)  # the user's own code, as a script would run
+    function: Callable[..., Any] = namespace[name]
+    return function
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if args[:1] != ["--help"] else sys.stdout)
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    path = Path(args[0])
+    try:
+        name, source, kwargs = read_shipped(path)
+    except ShippedFileError as error:
+        print(f"tandem.launch.function: {error}", file=sys.stderr)
+        return 2
+    define(name, source, path)(**kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
