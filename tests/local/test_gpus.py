@@ -14,9 +14,11 @@ from tests.support.processes import processes_of_job
 
 pytestmark = pytest.mark.local
 
-#: Each process prints which worker and local rank it is and which GPUs it sees.
-SHOW_DEVICES = ("import os; print('devices', os.environ['TANDEM_WORKER_INDEX'], os.environ['LOCAL_RANK'], "
-                "os.environ['CUDA_VISIBLE_DEVICES'], flush=True)")
+#: Each process prints which worker and local rank it is and which GPUs it sees, in one write:
+#: a worker's processes share its output pipe, and print()'s separate writes of each argument
+#: interleaved ("devicesdevices 0 0 0,1").
+SHOW_DEVICES = ("import os, sys; e = os.environ; sys.stdout.write(' '.join(['devices', e['TANDEM_WORKER_INDEX'], "
+                "e['LOCAL_RANK'], e['CUDA_VISIBLE_DEVICES']]) + chr(10)); sys.stdout.flush()")
 
 
 def machine_with_gpus(tmp_path, count: int) -> dict[str, str]:
