@@ -54,6 +54,6 @@ def test_each_worker_and_its_processes_see_only_the_worker_s_gpus(tmp_path, job_
                         env=machine_with_gpus(tmp_path, 4))
     assert result.returncode == 0, result.stderr[-3000:]
     seen = sorted(tuple(line.split("devices ", 1)[1].split()) for line in result.stderr.splitlines()
-                  if "devices " in line and "print(" not in line)
+                  if "devices " in line and "tandem.launch" not in line)
     assert seen == [("0", "0", "0,1"), ("0", "1", "0,1"), ("1", "0", "2,3"), ("1", "1", "2,3")], result.stderr[-3000:]
     assert "GPUs: worker 0: 0,1; worker 1: 2,3" in result.stderr
