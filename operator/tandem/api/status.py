@@ -87,6 +87,9 @@ class MetricsStatus(_Status):
         None, description="95th-percentile step time over all workers, seconds.", ge=0, allow_inf_nan=False
     )
     straggler: Optional[int] = Field(None, ge=0, description="Index of a worker well below the median throughput, if any.")
+    straggler_check: Optional[str] = Field(
+        None, max_length=MAX_REASON,
+        description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 

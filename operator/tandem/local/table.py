@@ -46,6 +46,8 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
     lines = [line, f"step time: p50 {_seconds(metrics.step_time_p50)}   p95 {_seconds(metrics.step_time_p95)}"]
     if metrics.straggler is not None:
         lines.append(f"[yellow]{straggler_text(metrics)}[/]")
+    elif metrics.straggler_check:
+        lines.append(f"straggler: none named ({metrics.straggler_check})")
     return lines
 
 
