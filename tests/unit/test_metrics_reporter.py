@@ -111,10 +111,11 @@ def test_reporter_records_steps_with_the_wait_split():
     rep = Reporter.__new__(Reporter)  # no thread, no shipper: just the step bookkeeping
     import collections
 
-    rep._buffer, rep._previous, rep._broken = collections.deque(), None, False
+    rep._buffer, rep._previous, rep._broken, rep._done = collections.deque(), None, False, 0
     rep.step(64)
     rep.step(64, wait=0.0)
     rep.step(64, wait=10.0)
     assert len(rep._buffer) == 2  # the first step has no duration
+    assert rep._done == 3  # ...but it is counted: status.progress's stepsDone
     (_, samples, seconds, busy), (_, _, _seconds2, busy2) = rep._buffer
     assert samples == 64 and busy == seconds and busy2 == 0.0

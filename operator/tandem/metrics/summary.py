@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
+from . import eta
 
 WINDOW_SECONDS = 30.0
 MAX_STEPS = 1000
@@ -75,6 +76,32 @@ class Step:
 
 
 RankKey = tuple[int, int]  # (worker index, local rank)
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """What a rank said besides its steps (its latest word; checked by metrics.snapshot): its own
+    step count and the steps its training will take, and its worker's GPUs as NVML saw them."""
+
+    steps_done: Optional[int] = None
+    steps_total: Optional[int] = None
+    gpus: Optional[int] = None
+    gpu_utilization: Optional[float] = None
+    gpu_memory_used: Optional[int] = None
+    gpu_memory_total: Optional[int] = None
+
+
+def worker_info(ranks: Sequence[RankInfo]) -> dict[str, Any]:
+    """One worker's WorkerMetrics fields from its ranks' words: the furthest-behind rank's steps, the
+    largest total, and the GPU figures of the rank that sampled them (one per worker does)."""
+    done = [r.steps_done for r in ranks if r.steps_done is not None]
+    totals = [r.steps_total for r in ranks if r.steps_total is not None]
+    gpu = next((r for r in ranks if r.gpus), None)
+    fields: dict[str, Any] = {"steps_done": min(done) if done else None, "steps_total": max(totals) if totals else None}
+    if gpu is not None:
+        fields.update(gpus=gpu.gpus, gpu_utilization=gpu.gpu_utilization, gpu_memory_used=gpu.gpu_memory_used,
+                      gpu_memory_total=gpu.gpu_memory_total)
+    return fields
 
 
 def window(steps: Sequence[Step], seconds: float = WINDOW_SECONDS, max_steps: int = MAX_STEPS) -> list[Step]:
@@ -146,10 +173,13 @@ class WorkerFigures:
     capacity: float
     steps: int
     step_times: tuple[float, ...]
+    #: Steps per second over the window (the slowest rank's), None with too few steps to trust.
+    step_rate: Optional[float] = None
 
 
 def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
     active = [r for r in ranks if r.steps]
+    rates = [rate for rate in (eta.rate(r.steps, r.seconds) for r in active) if rate is not None]
     capacity = len(active) * min((r.capacity for r in active), default=0.0)
     return WorkerFigures(
         index=index,
@@ -157,6 +187,7 @@ def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
         capacity=capacity,
         steps=max((r.steps for r in active), default=0),
         step_times=tuple(t for r in active for t in r.step_times),
+        step_rate=min(rates) if active and len(rates) == len(active) else None,
     )
 
 
@@ -238,9 +269,11 @@ def summarize(
     updated_at: Optional[str] = None,
     steps_total: Optional[Mapping[RankKey, int]] = None,
     reason: Optional[str] = None,
+    info: Optional[Mapping[RankKey, RankInfo]] = None,
 ) -> MetricsStatus:
     """The job's figures from every rank's records; `steps_total`: steps each rank reported so far;
-    `reason`: what was dropped before (metrics.snapshot), kept in status.metrics.reason."""
+    `reason`: what was dropped before (metrics.snapshot), kept in status.metrics.reason; `info`: each
+    rank's latest word besides its steps (its step count and total, its worker's GPUs)."""
     by_worker: dict[int, list[RankFigures]] = {}
     windowed: dict[int, list[list[Step]]] = {}
     totals: dict[int, int] = {}
@@ -276,6 +309,8 @@ def summarize(
             step_time_p95=finite(percentile(f.step_times, 95)),
             steps=totals.get(f.index, f.steps),
             capacity=f.capacity,
+            step_rate=finite(f.step_rate),
+            **worker_info([i for (w, _), i in sorted((info or {}).items()) if w == f.index]),
         )
         for f in figures[:MAX_WORKER_FIGURES]
     ]
