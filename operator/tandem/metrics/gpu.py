@@ -66,7 +66,7 @@ def sampler(env: Mapping[str, str]) -> Optional[Sampler]:
     if (env.get("LOCAL_RANK") or "0") != "0":
         return None
     try:
-        import pynvml  # nvidia-ml-py: in GPU images only
+        import pynvml  # type: ignore[import-not-found,unused-ignore]  # nvidia-ml-py: in GPU images only
 
         pynvml.nvmlInit()
         handles = _handles(pynvml, env.get("CUDA_VISIBLE_DEVICES"))
@@ -75,3 +75,11 @@ def sampler(env: Mapping[str, str]) -> Optional[Sampler]:
     if not handles:
         return None
     return Sampler(pynvml, handles)
+
+
+def gpu_text(utilization: Optional[float], used: Optional[int], total: Optional[int]) -> str:
+    """`87% 31.2/80.0 GiB` for a table; `-` without figures."""
+    if utilization is None:
+        return "-"
+    memory = f" {used / 2**30:.1f}/{total / 2**30:.1f} GiB" if used is not None and total else ""
+    return f"{utilization:.0f}%{memory}"

@@ -162,3 +162,20 @@ def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: 
     if last is None and since is not None and startup_deadline is not None:
         return (since - checked).total_seconds() + startup_deadline
     return None
+
+
+def duration(seconds: Optional[int]) -> str:
+    """`1:05`, `2:03:04`: a count of seconds as a person reads it."""
+    if seconds is None:
+        return "-"
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
+
+
+def progress_text(progress: Optional[ProgressStatus]) -> str:
+    """`step 120/400 (30%) ETA 1:05` (the ETA left out when it cannot be known); empty without a total."""
+    if progress is None or progress.percent is None or progress.steps_total is None:
+        return ""
+    text = f"step {progress.steps_done or 0}/{progress.steps_total} ({progress.percent:.0f}%)"
+    return text + (f" ETA {duration(progress.eta)}" if progress.eta is not None else "")
