@@ -44,4 +44,4 @@ def estimate(done: int, total: Optional[int], steps_per_second: Optional[float])
     seconds = (total - done) / steps_per_second
     if not math.isfinite(seconds) or seconds > MAX_ETA_SECONDS:
         return Estimate(percent, None)
-    return Estimate(percent, math.ceil(seconds))
+    return Estimate(percent, math.ceil(round(seconds, 6)))  # 100.0000001 s of float noise is 100 s
