@@ -160,7 +160,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ImportError:
         metrics = None
     if metrics is not None:
-        metrics.track_ddp(ddp, optimizer, samples_per_step=args.batch_size)
+        # total_steps: the steps this process will take (after a resume, the rest), for percent and ETA.
+        metrics.track_ddp(ddp, optimizer, samples_per_step=args.batch_size, total_steps=total - step)
     # --------------------------------------------------------------------------------------
     loss_value: Optional[float] = None
     started = time.monotonic()

@@ -169,6 +169,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         from tandem import metrics
 
         reporter = metrics.reporter()
+        reporter.total(total - step)  # the steps this process will take, for percent and ETA
     except ImportError:
         reporter = None
     # --------------------------------------------------------------------------------------

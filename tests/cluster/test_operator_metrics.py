@@ -28,6 +28,7 @@ import time
 from tandem import metrics
 r = metrics.reporter()
 assert r.enabled, "the reporter is off: check the TANDEM_* env"
+r.total(100000)  # for status.progress's percent and ETA
 while True:
     time.sleep(0.02)
     r.step(samples=64)
@@ -107,6 +108,14 @@ def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd
         assert condition["status"] == "True"
         row = control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[1].split()
         assert float(row[4]) > 0 and float(row[5]) > 0  # THROUGHPUT and EFFICIENCY columns
+        # No progress or startup deadline here: status.progress is written with every read all the same.
+        progress = wait_for("an ETA", lambda: (get(control_plane, namespace, "trainingjob", name)["status"].get(
+            "progress") or {}).get("eta"), timeout=60, interval=2)
+        assert progress
+        record = get(control_plane, namespace, "trainingjob", name)["status"]["progress"]
+        assert record["stepsTotal"] == 100000 and 0 < record["percent"] < 100 and 0 < record["stepsDone"] < 100000
+        header, row = (line.split() for line in control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[:2])
+        assert header[6:8] == ["PROGRESS", "ETA"] and 0 < float(row[6]) < 100 and int(row[7]) > 0
     finally:
         for process in reporters:
             process.kill()

@@ -121,3 +121,46 @@ def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     assert recorded["throughput"] == pytest.approx(one["throughput"])
     assert "scaling efficiency" in done.stderr
     assert not ray_session_of(tmp_path / "runs", job_name)
+
+
+FAKE_NVML = '''"""A stand-in for nvidia-ml-py on this CPU machine: one GPU at 42%, 1 of 16 GiB in use."""
+from types import SimpleNamespace
+def nvmlInit(): pass
+def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetHandleByUUID(u): return 0
+def nvmlDeviceGetUtilizationRates(h): return SimpleNamespace(gpu=42, memory=0)
+def nvmlDeviceGetMemoryInfo(h): return SimpleNamespace(used=1 << 30, total=16 << 30, free=15 << 30)
+'''
+
+
+def test_gpu_use_and_progress_reach_the_figures_and_the_table(tmp_path, job_name):
+    """Issue 17 §2-3 through a real run: each worker's reporter samples (a fake) NVML off the
+    training thread and says its total; both arrive per worker in the final figures and the table."""
+    import os
+
+    fake = tmp_path / "fake-nvml"
+    fake.mkdir()
+    (fake / "pynvml.py").write_text(FAKE_NVML)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "200"}  # the whole table, not cut to 80 columns
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "120", "--sleep-per-step", "0.02"),
+                                name=job_name, options=["--workers", "2"]), timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = history(tmp_path, job_name)[-1]
+    for worker in final["perWorker"]:
+        assert (worker["gpus"], worker["gpuUtilization"]) == (1, 42.0)
+        assert worker["gpuMemoryUsed"] == 1 << 30 and worker["gpuMemoryTotal"] == 16 << 30
+        assert worker["stepsTotal"] == 120 and worker["stepsDone"] == 120 and worker["stepRate"] > 0
+    assert "GPU use" in done.stderr and "42% 1.0/16.0 GiB" in done.stderr
+    assert "attempts: #0 " in done.stderr
+
+
+def test_without_nvml_no_gpu_figure_is_made_up(tmp_path, job_name):
+    done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "60"), name=job_name,
+                                options=["--workers", "2"]), timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = history(tmp_path, job_name)[-1]
+    assert all("gpus" not in w and "gpuUtilization" not in w for w in final["perWorker"])
+    assert "GPU use" not in done.stderr

@@ -48,7 +48,7 @@ def test_schema_is_structural():
 def test_printer_columns_and_names():
     spec = crd()["spec"]
     columns = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Framework", "Workers", "Phase", "Queue", "Throughput", "Efficiency", "Age"]
+    assert columns == ["Framework", "Workers", "Phase", "Queue", "Throughput", "Efficiency", "Progress", "ETA", "Age"]
     assert spec["names"]["shortNames"] == ["tj"]
     assert spec["versions"][0]["subresources"] == {"status": {}}
 

@@ -61,13 +61,13 @@ def test_read_summary_of_an_unreachable_gateway_is_unavailable():
 
 
 def test_from_snapshot_builds_the_status():
-    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 30)],
-                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 30)]},
-            "totals": {"0/0": 29, "1/0": 29}}
+    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 60)],
+                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 60)]},
+            "totals": {"0/0": 59, "1/0": 59}}
     status = client.from_snapshot(snap, workers=2, baseline=640.0, straggler_threshold=0.8)
     assert round(status.throughput) == 1280 and round(status.scaling_efficiency, 3) == 1.0
     assert status.straggler == 0
-    assert [w.steps for w in status.per_worker] == [29, 29]
+    assert [w.steps for w in status.per_worker] == [59, 59]
 
 
 def test_baseline_is_recorded_and_preferred_after_the_spec(tmp_path):
@@ -84,8 +84,8 @@ def test_status_line_reads_the_latest_figures():
     # The workers get the gateway's loopback URL and their job's write token: nothing of Ray's.
     assert m.address.startswith("http://127.0.0.1:") and list(m.worker_env) == ["TANDEM_METRICS_TOKEN"]
     assert "starting Ray" in m.status_line()
-    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 30)],
-                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 30)]}}
+    snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 60)],
+                        "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 60)]}}
     m.latest = client.from_snapshot(snap, 2, 500.0, 0.8)
     line = m.status_line()
     assert "1,280 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
@@ -111,10 +111,11 @@ def test_reporter_records_steps_with_the_wait_split():
     rep = Reporter.__new__(Reporter)  # no thread, no shipper: just the step bookkeeping
     import collections
 
-    rep._buffer, rep._previous, rep._broken = collections.deque(), None, False
+    rep._buffer, rep._previous, rep._broken, rep._done = collections.deque(), None, False, 0
     rep.step(64)
     rep.step(64, wait=0.0)
     rep.step(64, wait=10.0)
     assert len(rep._buffer) == 2  # the first step has no duration
+    assert rep._done == 3  # ...but it is counted: status.progress's stepsDone
     (_, samples, seconds, busy), (_, _, _seconds2, busy2) = rep._buffer
     assert samples == 64 and busy == seconds and busy2 == 0.0

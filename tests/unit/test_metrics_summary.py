@@ -169,3 +169,58 @@ def test_step_of_accepts_short_and_null_records():
     assert Step.of([1, 64, None, None]) == Step(1.0, 64.0, None, None)
     assert Step.of((2, 8, 0.5)) == Step(2.0, 8.0, 0.5, None)
     assert summary.unavailable("gone").available is False
+
+
+# --- issue 17 §4: no straggler from noise ----------------------------------------------------------
+def test_a_short_noisy_run_names_no_straggler_and_says_why():
+    """The README's 128-step run of 3-6 ms steps: one worker's ratio of 69% was noise."""
+    import random
+
+    rng = random.Random(17)
+    records = {}
+    for w in (0, 1):
+        t, steps = 0.0, []
+        for _ in range(128):
+            seconds = rng.uniform(0.003, 0.006)
+            t += seconds
+            steps.append(Step(t, 64, seconds, seconds * (0.9 if w == 1 else 0.6)))
+        records[(w, 0)] = steps
+    status = summarize(records, 2)
+    assert status.straggler is None
+    assert status.straggler_check.startswith("too little data: 128 steps over 0.")
+
+
+def test_a_gap_that_does_not_hold_across_the_window_names_nobody():
+    """Worker 1 is slow in the first part of the window only: a passing hiccup, not a straggler."""
+    fast = steady(10, 64, n=80, busy_fraction=0.2)
+    hiccup = [Step(s.t, s.samples, s.seconds, 0.09 if i < 20 else 0.02) for i, s in enumerate(fast)]
+    assert summarize({(0, 0): fast, (1, 0): hiccup}, 2).straggler is None
+    lasting = [Step(s.t, s.samples, s.seconds, 0.09) for s in fast]
+    assert summarize({(0, 0): fast, (1, 0): lasting}, 2).straggler == 1
+
+
+@given(st.integers(2, 6), st.integers(1, 200), st.floats(0.001, 0.5), st.floats(0.5, 0.95), st.data())
+@settings(max_examples=60, deadline=None)
+def test_a_straggler_is_named_only_from_enough_data_and_a_gap_in_every_part(workers, n, seconds, threshold, data):
+    busy = {w: [data.draw(st.floats(0.05, 1.0)) for _ in range(n)] for w in range(workers)}
+    records = {(w, 0): [Step((i + 1) * seconds, 64, seconds, seconds * b) for i, b in enumerate(busy[w])]
+               for w in range(workers)}
+    status = summarize(records, workers, straggler_threshold=threshold)
+    enough = n >= summary.STRAGGLER_MIN_STEPS and n * seconds >= summary.STRAGGLER_MIN_SECONDS - 1e-9
+    if status.straggler is None:
+        return
+    assert enough and status.straggler_check is None
+    slow = status.straggler
+    for i in range(summary.STRAGGLER_PARTS):
+        part = {w: summary.parts(records[(w, 0)], summary.STRAGGLER_PARTS)[i] for w in range(workers)}
+        capacity = {w: sum(s.samples for s in p) / sum(s.busy for s in p) for w, p in part.items()}
+        peers = summary.median(c for w, c in capacity.items() if w != slow)
+        assert capacity[slow] < threshold * peers * (1 + 1e-9)
+
+
+@given(st.integers(2, 6), st.integers(1, 39))
+@settings(max_examples=30, deadline=None)
+def test_too_few_steps_always_say_too_little_data(workers, n):
+    records = {(w, 0): steady(10, 64, n=n, busy_fraction=0.9 if w == 0 else 0.1) for w in range(workers)}
+    status = summarize(records, workers)
+    assert status.straggler is None and "too little data" in status.straggler_check

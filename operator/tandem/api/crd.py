@@ -206,6 +206,9 @@ PRINTER_COLUMNS = [
     {"name": "Throughput", "type": "number", "jsonPath": ".status.metrics.throughput", "description": "samples/s, all workers"},
     {"name": "Efficiency", "type": "number", "jsonPath": ".status.metrics.scalingEfficiency",
      "description": "scaling efficiency (1.0 = linear)"},
+    {"name": "Progress", "type": "number", "jsonPath": ".status.progress.percent", "description": "percent of the steps done"},
+    {"name": "ETA", "type": "integer", "jsonPath": ".status.progress.eta",
+     "description": "seconds left, from the recent step rate"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

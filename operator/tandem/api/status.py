@@ -60,6 +60,16 @@ class WorkerMetrics(_Status):
         None, description="Samples per second of compute alone (step time less the wait for peers); names the straggler.",
         ge=0, allow_inf_nan=False,
     )
+    steps_done: Optional[int] = Field(
+        None, ge=0, description="Steps done by the worker's current process, by its own count (restarts start again).")
+    steps_total: Optional[int] = Field(None, ge=0, description="Steps the worker's training will take, when it said.")
+    step_rate: Optional[float] = Field(
+        None, description="Steps per second over the metrics window (recent, not since the start).", ge=0, allow_inf_nan=False)
+    gpus: Optional[int] = Field(None, ge=0, description="NVIDIA GPUs the worker sees (NVML); unset without NVML or GPUs.")
+    gpu_utilization: Optional[float] = Field(
+        None, description="Mean GPU utilisation over the worker's GPUs, percent (NVML).", ge=0, le=100, allow_inf_nan=False)
+    gpu_memory_used: Optional[int] = Field(None, ge=0, description="GPU memory in use on the worker's GPUs, bytes (NVML).")
+    gpu_memory_total: Optional[int] = Field(None, ge=0, description="GPU memory of the worker's GPUs, bytes (NVML).")
 
 
 class MetricsStatus(_Status):
@@ -87,6 +97,9 @@ class MetricsStatus(_Status):
         None, description="95th-percentile step time over all workers, seconds.", ge=0, allow_inf_nan=False
     )
     straggler: Optional[int] = Field(None, ge=0, description="Index of a worker well below the median throughput, if any.")
+    straggler_check: Optional[str] = Field(
+        None, max_length=MAX_REASON,
+        description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 
@@ -115,7 +128,8 @@ class WorkerProgress(_Status):
 
 
 class ProgressStatus(_Status):
-    """The workers' steps in the current group, for runPolicy.progressDeadlineSeconds and startupDeadlineSeconds."""
+    """The workers' steps in the current group: how far training is and when it ends (percent, eta), and what
+    runPolicy.progressDeadlineSeconds and startupDeadlineSeconds judge a hang from (lastStepAt, workers)."""
 
     restart: int = Field(0, description="The group (restart number) these figures are of.")
     since: Optional[str] = Field(None, description="When the group's steps were first read (RFC 3339).")
@@ -124,6 +138,14 @@ class ProgressStatus(_Status):
     last_step_at: Optional[str] = Field(
         None, description="When a worker's step count last rose in this group; unset before the first step.")
     workers: list[WorkerProgress] = Field(default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker steps.")
+    steps_done: Optional[int] = Field(None, ge=0, description="Steps done by the furthest-behind worker.")
+    steps_total: Optional[int] = Field(None, ge=0, description="Steps the training will take, when the workers said.")
+    percent: Optional[float] = Field(
+        None, ge=0, le=100, allow_inf_nan=False, description="stepsDone / stepsTotal, percent; unset without a total.")
+    eta: Optional[int] = Field(
+        None, ge=0, description=("Seconds left at checkedAt, from the recent step rate; unset when it cannot be "
+                                 "known (no total, too few steps, no rate)."))
+    elapsed: Optional[int] = Field(None, ge=0, description="Seconds this group (attempt) has run, from since to checkedAt.")
 
 
 class TrainingJobStatus(_Status):
@@ -140,4 +162,5 @@ class TrainingJobStatus(_Status):
     tensorboard: Optional[str] = Field(None, description="Address of the job's TensorBoard, when enabled.")
     ignored_restarts: int = Field(0, description="Restarts a failure rule with action Ignore did not count against backoffLimit.")
     last_failure: Optional[FailureStatus] = Field(None, description="The last failure and the failure rule that decided it.")
-    progress: Optional[ProgressStatus] = Field(None, description="Reported steps, when a progress or startup deadline is set.")
+    progress: Optional[ProgressStatus] = Field(
+        None, description="Reported steps of the current group: percent, ETA, and what a hang is judged from.")

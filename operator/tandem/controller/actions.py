@@ -60,8 +60,6 @@ class MetricsRead:
     baseline_throughput: Optional[float]
     straggler_threshold: float
     generation: Optional[int]
-    #: Whether the read also updates status.progress (a progress or startup deadline is set).
-    progress: bool = False
     #: The status this pass ends with (filled in by Decision.finish); the figures go into it.
     status: dict[str, Any] = field(default_factory=dict)
 

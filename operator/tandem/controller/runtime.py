@@ -270,7 +270,7 @@ class Controller:
         if not summary.available:
             return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
         figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return with_metrics(read.status, figures, now, read.generation, track_progress=read.progress)
+        return with_metrics(read.status, figures, now, read.generation)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:

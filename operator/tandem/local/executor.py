@@ -215,6 +215,7 @@ class LocalExecutor:
         self.run_id = f"{job.metadata.name}-{self.run_dir.name}"
         #: The latest figures (LocalMetrics.latest): the steps a hang is told from.
         self.progress_hook = progress_hook
+        self._clock: Optional[_ProgressWatch] = None
         self._started = time.monotonic()
 
     def run(self) -> RunResult:
@@ -310,7 +311,7 @@ class LocalExecutor:
         """Until every worker succeeded, one failed, the group hung, or the deadline passed. With
         --debug, worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
         deadline = self._deadline()
-        clock = _ProgressWatch(self.job, self.progress_hook, restart)
+        clock = self._clock = _ProgressWatch(self.job, self.progress_hook, restart)
         live = None if self.debug else Live(
             self._status(workers, restart, limit), console=self.console, transient=True,
             refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
@@ -353,6 +354,9 @@ class LocalExecutor:
             f"  {running}/{len(workers)} workers running  {elapsed // 60:02d}:{elapsed % 60:02d}",
             f"  restarts {restart}/{limit}",
         )
+        done = self._clock.line() if self._clock is not None else ""
+        if done:
+            text.append(f"  {done}", style="bold")
         extra = self.status_hook() if self.status_hook else ""
         if extra:
             text.append(f"  {extra}", style="bold cyan")
@@ -402,12 +406,14 @@ class LocalExecutor:
 
 
 class _ProgressWatch:
-    """One group's steps, read from the latest figures as they come, judged against the deadlines
-    (metrics/progress.py, the operator's own rules); idle without a progress or startup deadline."""
+    """One group's steps, read from the latest figures as they come (metrics/progress.py, the
+    operator's own rules): percent and ETA for the live line, and, with a progress or startup
+    deadline, judged for a hang."""
 
     def __init__(self, job: TrainingJob, latest: Optional[Callable[[], Optional[MetricsStatus]]], restart: int):
         policy = job.spec.run_policy
-        self.latest = latest if policy.watches_progress else None
+        self.latest = latest
+        self.judges = policy.watches_progress
         self.progress_deadline, self.startup_deadline = policy.progress_deadline_seconds, policy.startup_deadline_seconds
         self.restart = restart
         self.progress: Optional[ProgressStatus] = None
@@ -419,8 +425,15 @@ class _ProgressWatch:
             return None  # no fresh figures: nothing is judged (an outage is not a hang)
         self._seen = figures
         steps = {w.index: w.steps for w in figures.per_worker}
-        self.progress = progress_clock.observe(self.progress, self.restart, steps, datetime.now(timezone.utc))
+        self.progress = progress_clock.observe(self.progress, self.restart, steps, datetime.now(timezone.utc),
+                                               figures.per_worker)
+        if not self.judges:
+            return None
         return progress_clock.hang(self.progress, self.restart, self.progress_deadline, self.startup_deadline)
+
+    def line(self) -> str:
+        """`37% ETA 1:05` for the live line; empty before a total is known."""
+        return progress_clock.progress_text(self.progress)
 
 
 def _exit_code(returncode: Optional[int]) -> int:

@@ -10,7 +10,8 @@ from rich.table import Table
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
 from ..contract import REASON_HUNG
-from .executor import RunResult
+from ..metrics.gpu import gpu_text
+from .executor import Attempt, RunResult
 
 
 def _seconds(value: Optional[float]) -> str:
@@ -46,7 +47,16 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
     lines = [line, f"step time: p50 {_seconds(metrics.step_time_p50)}   p95 {_seconds(metrics.step_time_p95)}"]
     if metrics.straggler is not None:
         lines.append(f"[yellow]{straggler_text(metrics)}[/]")
+    elif metrics.straggler_check:
+        lines.append(f"straggler: none named ({metrics.straggler_check})")
     return lines
+
+
+def attempt_text(attempt: Attempt) -> str:
+    """`#1 12.3 s (worker 1 exit 3)`: one attempt's elapsed time and how it ended."""
+    failed = attempt.failed
+    ended = "" if failed is None else f" ({attempt.reason or 'failed'}: worker {failed.index} exit {failed.code})"
+    return f"#{attempt.restart} {attempt.seconds:.1f} s{ended}"
 
 
 def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
@@ -66,6 +76,9 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
         table.add_column("samples/s", justify="right")
         table.add_column("step p50", justify="right")
         table.add_column("step p95", justify="right")
+    gpus = any(w.gpus for w in per_worker.values())
+    if gpus:
+        table.add_column("GPU use", justify="right")
     table.add_column("log")
     for exit_ in last.exits if last else []:
         style = "red" if exit_.code != 0 else ""
@@ -74,6 +87,8 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
             w = per_worker.get(exit_.index)
             figures = (["-", "-", "-"] if w is None
                        else [f"{w.throughput:,.1f}", _seconds(w.step_time_p50), _seconds(w.step_time_p95)])
+            if gpus:
+                figures.append("-" if w is None else gpu_text(w.gpu_utilization, w.gpu_memory_used, w.gpu_memory_total))
             if metrics is not None and metrics.straggler == exit_.index:
                 style = style or "yellow"
         table.add_row(str(exit_.index), str(exit_.code), *figures, str(exit_.log), style=style)
@@ -81,6 +96,8 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     if metrics is not None:
         for line in metrics_lines(metrics, baseline_source):
             console.print(line)
+    if result.attempts:
+        console.print("attempts: " + "   ".join(attempt_text(a) for a in result.attempts))
     seconds = sum(a.seconds for a in result.attempts)
     console.print(f"restarts: {result.restarts}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
     if last and last.failed is not None and not result.interrupted:

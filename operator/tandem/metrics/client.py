@@ -62,7 +62,8 @@ def from_snapshot(
     """The figures of a collector snapshot; malformed parts are dropped and named in `reason`."""
     checked = check(snapshot, workers)
     return summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
-                             updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason())
+                             updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
+                             info=checked.info)
 
 
 def read_summary(

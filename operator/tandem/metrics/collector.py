@@ -37,9 +37,13 @@ class Collector:
         self.records: dict[tuple[int, int], collections.deque[tuple[Optional[float], ...]]] = {}
         self.totals: dict[tuple[int, int], int] = {}
         self.seen: dict[tuple[int, int], float] = {}
+        self.info: dict[tuple[int, int], dict[str, Any]] = {}
 
-    def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]]) -> int:
+    def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]],
+               info: Optional[dict[str, Any]] = None) -> int:
         key = (int(worker), int(rank))
+        if info:
+            self.info[key] = dict(info)  # the rank's latest word replaces its earlier one
         queue = self.records.setdefault(key, collections.deque(maxlen=self.keep))
         queue.extend(tuple(r) for r in records)
         self.totals[key] = self.totals.get(key, 0) + len(records)
@@ -53,12 +57,14 @@ class Collector:
             "records": {f"{w}/{r}": list(q) for (w, r), q in self.records.items()},
             "totals": {f"{w}/{r}": n for (w, r), n in self.totals.items()},
             "age": {f"{w}/{r}": now - t for (w, r), t in self.seen.items()},
+            "info": {f"{w}/{r}": i for (w, r), i in self.info.items()},
         }
 
     def reset(self) -> None:
         self.records.clear()
         self.totals.clear()
         self.seen.clear()
+        self.info.clear()
 
     def ping(self) -> bool:
         return True

@@ -106,7 +106,7 @@ class Collectors:
         self._handle(job, create=True)
 
     def report(self, job: JobKey, batch: wire.Batch) -> None:
-        self._call(job, True, "report", batch.worker, batch.rank, batch.records)
+        self._call(job, True, "report", batch.worker, batch.rank, batch.records, batch.info)
 
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
         """The job's snapshot, or None when it has no collector (no records yet)."""

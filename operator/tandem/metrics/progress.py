@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
-from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerProgress
+from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerMetrics, WorkerProgress
+from . import eta
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -36,8 +37,10 @@ def _parse(text: Optional[str]) -> Optional[datetime]:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
-def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int, int], now: datetime) -> ProgressStatus:
-    """The progress record after one read of the figures (`steps`: worker index -> steps so far), at `now` (UTC)."""
+def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int, int], now: datetime,
+            figures: Sequence[WorkerMetrics] = ()) -> ProgressStatus:
+    """The progress record after one read of the figures (`steps`: worker index -> steps so far), at `now` (UTC);
+    `figures`, the workers' figures of that read, give percent and ETA (`done`)."""
     stamp = _rfc3339(now)
     fresh = previous is None or previous.restart != restart
     before = {} if fresh or previous is None else {w.index: w for w in previous.workers}
@@ -52,14 +55,33 @@ def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int
             rose = count > old.steps
         workers.append(WorkerProgress(index=index, steps=count, at=stamp if rose else (old.at if old else None)))
     times = [w.at for w in workers if w.at]
+    since = stamp if fresh or previous is None else previous.since
+    started = _parse(since)
     return ProgressStatus(
         restart=restart,
-        since=stamp if fresh or previous is None else previous.since,
+        since=since,
         checked_at=stamp,
         last_step=max((w.steps for w in workers), default=0),
         last_step_at=max(times) if times else None,  # RFC 3339 in UTC sorts as time does
         workers=workers,
+        elapsed=None if started is None else max(0, int((now - started).total_seconds())),
+        **done(figures),
     )
+
+
+def done(figures: Sequence[WorkerMetrics]) -> dict[str, Any]:
+    """stepsDone, stepsTotal, percent and eta of the job from its workers' figures (as ProgressStatus
+    fields; empty without figures). The job ends with its last worker: the furthest-behind worker's
+    steps, against the largest total any worker gave, at the slowest worker's recent rate."""
+    if not figures:
+        return {}
+    steps_done = min(w.steps_done if w.steps_done is not None else w.steps for w in figures)
+    totals = [w.steps_total for w in figures if w.steps_total]
+    rates = [w.step_rate for w in figures if w.step_rate is not None]
+    total = max(totals) if totals else None
+    rate = min(rates) if len(rates) == len(figures) else None  # a worker without a rate: no ETA
+    estimate = eta.estimate(steps_done, total, rate)
+    return {"steps_done": steps_done, "steps_total": total, "percent": estimate.percent, "eta": estimate.eta}
 
 
 @dataclass(frozen=True)
@@ -140,3 +162,20 @@ def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: 
     if last is None and since is not None and startup_deadline is not None:
         return (since - checked).total_seconds() + startup_deadline
     return None
+
+
+def duration(seconds: Optional[int]) -> str:
+    """`1:05`, `2:03:04`: a count of seconds as a person reads it."""
+    if seconds is None:
+        return "-"
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
+
+
+def progress_text(progress: Optional[ProgressStatus]) -> str:
+    """`step 120/400 (30%) ETA 1:05` (the ETA left out when it cannot be known); empty without a total."""
+    if progress is None or progress.percent is None or progress.steps_total is None:
+        return ""
+    text = f"step {progress.steps_done or 0}/{progress.steps_total} ({progress.percent:.0f}%)"
+    return text + (f" ETA {duration(progress.eta)}" if progress.eta is not None else "")

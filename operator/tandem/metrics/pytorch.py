@@ -8,6 +8,10 @@
   for the others, which is what tells a straggler from its victims (see `summary`);
 - an optimizer step post-hook that calls `reporter.step(samples, wait=...)`.
 
+The total number of steps (for status.progress's percent and ETA) is `total_steps` when given,
+else len(loader) x epochs for a `loader` that knows its length (a DataLoader over a sized dataset
+does; an iterable one does not, and then no total is reported rather than a guessed one).
+
 Outside Tandem (a `NullReporter`) it registers nothing, so the model runs exactly as before.
 """
 
@@ -71,11 +75,29 @@ def timed_allreduce_hook(
     return hook
 
 
-def track_ddp(model: Any, optimizer: Any, samples_per_step: float, reporter: Any = None) -> Any:
-    """Report each `optimizer.step()` of `model` (DDP or plain) as `samples_per_step` samples."""
+def steps_of(total_steps: Optional[int], loader: Any, epochs: int) -> Optional[int]:
+    """The steps training will take: `total_steps`, else len(loader) x epochs; None when unknown."""
+    if total_steps is not None:
+        return int(total_steps) if total_steps > 0 else None
+    if loader is None:
+        return None
+    try:
+        per_epoch = len(loader)
+    except TypeError:  # an IterableDataset's loader has no length
+        return None
+    return per_epoch * epochs if per_epoch > 0 and epochs > 0 else None
+
+
+def track_ddp(model: Any, optimizer: Any, samples_per_step: float, reporter: Any = None, *,
+              total_steps: Optional[int] = None, loader: Any = None, epochs: int = 1) -> Any:
+    """Report each `optimizer.step()` of `model` (DDP or plain) as `samples_per_step` samples;
+    the total steps (`total_steps`, or len(loader) x epochs) give status.progress its percent and ETA."""
     r = reporter if reporter is not None else default_reporter()
     if not getattr(r, "enabled", False):
         return r
+    total = steps_of(total_steps, loader, epochs)
+    if total is not None and hasattr(r, "total"):
+        r.total(total)
     timer = _WaitTimer()
     timed = False
     if hasattr(model, "register_comm_hook"):

@@ -11,6 +11,11 @@ up, after saying why once on stderr), the reporter drops records from then on.
 The environment decides everything (the TANDEM_* contract): without TANDEM_METRICS=1, a
 TANDEM_JOB and a TANDEM_METRICS_ADDRESS, `reporter()` returns a reporter whose `step()` does
 nothing.
+
+Besides the step records, the daemon thread sends the rank's *info* when it changes: its own step
+count and the steps its training will take (`total()`, for status.progress's percent and ETA),
+and, on local rank 0 of a worker with NVIDIA GPUs, the GPUs' utilisation and memory, sampled
+from NVML about once a second (metrics/gpu.py). Info lines are JSON objects, record lines lists.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from ..contract import ENV_JOB, ENV_METRICS, ENV_METRICS_ADDRESS, ENV_METRICS_PARENT, ENV_WORKER_INDEX
-from . import tensorboard
+from . import gpu, tensorboard
 from .tensorboard import EventLog, StepRecord
 
 SHIP_EVERY = 0.5
@@ -47,6 +52,9 @@ class NullReporter:
         pass
 
     def loss(self, value: float) -> None:
+        pass
+
+    def total(self, steps: int) -> None:
         pass
 
     def close(self) -> None:
@@ -74,6 +82,12 @@ class Reporter:
         self._to_ray = metrics_enabled(env)
         self._board = EventLog(env) if tensorboard.enabled(env) else None
         self._loss: Optional[float] = None
+        self._done = 0
+        self._total: Optional[int] = None
+        self._sent_info: Optional[dict[str, Any]] = None
+        self._gpu: Optional[dict[str, Any]] = None
+        self._gpu_at = 0.0
+        self._sampler: Optional[gpu.Sampler] = None
         self._thread = threading.Thread(target=self._run, name="tandem-metrics", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -82,6 +96,7 @@ class Reporter:
     def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
         """One step done, with `samples` samples; `wait`: seconds of it spent waiting for peers."""
         now = time.perf_counter()
+        self._done += 1
         previous, self._previous = self._previous, now
         if previous is None or self._broken:
             return
@@ -93,15 +108,35 @@ class Reporter:
         """The latest loss, for TensorBoard (call it where the script already has the value)."""
         self._loss = float(value)
 
+    def total(self, steps: int) -> None:
+        """The steps this training will take (e.g. epochs x steps per epoch): status.progress then
+        shows percent and ETA. The helpers call it where the framework knows the number."""
+        steps = int(steps)
+        if steps > 0:
+            self._total = steps
+
     def mark(self) -> None:
         """Start timing from now (e.g. after a pause that is not training), without a record."""
         self._previous = time.perf_counter()
 
     # -- the daemon thread --------------------------------------------------------------------
+    def _info(self) -> dict[str, Any]:
+        """This rank's latest word besides its steps (wire names, metrics/wire.py); samples the GPUs
+        when a second has passed since the last sample."""
+        if self._sampler is not None and time.monotonic() - self._gpu_at >= gpu.SAMPLE_EVERY:
+            self._gpu_at = time.monotonic()
+            self._gpu = self._sampler.sample()
+        info: dict[str, Any] = {"stepsDone": self._done}
+        if self._total is not None:
+            info["stepsTotal"] = self._total
+        return {**info, **(self._gpu or {})}
+
     def _run(self) -> None:
+        self._sampler = gpu.sampler(self.env)
         if not self._to_ray:  # TensorBoard only: no shipper, no Ray
             while True:
                 self._wake.wait(SHIP_EVERY)
+                self._info()
                 self._log_to_board(self._take_all())
         try:
             self._shipper = subprocess.Popen(
@@ -139,6 +174,10 @@ class Reporter:
                 records = [self._buffer.popleft() for _ in range(min(5000, len(self._buffer)))]
                 self._log_to_board(records)
                 self._out += json.dumps(records, separators=(",", ":")).encode() + b"\n"
+            info = self._info()
+            if info != self._sent_info:
+                self._sent_info = info
+                self._out += json.dumps(info, separators=(",", ":"), allow_nan=False).encode() + b"\n"
             if len(self._out) > MAX_PENDING_BYTES:
                 del self._out[: len(self._out) - MAX_PENDING_BYTES]
                 cut = self._out.find(b"\n")
@@ -170,7 +209,7 @@ class Reporter:
 
     def _log_to_board(self, records: list[StepRecord]) -> None:
         if self._board is not None and records:
-            self._board.write(records, self._loss)
+            self._board.write(records, self._loss, self._gpu)
 
     def close(self) -> None:
         """Ship what is left and give the shipper a bounded moment to deliver it."""

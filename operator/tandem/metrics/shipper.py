@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Iterable, Optional, TextIO
+from typing import Any, Iterable, Optional, TextIO
 from urllib.parse import urlparse
 
 from ..contract import (
@@ -63,10 +63,12 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
 
 
 class Inbox:
-    """Records read from stdin by a thread; `closed` once stdin ends."""
+    """Records read from stdin by a thread, and the rank's latest info (a line that is a JSON
+    object, not a list); `closed` once stdin ends."""
 
     def __init__(self, stream: Iterable[bytes]) -> None:
         self.records: list[list[Optional[float]]] = []
+        self.info: Optional[dict[str, Any]] = None
         self.lock = threading.Lock()
         self.closed = threading.Event()
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
@@ -81,7 +83,10 @@ class Inbox:
                 except ValueError:
                     continue
                 with self.lock:
-                    self.records.extend(batch)
+                    if isinstance(batch, dict):
+                        self.info = batch
+                    elif isinstance(batch, list):
+                        self.records.extend(batch)
         finally:
             self.closed.set()
 
@@ -160,12 +165,14 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
         raise Refused(f"{error.code} {error.reason}") from None
 
 
-def ship(url: str, token: str, worker: int, rank: int, records: list[list[Optional[float]]], timeout: float) -> None:
-    """Every record, in chunks the gateway accepts."""
+def ship(url: str, token: str, worker: int, rank: int, records: list[list[Optional[float]]], timeout: float,
+         info: Optional[dict[str, Any]] = None) -> None:
+    """Every record, in chunks the gateway accepts; the info with the last chunk."""
     from .wire import encode
 
-    for start in range(0, len(records), CHUNK):
-        post(url, token, encode(worker, rank, records[start:start + CHUNK]), timeout)
+    for start in range(0, max(len(records), 1), CHUNK):
+        last = start + CHUNK >= len(records)
+        post(url, token, encode(worker, rank, records[start:start + CHUNK], info if last else None), timeout)
 
 
 def main() -> int:
@@ -195,15 +202,17 @@ def main() -> int:
         return give_up("cannot be used: no job token (TANDEM_METRICS_TOKEN)")
     pending: list[list[Optional[float]]] = []
     answered = False  # until the gateway first takes records, keep them and keep trying
+    sent_info: Optional[dict[str, Any]] = None
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
         pending.extend(inbox.take())
         del pending[:-MAX_PENDING]
-        if pending:
+        info = inbox.info
+        if pending or (info is not None and info != sent_info):
             try:
-                ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT)
-                pending, answered = [], True
+                ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT, info)
+                pending, answered, sent_info = [], True, info
             except Refused as refused:
                 return give_up(f"refused the records ({refused})")
             except (NotYet, OSError) as error:

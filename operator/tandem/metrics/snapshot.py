@@ -8,7 +8,8 @@ whole read: one bad figure must not hide the good ones, and must never reach sta
 Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_RANKS-1;
 records [t, samples, seconds, busy] whose numbers are finite, samples/seconds/busy non-negative
 (seconds and busy may be None), at most MAX_RECORDS per rank (the newest); totals finite
-non-negative integers.
+non-negative integers; each rank's `info` (its latest word besides its steps) a mapping of at most
+the INFO_FIELDS, each a finite non-negative number within its bound.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .summary import MAX_STEPS, RankKey, Step
+from .summary import MAX_STEPS, RankInfo, RankKey, Step
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -25,6 +26,17 @@ MAX_RANKS = 1024
 MAX_RECORDS = MAX_STEPS
 #: Largest count or total accepted; bigger means a broken or hostile reporter.
 MAX_COUNT = 10**15
+#: Most GPUs one worker may say it has (NVML on the largest machines sees 16).
+MAX_GPUS = 1024
+#: The wire names of a rank's info, the RankInfo field each fills, and its largest value.
+INFO_FIELDS: dict[str, tuple[str, float]] = {
+    "stepsDone": ("steps_done", MAX_COUNT),
+    "stepsTotal": ("steps_total", MAX_COUNT),
+    "gpus": ("gpus", MAX_GPUS),
+    "gpuUtil": ("gpu_utilization", 100),
+    "gpuMemUsed": ("gpu_memory_used", MAX_COUNT),
+    "gpuMemTotal": ("gpu_memory_total", MAX_COUNT),
+}
 
 
 @dataclass
@@ -32,6 +44,7 @@ class Checked:
     records: dict[RankKey, list[Step]] = field(default_factory=dict)
     totals: dict[RankKey, int] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
+    info: dict[RankKey, RankInfo] = field(default_factory=dict)
 
     def reason(self) -> Optional[str]:
         """One line naming what was dropped, or None when nothing was."""
@@ -77,6 +90,21 @@ def step(record: Any) -> Step:
                 _number(busy, optional=True))
 
 
+def info(raw: Any) -> RankInfo:
+    """A RankInfo from a rank's info mapping; raises ValueError if anything in it is not well-formed.
+    Counts must be integers; the utilisation any number in 0..100."""
+    if not isinstance(raw, dict) or len(raw) > len(INFO_FIELDS) or not set(raw) <= set(INFO_FIELDS):
+        raise ValueError(f"info must be a mapping of {', '.join(INFO_FIELDS)}")
+    fields: dict[str, Any] = {}
+    for name, value in raw.items():
+        attribute, bound = INFO_FIELDS[name]
+        number = _number(value)
+        if number is None or number > bound or (name != "gpuUtil" and not isinstance(value, int)):
+            raise ValueError(f"info {name} must be {'a number' if name == 'gpuUtil' else 'an integer'} in 0..{bound:g}")
+        fields[attribute] = number if name == "gpuUtil" else int(value)
+    return RankInfo(**fields)
+
+
 def check(snapshot: Any, workers: int) -> Checked:
     """The well-formed part of a collector snapshot; never raises."""
     checked = Checked()
@@ -106,6 +134,15 @@ def check(snapshot: Any, workers: int) -> Checked:
             checked.records[key] = steps
     if outside:
         checked.dropped.append(f"{outside} key(s) outside workers 0..{workers - 1}")
+    infos = snapshot.get("info")
+    for text, raw in (infos if isinstance(infos, dict) else {}).items():
+        key = rank_key(text, workers)
+        if key is None:
+            continue
+        try:
+            checked.info[key] = info(raw)
+        except ValueError:
+            checked.dropped.append(f"info of {text}")
     totals = snapshot.get("totals")
     for text, raw in (totals if isinstance(totals, dict) else {}).items():
         key = rank_key(text, workers)

@@ -30,6 +30,14 @@ Stragglers under synchronous training
     (of its peers: with two workers, x the other one's).
     Where ``busy`` is unknown (a plain ``step()`` call, Keras), capacity falls back to throughput,
     which finds stragglers only where training is not lock-step (e.g. asynchronous input stalls).
+
+Noise is not a straggler
+    One ratio over a short run names timing noise (a 128-step run of 3-6 ms steps once named a
+    worker at 69%). So a straggler is named only from a window of at least
+    ``STRAGGLER_MIN_STEPS`` steps and ``STRAGGLER_MIN_SECONDS`` seconds on every worker, and only
+    if the gap holds across it: the window is cut into ``STRAGGLER_PARTS`` consecutive parts, and
+    the same worker must be below the threshold in every part (and over the whole window).
+    Otherwise status.metrics.stragglerCheck says why none was named (too little data).
 """
 
 from __future__ import annotations
@@ -39,9 +47,15 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
+from . import eta
 
 WINDOW_SECONDS = 30.0
 MAX_STEPS = 1000
+#: The smallest window a straggler is named from: each of the STRAGGLER_PARTS parts then holds
+#: at least 10 steps and about a second of training on every worker.
+STRAGGLER_MIN_STEPS = 40
+STRAGGLER_MIN_SECONDS = 4.0
+STRAGGLER_PARTS = 4
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,32 @@ class Step:
 
 
 RankKey = tuple[int, int]  # (worker index, local rank)
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """What a rank said besides its steps (its latest word; checked by metrics.snapshot): its own
+    step count and the steps its training will take, and its worker's GPUs as NVML saw them."""
+
+    steps_done: Optional[int] = None
+    steps_total: Optional[int] = None
+    gpus: Optional[int] = None
+    gpu_utilization: Optional[float] = None
+    gpu_memory_used: Optional[int] = None
+    gpu_memory_total: Optional[int] = None
+
+
+def worker_info(ranks: Sequence[RankInfo]) -> dict[str, Any]:
+    """One worker's WorkerMetrics fields from its ranks' words: the furthest-behind rank's steps, the
+    largest total, and the GPU figures of the rank that sampled them (one per worker does)."""
+    done = [r.steps_done for r in ranks if r.steps_done is not None]
+    totals = [r.steps_total for r in ranks if r.steps_total is not None]
+    gpu = next((r for r in ranks if r.gpus), None)
+    fields: dict[str, Any] = {"steps_done": min(done) if done else None, "steps_total": max(totals) if totals else None}
+    if gpu is not None:
+        fields.update(gpus=gpu.gpus, gpu_utilization=gpu.gpu_utilization, gpu_memory_used=gpu.gpu_memory_used,
+                      gpu_memory_total=gpu.gpu_memory_total)
+    return fields
 
 
 def window(steps: Sequence[Step], seconds: float = WINDOW_SECONDS, max_steps: int = MAX_STEPS) -> list[Step]:
@@ -133,10 +173,13 @@ class WorkerFigures:
     capacity: float
     steps: int
     step_times: tuple[float, ...]
+    #: Steps per second over the window (the slowest rank's), None with too few steps to trust.
+    step_rate: Optional[float] = None
 
 
 def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
     active = [r for r in ranks if r.steps]
+    rates = [rate for rate in (eta.rate(r.steps, r.seconds) for r in active) if rate is not None]
     capacity = len(active) * min((r.capacity for r in active), default=0.0)
     return WorkerFigures(
         index=index,
@@ -144,6 +187,7 @@ def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
         capacity=capacity,
         steps=max((r.steps for r in active), default=0),
         step_times=tuple(t for r in active for t in r.step_times),
+        step_rate=min(rates) if active and len(rates) == len(active) else None,
     )
 
 
@@ -156,6 +200,51 @@ def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int
     peers = median(c for i, c in capacities.items() if i != slowest)
     assert peers is not None
     return slowest if capacities[slowest] < threshold * peers else None
+
+
+def parts(steps: Sequence[Step], count: int) -> list[Sequence[Step]]:
+    """`steps` cut into `count` consecutive runs of (nearly) equal length."""
+    size = len(steps)
+    return [steps[i * size // count:(i + 1) * size // count] for i in range(count)]
+
+
+def lasting_straggler(whole: Mapping[int, float], by_part: Sequence[Mapping[int, float]],
+                      threshold: float) -> Optional[int]:
+    """The straggler of the whole window if the same worker is the straggler of every part too;
+    None when any part names nobody or someone else (the gap came and went: noise)."""
+    found = straggler(whole, threshold)
+    if found is None or any(straggler(part, threshold) != found for part in by_part):
+        return None
+    return found
+
+
+def too_little_data(steps: int, seconds: float) -> Optional[str]:
+    """Why no straggler can be named from a window whose shortest worker has `steps` steps over
+    `seconds` seconds; None when the window is long enough."""
+    if steps >= STRAGGLER_MIN_STEPS and seconds >= STRAGGLER_MIN_SECONDS:
+        return None
+    return (f"too little data: {steps} steps over {seconds:.1f} s; a straggler is named from "
+            f"{STRAGGLER_MIN_STEPS} steps and {STRAGGLER_MIN_SECONDS:g} s on every worker")
+
+
+def judge_straggler(ranks_by_worker: Mapping[int, Sequence[Sequence[Step]]],
+                    threshold: float) -> tuple[Optional[int], Optional[str]]:
+    """(straggler, why none was judged) from each worker's ranks' windowed steps."""
+    if len(ranks_by_worker) < 2:
+        return None, None
+    figures = {w: [rank_figures(r) for r in ranks] for w, ranks in ranks_by_worker.items()}
+    shortest = min(max(f.steps for f in ranks) for ranks in figures.values())
+    seconds = min(min(f.seconds for f in ranks if f.steps) for ranks in figures.values())
+    why = too_little_data(shortest, seconds)
+    if why is not None:
+        return None, why
+    whole = {w: worker_figures(w, ranks).capacity for w, ranks in figures.items()}
+    by_part = [
+        {w: worker_figures(w, [rank_figures(parts(r, STRAGGLER_PARTS)[i]) for r in ranks]).capacity
+         for w, ranks in ranks_by_worker.items()}
+        for i in range(STRAGGLER_PARTS)
+    ]
+    return lasting_straggler(whole, by_part, threshold), None
 
 
 def finite(value: Optional[float]) -> Optional[float]:
@@ -180,14 +269,20 @@ def summarize(
     updated_at: Optional[str] = None,
     steps_total: Optional[Mapping[RankKey, int]] = None,
     reason: Optional[str] = None,
+    info: Optional[Mapping[RankKey, RankInfo]] = None,
 ) -> MetricsStatus:
     """The job's figures from every rank's records; `steps_total`: steps each rank reported so far;
-    `reason`: what was dropped before (metrics.snapshot), kept in status.metrics.reason."""
+    `reason`: what was dropped before (metrics.snapshot), kept in status.metrics.reason; `info`: each
+    rank's latest word besides its steps (its step count and total, its worker's GPUs)."""
     by_worker: dict[int, list[RankFigures]] = {}
+    windowed: dict[int, list[list[Step]]] = {}
     totals: dict[int, int] = {}
     for (worker, rank), steps in sorted(records.items()):
-        ranked = rank_figures(window(steps, window_s, max_steps))
+        timed = [s for s in window(steps, window_s, max_steps) if s.seconds is not None and s.seconds > 0]
+        ranked = rank_figures(timed)
         by_worker.setdefault(worker, []).append(ranked)
+        if ranked.steps:
+            windowed.setdefault(worker, []).append(timed)
         reported = (steps_total or {}).get((worker, rank), len(steps))
         totals[worker] = max(totals.get(worker, 0), reported)
     figures = [worker_figures(i, ranks) for i, ranks in sorted(by_worker.items())]
@@ -203,6 +298,8 @@ def summarize(
     if not figures:
         return MetricsStatus(available=True, baseline_throughput=baseline, updated_at=updated_at, reason=note)
     total = finite(sum(f.throughput for f in figures))
+    kept = {f.index for f in figures}
+    slow, why = judge_straggler({w: r for w, r in windowed.items() if w in kept}, straggler_threshold)
     all_times = [t for f in figures for t in f.step_times]
     per_worker = [
         WorkerMetrics(
@@ -212,6 +309,8 @@ def summarize(
             step_time_p95=finite(percentile(f.step_times, 95)),
             steps=totals.get(f.index, f.steps),
             capacity=f.capacity,
+            step_rate=finite(f.step_rate),
+            **worker_info([i for (w, _), i in sorted((info or {}).items()) if w == f.index]),
         )
         for f in figures[:MAX_WORKER_FIGURES]
     ]
@@ -224,7 +323,8 @@ def summarize(
         baseline_throughput=baseline,
         step_time_p50=finite(percentile(all_times, 50)),
         step_time_p95=finite(percentile(all_times, 95)),
-        straggler=straggler({f.index: f.capacity for f in figures}, straggler_threshold),
+        straggler=slow,
+        straggler_check=why,
         updated_at=updated_at,
     )
 

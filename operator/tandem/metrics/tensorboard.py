@@ -3,7 +3,8 @@
 PyTorch jobs write through torch.utils.tensorboard, TensorFlow jobs through tf.summary, so the
 files are exactly what each community's tools expect. The reporter's daemon thread feeds this
 log with the step records it already buffers, so training pays nothing extra: per interval it
-writes throughput (samples/s), mean step time and, when the script reports one, the loss.
+writes throughput (samples/s), mean step time, when the script reports one the loss, and on a
+worker with NVIDIA GPUs their utilisation and memory in use (metrics/gpu.py).
 Each worker (and rank) writes under `<TANDEM_TENSORBOARD_DIR>/worker-<i>[-rank-<r>]`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
 
@@ -78,8 +79,9 @@ class EventLog:
                 print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)
         return self._writer
 
-    def write(self, records: Sequence[StepRecord], loss: Optional[float] = None) -> None:
-        """records: (time, samples, seconds, busy) per step since the last call."""
+    def write(self, records: Sequence[StepRecord], loss: Optional[float] = None,
+              gpu: Optional[Mapping[str, Any]] = None) -> None:
+        """records: (time, samples, seconds, busy) per step since the last call; gpu: the latest NVML sample."""
         if not records:
             return
         writer = self._open()
@@ -93,6 +95,9 @@ class EventLog:
                 writer.scalar("tandem/step_time_s", seconds / len(records), self.steps)
             if loss is not None:
                 writer.scalar("tandem/loss", loss, self.steps)
+            if gpu:
+                writer.scalar("tandem/gpu_utilization_percent", float(gpu["gpuUtil"]), self.steps)
+                writer.scalar("tandem/gpu_memory_used_bytes", float(gpu["gpuMemUsed"]), self.steps)
             writer.flush()
         except Exception as error:  # noqa: BLE001 - a broken writer must never stop training
             self._failed, self._writer = True, None

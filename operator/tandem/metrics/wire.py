@@ -6,7 +6,10 @@ holds bounded, well-formed records, whoever posted them:
 - ``POST /v1/jobs/<namespace>/<name>/records`` (a job's write token) with the body
   ``{"worker": i, "rank": r, "records": [[t, samples, seconds, busy], ...]}``: ``worker`` below
   MAX_WORKERS, ``rank`` below MAX_RANKS, at most MAX_BATCH records, every number finite and
-  non-negative (seconds and busy may be null), the body at most MAX_BODY_BYTES of JSON.
+  non-negative (seconds and busy may be null), the body at most MAX_BODY_BYTES of JSON. An
+  optional ``"info"`` carries the rank's latest word besides its steps: ``{"stepsDone",
+  "stepsTotal", "gpus", "gpuUtil", "gpuMemUsed", "gpuMemTotal"}``, each optional, integers (the
+  utilisation a number in 0..100), non-negative and bounded (metrics.snapshot.info).
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
@@ -51,6 +54,8 @@ class Batch:
     worker: int
     rank: int
     records: list[list[Optional[float]]]
+    #: The rank's info as sent (checked), or None when the POST carried none.
+    info: Optional[dict[str, Any]] = None
 
 
 def records_path(namespace: str, name: str) -> str:
@@ -80,7 +85,7 @@ def _reject_constant(name: str) -> Any:
 
 def batch(body: bytes) -> Batch:
     """The checked body of a records POST; raises Refused (400 or 413) with the reason."""
-    from .snapshot import MAX_RANKS, step
+    from .snapshot import MAX_RANKS, info, step
 
     if len(body) > MAX_BODY_BYTES:
         raise Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
@@ -88,8 +93,9 @@ def batch(body: bytes) -> Batch:
         document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
         raise Refused(400, f"the body is not JSON ({error})"[:200]) from None
-    if not isinstance(document, dict) or set(document) != {"worker", "rank", "records"}:
-        raise Refused(400, "the body must be {\"worker\", \"rank\", \"records\"}")
+    if not isinstance(document, dict) or not {"worker", "rank", "records"} <= set(document) <= {
+            "worker", "rank", "records", "info"}:
+        raise Refused(400, "the body must be {\"worker\", \"rank\", \"records\"} and, optionally, \"info\"")
     worker = _index(document["worker"], MAX_WORKERS, "worker")
     rank = _index(document["rank"], MAX_RANKS, "rank")
     records = document["records"]
@@ -102,13 +108,22 @@ def batch(body: bytes) -> Batch:
         except ValueError as error:
             raise Refused(400, f"record {position}: {error}") from None
         checked.append([s.t, s.samples, s.seconds, s.busy])
-    return Batch(worker, rank, checked)
+    said = document.get("info")
+    if said is not None:
+        try:
+            info(said)
+        except ValueError as error:
+            raise Refused(400, str(error)[:200]) from None
+    return Batch(worker, rank, checked, said)
 
 
-def encode(worker: int, rank: int, records: list[list[Optional[float]]]) -> bytes:
+def encode(worker: int, rank: int, records: list[list[Optional[float]]],
+           info: Optional[dict[str, Any]] = None) -> bytes:
     """The body the shipper posts."""
-    return json.dumps({"worker": worker, "rank": rank, "records": records}, separators=(",", ":"),
-                      allow_nan=False).encode()
+    body: dict[str, Any] = {"worker": worker, "rank": rank, "records": records}
+    if info:
+        body["info"] = info
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def snapshot(body: bytes) -> Any:

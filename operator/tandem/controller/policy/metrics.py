@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ...api.model import TrainingJob
-from ...api.status import MetricsStatus, ProgressStatus
+from ...api.status import MetricsStatus, ProgressStatus, WorkerMetrics
 from ...contract import METRICS_AVAILABLE
 from ...metrics import progress
 from ..actions import MetricsRead
@@ -45,7 +45,6 @@ def schedule_metrics(decision: Decision, job: TrainingJob, final: bool = False) 
             baseline_throughput=job.spec.metrics.baseline_throughput,
             straggler_threshold=job.spec.metrics.straggler_threshold,
             generation=decision.generation,
-            progress=job.spec.run_policy.watches_progress,
         )
     if not final:
         decision.actions.requeue_after = METRICS_INTERVAL_SECONDS
@@ -73,19 +72,21 @@ def replacing(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str
 
 
 def with_progress(status: Mapping[str, Any], figures: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """status.progress after one read of the figures: each worker's steps, and when they last rose
-    (metrics/progress.py; what policy/hang.py judges a hang from)."""
+    """status.progress after one read of the figures: each worker's steps and when they last rose
+    (metrics/progress.py; what policy/hang.py judges a hang from), and percent and ETA."""
     raw = status.get("progress")
     previous = ProgressStatus.model_validate(raw) if isinstance(raw, dict) else None
-    steps = {int(w["index"]): int(w.get("steps") or 0) for w in figures.get("perWorker") or []}
-    fresh = progress.observe(previous, int(status.get("restarts") or 0), steps, now)
+    workers = [WorkerMetrics.model_validate(w) for w in figures.get("perWorker") or []]
+    steps = {w.index: w.steps for w in workers}
+    fresh = progress.observe(previous, int(status.get("restarts") or 0), steps, now, workers)
     return replacing(raw if isinstance(raw, dict) else {}, fresh.model_dump(by_alias=True, exclude_none=True))
 
 
 def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]], now: datetime,
-                 generation: Optional[int], error: str = "", track_progress: bool = False) -> dict[str, Any]:
+                 generation: Optional[int], error: str = "", track_progress: bool = True) -> dict[str, Any]:
     """status with fresh figures, or with MetricsAvailable False and the reason; never fails.
-    `track_progress`: fresh figures also update status.progress."""
+    Fresh figures also update status.progress (percent and ETA for everyone; the hang clock is
+    judged from it only where a deadline is set, policy/hang.py); `track_progress=False` leaves it."""
     updated = dict(status)
     conditions = list(updated.get("conditions") or [])
     previous = dict(updated.get("metrics") or {})

@@ -1,0 +1,68 @@
+"""What `tandem run` and `tandem get` print of the issue-17 figures: GPU use per worker, elapsed
+time per attempt, progress and ETA, and why no straggler was named (rendered, not mocked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from tandem.api.model import load_job
+from tandem.api.status import MetricsStatus, ProgressStatus, TrainingJobStatus, WorkerMetrics
+from tandem.kube.table import progress_line, status_table
+from tandem.local.executor import Attempt, RunResult, WorkerExit
+from tandem.local.table import print_run_summary
+
+REPO = Path(__file__).resolve().parents[2]
+GIB = 1 << 30
+
+
+def rendered(*things) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    for thing in things:
+        console.print(thing)
+    return console.export_text()
+
+
+def test_the_run_table_shows_gpu_use_and_each_attempts_time(tmp_path):
+    job = load_job(REPO / "jobs/mnist-ddp.yaml")
+    logs = [tmp_path / "w0.log", tmp_path / "w1.log"]
+    result = RunResult("mnist-ddp", tmp_path, [
+        Attempt(0, [WorkerExit(0, 1, logs[0]), WorkerExit(1, 3, logs[1])], 12.34, WorkerExit(1, 3, logs[1]), "failed"),
+        Attempt(1, [WorkerExit(0, 0, logs[0]), WorkerExit(1, 0, logs[1])], 20.0),
+    ])
+    metrics = MetricsStatus(throughput=200.0, per_worker=[
+        WorkerMetrics(index=0, throughput=100.0, gpus=1, gpu_utilization=87.0, gpu_memory_used=3 * GIB,
+                      gpu_memory_total=80 * GIB),
+        WorkerMetrics(index=1, throughput=100.0),
+    ], straggler_check="too little data: 12 steps over 0.1 s")
+    console = Console(width=200, record=True, color_system=None)
+    print_run_summary(console, job, result, metrics)
+    text = console.export_text()
+    assert "GPU use" in text and "87% 3.0/80.0 GiB" in text
+    assert "#0 12.3 s (failed: worker 1 exit 3)" in text and "#1 20.0 s" in text
+    assert "straggler: none named (too little data" in text
+
+
+def test_the_run_table_has_no_gpu_column_without_gpu_figures(tmp_path):
+    job = load_job(REPO / "jobs/mnist-ddp.yaml")
+    result = RunResult("mnist-ddp", tmp_path, [Attempt(0, [WorkerExit(0, 0, tmp_path / "w0.log")], 1.0)])
+    console = Console(width=200, record=True, color_system=None)
+    print_run_summary(console, job, result, MetricsStatus(throughput=1.0, per_worker=[WorkerMetrics(index=0, throughput=1.0)]))
+    assert "GPU" not in console.export_text()
+
+
+def test_tandem_get_shows_progress_eta_elapsed_and_gpu_use():
+    status = TrainingJobStatus(
+        phase="Running", restarts=1,
+        progress=ProgressStatus(restart=1, steps_done=120, steps_total=400, percent=30.0, eta=65, elapsed=3725),
+        metrics=MetricsStatus(throughput=10.0, per_worker=[WorkerMetrics(index=0, throughput=10.0, gpus=2,
+                                                                         gpu_utilization=50.0)]),
+    )
+    text = rendered(status_table("demo", status))
+    assert "step 120/400 (30%) ETA 1:05" in text
+    assert "attempt 1 elapsed" in text and "1:02:05" in text
+    assert "worker 0: 50%" in text
+    assert "step 120/400 (30%) ETA 1:05" in progress_line("demo", status)
+    untold = status.model_copy(update={"progress": ProgressStatus(restart=1, last_step=7, steps_done=7)})
+    assert "step 7 (no total reported)" in rendered(status_table("demo", untold))
