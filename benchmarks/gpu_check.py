@@ -232,11 +232,17 @@ def check_procs_per_worker(host: Host, work: Path) -> list[Row]:
 
 
 def check_gpu_utilisation(host: Host, work: Path) -> list[Row]:
-    """HOOK for a later check (issue 17): GPU utilisation read through NVML (pynvml, from the
-    nvidia-ml-py package, which GPU hosts of this workplace have) while a worker trains, e.g.
-    sampling nvmlDeviceGetUtilizationRates during a `tandem run` of (a)'s MLP. Not written yet:
-    it returns no row, and the summary says so."""
-    return []
+    """(utilisation) GPU utilisation through NVML, as tandem.metrics.gpu reads it (issue 17)."""
+    if host.dry:
+        return [Row("(utilisation) GPU utilisation through NVML", "skipped (--dry: no GPU)", "-", None)]
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_util_check.py")], cwd=REPO, env=host.env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    host.log.append(f"$ gpu_util_check.py (exit {done.returncode})\n{done.stdout}{done.stderr}")
+    figures = (done.stdout.strip().splitlines() or [""])[-1]
+    verdict = {0: True, 1: False}.get(done.returncode)  # 2: no NVML or GPU here: measured nothing
+    return [Row("(utilisation) GPU utilisation through NVML (benchmarks/gpu_util_check.py)",
+                f"exit {done.returncode}: {figures[:400]}",
+                "GPU count and memory total as torch sees them; use under a matmul loop well above idle", verdict)]
 
 
 def table(rows: list[Row]) -> list[str]:
