@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tandem.api.status import parse_time
 from tandem.contract import (
     REASON_COMMAND_NOT_FOUND,
     REASON_IMAGE_PULL_BACK_OFF,
     REASON_IMAGE_PULL_FAILED,
 )
-from tandem.controller.decision import parse_time
 from tandem.controller.observed import JobState, Observed, PodState, pod_state
 from tandem.controller.policy.unstartable import IMAGE_PULL_GRACE_SECONDS, start_fault
 

@@ -6,12 +6,28 @@ kept) and its schema in the CRD describes each field for `kubectl explain`.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from ..contract import CONDITION_TYPES, PHASES, Phase
+
+#: Status timestamps, as Kubernetes writes them (RFC 3339, UTC, whole seconds).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def rfc3339(moment: datetime) -> str:
+    """A status timestamp; RFC 3339 in UTC sorts as time does."""
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_time(text: Optional[str]) -> Optional[datetime]:
+    """A status timestamp read back (None when unset)."""
+    if not text:
+        return None
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
 class _Status(BaseModel):

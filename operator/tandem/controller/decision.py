@@ -7,21 +7,12 @@ holds is declared in api.status.TrainingJobStatus, and tests/unit/test_reconcile
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, Optional
 
+from ..api.status import rfc3339
 from ..contract import FINISHED_PHASES, PHASES
 from .actions import Actions, Event, ObjectRef
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: Optional[str]) -> Optional[datetime]:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,

@@ -29,8 +29,9 @@ from typing import Any, Mapping
 
 from ..api.admin_policy import AdminPolicy
 from ..api.model import TrainingJob
+from ..api.status import rfc3339
 from .actions import NO_METRICS, Actions, Event, MetricsChannel
-from .decision import Decision, rfc3339
+from .decision import Decision
 from .observed import Observed
 from .policy.after_finish import expire_after_finish
 from .policy.deadline import enforce_deadline, requeue_before_deadline

@@ -20,28 +20,18 @@ them is a step of the new group (the clock may start up to one read late; it nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, Optional, Sequence
 
-from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerMetrics, WorkerProgress
+from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerMetrics, WorkerProgress, parse_time, rfc3339
 from . import eta
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(text: Optional[str]) -> Optional[datetime]:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int, int], now: datetime,
             figures: Sequence[WorkerMetrics] = ()) -> ProgressStatus:
     """The progress record after one read of the figures (`steps`: worker index -> steps so far), at `now` (UTC);
     `figures`, the workers' figures of that read, give percent and ETA (`done`)."""
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     fresh = previous is None or previous.restart != restart
     before = {} if fresh or previous is None else {w.index: w for w in previous.workers}
     workers = []
@@ -56,7 +46,7 @@ def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int
         workers.append(WorkerProgress(index=index, steps=count, at=stamp if rose else (old.at if old else None)))
     times = [w.at for w in workers if w.at]
     since = stamp if fresh or previous is None else previous.since
-    started = _parse(since)
+    started = parse_time(since)
     return ProgressStatus(
         restart=restart,
         since=since,
@@ -127,12 +117,12 @@ def hang(progress: Optional[ProgressStatus], restart: int, progress_deadline: Op
     """The hang these figures show for group `restart`, or None (none, or no figures of that group)."""
     if progress is None or progress.restart != restart:
         return None
-    checked = _parse(progress.checked_at)
+    checked = parse_time(progress.checked_at)
     if checked is None:
         return None
-    last = _parse(progress.last_step_at)
+    last = parse_time(progress.last_step_at)
     if last is None:
-        since = _parse(progress.since)
+        since = parse_time(progress.since)
         if startup_deadline is None or since is None:
             return None
         seconds = int((checked - since).total_seconds())
@@ -154,7 +144,7 @@ def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: 
     """Seconds from the last read until a hang would be called if nothing rose; None: no deadline runs."""
     if progress is None or progress.restart != restart:
         return None
-    last, since, checked = _parse(progress.last_step_at), _parse(progress.since), _parse(progress.checked_at)
+    last, since, checked = parse_time(progress.last_step_at), parse_time(progress.since), parse_time(progress.checked_at)
     if checked is None:
         return None
     if last is not None and progress_deadline is not None:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ...api.model import RunPolicy
-from ..decision import Decision, parse_time
+from ...api.status import parse_time
+from ..decision import Decision
 
 
 def ttl_left(ttl_seconds: Optional[int], finished: Optional[datetime], now: datetime) -> Optional[float]:

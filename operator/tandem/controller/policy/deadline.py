@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ...api.model import RunPolicy
-from ..decision import Decision, parse_time, rfc3339
+from ...api.status import parse_time, rfc3339
+from ..decision import Decision
 from ..observed import Observed
 
 

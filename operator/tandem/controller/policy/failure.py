@@ -16,9 +16,10 @@ from typing import Optional
 
 from ...api.failure_rules import Failure, Verdict, judge
 from ...api.model import TrainingJob
+from ...api.status import parse_time, rfc3339
 from ...contract import DISRUPTION_TARGET, REASON_FAILED_BY_RULE
 from ..actions import PodsRead
-from ..decision import Decision, parse_time, rfc3339
+from ..decision import Decision
 from ..observed import JobState, Observed, PodState
 
 #: How long a Job failure may wait for its failed pod, once the pods were read from the API server.

@@ -16,11 +16,11 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ...api.model import TrainingJob
-from ...api.status import MetricsStatus, ProgressStatus, WorkerMetrics
+from ...api.status import MetricsStatus, ProgressStatus, WorkerMetrics, parse_time, rfc3339
 from ...contract import METRICS_AVAILABLE
 from ...metrics import progress
 from ..actions import MetricsRead
-from ..decision import Decision, parse_time, rfc3339, set_condition
+from ..decision import Decision, set_condition
 
 #: How often status.metrics is refreshed while Running (bounded rate of status writes).
 METRICS_INTERVAL_SECONDS = 15.0

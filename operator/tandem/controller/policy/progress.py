@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ...api.model import TrainingJob
-from ..decision import Decision, rfc3339
+from ...api.status import rfc3339
+from ..decision import Decision
 from ..observed import Observed
 from .metrics import schedule_metrics
 

@@ -19,9 +19,10 @@ from datetime import timedelta
 from typing import Optional
 
 from ...api.model import TrainingJob
+from ...api.status import parse_time, rfc3339
 from ...contract import REASON_SCHEDULING_TIMEOUT, REASON_UNSCHEDULABLE
 from ..actions import WorkloadRead
-from ..decision import Decision, parse_time, rfc3339
+from ..decision import Decision
 from ..observed import Observed, PodState
 from ..workload import WorkloadState
 

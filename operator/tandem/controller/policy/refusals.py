@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
+from ...api.status import parse_time, rfc3339
 from ...contract import CHILD_REJECTED, NAME_CONFLICT
 from ..actions import FailedCreatesRead
-from ..decision import Decision, parse_time, rfc3339
+from ..decision import Decision
 from ..observed import FAILED_CREATE, JobState, Observed, Refusal
 
 #: The first retry of a refused create comes after this many seconds, then twice as long each

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from ...api.model import TrainingJob
+from ...api.status import parse_time, rfc3339
 from ...contract import (
     REASON_COMMAND_NOT_FOUND,
     REASON_IMAGE_PULL_BACK_OFF,
     REASON_IMAGE_PULL_FAILED,
 )
-from ..decision import Decision, parse_time, rfc3339
+from ..decision import Decision
 from ..observed import START_FAILURES, Observed, PodState
 
 #: Waiting reasons no retry can cure: the pull policy forbids pulling an image the node lacks,
