@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tandem import Client
 from tandem.contract import tensorboard_name
 from tests.controlplane import node as real
 from tests.e2e import images
@@ -364,3 +365,49 @@ def test_tensorboard_lists_the_workers_runs(tandem, e2e_namespace, shared_claim)
             return None
         return listed if {"worker-0", "worker-1"} <= set(listed) else None
     wait_for("TensorBoard listing both workers' runs", runs, 180, interval=2, explain=lambda: describe(cp, ns))
+
+
+def train_on_real_pods(steps: int, out: str) -> None:
+    """Shipped by Client().train: PyTorch DDP over gloo, each rank starting from its own weights
+    and data, so that only a working all-reduce makes them agree; each rank writes its checksum."""
+    import hashlib
+    import json
+    import os
+
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    torch.manual_seed(rank)
+    model = DistributedDataParallel(torch.nn.Linear(8, 2))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        model(torch.randn(16, 8)).pow(2).mean().backward()
+        optimiser.step()
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump({"world_size": dist.get_world_size(), "checksum": digest}, f)
+    dist.destroy_process_group()
+
+
+def test_a_python_function_trains_on_real_pods(tandem, e2e_namespace, shared_claim):
+    """Client().train(func) on the real node: the source travels in the ConfigMap the SDK
+    creates, both worker pods (the worker image) run it under torchrun, and they end equal."""
+    cp, _ = tandem
+    claim, directory = shared_claim
+    image = yaml.safe_load((REPO / "jobs" / "mnist-ddp.yaml").read_text())["spec"]["image"]
+    template = {**ON_REAL_NODE, "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": claim}}],
+                "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+    client = Client(kubeconfig=cp.kubeconfig, namespace=e2e_namespace)
+    job = client.train(train_on_real_pods, kwargs={"steps": 20, "out": "/shared/out"}, workers=2, framework="pytorch",
+                       image=image, resources={"cpu": "700m", "memory": "2Gi"},
+                       spec={"podTemplate": template, "runPolicy": {"backoffLimit": 1}})
+    run_to_end(cp, e2e_namespace, job.name)
+    results = {k: json.loads((directory / "out" / f"rank{k}.json").read_text()) for k in (0, 1)}
+    assert results[0]["world_size"] == results[1]["world_size"] == 2
+    assert results[0]["checksum"] == results[1]["checksum"], results
+
