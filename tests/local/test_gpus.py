@@ -4,12 +4,10 @@ them, as the real one would. Nothing in the product knows it is tested."""
 from __future__ import annotations
 
 import json
-import os
-import stat
 
 import pytest
 
-from tests.support.commands import run_args, run_tandem
+from tests.support.commands import machine_with_gpus, run_args, run_tandem
 from tests.support.processes import processes_of_job
 
 pytestmark = pytest.mark.local
@@ -19,19 +17,6 @@ pytestmark = pytest.mark.local
 #: interleaved ("devicesdevices 0 0 0,1").
 SHOW_DEVICES = ("import os, sys; e = os.environ; sys.stdout.write(' '.join(['devices', e['TANDEM_WORKER_INDEX'], "
                 "e['LOCAL_RANK'], e['CUDA_VISIBLE_DEVICES']]) + chr(10)); sys.stdout.flush()")
-
-
-def machine_with_gpus(tmp_path, count: int) -> dict[str, str]:
-    """The environment of a `tandem run` on a machine with `count` GPUs and no CUDA_VISIBLE_DEVICES."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    smi = bin_dir / "nvidia-smi"
-    listing = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-0000-0000-0000-00000000000{i})\\n"
-                      for i in range(count))
-    smi.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] || exit 2\nprintf '{listing}'\n")
-    smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
 
 
 def test_two_workers_on_one_gpu_are_refused_in_one_line_before_anything_starts(tmp_path, job_name):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
-from tests.support.commands import run_args, run_tandem, start_tandem
+from tests.support.commands import machine_with_gpus, run_args, run_tandem, start_tandem
 from tests.support.processes import kill, processes_of_job, ray_session_of
 
 pytestmark = pytest.mark.local
@@ -123,10 +123,10 @@ def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     assert not ray_session_of(tmp_path / "runs", job_name)
 
 
-FAKE_NVML = '''"""A stand-in for nvidia-ml-py on this CPU machine: one GPU at 42%, 1 of 16 GiB in use."""
+FAKE_NVML = '''"""A stand-in for nvidia-ml-py on this CPU machine: two GPUs, each at 42%, 1 of 16 GiB in use."""
 from types import SimpleNamespace
 def nvmlInit(): pass
-def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetCount(): return 2
 def nvmlDeviceGetHandleByIndex(i): return i
 def nvmlDeviceGetHandleByUUID(u): return 0
 def nvmlDeviceGetUtilizationRates(h): return SimpleNamespace(gpu=42, memory=0)
@@ -142,11 +142,12 @@ def test_gpu_use_and_progress_reach_the_figures_and_the_table(tmp_path, job_name
     fake = tmp_path / "fake-nvml"
     fake.mkdir()
     (fake / "pynvml.py").write_text(FAKE_NVML)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
-           "COLUMNS": "200"}  # the whole table, not cut to 80 columns
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    # Two (fake) GPUs, one per worker: a worker with resources.gpus 0 sees none, so makes no figure.
+    env = machine_with_gpus(tmp_path, 2)
+    env.update({"PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
+                "COLUMNS": "200"})  # the whole table, not cut to 80 columns
     done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "120", "--sleep-per-step", "0.02"),
-                                name=job_name, options=["--workers", "2"]), timeout=120, env=env)
+                                "resources.gpus=1", name=job_name, options=["--workers", "2"]), timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     final = history(tmp_path, job_name)[-1]
     for worker in final["perWorker"]:
@@ -158,6 +159,7 @@ def test_gpu_use_and_progress_reach_the_figures_and_the_table(tmp_path, job_name
 
 
 def test_without_nvml_no_gpu_figure_is_made_up(tmp_path, job_name):
+    """No NVML module here (and resources.gpus 0): no GPU figure and no GPU column."""
     done = run_tandem(*run_args(tmp_path / "runs", command("--steps", "60"), name=job_name,
                                 options=["--workers", "2"]), timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,6 +7,8 @@ job's name and ``--set`` overrides) so that every local test spells a run the sa
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +48,17 @@ def start_tandem(*args: str, **kwargs: Any) -> subprocess.Popen:
     to one text pipe (keyword arguments are Popen's and override that)."""
     options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, **kwargs}
     return subprocess.Popen(tandem_argv(*args), cwd=REPO, **options)
+
+
+def machine_with_gpus(tmp_path: Path, count: int) -> dict[str, str]:
+    """The environment of a `tandem run` on a machine with `count` GPUs and no CUDA_VISIBLE_DEVICES:
+    a fake `nvidia-smi -L` first on PATH, which is how Tandem counts them (tandem/local/gpus.py)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    listing = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-0000-0000-0000-00000000000{i})\\n"
+                      for i in range(count))
+    smi.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] || exit 2\nprintf '{listing}'\n")
+    smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
