@@ -43,7 +43,8 @@ def test_examples_go_from_apply_to_succeeded(control_plane, operator, ns, path):
     expected = ["Created", "AllWorkersRunning", "Completed"]
     wait_for("events", lambda: events(control_plane, ns, name) == expected, timeout=10)  # posted after the status
     table = control_plane.kubectl("get", "tj", "-n", ns).stdout.splitlines()
-    assert table[0].split() == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY", "AGE"]
+    assert table[0].split() == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY", "PROGRESS", "ETA",
+                                "AGE"]
     row = table[1].split()
     assert row[0] == name and row[1] == document["spec"]["framework"] and "Succeeded" in row
     (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
