@@ -19,6 +19,7 @@ to replay a failure).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -286,11 +287,28 @@ def test_apiserver_restart_mid_run_watches_resume(cp, tmp_path):
 # ---------------------------------------------------------------------------- node removed
 
 
+@contextlib.contextmanager
+def watched_operator(cp, op, ns: str, lost_nodes: list[str]):
+    """Around a chaos test with `op` running: on failure print the operator's log tail; always
+    stop it, bring back the kwok nodes the test deleted (`lost_nodes`, filled as it goes) and
+    delete the namespace."""
+    try:
+        yield
+    except BaseException:
+        print(f"operator log tail:\n{op.log()[-6000:]}")
+        raise
+    finally:
+        op.stop()
+        for node in lost_nodes:
+            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(node)), check=False)
+        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
     ns = make_namespace(cp, "chaos-node")
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
-    victim = None
-    try:
+    lost: list[str] = []
+    with watched_operator(cp, op, ns, lost):
         # The first group would run 10 minutes: still running when the node goes.
         document = job_document("survivor", workers=2, run_seconds=600, backoff=2)
         apply(cp, ns, document)
@@ -298,6 +316,7 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         pods = items(cp, ns, "pods", f"{JOB_LABEL}=survivor")
         worker0 = next(p for p in pods if p["metadata"]["labels"][INDEX_LABEL] == "0")
         victim = worker0["spec"]["nodeName"]
+        lost.append(victim)
         deleted_at = time.monotonic()
         cp.kubectl("delete", "node", victim)
         # What happens (observed, k8s v1.33 + kwok v0.8): the pod stays Running on the missing
@@ -320,14 +339,6 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         assert not any(p["spec"].get("nodeName") == victim for p in items(cp, ns, "pods"))
         assert not duplicate_children(cp, ns)
         assert not orphans(cp, ns)
-    except BaseException:
-        print(f"operator log tail:\n{op.log()[-6000:]}")
-        raise
-    finally:
-        op.stop()
-        if victim:
-            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(victim)), check=False)
-        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
@@ -336,8 +347,8 @@ def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
     counting it, and the job Succeeds."""
     ns = make_namespace(cp, "chaos-node-ignore")
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
-    victim = None
-    try:
+    lost: list[str] = []
+    with watched_operator(cp, op, ns, lost):
         document = job_document("lost-node", workers=2, run_seconds=600, backoff=0)
         document["spec"]["runPolicy"]["failurePolicy"] = {"rules": [
             {"name": "node-lost", "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
@@ -345,6 +356,7 @@ def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
         wait_for("Running", lambda: status(cp, ns, "lost-node").get("phase") == "Running", 90)
         pods = items(cp, ns, "pods", f"{JOB_LABEL}=lost-node")
         victim = next(p for p in pods if p["metadata"]["labels"][INDEX_LABEL] == "0")["spec"]["nodeName"]
+        lost.append(victim)
         cp.kubectl("delete", "node", victim)
         document["spec"]["podTemplate"]["annotations"][KWOK_RUN] = "3"  # the next group runs briefly
         apply(cp, ns, document)
@@ -358,14 +370,6 @@ def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
         assert (last["worker"], last["action"], last["ruleName"]) == (0, "Ignore", "node-lost"), last
         assert "DisruptionTarget" in last["conditions"], last
         assert "failure rule 0 (node-lost) says Ignore" in message, message
-    except BaseException:
-        print(f"operator log tail:\n{op.log()[-6000:]}")
-        raise
-    finally:
-        op.stop()
-        if victim:
-            cp.kubectl("apply", "-f", "-", input=json.dumps(kwok_node(victim)), check=False)
-        cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 # ---------------------------------------------------------------------------- Pod Security
