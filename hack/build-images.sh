@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds Tandem's images (operator, pytorch-worker, tensorflow-worker) from images/*.Dockerfile
 # with buildah, no Docker daemon and no registry, on a Debian bookworm base made with debootstrap,
-# and prints one OCI archive path per line (~/.cache/tandem/images/<name>-<key>.tar). Archives are
-# keyed by all their inputs: a second run with nothing changed builds nothing and returns at once.
+# and prints one OCI layout path per line (~/.cache/tandem/images/<name>-<key>.oci, a directory).
+# Layouts are keyed by all their inputs: a second run with nothing changed builds nothing and
+# returns at once. A build that would not fit on the disk is refused at once, in one line.
 #
 #   bash hack/build-images.sh                      # all three
 #   bash hack/build-images.sh operator             # just one
-#   ctr -n k8s.io images import "$(bash hack/build-images.sh operator)"
+#   tar -C "$(bash hack/build-images.sh operator)" -c . | ctr -n k8s.io images import --all-platforms -
 #
 # Needs root (debootstrap, buildah's store). Installs buildah and debootstrap from Debian's
 # packages when missing. Progress goes to stderr. See tests/e2e/images.py and docs/e2e.md.
@@ -21,4 +22,5 @@ if (( ${#missing[@]} )); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 cd "$repo"
-exec python3 -m tests.e2e.images "$@"
+# operator/ for tandem._sys (stdlib only), which the e2e node's module uses.
+PYTHONPATH="$repo/operator" exec python3 -m tests.e2e.images "$@"

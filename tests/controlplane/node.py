@@ -578,8 +578,7 @@ class RealNode:
     # -- images ---------------------------------------------------------------------
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        return _run("ctr", "--address", str(CONTAINERD_SOCK), "-n", K8S_NAMESPACE, *args,
-                    check=check, timeout=timeout)
+        return _run(*_ctr_argv(*args), check=check, timeout=timeout)
 
     def images(self) -> dict[str, str]:
         """{image name: target digest} of what containerd holds for the kubelet."""
@@ -591,9 +590,9 @@ class RealNode:
         return out
 
     def load_image(self, archive: str | os.PathLike) -> list[str]:
-        """Import an OCI archive into containerd (the CRI's namespace), unpacked, so that
-        pods with imagePullPolicy Never/IfNotPresent run it. A no-op when containerd
-        already holds every image the archive names at the same digest.
+        """Import an OCI archive or layout directory into containerd (the CRI's namespace),
+        unpacked, so that pods with imagePullPolicy Never/IfNotPresent run it. A no-op when
+        containerd already holds every image the archive names at the same digest.
 
         The versions it replaces are removed, every ref to them (the CRI adds `sha256:` ones),
         and garbage-collected at once: a re-tag alone leaves the old layers in containerd's
@@ -604,7 +603,10 @@ class RealNode:
         if wanted and all(have.get(n) == d for n, d in wanted.items()):
             return list(wanted)
         replaced = {have[n] for n, d in wanted.items() if n in have and have[n] != d}
-        self.ctr("images", "import", "--all-platforms", str(archive))
+        if archive.is_dir():
+            _import_layout(archive)
+        else:
+            self.ctr("images", "import", "--all-platforms", str(archive))
         stale = [ref for ref, digest in self.images().items() if digest in replaced]
         if stale:
             self.ctr("images", "rm", "--sync", *stale)
@@ -740,6 +742,43 @@ class RealNode:
             shutil.rmtree(d, ignore_errors=True)
         if RUN_DIR.exists():
             shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+def _ctr_argv(*args: str) -> list[str]:
+    """ctr against this node's containerd, in the CRI's namespace."""
+    return ["ctr", "--address", str(CONTAINERD_SOCK), "-n", K8S_NAMESPACE, *args]
+
+
+def _import_layout(layout: Path, timeout: float = 900) -> None:
+    """`ctr images import` of an OCI layout directory, streamed as a tar (what ctr reads): no
+    archive is written, which for the 6 GB PyTorch image is 6 GB of disk not needed."""
+    members = sorted(p.name for p in layout.iterdir())
+    tar = subprocess.Popen(["tar", "-C", str(layout), "-cf", "-", *members], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run(_ctr_argv("images", "import", "--all-platforms", "-"), stdin=tar.stdout,
+                              capture_output=True, text=True, timeout=timeout)
+    finally:
+        assert tar.stdout is not None
+        tar.stdout.close()
+        tar.wait()
+    if proc.returncode != 0 or tar.returncode != 0:
+        raise StartError(f"importing {layout}: tar exited {tar.returncode}, ctr exited {proc.returncode}: "
+                         f"{proc.stderr.strip()[-2000:]}")
+
+
+def drop_imported_images(lock_timeout: float = 0.0) -> None:
+    """Empties the node's containerd store (images, their unpacked snapshots) while no node runs:
+    what the e2e tier does before it builds images that replace the ones there, so that the old
+    copies (about 18 GB for the three) are not still on disk while the new ones are built. The
+    sandbox images come back by themselves at the next start; the Tandem images at load_image."""
+    fd = take_lock(lock_timeout)
+    try:
+        node = RealNode()
+        node._lock_fd = fd
+        node._cleanup_host()  # unmounts what a killed run left, before anything under it goes
+        shutil.rmtree(CONTAINERD_ROOT, ignore_errors=True)
+    finally:
+        os.close(fd)
 
 
 def take_lock(timeout: float = 0.0, poll: float = 1.0) -> int:

@@ -83,13 +83,18 @@ def write_image(path: Path, name: str, files: dict[str, Path], entrypoint: list[
 
 
 def archive_images(path: Path) -> dict[str, str]:
-    """{image name: manifest digest} of the images an OCI archive names (index.json
-    annotations), so that a caller can tell whether containerd already holds them."""
-    with tarfile.open(path) as tar:
-        member = tar.extractfile("index.json")
-        if member is None:
-            raise ValueError(f"{path}: no index.json: not an OCI archive")
-        index = json.load(member)
+    """{image name: manifest digest} of the images an OCI archive or layout directory names
+    (index.json annotations), so that a caller can tell whether containerd already holds them."""
+    if path.is_dir():
+        if not (path / "index.json").is_file():
+            raise ValueError(f"{path}: no index.json: not an OCI layout")
+        index = json.loads((path / "index.json").read_text())
+    else:
+        with tarfile.open(path) as tar:
+            member = tar.extractfile("index.json")
+            if member is None:
+                raise ValueError(f"{path}: no index.json: not an OCI archive")
+            index = json.load(member)
     out = {}
     for m in index.get("manifests", []):
         annotations = m.get("annotations") or {}

@@ -6,14 +6,24 @@ CI machines have no Docker engine and cannot reach a container registry, so the 
 1. A Debian bookworm base is made here with debootstrap (Debian's own packages, python3 3.11,
    the same Python as the default base) and committed into buildah's store.
 2. buildah (Debian's package) builds each real Dockerfile on it, `--build-arg PYTHON_IMAGE=<base>`.
-3. Each image leaves as an OCI archive, ~/.cache/tandem/images/<name>-<key>.tar, that containerd
-   imports with `ctr -n k8s.io images import`. The key hashes every input (the Dockerfile, its
-   .dockerignore, the context files that pass it, the base's recipe, the builder's version, the
-   build arguments), so a second run finds the archive and builds nothing.
+3. Each image leaves as an OCI image layout (a directory), ~/.cache/tandem/images/<name>-<key>.oci,
+   that containerd imports as a tar stream (`tar -C DIR -c . | ctr -n k8s.io images import -`).
+   The key hashes every input (the Dockerfile, its .dockerignore, the context files that pass it,
+   the base's recipe, the builder's version, the build arguments), so a second run finds the
+   layout and builds nothing.
+
+Disk is what a build runs out of: the PyTorch image is 6 GiB and a build holds it three times at
+its peak (the build container, buildah's copy of the layer, the layout). A directory rather than an
+OCI archive saves a fourth copy (an archive is written from a temporary layout), and reading it
+back (test_images) needs no extraction. buildah's temporary files live under the cache and are
+wiped at each build, so a killed build leaves nothing behind in /var/tmp; a build that would not
+fit is refused at once, in one line that says what is needed and what is free.
 
 Run it as `bash hack/build-images.sh [NAME...]` (it installs buildah and debootstrap when missing);
-it prints one archive path per line on stdout and its progress on stderr. Tests call
-`build_images()`. Stdlib only: it runs before, and apart from, Tandem's Python environment.
+it prints one layout path per line on stdout and its progress on stderr. Tests call
+`build_images()`. Stdlib only (and the e2e node's module, for the paths of the store it empties
+below; hack/build-images.sh puts operator/ on the path for its stdlib helpers): it runs before,
+and apart from, Tandem's Python environment.
 """
 
 from __future__ import annotations
@@ -60,7 +70,16 @@ BASE_RECIPE = {
 #: Where Debian's ca-certificates keeps the bundle that OpenSSL (and so pip, when told) reads.
 IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 #: How an image leaves the builder; part of every key, so that archives made another way are not reused.
-EXPORT = "oci-archive, built directly, uncompressed layers"
+EXPORT = "OCI layout directory, built directly, uncompressed layers"
+#: Each image's size as built here (GiB, uncompressed: docs/e2e.md's table), for the room a build
+#: needs. PyPI's Linux torch carries its CUDA libraries: about 4 GiB of the PyTorch image.
+IMAGE_GIB = {"operator": 0.8, "pytorch-worker": 6.0, "tensorflow-worker": 2.2}
+#: How many copies of the image a build holds at its peak: the build container's files, the layer
+#: buildah writes out to hash it, and the layout it is copied into.
+BUILD_COPIES = 3
+#: buildah's (and containers/image's) temporary files, under the cache rather than /var/tmp:
+#: wiped when a build starts, so a killed build's multi-GB leftovers go at the next one.
+BUILD_TMP = CACHE / "tmp"
 #: Storage driver for buildah's private store. overlay shares the base between containers instead
 #: of copying it in full (vfs), which matters with multi-GB layers; TANDEM_BUILDAH_DRIVER=vfs
 #: is the fallback where overlayfs cannot mount.
@@ -144,6 +163,11 @@ def base_key(debootstrap_version: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def base_ref(key: str) -> str:
+    """The base's name in buildah's store; the Dockerfiles are built FROM it."""
+    return f"localhost/tandem/base:bookworm-{key}"
+
+
 def image_key(repo: Path, name: str, base: str, builder: str, build_args: dict[str, str]) -> str:
     """Hash of every input of one image: change any and the archive's name changes."""
     dockerfile = repo / "images" / f"{name}.Dockerfile"
@@ -164,7 +188,7 @@ def image_key(repo: Path, name: str, base: str, builder: str, build_args: dict[s
 def archive_ref(name: str, version: str) -> str:
     """The name inside the archive. Fully qualified, because the CRI looks an image named
     `tandem/operator:0.1.0` up as `docker.io/tandem/operator:0.1.0` (and that is what
-    `ctr images import` keeps from an OCI archive's ref-name annotation)."""
+    `ctr images import` keeps from an OCI layout's ref-name annotation)."""
     return f"docker.io/tandem/{name}:{version}"
 
 
@@ -187,7 +211,8 @@ def _store_args() -> list[str]:
 def _buildah_env() -> dict[str, str]:
     """RUN steps in chroot isolation: no runc and no network namespace (pip reaches PyPI through
     the host's network), which is what works on a CI machine that is itself a container."""
-    return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+    BUILD_TMP.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "BUILDAH_ISOLATION": "chroot", "TMPDIR": str(BUILD_TMP)}
 
 
 #: What buildah's re-exec prints when the kernel refuses, for a moment, to seal its memfd copy of
@@ -224,7 +249,7 @@ def _has_image(ref: str) -> bool:
 def ensure_base(debootstrap_version: str) -> tuple[str, str]:
     """The bookworm base in buildah's store, made once per recipe: (its ref, its key)."""
     key = base_key(debootstrap_version)
-    ref = f"localhost/tandem/base:bookworm-{key}"
+    ref = base_ref(key)
     if _has_image(ref):
         return ref, key
     started = time.monotonic()
@@ -261,43 +286,86 @@ def _trust_mounts() -> list[str]:
     return ["-v", f"{bundle.resolve()}:{IMAGE_CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
 
 
-def remove_stale_archives(name: str) -> None:
-    """Deletes this image's archives of other keys: each source change makes a new one of up to
-    6 GB, and a machine that runs the suite after every change would otherwise fill its disk."""
-    for stale in CACHE.glob(f"{name}-*.tar"):
-        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]+\.tar", stale.name):
-            say(f"{name}: removing the stale archive {stale.name}")
-            stale.unlink(missing_ok=True)
+class NoRoom(Exception):
+    """Too little free disk for a build: said before the build starts, not 5 minutes into it."""
 
 
-def build_image(name: str, base_ref: str, base: str, builder: str, version: str) -> Path:
-    """One image's archive, built only when no archive with its key exists.
+def check_room(name: str) -> None:
+    """Refuses a build that cannot fit on the cache's filesystem (the store, the temporary files
+    and the layout all live there), naming what it needs, what is free and how to free more."""
+    need = BUILD_COPIES * IMAGE_GIB[name] + 1.0
+    free = shutil.disk_usage(CACHE).free / 2**30
+    if free < need:
+        raise NoRoom(f"{name} needs about {need:.0f} GiB free on the disk of {CACHE} while it builds "
+                     f"({BUILD_COPIES} copies of a {IMAGE_GIB[name]:g} GiB image) but {free:.1f} GiB is "
+                     "free: free some (the e2e node's imported images go with `rm -rf /var/lib/tandem-e2e/"
+                     "containerd` while no node runs) or set TANDEM_IMAGE_CACHE to a larger disk")
 
-    The build commits straight into the archive (`-t oci-archive:...`): nothing lands in the store,
-    so there is no second pass to push and no image to remove. Layers stay uncompressed (buildah
-    build's default): the archive is read once, by `ctr images import` on this same machine, and
+
+def remove_stale_layouts(name: str) -> None:
+    """Deletes this image's layouts of other keys (and archives, as earlier versions made them):
+    each source change makes a new one of up to 6 GB, and a machine that runs the suite after
+    every change would otherwise fill its disk."""
+    for stale in CACHE.glob(f"{name}-*"):
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]+\.(tar|oci)", stale.name):
+            say(f"{name}: removing the stale {stale.name}")
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+def remove_build_leftovers() -> None:
+    """What a killed build leaves: its temporary files (the layer copy alone is 6 GB for the
+    PyTorch image) and its working container in the private store, which holds the half-built
+    image's files. Only build containers go (those FROM the base); test_images' are its own."""
+    shutil.rmtree(BUILD_TMP, ignore_errors=True)
+    BUILD_TMP.mkdir(parents=True)
+    listed = _buildah("containers", "--format", "{{.ContainerID}} {{.ImageName}}", capture=True)
+    leftovers = [line.split()[0] for line in listed.splitlines()
+                 if len(line.split()) == 2 and line.split()[1].startswith(base_ref(""))]
+    if leftovers:
+        say(f"removing {len(leftovers)} working container(s) a killed build left")
+        _buildah("rm", *leftovers, stdout=subprocess.DEVNULL)
+
+
+def layout_path(name: str, key: str) -> Path:
+    return CACHE / f"{name}-{key}.oci"
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def build_image(name: str, base_image: str, base: str, builder: str, version: str) -> Path:
+    """One image's layout, built only when no layout with its key exists.
+
+    The build commits straight into the layout (`-t oci:...`): nothing lands in the store, so
+    there is no second pass to push and no image to remove. Layers stay uncompressed (buildah
+    build's default): the layout is read once, by `ctr images import` on this same machine, and
     on 2 cores gzip of the PyTorch image's 6 GB layer cost ~9 minutes here, then more to undo."""
-    build_args = {"PYTHON_IMAGE": base_ref}
-    key = image_key(REPO, name, base, builder, build_args)
-    archive = CACHE / f"{name}-{key}.tar"
-    if archive.exists():
-        say(f"{name}: cached {archive}")
-        return archive
-    remove_stale_archives(name)  # before building: the PyTorch archive alone is 6 GB
+    build_args = {"PYTHON_IMAGE": base_image}
+    layout = layout_path(name, image_key(REPO, name, base, builder, build_args))
+    if layout.is_dir():
+        say(f"{name}: cached {layout}")
+        return layout
+    remove_stale_layouts(name)  # before building: the PyTorch image alone is 6 GB
+    check_room(name)
     dockerfile = REPO / "images" / f"{name}.Dockerfile"
     started = time.monotonic()
-    say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_ref}")
-    partial = CACHE / f".{archive.name}.partial"  # renamed into place only once complete
+    say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_image}")
+    partial = CACHE / f".{layout.name}.partial"  # renamed into place only once complete
+    shutil.rmtree(partial, ignore_errors=True)
     try:
         _buildah("build", "--layers=false", "--force-rm", "--pull-never", *_trust_mounts(),
                  "-f", str(dockerfile), "--ignorefile", str(dockerfile.with_name(dockerfile.name + ".dockerignore")),
                  *(arg for k, v in build_args.items() for arg in ("--build-arg", f"{k}={v}")),
-                 "-t", f"oci-archive:{partial}:{archive_ref(name, version)}", str(REPO))
-        partial.rename(archive)
+                 "-t", f"oci:{partial}:{archive_ref(name, version)}", str(REPO))
+        partial.rename(layout)
     finally:
-        partial.unlink(missing_ok=True)
-    say(f"{name}: built in {time.monotonic() - started:.0f}s, {archive.stat().st_size / 2**20:.0f} MiB: {archive}")
-    return archive
+        shutil.rmtree(partial, ignore_errors=True)
+    say(f"{name}: built in {time.monotonic() - started:.0f}s, {_size(layout) / 2**20:.0f} MiB: {layout}")
+    return layout
 
 
 @contextlib.contextmanager
@@ -305,7 +373,7 @@ def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProce
     """A container of the image in an archive, read back from the archive itself (not from the
     store it was built in): yields run(*argv), which runs argv as the image's user in its workdir
     (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit."""
-    ref = _buildah("from", "--quiet", f"oci-archive:{archive}", capture=True)
+    ref = _buildah("from", "--quiet", f"oci:{archive}", capture=True)
     image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -322,19 +390,57 @@ def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProce
         _buildah("rmi", image_id, stdout=subprocess.DEVNULL)
 
 
+def _tool_versions() -> tuple[str, str]:
+    """(buildah's, debootstrap's) --version: both enter every key."""
+    return _run("buildah", "--version", capture=True), _run("debootstrap", "--version", capture=True)
+
+
+def pending(names: tuple[str, ...] = IMAGES) -> list[str]:
+    """The named images that a build would make anew (no layout with their current key), without
+    building anything: all of them where buildah or debootstrap is not installed yet. The e2e tier
+    asks before it builds, to drop the node's copies of the images about to be replaced."""
+    if not (shutil.which("buildah") and shutil.which("debootstrap")):
+        return list(names)
+    builder, debootstrap = _tool_versions()
+    base = base_key(debootstrap)
+    args = {"PYTHON_IMAGE": base_ref(base)}
+    return [name for name in names if not layout_path(name, image_key(REPO, name, base, builder, args)).is_dir()]
+
+
+def drop_node_copies(todo: list[str]) -> None:
+    """Empties the e2e node's containerd store before images it holds are built anew: the old
+    copies (content and unpacked snapshots, about 18 GB for the three) would otherwise share the
+    disk with the build's peak. Left alone while a node runs (it holds the node lock): load_image
+    replaces its copies then."""
+    from tests.controlplane import node  # the node's paths and lock, in one place
+
+    if not node.CONTAINERD_ROOT.exists():
+        return
+    try:
+        node.drop_imported_images(lock_timeout=0)
+    except node.NodeBusy:
+        say(f"{', '.join(todo)}: a real node runs; its copies of the old images stay until replaced")
+        return
+    say(f"{', '.join(todo)}: emptied the e2e node's image store ({node.CONTAINERD_ROOT}): its copies are "
+        "about to be replaced; the next node start and load_image import again")
+
+
 def build_all(names: list[str]) -> dict[str, Path]:
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time per cache
-        builder = _run("buildah", "--version", capture=True)
-        debootstrap = _run("debootstrap", "--version", capture=True)
+        remove_build_leftovers()
+        todo = pending(tuple(names))
+        if todo:
+            drop_node_copies(todo)
+        builder, debootstrap = _tool_versions()
         version = app_version(REPO)
-        base_ref, base = ensure_base(debootstrap)
-        return {name: build_image(name, base_ref, base, builder, version) for name in names}
+        base_image, base = ensure_base(debootstrap)
+        return {name: build_image(name, base_image, base, builder, version) for name in names}
 
 
 def build_images(names: tuple[str, ...] = IMAGES) -> dict[str, Path]:
-    """Archives of the named images, building what is missing: what an e2e fixture calls.
+    """Layouts of the named images, building what is missing: what an e2e fixture calls.
     Goes through hack/build-images.sh, so that buildah and debootstrap get installed when missing."""
     result = subprocess.run(["bash", str(REPO / "hack" / "build-images.sh"), *names],
                             check=True, text=True, stdout=subprocess.PIPE)
@@ -347,7 +453,12 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"build-images: unknown image(s) {unknown}; known: {list(IMAGES)}", file=sys.stderr)
         return 2
-    for path in build_all(names).values():
+    try:
+        built = build_all(names)
+    except NoRoom as refused:
+        say(str(refused))
+        return 1
+    for path in built.values():
         print(path)
     return 0
 

@@ -27,20 +27,20 @@ SMOKE = {
 
 
 @pytest.fixture(scope="module")
-def archives():
+def layouts():
     return images.build_images()
 
 
-def test_a_second_build_is_served_from_the_cache(archives):
+def test_a_second_build_is_served_from_the_cache(layouts):
     started = time.monotonic()
-    assert images.build_images() == archives
+    assert images.build_images() == layouts
     assert time.monotonic() - started < 60
 
 
 @pytest.mark.parametrize("name", images.IMAGES)
-def test_image_runs_as_its_user_and_smokes(archives, name):
-    assert archives[name].is_file() and archives[name].name.startswith(f"{name}-")
-    with images.container(archives[name]) as run:
+def test_image_runs_as_its_user_and_smokes(layouts, name):
+    assert (layouts[name] / "index.json").is_file() and layouts[name].name.startswith(f"{name}-")
+    with images.container(layouts[name]) as run:
         identity = run("id", "-u")
         assert (identity.returncode, identity.stdout.strip()) == (0, "1000"), identity.stderr
         assert run("pwd").stdout.strip() == "/workspace"

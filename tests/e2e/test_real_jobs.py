@@ -148,9 +148,9 @@ def tandem(real_cluster, tmp_path_factory):
     both on the real node, in a namespace enforcing the restricted Pod Security Standard."""
     cp, node = real_cluster
     started = time.monotonic()
-    archives = images.build_images()
-    for archive in archives.values():
-        node.load_image(archive)
+    layouts = images.build_images()
+    for layout in layouts.values():
+        node.load_image(layout)
     loaded = time.monotonic()
     home = tmp_path_factory.mktemp("helm-home")
     helm = helm_runner(cp.kubeconfig, home, timeout=300)

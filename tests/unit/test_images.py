@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -129,12 +130,30 @@ def test_archives_carry_the_names_the_cluster_asks_for():
     assert set(images.IMAGES) == {p.name.removesuffix(".Dockerfile") for p in (REPO / "images").glob("*.Dockerfile")}
 
 
-def test_a_build_removes_only_the_same_images_stale_archives(tmp_path, monkeypatch):
+def test_a_build_removes_only_the_same_images_stale_layouts(tmp_path, monkeypatch):
+    """Layouts (directories) and the archives earlier versions made both go; nothing else does."""
     monkeypatch.setattr(images, "CACHE", tmp_path)
-    names = ["operator-0123abcd.tar", "operator-4567ef01.tar", "pytorch-worker-89abcdef.tar",
-             ".operator-0123abcd.tar.partial", "operator-notes.txt", "pip.conf"]
+    names = ["operator-0123abcd.tar", "pytorch-worker-89abcdef.tar", ".operator-0123abcd.oci.partial",
+             "operator-notes.txt", "pip.conf"]
     for name in names:
         (tmp_path / name).write_text("x")
-    images.remove_stale_archives("operator")
+    for name in ("operator-4567ef01.oci", "pytorch-worker-0011aabb.oci"):
+        (tmp_path / name / "blobs").mkdir(parents=True)
+        (tmp_path / name / "index.json").write_text("{}")
+    images.remove_stale_layouts("operator")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["pytorch-worker-89abcdef.tar", ".operator-0123abcd.tar.partial", "operator-notes.txt", "pip.conf"])
+        ["pytorch-worker-89abcdef.tar", "pytorch-worker-0011aabb.oci", ".operator-0123abcd.oci.partial",
+         "operator-notes.txt", "pip.conf"])
+
+
+def test_a_build_that_cannot_fit_is_refused_in_one_line_naming_need_and_free(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CACHE", tmp_path)
+    free = 5 * 2**30
+    monkeypatch.setattr(images.shutil, "disk_usage", lambda path: SimpleNamespace(total=free, used=0, free=free))
+    images.check_room("operator")  # 3 x 0.8 + 1 GiB fits in 5
+    with pytest.raises(images.NoRoom) as refused:
+        images.check_room("pytorch-worker")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "pytorch-worker needs about 19 GiB free" in message and "but 5.0 GiB is free" in message
+    assert "TANDEM_IMAGE_CACHE" in message

@@ -44,3 +44,11 @@ def test_same_inputs_same_bytes(tmp_path):
 def test_archive_images_reads_the_name_containerd_uses(tmp_path):
     digest = _build(tmp_path)
     assert oci.archive_images(tmp_path / "x.oci.tar") == {"tandem.dev/probe:1": digest}
+
+
+def test_archive_images_reads_a_layout_directory_too(tmp_path):
+    """What tests/e2e/images.py builds: the same files as the archive, unpacked."""
+    digest = _build(tmp_path)
+    with tarfile.open(tmp_path / "x.oci.tar") as tar:
+        tar.extractall(tmp_path / "layout", filter="data")
+    assert oci.archive_images(tmp_path / "layout") == {"tandem.dev/probe:1": digest}
