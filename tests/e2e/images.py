@@ -7,7 +7,8 @@ CI machines have no Docker engine and cannot reach a container registry, so the 
    the same Python as the default base) and committed into buildah's store.
 2. buildah (Debian's package) builds each real Dockerfile on it, `--build-arg PYTHON_IMAGE=<base>`.
 3. Each image leaves as an OCI image layout (a directory), ~/.cache/tandem/images/<name>-<key>.oci,
-   that containerd imports as a tar stream (`tar -C DIR -c . | ctr -n k8s.io images import -`).
+   that containerd imports as a tar stream (`tar -C DIR -c oci-layout index.json blobs | ctr -n
+   k8s.io images import --all-platforms -`; RealNode.load_image does this).
    The key hashes every input (the Dockerfile, its .dockerignore, the context files that pass it,
    the base's recipe, the builder's version, the build arguments), so a second run finds the
    layout and builds nothing.
@@ -293,13 +294,15 @@ class NoRoom(Exception):
 def check_room(name: str) -> None:
     """Refuses a build that cannot fit on the cache's filesystem (the store, the temporary files
     and the layout all live there), naming what it needs, what is free and how to free more."""
+    from tests.controlplane.node import CONTAINERD_ROOT
+
     need = BUILD_COPIES * IMAGE_GIB[name] + 1.0
     free = shutil.disk_usage(CACHE).free / 2**30
     if free < need:
         raise NoRoom(f"{name} needs about {need:.0f} GiB free on the disk of {CACHE} while it builds "
                      f"({BUILD_COPIES} copies of a {IMAGE_GIB[name]:g} GiB image) but {free:.1f} GiB is "
-                     "free: free some (the e2e node's imported images go with `rm -rf /var/lib/tandem-e2e/"
-                     "containerd` while no node runs) or set TANDEM_IMAGE_CACHE to a larger disk")
+                     f"free: free some (the e2e node's imported images go with `rm -rf {CONTAINERD_ROOT}` "
+                     "while no node runs) or set TANDEM_IMAGE_CACHE to a larger disk")
 
 
 def remove_stale_layouts(name: str) -> None:

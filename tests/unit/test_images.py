@@ -156,4 +156,4 @@ def test_a_build_that_cannot_fit_is_refused_in_one_line_naming_need_and_free(tmp
     message = str(refused.value)
     assert "\n" not in message
     assert "pytorch-worker needs about 19 GiB free" in message and "but 5.0 GiB is free" in message
-    assert "TANDEM_IMAGE_CACHE" in message
+    assert "TANDEM_IMAGE_CACHE" in message and "rm -rf /var/lib/tandem-e2e/containerd" in message
