@@ -372,11 +372,23 @@ def build_image(name: str, base_image: str, base: str, builder: str, version: st
 
 
 @contextlib.contextmanager
-def container(archive: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    """A container of the image in an archive, read back from the archive itself (not from the
+def container(layout: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """A container of the image in a layout, read back from the layout itself (not from the
     store it was built in): yields run(*argv), which runs argv as the image's user in its workdir
-    (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit."""
-    ref = _buildah("from", "--quiet", f"oci:{archive}", capture=True)
+    (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit.
+
+    buildah (1.28, Debian's) names an image read from `oci:PATH` `localhost/PATH`, and refuses a
+    PATH that is no valid image name, as any under ~/.cache is (a component starts with a dot):
+    so it reads the layout through a symlink whose path is one."""
+    link_dir = Path("/tmp") / f"tandem-layout-{os.getpid()}"
+    link_dir.mkdir(exist_ok=True)
+    link = link_dir / layout.name.removesuffix(".oci")
+    link.unlink(missing_ok=True)
+    link.symlink_to(layout.resolve())
+    try:
+        ref = _buildah("from", "--quiet", f"oci:{link}", capture=True)
+    finally:
+        shutil.rmtree(link_dir)
     image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
