@@ -320,10 +320,18 @@ def remove_stale_layouts(name: str) -> None:
 
 def remove_build_leftovers() -> None:
     """What a killed build leaves: its temporary files (the layer copy alone is 6 GB for the
-    PyTorch image) and its working container in the private store, which holds the half-built
-    image's files. Only build containers go (those FROM the base); test_images' are its own."""
+    PyTorch image), its half-written output (`.<name>-<key>.oci.partial`, or `.tar.partial` from
+    earlier versions) and its working container in the private store, which holds the half-built
+    image's files. Called under the build lock, so none of it is a running build's. Only build
+    containers go (those FROM the base); test_images' are its own."""
     shutil.rmtree(BUILD_TMP, ignore_errors=True)
     BUILD_TMP.mkdir(parents=True)
+    for partial in CACHE.glob(".*.partial"):
+        say(f"removing {partial.name}, a killed build's unfinished output")
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink(missing_ok=True)
     listed = _buildah("containers", "--format", "{{.ContainerID}} {{.ImageName}}", capture=True)
     leftovers = [line.split()[0] for line in listed.splitlines()
                  if len(line.split()) == 2 and line.split()[1].startswith(base_ref(""))]
@@ -358,7 +366,6 @@ def build_image(name: str, base_image: str, base: str, builder: str, version: st
     started = time.monotonic()
     say(f"{name}: building {dockerfile.relative_to(REPO)} on {base_image}")
     partial = CACHE / f".{layout.name}.partial"  # renamed into place only once complete
-    shutil.rmtree(partial, ignore_errors=True)
     try:
         _buildah("build", "--layers=false", "--force-rm", "--pull-never", *_trust_mounts(),
                  "-f", str(dockerfile), "--ignorefile", str(dockerfile.with_name(dockerfile.name + ".dockerignore")),

@@ -157,3 +157,28 @@ def test_a_build_that_cannot_fit_is_refused_in_one_line_naming_need_and_free(tmp
     assert "\n" not in message
     assert "pytorch-worker needs about 19 GiB free" in message and "but 5.0 GiB is free" in message
     assert "TANDEM_IMAGE_CACHE" in message and "rm -rf /var/lib/tandem-e2e/containerd" in message
+
+
+def test_a_killed_builds_leftovers_go_and_nothing_else(tmp_path, monkeypatch):
+    """Temporary files, half-written outputs and build containers (FROM the base) go; finished
+    layouts and test_images' containers (FROM a layout) stay."""
+    monkeypatch.setattr(images, "CACHE", tmp_path)
+    monkeypatch.setattr(images, "BUILD_TMP", tmp_path / "tmp")
+    (tmp_path / "tmp" / "buildah123").mkdir(parents=True)
+    (tmp_path / ".pytorch-worker-0011aabb.oci.partial" / "blobs").mkdir(parents=True)
+    (tmp_path / ".operator-0123abcd.tar.partial").write_text("x")
+    (tmp_path / "operator-4567ef01.oci").mkdir()
+    calls = []
+
+    def buildah(*args, capture=False, **kw):
+        calls.append(args)
+        if args[0] == "containers":
+            return ("c1 localhost/tandem/base:bookworm-8c5f78ce1e8170cc\n"
+                    "c2 localhost/tmp/tandem-layout-7/operator-4567ef01:latest\n")
+        return ""
+    monkeypatch.setattr(images, "_buildah", buildah)
+    images.remove_build_leftovers()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["operator-4567ef01.oci", "tmp"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert ("rm", "c1") in calls and not any("c2" in call for call in calls)
+
