@@ -62,9 +62,15 @@ class Group:
                 self.procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
 
     def wait(self, timeout: float = WAIT) -> list[int]:
+        """The launchers' exit codes; past the timeout, a failure that shows both logs' tails
+        (a bare TimeoutExpired said nothing of where the group hung)."""
         deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        for i, proc in enumerate(self.procs):
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                tails = "".join(f"\n--- launcher {j} ---\n{self.log(j)[-3000:]}" for j in range(len(self.procs)))
+                raise AssertionError(f"launcher {i} still running after {timeout:.0f} s:{tails}") from None
         return [p.returncode for p in self.procs]
 
     def log(self, i: int) -> str:
