@@ -305,6 +305,14 @@ def check_room(name: str) -> None:
                      "while no node runs) or set TANDEM_IMAGE_CACHE to a larger disk")
 
 
+def _remove(path: Path) -> None:
+    """A layout (a directory) or an archive (a file), whichever it is."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def remove_stale_layouts(name: str) -> None:
     """Deletes this image's layouts of other keys (and archives, as earlier versions made them):
     each source change makes a new one of up to 6 GB, and a machine that runs the suite after
@@ -312,10 +320,7 @@ def remove_stale_layouts(name: str) -> None:
     for stale in CACHE.glob(f"{name}-*"):
         if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]+\.(tar|oci)", stale.name):
             say(f"{name}: removing the stale {stale.name}")
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink(missing_ok=True)
+            _remove(stale)
 
 
 def remove_build_leftovers() -> None:
@@ -328,13 +333,10 @@ def remove_build_leftovers() -> None:
     BUILD_TMP.mkdir(parents=True)
     for partial in CACHE.glob(".*.partial"):
         say(f"removing {partial.name}, a killed build's unfinished output")
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        else:
-            partial.unlink(missing_ok=True)
+        _remove(partial)
     listed = _buildah("containers", "--format", "{{.ContainerID}} {{.ImageName}}", capture=True)
-    leftovers = [line.split()[0] for line in listed.splitlines()
-                 if len(line.split()) == 2 and line.split()[1].startswith(base_ref(""))]
+    rows = [line.split() for line in listed.splitlines()]
+    leftovers = [row[0] for row in rows if len(row) == 2 and row[1].startswith(base_ref(""))]
     if leftovers:
         say(f"removing {len(leftovers)} working container(s) a killed build left")
         _buildah("rm", *leftovers, stdout=subprocess.DEVNULL)
@@ -348,15 +350,14 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def build_image(name: str, base_image: str, base: str, builder: str, version: str) -> Path:
-    """One image's layout, built only when no layout with its key exists.
+def build_image(name: str, layout: Path, base_image: str, version: str) -> Path:
+    """One image's layout, built only when it does not exist yet (its name carries its key).
 
     The build commits straight into the layout (`-t oci:...`): nothing lands in the store, so
     there is no second pass to push and no image to remove. Layers stay uncompressed (buildah
     build's default): the layout is read once, by `ctr images import` on this same machine, and
     on 2 cores gzip of the PyTorch image's 6 GB layer cost ~9 minutes here, then more to undo."""
     build_args = {"PYTHON_IMAGE": base_image}
-    layout = layout_path(name, image_key(REPO, name, base, builder, build_args))
     if layout.is_dir():
         say(f"{name}: cached {layout}")
         return layout
@@ -412,23 +413,6 @@ def container(layout: Path) -> Iterator[Callable[..., subprocess.CompletedProces
         _buildah("rmi", image_id, stdout=subprocess.DEVNULL)
 
 
-def _tool_versions() -> tuple[str, str]:
-    """(buildah's, debootstrap's) --version: both enter every key."""
-    return _run("buildah", "--version", capture=True), _run("debootstrap", "--version", capture=True)
-
-
-def pending(names: tuple[str, ...] = IMAGES) -> list[str]:
-    """The named images that a build would make anew (no layout with their current key), without
-    building anything: all of them where buildah or debootstrap is not installed yet. The e2e tier
-    asks before it builds, to drop the node's copies of the images about to be replaced."""
-    if not (shutil.which("buildah") and shutil.which("debootstrap")):
-        return list(names)
-    builder, debootstrap = _tool_versions()
-    base = base_key(debootstrap)
-    args = {"PYTHON_IMAGE": base_ref(base)}
-    return [name for name in names if not layout_path(name, image_key(REPO, name, base, builder, args)).is_dir()]
-
-
 def drop_node_copies(todo: list[str]) -> None:
     """Empties the e2e node's containerd store before images it holds are built anew: the old
     copies (content and unpacked snapshots, about 18 GB for the three) would otherwise share the
@@ -452,13 +436,17 @@ def build_all(names: list[str]) -> dict[str, Path]:
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time per cache
         remove_build_leftovers()
-        todo = pending(tuple(names))
-        if todo:
+        builder = _run("buildah", "--version", capture=True)  # both versions enter every key
+        debootstrap = _run("debootstrap", "--version", capture=True)
+        base = base_key(debootstrap)
+        args = {"PYTHON_IMAGE": base_ref(base)}
+        layouts = {name: layout_path(name, image_key(REPO, name, base, builder, args)) for name in names}
+        todo = [name for name, layout in layouts.items() if not layout.is_dir()]
+        if todo:  # before the base too: the node's old copies go before anything is built
             drop_node_copies(todo)
-        builder, debootstrap = _tool_versions()
         version = app_version(REPO)
-        base_image, base = ensure_base(debootstrap)
-        return {name: build_image(name, base_image, base, builder, version) for name in names}
+        base_image, _ = ensure_base(debootstrap)
+        return {name: build_image(name, layouts[name], base_image, version) for name in names}
 
 
 def build_images(names: tuple[str, ...] = IMAGES) -> dict[str, Path]:
