@@ -112,6 +112,10 @@ DISRUPTION_TARGET = "DisruptionTarget"
 REASON_HUNG = "Hung"
 #: Reason of the Failed condition when a failure rule with action FailJob matched.
 REASON_FAILED_BY_RULE = "FailedByRule"
+#: Reason of the Failed condition when a counted failure comes after backoffLimit counted restarts.
+REASON_BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+#: Reason of the Failed condition when the job ran past runPolicy.activeDeadlineSeconds.
+REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128

@@ -49,7 +49,7 @@ def test_group_restart_resumes_from_checkpoint(tmp_path, job_name):
                                   ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
                                               "--crash-exit-code", "3"), name=job_name))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "restarting all 2 workers (1/1)" in result.stderr
+    assert "restarting all workers (1/1)" in result.stderr
     assert "resumed from step 20" in result.stderr
     assert "restarts: 1" in result.stderr
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
