@@ -52,6 +52,8 @@ from ..contract import (
     ENV_RUN_ID,
     ENV_TENSORBOARD,
     ENV_TENSORBOARD_DIR,
+    REASON_DEADLINE_EXCEEDED,
+    REASON_ERROR,
     REASON_HUNG,
 )
 from ..errors import Interrupted
@@ -84,7 +86,8 @@ class Attempt:
     exits: list[WorkerExit]
     seconds: float
     failed: Optional[WorkerExit] = None
-    #: "failed" (a worker exited non-zero), "hung" (no step within the deadline), "deadline".
+    #: Why it ended, as status.lastFailure says it: Error (a worker exited non-zero), Hung (no step
+    #: within the progress or startup deadline), DeadlineExceeded (activeDeadlineSeconds).
     reason: str = ""
     #: What the failure rules made of the failure; None when nothing failed.
     verdict: Optional[Verdict] = None
@@ -99,6 +102,8 @@ class RunResult:
     attempts: list[Attempt] = field(default_factory=list)
     interrupted: bool = False
     tensorboard: Optional[TensorBoardServer] = None
+    #: Restarts a failure rule with action Ignore let go (status.ignoredRestarts).
+    ignored_restarts: int = 0
 
     @property
     def restarts(self) -> int:
@@ -238,7 +243,7 @@ class LocalExecutor:
             while True:
                 attempt = self._run_group(first + so_far.total, so_far)
                 result.attempts.append(attempt)
-                if attempt.failed is None or attempt.reason == "deadline":
+                if attempt.failed is None or attempt.reason == REASON_DEADLINE_EXCEEDED:
                     break
                 outcome = decide_restart(self._failure(attempt), self.job.spec.run_policy, so_far)
                 attempt.verdict = outcome.verdict
@@ -246,6 +251,7 @@ class LocalExecutor:
                     self.console.print(f"[red]{outcome.describe()}[/]")
                     break
                 so_far = outcome.after
+                result.ignored_restarts = so_far.ignored
                 self.console.print(f"[yellow]{outcome.describe()}; they resume from {self.run_dir / 'checkpoints'}[/]")
         except Interrupted:
             result.interrupted = True
@@ -259,9 +265,9 @@ class LocalExecutor:
     def _failure(attempt: Attempt) -> Failure:
         """The failure as the rules see it: a local worker has an exit code, or was stopped as Hung."""
         assert attempt.failed is not None
-        if attempt.reason == "hung":
+        if attempt.reason == REASON_HUNG:
             return Failure(worker=attempt.failed.index, reason=REASON_HUNG)
-        return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason="Error")
+        return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason=attempt.reason)
 
     def _next_attempt_number(self) -> int:
         logs = self.run_dir / "logs"
@@ -317,17 +323,17 @@ class LocalExecutor:
                 self._drain(lines, live, show=live is not None)
                 if self._deadline_passed():  # first, as the operator's deadline step comes before its failure step
                     self.console.print(f"[red]{deadline_message(self.job.spec.run_policy)}: stopping all workers[/]")
-                    return WorkerExit(0, 124, workers[0].log), "deadline", ""
+                    return WorkerExit(0, 124, workers[0].log), REASON_DEADLINE_EXCEEDED, ""
                 codes = [w.process.poll() for w in workers]
                 if any(code not in (None, 0) for code in codes):
-                    return self._root_cause(workers), "failed", ""
+                    return self._root_cause(workers), REASON_ERROR, ""
                 if all(code == 0 for code in codes):
                     return None, "", ""
                 hung = clock.hang()
                 if hung is not None:
                     index = hung.worker if hung.worker is not None else 0
                     self.console.print(f"[red]{REASON_HUNG}: {hung.message()}: stopping all workers[/]")
-                    return WorkerExit(index, -1, workers[index].log), "hung", hung.message()
+                    return WorkerExit(index, -1, workers[index].log), REASON_HUNG, hung.message()
                 if live is not None:
                     live.update(self._status(workers, so_far))
                 time.sleep(0.1)
@@ -392,7 +398,7 @@ class LocalExecutor:
 
     def _report_failure(self, attempt: Attempt, worker: _Worker) -> None:
         assert attempt.failed is not None
-        if attempt.reason in ("deadline", "hung"):
+        if attempt.reason in (REASON_DEADLINE_EXCEEDED, REASON_HUNG):
             return
         tail = "\n".join(worker.tail[-TAIL_LINES:]) or "(no output)"
         self.console.print(Panel(
