@@ -110,8 +110,14 @@ DISRUPTION_TARGET = "DisruptionTarget"
 #: Reason of a group stopped because no worker reported a step within the progress or startup
 #: deadline; failure rules match it with onReasons: [Hung].
 REASON_HUNG = "Hung"
+#: The kubelet's reason for a container that exited non-zero; a local worker's failure has it too.
+REASON_ERROR = "Error"
 #: Reason of the Failed condition when a failure rule with action FailJob matched.
 REASON_FAILED_BY_RULE = "FailedByRule"
+#: Reason of the Failed condition when a counted failure comes after backoffLimit counted restarts.
+REASON_BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+#: Reason of the Failed condition when the job ran past runPolicy.activeDeadlineSeconds.
+REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128

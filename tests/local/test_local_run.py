@@ -49,7 +49,7 @@ def test_group_restart_resumes_from_checkpoint(tmp_path, job_name):
                                   ddp_command(tmp_path, "--crash-at-step", "25", "--crash-rank", "1",
                                               "--crash-exit-code", "3"), name=job_name))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "restarting all 2 workers (1/1)" in result.stderr
+    assert "restarting all workers (1/1)" in result.stderr
     assert "resumed from step 20" in result.stderr
     assert "restarts: 1" in result.stderr
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -102,4 +102,17 @@ def test_two_worker_tensorflow_multi_worker_mirrored(tmp_path, job_name):
     outputs = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert outputs[0]["checksum"] == outputs[1]["checksum"]
     assert "Succeeded" in result.stderr
+    assert not processes_of_job(job_name)
+
+
+def test_the_deadline_stops_the_group_and_spends_no_restart(tmp_path, job_name):
+    """activeDeadlineSeconds as on Kubernetes (api/deadline.py): once it passes, every worker is
+    stopped, the run fails with DeadlineExceeded's words, and no restart is spent on it."""
+    sleeper = ["python", "-c", "import time; time.sleep(600)"]
+    result = run_tandem(*run_args(tmp_path / "runs", "spec.command=" + json.dumps(sleeper),
+                                  "runPolicy.activeDeadlineSeconds=3", "runPolicy.backoffLimit=2", name=job_name,
+                                  job_file=REPO / "jobs/keras-mwms.yaml", metrics=False), timeout=120)
+    assert result.returncode == 124, result.stderr[-3000:]
+    assert "ran longer than activeDeadlineSeconds (3)" in result.stderr
+    assert "restarts: 0" in result.stderr
     assert not processes_of_job(job_name)

@@ -168,7 +168,7 @@ def test_sigkill_of_a_rank_restarts_the_group_from_its_checkpoint(tmp_path, job_
         os.kill(ranks[-1], signal.SIGKILL)
         output, _ = run.communicate(timeout=300)
         assert run.returncode == 0, output[-3000:]
-        assert "restarting all 2 workers (1/1)" in output
+        assert "restarting all workers (1/1)" in output
         resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
         assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
         results = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -213,10 +213,10 @@ def test_a_local_run_ends_as_the_status_a_cluster_would_show(tmp_path):
     backend = LocalBackend(tmp_path)
     backend.finished["ok"] = local_status(_ended(tmp_path))
     assert backend.wait("ok").phase == "Succeeded"
-    backend.finished["bad"] = local_status(_ended(tmp_path, failed=1, reason="failed"))
+    backend.finished["bad"] = local_status(_ended(tmp_path, failed=1, reason="Error"))
     with pytest.raises(JobFailed, match="bad Failed: worker 1 exited with code 7"):
         backend.wait("bad")
-    backend.finished["hung"] = local_status(_ended(tmp_path, failed=0, reason="hung"))
+    backend.finished["hung"] = local_status(_ended(tmp_path, failed=0, reason="Hung"))
     with pytest.raises(JobFailed, match=r"worker 0 reported no step \(Hung\)"):
         backend.wait("hung")
     backend.finished["stopped"] = local_status(_ended(tmp_path, interrupted=True))

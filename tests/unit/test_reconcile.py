@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
@@ -11,9 +12,10 @@ from tandem.contract import tensorboard_name
 from tandem.controller.actions import MetricsChannel
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
-from tandem.controller.reconcile import reconcile
+from tandem.controller.reconcile import ORDER, reconcile
 from tandem.metrics.token import token_uid
 from tandem.render import render_one
+from tests.conftest import REPO
 from tests.support.specs import spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
@@ -282,3 +284,13 @@ def test_observe_reads_the_network_policy_spec_only_when_the_job_owns_it():
     foreign = observe("u-2", None, None, [], network_policy=policy)
     assert foreign.network_policy is None and [r.kind for r in foreign.refusals] == ["NetworkPolicy"]
     assert observe("u-1", None, None, []).network_policy is None
+
+
+def test_docs_list_the_reconcile_steps_in_the_order_they_run():
+    """docs/architecture.md's table of steps is reconcile.ORDER, row by row, each naming its module."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text.split("## Reconcile steps\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", section, re.MULTILINE)
+    assert tuple(name for name, _ in rows) == ORDER
+    policy = REPO / "operator" / "tandem" / "controller" / "policy"
+    assert [module for _, module in rows if not (policy / f"{module}.py").is_file()] == []

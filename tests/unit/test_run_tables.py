@@ -28,7 +28,7 @@ def test_the_run_table_shows_gpu_use_and_each_attempts_time(tmp_path):
     job = load_job(REPO / "jobs/mnist-ddp.yaml")
     logs = [tmp_path / "w0.log", tmp_path / "w1.log"]
     result = RunResult("mnist-ddp", tmp_path, [
-        Attempt(0, [WorkerExit(0, 1, logs[0]), WorkerExit(1, 3, logs[1])], 12.34, WorkerExit(1, 3, logs[1]), "failed"),
+        Attempt(0, [WorkerExit(0, 1, logs[0]), WorkerExit(1, 3, logs[1])], 12.34, WorkerExit(1, 3, logs[1]), "Error"),
         Attempt(1, [WorkerExit(0, 0, logs[0]), WorkerExit(1, 0, logs[1])], 20.0),
     ])
     metrics = MetricsStatus(throughput=200.0, per_worker=[
@@ -40,7 +40,7 @@ def test_the_run_table_shows_gpu_use_and_each_attempts_time(tmp_path):
     print_run_summary(console, job, result, metrics)
     text = console.export_text()
     assert "GPU use" in text and "87% 3.0/80.0 GiB" in text
-    assert "#0 12.3 s (failed: worker 1 exit 3)" in text and "#1 20.0 s" in text
+    assert "#0 12.3 s (Error: worker 1 exit 3)" in text and "#1 20.0 s" in text
     assert "straggler: none named (too little data" in text
 
 

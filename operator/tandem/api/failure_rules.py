@@ -44,10 +44,6 @@ class Verdict:
     rule: Optional[int] = None
     rule_name: Optional[str] = None
 
-    @property
-    def counted(self) -> bool:
-        return self.action == "Count"
-
     def cite(self) -> str:
         """How events and conditions name the rule: 'rule 0 (user-error)', or that none matched."""
         if self.rule is None:

@@ -307,10 +307,15 @@ class RunPolicy(_Model):
     """How failures, deadlines and clean-up are handled for the whole worker group."""
 
     backoff_limit: Int = Field(
-        3, ge=0, description="Whole-group restarts after a worker failure before the job is Failed."
+        3, ge=0,
+        description="Counted whole-group restarts (after a worker failure or a hang) before the next counted failure "
+                    "fails the job (BackoffLimitExceeded); restarts a failure rule Ignores do not count.",
     )
     active_deadline_seconds: OptionalInt = Field(
-        None, ge=1, description="Seconds from start after which a still-running job is stopped and Failed."
+        None, ge=1,
+        description="Seconds after the job's start (status.startTime: the first reconcile that runs it, not "
+                    "suspended; in `tandem run`, its first group) after which it is stopped and Failed "
+                    "(DeadlineExceeded). Its clock never starts again: restarts and time Queued or Suspended count.",
     )
     ttl_seconds_after_finished: OptionalInt = Field(
         None, ge=0, description="Seconds after Succeeded or Failed before the TrainingJob is deleted."

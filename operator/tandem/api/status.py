@@ -171,7 +171,9 @@ class TrainingJobStatus(_Status):
     conditions: list[Condition] = Field(default_factory=list, description="Conditions, by Kubernetes conventions.")
     workers: WorkerCounts = Field(default_factory=WorkerCounts, description="Worker pod counts of the current group.")
     restarts: int = Field(0, description="Whole-group restarts so far.")
-    start_time: Optional[str] = Field(None, description="When the job first started (RFC 3339).")
+    start_time: Optional[str] = Field(
+        None, description="When the job first started (RFC 3339): the first reconcile that found it not suspended. "
+                          "runPolicy.activeDeadlineSeconds counts from it, across restarts.")
     completion_time: Optional[str] = Field(None, description="When the job Succeeded or Failed (RFC 3339).")
     observed_generation: Optional[int] = Field(None, description="The .metadata.generation last reconciled.")
     metrics: Optional[MetricsStatus] = Field(None, description="Throughput, scaling efficiency and straggler.")

@@ -7,7 +7,7 @@ thing again, and applying the same objects twice creates nothing twice.
 The group lifecycle:
   Pending -> Running -> Succeeded
   a worker fails -> Restarting (old Job deleted, then recreated with restart+1) -> ...
-  restarts == backoffLimit and a worker fails -> Failed (worker, exit code and reason named)
+  backoffLimit counted restarts spent and a worker fails -> Failed (worker, exit code and reason named)
   a failure rule (runPolicy.failurePolicy) says FailJob -> Failed now; Ignore -> Restarting, not counted
   Running and no step reported for progressDeadlineSeconds -> Restarting (Hung), under the failure rules
   a worker cannot start (image not to be had, command not in the image) -> Failed, no restart
@@ -19,13 +19,14 @@ The group lifecycle:
   finished and ttlSecondsAfterFinished passed -> the TrainingJob is deleted, even if Invalid
   a child's name held by an object not owned by this TrainingJob's uid -> Pending, NameConflict
 
-Each rule is a policy step in controller/policy/; this module only puts them in order.
+Each rule is a policy step in controller/policy/; this module only puts them in order (STEPS).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..api.admin_policy import AdminPolicy
 from ..api.model import TrainingJob
@@ -34,7 +35,7 @@ from .actions import NO_METRICS, Actions, Event, MetricsChannel
 from .decision import Decision
 from .observed import Observed
 from .policy.after_finish import expire_after_finish
-from .policy.deadline import enforce_deadline, requeue_before_deadline
+from .policy.deadline import enforce_deadline, requeue_before_deadline, start_clock
 from .policy.failure import handle_failure
 from .policy.group import ensure_group
 from .policy.hang import detect_hang, hold_progress_clock
@@ -50,6 +51,59 @@ DEFAULT_ADMIN_POLICY = AdminPolicy()
 __all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
 
 
+@dataclass(frozen=True)
+class Step:
+    """One policy step of a job that has not finished. `run` returns True when the step decided
+    the pass: the steps after it do not run."""
+
+    name: str
+    run: Callable[[Decision, TrainingJob, Observed, MetricsChannel], bool]
+
+
+def _suspend(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> bool:
+    if not suspend(decision, job, observed):
+        return False
+    hold_progress_clock(decision)  # the time suspended is not silence
+    return True
+
+
+def _deadline(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> bool:
+    start_clock(decision)
+    return enforce_deadline(decision, job.spec.run_policy, observed)
+
+
+def _queued(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> bool:
+    if not wait_in_queue(decision, job, observed):
+        return False
+    hold_progress_clock(decision)  # nor is the time queued
+    return True
+
+
+def _progress(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> bool:
+    track_progress(decision, job, observed)
+    requeue_before_deadline(decision, job.spec.run_policy)
+    return True
+
+
+#: The steps of a valid job that has not finished, in the order they run; the first that decides
+#: ends the pass. What each decides: docs/architecture.md, "Reconcile steps" (a unit test checks
+#: that it lists ORDER).
+STEPS: tuple[Step, ...] = (
+    Step("suspend", _suspend),
+    Step("deadline", _deadline),
+    Step("group", ensure_group),
+    Step("queued", _queued),
+    Step("unstartable", lambda decision, job, observed, metrics: fail_unstartable(decision, job, observed)),
+    Step("failure", lambda decision, job, observed, metrics: handle_failure(decision, job, observed)),
+    Step("scheduling", lambda decision, job, observed, metrics: check_scheduling(decision, job, observed)),
+    Step("hang", lambda decision, job, observed, metrics: detect_hang(decision, job)),
+    Step("progress", _progress),
+)
+#: Every step of a pass: validity first (an invalid job runs only its deadline), after_finish
+#: once the job has finished.
+ORDER: tuple[str, ...] = ("validity", *(step.name for step in STEPS), "after_finish")
+
+
 def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics: MetricsChannel = NO_METRICS,
               admin_policy: AdminPolicy = DEFAULT_ADMIN_POLICY) -> Actions:
     decision = Decision(obj, now)
@@ -59,7 +113,7 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     policy = job.spec.run_policy if job is not None else run_policy_of(obj)
     if not decision.finished:
         if job is not None:
-            _run_group(decision, job, observed, metrics)
+            _run_steps(decision, job, observed, metrics)
         elif decision.status.get("startTime") and not enforce_deadline(decision, policy, observed):
             requeue_before_deadline(decision, policy)  # an invalid edit stops no clock
     if decision.finished:
@@ -67,27 +121,7 @@ def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics
     return decision.finish()
 
 
-def _run_group(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> None:
-    """The steps for a job that has not finished; the first step that decides ends the pass."""
-    if suspend(decision, job, observed):
-        hold_progress_clock(decision)
-        return
-    if not decision.status.get("startTime"):
-        decision.status["startTime"] = rfc3339(decision.now)
-    if enforce_deadline(decision, job.spec.run_policy, observed):
-        return
-    if ensure_group(decision, job, observed, metrics):
-        return
-    if wait_in_queue(decision, job, observed):
-        hold_progress_clock(decision)
-        return
-    if fail_unstartable(decision, job, observed):
-        return
-    if handle_failure(decision, job, observed):
-        return
-    if check_scheduling(decision, job, observed):
-        return
-    if detect_hang(decision, job):
-        return
-    track_progress(decision, job, observed)
-    requeue_before_deadline(decision, job.spec.run_policy)
+def _run_steps(decision: Decision, job: TrainingJob, observed: Observed, metrics: MetricsChannel) -> None:
+    for step in STEPS:
+        if step.run(decision, job, observed, metrics):
+            return

@@ -12,6 +12,7 @@ from ..api.model import TrainingJob
 from ..api.status import FailureStatus, MetricsStatus, TrainingJobStatus
 from ..backends.base import Backend, JobHandle
 from ..backends.function import JobOptions, ShippedFunction, function_job, job_name
+from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..errors import Interrupted, JobFailed, NotFound
 from .executor import private_dir
 from .gpus import describe, worker_gpu_env
@@ -113,14 +114,14 @@ def local_status(run: LocalRun) -> TrainingJobStatus:
     """How a local run ended, as the status a cluster would show for it."""
     result = run.result
     status = TrainingJobStatus(phase="Succeeded" if result.succeeded else "Failed", restarts=result.restarts,
-                               metrics=run.metrics)
+                               ignored_restarts=result.ignored_restarts, metrics=run.metrics)
     last = result.attempts[-1] if result.attempts else None
     if result.interrupted:
         status.last_failure = FailureStatus(reason="Interrupted", restart=result.restarts)
     elif last is not None and last.failed is not None:
         status.last_failure = FailureStatus(
-            worker=last.failed.index, exit_code=None if last.reason == "hung" else last.failed.code,
-            reason={"hung": "Hung", "deadline": "DeadlineExceeded"}.get(last.reason, "Error"),
+            worker=last.failed.index, exit_code=None if last.reason == REASON_HUNG else last.failed.code,
+            reason=last.reason,
             action=last.verdict.action if last.verdict else "", restart=last.restart)
     return status
 
@@ -128,8 +129,8 @@ def local_status(run: LocalRun) -> TrainingJobStatus:
 def describe_failure(failure: Optional[FailureStatus]) -> str:
     if failure is None or failure.worker is None:
         return "no worker failed (see the logs)"
-    if failure.reason == "Hung":
+    if failure.reason == REASON_HUNG:
         return f"worker {failure.worker} reported no step (Hung)"
-    if failure.reason == "DeadlineExceeded":
+    if failure.reason == REASON_DEADLINE_EXCEEDED:
         return "activeDeadlineSeconds passed"
     return f"worker {failure.worker} exited with code {failure.exit_code}"

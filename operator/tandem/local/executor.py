@@ -6,8 +6,10 @@ worker on 127.0.0.1 (see local.plan), inside the run's private network namespace
 and to a log file, and treats the group as one: the first worker to fail stops the others,
 and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
 
-runPolicy.failurePolicy judges each failure as on Kubernetes (api/failure_rules.py): FailJob
-ends the run, Ignore restarts without counting, Count (no rule matched) counts the restart. With a
+Each failure is decided as on Kubernetes, by the one restart decision (api/restart.py):
+runPolicy.failurePolicy's FailJob ends the run, Ignore restarts without counting, Count (no rule
+matched) counts the restart against backoffLimit. activeDeadlineSeconds runs from the start of
+`run()` across restarts, as status.startTime does on Kubernetes (api/deadline.py). With a
 progress or startup deadline, the figures the local Ray collects (`progress_hook`) are watched as
 the operator watches them (metrics/progress.py): a group whose workers report no step for the
 deadline is stopped as Hung, naming the worker that went silent first, and judged the same way.
@@ -38,8 +40,10 @@ from .._sys.exitcodes import exit_code
 from .._sys.lifetime import become_subreaper, die_with_parent
 from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
-from ..api.failure_rules import Failure, Verdict, judge
+from ..api.deadline import deadline_message, deadline_passed
+from ..api.failure_rules import Failure, Verdict
 from ..api.model import TrainingJob
+from ..api.restart import Restarts, decide_restart
 from ..api.status import MetricsStatus, ProgressStatus
 from ..contract import (
     ENV_CHECKPOINT_DIR,
@@ -48,6 +52,8 @@ from ..contract import (
     ENV_RUN_ID,
     ENV_TENSORBOARD,
     ENV_TENSORBOARD_DIR,
+    REASON_DEADLINE_EXCEEDED,
+    REASON_ERROR,
     REASON_HUNG,
 )
 from ..errors import Interrupted
@@ -80,7 +86,8 @@ class Attempt:
     exits: list[WorkerExit]
     seconds: float
     failed: Optional[WorkerExit] = None
-    #: "failed" (a worker exited non-zero), "hung" (no step within the deadline), "deadline".
+    #: Why it ended, as status.lastFailure says it: Error (a worker exited non-zero), Hung (no step
+    #: within the progress or startup deadline), DeadlineExceeded (activeDeadlineSeconds).
     reason: str = ""
     #: What the failure rules made of the failure; None when nothing failed.
     verdict: Optional[Verdict] = None
@@ -95,6 +102,8 @@ class RunResult:
     attempts: list[Attempt] = field(default_factory=list)
     interrupted: bool = False
     tensorboard: Optional[TensorBoardServer] = None
+    #: Restarts a failure rule with action Ignore let go (status.ignoredRestarts).
+    ignored_restarts: int = 0
 
     @property
     def restarts(self) -> int:
@@ -216,7 +225,7 @@ class LocalExecutor:
         #: The latest figures (LocalMetrics.latest): the steps a hang is told from.
         self.progress_hook = progress_hook
         self._clock: Optional[_ProgressWatch] = None
-        self._started = time.monotonic()
+        self._started = time.monotonic()  # run() sets it again, as the first group starts
 
     def run(self) -> RunResult:
         become_subreaper()
@@ -224,31 +233,26 @@ class LocalExecutor:
         if self.tensorboard_dir is not None:
             result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
             self.console.print(f"TensorBoard: [bold]{result.tensorboard.url}[/] (event files in {self.tensorboard_dir})")
-        limit = self.job.spec.run_policy.backoff_limit
         first = self._next_attempt_number()
         previous = _install_stop_signals(ignore_interrupt=self.debug)
         active = self.run_dir / ACTIVE_MARKER  # `tandem logs --follow` stops when it is gone
         active.write_text(str(os.getpid()))
+        self._started = time.monotonic()  # the deadline's clock: api/deadline.py
         try:
-            restart = counted = 0
+            so_far = Restarts()
             while True:
-                attempt = self._run_group(first + restart, restart, limit)
+                attempt = self._run_group(first + so_far.total, so_far)
                 result.attempts.append(attempt)
-                if attempt.failed is None or attempt.reason == "deadline":
+                if attempt.failed is None or attempt.reason == REASON_DEADLINE_EXCEEDED:
                     break
-                attempt.verdict = verdict = judge(self._failure(attempt), self.job.spec.run_policy.failure_policy)
-                if verdict.action == "FailJob":
-                    self.console.print(f"[red]{verdict.cite()} says FailJob: not restarted[/]")
+                outcome = decide_restart(self._failure(attempt), self.job.spec.run_policy, so_far)
+                attempt.verdict = outcome.verdict
+                if not outcome.restart:
+                    self.console.print(f"[red]{outcome.describe()}[/]")
                     break
-                if verdict.action == "Count" and counted >= limit:
-                    break
-                counted += verdict.counted
-                restart += 1
-                how = f"({counted}/{limit})" if verdict.counted else f"({verdict.cite()} says Ignore: not counted)"
-                self.console.print(
-                    f"[yellow]restarting all {self.job.spec.worker_count} workers "
-                    f"{how}; they resume from {self.run_dir / 'checkpoints'}[/]"
-                )
+                so_far = outcome.after
+                result.ignored_restarts = so_far.ignored
+                self.console.print(f"[yellow]{outcome.describe()}; they resume from {self.run_dir / 'checkpoints'}[/]")
         except Interrupted:
             result.interrupted = True
             self.console.print("[yellow]interrupted: all workers stopped[/]")
@@ -261,19 +265,19 @@ class LocalExecutor:
     def _failure(attempt: Attempt) -> Failure:
         """The failure as the rules see it: a local worker has an exit code, or was stopped as Hung."""
         assert attempt.failed is not None
-        if attempt.reason == "hung":
+        if attempt.reason == REASON_HUNG:
             return Failure(worker=attempt.failed.index, reason=REASON_HUNG)
-        return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason="Error")
+        return Failure(worker=attempt.failed.index, exit_code=attempt.failed.code, reason=attempt.reason)
 
     def _next_attempt_number(self) -> int:
         logs = self.run_dir / "logs"
         return len(list(logs.glob("attempt-*"))) if logs.exists() else 0
 
-    def _deadline(self) -> Optional[float]:
-        seconds = self.job.spec.run_policy.active_deadline_seconds
-        return None if seconds is None else self._started + seconds
+    def _deadline_passed(self) -> bool:
+        return deadline_passed(self.job.spec.run_policy, time.monotonic() - self._started)
 
-    def _run_group(self, attempt_number: int, restart: int, limit: int) -> Attempt:
+    def _run_group(self, attempt_number: int, so_far: Restarts) -> Attempt:
+        restart = so_far.total
         job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
         plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
             ENV_RUN_ID: self.run_id,
@@ -295,7 +299,7 @@ class LocalExecutor:
             if self.debug:
                 self.console.print(f"[bold]--debug[/]: worker 0 has this terminal (pdb works there); "
                                    f"the other workers wait and log to {log_dir}")
-            failed, reason, detail = self._watch(workers, lines, restart, limit)
+            failed, reason, detail = self._watch(workers, lines, so_far)
         finally:
             self._stop(workers)
             self._drain(lines, show=not self.debug)
@@ -306,34 +310,32 @@ class LocalExecutor:
         return attempt
 
     def _watch(
-        self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], restart: int, limit: int
+        self, workers: list[_Worker], lines: queue.Queue[tuple[int, str]], so_far: Restarts
     ) -> tuple[Optional[WorkerExit], str, str]:
         """Until every worker succeeded, one failed, the group hung, or the deadline passed. With
         --debug, worker 0 owns the terminal: no progress line, and the others' output only in their logs."""
-        deadline = self._deadline()
-        clock = self._clock = _ProgressWatch(self.job, self.progress_hook, restart)
+        clock = self._clock = _ProgressWatch(self.job, self.progress_hook, so_far.total)
         live = None if self.debug else Live(
-            self._status(workers, restart, limit), console=self.console, transient=True,
+            self._status(workers, so_far), console=self.console, transient=True,
             refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
         with live or contextlib.nullcontext():
             while True:
                 self._drain(lines, live, show=live is not None)
+                if self._deadline_passed():  # first, as the operator's deadline step comes before its failure step
+                    self.console.print(f"[red]{deadline_message(self.job.spec.run_policy)}: stopping all workers[/]")
+                    return WorkerExit(0, 124, workers[0].log), REASON_DEADLINE_EXCEEDED, ""
                 codes = [w.process.poll() for w in workers]
                 if any(code not in (None, 0) for code in codes):
-                    return self._root_cause(workers), "failed", ""
+                    return self._root_cause(workers), REASON_ERROR, ""
                 if all(code == 0 for code in codes):
                     return None, "", ""
-                if deadline is not None and time.monotonic() > deadline:
-                    seconds = self.job.spec.run_policy.active_deadline_seconds
-                    self.console.print(f"[red]activeDeadlineSeconds ({seconds}) passed: stopping the job[/]")
-                    return WorkerExit(0, 124, workers[0].log), "deadline", ""
                 hung = clock.hang()
                 if hung is not None:
                     index = hung.worker if hung.worker is not None else 0
                     self.console.print(f"[red]{REASON_HUNG}: {hung.message()}: stopping all workers[/]")
-                    return WorkerExit(index, -1, workers[index].log), "hung", hung.message()
+                    return WorkerExit(index, -1, workers[index].log), REASON_HUNG, hung.message()
                 if live is not None:
-                    live.update(self._status(workers, restart, limit))
+                    live.update(self._status(workers, so_far))
                 time.sleep(0.1)
 
     def _root_cause(self, workers: list[_Worker]) -> WorkerExit:
@@ -346,13 +348,14 @@ class LocalExecutor:
         root = min(seen, key=lambda w: (_exit_code(w.process.returncode) == 1, seen.index(w)))
         return WorkerExit(root.plan.index, _exit_code(root.process.returncode), root.log)
 
-    def _status(self, workers: list[_Worker], restart: int, limit: int) -> Text:
+    def _status(self, workers: list[_Worker], so_far: Restarts) -> Text:
         running = sum(1 for w in workers if w.process.poll() is None)
         elapsed = int(time.monotonic() - self._started)
+        ignored = f" (+{so_far.ignored} not counted)" if so_far.ignored else ""
         text = Text.assemble(
             ("● ", "green"), (self.job.metadata.name, "bold"),
             f"  {running}/{len(workers)} workers running  {elapsed // 60:02d}:{elapsed % 60:02d}",
-            f"  restarts {restart}/{limit}",
+            f"  restarts {so_far.counted}/{self.job.spec.run_policy.backoff_limit}{ignored}",
         )
         done = self._clock.line() if self._clock is not None else ""
         if done:
@@ -395,7 +398,7 @@ class LocalExecutor:
 
     def _report_failure(self, attempt: Attempt, worker: _Worker) -> None:
         assert attempt.failed is not None
-        if attempt.reason in ("deadline", "hung"):
+        if attempt.reason in (REASON_DEADLINE_EXCEEDED, REASON_HUNG):
             return
         tail = "\n".join(worker.tail[-TAIL_LINES:]) or "(no output)"
         self.console.print(Panel(

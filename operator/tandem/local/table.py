@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..api.model import TrainingJob
 from ..api.status import MetricsStatus
-from ..contract import REASON_HUNG
+from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..metrics.gpu import gpu_text
 from .executor import Attempt, RunResult
 
@@ -53,7 +53,7 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
 
 
 def attempt_text(attempt: Attempt) -> str:
-    """`#1 12.3 s (worker 1 exit 3)`: one attempt's elapsed time and how it ended."""
+    """`#1 12.3 s (Error: worker 1 exit 3)`: one attempt's elapsed time and how it ended."""
     failed = attempt.failed
     ended = "" if failed is None else f" ({attempt.reason or 'failed'}: worker {failed.index} exit {failed.code})"
     return f"#{attempt.restart} {attempt.seconds:.1f} s{ended}"
@@ -101,7 +101,7 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     seconds = sum(a.seconds for a in result.attempts)
     console.print(f"restarts: {result.restarts}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
     if last and last.failed is not None and not result.interrupted:
-        what = {"deadline": "passed its activeDeadlineSeconds",
-                "hung": f"went silent first ({REASON_HUNG}: {last.detail})"}.get(
+        what = {REASON_DEADLINE_EXCEEDED: "passed its activeDeadlineSeconds",
+                REASON_HUNG: f"went silent first ({REASON_HUNG}: {last.detail})"}.get(
             last.reason, f"exited with code {last.failed.code}")
         console.print(f"[red]worker {last.failed.index} {what}; the job failed after {result.restarts} restarts[/]")

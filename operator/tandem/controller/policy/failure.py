@@ -1,7 +1,8 @@
 """A failed worker fails the whole group: collective training cannot lose a member. What then
-happens is runPolicy.failurePolicy's to say (api/failure_rules.py): FailJob fails the job now,
-Ignore restarts the group without counting it, Count (no rule matched) restarts it until
-backoffLimit counted restarts are spent, then the job is Failed naming the worker and exit code.
+happens is the restart decision's to say (api/restart.py, shared with `tandem run`): under
+runPolicy.failurePolicy, FailJob fails the job now, Ignore restarts the group without counting it,
+Count (no rule matched) restarts it until backoffLimit counted restarts are spent, then the job is
+Failed naming the worker and exit code.
 
 The failure must be known before it is judged: the rules match the failed worker's exit code,
 reason and pod conditions. When the Job failed and the watch cache holds no failed pod of it (a
@@ -14,10 +15,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
-from ...api.failure_rules import Failure, Verdict, judge
+from ...api.failure_rules import Failure, Verdict
 from ...api.model import TrainingJob
+from ...api.restart import Restarts, decide_restart
 from ...api.status import parse_time, rfc3339
-from ...contract import DISRUPTION_TARGET, REASON_FAILED_BY_RULE
+from ...contract import DISRUPTION_TARGET
 from ..actions import PodsRead
 from ..decision import Decision
 from ..observed import JobState, Observed, PodState
@@ -82,9 +84,9 @@ def waiting_for_failed_pod(current: JobState, now: datetime) -> bool:
     return failed_since is not None and now - failed_since < timedelta(seconds=POD_FAILURE_WAIT_SECONDS)
 
 
-def counted_restarts(decision: Decision) -> int:
-    """Restarts counted against backoffLimit: all but those a rule with action Ignore let go."""
-    return decision.restart - int(decision.status.get("ignoredRestarts") or 0)
+def restarts_so_far(decision: Decision) -> Restarts:
+    """status.restarts and status.ignoredRestarts, as the restart decision reads them."""
+    return Restarts(decision.restart, int(decision.status.get("ignoredRestarts") or 0))
 
 
 def record_failure(decision: Decision, failure: Failure, verdict: Verdict) -> None:
@@ -99,47 +101,29 @@ def record_failure(decision: Decision, failure: Failure, verdict: Verdict) -> No
 
 def act_on_failure(decision: Decision, job: TrainingJob, failure: Failure, message: str, restart_reason: str,
                    stop_workers: bool = False) -> None:
-    """Judge `failure` by the job's failure rules and do what they say: fail the job, or restart
-    the group, counted or not. `restart_reason`: the Restarting condition's (WorkerFailed, Hung);
-    `stop_workers`: the group still runs (a hang) and must be removed even when the job fails.
+    """Do what the restart decision (api/restart.py) says of `failure`: restart the group,
+    counted or not, or fail the job. `restart_reason`: the Restarting condition's (WorkerFailed,
+    Hung); `stop_workers`: the group still runs (a hang) and must be removed even when the job fails.
 
-    The one place a restart is decided, so that another source of an uncounted restart (a
-    queue's preemption) can come through here with a Failure that a rule, or its caller, maps
-    to Ignore."""
-    verdict = judge(failure, job.spec.run_policy.failure_policy)
-    record_failure(decision, failure, verdict)
-    restart, limit = decision.restart, job.spec.run_policy.backoff_limit
-    counted = counted_restarts(decision)
-    cite = verdict.cite()
-    if verdict.action == "FailJob":
-        if stop_workers:
-            decision.actions.delete_job = decision.job_ref
-        decision.status["completionTime"] = rfc3339(decision.now)
-        decision.enter("Failed", REASON_FAILED_BY_RULE, f"{message}; {cite} says FailJob: not restarted", "Warning")
-        return
-    if verdict.action == "Ignore":
-        decision.status["restarts"] = restart + 1
-        decision.status["ignoredRestarts"] = restart + 1 - counted
+    The one place the operator carries out a restart, so that another source of an uncounted
+    restart (a queue's preemption) can come through here with a Failure that a rule, or its
+    caller, maps to Ignore."""
+    so_far = restarts_so_far(decision)
+    outcome = decide_restart(failure, job.spec.run_policy, so_far)
+    record_failure(decision, failure, outcome.verdict)
+    text = f"{message}; {outcome.describe()}"
+    if outcome.restart:
+        decision.status["restarts"] = outcome.after.total
+        if outcome.after.ignored != so_far.ignored:
+            decision.status["ignoredRestarts"] = outcome.after.ignored
         decision.actions.delete_job = decision.job_ref
-        decision.enter("Restarting", restart_reason,
-                       f"{message}; {cite} says Ignore: restarting all workers, not counted ({counted}/{limit})",
-                       "Warning")
-        decision.actions.requeue_after = RESTART_REQUEUE_SECONDS
-        return
-    if counted < limit:
-        decision.status["restarts"] = restart + 1
-        decision.actions.delete_job = decision.job_ref
-        decision.enter("Restarting", restart_reason, f"{message}; restarting all workers ({counted + 1}/{limit})",
-                       "Warning")
+        decision.enter("Restarting", restart_reason, text, "Warning")
         decision.actions.requeue_after = RESTART_REQUEUE_SECONDS
         return
     if stop_workers:
         decision.actions.delete_job = decision.job_ref
-    ignored = restart - counted
-    also = f" (and {ignored} not counted)" if ignored else ""
     decision.status["completionTime"] = rfc3339(decision.now)
-    decision.enter("Failed", "BackoffLimitExceeded",
-                   f"{message}; backoffLimit {limit} reached after {counted} restarts{also}", "Warning")
+    decision.enter("Failed", outcome.reason, text, "Warning")
 
 
 def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> bool:
