@@ -19,10 +19,10 @@ from tandem.contract import (
     tensorboard_name,
 )
 from tandem.controller.cache import Cache
-from tandem.controller.kube import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tandem.controller.observed import ALREADY_EXISTS, FAILED_CREATE, JobState, Observed, Refusal, observe
 from tandem.controller.policy.refusals import RETRY_CAP_SECONDS, retry_delay
 from tandem.controller.reconcile import reconcile
+from tandem.controller.writer import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tests.support.specs import names
 
 from .test_reconcile import NOW, POLICY, pods, step, training_job
