@@ -59,8 +59,13 @@ NAME_CONFLICT = "NameConflict"
 #: Condition saying that the API server refused to create one of the job's children (an invalid
 #: object, Pod Security, a ResourceQuota...), with the server's own message; retried with backoff.
 CHILD_REJECTED = "ChildRejected"
-#: Every condition type the operator writes.
-CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE, NAME_CONFLICT, CHILD_REJECTED)
+#: Condition saying why the job's TensorBoard is not served in the cluster (its event files are
+#: not on shared storage); absent when it is served or TensorBoard is off.
+TENSORBOARD_SERVED = "TensorBoardServed"
+#: Every condition type the operator writes: controller.decision.set_condition, the one writer
+#: of conditions, refuses any other, so this list (and the CRD's description of it) cannot fall
+#: behind the code.
+CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE, NAME_CONFLICT, CHILD_REJECTED, TENSORBOARD_SERVED)
 #: Reason of the Failed condition when a worker's image cannot be had (never pulled, an invalid
 #: reference, or a pull that kept failing): no restart is spent, a new group meets the same image.
 REASON_IMAGE_PULL_FAILED = "ImagePullFailed"

@@ -89,9 +89,9 @@ class WorkerMetrics(_Status):
 
 
 class MetricsStatus(_Status):
-    """Throughput and scaling efficiency, read from the job's Ray metrics actor."""
+    """Throughput and scaling efficiency, read from the figures gateway (metrics.client)."""
 
-    available: bool = Field(True, description="False when the metrics actor could not be reached.")
+    available: bool = Field(True, description="False when the figures could not be read from the figures gateway; reason says why.")
     reason: Optional[str] = Field(
         None, max_length=MAX_REASON,
         description="Why the figures are unavailable, or which reported figures were dropped as malformed.",
@@ -112,7 +112,10 @@ class MetricsStatus(_Status):
     step_time_p95: Optional[float] = Field(
         None, description="95th-percentile step time over all workers, seconds.", ge=0, allow_inf_nan=False
     )
-    straggler: Optional[int] = Field(None, ge=0, description="Index of a worker well below the median throughput, if any.")
+    straggler: Optional[int] = Field(
+        None, ge=0,
+        description="Index of the worker whose compute capacity stays below spec.metrics.stragglerThreshold x the median "
+                    "capacity of the other workers, if any.")
     straggler_check: Optional[str] = Field(
         None, max_length=MAX_REASON,
         description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
