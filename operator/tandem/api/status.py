@@ -89,9 +89,10 @@ class WorkerMetrics(_Status):
 
 
 class MetricsStatus(_Status):
-    """Throughput and scaling efficiency, read from the figures gateway (metrics.client)."""
+    """Throughput and scaling efficiency, read from the figures gateway."""
 
-    available: bool = Field(True, description="False when the figures could not be read from the figures gateway; reason says why.")
+    available: bool = Field(
+        True, description="False when the figures could not be read from the figures gateway; reason says why.")
     reason: Optional[str] = Field(
         None, max_length=MAX_REASON,
         description="Why the figures are unavailable, or which reported figures were dropped as malformed.",

@@ -1,0 +1,411 @@
+"""What the README, docs/*.md, the hack/ scripts' comments and the CRD's descriptions name exists.
+
+Readers act on these names: they open the file, run the command with the flag, look for the
+condition in `kubectl describe` and the column in `kubectl get tj`. Each check below reads the
+names with a pattern narrow enough to have no false positives, looks each up where the code
+defines it, and lists every name that is missing. The last test feeds each check a deliberately
+broken name, so none of them can pass by finding nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import click
+import pytest
+import yaml
+
+from tandem.api.crd import crd as generate_crd
+from tandem.cli import cli
+from tandem.contract import CONDITION_TYPES
+from tests.conftest import REPO
+
+#: Condition types that Kubernetes and Kueue write on their own objects (pods, batch Jobs, Kueue
+#: Workloads). The docs name them where a failure rule or a queued job reads them; they are not
+#: TrainingJob conditions, so they need not be in contract.CONDITION_TYPES.
+FOREIGN_CONDITIONS = frozenset({
+    "DisruptionTarget", "PodScheduled", "Ready", "ContainersReady", "Initialized",  # pods
+    "Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet",  # batch/v1 Jobs
+    "QuotaReserved", "Admitted", "Evicted", "Preempted", "Finished", "PodsReady",  # Kueue Workloads
+})
+
+PACKAGE = REPO / "operator" / "tandem"
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+INLINE = re.compile(r"`([^`\n]+)`")
+
+
+# --- where names are read ------------------------------------------------------------------------
+
+@cache
+def crd() -> dict[str, Any]:
+    return generate_crd()
+
+
+def crd_descriptions() -> str:
+    """Every description of the generated CRD: what `kubectl explain` shows."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(crd())
+    return "\n".join(found)
+
+
+def script_comments(path: Path) -> str:
+    return "\n".join(line for line in path.read_text().splitlines() if line.lstrip().startswith("#"))
+
+
+def sources() -> dict[str, str]:
+    """Name -> text of every place whose names reach readers."""
+    texts = {p.relative_to(REPO).as_posix(): p.read_text() for p in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))]}
+    texts.update({f"{p.relative_to(REPO).as_posix()} (comments)": script_comments(p)
+                  for p in sorted(REPO.glob("hack/*.sh"))})
+    texts["the CRD's descriptions"] = crd_descriptions()
+    return texts
+
+
+SOURCES = sources()
+
+
+def code(text: str) -> Iterator[str]:
+    """Each line of each fenced block, and each inline code span outside them."""
+    for block in FENCE.findall(text):
+        yield from block.splitlines()
+    yield from INLINE.findall(FENCE.sub("", text))
+
+
+@cache
+def defined_names(path: Path) -> frozenset[str]:
+    """The functions, classes and methods of a module, and the names its top level assigns."""
+    tree = ast.parse(path.read_text())
+    names = {node.name for node in ast.walk(tree)
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return frozenset(names)
+
+
+# --- file paths ----------------------------------------------------------------------------------
+
+def top_level() -> tuple[str, ...]:
+    return tuple(sorted(p.name for p in REPO.iterdir() if not p.name.startswith(".")))
+
+
+#: A path under one of the repository's top-level entries (docs/x.md, jobs/train_ddp.py), or
+#: under the package (controller/writer.py, tandem/local/threads.py). Not preceded by anything a
+#: longer path would have (an absolute path, ~/.kube/config), and ending before a wildcard or a
+#: placeholder: `images/*.Dockerfile` and `<run>/metrics.jsonl` name no one file.
+PATH = re.compile(
+    r"(?<![\w./~$<>{*:-])"
+    r"((?:tandem|" + "|".join(re.escape(n) for n in top_level()) + "|"
+    + "|".join(re.escape(p.name) for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    + r")(?:/[\w.-]+)*/?)"
+    r"(?![\w*<{/-]|:[^:\s]|\.\w)"
+)
+#: Names that are also everyday words or Kubernetes kinds' fields and name a file only with a slash.
+NEEDS_SLASH = frozenset({"api", "cli", "controller", "kube", "launch", "local", "metrics", "render", "backends",
+                         "images", "jobs", "hack", "docs", "tests", "charts", "manifests", "benchmarks", "operator",
+                         "_sys", "tandem"})
+
+
+def named_paths(text: str) -> set[str]:
+    """Paths in `text`. One with neither an extension, a trailing slash nor a second slash is left
+    out: `jobs/s` is a rate and `tandem/operator` an image, not folders."""
+    paths = set()
+    for match in PATH.finditer(text):
+        path = match.group(1).rstrip(".")
+        if "/" not in path.rstrip("/") and path.split("/")[0] in NEEDS_SLASH:
+            continue
+        if path.count("/") == 1 and not path.endswith("/") and "." not in path.rsplit("/", 1)[1]:
+            continue
+        paths.add(path)
+    return paths
+
+
+def resolves(path: str) -> bool:
+    """At the repository root, or in the package (docs name modules as `metrics/summary.py`); a
+    module's attribute (`api/load.SpecLoader`) must be defined in the module."""
+    bare = path.rstrip("/")
+    for root in (REPO, REPO / "operator", PACKAGE):
+        if (root / bare).exists():
+            return True
+        module, _, attribute = bare.rpartition(".")
+        if attribute.isidentifier() and (root / f"{module}.py").is_file():
+            return attribute in defined_names(root / f"{module}.py")
+    return False
+
+
+def missing_paths(text: str) -> list[str]:
+    return sorted(p for p in named_paths(text) if not resolves(p))
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_file_named_exists(source: str):
+    assert missing_paths(SOURCES[source]) == [], f"{source} names files that do not exist"
+
+
+# --- tests cited as evidence (path::name) --------------------------------------------------------
+
+CITED_TEST = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
+
+
+
+
+def missing_tests(text: str) -> list[str]:
+    return sorted(f"{path}::{name}" for path, name in CITED_TEST.findall(text)
+                  if not (REPO / path).exists() or name not in defined_names(REPO / path))
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_test_cited_exists(source: str):
+    assert missing_tests(SOURCES[source]) == [], f"{source} cites tests that do not exist"
+
+
+# --- sections cited: (docs/security.md, "Network") -----------------------------------------------
+
+CITED_SECTION = re.compile(r"((?:docs/)?[\w-]+\.md),? \"([^\"]+)\"")
+
+
+def headings(path: Path) -> set[str]:
+    return {line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")}
+
+
+def missing_sections(text: str) -> list[str]:
+    missing = []
+    for document, section in CITED_SECTION.findall(text):
+        path = next((p for p in (REPO / document, REPO / "docs" / document) if p.exists()), REPO / document)
+        if not path.exists() or not any(h == section or h.startswith(section) for h in headings(path)):
+            missing.append(f'{document}, "{section}"')
+    return sorted(missing)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_section_cited_exists(source: str):
+    assert missing_sections(SOURCES[source]) == [], f"{source} cites sections that do not exist"
+
+
+# --- condition types -----------------------------------------------------------------------------
+
+#: "condition `X`", "conditions X", "the `X` condition", "its NameConflict condition", and
+#: `@.type=="X"` in a jsonpath. Before the word condition a plain word must be CamelCase with two
+#: humps at least: "Each condition" names none.
+CAMEL = r"[A-Z][a-z]+(?:[A-Z][a-z]+)*"
+CONDITION = re.compile(
+    rf"\bconditions? `?({CAMEL})\b`?"
+    rf"|`({CAMEL})` conditions?\b"
+    r"|\b([A-Z][a-z]+(?:[A-Z][a-z]+)+) conditions?\b"
+    r"|@\.type==\"(\w+)\""
+)
+
+
+def named_conditions(text: str) -> set[str]:
+    return {next(g for g in match.groups() if g) for match in CONDITION.finditer(text)}
+
+
+def unknown_conditions(text: str) -> list[str]:
+    known = set(CONDITION_TYPES) | FOREIGN_CONDITIONS
+    return sorted(named_conditions(text) - known)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_condition_type_named_is_written(source: str):
+    assert unknown_conditions(SOURCES[source]) == [], (
+        f"{source} names condition types the operator never writes (contract.CONDITION_TYPES)")
+
+
+# --- printer columns -----------------------------------------------------------------------------
+
+def printer_columns() -> list[dict[str, object]]:
+    columns: list[dict[str, object]] = crd()["spec"]["versions"][0]["additionalPrinterColumns"]
+    return columns
+
+
+#: The header `kubectl get tj` prints: NAME, then column names in capitals.
+HEADER = re.compile(r"\bNAME((?:[ \t]+[A-Z][A-Z/%]+){2,})[ \t]*$", re.M)
+#: "a `Queue` column", "the Progress and ETA columns".
+COLUMN = re.compile(r"`?\b([A-Z][A-Za-z]+)`? (?:and `?([A-Z][A-Za-z]+)`? )?columns?\b")
+
+
+def column_problems(text: str) -> list[str]:
+    columns = printer_columns()
+    names = {str(c["name"]).upper() for c in columns}
+    default = ["NAME", *(str(c["name"]).upper() for c in columns if not c.get("priority"))]
+    problems = []
+    for match in HEADER.finditer(text):
+        header = ["NAME", *match.group(1).split()]
+        if not set(header[1:]) <= names:
+            problems.append(f"header {' '.join(header)}: no column {sorted(set(header[1:]) - names)}")
+        elif header != default and header != ["NAME", *(str(c['name']).upper() for c in columns)]:
+            problems.append(f"header {' '.join(header)}: kubectl prints {' '.join(default)}")
+    for match in COLUMN.finditer(text):
+        problems += [f"column {name}" for name in match.groups() if name and name.upper() not in names]
+    return problems
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_printer_column_named_exists(source: str):
+    assert column_problems(SOURCES[source]) == [], f"{source} shows printer columns the CRD lacks"
+
+
+# --- spec and status fields ----------------------------------------------------------------------
+
+#: `spec.metrics.stragglerThreshold`, status.progress.eta: a TrainingJob field, read down the CRD's
+#: schema. Not preceded by a dot: `.status.conditions[...]` in a jsonpath is checked the same way.
+FIELD = re.compile(r"(?:(?<=[^\w$.-])\.|(?<![\w$.-]))\b(spec|status)((?:\.[a-zA-Z]\w*)+)")
+#: Fields of other kinds the docs name: the pod template of a batch/v1 Job or a Deployment, which
+#: the admission policies read.
+FOREIGN_FIELDS = ("spec.template",)
+
+
+def has_field(parts: list[str]) -> bool:
+    node = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for part in parts:
+        while "items" in node:
+            node = node["items"]
+        if "properties" not in node:  # a free-form object (a podTemplate's volumes): anything below
+            return bool(node.get("x-kubernetes-preserve-unknown-fields") or node.get("additionalProperties"))
+        if part not in node["properties"]:
+            return False
+        node = node["properties"][part]
+    return True
+
+
+def missing_fields(text: str) -> list[str]:
+    named = {".".join([m.group(1), *m.group(2).strip(".").split(".")]) for m in FIELD.finditer(text)}
+    return sorted(f for f in named if not f.startswith(FOREIGN_FIELDS) and not has_field(f.split(".")))
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_field_named_exists(source: str):
+    assert missing_fields(SOURCES[source]) == [], f"{source} names TrainingJob fields the CRD lacks"
+
+
+# --- commands and flags --------------------------------------------------------------------------
+
+def tandem_invocations(text: str) -> Iterator[list[str]]:
+    """The words of each `tandem ...` (or `python -m tandem ...`) in code, up to a comment or the
+    next command of the line."""
+    for line in code(text):
+        line = re.sub(r"\s#.*$", "", line)
+        for part in re.split(r"&&|\|\||;|\|", line):
+            try:
+                words = shlex.split(part)
+            except ValueError:
+                words = part.split()
+            if words[:3] == ["python", "-m", "tandem"]:
+                words = words[2:]
+            if words[:1] == ["tandem"] and len(words) > 1:
+                yield words[1:]
+
+
+def command_problem(words: list[str]) -> Optional[str]:
+    """Why `tandem WORDS` names a command or option the CLI lacks; None when it has them all."""
+    context = click.Context(cli, info_name="tandem")
+    command: click.Command = cli
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("-"):
+            flag = word.strip("[]").split("=")[0]
+            options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            options |= {"--help", "-h"}
+            if re.fullmatch(r"--?[a-z][\w-]*", flag) and flag not in options:
+                name = "tandem" if command is cli else command.name
+                return f"tandem {' '.join(words)}: {name} has no option {flag}"
+        elif isinstance(command, click.Group) and re.fullmatch(r"[a-z][a-z-]*", word):
+            sub = command.get_command(context, word)
+            if sub is None:
+                return f"tandem {' '.join(words)}: no command {word!r}"
+            command = sub
+    return None
+
+
+def command_problems(text: str) -> list[str]:
+    return [p for words in tandem_invocations(text) if (p := command_problem(words))]
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_command_and_flag_shown_exists(source: str):
+    assert command_problems(SOURCES[source]) == [], f"{source} shows tandem commands or options that do not exist"
+
+
+# --- TANDEM_* environment names ------------------------------------------------------------------
+
+ENV_NAME = re.compile(r"\bTANDEM_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+@cache
+def code_text() -> str:
+    files = [*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.j2"), *(REPO / "tests").rglob("*.py"),
+             *(REPO / "benchmarks").glob("*.py"), *(REPO / "benchmarks").glob("*.sh"), *(REPO / "hack").glob("*.sh"),
+             *(REPO / "images").glob("*"), *(REPO / "charts").rglob("*.yaml"), *(REPO / "charts").rglob("*.tpl")]
+    return "\n".join(p.read_text() for p in files if p.is_file() and p.resolve() != Path(__file__).resolve())
+
+
+def unknown_env_names(text: str) -> list[str]:
+    return sorted(set(ENV_NAME.findall(text)) - set(ENV_NAME.findall(code_text())))
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_tandem_env_name_exists(source: str):
+    assert unknown_env_names(SOURCES[source]) == [], f"{source} names TANDEM_* variables no code reads or sets"
+
+
+# --- each check fails on a broken name ------------------------------------------------------------
+
+BROKEN = """
+Run `tandem run jobs/mnist-ddp.yaml --wrkers 4` or `tandem sumbit x`; see operator/tandem/controller/kube.py
+and `metrics/summry.py` (tests/unit/test_crd.py::test_no_such_test; docs/security.md, "No such section").
+Its figures are in status.metrics.tokenz; spec.metrics.stragglerThreshold names the straggler.
+The job shows condition `TensorBoardServe` True, and `kubectl get tj -o wide` adds a `Tokens` column.
+
+```
+NAME     FRAMEWORK   WORKERS   PHASE     THROUGHPUT   AGE
+```
+Set TANDEM_NO_SUCH_NAME.
+"""
+
+
+def test_each_check_finds_a_broken_name():
+    assert missing_paths(BROKEN) == ["metrics/summry.py", "operator/tandem/controller/kube.py"]
+    assert missing_tests(BROKEN) == ["tests/unit/test_crd.py::test_no_such_test"]
+    assert missing_sections(BROKEN) == ['docs/security.md, "No such section"']
+    assert unknown_conditions(BROKEN) == ["TensorBoardServe"]
+    problems = column_problems(BROKEN)
+    assert len(problems) == 2 and "kubectl prints" in problems[0] and problems[1] == "column Tokens", problems
+    assert [p.split(": ", 1)[1] for p in command_problems(BROKEN)] == ["run has no option --wrkers", "no command 'sumbit'"]
+    assert unknown_env_names(BROKEN) == ["TANDEM_NO_SUCH_NAME"]
+    assert missing_fields(BROKEN) == ["status.metrics.tokenz"]
+
+
+def test_the_checks_accept_true_names():
+    """The same sentences with the names the code has: the checks are not merely strict."""
+    true = (BROKEN.replace("--wrkers", "--workers").replace("sumbit", "submit").replace("kube.py", "writer.py")
+            .replace("summry", "summary").replace("test_no_such_test", "test_committed_crd_matches_the_model")
+            .replace("No such section", "Network").replace("TensorBoardServe", "TensorBoardServed")
+            .replace("`Tokens`", "`Queue`").replace("THROUGHPUT   AGE", "THROUGHPUT EFFICIENCY PROGRESS ETA AGE")
+            .replace("TANDEM_NO_SUCH_NAME", "TANDEM_UPDATE_GOLDEN").replace("tokenz", "throughput"))
+    checks = [missing_paths, missing_tests, missing_sections, unknown_conditions, column_problems,
+              missing_fields, command_problems, unknown_env_names]
+    assert {check.__name__: check(true) for check in checks} == {check.__name__: [] for check in checks}
+
+
+def test_the_crd_yaml_is_what_was_read():
+    """The descriptions above are read from the model; manifests/crd.yaml is the same (test_crd)."""
+    committed = yaml.safe_load((REPO / "manifests" / "crd.yaml").read_text())
+    assert committed["spec"]["versions"][0]["additionalPrinterColumns"] == printer_columns()
