@@ -3,13 +3,15 @@
 Readers act on these names: they open the file, run the command with the flag, look for the
 condition in `kubectl describe` and the column in `kubectl get tj`. Each check below reads the
 names with a pattern narrow enough to have no false positives, looks each up where the code
-defines it, and lists every name that is missing. The last test feeds each check a deliberately
-broken name, so none of them can pass by finding nothing.
+defines it, and lists every name that is missing. The last two tests feed each check a deliberately
+broken name and then the true one, so none of them can pass by finding nothing or fail by
+reading too much.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 from functools import cache
@@ -18,7 +20,6 @@ from typing import Any, Iterator, Optional
 
 import click
 import pytest
-import yaml
 
 from tandem.api.crd import crd as generate_crd
 from tandem.cli import cli
@@ -88,6 +89,12 @@ def code(text: str) -> Iterator[str]:
     yield from INLINE.findall(FENCE.sub("", text))
 
 
+def code_words(text: str) -> Iterator[str]:
+    """The words of `code(text)`, split where a path or a dotted name cannot go on."""
+    for span in code(text):
+        yield from (w.rstrip(".,)") for w in re.split(r"[\s,;:`'\"(\[=]+", span) if w)
+
+
 @cache
 def defined_names(path: Path) -> frozenset[str]:
     """The functions, classes and methods of a module, and the names its top level assigns."""
@@ -117,30 +124,42 @@ PATH = re.compile(
     + r")(?:/[\w.-]+)*/?)"
     r"(?![\w*<{/-]|:[^:\s]|\.\w)"
 )
-#: Names that are also everyday words or Kubernetes kinds' fields and name a file only with a slash.
-NEEDS_SLASH = frozenset({"api", "cli", "controller", "kube", "launch", "local", "metrics", "render", "backends",
-                         "images", "jobs", "hack", "docs", "tests", "charts", "manifests", "benchmarks", "operator",
-                         "_sys", "tandem"})
-
 
 def named_paths(text: str) -> set[str]:
-    """Paths in `text`. One with neither an extension, a trailing slash nor a second slash is left
-    out: `jobs/s` is a rate and `tandem/operator` an image, not folders."""
+    """Paths in `text`, and bare file names in its code. A path needs a slash inside ("docs" is a
+    word), and one with neither an extension, a trailing slash nor a second slash is left out:
+    `jobs/s` is a rate and `tandem/operator` an image, not folders."""
     paths = set()
     for match in PATH.finditer(text):
         path = match.group(1).rstrip(".")
-        if "/" not in path.rstrip("/") and path.split("/")[0] in NEEDS_SLASH:
+        if "/" not in path.rstrip("/"):
             continue
         if path.count("/") == 1 and not path.endswith("/") and "." not in path.rsplit("/", 1)[1]:
             continue
         paths.add(path)
-    return paths
+    return paths | {w for w in code_words(text) if BARE_FILE.fullmatch(w)}
+
+
+#: A bare file name in code (`timing.py`, `test.sh`): a module or script of the repository.
+BARE_FILE = re.compile(r"[\w-]+\.(?:py|sh|md|ipynb)")
+
+
+@cache
+def file_names() -> frozenset[str]:
+    """Every file name in the repository, hidden folders (.git, .tandem) and caches left out."""
+    names: set[str] = set()
+    for _, folders, files in os.walk(REPO):
+        folders[:] = [f for f in folders if not f.startswith(".") and f != "__pycache__"]
+        names.update(files)
+    return frozenset(names)
 
 
 def resolves(path: str) -> bool:
     """At the repository root, or in the package (docs name modules as `metrics/summary.py`); a
     module's attribute (`api/load.SpecLoader`) must be defined in the module."""
     bare = path.rstrip("/")
+    if BARE_FILE.fullmatch(bare):
+        return bare in file_names()
     for root in (REPO, REPO / "operator", PACKAGE):
         if (root / bare).exists():
             return True
@@ -159,11 +178,45 @@ def test_every_file_named_exists(source: str):
     assert missing_paths(SOURCES[source]) == [], f"{source} names files that do not exist"
 
 
+# --- modules and their names: `metrics.summary`, `api.load.SpecLoader`, `tandem.Client` -----------
+
+#: A dotted name in code that starts at a module of the package. Read in code spans only: in prose
+#: "metrics.jsonl" and "status.metrics" are other things.
+MODULES = sorted({p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+                 - {"__init__", "__main__"})
+DOTTED = re.compile(r"(?:tandem\.)?(?:" + "|".join(map(re.escape, MODULES)) + r")(?:\.\w+)+")
+FILE_SUFFIXES = frozenset({"py", "md", "yaml", "json", "jsonl", "sh", "toml", "txt", "png", "j2"})
+
+
+def module_name_resolves(dotted: str) -> bool:
+    """The longest prefix that is a module, then a name that module defines; or a spec field of the
+    same spelling (`metrics.enabled` is spec.metrics.enabled)."""
+    parts = dotted.split(".")[1:] if dotted.startswith("tandem.") else dotted.split(".")
+    path, rest = PACKAGE, list(parts)
+    while rest and (path / rest[0]).is_dir():
+        path = path / rest.pop(0)
+    if rest and (path / f"{rest[0]}.py").is_file():
+        path = path / f"{rest.pop(0)}.py"
+    module = path / "__init__.py" if path.is_dir() else path
+    return not rest or rest[0] in defined_names(module) or has_field(["spec", *parts])
+
+
+def named_modules(text: str) -> set[str]:
+    return {w for w in code_words(text) if DOTTED.fullmatch(w) and w.rsplit(".", 1)[1] not in FILE_SUFFIXES}
+
+
+def missing_module_names(text: str) -> list[str]:
+    return sorted(n for n in named_modules(text) if not module_name_resolves(n))
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_module_and_name_shown_exists(source: str):
+    assert missing_module_names(SOURCES[source]) == [], f"{source} names modules or names the package lacks"
+
+
 # --- tests cited as evidence (path::name) --------------------------------------------------------
 
 CITED_TEST = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
-
-
 
 
 def missing_tests(text: str) -> list[str]:
@@ -370,8 +423,9 @@ def test_every_tandem_env_name_exists(source: str):
 
 BROKEN = """
 Run `tandem run jobs/mnist-ddp.yaml --wrkers 4` or `tandem sumbit x`; see operator/tandem/controller/kube.py
-and `metrics/summry.py` (tests/unit/test_crd.py::test_no_such_test; docs/security.md, "No such section").
+and `metrics/summry.py` or `timming.py` (tests/unit/test_crd.py::test_no_such_test; docs/security.md, "No such section").
 Its figures are in status.metrics.tokenz; spec.metrics.stragglerThreshold names the straggler.
+`metrics.summary.judge_stragler` judges it, `controller.kube.KubeWriter` writes it.
 The job shows condition `TensorBoardServe` True, and `kubectl get tj -o wide` adds a `Tokens` column.
 
 ```
@@ -382,7 +436,7 @@ Set TANDEM_NO_SUCH_NAME.
 
 
 def test_each_check_finds_a_broken_name():
-    assert missing_paths(BROKEN) == ["metrics/summry.py", "operator/tandem/controller/kube.py"]
+    assert missing_paths(BROKEN) == ["metrics/summry.py", "operator/tandem/controller/kube.py", "timming.py"]
     assert missing_tests(BROKEN) == ["tests/unit/test_crd.py::test_no_such_test"]
     assert missing_sections(BROKEN) == ['docs/security.md, "No such section"']
     assert unknown_conditions(BROKEN) == ["TensorBoardServe"]
@@ -391,21 +445,20 @@ def test_each_check_finds_a_broken_name():
     assert [p.split(": ", 1)[1] for p in command_problems(BROKEN)] == ["run has no option --wrkers", "no command 'sumbit'"]
     assert unknown_env_names(BROKEN) == ["TANDEM_NO_SUCH_NAME"]
     assert missing_fields(BROKEN) == ["status.metrics.tokenz"]
+    assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "metrics.summary.judge_stragler"]
 
 
 def test_the_checks_accept_true_names():
     """The same sentences with the names the code has: the checks are not merely strict."""
-    true = (BROKEN.replace("--wrkers", "--workers").replace("sumbit", "submit").replace("kube.py", "writer.py")
-            .replace("summry", "summary").replace("test_no_such_test", "test_committed_crd_matches_the_model")
-            .replace("No such section", "Network").replace("TensorBoardServe", "TensorBoardServed")
-            .replace("`Tokens`", "`Queue`").replace("THROUGHPUT   AGE", "THROUGHPUT EFFICIENCY PROGRESS ETA AGE")
-            .replace("TANDEM_NO_SUCH_NAME", "TANDEM_UPDATE_GOLDEN").replace("tokenz", "throughput"))
+    fixes = {"--wrkers": "--workers", "sumbit": "submit", "kube.py": "writer.py", "summry": "summary",
+             "timming": "timing", "test_no_such_test": "test_committed_crd_matches_the_model",
+             "No such section": "Network", "TensorBoardServe": "TensorBoardServed", "`Tokens`": "`Queue`",
+             "THROUGHPUT   AGE": "THROUGHPUT EFFICIENCY PROGRESS ETA AGE", "TANDEM_NO_SUCH_NAME": "TANDEM_UPDATE_GOLDEN",
+             "tokenz": "throughput", "judge_stragler": "judge_straggler", "controller.kube": "controller.writer"}
+    true = BROKEN
+    for broken, fixed in fixes.items():
+        true = true.replace(broken, fixed)
     checks = [missing_paths, missing_tests, missing_sections, unknown_conditions, column_problems,
-              missing_fields, command_problems, unknown_env_names]
+              missing_fields, missing_module_names, command_problems, unknown_env_names]
     assert {check.__name__: check(true) for check in checks} == {check.__name__: [] for check in checks}
 
-
-def test_the_crd_yaml_is_what_was_read():
-    """The descriptions above are read from the model; manifests/crd.yaml is the same (test_crd)."""
-    committed = yaml.safe_load((REPO / "manifests" / "crd.yaml").read_text())
-    assert committed["spec"]["versions"][0]["additionalPrinterColumns"] == printer_columns()
