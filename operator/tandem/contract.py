@@ -97,7 +97,7 @@ SCHEDULING_TIMEOUT_ACTIONS: tuple[str, ...] = get_args(SchedulingTimeoutAction)
 REASON_UNSCHEDULABLE = "Unschedulable"
 #: Reason of the Failed condition when workers stayed unschedulable past schedulingTimeoutSeconds.
 REASON_SCHEDULING_TIMEOUT = "SchedulingTimeout"
-# --- Failure rules and hang detection (issue 18, sections 2 and 3) ----------------------------
+# --- Failure rules and hang detection (docs/failure-rules.md) ------------------------------------
 #: What a failure rule does with the failure it matches (batch/v1 podFailurePolicy's words).
 FailureAction = Literal["FailJob", "Ignore", "Count"]
 FAILURE_ACTIONS: tuple[str, ...] = get_args(FailureAction)
@@ -318,7 +318,7 @@ def is_reserved_env(name: str) -> bool:
     return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
 
 
-# --- Function-based training (issue 17, section 1): what the SDK ships and the worker reads ---
+# --- Function-based training (docs/functions.md): what the SDK ships and the worker reads ---
 
 #: The module every worker of a function job runs, after `python -m tandem.launch --`: it loads
 #: the function's source from a JSON file and calls it with the JSON keyword arguments.

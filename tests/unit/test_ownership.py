@@ -1,4 +1,4 @@
-"""Ownership of children, refused creates and invalid edits (issue 15, sections 6 and 7): each
+"""Ownership of children, refused creates and invalid edits: each
 decision on its own, pure and without a cluster. tests/cluster/test_ownership.py runs the same
 cases against the real control plane and the real operator."""
 

@@ -212,7 +212,7 @@ class EnvVar(_Model):
         return name
 
 
-# --- runPolicy.failurePolicy (issue 18, section 2): in the spirit of batch/v1 podFailurePolicy --
+# --- runPolicy.failurePolicy: in the spirit of batch/v1 podFailurePolicy (docs/failure-rules.md) --
 #: An exit code a rule matches; the API server's integer, 0..255.
 ExitCode = Annotated[int, Field(ge=0, le=255), BeforeValidator(_json_integer)]
 #: A failure's reason: Hung, or a kubelet reason (OOMKilled, Error, Evicted).
@@ -325,7 +325,7 @@ class RunPolicy(_Model):
         "Fail", description="After schedulingTimeoutSeconds: Fail (the workers are removed, the job Failed with "
         "reason SchedulingTimeout) or Wait (the job stays Pending, saying why).",
     )
-    # issue 18, sections 2 and 3: failure rules and hang detection
+    # Failure rules and hang detection (docs/failure-rules.md).
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy,
         description="Rules matched on a failed worker's exit code, pod conditions or reason (Hung): fail the job, "

@@ -123,7 +123,7 @@ class MetricsStatus(_Status):
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 
-# --- issue 18: the failure a rule judged, and the steps a hang is told from ----------------------
+# --- The failure a rule judged, and the steps a hang is told from (docs/failure-rules.md) ---------
 class FailureStatus(_Status):
     """The last failure the failure rules judged: the worker, what it said, and the rule that decided."""
 
