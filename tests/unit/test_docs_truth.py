@@ -11,6 +11,7 @@ reading too much.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ from typing import Any, Iterator, Optional
 
 import click
 import pytest
+import yaml
 
 from tandem.api.crd import crd as generate_crd
 from tandem.cli import cli
@@ -85,7 +87,7 @@ SOURCES = sources()
 def code(text: str) -> Iterator[str]:
     """Each line of each fenced block, and each inline code span outside them."""
     for block in FENCE.findall(text):
-        yield from block.splitlines()
+        yield from block.replace("\\\n", " ").splitlines()
     yield from INLINE.findall(FENCE.sub("", text))
 
 
@@ -350,20 +352,28 @@ def test_every_field_named_exists(source: str):
 
 # --- commands and flags --------------------------------------------------------------------------
 
-def tandem_invocations(text: str) -> Iterator[list[str]]:
-    """The words of each `tandem ...` (or `python -m tandem ...`) in code, up to a comment or the
-    next command of the line."""
+def commands(text: str) -> Iterator[list[str]]:
+    """The words of each command in code, up to a comment or the next command of the line."""
     for line in code(text):
-        line = re.sub(r"\s#.*$", "", line)
-        for part in re.split(r"&&|\|\||;|\|", line):
+        for part in re.split(r"&&|\|\||;|\|", re.sub(r"\s#.*$", "", line)):
             try:
-                words = shlex.split(part)
+                yield shlex.split(part)
             except ValueError:
-                words = part.split()
-            if words[:3] == ["python", "-m", "tandem"]:
-                words = words[2:]
-            if words[:1] == ["tandem"] and len(words) > 1:
-                yield words[1:]
+                yield part.split()
+
+
+def tandem_invocations(text: str) -> Iterator[list[str]]:
+    """The words after `tandem` (or `python -m tandem`) of each such command."""
+    for words in commands(text):
+        if words[:3] == ["python", "-m", "tandem"]:
+            words = words[2:]
+        if words[:1] == ["tandem"] and len(words) > 1:
+            yield words[1:]
+
+
+def set_keys(words: list[str]) -> list[str]:
+    """The keys of the `--set KEY=VALUE` options among `words`."""
+    return [value.split("=")[0] for option, value in itertools.pairwise(words) if option == "--set"]
 
 
 def command_problem(words: list[str]) -> Optional[str]:
@@ -385,7 +395,8 @@ def command_problem(words: list[str]) -> Optional[str]:
             if sub is None:
                 return f"tandem {' '.join(words)}: no command {word!r}"
             command = sub
-    return None
+    unknown = [key for key in set_keys(words) if not has_field(["spec", *key.split(".")])]
+    return f"tandem {' '.join(words)}: --set {unknown[0]} is no spec field" if unknown else None
 
 
 def command_problems(text: str) -> list[str]:
@@ -395,6 +406,49 @@ def command_problems(text: str) -> list[str]:
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_every_command_and_flag_shown_exists(source: str):
     assert command_problems(SOURCES[source]) == [], f"{source} shows tandem commands or options that do not exist"
+
+
+# --- Helm values ---------------------------------------------------------------------------------
+
+@cache
+def chart_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((REPO / "charts" / "tandem" / "values.yaml").read_text())
+    return values
+
+
+def is_value(key: str) -> bool:
+    node: Any = chart_values()
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def values_table_keys(text: str) -> Iterator[str]:
+    """The keys in the first column of a `| value | default | ... |` table; `.port` after
+    `metricsService.enabled` is metricsService.port, and `ray.image.*` is ray.image."""
+    in_table = False
+    for line in text.splitlines():
+        in_table = line.startswith("| value |") or (in_table and line.startswith("|"))
+        if not in_table or line.startswith(("| value |", "| ---")):
+            continue
+        parent = ""
+        for key in INLINE.findall(line.split("|")[1]):
+            key = parent + key if key.startswith(".") else key
+            key = key.removesuffix(".*")
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            yield key
+
+
+def unknown_values(text: str) -> list[str]:
+    helm = [key for words in commands(text) if words[:1] == ["helm"] for key in set_keys(words)]
+    return sorted({key for key in [*helm, *values_table_keys(text)] if not is_value(key)})
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_chart_value_named_exists(source: str):
+    assert unknown_values(SOURCES[source]) == [], f"{source} names chart values charts/tandem/values.yaml lacks"
 
 
 # --- TANDEM_* environment names ------------------------------------------------------------------
@@ -431,7 +485,16 @@ The job shows condition `TensorBoardServe` True, and `kubectl get tj -o wide` ad
 ```
 NAME     FRAMEWORK   WORKERS   PHASE     THROUGHPUT   AGE
 ```
-Set TANDEM_NO_SUCH_NAME.
+Set TANDEM_NO_SUCH_NAME, or `tandem run x.yaml --set metrics.enabeld=false`.
+
+```bash
+helm install tandem charts/tandem \\
+  --set rays.enabled=true
+```
+
+| value | default | what it does |
+| --- | --- | --- |
+| `metricsService.enabled` / `.prot` | `true` | a Service |
 """
 
 
@@ -442,7 +505,9 @@ def test_each_check_finds_a_broken_name():
     assert unknown_conditions(BROKEN) == ["TensorBoardServe"]
     problems = column_problems(BROKEN)
     assert len(problems) == 2 and "kubectl prints" in problems[0] and problems[1] == "column Tokens", problems
-    assert [p.split(": ", 1)[1] for p in command_problems(BROKEN)] == ["run has no option --wrkers", "no command 'sumbit'"]
+    assert [p.split(": ", 1)[1] for p in command_problems(BROKEN)] == [
+        "run has no option --wrkers", "no command 'sumbit'", "--set metrics.enabeld is no spec field"]
+    assert unknown_values(BROKEN) == ["metricsService.prot", "rays.enabled"]
     assert unknown_env_names(BROKEN) == ["TANDEM_NO_SUCH_NAME"]
     assert missing_fields(BROKEN) == ["status.metrics.tokenz"]
     assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "metrics.summary.judge_stragler"]
@@ -454,11 +519,12 @@ def test_the_checks_accept_true_names():
              "timming": "timing", "test_no_such_test": "test_committed_crd_matches_the_model",
              "No such section": "Network", "TensorBoardServe": "TensorBoardServed", "`Tokens`": "`Queue`",
              "THROUGHPUT   AGE": "THROUGHPUT EFFICIENCY PROGRESS ETA AGE", "TANDEM_NO_SUCH_NAME": "TANDEM_UPDATE_GOLDEN",
-             "tokenz": "throughput", "judge_stragler": "judge_straggler", "controller.kube": "controller.writer"}
+             "tokenz": "throughput", "judge_stragler": "judge_straggler", "controller.kube": "controller.writer",
+             "enabeld": "enabled", "rays.": "ray.", ".prot": ".port"}
     true = BROKEN
     for broken, fixed in fixes.items():
         true = true.replace(broken, fixed)
     checks = [missing_paths, missing_tests, missing_sections, unknown_conditions, column_problems,
-              missing_fields, missing_module_names, command_problems, unknown_env_names]
+              missing_fields, missing_module_names, command_problems, unknown_values, unknown_env_names]
     assert {check.__name__: check(true) for check in checks} == {check.__name__: [] for check in checks}
 
