@@ -510,7 +510,7 @@ def test_each_check_finds_a_broken_name():
     assert unknown_values(BROKEN) == ["metricsService.prot", "rays.enabled"]
     assert unknown_env_names(BROKEN) == ["TANDEM_NO_SUCH_NAME"]
     assert missing_fields(BROKEN) == ["status.metrics.tokenz"]
-    assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "metrics.summary.judge_stragler"]
+    assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "metrics.enabeld", "metrics.summary.judge_stragler"]
 
 
 def test_the_checks_accept_true_names():
