@@ -315,7 +315,7 @@ def main() -> int:
             "",
             results, "", ratios,
         ])
-        append_results("B1 launcher overhead (issue 16 baselines)", body,
+        append_results("B1 launcher overhead (equal-thread baselines)", body,
                        f"benchmarks/b1_launcher.py --workloads {args.workloads} --repeats {args.repeats} "
                        f"--workers {args.workers}")
     return 0 if all(x.ok for rs in runs.values() for x in rs) else 1

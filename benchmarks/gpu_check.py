@@ -1,4 +1,4 @@
-"""GPU check of `tandem run` (issue 16, item 2); run it through benchmarks/gpu_check.sh, which
+"""GPU check of `tandem run` (docs/benchmarks.md); run it through benchmarks/gpu_check.sh, which
 prepares Python on a host without network. Its header says what is checked and how to run it.
 
 Why each check is done the way it is:
@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 JOB = REPO / "jobs" / "mnist-ddp.yaml"
 NAME = "gpu-check"
 REPEATS = 3
-#: The compute-bound MLP of issue 16: 2048 -> 8192 -> 10, batch 2048, 400 steps. No checkpoints
-#: (each would write 128 MB) and few log lines, so the loop is the GPU's work.
+#: A compute-bound MLP, so that the GPU sets the pace: 2048 -> 8192 -> 10, batch 2048, 400 steps.
+#: No checkpoints (each would write 128 MB) and few log lines, so the loop is the GPU's work.
 MLP = ["--features", "2048", "--hidden", "8192", "--classes", "10", "--batch-size", "2048",
        "--samples", "16384", "--steps", "400", "--checkpoint-every", "0", "--log-every", "100"]
 #: The same loop, small enough for a CPU (--dry).
@@ -232,7 +232,7 @@ def check_procs_per_worker(host: Host, work: Path) -> list[Row]:
 
 
 def check_gpu_utilisation(host: Host, work: Path) -> list[Row]:
-    """(utilisation) GPU utilisation through NVML, as tandem.metrics.gpu reads it (issue 17)."""
+    """(utilisation) GPU utilisation through NVML, as tandem.metrics.gpu reads it."""
     if host.dry:
         return [Row("(utilisation) GPU utilisation through NVML", "skipped (--dry: no GPU)", "-", None)]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_util_check.py")], cwd=REPO, env=host.env,
@@ -254,7 +254,7 @@ def table(rows: list[Row]) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="GPU check of tandem run (issue 16); see gpu_check.sh")
+    parser = argparse.ArgumentParser(description="GPU check of tandem run; see gpu_check.sh")
     parser.add_argument("--dry", action="store_true", help="on CPU, with a fake nvidia-smi listing 2 GPUs")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}  # the whole host

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 16, item 2): `tandem run` on one GPU host, in under 5 minutes, with no network.
+# GPU check: `tandem run` on one GPU host, in under 5 minutes, with no network.
 #
 #   bash benchmarks/gpu_check.sh          # on the GPU host (e.g. 16 cores, one H100 or H200)
 #   bash benchmarks/gpu_check.sh --dry    # anywhere: every step but the GPU ones, on CPU, with a

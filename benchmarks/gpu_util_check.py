@@ -1,4 +1,4 @@
-"""NVML check on a GPU host (issue 17 §3): does `tandem.metrics.gpu` see this machine's GPUs,
+"""NVML check on a GPU host: does `tandem.metrics.gpu` see this machine's GPUs,
 and does the utilisation it reports follow real work? Not a benchmark: a yes/no with figures.
 
     python benchmarks/gpu_util_check.py      # exit 0: checked; 2: no NVML or no GPU here (skipped); 1: failed

@@ -59,8 +59,13 @@ NAME_CONFLICT = "NameConflict"
 #: Condition saying that the API server refused to create one of the job's children (an invalid
 #: object, Pod Security, a ResourceQuota...), with the server's own message; retried with backoff.
 CHILD_REJECTED = "ChildRejected"
-#: Every condition type the operator writes.
-CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE, NAME_CONFLICT, CHILD_REJECTED)
+#: Condition saying why the job's TensorBoard is not served in the cluster (its event files are
+#: not on shared storage); absent when it is served or TensorBoard is off.
+TENSORBOARD_SERVED = "TensorBoardServed"
+#: Every condition type the operator writes: controller.decision.set_condition, the one writer
+#: of conditions, refuses any other, so this list (and the CRD's description of it) cannot fall
+#: behind the code.
+CONDITION_TYPES = (*PHASES, METRICS_AVAILABLE, NAME_CONFLICT, CHILD_REJECTED, TENSORBOARD_SERVED)
 #: Reason of the Failed condition when a worker's image cannot be had (never pulled, an invalid
 #: reference, or a pull that kept failing): no restart is spent, a new group meets the same image.
 REASON_IMAGE_PULL_FAILED = "ImagePullFailed"
@@ -92,7 +97,7 @@ SCHEDULING_TIMEOUT_ACTIONS: tuple[str, ...] = get_args(SchedulingTimeoutAction)
 REASON_UNSCHEDULABLE = "Unschedulable"
 #: Reason of the Failed condition when workers stayed unschedulable past schedulingTimeoutSeconds.
 REASON_SCHEDULING_TIMEOUT = "SchedulingTimeout"
-# --- Failure rules and hang detection (issue 18, sections 2 and 3) ----------------------------
+# --- Failure rules and hang detection (docs/failure-rules.md) ------------------------------------
 #: What a failure rule does with the failure it matches (batch/v1 podFailurePolicy's words).
 FailureAction = Literal["FailJob", "Ignore", "Count"]
 FAILURE_ACTIONS: tuple[str, ...] = get_args(FailureAction)
@@ -319,7 +324,7 @@ def is_reserved_env(name: str) -> bool:
     return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
 
 
-# --- Function-based training (issue 17, section 1): what the SDK ships and the worker reads ---
+# --- Function-based training (docs/functions.md): what the SDK ships and the worker reads ---
 
 #: The module every worker of a function job runs, after `python -m tandem.launch --`: it loads
 #: the function's source from a JSON file and calls it with the JSON keyword arguments.

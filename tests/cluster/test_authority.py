@@ -1,4 +1,4 @@
-"""The operator's authority and the admin policy (issue 15, §2 and §3) on the real control plane,
+"""The operator's authority and the admin policy on the real control plane,
 with the chart installed by helm: the can-i table of docs/security.md asked of the API server in
 both modes, the admission policy refusing the operator's account anything but Tandem's owned
 children, refused specs failing at `kubectl apply` with the rule's line, and the real operator
@@ -41,7 +41,7 @@ CHILDREN_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-operator-children'"
 CHILDREN_PODS_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-operator-children-pods'"
 ADMIN_POLICY = f"ValidatingAdmissionPolicy '{RELEASE}-admin-policy'"
 
-#: One hostile podTemplate per rule family the issue names.
+#: One hostile podTemplate per rule family of the admin policy.
 HOSTILE = {
     "hostPath": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
     "secret volume": {"volumes": [{"name": "db", "secret": {"secretName": "db"}}]},

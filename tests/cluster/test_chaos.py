@@ -1,4 +1,4 @@
-"""Faults under a running operator, on a real control plane of its own (ISSUE 9).
+"""Faults under a running operator, on a real control plane of its own.
 
 - the operator killed (SIGKILL, sometimes SIGTERM) at seeded random moments across many job
   lifecycles: every TrainingJob ends in its correct phase with the right restart count, no
@@ -210,7 +210,7 @@ def test_operator_killed_at_random_points_across_lifecycles(cp, tmp_path):
             raise AssertionError(f"seed {SEED}: orphans: {left}") from None
         unnamed = [p.name for p in plans if p.fail and "worker" not in next(
             (c["message"] for c in status(cp, ns, p.name).get("conditions", []) if c["type"] == "Failed"), "")]
-        # Issue 18: a Job failure is judged only once its failed pod is known, read from the API
+        # A Job failure is judged only once its failed pod is known, read from the API
         # server directly when a new replica's cache lacks it (controller/policy/failure.py).
         assert not unnamed, f"seed {SEED}: Failed without the failing worker named: {unnamed}"
         counts = Counter(ph for ph, _ in outcome.values())
@@ -342,7 +342,7 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
 
 
 def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
-    """Issue 18: with `backoffLimit: 0` a lost node would fail the job; a failure rule with action
+    """With `backoffLimit: 0` a lost node would fail the job; a failure rule with action
     Ignore on the DisruptionTarget condition (which the pod GC sets) restarts the group without
     counting it, and the job Succeeds."""
     ns = make_namespace(cp, "chaos-node-ignore")

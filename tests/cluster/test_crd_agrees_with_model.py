@@ -1,4 +1,4 @@
-"""The CRD and the model accept exactly the same TrainingJobs (issue 15, section 7).
+"""The CRD and the model accept exactly the same TrainingJobs.
 
 A spec the apiserver stores but the model refuses is a job the operator can only mark Invalid,
 after it is in etcd and in every watcher's cache; a spec the model accepts but the apiserver
@@ -39,7 +39,7 @@ EXAMPLES = 1000
 EXPLORE = int(os.environ.get("TANDEM_CRD_EXPLORE", "0"))
 DOCUMENTS = st.one_of(valid_documents(), near_valid_documents(), near_valid_documents(), near_valid_documents(),
                       hostile_documents())
-#: Judged on every run, whatever the generator draws: the disagreements issue 15 names, then the
+#: Judged on every run, whatever the generator draws: the disagreements found by reading the two, then the
 #: ones this test found where JSON's types meet the schema's, then whole-object size.
 ALWAYS_JUDGED = [
     spec(env=[{"name": "1X", "value": "v"}]),

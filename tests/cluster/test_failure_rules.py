@@ -1,4 +1,4 @@
-"""Issue 18, section 2 on the control plane: failure rules with the real operator, apiserver and
+"""Failure rules on the control plane with the real operator, apiserver and
 Job controller (kwok pods that exit with a chosen code), and the CRD's CEL rules at apply."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 18, section 3 on the control plane: a Running group whose workers stop reporting steps
+"""Hang detection on the control plane: a Running group whose workers stop reporting steps
 is restarted as Hung, naming the last step seen and the worker that went silent first.
 
 kwok pods run no code, so the workers' steps come as a real worker's would: real reporters (the

@@ -1,4 +1,4 @@
-"""Issue 15, end to end: a hostile tenant in namespace A against a job in namespace B and the operator.
+"""End to end: a hostile tenant in namespace A against a job in namespace B and the operator.
 
 One scenario on the real control plane, with the real operator (watching A and B, with the
 figures gateway over a real Ray) and the admission policies of `manifests/admission.yaml` (the
@@ -10,16 +10,16 @@ holds: its own write token, from the Secret the operator made for it in A. The t
 Both jobs are called `victim`: the hostile one differs from B's only by its namespace (and uid),
 so every refusal below rests on the namespace boundary, not on a name that happens to differ.
 
-- item 1 (metrics): A's token POSTs figures for B's job, reads and deletes B's figures -> 403;
+- metrics: A's token POSTs figures for B's job, reads and deletes B's figures -> 403;
   B's status keeps only the figures of its own workers.
-- item 3 (confused deputy): TrainingJobs in A asking for the operator's ServiceAccount, a
+- confused deputy: TrainingJobs in A asking for the operator's ServiceAccount, a
   hostPath, privileged containers, tolerate-all -> refused at apply, one line naming the field;
   nothing stored.
-- item 4 (network): B's NetworkPolicy admits only pods of B's namespace (a bare podSelector),
+- network: B's NetworkPolicy admits only pods of B's namespace (a bare podSelector),
   so A's pods, labelled exactly like B's workers, are not among its sources; A's own policy
   selects A's workers only. Enforcement cannot be shown here: kwok pods have no network and the
   test cluster's CNI does not implement NetworkPolicy (docs/security.md, "Network").
-- item 6 (ownership): a Service and a NetworkPolicy made in A under the name of A's next job,
+- ownership: a Service and a NetworkPolicy made in A under the name of A's next job,
   before it exists -> that job holds NameConflict, nothing of it is created, the squatted
   objects are untouched.
 - the tenant can create nothing in B and read none of B's Secrets (`kubectl auth can-i`).
@@ -59,7 +59,7 @@ from .test_ownership import phase, true_condition
 TENANT = "tenant-a"
 AS_TENANT = f"--as={TENANT}"
 ADMISSION = REPO / "manifests" / "admission.yaml"
-#: The podTemplates of item 3 that the brief names (HOSTILE has them all; these four suffice).
+#: The confused deputy's podTemplates (HOSTILE has them all; these four suffice).
 DEPUTY = {
     "operator-account": {"serviceAccountName": "tandem-operator"},
     "hostpath": HOSTILE["hostPath"],
@@ -164,7 +164,7 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
         assert applied.returncode == 0, applied.stderr
         token = worker_env(control_plane, a, "victim")["TANDEM_METRICS_TOKEN"]
 
-        # Item 1: A's token is good for A's job, and for nothing of B's.
+        # Metrics: A's token is good for A's job, and for nothing of B's.
         own = gateway_answer(gateway.address + wire.records_path(a, "victim"), token, "POST",
                              wire.encode(0, 0, [[1.0, 64, 0.1, None]]))
         assert own == 204
@@ -175,7 +175,7 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
         assert gateway_answer(b_figures, None) == 401
         assert gateway_answer(b_figures, token, "DELETE") == 403
 
-        # Item 3: the operator's account, a node's files, privilege, every taint: refused at apply.
+        # Confused deputy: the operator's account, a node's files, privilege, every taint: refused at apply.
         wait_for("the admin policy in force", lambda: as_tenant(control_plane, a, hostile_job(
             "probe", DEPUTY["hostpath"])).returncode != 0, timeout=30)
         for what, pod_template in DEPUTY.items():
@@ -187,7 +187,7 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
             assert ADMIN_POLICY in message and message.endswith(line), (what, message)
             assert get(control_plane, a, "trainingjob", document["metadata"]["name"]) is None
 
-        # Item 4: B's policy admits B's workers of B's namespace only; A's policy, A's only.
+        # Network: B's policy admits B's workers of B's namespace only; A's policy, A's only.
         a_pods = wait_for("A's 2 pods", lambda: len(p := pod_names(control_plane, a, "tandem.dev/job-name=victim")) == 2
                           and p, timeout=60)
         b_pods = pod_names(control_plane, b, "tandem.dev/job-name=victim")
@@ -202,7 +202,7 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
         b_source = get(control_plane, b, "networkpolicy", "victim")["spec"]["ingress"][0]["from"][0]["podSelector"]
         assert pod_names(control_plane, a, selector_of(b_source["matchLabels"])) == a_pods
 
-        # Item 6: the names of A's next job squatted before it exists.
+        # Ownership: the names of A's next job squatted before it exists.
         squat_labels = {"app": "theirs"}
         service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "squat", "labels": squat_labels},
                    "spec": {"selector": squat_labels, "ports": [{"port": 80}]}}

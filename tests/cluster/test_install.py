@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tandem.controller.kube import NAMESPACE_TERMINATING
+from tandem.controller.writer import NAMESPACE_TERMINATING
 from tests.support.controlplane import create_namespace
 from tests.support.helm import CHART, helm_runner
 from tests.support.kwok import job_document

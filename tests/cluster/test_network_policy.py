@@ -1,4 +1,4 @@
-"""Issue 15, item 4: each job's NetworkPolicy on the real control plane, with the operator running.
+"""Each job's NetworkPolicy on the real control plane, with the operator running.
 
 What this proves: the operator creates the policy with the job's children, owned by the
 TrainingJob, selecting exactly this job's worker pods (as the API server's own label selection

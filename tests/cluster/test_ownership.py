@@ -1,4 +1,4 @@
-"""Ownership of children, refused children and invalid edits (issue 15, sections 6 and 7), on
+"""Ownership of children, refused children and invalid edits, on
 the real control plane with the operator really running: kwok nodes run the pods, the API
 server's own admission (ResourceQuota) refuses what it refuses, nothing is mocked."""
 

@@ -1,4 +1,4 @@
-"""Gang admission through Kueue, and workers the scheduler cannot place (issue 18, §1).
+"""Gang admission through Kueue, and workers the scheduler cannot place (docs/queues.md).
 
 On the real control plane with kwok GPU nodes and a real Kueue manager (tests/support/kueue.py),
 built from the Go module proxy; the operator is the real one. Nothing is mocked: Kueue admits,

@@ -1,4 +1,4 @@
-"""A real kubelet node beside the kwok nodes, for the e2e tier (issue 14).
+"""A real kubelet node beside the kwok nodes, for the e2e tier (docs/e2e.md).
 
 What runs, all as host processes started here (process groups, PR_SET_PDEATHSIG, as the
 control plane's components):
@@ -7,7 +7,7 @@ control plane's components):
   ``/var/lib/tandem-e2e/containerd`` (kept between runs: imported images are the cache),
   state and socket under ``/run/tandem-e2e``, runc state under ``/run/tandem-e2e/runc``.
   ``restrict_oom_score_adj``: root here lacks CAP_SYS_RESOURCE, and the CRI's -998 for the
-  sandbox would make runc fail (/work/shared/real-node-notes.md).
+  sandbox would make runc fail.
 - CNI: Debian's bridge + host-local (+ portmap, loopback) on bridge ``tandem-e2e0``, pods in
   ``POD_CIDR``; the bridge's address ``HOST_IP`` is the host as pods see it. One iptables
   rule drops whatever pods send out of the bridge to another interface: pods reach this

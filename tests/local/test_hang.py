@@ -1,4 +1,4 @@
-"""Issue 18, section 3 locally: `tandem run` tells a real collective deadlock from a slow job.
+"""Hang detection locally: `tandem run` tells a real collective deadlock from a slow job.
 
 Two torch workers over gloo; at step 20 rank 1 skips an all-reduce and rank 0 blocks in it
 (tests/local/scripts/ddp_deadlock.py). Nothing exits: only the workers' reported steps, which

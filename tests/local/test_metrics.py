@@ -135,7 +135,7 @@ def nvmlDeviceGetMemoryInfo(h): return SimpleNamespace(used=1 << 30, total=16 <<
 
 
 def test_gpu_use_and_progress_reach_the_figures_and_the_table(tmp_path, job_name):
-    """Issue 17 §2-3 through a real run: each worker's reporter samples (a fake) NVML off the
+    """GPU use and progress through a real run: each worker's reporter samples (a fake) NVML off the
     training thread and says its total; both arrive per worker in the final figures and the table."""
     import os
 

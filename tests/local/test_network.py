@@ -1,4 +1,4 @@
-"""Issue 15, item 4: a local run's workers cannot be reached from other hosts.
+"""A local run's workers cannot be reached from other hosts.
 
 TensorFlow's gRPC server (which runs any op it is sent) binds every address whatever TF_CONFIG
 says, and so does torch's TCPStore. `tandem run` puts the workers and its private Ray in a

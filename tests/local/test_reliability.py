@@ -1,4 +1,4 @@
-"""Local runs under faults (ISSUE 9): SIGKILL of a worker's launcher, of a training rank, of
+"""Local runs under faults (docs/reliability.md): SIGKILL of a worker's launcher, of a training rank, of
 `tandem run` itself, and Ctrl-C on a real terminal. After each: no process of the run is left,
 the checkpoint on disk loads, and the run goes on from it (`tandem run --resume`, or the
 group restart within runPolicy.backoffLimit) and says `resumed from step X`.

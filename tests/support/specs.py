@@ -164,7 +164,7 @@ _EDGE_LABEL_MAPS = st.dictionaries(
     max_size=2,
 )
 _EDGE_DNS_SUBDOMAINS = st.sampled_from(["sa", "my.sa", "My", "sa-", "a" * 253, "a" * 254, "sa\n", "", "a..b"])
-# Issue 18: failure rules and the progress deadlines.
+# Failure rules and the progress deadlines.
 _EDGE_EXIT_CODES = st.fixed_dictionaries(
     {"operator": st.sampled_from(["In", "NotIn", "in", ""]),
      "values": st.lists(st.sampled_from([0, 1, 2, 3, 255, 256, -1, "2", 2.0, 2.5]), max_size=3)})

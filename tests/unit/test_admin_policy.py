@@ -1,4 +1,4 @@
-"""The admin policy (issue 15, §3): every rule refuses its hostile podTemplate with one line
+"""The admin policy: every rule refuses its hostile podTemplate with one line
 naming the field, passes a compliant one and opens with its setting; the operator refuses a
 refused spec (Invalid, nothing created); the chart's defaults are the code's; the shipped CEL is
 the generated one; worker pods get no token; a termination message never reaches status.

@@ -1,4 +1,4 @@
-"""The model reads a spec as the API server does with the generated CRD (issue 15, section 7).
+"""The model reads a spec as the API server does with the generated CRD.
 
 Each case is one the apiserver decided differently before; tests/cluster/test_crd_agrees_with_model.py
 proves the agreement against the real apiserver, these pin the model's side in milliseconds.

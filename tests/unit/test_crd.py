@@ -70,7 +70,7 @@ def _every_node(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, d
 
 
 def test_every_list_and_string_a_user_writes_is_bounded():
-    """Issue 15: the API server must refuse an oversized TrainingJob before the operator's cache
+    """The API server must refuse an oversized TrainingJob before the operator's cache
     holds it. Every array has maxItems, every string maxLength (an enum bounds it already), and
     the worker count is capped at the largest the tests render. (status is written by the
     operator, not the user, and is left to its own schema.)"""

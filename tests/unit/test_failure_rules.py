@@ -1,4 +1,4 @@
-"""Issue 18, sections 2 and 3: failure rules and hang detection, as pure decisions (milliseconds)."""
+"""Failure rules and hang detection (docs/failure-rules.md), as pure decisions (milliseconds)."""
 
 from __future__ import annotations
 

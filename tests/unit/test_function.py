@@ -1,4 +1,4 @@
-"""Shipping a function (issue 17 §1): what travels, what is refused and why, what the workers run.
+"""Shipping a function (docs/functions.md): what travels, what is refused and why, what the workers run.
 
 All in milliseconds: the shipping is pure, the worker side is called in-process."""
 

@@ -1,4 +1,4 @@
-"""GPU utilisation per worker (issue 17 §3), on a CPU machine: a fake `pynvml` module stands in
+"""GPU utilisation per worker, on a CPU machine: a fake `pynvml` module stands in
 for nvidia-ml-py, injected through sys.modules; without it nothing is reported, nothing faked."""
 
 from __future__ import annotations

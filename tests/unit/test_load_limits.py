@@ -1,4 +1,4 @@
-"""Loading refuses documents that would expand past their own size (issue 15, section 5)."""
+"""Loading refuses documents that would expand past their own size (an alias bomb)."""
 
 from __future__ import annotations
 

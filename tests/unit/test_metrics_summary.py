@@ -171,7 +171,7 @@ def test_step_of_accepts_short_and_null_records():
     assert summary.unavailable("gone").available is False
 
 
-# --- issue 17 §4: no straggler from noise ----------------------------------------------------------
+# --- No straggler from noise ----------------------------------------------------------------------
 def test_a_short_noisy_run_names_no_straggler_and_says_why():
     """The README's 128-step run of 3-6 ms steps: one worker's ratio of 69% was noise."""
     import random

@@ -22,7 +22,7 @@ from urllib3.exceptions import HTTPError
 
 from tandem._sys.ports import free_port
 from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
-from tandem.controller import kube, leader, timing
+from tandem.controller import leader, timing, writer
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import Controller, OperatorConfig
@@ -108,8 +108,8 @@ def warmed(api: client.ApiClient) -> client.ApiClient:
 
 
 def test_every_call_of_the_operators_client_times_out_once_without_retries(silent, tmp_path, monkeypatch):
-    monkeypatch.setattr(kube, "API_TIMEOUT_SECONDS", 0.3)
-    api = warmed(kube.load_config(kubeconfig_for(tmp_path, silent.port)))
+    monkeypatch.setattr(writer, "API_TIMEOUT_SECONDS", 0.3)
+    api = warmed(writer.load_config(kubeconfig_for(tmp_path, silent.port)))
     accepted = silent.accepted
     started = time.monotonic()
     with pytest.raises(HTTPError):
@@ -127,7 +127,7 @@ def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answe
     monkeypatch.setattr(leader, "RETRY_SECONDS", 0.1)
     # A single call may take longer than the whole deadline: the deadline must still hold.
     monkeypatch.setattr(leader, "API_TIMEOUT_SECONDS", 30.0)
-    api = warmed(kube.load_config(kubeconfig_for(tmp_path, silent.port)))
+    api = warmed(writer.load_config(kubeconfig_for(tmp_path, silent.port)))
     elector = leader.LeaderElector(api, "kube-system", me="test")
     stop, lost = threading.Event(), threading.Event()
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Ownership of children, refused creates and invalid edits (issue 15, sections 6 and 7): each
+"""Ownership of children, refused creates and invalid edits: each
 decision on its own, pure and without a cluster. tests/cluster/test_ownership.py runs the same
 cases against the real control plane and the real operator."""
 
@@ -19,10 +19,10 @@ from tandem.contract import (
     tensorboard_name,
 )
 from tandem.controller.cache import Cache
-from tandem.controller.kube import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tandem.controller.observed import ALREADY_EXISTS, FAILED_CREATE, JobState, Observed, Refusal, observe
 from tandem.controller.policy.refusals import RETRY_CAP_SECONDS, retry_delay
 from tandem.controller.reconcile import reconcile
+from tandem.controller.writer import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tests.support.specs import names
 
 from .test_reconcile import NOW, POLICY, pods, step, training_job

@@ -1,4 +1,4 @@
-"""Progress and ETA (issue 17 §2): the pure maths, the helpers that learn the total, and the
+"""Progress and ETA: the pure maths, the helpers that learn the total, and the
 fields on the wire and in status.progress. No Ray, no clocks but the ones passed in."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_elapsed_counts_from_the_groups_first_read_and_starts_again_after_a_rest
 
 
 def test_the_hang_fields_are_as_before():
-    """Percent and ETA are added beside the hang clock, which reads as it did (issue 18)."""
+    """Percent and ETA are added beside the hang clock, which reads as it did."""
     worker = WorkerMetrics(index=0, throughput=1.0, steps=3, steps_done=3, step_rate=1.0, steps_total=10)
     with_figures = progress.observe(None, 0, {0: 3}, T0, [worker])
     without = progress.observe(None, 0, {0: 3}, T0)

@@ -1,5 +1,5 @@
 """Queues and scheduling, decided without a cluster: spec.queueName / priorityClassName, the
-Queued phase from Kueue's Workload, and runPolicy.schedulingTimeoutSeconds (issue 18, §1)."""
+Queued phase from Kueue's Workload, and runPolicy.schedulingTimeoutSeconds (docs/queues.md)."""
 
 from __future__ import annotations
 

@@ -147,7 +147,8 @@ def test_metrics_due_only_while_running_and_at_a_bounded_rate():
 
 def test_the_pass_that_finds_the_job_complete_reads_the_figures_once_more():
     """The workers' last records (their shippers' final flush) are in only once every worker has
-    exited: status must be read then, not left with a read 0 to 15 s older (issue 15 e2e flake)."""
+    exited: status must be read then, not left with a read 0 to 15 s older (an e2e run once
+    showed the older figures)."""
     obj, _ = step(training_job(), Observed())
     running = Observed(True, JobState(0), pods(0, "Running", "Running"))
     obj, _ = step(obj, running)
@@ -236,7 +237,7 @@ def test_tensorboard_pods_are_not_workers():
 
 
 def test_job_failure_reads_the_pods_from_the_api_before_judging_it():
-    """Issue 18: the failed pod is read directly when the cache lacks it, however long ago the Job
+    """The failed pod is read directly when the cache lacks it, however long ago the Job
     failed (a new leader finds it failed long before), and only a direct read that finds no
     failed pod after the brief wait lets the job fail unnamed."""
     obj, _ = step(training_job(runPolicy={"backoffLimit": 0}), Observed())
@@ -260,7 +261,7 @@ def test_job_failure_reads_the_pods_from_the_api_before_judging_it():
 
 
 def test_network_policy_before_the_job_and_put_back_when_deleted_or_edited():
-    """Issue 15: worker ports reachable from the job's own workers only. The policy is created
+    """Worker ports reachable from the job's own workers only. The policy is created
     before the Job (no worker starts unguarded), re-created when deleted, and its spec put back
     when edited."""
     _, actions = step(training_job(), Observed())

@@ -98,7 +98,7 @@ def test_the_launcher_derives_every_host_of_a_rendered_pod():
 
 
 def test_job_size_does_not_grow_with_the_worker_count():
-    """Issue 15: every pod listed every worker, so 10,000 workers with a long name made a 1.9 MB
+    """Every pod once listed every worker, so 10,000 workers with a long name made a 1.9 MB
     Job, past etcd's limit for one object. MAX_WORKERS is the largest count tested, here."""
     name = "n" * MAX_JOB_NAME
     def size(workers):
@@ -253,7 +253,7 @@ def _matches(selector, labels):
 
 
 def test_network_policy_admits_only_the_jobs_own_workers():
-    """Issue 15: worker ports (TCPStore, TF's gRPC server) listen on every address; the job's
+    """Worker ports (TCPStore, TF's gRPC server) listen on every address; the job's
     NetworkPolicy lets only its own worker pods in, from its own namespace, and is owned by it."""
     document = spec(workers=3, podTemplate={"labels": {"tandem.dev/job-name": "other", "team": "a"}})
     document["metadata"]["uid"] = "u-1"

@@ -1,4 +1,4 @@
-"""What `tandem run` and `tandem get` print of the issue-17 figures: GPU use per worker, elapsed
+"""What `tandem run` and `tandem get` print of the figures beside throughput: GPU use per worker, elapsed
 time per attempt, progress and ETA, and why no straggler was named (rendered, not mocked)."""
 
 from __future__ import annotations

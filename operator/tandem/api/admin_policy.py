@@ -1,4 +1,4 @@
-"""The cluster administrator's policy on what a TrainingJob's podTemplate may ask for (issue 15, §3).
+"""The cluster administrator's policy on what a TrainingJob's podTemplate may ask for.
 
 The operator creates worker pods with its own rights, so without a policy a user who may only
 create TrainingJobs could get pods they could not create directly: another ServiceAccount's

@@ -1,4 +1,4 @@
-"""The ValidatingAdmissionPolicies Tandem ships (issue 15, §2 and §3), generated here so that
+"""The ValidatingAdmissionPolicies Tandem ships (the operator's own authority and the admin policy), generated here so that
 their CEL comes from the same data as the operator's own checks.
 
 Three policies, each with its binding:

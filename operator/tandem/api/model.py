@@ -212,7 +212,7 @@ class EnvVar(_Model):
         return name
 
 
-# --- runPolicy.failurePolicy (issue 18, section 2): in the spirit of batch/v1 podFailurePolicy --
+# --- runPolicy.failurePolicy: in the spirit of batch/v1 podFailurePolicy (docs/failure-rules.md) --
 #: An exit code a rule matches; the API server's integer, 0..255.
 ExitCode = Annotated[int, Field(ge=0, le=255), BeforeValidator(_json_integer)]
 #: A failure's reason: Hung, or a kubelet reason (OOMKilled, Error, Evicted).
@@ -330,7 +330,7 @@ class RunPolicy(_Model):
         "Fail", description="After schedulingTimeoutSeconds: Fail (the workers are removed, the job Failed with "
         "reason SchedulingTimeout) or Wait (the job stays Pending, saying why).",
     )
-    # issue 18, sections 2 and 3: failure rules and hang detection
+    # Failure rules and hang detection (docs/failure-rules.md).
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy,
         description="Rules matched on a failed worker's exit code, pod conditions or reason (Hung): fail the job, "
@@ -355,14 +355,17 @@ class RunPolicy(_Model):
 
 
 class MetricsSpec(_Model):
-    """Throughput and scaling-efficiency reporting through Ray."""
+    """Throughput and scaling-efficiency reporting, through the figures gateway beside the job's Ray head."""
 
     enabled: bool = Field(True, description="Workers report step timings; status.metrics shows throughput and efficiency.")
     baseline_throughput: Optional[float] = Field(
         None, gt=0, description="Samples/s of one worker, for scaling efficiency. Unset: taken from a recorded one-worker run."
     )
     straggler_threshold: float = Field(
-        0.8, gt=0, lt=1, description="A worker below this fraction of the median worker throughput is named a straggler."
+        0.8, gt=0, lt=1,
+        description="A worker is named a straggler when its compute capacity (samples/s of compute alone: step time "
+                    "less the wait for peers) stays below this fraction of the median capacity of the other workers "
+                    "across the metrics window.",
     )
 
 

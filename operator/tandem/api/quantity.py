@@ -1,7 +1,7 @@
 """Kubernetes quantities ("500m", "2", "4Gi") as numbers, for the few places that need one.
 
 The Kubernetes client has `kubernetes.utils.parse_quantity`, but importing it imports the whole
-client package (about 0.2 s, on `tandem run`'s path to the first step: issue 16) for twenty lines
+client package (about 0.2 s, on `tandem run`'s path to the first step, bench B1) for twenty lines
 of arithmetic. This is the same function (tests/unit/test_quantity.py compares the two).
 """
 

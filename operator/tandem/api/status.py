@@ -89,9 +89,10 @@ class WorkerMetrics(_Status):
 
 
 class MetricsStatus(_Status):
-    """Throughput and scaling efficiency, read from the job's Ray metrics actor."""
+    """Throughput and scaling efficiency, read from the figures gateway."""
 
-    available: bool = Field(True, description="False when the metrics actor could not be reached.")
+    available: bool = Field(
+        True, description="False when the figures could not be read from the figures gateway; reason says why.")
     reason: Optional[str] = Field(
         None, max_length=MAX_REASON,
         description="Why the figures are unavailable, or which reported figures were dropped as malformed.",
@@ -112,14 +113,17 @@ class MetricsStatus(_Status):
     step_time_p95: Optional[float] = Field(
         None, description="95th-percentile step time over all workers, seconds.", ge=0, allow_inf_nan=False
     )
-    straggler: Optional[int] = Field(None, ge=0, description="Index of a worker well below the median throughput, if any.")
+    straggler: Optional[int] = Field(
+        None, ge=0,
+        description="Index of the worker whose compute capacity stays below spec.metrics.stragglerThreshold x the median "
+                    "capacity of the other workers, if any.")
     straggler_check: Optional[str] = Field(
         None, max_length=MAX_REASON,
         description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
 
 
-# --- issue 18: the failure a rule judged, and the steps a hang is told from ----------------------
+# --- The failure a rule judged, and the steps a hang is told from (docs/failure-rules.md) ---------
 class FailureStatus(_Status):
     """The last failure the failure rules judged: the worker, what it said, and the rule that decided."""
 

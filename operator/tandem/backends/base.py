@@ -6,7 +6,7 @@ local-process and Kubernetes backends implement: the CLI's `--on local|kubernete
 and from then on talks only to this interface, so a command is written once for both places.
 
 What is here is what both places can honestly do; `train` and `wait` serve `Client.train(func)`
-(issue 17): here `train` runs the job to its end and `wait` reports how it ended; on a cluster
+(docs/functions.md): here `train` runs the job to its end and `wait` reports how it ended; on a cluster
 `train` submits and `wait` follows. Submitting a YAML job without waiting, listing, getting
 and deleting jobs exist only on a cluster (a local run lives as long as the terminal that runs
 it), so they stay on the SDK's `tandem.kube.Client`.

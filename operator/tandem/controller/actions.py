@@ -65,39 +65,37 @@ class MetricsRead:
 
 
 @dataclass(frozen=True)
-class FailedCreatesRead:
-    """Find the Job controller's FailedCreate events of the job's own Job (by its uid).
+class JobRead:
+    """A read about the job's own batch/v1 Job, found by the Job's uid: a Job of the same name
+    made for an earlier TrainingJob, or by someone else, is not this job's."""
+
+    namespace: str
+    name: str
+    job_uid: str
+
+
+@dataclass(frozen=True)
+class FailedCreatesRead(JobRead):
+    """Find the Job controller's FailedCreate events of the job's own Job.
 
     A pod the API server refuses to the Job controller (a ResourceQuota, Pod Security) is said
     only there: the Job's status has no condition for it. The runtime records what it finds as
     the job's Refusal of kind Pod, which the next pass reports in ChildRejected."""
 
-    namespace: str
-    name: str
-    job_uid: str
+
+@dataclass(frozen=True)
+class WorkloadRead(JobRead):
+    """Read the Kueue Workload of the job's suspended Job and record it for the next pass, which
+    names Kueue's reason in the Queued condition (policy/queueing.py)."""
 
 
 @dataclass(frozen=True)
-class WorkloadRead:
-    """Read the Kueue Workload of the job's suspended Job (by the Job's uid) and record it for the
-    next pass, which names Kueue's reason in the Queued condition (policy/queueing.py)."""
-
-    namespace: str
-    name: str
-    job_uid: str
-
-
-@dataclass(frozen=True)
-class PodsRead:
-    """Read the pods of the job's own Job (by its uid) from the API server, not the watch cache.
+class PodsRead(JobRead):
+    """Read the pods of the job's own Job from the API server, not the watch cache.
 
     Asked for when the Job failed and the cache holds no failed pod of it: a replica that just
     became leader may not have seen the pods yet, and the failure rules need the failed worker's
     exit code and reason. The runtime records what it reads, and the next pass judges with it."""
-
-    namespace: str
-    name: str
-    job_uid: str
 
 
 @dataclass

@@ -11,13 +11,16 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from ..api.status import rfc3339
-from ..contract import FINISHED_PHASES, PHASES
+from ..contract import CONDITION_TYPES, FINISHED_PHASES, PHASES
 from .actions import Actions, Event, ObjectRef
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,
                   now: datetime, generation: Optional[int]) -> list[dict[str, Any]]:
-    """Kubernetes convention: lastTransitionTime moves only when status changes."""
+    """Kubernetes convention: lastTransitionTime moves only when status changes. A type missing
+    from contract.CONDITION_TYPES is refused: users read that list in `kubectl explain`."""
+    if type_ not in CONDITION_TYPES:
+        raise ValueError(f"condition type {type_!r} is not in contract.CONDITION_TYPES")
     result, found = [], False
     for condition in conditions:
         if condition.get("type") == type_:

@@ -18,11 +18,11 @@ from ..metrics.token import load_key
 from . import telemetry
 from .actions import MetricsChannel
 from .health import Health
-from .kube import KubeWriter, load_config
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
 from .timing import QUEUE_STALL_SECONDS
 from .watching import operator_settings
+from .writer import KubeWriter, load_config
 
 log = logging.getLogger("tandem.operator")
 #: glibc malloc arenas for the operator process: the event loop's and one for the API threads.

@@ -146,7 +146,7 @@ def _runtime_message(terminated: Mapping[str, Any]) -> str:
     Otherwise it is the container's own termination message: tenant code writes it
     (/dev/termination-log, or its last log lines with FallbackToLogsOnError), so it may carry a
     mounted Secret, and status is read by whoever may get TrainingJobs, pods/log rights or not.
-    It stays on the pod, behind the pods' RBAC (issue 15, §3)."""
+    It stays on the pod, behind the pods' RBAC."""
     return (terminated.get("message") or "") if terminated.get("reason") in START_FAILURES else ""
 
 

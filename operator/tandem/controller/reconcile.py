@@ -48,7 +48,7 @@ from .policy.validity import run_policy_of, validate
 #: The safe defaults: what an operator started without --admin-policy enforces.
 DEFAULT_ADMIN_POLICY = AdminPolicy()
 
-__all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # kube.py imports Event and rfc3339 from here
+__all__ = ["Actions", "Event", "reconcile", "rfc3339"]  # writer.py imports Event and rfc3339 from here
 
 
 @dataclass(frozen=True)

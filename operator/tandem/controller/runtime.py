@@ -28,12 +28,12 @@ from . import telemetry
 from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
 from .cache import Cache, Key
 from .health import Health
-from .kube import NAMESPACE_TERMINATING, KubeWriter
 from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics
 from .reconcile import reconcile
 from .timing import HEARTBEAT_SECONDS
 from .watching import CHILDREN
+from .writer import NAMESPACE_TERMINATING, KubeWriter
 
 if TYPE_CHECKING:
     from .queue import WorkQueue

@@ -5,7 +5,8 @@
 are the small helpers that make torchrun's workers follow the same rules.
 
 The names below are imported on first use: ``python -m tandem.launch.guard`` starts in front of
-every torchrun worker, and needs none of ``env`` (issue 16, time to first step).
+every torchrun worker, and needs none of ``env``: each import there delays
+every worker's first step.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
 from .threads import local_thread_env, physical_cores
 
-#: How long stopped workers get between SIGTERM and SIGKILL (the issue's bound is 5 s in all).
+#: How long stopped workers get between SIGTERM and SIGKILL (the README promises the others stop
+#: within 5 s in all).
 STOP_GRACE_SECONDS = 3.0
 TAIL_LINES = 20
 ACTIVE_MARKER = ".active"

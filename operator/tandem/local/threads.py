@@ -1,7 +1,7 @@
 """How many OpenMP threads each worker process of a local run gets (`OMP_NUM_THREADS`).
 
 The policy is torchrun's, so that `tandem run` trains as fast as the launcher a user would
-otherwise pick (bench B1, issue 16):
+otherwise pick (bench B1, docs/benchmarks.md):
 
 - several processes on this machine (workers x procsPerWorker > 1): **1 thread each**, what
   `torchrun --standalone --nproc-per-node=N` gives its processes. With more, co-located ranks

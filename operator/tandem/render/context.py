@@ -100,10 +100,10 @@ def kueue_labels(job: TrainingJob) -> dict[str, str]:
 
 def contract_env(job: TrainingJob, restart: int, metrics_address: str,
                  metrics_token: bool = False) -> list[dict[str, Any]]:
-    """The TANDEM_* env contract (DESIGN.md section 5) every worker's launcher reads.
+    """The TANDEM_* env contract (contract.ENV_*) every worker's launcher reads.
 
     No list of hosts: the launcher derives them from job, namespace, workers and port, so a
-    pod's size does not grow with the worker count (issue 15: 10,000 workers made a 1.9 MB Job).
+    pod's size does not grow with the worker count (a list in every pod made a 10,000-worker Job 1.9 MB).
     With `metrics_token`, the job's gateway token comes from its token Secret (metrics_token_values);
     a local run sets it in the environment itself."""
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
@@ -229,7 +229,7 @@ def automount_token(job: TrainingJob) -> bool:
     """A worker gets an API token only from an account its spec names, which the admin policy
     (api/admin_policy.py) must allow. Otherwise it runs as the namespace's default account with
     no token: training needs no API access, and a token would hand tenant code whatever that
-    account may do (issue 15, §3)."""
+    account may do (docs/security.md, "Admin policy")."""
     return job.spec.pod_template.service_account_name is not None
 
 

@@ -1,4 +1,4 @@
-"""A real collective deadlock (issue 18, hang detection): two ranks train in lock-step, reporting
+"""A real collective deadlock, for hang detection: two ranks train in lock-step, reporting
 each step, until at step HANG_AT rank 1 skips the all-reduce (a rank-dependent branch, as in the
 bug) and goes on to work of its own that never ends, while rank 0 blocks in the all-reduce,
 waiting for it. Neither exits nor reports another step; only a progress deadline can tell."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.model import TrainingJob
+from ...contract import TENSORBOARD_SERVED
 from ...metrics.token import job_token
 from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
@@ -41,7 +42,7 @@ def tensorboard_status(decision: Decision, job: TrainingJob) -> None:
         decision.status["tensorboard"] = tensorboard_address(job)
     elif board.enabled:
         decision.condition(
-            "TensorBoardServed", "False", "NoSharedLogDir",
+            TENSORBOARD_SERVED, "False", "NoSharedLogDir",
             "workers write event files, but a TensorBoard in the cluster cannot read them: set "
             "spec.tensorboard.claimName (a ReadWriteMany PVC) or a remote spec.tensorboard.logDir (gs://, s3://)")
 
