@@ -533,8 +533,10 @@ class TrainingJobSpec(_Model):
         same data the CRD's CEL rules are written from). A field with a default is checked unset
         only with validate_default, as tpu is: what a strategy Requires must have it."""
         field = to_camel(info.field_name or "")
+        if field not in framework_rules.fields():
+            return value
         framework = frameworks.find(info.data.get("framework"))
-        if field not in framework_rules.fields() or framework is None:
+        if framework is None:
             return value
         wire = value.model_dump(by_alias=True) if isinstance(value, BaseModel) else value
         problem = framework_rules.check(framework.name, info.data.get("strategy"), field, wire)

@@ -8,6 +8,7 @@ program) adds one. Registration order is the order the docs, the CRD and errors 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional
 
@@ -28,6 +29,9 @@ ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\*?$"
 FIELD_PATTERN = r"^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)*$"
 
 _registered: dict[str, Framework] = {}
+#: Counts registrations, so that what is derived from the registry (rules.py) is computed once
+#: per change rather than once per field validated.
+_generation = 0
 
 
 class IncompleteFramework(ValueError):
@@ -43,11 +47,23 @@ def register(framework: Framework) -> Framework:
     if _registered.get(framework.name, framework) is not framework:
         raise IncompleteFramework(f"framework {framework.name!r} is registered already")
     _registered[framework.name] = framework
+    _changed()
     return framework
 
 
 def unregister(name: str) -> None:
-    _registered.pop(name, None)
+    if _registered.pop(name, None) is not None:
+        _changed()
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
+
+
+def generation() -> int:
+    """A number that changes whenever a framework is registered or unregistered."""
+    return _generation
 
 
 def find(name: object) -> Optional[Framework]:
@@ -72,6 +88,11 @@ def frameworks() -> tuple[Framework, ...]:
 def reserved_env() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(names, prefixes) a user's spec.env may not set: Tandem's own TANDEM_* and what each
     registered strategy's launch sets."""
+    return _reserved_env(_generation)
+
+
+@functools.lru_cache(maxsize=1)
+def _reserved_env(generation: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     declared = [entry for framework in frameworks() for s in framework.strategies for entry in s.sets_env]
     prefixes = [*RESERVED_ENV_PREFIXES, *(entry[:-1] for entry in declared if entry.endswith("*"))]
     names_ = [entry for entry in declared if not entry.endswith("*")]

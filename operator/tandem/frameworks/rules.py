@@ -5,6 +5,7 @@ so the API server, the model and the worker refuse a spec in the same terms.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -27,32 +28,59 @@ class Scope:
         return self.framework == framework and self.strategy in (None, strategy)
 
 
-def scoped_rules() -> list[tuple[Scope, Rule]]:
-    """Every rule of every registered framework with where it holds, in registration order."""
-    found: list[tuple[Scope, Rule]] = []
+@dataclass(frozen=True)
+class _Index:
+    """The registry's rules, sorted the ways they are read."""
+
+    scoped: tuple[tuple[Scope, Rule], ...]
+    fixed: tuple[tuple[Scope, Fixed], ...]
+    #: Each field some strategy requires -> the strategies that require it (and so may set it).
+    required: Mapping[str, tuple[tuple[Scope, Requires], ...]]
+    #: The top-level spec fields some rule is about.
+    fields: frozenset[str]
+
+
+@functools.lru_cache(maxsize=1)
+def _index(generation: int) -> _Index:
+    scoped: list[tuple[Scope, Rule]] = []
     for framework in registry.frameworks():
-        found += [(Scope(framework.name), rule) for rule in framework.rules]
+        scoped += [(Scope(framework.name), rule) for rule in framework.rules]
         for strategy in framework.strategies:
-            found += [(Scope(framework.name, strategy.name), rule) for rule in strategy.rules]
-    return found
-
-
-def fixed_rules() -> list[tuple[Scope, Fixed]]:
-    return [(scope, rule) for scope, rule in scoped_rules() if isinstance(rule, Fixed)]
-
-
-def required_fields() -> dict[str, list[tuple[Scope, Requires]]]:
-    """Each field some strategy requires -> the strategies that require it (and so may set it)."""
-    owners: dict[str, list[tuple[Scope, Requires]]] = {}
-    for scope, rule in scoped_rules():
+            scoped += [(Scope(framework.name, strategy.name), rule) for rule in strategy.rules]
+    required: dict[str, list[tuple[Scope, Requires]]] = {}
+    for scope, rule in scoped:
         if isinstance(rule, Requires):
-            owners.setdefault(rule.field, []).append((scope, rule))
-    return owners
+            required.setdefault(rule.field, []).append((scope, rule))
+    return _Index(
+        scoped=tuple(scoped),
+        fixed=tuple((scope, rule) for scope, rule in scoped if isinstance(rule, Fixed)),
+        required={field: tuple(owners) for field, owners in required.items()},
+        fields=frozenset(rule.field.partition(".")[0] for _, rule in scoped),
+    )
 
 
-def fields() -> set[str]:
+def _rules() -> _Index:
+    """The index of the registry as it is now (computed once per registration)."""
+    return _index(registry.generation())
+
+
+def scoped_rules() -> tuple[tuple[Scope, Rule], ...]:
+    """Every rule of every registered framework with where it holds, in registration order."""
+    return _rules().scoped
+
+
+def fixed_rules() -> tuple[tuple[Scope, Fixed], ...]:
+    return _rules().fixed
+
+
+def required_fields() -> Mapping[str, tuple[tuple[Scope, Requires], ...]]:
+    """Each field some strategy requires -> the strategies that require it (and so may set it)."""
+    return _rules().required
+
+
+def fields() -> frozenset[str]:
     """The top-level spec fields some rule is about."""
-    return {rule.field.partition(".")[0] for _, rule in scoped_rules()}
+    return _rules().fields
 
 
 def _or(words: list[str]) -> str:
@@ -71,14 +99,14 @@ def check(framework: str, strategy: Optional[str], field: str, value: Any) -> Op
         actual = _dig(value, rest)
         if rule.broken_by(actual):
             return f"{rest + ' ' if rest else ''}must be {rule.value} {scope.words}: {rule.reason}"
-    owners = required_fields().get(field, [])
+    owners = required_fields().get(field, ())
     if owners and strategy is not None:
         mine = [rule for scope, rule in owners if scope.framework == framework and scope.strategy == strategy]
         if mine and value is None:
             return f"is required with strategy {strategy} (e.g. {mine[0].example})"
         if not mine and value is not None:
-            return f"is only allowed with strategy {_or([str(scope.strategy) for scope, _ in owners])} " \
-                   f"(strategy is {strategy!r})"
+            allowed = _or([str(scope.strategy) for scope, _ in owners])
+            return f"is only allowed with strategy {allowed} (strategy is {strategy!r})"
     return None
 
 
