@@ -15,9 +15,12 @@ import yaml
 from tandem import frameworks
 from tandem.api import SpecError, TrainingJob
 from tandem.api.crd import crd
+from tandem.api.model import TrainingJobSpec
 from tandem.contract import API_VERSION, KIND
 from tandem.frameworks import Fixed, Framework, IncompleteFramework, Requires, Strategy, WorkerLaunch
+from tandem.frameworks.__main__ import main as frameworks_main
 from tandem.frameworks.pytorch import PYTORCH
+from tandem.frameworks.rules import required_fields
 from tandem.launch.env import build_launch
 from tandem.metrics.tensorboard import EventLog
 from tandem.render import render
@@ -85,6 +88,20 @@ def test_every_variable_a_launch_sets_is_reserved(framework: str, strategy: str,
     """What the launcher sets a user's spec.env may not: the model and the CRD refuse it."""
     launch = build_launch(contract_env(framework, strategy, TANDEM_DEBUG=debug), ["python", "t.py"], PY)
     assert launch.env and all(frameworks.is_reserved_env(name) for name in set(launch.env) - {"PYTHONUNBUFFERED"})
+
+
+def test_a_required_field_is_checked_when_left_unset() -> None:
+    """The model checks a field's rules in a validator, which pydantic runs on an unset field
+    only with validate_default: a field some strategy Requires must have it."""
+    by_wire_name = {field.alias: field for field in TrainingJobSpec.model_fields.values()}
+    for field in required_fields():
+        assert by_wire_name[field].validate_default, field
+
+
+def test_the_images_are_listed_for_the_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert frameworks_main(["images"]) == 0
+    assert capsys.readouterr().out.split() == ["pytorch-worker", "tensorflow-worker"]
+    assert frameworks_main(["list"]) == 2
 
 
 def test_each_framework_image_is_built_from_its_dockerfile() -> None:
