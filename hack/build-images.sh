@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds Tandem's images (operator, pytorch-worker, tensorflow-worker) from images/*.Dockerfile
-# with buildah, no Docker daemon and no registry, on a Debian bookworm base made with debootstrap,
-# and prints one OCI layout path per line (~/.cache/tandem/images/<name>-<key>.oci, a directory).
-# Layouts are keyed by all their inputs: a second run with nothing changed builds nothing and
-# returns at once. A build that would not fit on the disk is refused at once, in one line.
+# Builds Tandem's images (operator, and each framework's worker image: `python -m tandem.frameworks
+# images`) from images/*.Dockerfile with buildah, no Docker daemon and no registry, on a Debian
+# bookworm base made with debootstrap, and prints one OCI layout path per line
+# (~/.cache/tandem/images/<name>-<key>.oci, a directory). Layouts are keyed by all their inputs: a
+# second run with nothing changed builds nothing and returns at once. A build that would not fit
+# on the disk is refused at once, in one line.
 #
-#   bash hack/build-images.sh                      # all three
+#   bash hack/build-images.sh                      # all of them
 #   bash hack/build-images.sh operator             # just one
 #   tar -C "$(bash hack/build-images.sh operator)" -c . | ctr -n k8s.io images import --all-platforms -
 #

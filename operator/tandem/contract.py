@@ -31,17 +31,8 @@ CRD_NAME = f"{PLURAL}.{API_GROUP}"
 #: Field manager (server-side apply) and event source of the operator's writes.
 FIELD_MANAGER = "tandem-operator"
 
-# --- Frameworks and strategies -------------------------------------------------------------
-
-Framework = Literal["pytorch", "tensorflow"]
-#: The frameworks Tandem launches, in the order the docs name them.
-FRAMEWORKS: tuple[str, ...] = get_args(Framework)
-#: Distribution strategies of each framework; the first is the framework's usual one.
-STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("ddp",),
-    "tensorflow": ("multi-worker-mirrored", "tpu"),
-}
-assert tuple(STRATEGIES) == FRAMEWORKS, "every framework needs its strategies"
+# Frameworks and their strategies are not listed here: each is a module of tandem.frameworks,
+# whose registry the model, the CRD and the launcher read.
 
 # --- Phases and conditions -----------------------------------------------------------------
 
@@ -250,9 +241,9 @@ TENSORBOARD_PORT = 6006
 ENV_JOB = "TANDEM_JOB"
 #: Its namespace ("default" when run locally).
 ENV_NAMESPACE = "TANDEM_NAMESPACE"
-#: pytorch or tensorflow.
+#: The framework's name, as registered in tandem.frameworks (pytorch, tensorflow).
 ENV_FRAMEWORK = "TANDEM_FRAMEWORK"
-#: One of the framework's STRATEGIES.
+#: One of the framework's strategies.
 ENV_STRATEGY = "TANDEM_STRATEGY"
 #: Number of workers (pods, or local worker processes).
 ENV_WORKERS = "TANDEM_WORKERS"
@@ -313,15 +304,9 @@ ENV_METRICS_NICE = "TANDEM_METRICS_NICE"
 
 # --- Reserved variables: a user value in spec.env would be overwritten -----------------------
 
-#: Prefixes Tandem owns: its own TANDEM_* contract and the TPU_WORKER_* the launcher derives.
-RESERVED_ENV_PREFIXES = ("TANDEM_", "TPU_WORKER_")
-#: Variables the launcher derives from the contract for the framework.
-RESERVED_ENV_NAMES = ("TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK")
-
-
-def is_reserved_env(name: str) -> bool:
-    """Whether Tandem sets `name` itself, so that a user may not."""
-    return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
+#: Prefixes Tandem owns: its own TANDEM_* contract. Each framework adds the variables its launch
+#: sets (tandem.frameworks.reserved_env, which the model and the CRD read).
+RESERVED_ENV_PREFIXES = ("TANDEM_",)
 
 
 # --- Function-based training (docs/functions.md): what the SDK ships and the worker reads ---

@@ -23,8 +23,8 @@ fit is refused at once, in one line that says what is needed and what is free.
 Run it as `bash hack/build-images.sh [NAME...]` (it installs buildah and debootstrap when missing);
 it prints one layout path per line on stdout and its progress on stderr. Tests call
 `build_images()`. Stdlib only (and the e2e node's module, for the paths of the store it empties
-below; hack/build-images.sh puts operator/ on the path for its stdlib helpers): it runs before,
-and apart from, Tandem's Python environment.
+below, and tandem.frameworks for the worker images; hack/build-images.sh puts operator/ on the
+path for these stdlib helpers): it runs before, and apart from, Tandem's Python environment.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tandem.frameworks import frameworks
+
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = ("operator", "pytorch-worker", "tensorflow-worker")
+#: The operator's image and each framework's worker image (the registry lists them).
+IMAGES = ("operator", *(framework.image for framework in frameworks()))
 CACHE = Path(os.environ.get("TANDEM_IMAGE_CACHE", Path.home() / ".cache" / "tandem" / "images"))
 
 #: Everything the base image is made from; its hash names the base, and so enters every image's key.
@@ -75,6 +78,13 @@ EXPORT = "OCI layout directory, built directly, uncompressed layers"
 #: Each image's size as built here (GiB, uncompressed: docs/e2e.md's table), for the room a build
 #: needs. PyPI's Linux torch carries its CUDA libraries: about 4 GiB of the PyTorch image.
 IMAGE_GIB = {"operator": 0.8, "pytorch-worker": 6.0, "tensorflow-worker": 2.2}
+
+
+def image_gib(name: str) -> float:
+    """An image's size; one not measured yet (a new framework's) is taken as the largest."""
+    return IMAGE_GIB.get(name, max(IMAGE_GIB.values()))
+
+
 #: How many copies of the image a build holds at its peak: the build container's files, the layer
 #: buildah writes out to hash it, and the layout it is copied into.
 BUILD_COPIES = 3
@@ -296,11 +306,11 @@ def check_room(name: str) -> None:
     and the layout all live there), naming what it needs, what is free and how to free more."""
     from tests.controlplane.node import CONTAINERD_ROOT
 
-    need = BUILD_COPIES * IMAGE_GIB[name] + 1.0
+    need = BUILD_COPIES * image_gib(name) + 1.0
     free = shutil.disk_usage(CACHE).free / 2**30
     if free < need:
         raise NoRoom(f"{name} needs about {need:.0f} GiB free on the disk of {CACHE} while it builds "
-                     f"({BUILD_COPIES} copies of a {IMAGE_GIB[name]:g} GiB image) but {free:.1f} GiB is "
+                     f"({BUILD_COPIES} copies of a {image_gib(name):g} GiB image) but {free:.1f} GiB is "
                      f"free: free some (the e2e node's imported images go with `rm -rf {CONTAINERD_ROOT}` "
                      "while no node runs) or set TANDEM_IMAGE_CACHE to a larger disk")
 

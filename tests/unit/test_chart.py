@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tandem import frameworks
 from tandem.api.admin_policy import AdminPolicy
 from tandem.api.admission import admission_objects
 from tandem.cli.crd import crd_yaml
@@ -349,8 +350,10 @@ def _hadolint() -> str | None:
     return str(here) if here.exists() else shutil.which("hadolint")
 
 
-def test_three_images():
-    assert [p.name for p in IMAGES] == ["operator.Dockerfile", "pytorch-worker.Dockerfile", "tensorflow-worker.Dockerfile"]
+def test_the_operator_image_and_one_per_framework():
+    """The worker images are the registry's (tandem.frameworks), each built from its Dockerfile."""
+    workers = [f"{framework.image}.Dockerfile" for framework in frameworks.frameworks()]
+    assert [p.name for p in IMAGES] == sorted(["operator.Dockerfile", *workers])
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES, ids=lambda p: p.name)
@@ -371,17 +374,18 @@ def test_dockerfile_conventions(dockerfile):
     assert "install -d -o 1000 -g 1000 /workspace" in text  # checkpoints/ is written relative to it
     assert "WORKDIR /workspace" in text and "COPY --chown=1000:1000 jobs/ jobs/" in text
     assert "python -m tandem.launch --help" in text  # the build fails if the launcher does not start
-    extra = {"operator.Dockerfile": ".[operator,metrics]", "pytorch-worker.Dockerfile": ".[torch,metrics]",
-             "tensorflow-worker.Dockerfile": ".[tensorflow,metrics]"}[dockerfile.name]
+    extras = {f"{framework.image}.Dockerfile": framework.extra for framework in frameworks.frameworks()}
+    extra = f".[{extras.get(dockerfile.name, 'operator')},metrics]"
     assert "RUN pip install --no-cache-dir" in text and f'"{extra}"' in text
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text().splitlines()
     assert {"*", "!pyproject.toml", "!README.md", "!operator/", "!jobs/"} <= set(ignore)
 
 
 def test_example_images_are_the_ones_built():
-    """The example jobs name the images images/ builds, at the chart's appVersion."""
+    """The example jobs name the images images/ builds, at the chart's appVersion, which is also
+    the tag of a framework's default image."""
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    defaults = {framework.default_image for framework in frameworks.frameworks()}
+    assert {image.rsplit(":", 1)[1] for image in defaults} == {app_version}
     for path in sorted((REPO / "jobs").glob("*.yaml")):
-        image = yaml.safe_load(path.read_text())["spec"]["image"]
-        name, tag = image.rsplit(":", 1)
-        assert name in ("tandem/pytorch-worker", "tandem/tensorflow-worker") and tag == app_version, path
+        assert yaml.safe_load(path.read_text())["spec"]["image"] in defaults, path

@@ -11,9 +11,8 @@ from hypothesis import given, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 
+from tandem.frameworks.pytorch import GUARD_MODULE, TORCHRUN_MODULE
 from tandem.launch.env import (
-    GUARD_MODULE,
-    TORCHRUN_MODULE,
     ContractError,
     build_launch,
     is_python,

@@ -16,7 +16,8 @@ import grimp
 from tests.conftest import REPO
 
 #: What the foundation and the in-worker launcher may import besides the standard library.
-STDLIB_ONLY = {"tandem.contract": set(), "tandem._sys": set(), "tandem.errors": set(), "tandem.launch": {"torch"}}
+STDLIB_ONLY = {"tandem.contract": set(), "tandem._sys": set(), "tandem.errors": set(), "tandem.frameworks": set(),
+               "tandem.launch": {"torch"}}
 
 
 def _tool(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from .. import frameworks
 from ..contract import (
     API_GROUP,
     API_VERSION,
@@ -23,12 +24,10 @@ from ..contract import (
     MAX_JOB_NAME,
     PLURAL,
     POSITIVE_QUANTITY_PATTERN,
-    RESERVED_ENV_NAMES,
-    RESERVED_ENV_PREFIXES,
     SINGULAR,
-    STRATEGIES,
     VERSION,
 )
+from ..frameworks.rules import Scope, fixed_rules, required_fields
 from . import names
 from .model import TrainingJobSpec
 from .status import TrainingJobStatus
@@ -45,23 +44,58 @@ def _or(words: tuple[str, ...]) -> str:
 
 
 def reserved_env_rule() -> str:
-    """CEL: the name is none of the contract's reserved env names or prefixes."""
-    prefixes = [f"self.name.startsWith('{prefix}')" for prefix in RESERVED_ENV_PREFIXES]
-    return f"!({' || '.join(prefixes)} || self.name in {_cel_list(RESERVED_ENV_NAMES)})"
+    """CEL: the name is none of the reserved env names or prefixes (Tandem's and each framework's)."""
+    reserved, prefixes = frameworks.reserved_env()
+    starts = [f"self.name.startsWith('{prefix}')" for prefix in prefixes]
+    return f"!({' || '.join(starts)} || self.name in {_cel_list(reserved)})"
 
 
 def strategy_rule() -> dict[str, str]:
-    """CEL: the strategy is one of its framework's, as contract.STRATEGIES lists them.
+    """CEL: the strategy is one of its framework's, as the registry lists them.
 
     A chain of conditionals, one per framework but the last, which takes the rest (the schema's
-    enum already limits framework to STRATEGIES' keys)."""
-    *firsts, (_, last_strategies) = STRATEGIES.items()
-    rule = f"self.strategy in {_cel_list(last_strategies)}"
-    for framework, strategies in reversed(firsts):
+    enum already limits framework to the registered ones)."""
+    *firsts, last = frameworks.frameworks()
+    rule = f"self.strategy in {_cel_list(last.strategy_names)}"
+    for framework in reversed(firsts):
+        strategies = framework.strategy_names
         allowed = f"self.strategy == '{strategies[0]}'" if len(strategies) == 1 else f"self.strategy in {_cel_list(strategies)}"
-        rule = f"self.framework == '{framework}' ? {allowed} : {rule}"
-    message = ", and ".join(f"{_or(strategies)} for {framework}" for framework, strategies in STRATEGIES.items())
+        rule = f"self.framework == '{framework.name}' ? {allowed} : {rule}"
+    message = ", and ".join(f"{_or(f.strategy_names)} for {f.name}" for f in frameworks.frameworks())
     return {"rule": rule, "message": f"strategy must be {message}", "fieldPath": ".strategy", "reason": "FieldValueInvalid"}
+
+
+def _cel_scope(scope: Scope) -> str:
+    """CEL: the spec is in the scope (the framework, or the framework and the strategy)."""
+    if scope.strategy is None:
+        return f"self.framework == '{scope.framework}'"
+    return f"(self.framework == '{scope.framework}' && self.strategy == '{scope.strategy}')"
+
+
+def framework_rules() -> list[dict[str, str]]:
+    """CEL for the rules the frameworks state as data (tandem.frameworks.rules; the model checks
+    the same data): a field a strategy requires is set exactly under it, a fixed field (when
+    set) has its value."""
+    cel = []
+    for field, owners in required_fields().items():
+        scopes = [scope for scope, _ in owners]
+        within = " || ".join(_cel_scope(scope) for scope in scopes)
+        cel.append({
+            "rule": f"has(self.{field}) == {within if len(scopes) == 1 else f'({within})'}",
+            "message": f"{field} is required with strategy {' or '.join(dict.fromkeys(str(s.strategy) for s in scopes))} "
+                       "and allowed only with it",
+            "fieldPath": f".{field}", "reason": "FieldValueInvalid",
+        })
+    for scope, fixed in fixed_rules():
+        parts = fixed.field.split(".")
+        unset = " || ".join(f"!has(self.{'.'.join(parts[: i + 1])})" for i in range(len(parts)))
+        outside = f"!{_cel_scope(scope)}" if scope.strategy else f"self.framework != '{scope.framework}'"
+        cel.append({
+            "rule": f"{outside} || {unset} || self.{fixed.field} == {fixed.value}",
+            "message": f"{fixed.field} must be {fixed.value} {scope.words}",
+            "fieldPath": f".{fixed.field}", "reason": "FieldValueInvalid",
+        })
+    return cel
 
 
 def job_name_rule() -> dict[str, str]:
@@ -164,36 +198,23 @@ def progress_needs_metrics_rule() -> dict[str, str]:
             "fieldPath": ".metrics.enabled", "reason": "FieldValueInvalid"}
 
 
-SPEC_RULES = [
-    strategy_rule(),
-    {
-        "rule": "has(self.tpu) == (self.strategy == 'tpu')",
-        "message": "tpu is required with strategy tpu and allowed only with it",
-        "fieldPath": ".tpu",
-        "reason": "FieldValueInvalid",
-    },
-    {
-        "rule": "self.framework != 'tensorflow' || !has(self.procsPerWorker) || self.procsPerWorker == 1",
-        "message": "procsPerWorker must be 1 for tensorflow",
-        "fieldPath": ".procsPerWorker",
-        "reason": "FieldValueInvalid",
-    },
-    {
-        "rule": "self.strategy != 'tpu' || !has(self.resources) || !has(self.resources.gpus) || self.resources.gpus == 0",
-        "message": "resources.gpus must be 0 with strategy tpu",
-        "fieldPath": ".resources.gpus",
-        "reason": "FieldValueInvalid",
-    },
-    tpu_workers_rule(),
-    {
-        "rule": "!has(self.priorityClassName) || has(self.queueName)",
-        "message": "priorityClassName needs queueName: it is Kueue's workload priority (for the pods' "
-                   "PriorityClass, use podTemplate.priorityClassName)",
-        "fieldPath": ".priorityClassName",
-        "reason": "FieldValueInvalid",
-    },
-    progress_needs_metrics_rule(),
-]
+def spec_rules() -> list[dict[str, str]]:
+    """The spec's cross-field CEL rules; a function, so that the registry is read when the CRD is
+    written, not when this module is imported."""
+    return [
+        strategy_rule(),
+        *framework_rules(),
+        tpu_workers_rule(),
+        {
+            "rule": "!has(self.priorityClassName) || has(self.queueName)",
+            "message": "priorityClassName needs queueName: it is Kueue's workload priority (for the pods' "
+                       "PriorityClass, use podTemplate.priorityClassName)",
+            "fieldPath": ".priorityClassName",
+            "reason": "FieldValueInvalid",
+        },
+        progress_needs_metrics_rule(),
+    ]
+
 
 ROOT_RULES = [job_name_rule()]
 CRD_LABELS = {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"}
@@ -265,7 +286,8 @@ def _structural(model: type[BaseModel], description: str) -> dict[str, Any]:
 def spec_schema() -> dict[str, Any]:
     spec = _structural(TrainingJobSpec, (TrainingJobSpec.__doc__ or "").strip())
     props = spec["properties"]
-    props["strategy"]["enum"] = sorted({s for pair in STRATEGIES.values() for s in pair})
+    props["framework"]["enum"] = list(frameworks.names())
+    props["strategy"]["enum"] = sorted({s for f in frameworks.frameworks() for s in f.strategy_names})
     props["tpu"]["properties"]["accelerator"]["enum"] = sorted(ACCELERATORS)
     props["tpu"]["x-kubernetes-validations"] = tpu_rules()
     for name in ("cpu", "memory"):
@@ -285,7 +307,7 @@ def spec_schema() -> dict[str, Any]:
     rules = props["runPolicy"]["properties"]["failurePolicy"]["properties"]["rules"]
     rules["x-kubernetes-validations"] = [failure_rules_unique_names()]
     rules["items"]["x-kubernetes-validations"] = failure_rule_rules()
-    spec["x-kubernetes-validations"] = SPEC_RULES
+    spec["x-kubernetes-validations"] = spec_rules()
     return spec
 
 

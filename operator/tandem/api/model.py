@@ -26,12 +26,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from .. import frameworks
 from ..contract import (
     API_VERSION,
     CONDITION_TYPE_PATTERN,
     ENV_VAR_NAME_PATTERN,
     FAILURE_REASON_PATTERN,
-    FRAMEWORKS,
     IMAGE_REFERENCE_PATTERN,
     KIND,
     MAX_EXIT_CODES,
@@ -43,27 +43,19 @@ from ..contract import (
     MIN_PROGRESS_DEADLINE_SECONDS,
     POSITIVE_QUANTITY_PATTERN,
     RULE_NAME_PATTERN,
-    STRATEGIES,
     ApiVersion,
     ConditionStatus,
     ExitCodeOperator,
     FailureAction,
-    Framework,
     Kind,
     SchedulingTimeoutAction,
-    is_reserved_env,
 )
 from ..errors import SpecError
+from ..frameworks import rules as framework_rules
 from . import names
 from .errors import from_validation_error
 from .load import apply_overrides, load_documents
 from .tpu import SliceShape, slice_shape
-
-DEFAULT_IMAGES = {
-    "pytorch": "tandem/pytorch-worker:0.1.0",
-    "tensorflow": "tandem/tensorflow-worker:0.1.0",
-}
-
 
 # Bounds on every list and string of the spec, so that the CRD (generated from this model) gives
 # each a maxItems or maxLength: the API server then refuses an oversized object before storing it,
@@ -207,7 +199,7 @@ class EnvVar(_Model):
     def _name(cls, name: str) -> str:
         if not re.fullmatch(ENV_VAR_NAME_PATTERN, name):
             raise ValueError(f"{name!r} is not a valid environment variable name")
-        if is_reserved_env(name):
+        if frameworks.is_reserved_env(name):
             raise ValueError(f"{name!r} is set by Tandem's launcher; choose another name")
         return name
 
@@ -460,10 +452,10 @@ class PodTemplate(_Model):
 class TrainingJobSpec(_Model):
     """What to train, with which framework and strategy, on how many workers."""
 
-    framework: Framework = Field(description=f"Training framework: {' or '.join(FRAMEWORKS)}.")
+    framework: str = Field(description=f"Training framework: {' or '.join(frameworks.names())}.")
     strategy: str = Field(
         description="Distribution strategy: "
-        + "; ".join(f"{' or '.join(strategies)} ({framework})" for framework, strategies in STRATEGIES.items()) + "."
+        + "; ".join(f"{' or '.join(frameworks.get(name).strategy_names)} ({name})" for name in frameworks.names()) + "."
     )
     image: Optional[str] = Field(
         None, min_length=1, max_length=MAX_PATH, json_schema_extra={"pattern": IMAGE_REFERENCE_PATTERN},
@@ -501,13 +493,19 @@ class TrainingJobSpec(_Model):
         "queueName). Not the pods' PriorityClass, which is podTemplate.priorityClassName.",
     )
 
+    @field_validator("framework")
+    @classmethod
+    def _framework(cls, framework: str) -> str:
+        if frameworks.find(framework) is None:
+            raise ValueError(f"{framework!r} is not a framework Tandem launches; use {' or '.join(frameworks.names())}")
+        return framework
+
     @field_validator("strategy")
     @classmethod
     def _strategy(cls, strategy: str, info: ValidationInfo) -> str:
-        framework = info.data.get("framework")
-        allowed = STRATEGIES.get(framework, ()) if isinstance(framework, str) else ()
-        if framework and strategy not in allowed:
-            raise ValueError(f"{strategy!r} is not a {framework} strategy; use {' or '.join(allowed)}")
+        framework = frameworks.find(info.data.get("framework"))
+        if framework is not None and framework.strategy(strategy) is None:
+            raise ValueError(f"{strategy!r} is not a {framework.name} strategy; use {' or '.join(framework.strategy_names)}")
         return strategy
 
     @field_validator("image")
@@ -520,12 +518,7 @@ class TrainingJobSpec(_Model):
 
     @field_validator("tpu")
     @classmethod
-    def _tpu(cls, tpu: Optional[TPU], info: ValidationInfo) -> Optional[TPU]:
-        strategy = info.data.get("strategy")
-        if strategy == "tpu" and tpu is None:
-            raise ValueError("is required with strategy tpu (e.g. {accelerator: tpu-v5-lite-podslice, topology: 2x4})")
-        if tpu is not None and strategy is not None and strategy != "tpu":
-            raise ValueError(f"is only allowed with strategy tpu (strategy is {strategy!r})")
+    def _tpu(cls, tpu: Optional[TPU]) -> Optional[TPU]:
         if tpu is not None:
             tpu.shape()  # raises ValueError naming the accepted values
         return tpu
@@ -541,19 +534,23 @@ class TrainingJobSpec(_Model):
             raise ValueError(f"must be {hosts}, the host count of a {tpu.topology} slice (or left unset)")
         return hosts
 
-    @field_validator("procs_per_worker")
+    @field_validator("*")
     @classmethod
-    def _procs(cls, procs: int, info: ValidationInfo) -> int:
-        if info.data.get("framework") == "tensorflow" and procs != 1:
-            raise ValueError("must be 1 for tensorflow: one TensorFlow process per worker uses all its devices")
-        return procs
-
-    @field_validator("resources")
-    @classmethod
-    def _resources(cls, resources: Resources, info: ValidationInfo) -> Resources:
-        if info.data.get("strategy") == "tpu" and resources.gpus:
-            raise ValueError("gpus must be 0 with strategy tpu (TPU chips come from spec.tpu)")
-        return resources
+    def _framework_rules(cls, value: Any, info: ValidationInfo) -> Any:
+        """The rules the framework and its strategy put on this field (tandem.frameworks: the
+        same data the CRD's CEL rules are written from). A field with a default is checked unset
+        only with validate_default, as tpu is: what a strategy Requires must have it."""
+        field = to_camel(info.field_name or "")
+        if field not in framework_rules.fields():
+            return value
+        framework = frameworks.find(info.data.get("framework"))
+        if framework is None:
+            return value
+        wire = value.model_dump(by_alias=True) if isinstance(value, BaseModel) else value
+        problem = framework_rules.check(framework.name, info.data.get("strategy"), field, wire)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("metrics")
     @classmethod
@@ -598,7 +595,7 @@ class TrainingJobSpec(_Model):
 
     @property
     def worker_image(self) -> str:
-        return self.image or DEFAULT_IMAGES[self.framework]
+        return self.image or frameworks.get(self.framework).default_image
 
 
 class ObjectMeta(BaseModel):

@@ -28,12 +28,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from .. import frameworks
 from ..api import SpecError, TrainingJob
 from ..contract import API_VERSION, FUNCTION_ANNOTATION, FUNCTION_MODULE, KIND, MAX_JOB_NAME
 from ..errors import NotShippable
-
-#: What `framework=` picks: each framework's multi-worker strategy.
-STRATEGY_OF = {"pytorch": "ddp", "tensorflow": "multi-worker-mirrored"}
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,12 @@ class JobOptions:
 
 def function_job(function: ShippedFunction, path: str, name: str, options: JobOptions) -> TrainingJob:
     """The TrainingJob whose workers call the function from the file at `path`."""
-    if options.framework not in STRATEGY_OF:
-        raise SpecError([("framework", f"must be one of {', '.join(STRATEGY_OF)} (got {options.framework!r})")])
+    framework = frameworks.find(options.framework)
+    if framework is None:
+        raise SpecError([("framework", f"must be one of {', '.join(frameworks.names())} (got {options.framework!r})")])
     body: dict[str, Any] = {
-        "framework": options.framework,
-        "strategy": STRATEGY_OF[options.framework],
+        "framework": framework.name,
+        "strategy": framework.default_strategy.name,  # the framework's usual, multi-worker one
         "command": ["python", "-m", FUNCTION_MODULE, path],
         "workers": options.workers,
         **({"image": options.image} if options.image else {}),

@@ -1,21 +1,22 @@
 """Pure translation of Tandem's worker env contract into the framework's own launch.
 
 Every rendered pod (and every local worker process) gets the same ``TANDEM_*`` variables;
-this module turns them, plus the user's command, into the argv to run and the extra
-environment the framework expects (torchrun flags, ``TF_CONFIG``, ``TPU_WORKER_*``).
+this module reads and checks them, and the strategy's launch (tandem.frameworks: torchrun
+flags, ``TF_CONFIG``, ``TPU_WORKER_*``) turns them, plus the user's command, into the argv to
+run and the extra environment the framework expects.
 Nothing here reads the process environment, spawns or prints: callers pass a mapping in and
 get values out, so every rule is unit-testable in milliseconds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
+from .. import frameworks
 from ..contract import (
     ENV_COORDINATOR,
     ENV_DEBUG,
@@ -30,11 +31,13 @@ from ..contract import (
     ENV_WORKER_HOSTS,
     ENV_WORKER_INDEX,
     ENV_WORKERS,
-    FRAMEWORKS,
-    STRATEGIES,
     worker_host,
 )
 from ..errors import ContractError
+from ..frameworks.base import Contract, split_host_port
+from ..frameworks.rules import check
+
+__all__ = ["Contract", "ContractError", "Launch", "build_launch", "read_contract", "split_host_port"]
 
 #: What the renderer / local executor set; the fix named in every error points there.
 _FIX = "it is set by Tandem's renderer or local executor (tandem run)"
@@ -46,31 +49,6 @@ MAX_ENV_STRING = 32 * 4096
 #: ``python``, ``python3``, ``python3.11``: the names by which a command asks for Python 3.
 #: Not ``python2``: another language, which no interpreter of ours could stand in for.
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
-
-#: Module run (by exec) in front of every torchrun worker: it sets PR_SET_PDEATHSIG so that
-#: workers die with torchrun, which itself dies with the launcher (see guard.py).
-GUARD_MODULE = "tandem.launch.guard"
-#: torchrun wrapped so that the exit code of the failing worker (or the signal) reaches us.
-TORCHRUN_MODULE = "tandem.launch.torchrun"
-
-
-@dataclass(frozen=True)
-class Contract:
-    """The validated TANDEM_* variables of one worker."""
-
-    job: str
-    namespace: str
-    framework: str
-    strategy: str
-    workers: int
-    worker_index: int
-    procs_per_worker: int
-    coordinator: str
-    port: int
-    worker_hosts: tuple[str, ...]
-    metrics_address: str
-    restart: int
-    debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,14 +87,6 @@ def _int(env: Mapping[str, str], name: str, minimum: int, default: Optional[int]
     return value
 
 
-def split_host_port(address: str) -> tuple[str, int]:
-    """``host:port`` -> (host, port); IPv6 hosts come bracketed (``[::1]:2222``)."""
-    host, sep, port = address.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not host:port")
-    return host, int(port)
-
-
 def _hosts(env: Mapping[str, str], workers: int, job: str, namespace: str, port: int) -> tuple[str, ...]:
     """Every worker's host:port: the local executor's list where it sets one, else the pods' DNS
     names, derived here rather than listed in every pod (which would grow with the workers)."""
@@ -137,33 +107,36 @@ def _hosts(env: Mapping[str, str], workers: int, job: str, namespace: str, port:
 def read_contract(env: Mapping[str, str]) -> Contract:
     """Validate the TANDEM_* variables; raises ContractError naming the first bad one.
 
-    Only what the framework needs is required: torch needs the coordinator and port, TensorFlow
-    the port to derive every worker's host (or the local executor's host list). Variables that
-    are set are always checked.
+    Only what the strategy needs is required (Strategy.needs_coordinator, needs_hosts): torch's
+    rendezvous the coordinator and port, TF_CONFIG the port to derive every worker's host (or the
+    local executor's host list). Variables that are set are always checked.
     """
-    framework = _get(env, ENV_FRAMEWORK)
-    if framework not in STRATEGIES:
-        raise ContractError(ENV_FRAMEWORK, f"must be {' or '.join(FRAMEWORKS)} (got {framework!r})", _FIX)
-    strategy = _get(env, ENV_STRATEGY)
-    allowed = STRATEGIES[framework]
-    if strategy not in allowed:
-        raise ContractError(ENV_STRATEGY, f"must be {' or '.join(allowed)} for {framework} (got {strategy!r})", _FIX)
+    framework = frameworks.find(_get(env, ENV_FRAMEWORK))
+    if framework is None:
+        raise ContractError(ENV_FRAMEWORK, f"must be {' or '.join(frameworks.names())} "
+                            f"(got {env.get(ENV_FRAMEWORK, '').strip()!r})", _FIX)
+    strategy = framework.strategy(_get(env, ENV_STRATEGY))
+    if strategy is None:
+        raise ContractError(ENV_STRATEGY, f"must be {' or '.join(framework.strategy_names)} for {framework.name} "
+                            f"(got {env.get(ENV_STRATEGY, '').strip()!r})", _FIX)
     workers = _int(env, ENV_WORKERS, 1)
     index = _int(env, ENV_WORKER_INDEX, 0)
     if index >= workers:
         raise ContractError(ENV_WORKER_INDEX, f"must be below {ENV_WORKERS}={workers} (got {index})", _FIX)
     procs = _int(env, ENV_PROCS_PER_WORKER, 1, default=1)
-    if framework == "tensorflow" and procs != 1:
-        raise ContractError(ENV_PROCS_PER_WORKER, f"must be 1 for tensorflow (got {procs})", _FIX)
+    broken = check(framework.name, strategy.name, "procsPerWorker", procs)
+    if broken:
+        raise ContractError(ENV_PROCS_PER_WORKER, f"{broken} (got {procs})", _FIX)
     job = _get(env, ENV_JOB)
     namespace = env.get(ENV_NAMESPACE, "").strip() or "default"
     listed = bool(env.get(ENV_WORKER_HOSTS, "").strip())
+    port_set = bool(env.get(ENV_PORT, "").strip())
+    needs_hosts = strategy.needs_hosts or listed
     coordinator = env.get(ENV_COORDINATOR, "").strip()
     port = 0
-    if framework == "pytorch" or env.get(ENV_PORT, "").strip():
+    if strategy.needs_coordinator or port_set:
         coordinator = _get(env, ENV_COORDINATOR)
-    needs_hosts = framework == "tensorflow" or listed
-    if framework == "pytorch" or env.get(ENV_PORT, "").strip() or (needs_hosts and not listed):
+    if strategy.needs_coordinator or port_set or (needs_hosts and not listed):
         port = _int(env, ENV_PORT, 1)
         if port > 65535:
             raise ContractError(ENV_PORT, f"must be a TCP port 1..65535 (got {port})", _FIX)
@@ -171,8 +144,8 @@ def read_contract(env: Mapping[str, str]) -> Contract:
     return Contract(
         job=job,
         namespace=namespace,
-        framework=framework,
-        strategy=strategy,
+        framework=framework.name,
+        strategy=strategy.name,
         workers=workers,
         worker_index=index,
         procs_per_worker=procs,
@@ -209,75 +182,8 @@ def user_argv(command: Sequence[str], python: str) -> list[str]:
     return with_interpreter(command, python)
 
 
-def torchrun_argv(contract: Contract, command: Sequence[str], python: str) -> list[str]:
-    """torchrun with static rendezvous at the coordinator, wrapping every worker in the guard.
-
-    ``--max-restarts=0``: Tandem restarts the whole group itself (backoffLimit), a second
-    restart loop inside one worker would hide failures. The default (no ``--tee``/``--redirects``)
-    keeps worker output plain, unprefixed, on the pod's stdout/stderr. Workers always run
-    through ``--no-python`` so that the guard can be exec'd first; a Python command gets the
-    launcher's interpreter, as torchrun itself would use.
-    """
-    return [
-        python, "-m", TORCHRUN_MODULE,
-        f"--nnodes={contract.workers}",
-        f"--node-rank={contract.worker_index}",
-        f"--nproc-per-node={contract.procs_per_worker}",
-        "--rdzv-backend=static",
-        f"--master-addr={contract.coordinator}",
-        f"--master-port={contract.port}",
-        "--max-restarts=0",
-        "--no-python",
-        python, "-m", GUARD_MODULE, "--",
-        *user_argv(command, python),
-    ]  # fmt: skip
-
-
-def torch_env(contract: Contract) -> dict[str, str]:
-    """What torchrun would set for the only process of a worker (procsPerWorker 1).
-
-    Used in debug mode, where the script runs without torchrun's agent so that it keeps the
-    terminal; rank 0 then hosts the rendezvous store itself (env:// initialisation).
-    """
-    if contract.procs_per_worker != 1:
-        raise ContractError(ENV_PROCS_PER_WORKER, f"must be 1 to debug (got {contract.procs_per_worker})",
-                            "run with --set procsPerWorker=1 while debugging")
-    return {
-        "MASTER_ADDR": contract.coordinator,
-        "MASTER_PORT": str(contract.port),
-        "WORLD_SIZE": str(contract.workers),
-        "RANK": str(contract.worker_index),
-        "GROUP_RANK": str(contract.worker_index),
-        "LOCAL_RANK": "0",
-        "LOCAL_WORLD_SIZE": "1",
-    }
-
-
-def tf_config(contract: Contract) -> dict[str, Any]:
-    """TF_CONFIG for MultiWorkerMirroredStrategy: every worker in index order, and this task."""
-    return {
-        "cluster": {"worker": list(contract.worker_hosts)},
-        "task": {"type": "worker", "index": contract.worker_index},
-    }
-
-
-def tpu_env(contract: Contract) -> dict[str, str]:
-    """TPU_WORKER_ID / TPU_WORKER_HOSTNAMES as GKE TPU slices expect them (hosts, no ports)."""
-    hostnames = [split_host_port(h)[0] for h in contract.worker_hosts]
-    return {"TPU_WORKER_ID": str(contract.worker_index), "TPU_WORKER_HOSTNAMES": ",".join(hostnames)}
-
-
 def _display(argv: Sequence[str], python: str) -> str:
-    """argv shortened for the start line: torchrun and the guard shown by name."""
-    shown = list(argv)
-    if shown[:3] == [python, "-m", TORCHRUN_MODULE]:
-        shown[:3] = ["torchrun"]
-        guard = [python, "-m", GUARD_MODULE, "--"]
-        for i in range(len(shown)):
-            if shown[i : i + 4] == guard:
-                shown[i : i + 4] = ["--"]
-                break
-    return " ".join(shlex.quote("python" if a == python else a) for a in shown)
+    return " ".join(shlex.quote("python" if a == python else a) for a in argv)
 
 
 def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) -> Launch:
@@ -289,17 +195,10 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     extra: dict[str, str] = {}
     if "PYTHONUNBUFFERED" not in env:
         extra["PYTHONUNBUFFERED"] = "1"  # log lines reach the pod log / console as they happen
-    if contract.framework == "pytorch" and contract.debug:
-        argv = user_argv(command, python)
-        extra.update(torch_env(contract))
-    elif contract.framework == "pytorch":
-        argv = torchrun_argv(contract, command, python)
-    elif contract.strategy == "multi-worker-mirrored":
-        argv = user_argv(command, python)
-        extra["TF_CONFIG"] = json.dumps(tf_config(contract), separators=(",", ":"))
-    else:
-        argv = user_argv(command, python)
-        extra.update(tpu_env(contract))
+    strategy = frameworks.get(contract.framework).strategy(contract.strategy)
+    assert strategy is not None  # read_contract checked it
+    worker = strategy.launch(contract, tuple(user_argv(command, python)), python)
+    extra.update(worker.env)
     for name, value in extra.items():
         size = len(f"{name}={value}".encode()) + 1  # as exec counts it: NAME=value and a NUL
         if size > MAX_ENV_STRING:
@@ -310,9 +209,9 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     restart = f" restart {contract.restart}" if contract.restart else ""
     summary = (
         f"worker {contract.worker_index}/{contract.workers} {contract.framework} {contract.strategy}"
-        f"{restart} -> {_display(argv, python)}"
+        f"{restart} -> {_display(worker.shown or worker.argv, python)}"
     )
     if contract.debug:
-        summary += " (debug: in place, no torchrun agent)"
+        summary += " (debug: in place)"
     resolve_first = contract.coordinator if contract.workers > 1 else ""
-    return Launch(argv=tuple(argv), env=extra, summary=summary, in_place=contract.debug, resolve_first=resolve_first)
+    return Launch(argv=worker.argv, env=extra, summary=summary, in_place=contract.debug, resolve_first=resolve_first)

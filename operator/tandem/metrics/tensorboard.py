@@ -1,19 +1,22 @@
 """TensorBoard event files from every worker, written with the framework's own writer.
 
 PyTorch jobs write through torch.utils.tensorboard, TensorFlow jobs through tf.summary, so the
-files are exactly what each community's tools expect. The reporter's daemon thread feeds this
-log with the step records it already buffers, so training pays nothing extra: per interval it
-writes throughput (samples/s), mean step time, when the script reports one the loss, and on a
-worker with NVIDIA GPUs their utilisation and memory in use (metrics/gpu.py).
+files are exactly what each community's tools expect: the framework names its writer
+(tandem.frameworks, Framework.tensorboard_writer), imported here on first use. The reporter's
+daemon thread feeds this log with the step records it already buffers, so training pays nothing
+extra: per interval it writes throughput (samples/s), mean step time, when the script reports
+one the loss, and on a worker with NVIDIA GPUs their utilisation and memory in use (metrics/gpu.py).
 Each worker (and rank) writes under `<TANDEM_TENSORBOARD_DIR>/worker-<i>[-rank-<r>]`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, cast
 
+from .. import frameworks
 from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
 
 #: One step of one rank: (time, samples, seconds, busy); busy is None without a compute/wait split.
@@ -30,7 +33,21 @@ def run_directory(env: Mapping[str, str]) -> str:
     return os.path.join(env[ENV_TENSORBOARD_DIR], name)
 
 
-class _TorchWriter:
+class Writer(Protocol):
+    """What a framework's writer does: Class(directory), then scalars and flushes."""
+
+    def scalar(self, tag: str, value: float, step: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def writer_class(framework: str) -> Callable[[str], Writer]:
+    """The framework's writer class, from its "module:Class" name."""
+    module, _, name = frameworks.get(framework).tensorboard_writer.partition(":")
+    return cast(Callable[[str], Writer], getattr(importlib.import_module(module), name))
+
+
+class TorchWriter:
     def __init__(self, directory: str):
         from torch.utils.tensorboard import SummaryWriter
 
@@ -43,7 +60,7 @@ class _TorchWriter:
         self.writer.flush()
 
 
-class _TensorFlowWriter:
+class TensorFlowWriter:
     def __init__(self, directory: str):
         import tensorflow as tf
 
@@ -65,15 +82,14 @@ class EventLog:
         self.env = dict(env)
         self.directory = run_directory(env)
         self.steps = 0
-        self._writer: Optional[_TorchWriter | _TensorFlowWriter] = None
+        self._writer: Optional[Writer] = None
         self._failed = False
 
-    def _open(self) -> Optional[_TorchWriter | _TensorFlowWriter]:
+    def _open(self) -> Optional[Writer]:
         if self._writer is None and not self._failed:
             try:
                 os.makedirs(self.directory, exist_ok=True)
-                make = _TensorFlowWriter if self.env.get(ENV_FRAMEWORK) == "tensorflow" else _TorchWriter
-                self._writer = make(self.directory)
+                self._writer = writer_class(self.env.get(ENV_FRAMEWORK, ""))(self.directory)
             except Exception as error:  # noqa: BLE001 - no tensorboard package, unwritable dir...: say it once
                 self._failed = True
                 print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import contract
-from ..api.model import DEFAULT_IMAGES, TrainingJob
+from ..api.model import TrainingJob
 from ..api.quantity import parse_quantity
 from ..contract import (
     API_VERSION,
@@ -34,6 +34,7 @@ from ..contract import (
     TPU_TOPOLOGY_LABEL,
     worker_host,
 )
+from ..frameworks import TENSORBOARD_SERVER_IMAGE
 
 LAUNCHER = ["python", "-m", "tandem.launch", "--"]
 #: The uid of the `tandem` user in Tandem's worker images.
@@ -206,7 +207,7 @@ def tensorboard_values(job: TrainingJob) -> dict[str, Any]:
         "tensorboard_name": tensorboard_name(job),
         "tensorboard_labels": labels,
         "tensorboard_selector": {JOB_NAME_LABEL: job.metadata.name, COMPONENT_LABEL: COMPONENT_TENSORBOARD},
-        "tensorboard_image": DEFAULT_IMAGES["tensorflow"],
+        "tensorboard_image": TENSORBOARD_SERVER_IMAGE,
         "tensorboard_args": ["--logdir", tensorboard_dir(job), "--bind_all", "--port", str(TENSORBOARD_PORT)],
         "tensorboard_port": TENSORBOARD_PORT,
         "tensorboard_volumes": volumes,
