@@ -160,7 +160,7 @@ def test_a_hostile_job_cannot_write_or_read_another_namespaces_figures(control_p
     import urllib.error
     import urllib.request
 
-    from tandem.metrics import wire
+    from tandem.figures import wire
 
     hostile_ns = create_namespace(control_plane, f"{namespace[:40]}-hostile")
     control_plane.kubectl("create", "namespace", "lease-hostile-test", check=False)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tandem.api.status import MetricsStatus
-from tandem.metrics import summary
-from tandem.metrics.summary import Step, percentile, straggler, summarize, window
+from tandem.figures import summary
+from tandem.figures.summary import Step, percentile, straggler, summarize, window
 
 finite = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False)
 

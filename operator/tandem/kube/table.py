@@ -7,8 +7,8 @@ from typing import Optional
 from rich.table import Table
 
 from ..api.status import TrainingJobStatus
+from ..figures.progress import duration, progress_text
 from ..metrics.gpu import gpu_text
-from ..metrics.progress import duration, progress_text
 
 PHASE_STYLES = {"Succeeded": "green", "Failed": "red", "Invalid": "red", "Running": "cyan",
                 "Restarting": "yellow", "Suspended": "yellow", "Pending": "white"}

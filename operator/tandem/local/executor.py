@@ -9,7 +9,7 @@ and `runPolicy.backoffLimit` restarts the whole group, which resumes from its ch
 runPolicy.failurePolicy judges each failure as on Kubernetes (api/failure_rules.py): FailJob
 ends the run, Ignore restarts without counting, Count (no rule matched) counts the restart. With a
 progress or startup deadline, the figures the local Ray collects (`progress_hook`) are watched as
-the operator watches them (metrics/progress.py): a group whose workers report no step for the
+the operator watches them (figures/progress.py): a group whose workers report no step for the
 deadline is stopped as Hung, naming the worker that went silent first, and judged the same way.
 """
 
@@ -51,7 +51,7 @@ from ..contract import (
     REASON_HUNG,
 )
 from ..errors import Interrupted
-from ..metrics import progress as progress_clock
+from ..figures import progress as progress_clock
 from ..render import render_one
 from .console import worker_line
 from .gpus import worker_gpu_env
@@ -406,7 +406,7 @@ class LocalExecutor:
 
 
 class _ProgressWatch:
-    """One group's steps, read from the latest figures as they come (metrics/progress.py, the
+    """One group's steps, read from the latest figures as they come (figures/progress.py, the
     operator's own rules): percent and ETA for the live line, and, with a progress or startup
     deadline, judged for a hang."""
 

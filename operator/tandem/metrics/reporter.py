@@ -121,7 +121,7 @@ class Reporter:
 
     # -- the daemon thread --------------------------------------------------------------------
     def _info(self) -> dict[str, Any]:
-        """This rank's latest word besides its steps (wire names, metrics/wire.py); samples the GPUs
+        """This rank's latest word besides its steps (wire names, figures/wire.py); samples the GPUs
         when a second has passed since the last sample."""
         if self._sampler is not None and time.monotonic() - self._gpu_at >= gpu.SAMPLE_EVERY:
             self._gpu_at = time.monotonic()

@@ -2,7 +2,7 @@
 
 Started by the rank's `Reporter`, it reads JSON lines of step records on stdin and, every
 `SHIP_EVERY` seconds, POSTs what it has to the figures gateway at TANDEM_METRICS_ADDRESS
-(metrics/gateway.py) with the job's write token (TANDEM_METRICS_TOKEN). It is a plain HTTP
+(gateway/server.py) with the job's write token (TANDEM_METRICS_TOKEN). It is a plain HTTP
 client (the standard library's urllib): no Ray in training images' processes, and no way for
 job code to reach Ray at all. Until the gateway takes records (a local run starts it while the
 workers start; a cluster's may be restarting) they are buffered here. On stdin's end (the
@@ -168,7 +168,7 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
 def ship(url: str, token: str, worker: int, rank: int, records: list[list[Optional[float]]], timeout: float,
          info: Optional[dict[str, Any]] = None) -> None:
     """Every record, in chunks the gateway accepts; the info with the last chunk."""
-    from .wire import encode
+    from ..figures.wire import encode
 
     for start in range(0, max(len(records), 1), CHUNK):
         last = start + CHUNK >= len(records)
@@ -176,7 +176,7 @@ def ship(url: str, token: str, worker: int, rank: int, records: list[list[Option
 
 
 def main() -> int:
-    from .wire import records_path
+    from ..figures.wire import records_path
 
     env = os.environ
     address = env.get(ENV_METRICS_ADDRESS, "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.model import TrainingJob
-from ...metrics.token import job_token
+from ...figures.token import job_token
 from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
 from ..actions import NO_METRICS, MetricsChannel

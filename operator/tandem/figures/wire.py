@@ -9,13 +9,13 @@ holds bounded, well-formed records, whoever posted them:
   non-negative (seconds and busy may be null), the body at most MAX_BODY_BYTES of JSON. An
   optional ``"info"`` carries the rank's latest word besides its steps: ``{"stepsDone",
   "stepsTotal", "gpus", "gpuUtil", "gpuMemUsed", "gpuMemTotal"}``, each optional, integers (the
-  utilisation a number in 0..100), non-negative and bounded (metrics.snapshot.info).
+  utilisation a number in 0..100), non-negative and bounded (figures.snapshot.info).
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
-The operator checks what comes back again (metrics.snapshot), against the job's own spec.
+The operator checks what comes back again (figures.snapshot), against the job's own spec.
 The shipper imports this module inside training images, so the checks' own imports
-(metrics.snapshot, which brings pydantic) are made where they run, in the gateway.
+(figures.snapshot, which brings pydantic) are made where they run, in the gateway.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def encode(worker: int, rank: int, records: list[list[Optional[float]]],
 
 
 def snapshot(body: bytes) -> Any:
-    """A GET's body as JSON (the operator checks its content with metrics.snapshot.check)."""
+    """A GET's body as JSON (the operator checks its content with figures.snapshot.check)."""
     if len(body) > MAX_SNAPSHOT_BYTES:
         raise ValueError(f"the snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
     return json.loads(body, parse_constant=_reject_constant)

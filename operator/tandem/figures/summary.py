@@ -80,7 +80,7 @@ RankKey = tuple[int, int]  # (worker index, local rank)
 
 @dataclass(frozen=True)
 class RankInfo:
-    """What a rank said besides its steps (its latest word; checked by metrics.snapshot): its own
+    """What a rank said besides its steps (its latest word; checked by figures.snapshot): its own
     step count and the steps its training will take, and its worker's GPUs as NVML saw them."""
 
     steps_done: Optional[int] = None
