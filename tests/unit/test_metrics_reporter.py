@@ -89,7 +89,7 @@ def test_status_line_reads_the_latest_figures():
                         "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 60)]}}
     m.latest = reader.from_snapshot(snap, 2, 500.0, 0.8)
     line = m.status_line()
-    assert "1,280 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
+    assert "1,280.0 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
 
 
 def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
@@ -118,5 +118,5 @@ def test_reporter_records_steps_with_the_wait_split():
     rep.step(64, wait=10.0)
     assert len(rep._buffer) == 2  # the first step has no duration
     assert rep._done == 3  # ...but it is counted: status.progress's stepsDone
-    (_, samples, seconds, busy), (_, _, _seconds2, busy2) = rep._buffer
-    assert samples == 64 and busy == seconds and busy2 == 0.0
+    first, second = rep._buffer
+    assert first.samples == 64 and first.busy == first.seconds and second.busy == 0.0

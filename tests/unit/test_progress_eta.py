@@ -10,8 +10,9 @@ from hypothesis import given, settings, strategies as st
 
 from tandem.api.status import WorkerMetrics
 from tandem.figures import eta, progress
+from tandem.figures.record import Step
 from tandem.figures.snapshot import check
-from tandem.figures.summary import Step, summarize
+from tandem.figures.summary import summarize
 from tandem.figures.wire import Refused, batch, encode
 from tandem.metrics.keras import keras_total
 from tandem.metrics.pytorch import steps_of

@@ -350,14 +350,16 @@ class RunPolicy(_Model):
 
 
 class MetricsSpec(_Model):
-    """Throughput and scaling-efficiency reporting through Ray."""
+    """Throughput and scaling-efficiency reporting through the figures gateway."""
 
     enabled: bool = Field(True, description="Workers report step timings; status.metrics shows throughput and efficiency.")
     baseline_throughput: Optional[float] = Field(
         None, gt=0, description="Samples/s of one worker, for scaling efficiency. Unset: taken from a recorded one-worker run."
     )
     straggler_threshold: float = Field(
-        0.8, gt=0, lt=1, description="A worker below this fraction of the median worker throughput is named a straggler."
+        0.8, gt=0, lt=1,
+        description=("A worker whose capacity (samples per second of compute) stays below this fraction of the median "
+                     "capacity of the other workers is named the straggler."),
     )
 
 

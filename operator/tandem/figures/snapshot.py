@@ -6,19 +6,19 @@ in the returned `dropped` list, which becomes status.metrics.reason) rather than
 whole read: one bad figure must not hide the good ones, and must never reach status.
 
 Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_RANKS-1;
-records [t, samples, seconds, busy] whose numbers are finite, samples/seconds/busy non-negative
-(seconds and busy may be None), at most MAX_RECORDS per rank (the newest); totals finite
+records that figures/record.py decodes (finite, non-negative numbers), at most MAX_RECORDS per
+rank (the newest); totals finite
 non-negative integers; each rank's `info` (its latest word besides its steps) a mapping of at most
 the INFO_FIELDS, each a finite non-negative number within its bound.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .summary import MAX_STEPS, RankInfo, RankKey, Step
+from .record import Step, decode, number
+from .summary import MAX_STEPS, RankInfo, RankKey
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -66,30 +66,6 @@ def rank_key(text: Any, workers: int) -> Optional[RankKey]:
     return key if key[0] < workers and key[1] < MAX_RANKS else None
 
 
-def _number(value: Any, optional: bool = False) -> Optional[float]:
-    """A finite non-negative float; None when `optional` and absent; raises ValueError otherwise."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("not a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer past float's range
-        raise ValueError("not a finite non-negative number") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("not a finite non-negative number")
-    return number
-
-
-def step(record: Any) -> Step:
-    """A Step from one record; raises ValueError if it is not a well-formed one."""
-    if not isinstance(record, (list, tuple)) or not 2 <= len(record) <= 4:
-        raise ValueError("not a record")
-    t, samples, seconds, busy = [*record, None, None][:4]
-    return Step(_number(t) or 0.0, _number(samples) or 0.0, _number(seconds, optional=True),
-                _number(busy, optional=True))
-
-
 def info(raw: Any) -> RankInfo:
     """A RankInfo from a rank's info mapping; raises ValueError if anything in it is not well-formed.
     Counts must be integers; the utilisation any number in 0..100."""
@@ -98,10 +74,14 @@ def info(raw: Any) -> RankInfo:
     fields: dict[str, Any] = {}
     for name, value in raw.items():
         attribute, bound = INFO_FIELDS[name]
-        number = _number(value)
-        if number is None or number > bound or (name != "gpuUtil" and not isinstance(value, int)):
-            raise ValueError(f"info {name} must be {'a number' if name == 'gpuUtil' else 'an integer'} in 0..{bound:g}")
-        fields[attribute] = number if name == "gpuUtil" else int(value)
+        kind = "a number" if name == "gpuUtil" else "an integer"
+        try:
+            checked = number(value)
+        except ValueError:
+            raise ValueError(f"info {name} must be {kind} in 0..{bound:g}") from None
+        if checked > bound or (name != "gpuUtil" and not isinstance(value, int)):
+            raise ValueError(f"info {name} must be {kind} in 0..{bound:g}")
+        fields[attribute] = checked if name == "gpuUtil" else int(value)
     return RankInfo(**fields)
 
 
@@ -122,10 +102,11 @@ def check(snapshot: Any, workers: int) -> Checked:
         if not isinstance(raw, (list, tuple)):
             checked.dropped.append(f"records of {text}: not a list")
             continue
-        steps, bad = [], 0
+        steps: list[Step] = []
+        bad = 0
         for record in list(raw)[-MAX_RECORDS:]:
             try:
-                steps.append(step(record))
+                steps.append(decode(record))
             except ValueError:
                 bad += 1
         if bad:

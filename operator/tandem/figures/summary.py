@@ -1,10 +1,10 @@
 """The metrics math, pure: step records in, a `MetricsStatus` out. No Ray, no I/O, no clocks.
 
 Records
-    Every training process (a *rank*; under torchrun a worker runs several) reports one record
-    per step: ``(t, samples, seconds, busy)``. ``t`` is when the step ended, on that process's
-    own clock; ``seconds`` the time since its previous step; ``busy`` the part of it the process
-    spent computing rather than waiting for its peers (None when not measured).
+    Every training process (a *rank*; under torchrun a worker runs several) reports one
+    `record.Step` per step: ``t`` when the step ended, on that process's own clock; ``samples``;
+    ``seconds`` the time since its previous step; ``busy`` the part of it the process spent
+    computing rather than waiting for its peers (None when not measured).
 
 Window
     Each rank's figures come from its own last ``window_s`` seconds (by its own clock, so no
@@ -48,6 +48,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
 from . import eta
+from .record import Step
 
 WINDOW_SECONDS = 30.0
 MAX_STEPS = 1000
@@ -56,23 +57,6 @@ MAX_STEPS = 1000
 STRAGGLER_MIN_STEPS = 40
 STRAGGLER_MIN_SECONDS = 4.0
 STRAGGLER_PARTS = 4
-
-
-@dataclass(frozen=True)
-class Step:
-    """One training step of one rank."""
-
-    t: float
-    samples: float
-    seconds: Optional[float]
-    busy: Optional[float] = None
-
-    @classmethod
-    def of(cls, record: Sequence[Any]) -> Step:
-        """From a record as decoded from JSON: [t, samples, seconds, busy], the last ones optional."""
-        t, samples, seconds, busy = [*record, None, None, None, None][:4]
-        return cls(float(t), float(samples or 0), None if seconds is None else float(seconds),
-                   None if busy is None else float(busy))
 
 
 RankKey = tuple[int, int]  # (worker index, local rank)

@@ -30,7 +30,8 @@ def actor_name(namespace: str, job: str, uid: str) -> str:
 
 
 class Collector:
-    """Per-rank step records of one job: (t, samples, seconds, busy) tuples, newest last."""
+    """Per-rank step records of one job, newest last: each a step as figures/record.py encodes it
+    (checked by the gateway), kept as the plain tuple it is: the actor needs nothing of Tandem's."""
 
     def __init__(self, keep: int = KEEP_PER_RANK):
         self.keep = keep

@@ -42,7 +42,7 @@ from .._sys import proctree
 from .._sys.lifetime import become_subreaper, die_with_parent
 from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
-from ..api.status import MetricsStatus
+from ..api.status import MetricsStatus, shown
 from ..contract import ENV_METRICS_TOKEN, ENV_RAY_SESSION, RUN_ENV_PREFIXES
 from ..figures.token import job_token
 
@@ -202,9 +202,7 @@ class LocalMetrics:
             return "metrics unavailable"
         if status.throughput is None:
             return "metrics: waiting for the first steps"
-        text = f"{status.throughput:,.0f} samples/s"
-        if status.scaling_efficiency is not None:
-            text += f"  efficiency {status.scaling_efficiency:.0%}"
+        text = "  ".join(figure.phrase(value) for figure, value in shown(status, "live"))
         if status.straggler is not None:
             text += f"  straggler: worker {status.straggler}"
         return text
@@ -266,6 +264,7 @@ def _read_pids(path: Optional[Path]) -> list[int]:
 def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
     """Add the records that shippers left in the run directory (their training ended before Ray
     was up; see shipper.spool) to a collector snapshot."""
+    from ..figures import record
     from ..metrics.shipper import SPOOL_PREFIX
 
     records, totals = snapshot.setdefault("records", {}), snapshot.setdefault("totals", {})
@@ -274,10 +273,11 @@ def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
             try:
                 entry = json.loads(line)
                 key = f"{int(entry['worker'])}/{int(entry['rank'])}"
-                batch = list(entry["records"])
+                batch = [record.decode(raw) for raw in entry["records"]]
+                steps = [record.decode(raw) for raw in records.get(key, [])]
             except (ValueError, KeyError, TypeError):
                 continue
-            records[key] = sorted([*records.get(key, []), *batch], key=lambda r: r[0])
+            records[key] = [record.encode(s) for s in sorted([*steps, *batch], key=lambda s: s.t)]
             totals[key] = int(totals.get(key, 0)) + len(batch)
 
 

@@ -32,8 +32,9 @@ import time
 from typing import Any, Mapping, Optional, Union
 
 from ..contract import ENV_JOB, ENV_METRICS, ENV_METRICS_ADDRESS, ENV_METRICS_PARENT, ENV_WORKER_INDEX
+from ..figures.record import Step, encode
 from . import gpu, tensorboard
-from .tensorboard import EventLog, StepRecord
+from .tensorboard import EventLog
 
 SHIP_EVERY = 0.5
 #: Records held while nothing can take them (shipper not yet started or blocked).
@@ -71,7 +72,7 @@ class Reporter:
         self.worker = int(env.get(ENV_WORKER_INDEX) or 0)
         self.rank = int(env.get("LOCAL_RANK") or 0)
         self._python = python
-        self._buffer: collections.deque[StepRecord] = collections.deque(maxlen=MAX_BUFFER)
+        self._buffer: collections.deque[Step] = collections.deque(maxlen=MAX_BUFFER)
         self._previous: Optional[float] = None
         self._shipper: Optional[subprocess.Popen[bytes]] = None
         self._out = bytearray()
@@ -102,7 +103,7 @@ class Reporter:
             return
         seconds = now - previous
         busy = None if wait is None else max(0.0, seconds - wait)
-        self._buffer.append((time.time(), samples, seconds, busy))
+        self._buffer.append(Step(time.time(), samples, seconds, busy))
 
     def loss(self, value: float) -> None:
         """The latest loss, for TensorBoard (call it where the script already has the value)."""
@@ -173,7 +174,7 @@ class Reporter:
             while self._buffer:
                 records = [self._buffer.popleft() for _ in range(min(5000, len(self._buffer)))]
                 self._log_to_board(records)
-                self._out += json.dumps(records, separators=(",", ":")).encode() + b"\n"
+                self._out += json.dumps([encode(r) for r in records], separators=(",", ":")).encode() + b"\n"
             info = self._info()
             if info != self._sent_info:
                 self._sent_info = info
@@ -198,16 +199,16 @@ class Reporter:
         finally:
             self._lock.release()
 
-    def _take_all(self) -> list[StepRecord]:
+    def _take_all(self) -> list[Step]:
         """Everything buffered so far; safe while the training thread keeps appending."""
-        records: list[StepRecord] = []
+        records: list[Step] = []
         try:
             while True:
                 records.append(self._buffer.popleft())
         except IndexError:
             return records
 
-    def _log_to_board(self, records: list[StepRecord]) -> None:
+    def _log_to_board(self, records: list[Step]) -> None:
         if self._board is not None and records:
             self._board.write(records, self._loss, self._gpu)
 
