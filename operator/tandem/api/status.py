@@ -91,6 +91,9 @@ class WorkerMetrics(_Status):
     steps_total: Optional[int] = Field(None, ge=0, description="Steps the worker's training will take, when it said.")
     step_rate: Optional[float] = Field(
         None, description="Steps per second over the metrics window (recent, not since the start).", ge=0, allow_inf_nan=False)
+    token_throughput: Optional[float] = Field(
+        None, description="Tokens per second of this worker; unset unless its steps say how many tokens.",
+        ge=0, allow_inf_nan=False)
     gpus: Optional[int] = Field(None, ge=0, description="NVIDIA GPUs the worker sees (NVML); unset without NVML or GPUs.")
     gpu_utilization: Optional[float] = Field(
         None, description="Mean GPU utilisation over the worker's GPUs, percent (NVML).", ge=0, le=100, allow_inf_nan=False)
@@ -107,6 +110,9 @@ class MetricsStatus(_Status):
         description="Why the figures are unavailable, or which reported figures were dropped as malformed.",
     )
     throughput: Optional[float] = Field(None, description="Total samples per second of all workers.", ge=0, allow_inf_nan=False)
+    token_throughput: Optional[float] = Field(
+        None, description="Total tokens per second of all workers; unset unless every worker's steps say how many tokens.",
+        ge=0, allow_inf_nan=False)
     per_worker: list[WorkerMetrics] = Field(
         default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker figures."
     )
@@ -186,6 +192,8 @@ class Figure:
 FIGURES: tuple[Figure, ...] = (
     Figure("throughput", "throughput", "samples/s", rate_text, frozenset({"run", "get", "live"}), per_worker=True,
            column="Throughput"),
+    Figure("token_throughput", "token throughput", "tokens/s", rate_text, frozenset({"run", "get", "live"}),
+           per_worker=True, column="Tokens/s", wide=True),
     Figure("scaling_efficiency", "efficiency", "", ratio_text, frozenset({"get", "live"}),
            column="Efficiency"),
     Figure("step_time_p50", "step p50", "", milliseconds_text, frozenset({"run", "get"}), per_worker=True),

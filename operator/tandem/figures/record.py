@@ -28,13 +28,15 @@ class Step(NamedTuple):
     seconds: Optional[float] = None
     #: The part of `seconds` spent computing rather than waiting for peers; None when not measured.
     busy: Optional[float] = None
+    #: Tokens the step trained on (language models); None when the training does not say.
+    tokens: Optional[float] = None
 
 
 #: Fields an encoded step must have (the rest are optional and may be left off its end).
 REQUIRED = 2
 #: The counts a step carries, each a rate per second wherever rates are drawn (TensorBoard's
 #: `tandem/throughput_<count>_per_s`; status.metrics declares its own, api/status.py FIGURES).
-COUNTS: tuple[str, ...] = ("samples",)
+COUNTS: tuple[str, ...] = ("samples", "tokens")
 
 
 def number(value: Any) -> float:

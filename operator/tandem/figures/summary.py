@@ -13,7 +13,9 @@ Window
 Throughput
     rank samples/s = samples / seconds over its window; a worker's is the sum over its ranks
     (they train side by side); the job's is the sum over workers. Scaling efficiency =
-    throughput / (workers x one-worker throughput).
+    throughput / (workers x one-worker throughput). Tokens/s likewise, where the steps carry
+    tokens: a rank's only when all its windowed steps do, a worker's and the job's only when all
+    their ranks' do (a sum over part of them would understate).
 
 Stragglers under synchronous training
     With DDP (and TF MultiWorkerMirrored) every step ends in an allreduce that no rank can leave
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
-from . import eta
+from . import eta, record
 from .record import Step
 
 WINDOW_SECONDS = 30.0
@@ -123,10 +125,16 @@ class RankFigures:
     seconds: float
     busy: Optional[float]
     step_times: tuple[float, ...]
+    #: Tokens over the window; None unless every step said how many.
+    tokens: Optional[float] = None
 
     @property
     def throughput(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def token_throughput(self) -> Optional[float]:
+        return None if self.tokens is None or self.seconds <= 0 else self.tokens / self.seconds
 
     @property
     def capacity(self) -> float:
@@ -147,6 +155,7 @@ def rank_figures(steps: Sequence[Step]) -> RankFigures:
         seconds=sum(s.seconds or 0.0 for s in timed),
         busy=busy,
         step_times=tuple(s.seconds or 0.0 for s in timed),
+        tokens=record.count(timed, "tokens"),
     )
 
 
@@ -159,6 +168,8 @@ class WorkerFigures:
     step_times: tuple[float, ...]
     #: Steps per second over the window (the slowest rank's), None with too few steps to trust.
     step_rate: Optional[float] = None
+    #: Tokens per second of its ranks; None unless every rank said how many tokens.
+    token_throughput: Optional[float] = None
 
 
 def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
@@ -172,7 +183,14 @@ def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
         steps=max((r.steps for r in active), default=0),
         step_times=tuple(t for r in active for t in r.step_times),
         step_rate=min(rates) if active and len(rates) == len(active) else None,
+        token_throughput=summed(r.token_throughput for r in active),
     )
+
+
+def summed(values: Iterable[Optional[float]]) -> Optional[float]:
+    """The sum of `values`; None when there are none, or any is None (a part would understate)."""
+    listed = list(values)
+    return None if not listed or any(v is None for v in listed) else sum(v for v in listed if v is not None)
 
 
 def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int]:
@@ -294,6 +312,7 @@ def summarize(
             steps=totals.get(f.index, f.steps),
             capacity=f.capacity,
             step_rate=finite(f.step_rate),
+            token_throughput=finite(f.token_throughput),
             **worker_info([i for (w, _), i in sorted((info or {}).items()) if w == f.index]),
         )
         for f in figures[:MAX_WORKER_FIGURES]
@@ -302,6 +321,7 @@ def summarize(
         available=True,
         reason=note,
         throughput=total,
+        token_throughput=finite(summed(f.token_throughput for f in figures)),
         per_worker=per_worker,
         scaling_efficiency=finite(efficiency(total, workers, baseline)),
         baseline_throughput=baseline,

@@ -49,7 +49,7 @@ class NullReporter:
 
     enabled = False
 
-    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
+    def step(self, samples: float = 0, wait: Optional[float] = None, tokens: Optional[float] = None) -> None:
         pass
 
     def loss(self, value: float) -> None:
@@ -94,8 +94,9 @@ class Reporter:
         atexit.register(self.close)
 
     # -- the training thread's side -----------------------------------------------------------
-    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
-        """One step done, with `samples` samples; `wait`: seconds of it spent waiting for peers."""
+    def step(self, samples: float = 0, wait: Optional[float] = None, tokens: Optional[float] = None) -> None:
+        """One step done, with `samples` samples (and `tokens` tokens, for a language model's
+        tokens/s); `wait`: seconds of it spent waiting for peers."""
         now = time.perf_counter()
         self._done += 1
         previous, self._previous = self._previous, now
@@ -103,7 +104,7 @@ class Reporter:
             return
         seconds = now - previous
         busy = None if wait is None else max(0.0, seconds - wait)
-        self._buffer.append(Step(time.time(), samples, seconds, busy))
+        self._buffer.append(Step(time.time(), samples, seconds, busy, tokens))
 
     def loss(self, value: float) -> None:
         """The latest loss, for TensorBoard (call it where the script already has the value)."""
