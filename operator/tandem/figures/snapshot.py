@@ -7,15 +7,15 @@ whole read: one bad figure must not hide the good ones, and must never reach sta
 
 Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_RANKS-1;
 records that figures/record.py decodes (finite, non-negative numbers), at most MAX_RECORDS per
-rank (the newest); totals finite
-non-negative integers; each rank's `info` (its latest word besides its steps) a mapping of at most
-the INFO_FIELDS, each a finite non-negative number within its bound.
+rank (the newest); totals finite non-negative integers; each rank's `info` (its latest word
+besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negative number within
+its bound.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .record import Step, decode, number
 from .summary import MAX_STEPS, RankInfo, RankKey
@@ -85,6 +85,15 @@ def info(raw: Any) -> RankInfo:
     return RankInfo(**fields)
 
 
+def _within(mapping: Any, workers: int) -> Iterator[tuple[RankKey, str, Any]]:
+    """(key, "worker/rank", value) of a per-rank mapping of the snapshot, for the keys within the
+    spec's workers (the others are counted once, with the records)."""
+    for text, raw in (mapping if isinstance(mapping, dict) else {}).items():
+        key = rank_key(text, workers)
+        if key is not None:
+            yield key, text, raw
+
+
 def check(snapshot: Any, workers: int) -> Checked:
     """The well-formed part of a collector snapshot; never raises."""
     checked = Checked()
@@ -115,20 +124,12 @@ def check(snapshot: Any, workers: int) -> Checked:
             checked.records[key] = steps
     if outside:
         checked.dropped.append(f"{outside} key(s) outside workers 0..{workers - 1}")
-    infos = snapshot.get("info")
-    for text, raw in (infos if isinstance(infos, dict) else {}).items():
-        key = rank_key(text, workers)
-        if key is None:
-            continue
+    for key, text, raw in _within(snapshot.get("info"), workers):
         try:
             checked.info[key] = info(raw)
         except ValueError:
             checked.dropped.append(f"info of {text}")
-    totals = snapshot.get("totals")
-    for text, raw in (totals if isinstance(totals, dict) else {}).items():
-        key = rank_key(text, workers)
-        if key is None:
-            continue  # counted with the records above
+    for key, text, raw in _within(snapshot.get("totals"), workers):
         if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_COUNT:
             checked.totals[key] = raw
         else:
