@@ -209,7 +209,7 @@ TPU_RESOURCE = "google.com/tpu"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
-# --- The figures gateway (metrics/gateway.py) -------------------------------------------------
+# --- The figures gateway (gateway/server.py) -------------------------------------------------
 
 #: Port the gateway serves on, beside the Ray head (the only port of the head's pod workers reach).
 METRICS_GATEWAY_PORT = 8070
@@ -266,7 +266,7 @@ ENV_WORKER_HOSTS = "TANDEM_WORKER_HOSTS"
 ENV_RESTART = "TANDEM_RESTART"
 #: "1" when the workers report step timings.
 ENV_METRICS = "TANDEM_METRICS"
-#: URL of the figures gateway (metrics/gateway.py) the workers post their step records to, and
+#: URL of the figures gateway (gateway/server.py) the workers post their step records to, and
 #: the operator reads a job's figures from: http://host:port, never Ray itself (the operator
 #: reads it too, as the default of `tandem operator run --metrics-address`, and passes it on).
 ENV_METRICS_ADDRESS = "TANDEM_METRICS_ADDRESS"

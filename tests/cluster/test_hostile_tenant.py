@@ -43,7 +43,7 @@ from tandem._sys.ports import free_port
 from tandem.api.admin_policy import AdminPolicy, violations
 from tandem.api.model import TrainingJob
 from tandem.contract import metrics_token_secret
-from tandem.metrics import wire
+from tandem.figures import wire
 from tests.conftest import REPO
 from tests.support.controlplane import create_namespace
 from tests.support.kwok import job_document

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+from tandem.api.columns import PRINTER_COLUMNS
 from tandem.contract import CRD_NAME, tensorboard_name
 from tests.conftest import EXAMPLES
+from tests.support.columns import headers, table_rows
 from tests.support.controlplane import CRD as SHIPPED_CRD
 from tests.support.kwok import KWOK_EXIT, with_pods
 from tests.support.specs import example
@@ -42,11 +44,10 @@ def test_examples_go_from_apply_to_succeeded(control_plane, operator, ns, path):
     wait_for(f"{name} Succeeded", lambda: phase(control_plane, ns, name) == "Succeeded", timeout=90)
     expected = ["Created", "AllWorkersRunning", "Completed"]
     wait_for("events", lambda: events(control_plane, ns, name) == expected, timeout=10)  # posted after the status
-    table = control_plane.kubectl("get", "tj", "-n", ns).stdout.splitlines()
-    assert table[0].split() == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY", "PROGRESS", "ETA",
-                                "AGE"]
-    row = table[1].split()
-    assert row[0] == name and row[1] == document["spec"]["framework"] and "Succeeded" in row
+    table = control_plane.kubectl("get", "tj", "-n", ns).stdout
+    assert headers(table) == ["NAME", *(c.name.upper() for c in PRINTER_COLUMNS if not c.priority)]
+    (row,) = table_rows(table)
+    assert (row["NAME"], row["FRAMEWORK"], row["PHASE"]) == (name, document["spec"]["framework"], "Succeeded")
     (job,) = get(control_plane, ns, "jobs", selector=f"tandem.dev/job-name={name}")["items"]
     assert job["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
     obj = get(control_plane, ns, "trainingjob", name)

@@ -14,6 +14,7 @@ import pytest
 
 from tandem.contract import METRICS_TOKEN_KEY, metrics_token_secret
 from tests.conftest import REPO
+from tests.support.columns import printed
 from tests.support.controlplane import create_namespace
 from tests.support.figures import figures_gateway
 from tests.support.kwok import with_pods
@@ -106,16 +107,16 @@ def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd
         condition = next(c for c in get(control_plane, namespace, "trainingjob", name)["status"]["conditions"]
                          if c["type"] == "MetricsAvailable")
         assert condition["status"] == "True"
-        row = control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[1].split()
-        assert float(row[4]) > 0 and float(row[5]) > 0  # THROUGHPUT and EFFICIENCY columns
+        row = printed(control_plane, namespace, name)
+        assert float(row["THROUGHPUT"]) > 0 and float(row["EFFICIENCY"]) > 0
         # No progress or startup deadline here: status.progress is written with every read all the same.
         progress = wait_for("an ETA", lambda: (get(control_plane, namespace, "trainingjob", name)["status"].get(
             "progress") or {}).get("eta"), timeout=60, interval=2)
         assert progress
         record = get(control_plane, namespace, "trainingjob", name)["status"]["progress"]
         assert record["stepsTotal"] == 100000 and 0 < record["percent"] < 100 and 0 < record["stepsDone"] < 100000
-        header, row = (line.split() for line in control_plane.kubectl("get", "tj", name, "-n", namespace).stdout.splitlines()[:2])
-        assert header[6:8] == ["PROGRESS", "ETA"] and 0 < float(row[6]) < 100 and int(row[7]) > 0
+        row = printed(control_plane, namespace, name)
+        assert 0 < float(row["PROGRESS"]) < 100 and int(row["ETA"]) > 0
     finally:
         for process in reporters:
             process.kill()
@@ -160,7 +161,7 @@ def test_a_hostile_job_cannot_write_or_read_another_namespaces_figures(control_p
     import urllib.error
     import urllib.request
 
-    from tandem.metrics import wire
+    from tandem.figures import wire
 
     hostile_ns = create_namespace(control_plane, f"{namespace[:40]}-hostile")
     control_plane.kubectl("create", "namespace", "lease-hostile-test", check=False)

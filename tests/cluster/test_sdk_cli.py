@@ -8,6 +8,7 @@ import pytest
 
 from tandem import Client, TrainingJob
 from tandem.errors import AlreadyExists, Invalid, JobFailed, NotFound
+from tests.support.columns import headers, table_rows
 from tests.support.commands import run_tandem
 from tests.support.kwok import job_document
 
@@ -56,7 +57,10 @@ def test_cli_submit_get_list_delete(control_plane, operator, namespace, tmp_path
     shown = tandem(control_plane, "get", "cli-job", "-n", namespace)
     assert "Succeeded" in shown.stdout and "restarts" in shown.stdout
     listed = tandem(control_plane, "list", "-n", namespace)
-    assert "cli-job" in listed.stdout and "pytorch" in listed.stdout
+    (row,) = table_rows(listed.stdout)
+    assert (row["NAME"], row["FRAMEWORK"], row["PHASE"]) == ("cli-job", "pytorch", "Succeeded"), listed.stdout
+    # The same columns as kubectl's, by name: both come from api/columns.py.
+    assert headers(listed.stdout) == headers(control_plane.kubectl("get", "tj", "-n", namespace).stdout)
     deleted = tandem(control_plane, "delete", "cli-job", "-n", namespace, "--wait")
     assert deleted.returncode == 0, deleted.stderr
     missing = tandem(control_plane, "get", "cli-job", "-n", namespace)

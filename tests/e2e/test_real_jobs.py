@@ -31,6 +31,7 @@ from tandem.contract import tensorboard_name
 from tests.controlplane import node as real
 from tests.e2e import images
 from tests.support import waiting
+from tests.support.columns import printed
 from tests.support.helm import CHART, helm_runner
 
 #: Each check runs kubectl: poll once a second, not four times, on a 2-core machine.
@@ -239,12 +240,10 @@ def test_mnist_ddp_trains_together_reports_figures_and_logs(tandem, e2e_namespac
     assert metrics["available"] and metrics["throughput"] > 0
     assert metrics["scalingEfficiency"] == pytest.approx(metrics["throughput"] / (2 * BASELINE), rel=1e-3)
     assert {w["index"] for w in metrics["perWorker"]} == {0, 1}
-    row = cp.kubectl("get", "tj", "mnist-ddp", "-n", ns).stdout.splitlines()
-    header, values = row[0].split(), row[1].split()
-    assert header[:6] == ["NAME", "FRAMEWORK", "WORKERS", "PHASE", "THROUGHPUT", "EFFICIENCY"], row
-    assert values[3] == "Succeeded"
-    assert float(values[4]) == pytest.approx(metrics["throughput"], rel=1e-3)
-    assert float(values[5]) == pytest.approx(metrics["scalingEfficiency"], rel=1e-3)
+    row = printed(cp, ns, "mnist-ddp")
+    assert row["PHASE"] == "Succeeded", row
+    assert float(row["THROUGHPUT"]) == pytest.approx(metrics["throughput"], rel=1e-3)
+    assert float(row["EFFICIENCY"]) == pytest.approx(metrics["scalingEfficiency"], rel=1e-3)
 
 
 def test_keras_mwms_succeeds(tandem, e2e_namespace):

@@ -1,4 +1,4 @@
-"""The figures gateway (`python -m tandem.metrics.gateway`, as the chart runs it beside the Ray
+"""The figures gateway (`python -m tandem.gateway`, as the chart runs it beside the Ray
 head) in front of a real Ray: real shipper processes post through it, the collectors are real
 Ray actors, and the operator's reader reads them back. One job's token cannot touch another's."""
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tandem._sys.ports import free_port
-from tandem.metrics import client, token, wire
+from tandem.figures import reader, token, wire
 from tests.conftest import REPO
 from tests.support.figures import figures_gateway, post_oversize, request as http
 from tests.support.processes import stop_group
@@ -44,14 +44,14 @@ def answered(url: str, bearer: str) -> int:
 
 @pytest.fixture
 def gateway(tmp_path):
-    """`python -m tandem.metrics.gateway` on loopback, a Ray driver of a real private Ray."""
+    """`python -m tandem.gateway` on loopback, a Ray driver of a real private Ray."""
     with figures_gateway(tmp_path / "ray") as ray:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
         env.update({k: v for k, v in ray._helper_env.items() if k.startswith("RAY_")})
         env["PYTHONPATH"] = str(REPO / "operator")
         log = (tmp_path / "gateway.log").open("w")
-        process = subprocess.Popen([sys.executable, "-m", "tandem.metrics.gateway", "--host", "127.0.0.1",
+        process = subprocess.Popen([sys.executable, "-m", "tandem.gateway", "--host", "127.0.0.1",
                                     "--port", str(port), "--ray-address", f"127.0.0.1:{ray.port}",
                                     "--key-file", str(ray.key_file)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -115,7 +115,7 @@ def test_only_a_jobs_own_token_writes_its_figures_and_only_the_reader_reads_them
     assert http("GET", path, token_a)[0] == 403
     assert http("GET", base + wire.job_path("team-b", "train", UID_B), token_a)[0] == 403
     # The operator's reader: bounded JSON in, figures out.
-    figures = client.read_summary(base, token.reader_token(key), "team-a", "train", UID_A, 1, None, 0.8)
+    figures = reader.read_summary(base, token.reader_token(key), "team-a", "train", UID_A, 1, None, 0.8)
     assert figures.available and [w.index for w in figures.per_worker] == [0] and figures.throughput > 0
 
     # Deleting needs the reader token too.

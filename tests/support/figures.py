@@ -1,5 +1,5 @@
 """A real figures path for tests: the private Ray of `tandem run` with its figures gateway, as
-the metrics helper starts them (local/ray_session.py), reachable on loopback."""
+the metrics helper starts them (local/figures_service.py), reachable on loopback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional
 
-from tandem.local.ray_session import LocalMetrics
+from tandem.local.figures_service import LocalMetrics
 from tandem.metrics.shipper import reachable
 from tests.support.waiting import wait_for
 

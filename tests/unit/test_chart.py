@@ -231,7 +231,7 @@ def test_ray_head_gateway_and_metrics_address(helm):
     ray, gateway = head["spec"]["template"]["spec"]["containers"]
     assert ray["image"] == gateway["image"] == "tandem/operator:0.1.0"  # same Ray and Python as the gateway
     assert ray["command"] == ["ray"] and "--head" in ray["args"] and "ports" not in ray
-    assert gateway["command"] == ["python", "-m", "tandem.metrics.gateway"]
+    assert gateway["command"] == ["python", "-m", "tandem.gateway"]
     assert "--ray-address=ray://127.0.0.1:10001" in gateway["args"]  # Ray over the pod's loopback
     assert [p["containerPort"] for p in gateway["ports"]] == [8070]
     assert ray["securityContext"]["readOnlyRootFilesystem"] is gateway["securityContext"]["readOnlyRootFilesystem"] is True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
+from tandem.api.columns import PRINTER_COLUMNS
 from tandem.api.crd import crd
 from tandem.cli.crd import crd_yaml
 from tandem.contract import MAX_WORKERS
@@ -45,10 +47,22 @@ def test_schema_is_structural():
                 assert node.get("x-kubernetes-int-or-string"), f"{path}: anyOf only for int-or-string"
 
 
+def test_the_documented_kubectl_columns_are_the_printer_columns():
+    """Every `kubectl get tj` header the README and docs/ show is the one the CRD prints."""
+    printed = ["NAME", *(c.name.upper() for c in PRINTER_COLUMNS if not c.priority)]
+    shown = [(path.name, line) for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+             for line in path.read_text().splitlines() if re.search(r"\bNAME\s+FRAMEWORK\b", line)]
+    assert shown, "no documented `kubectl get tj` header found"
+    for name, line in shown:
+        header = line[line.index("NAME"):].split()
+        assert header == printed, f"{name}: {line.strip()}"
+
+
 def test_printer_columns_and_names():
     spec = crd()["spec"]
     columns = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Framework", "Workers", "Phase", "Queue", "Throughput", "Efficiency", "Progress", "ETA", "Age"]
+    assert columns == ["Framework", "Workers", "Phase", "Queue", "Throughput", "Tokens/s", "Efficiency", "Progress", "ETA",
+                       "Age"]
     assert spec["names"]["shortNames"] == ["tj"]
     assert spec["versions"][0]["subresources"] == {"status": {}}
 

@@ -12,7 +12,7 @@ from tandem.api.model import FailurePolicy
 from tandem.controller.observed import JobState, Observed, PodState, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.errors import SpecError
-from tandem.metrics import progress
+from tandem.figures import progress
 from tests.support.specs import spec
 
 from .test_reconcile import NOW, pods, step, training_job
@@ -153,7 +153,7 @@ def test_pod_state_reads_conditions_and_finish_time():
     assert ("DisruptionTarget", "True") in pod.conditions and pod.finished == "2026-11-25T12:00:01Z"
 
 
-# progress and hangs (metrics/progress.py, pure)
+# progress and hangs (figures/progress.py, pure)
 
 def test_progress_clock_starts_at_the_first_step_and_names_who_went_silent_first():
     t = NOW

@@ -103,7 +103,7 @@ def test_gpu_text():
 
 @pytest.mark.parametrize("bad", [{"gpuUtil": -1}, {"gpuMemUsed": 1.5}, {"gpus": -2}])
 def test_gpu_figures_are_checked_on_the_wire(bad):
-    from tandem.metrics.wire import Refused, batch, encode
+    from tandem.figures.wire import Refused, batch, encode
 
     with pytest.raises(Refused):
         batch(encode(0, 0, [], bad))

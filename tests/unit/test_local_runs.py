@@ -11,7 +11,7 @@ import pytest
 
 from tandem._sys import proctree
 from tandem.local.executor import new_run_dir
-from tandem.local.ray_session import _read_pids, _write_pids
+from tandem.local.figures_service import _read_pids, _write_pids
 
 
 def test_runs_dir_is_created_private(tmp_path):

@@ -13,9 +13,10 @@ from typing import Any, Optional
 import pytest
 
 from tandem.contract import MAX_WORKERS
-from tandem.metrics import client, gateway, token, wire
-from tandem.metrics.collector import Collector
-from tandem.metrics.snapshot import MAX_RANKS
+from tandem.figures import reader, token, wire
+from tandem.figures.snapshot import MAX_RANKS
+from tandem.gateway import server as gateway
+from tandem.gateway.collector import Collector
 from tests.support.figures import post_oversize, request
 
 KEY = b"k" * 32
@@ -66,7 +67,7 @@ def body(**overrides: Any) -> bytes:
 def test_a_well_formed_batch_is_accepted():
     batch = wire.batch(body(records=[RECORD, [1.0, 32], [2.0, 32, None, None]]))
     assert (batch.worker, batch.rank) == (1, 0)
-    assert batch.records == [RECORD, [1.0, 32.0, None, None], [2.0, 32.0, None, None]]
+    assert batch.records == [RECORD, [1.0, 32.0], [2.0, 32.0]]  # encoded again: unset fields left off the end
 
 
 @pytest.mark.parametrize("raw, status", [
@@ -191,13 +192,13 @@ def test_the_operator_reads_figures_through_the_gateway(server):
         shipped = wire.encode(worker, 0, records)
         assert call(server, "POST", wire.records_path("team-a", "train"),
                     token.job_token(KEY, "team-a", "train", UID_A), shipped)[0] == 204
-    status = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, 640.0, 0.8)
+    status = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, 640.0, 0.8)
     assert status.available and [w.index for w in status.per_worker] == [0, 1]
     assert math.isclose(status.throughput, 1280.0) and math.isclose(status.scaling_efficiency, 1.0)
     # The wrong reader token, an unknown job: unavailable with the reason, never an exception.
-    refused = client.read_summary(server.base, "nope", "team-a", "train", UID_A, 2, None, 0.8)
+    refused = reader.read_summary(server.base, "nope", "team-a", "train", UID_A, 2, None, 0.8)
     assert not refused.available and "403" in refused.reason
-    missing = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_B, 2, None, 0.8)
+    missing = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_B, 2, None, 0.8)
     assert not missing.available and "no figures" in missing.reason
 
 
@@ -207,7 +208,7 @@ def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
     for worker in (0, 7):
         call(server, "POST", wire.records_path("team-a", "train"), mine,
              wire.encode(worker, 0, [[1000.0 + i * 0.1, 64, 0.1, None] for i in range(1, 10)]))
-    status = client.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
+    status = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
     assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
 
 
@@ -220,7 +221,7 @@ def test_the_operator_process_never_loads_ray():
     from tests.conftest import REPO
 
     code = ("import sys; import tandem.cli.operator, tandem.controller.main, tandem.controller.runtime; "
-            "from tandem.metrics import client; client.read_summary('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8); "
+            "from tandem.figures import reader; reader.read_summary('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8); "
             "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray loaded'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "operator")})

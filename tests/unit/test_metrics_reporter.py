@@ -1,4 +1,4 @@
-"""The reporter in a training process, the client's bounded failure paths, baselines (no Ray cluster)."""
+"""The reporter in a training process, the gateway reader's bounded failure paths, baselines (no Ray cluster)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sys
 import textwrap
 
 from tandem._sys.ports import free_port
+from tandem.figures import reader
 from tandem.local import baseline
-from tandem.local.ray_session import LocalMetrics
-from tandem.metrics import client, reporter
+from tandem.local.figures_service import LocalMetrics
+from tandem.metrics import reporter
 from tandem.metrics.reporter import NullReporter, metrics_enabled
 from tandem.metrics.shipper import host_port, reachable
 from tests.conftest import REPO
@@ -55,16 +56,16 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
 
 
 def test_read_summary_of_an_unreachable_gateway_is_unavailable():
-    status = client.read_summary(f"http://127.0.0.1:{free_port()}", "reader", "default", "j", "uid", 2, None, 0.8)
+    status = reader.read_summary(f"http://127.0.0.1:{free_port()}", "reader", "default", "j", "uid", 2, None, 0.8)
     assert status.available is False and status.updated_at and "unreachable" in status.reason
-    assert client.read_summary("", "reader", "default", "j", "uid", 2, None, 0.8).available is False
+    assert reader.read_summary("", "reader", "default", "j", "uid", 2, None, 0.8).available is False
 
 
 def test_from_snapshot_builds_the_status():
     snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 60)],
                         "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 60)]},
             "totals": {"0/0": 59, "1/0": 59}}
-    status = client.from_snapshot(snap, workers=2, baseline=640.0, straggler_threshold=0.8)
+    status = reader.from_snapshot(snap, workers=2, baseline=640.0, straggler_threshold=0.8)
     assert round(status.throughput) == 1280 and round(status.scaling_efficiency, 3) == 1.0
     assert status.straggler == 0
     assert [w.steps for w in status.per_worker] == [59, 59]
@@ -86,13 +87,13 @@ def test_status_line_reads_the_latest_figures():
     assert "starting Ray" in m.status_line()
     snap = {"records": {"0/0": [[i * 0.1, 64, 0.1, 0.09] for i in range(1, 60)],
                         "1/0": [[i * 0.1, 64, 0.1, 0.02] for i in range(1, 60)]}}
-    m.latest = client.from_snapshot(snap, 2, 500.0, 0.8)
+    m.latest = reader.from_snapshot(snap, 2, 500.0, 0.8)
     line = m.status_line()
-    assert "1,280 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
+    assert "1,280.0 samples/s" in line and "efficiency 128%" in line and "straggler: worker 0" in line
 
 
 def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
-    from tandem.local.ray_session import merge_spool
+    from tandem.local.figures_service import merge_spool
     from tandem.metrics.shipper import spool
 
     monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))
@@ -101,7 +102,7 @@ def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
     snapshot = {"records": {"0/0": [[i * 0.1, 64, 0.1, None] for i in range(1, 21)]}, "totals": {"0/0": 20}}
     merge_spool(snapshot, tmp_path / "metrics")
     assert snapshot["totals"] == {"0/0": 20, "1/0": 20}
-    status = client.from_snapshot(snapshot, workers=2, baseline=None, straggler_threshold=0.8)
+    status = reader.from_snapshot(snapshot, workers=2, baseline=None, straggler_threshold=0.8)
     assert [w.index for w in status.per_worker] == [0, 1] and round(status.throughput) == 1280
 
 
@@ -117,5 +118,5 @@ def test_reporter_records_steps_with_the_wait_split():
     rep.step(64, wait=10.0)
     assert len(rep._buffer) == 2  # the first step has no duration
     assert rep._done == 3  # ...but it is counted: status.progress's stepsDone
-    (_, samples, seconds, busy), (_, _, _seconds2, busy2) = rep._buffer
-    assert samples == 64 and busy == seconds and busy2 == 0.0
+    first, second = rep._buffer
+    assert first.samples == 64 and first.busy == first.seconds and second.busy == 0.0

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings, strategies as st
 
 from tandem.api.status import WorkerMetrics
-from tandem.metrics import eta, progress
+from tandem.figures import eta, progress
+from tandem.figures.record import Step
+from tandem.figures.snapshot import check
+from tandem.figures.summary import summarize
+from tandem.figures.wire import Refused, batch, encode
 from tandem.metrics.keras import keras_total
 from tandem.metrics.pytorch import steps_of
-from tandem.metrics.snapshot import check
-from tandem.metrics.summary import Step, summarize
-from tandem.metrics.wire import Refused, batch, encode
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

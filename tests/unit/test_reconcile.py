@@ -13,7 +13,7 @@ from tandem.controller.actions import MetricsChannel
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import ORDER, reconcile
-from tandem.metrics.token import token_uid
+from tandem.figures.token import token_uid
 from tandem.render import render_one
 from tests.conftest import REPO
 from tests.support.specs import spec

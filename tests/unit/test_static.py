@@ -15,9 +15,11 @@ import grimp
 
 from tests.conftest import REPO
 
-#: What the foundation and the in-worker launcher may import besides the standard library.
+#: What the foundation and the in-worker launcher may import besides the standard library, and the
+#: figures' modules the shipper loads in every training image (the record, the wire, the tokens).
 STDLIB_ONLY = {"tandem.contract": set(), "tandem._sys": set(), "tandem.errors": set(), "tandem.frameworks": set(),
-               "tandem.launch": {"torch"}}
+               "tandem.launch": {"torch"},
+               "tandem.figures.record": set(), "tandem.figures.wire": set(), "tandem.figures.token": set()}
 
 
 def _tool(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

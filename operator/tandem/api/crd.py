@@ -29,6 +29,7 @@ from ..contract import (
 )
 from ..frameworks.rules import Scope, fixed_rules, required_fields
 from . import names
+from .columns import PRINTER_COLUMNS
 from .model import TrainingJobSpec
 from .status import TrainingJobStatus
 from .tpu import ACCELERATORS, chips_per_host_options, slice_shape
@@ -219,20 +220,6 @@ def spec_rules() -> list[dict[str, str]]:
 ROOT_RULES = [job_name_rule()]
 CRD_LABELS = {"app.kubernetes.io/name": "tandem", "app.kubernetes.io/part-of": "tandem"}
 
-PRINTER_COLUMNS = [
-    {"name": "Framework", "type": "string", "jsonPath": ".spec.framework"},
-    {"name": "Workers", "type": "integer", "jsonPath": ".spec.workers"},
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Queue", "type": "string", "jsonPath": ".spec.queueName", "priority": 1, "description": "Kueue LocalQueue"},
-    {"name": "Throughput", "type": "number", "jsonPath": ".status.metrics.throughput", "description": "samples/s, all workers"},
-    {"name": "Efficiency", "type": "number", "jsonPath": ".status.metrics.scalingEfficiency",
-     "description": "scaling efficiency (1.0 = linear)"},
-    {"name": "Progress", "type": "number", "jsonPath": ".status.progress.percent", "description": "percent of the steps done"},
-    {"name": "ETA", "type": "integer", "jsonPath": ".status.progress.eta",
-     "description": "seconds left, from the recent step rate"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
-
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     """Inline $refs and rewrite JSON Schema 2020-12 into structural OpenAPI v3.0."""
@@ -340,7 +327,7 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": [column.crd() for column in PRINTER_COLUMNS],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

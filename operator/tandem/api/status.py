@@ -6,8 +6,9 @@ kept) and its schema in the CRD describes each field for `kubectl explain`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -21,6 +22,15 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def rfc3339(moment: datetime) -> str:
     """A status timestamp; RFC 3339 in UTC sorts as time does."""
     return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def duration(seconds: Optional[int]) -> str:
+    """`1:05`, `2:03:04`: a count of seconds (status.progress's eta and elapsed) as a person reads it."""
+    if seconds is None:
+        return "-"
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
 
 
 def parse_time(text: Optional[str]) -> Optional[datetime]:
@@ -55,7 +65,7 @@ class WorkerCounts(_Status):
 
 
 #: At most this many per-worker entries reach status: the figures come from tenant code (through
-#: Ray), and a status object must stay far below etcd's object size limit whatever they say.
+#: the figures gateway), and a status object must stay far below etcd's object size limit whatever they say.
 MAX_WORKER_FIGURES = 1000
 #: Longest `reason` kept in status.metrics.
 MAX_REASON = 1024
@@ -81,6 +91,9 @@ class WorkerMetrics(_Status):
     steps_total: Optional[int] = Field(None, ge=0, description="Steps the worker's training will take, when it said.")
     step_rate: Optional[float] = Field(
         None, description="Steps per second over the metrics window (recent, not since the start).", ge=0, allow_inf_nan=False)
+    token_throughput: Optional[float] = Field(
+        None, description="Tokens per second of this worker; unset unless its steps say how many tokens.",
+        ge=0, allow_inf_nan=False)
     gpus: Optional[int] = Field(None, ge=0, description="NVIDIA GPUs the worker sees (NVML); unset without NVML or GPUs.")
     gpu_utilization: Optional[float] = Field(
         None, description="Mean GPU utilisation over the worker's GPUs, percent (NVML).", ge=0, le=100, allow_inf_nan=False)
@@ -89,7 +102,7 @@ class WorkerMetrics(_Status):
 
 
 class MetricsStatus(_Status):
-    """Throughput and scaling efficiency, read from the figures gateway."""
+    """Throughput and scaling efficiency: the workers' step records, read from the figures gateway and summed by Tandem."""
 
     available: bool = Field(
         True, description="False when the figures could not be read from the figures gateway; reason says why.")
@@ -98,6 +111,9 @@ class MetricsStatus(_Status):
         description="Why the figures are unavailable, or which reported figures were dropped as malformed.",
     )
     throughput: Optional[float] = Field(None, description="Total samples per second of all workers.", ge=0, allow_inf_nan=False)
+    token_throughput: Optional[float] = Field(
+        None, description="Total tokens per second of all workers; unset unless every worker's steps say how many tokens.",
+        ge=0, allow_inf_nan=False)
     per_worker: list[WorkerMetrics] = Field(
         default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker figures."
     )
@@ -121,6 +137,92 @@ class MetricsStatus(_Status):
         None, max_length=MAX_REASON,
         description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
+
+
+# --- The figures, declared once: every view draws them from here --------------------------------
+#: Where a figure is shown: `tandem run`'s table at the end, per worker and for the job ("run");
+#: `tandem get` ("get"); the live line of `tandem run` and of a followed cluster job ("live").
+#: A figure with a `column` is also a printer column (`kubectl get tj`, `tandem list`:
+#: api/columns.py), described by its field's description; TensorBoard draws the counts the step
+#: record carries (figures/record.py COUNTS).
+View = Literal["run", "get", "live"]
+
+
+def rate_text(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def ratio_text(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def milliseconds_text(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of status.metrics and where it is shown."""
+
+    #: The MetricsStatus field of the job's figure; with `per_worker`, WorkerMetrics' field of the same name too.
+    field: str
+    #: Its name in a table row or a line ("step p50").
+    label: str
+    #: What follows a value ("samples/s"); empty when `text` says it all.
+    unit: str
+    text: Callable[[float], str]
+    views: frozenset[View]
+    per_worker: bool = False
+    #: The name of its printer column; empty: none.
+    column: str = ""
+    #: Its printer column shows with `kubectl get -o wide` only (priority 1).
+    wide: bool = False
+
+    def of(self, figures: Union[MetricsStatus, WorkerMetrics]) -> Optional[float]:
+        value: Optional[float] = getattr(figures, self.field, None)
+        return value
+
+    def shown(self, value: Optional[float]) -> str:
+        """`1,280.0 samples/s`, `95%`, `-` without a value."""
+        return "-" if value is None else f"{self.text(value)} {self.unit}".strip()
+
+    def phrase(self, value: float) -> str:
+        """A value in a line: `1,280.0 samples/s` (its unit names it), else `efficiency 95%`."""
+        return self.shown(value) if self.unit else f"{self.label} {self.text(value)}"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("throughput", "throughput", "samples/s", rate_text, frozenset({"run", "get", "live"}), per_worker=True,
+           column="Throughput"),
+    Figure("token_throughput", "token throughput", "tokens/s", rate_text, frozenset({"run", "get", "live"}),
+           per_worker=True, column="Tokens/s", wide=True),
+    Figure("scaling_efficiency", "efficiency", "", ratio_text, frozenset({"get", "live"}),
+           column="Efficiency"),
+    Figure("step_time_p50", "step p50", "", milliseconds_text, frozenset({"run", "get"}), per_worker=True),
+    Figure("step_time_p95", "step p95", "", milliseconds_text, frozenset({"run", "get"}), per_worker=True),
+)
+
+
+def check_figures(figures: tuple[Figure, ...]) -> None:
+    """Refuse, at import, a figure whose field the status does not have (a typo would show "-")."""
+    for figure in figures:
+        if figure.field not in MetricsStatus.model_fields:
+            raise TypeError(f"figure {figure.field!r} is not a MetricsStatus field")
+        if figure.per_worker and figure.field not in WorkerMetrics.model_fields:
+            raise TypeError(f"figure {figure.field!r} is per worker but not a WorkerMetrics field")
+
+
+check_figures(FIGURES)
+
+
+def shown(figures: Union[MetricsStatus, WorkerMetrics], view: View) -> list[tuple[Figure, float]]:
+    """The figures `view` shows that `figures` holds a value of, in declaration order; a worker's
+    figures hold only the `per_worker` ones."""
+    if isinstance(figures, WorkerMetrics):
+        declared = [f for f in FIGURES if f.per_worker and view in f.views]
+    else:
+        declared = [f for f in FIGURES if view in f.views]
+    return [(f, value) for f in declared if (value := f.of(figures)) is not None]
 
 
 # --- The failure a rule judged, and the steps a hang is told from (docs/failure-rules.md) ---------

@@ -15,23 +15,10 @@ from .options import kube_client, kubeconfig_option, namespace_option
 @click.option("-A", "--all-namespaces", is_flag=True)
 @kubeconfig_option()
 def list_jobs(namespace: Optional[str], all_namespaces: bool, kubeconfig: Optional[str]) -> None:
-    """List TrainingJobs with the same columns as `kubectl get tj`."""
+    """List TrainingJobs with the same columns as `kubectl get tj` (api/columns.py)."""
     from rich.console import Console
-    from rich.table import Table
 
-    from ..kube.client import status_of
-    from ..kube.table import fmt
+    from ..kube.table import list_table
 
     jobs = kube_client(kubeconfig, namespace).list(all_namespaces=all_namespaces)
-    table = Table(box=None)
-    for column in (["NAMESPACE"] if all_namespaces else []) + ["NAME", "FRAMEWORK", "WORKERS", "PHASE",
-                                                                 "THROUGHPUT", "EFFICIENCY", "RESTARTS"]:
-        table.add_column(column)
-    for job in jobs:
-        status = status_of(job)
-        metrics = status.metrics
-        row = [job.metadata.name, job.spec.framework, str(job.spec.worker_count), status.phase or "",
-               fmt(metrics.throughput if metrics else None), fmt(metrics.scaling_efficiency if metrics else None, 2),
-               str(status.restarts)]
-        table.add_row(*([job.metadata.namespace] if all_namespaces else []), *row)
-    Console().print(table)
+    Console().print(list_table([job.to_dict() for job in jobs], all_namespaces))

@@ -30,7 +30,7 @@ class ObjectRef:
 class MetricsChannel:
     """Where the workers send figures and the operator reads them: the figures gateway's URL,
     and the key the jobs' write tokens and the operator's reader token derive from
-    (metrics/token.py). Empty: no metrics path configured."""
+    (figures/token.py). Empty: no metrics path configured."""
 
     address: str = ""
     key: bytes = field(default=b"", repr=False)
@@ -104,7 +104,7 @@ class Actions:
     asked for), delete the TrainingJob (and stop), delete the Job, create the token Secrets, create
     the children, restore edited ones, post events, requeue."""
 
-    #: The job's token Secret (metrics/token.py), created when missing and never read or changed:
+    #: The job's token Secret (figures/token.py), created when missing and never read or changed:
     #: the operator may create Secrets, not read or patch them. Its name carries the job's uid.
     secrets: list[dict[str, Any]] = field(default_factory=list)
     #: Children to create, in order. Created, never applied: an object already holding the name

@@ -14,7 +14,7 @@ import kopf
 
 from .._sys.malloc import limit_arenas
 from ..api.admin_policy import AdminPolicy
-from ..metrics.token import load_key
+from ..figures.token import load_key
 from . import telemetry
 from .actions import MetricsChannel
 from .health import Health

@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError
 
 from ..api.admin_policy import AdminPolicy
 from ..contract import API_GROUP, PLURAL, VERSION
-from ..metrics.token import reader_token
+from ..figures.token import reader_token
 from . import telemetry
 from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
 from .cache import Cache, Key
@@ -243,7 +243,7 @@ class Controller:
 
         async def delete() -> None:
             try:
-                from ..metrics.client import delete as delete_collector
+                from ..figures.reader import delete as delete_collector
 
                 await asyncio.wait_for(asyncio.to_thread(delete_collector, metrics.address, reader_token(metrics.key),
                                                          *key, uid), METRICS_READ_TIMEOUT)
@@ -259,7 +259,7 @@ class Controller:
             return with_metrics(read.status, None, now, read.generation,
                                 "the operator has no --metrics-address and --metrics-key-file (figures gateway) configured")
         try:
-            from ..metrics.client import read_summary
+            from ..figures.reader import read_summary
 
             summary = await asyncio.wait_for(asyncio.to_thread(
                 read_summary, metrics.address, reader_token(metrics.key), read.namespace, read.name, read.uid,

@@ -1,25 +1,24 @@
-"""How a TrainingJob on the cluster looks on a terminal: its status table and its live line."""
+"""How TrainingJobs on the cluster look on a terminal: a job's status table, its live line, and
+the list of jobs. The figures shown are those api/status.py FIGURES declares for each view."""
 
 from __future__ import annotations
 
-from typing import Optional
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional, Sequence
 
 from rich.table import Table
 
-from ..api.status import TrainingJobStatus
+from ..api.columns import PRINTER_COLUMNS, PrinterColumn
+from ..api.status import TrainingJobStatus, duration, parse_time, shown
+from ..figures.progress import progress_text
 from ..metrics.gpu import gpu_text
-from ..metrics.progress import duration, progress_text
 
 PHASE_STYLES = {"Succeeded": "green", "Failed": "red", "Invalid": "red", "Running": "cyan",
                 "Restarting": "yellow", "Suspended": "yellow", "Pending": "white"}
 
 
-def fmt(value: Optional[float], digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def status_table(name: str, status: TrainingJobStatus) -> Table:
-    """The figures a person wants of a job: phase, workers, restarts, throughput, efficiency."""
+    """The figures a person wants of a job: phase, workers, restarts, progress and the job's figures."""
     table = Table(title=f"{name}: [{PHASE_STYLES.get(status.phase or '', 'white')}]{status.phase or 'Unknown'}[/]",
                   title_justify="left", show_header=False)
     table.add_column(style="bold")
@@ -34,9 +33,8 @@ def status_table(name: str, status: TrainingJobStatus) -> Table:
         table.add_row(f"attempt {p.restart} elapsed", duration(p.elapsed))
     m = status.metrics
     if m is not None and m.available:
-        table.add_row("throughput", f"{fmt(m.throughput)} samples/s")
-        table.add_row("scaling efficiency", fmt(m.scaling_efficiency, 2))
-        table.add_row("step time p50 / p95", f"{fmt(m.step_time_p50, 3)} / {fmt(m.step_time_p95, 3)} s")
+        for figure, value in shown(m, "get"):
+            table.add_row(figure.label, figure.shown(value))
         table.add_row("straggler", "-" if m.straggler is None else f"worker {m.straggler}")
         gpus = [f"worker {w.index}: {gpu_text(w.gpu_utilization, w.gpu_memory_used, w.gpu_memory_total)}"
                 for w in m.per_worker if w.gpus]
@@ -53,7 +51,41 @@ def status_table(name: str, status: TrainingJobStatus) -> Table:
 def progress_line(name: str, status: TrainingJobStatus) -> str:
     """One line while following a job: phase, active workers, restarts and, once known, figures."""
     m = status.metrics
-    figures = f"  {fmt(m.throughput)} samples/s  efficiency {fmt(m.scaling_efficiency, 2)}" if m and m.available else ""
+    figures = "".join(f"  {f.phrase(v)}" for f, v in shown(m, "live")) if m and m.available else ""
     done = progress_text(status.progress)
     return (f"● {name}  {status.phase or 'Pending'}  workers {status.workers.active} active  "
             f"restarts {status.restarts}{f'  {done}' if done else ''}{figures}")
+
+
+def age(timestamp: Any, now: datetime) -> str:
+    """`45s`, `12m`, `5h`, `3d`: how long ago, as kubectl's AGE column says it."""
+    started = parse_time(timestamp) if isinstance(timestamp, str) else None
+    if started is None:
+        return "<unknown>"
+    seconds = max(0, int((now - started).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cell(column: PrinterColumn, document: Mapping[str, Any], now: datetime) -> str:
+    value = column.value(document)
+    if value is None:
+        return ""
+    return age(value, now) if column.type == "date" else column.text(value)
+
+
+def list_table(documents: Sequence[Mapping[str, Any]], all_namespaces: bool = False,
+               now: Optional[datetime] = None) -> Table:
+    """TrainingJobs (as the API server stores them) with the columns `kubectl get tj` shows."""
+    now = now or datetime.now(timezone.utc)
+    columns = [c for c in PRINTER_COLUMNS if not c.priority]
+    table = Table(box=None)
+    for header in (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + [c.name.upper() for c in columns]:
+        table.add_column(header)
+    for document in documents:
+        metadata = document.get("metadata") or {}
+        names = ([str(metadata.get("namespace", ""))] if all_namespaces else []) + [str(metadata.get("name", ""))]
+        table.add_row(*names, *(cell(c, document, now) for c in columns))
+    return table

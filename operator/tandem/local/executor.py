@@ -11,7 +11,7 @@ runPolicy.failurePolicy's FailJob ends the run, Ignore restarts without counting
 matched) counts the restart against backoffLimit. activeDeadlineSeconds runs from the start of
 `run()` across restarts, as status.startTime does on Kubernetes (api/deadline.py). With a
 progress or startup deadline, the figures the local Ray collects (`progress_hook`) are watched as
-the operator watches them (metrics/progress.py): a group whose workers report no step for the
+the operator watches them (figures/progress.py): a group whose workers report no step for the
 deadline is stopped as Hung, naming the worker that went silent first, and judged the same way.
 """
 
@@ -57,7 +57,7 @@ from ..contract import (
     REASON_HUNG,
 )
 from ..errors import Interrupted
-from ..metrics import progress as progress_clock
+from ..figures import progress as progress_clock
 from ..render import render_one
 from .console import worker_line
 from .gpus import worker_gpu_env
@@ -410,7 +410,7 @@ class LocalExecutor:
 
 
 class _ProgressWatch:
-    """One group's steps, read from the latest figures as they come (metrics/progress.py, the
+    """One group's steps, read from the latest figures as they come (figures/progress.py, the
     operator's own rules): percent and ETA for the live line, and, with a progress or startup
     deadline, judged for a hang."""
 

@@ -68,7 +68,7 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
         executor = LocalExecutor(job, run_root=run_root, console=console, **options)
         return LocalRun(executor.run(), None)
 
-    from .ray_session import LocalMetrics
+    from .figures_service import LocalMetrics
 
     baseline, source = baselines.choose(spec.metrics.baseline_throughput, run_root, name)
     metrics = LocalMetrics(job.metadata.namespace, name, spec.worker_count, baseline, spec.metrics.straggler_threshold)

@@ -1,4 +1,7 @@
-"""What `tandem run` prints when a run ends: one table a person can read at a glance."""
+"""What `tandem run` prints when a run ends: one table a person can read at a glance.
+
+Its figures are those api/status.py FIGURES declares for the "run" view: a column per worker for
+each figure a worker holds, and the job's own on the line under the table."""
 
 from __future__ import annotations
 
@@ -8,14 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api.model import TrainingJob
-from ..api.status import MetricsStatus
+from ..api.status import FIGURES, Figure, MetricsStatus, WorkerMetrics, shown
 from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..metrics.gpu import gpu_text
 from .executor import Attempt, RunResult
-
-
-def _seconds(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value * 1000:.1f} ms"
 
 
 def straggler_text(metrics: MetricsStatus) -> str:
@@ -37,19 +36,24 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
         return [f"[yellow]metrics unavailable{f' ({metrics.reason})' if metrics.reason else ''}[/]"]
     if metrics.throughput is None:
         return ["metrics: no steps were reported"]
-    line = f"throughput: [bold]{metrics.throughput:,.1f} samples/s[/]"
-    if metrics.scaling_efficiency is not None:
-        line += (f"   scaling efficiency: [bold]{metrics.scaling_efficiency:.0%}[/] against "
-                 f"{metrics.baseline_throughput:,.1f} samples/s per worker"
-                 + (f" ({baseline_source})" if baseline_source else ""))
+    line = "   ".join(f"{figure.label}: [bold]{figure.shown(value)}[/]" for figure, value in shown(metrics, "run"))
+    if metrics.scaling_efficiency is not None and metrics.baseline_throughput is not None:
+        efficiency = (f"scaling efficiency: [bold]{metrics.scaling_efficiency:.0%}[/] against "
+                      f"{metrics.baseline_throughput:,.1f} samples/s per worker"
+                      + (f" ({baseline_source})" if baseline_source else ""))
     else:
-        line += "   scaling efficiency: - (no one-worker baseline yet: run with --workers 1 once)"
-    lines = [line, f"step time: p50 {_seconds(metrics.step_time_p50)}   p95 {_seconds(metrics.step_time_p95)}"]
+        efficiency = "scaling efficiency: - (no one-worker baseline yet: run with --workers 1 once)"
+    lines = [line, efficiency]
     if metrics.straggler is not None:
         lines.append(f"[yellow]{straggler_text(metrics)}[/]")
     elif metrics.straggler_check:
         lines.append(f"straggler: none named ({metrics.straggler_check})")
     return lines
+
+
+def worker_columns(workers: list[WorkerMetrics]) -> list[Figure]:
+    """The per-worker figures of the "run" view that at least one worker holds."""
+    return [f for f in FIGURES if f.per_worker and "run" in f.views and any(f.of(w) is not None for w in workers)]
 
 
 def attempt_text(attempt: Attempt) -> str:
@@ -72,10 +76,9 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     table.add_column("worker", justify="right")
     table.add_column("exit code", justify="right")
     per_worker = {w.index: w for w in metrics.per_worker} if metrics is not None and metrics.available else {}
-    if per_worker:
-        table.add_column("samples/s", justify="right")
-        table.add_column("step p50", justify="right")
-        table.add_column("step p95", justify="right")
+    columns = worker_columns(list(per_worker.values()))
+    for figure in columns:
+        table.add_column(figure.unit or figure.label, justify="right")
     gpus = any(w.gpus for w in per_worker.values())
     if gpus:
         table.add_column("GPU use", justify="right")
@@ -85,8 +88,8 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
         figures = []
         if per_worker:
             w = per_worker.get(exit_.index)
-            figures = (["-", "-", "-"] if w is None
-                       else [f"{w.throughput:,.1f}", _seconds(w.step_time_p50), _seconds(w.step_time_p95)])
+            values = [None if w is None else figure.of(w) for figure in columns]
+            figures = ["-" if value is None else figure.text(value) for figure, value in zip(columns, values, strict=True)]
             if gpus:
                 figures.append("-" if w is None else gpu_text(w.gpu_utilization, w.gpu_memory_used, w.gpu_memory_total))
             if metrics is not None and metrics.straggler == exit_.index:

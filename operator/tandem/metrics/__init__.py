@@ -1,4 +1,4 @@
-"""Throughput, scaling efficiency and stragglers of a training job, collected by Ray.
+"""Throughput, scaling efficiency and stragglers of a training job, reported by the training process.
 
 In a training script::
 
@@ -14,14 +14,13 @@ or, with no edit to the loop, one line after building the model:
                       loader=train_loader, epochs=3)      # optional: the total, for percent and ETA
     model.fit(..., callbacks=[metrics.keras_callback(batch_size)])         # Keras
 
-Modules: `reporter` (in the training process; no Ray), `shipper` (the per-process HTTP client
-of the gateway), `gateway` (the figures gateway beside the Ray head: the only Ray driver),
-`token` and `wire` (its credentials and request checks), `collector` (the per-job Ray actor),
-`snapshot` and `summary` (checking and maths; no Ray), `client` (the operator's HTTP reader of a
-job's figures; no Ray), `tensorboard` (the event files a worker writes),
-`pytorch` and `keras` (framework helpers). What `tandem run` does with them on this machine
-(its private Ray, the recorded baseline) lives in `tandem.local`; this package imports neither
-`tandem.local` nor `tandem.backends`.
+This package is the worker side, what runs in (or beside) the training process; no Ray here.
+Modules: `reporter` (in the training process), `shipper` (the per-process HTTP client of the
+figures gateway), `tensorboard` (the event files a worker writes), `gpu` (NVML sampling), and
+`pytorch` and `keras` (framework helpers). The figures travel on through the figures service
+(`tandem.gateway`, beside the Ray head); their checks, reading and maths live in `tandem.figures`.
+What `tandem run` does with them on this machine (its private Ray, the recorded baseline) lives
+in `tandem.local`; this package imports neither `tandem.local` nor `tandem.backends`.
 """
 
 from __future__ import annotations

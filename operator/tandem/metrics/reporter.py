@@ -32,8 +32,9 @@ import time
 from typing import Any, Mapping, Optional, Union
 
 from ..contract import ENV_JOB, ENV_METRICS, ENV_METRICS_ADDRESS, ENV_METRICS_PARENT, ENV_WORKER_INDEX
+from ..figures.record import Step, encode
 from . import gpu, tensorboard
-from .tensorboard import EventLog, StepRecord
+from .tensorboard import EventLog
 
 SHIP_EVERY = 0.5
 #: Records held while nothing can take them (shipper not yet started or blocked).
@@ -48,7 +49,7 @@ class NullReporter:
 
     enabled = False
 
-    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
+    def step(self, samples: float = 0, wait: Optional[float] = None, tokens: Optional[float] = None) -> None:
         pass
 
     def loss(self, value: float) -> None:
@@ -71,7 +72,7 @@ class Reporter:
         self.worker = int(env.get(ENV_WORKER_INDEX) or 0)
         self.rank = int(env.get("LOCAL_RANK") or 0)
         self._python = python
-        self._buffer: collections.deque[StepRecord] = collections.deque(maxlen=MAX_BUFFER)
+        self._buffer: collections.deque[Step] = collections.deque(maxlen=MAX_BUFFER)
         self._previous: Optional[float] = None
         self._shipper: Optional[subprocess.Popen[bytes]] = None
         self._out = bytearray()
@@ -93,8 +94,9 @@ class Reporter:
         atexit.register(self.close)
 
     # -- the training thread's side -----------------------------------------------------------
-    def step(self, samples: float = 0, wait: Optional[float] = None) -> None:
-        """One step done, with `samples` samples; `wait`: seconds of it spent waiting for peers."""
+    def step(self, samples: float = 0, wait: Optional[float] = None, tokens: Optional[float] = None) -> None:
+        """One step done, with `samples` samples (and `tokens` tokens, for a language model's
+        tokens/s); `wait`: seconds of it spent waiting for peers."""
         now = time.perf_counter()
         self._done += 1
         previous, self._previous = self._previous, now
@@ -102,7 +104,7 @@ class Reporter:
             return
         seconds = now - previous
         busy = None if wait is None else max(0.0, seconds - wait)
-        self._buffer.append((time.time(), samples, seconds, busy))
+        self._buffer.append(Step(time.time(), samples, seconds, busy, tokens))
 
     def loss(self, value: float) -> None:
         """The latest loss, for TensorBoard (call it where the script already has the value)."""
@@ -121,7 +123,7 @@ class Reporter:
 
     # -- the daemon thread --------------------------------------------------------------------
     def _info(self) -> dict[str, Any]:
-        """This rank's latest word besides its steps (wire names, metrics/wire.py); samples the GPUs
+        """This rank's latest word besides its steps (wire names, figures/wire.py); samples the GPUs
         when a second has passed since the last sample."""
         if self._sampler is not None and time.monotonic() - self._gpu_at >= gpu.SAMPLE_EVERY:
             self._gpu_at = time.monotonic()
@@ -173,7 +175,7 @@ class Reporter:
             while self._buffer:
                 records = [self._buffer.popleft() for _ in range(min(5000, len(self._buffer)))]
                 self._log_to_board(records)
-                self._out += json.dumps(records, separators=(",", ":")).encode() + b"\n"
+                self._out += json.dumps([encode(r) for r in records], separators=(",", ":")).encode() + b"\n"
             info = self._info()
             if info != self._sent_info:
                 self._sent_info = info
@@ -198,16 +200,16 @@ class Reporter:
         finally:
             self._lock.release()
 
-    def _take_all(self) -> list[StepRecord]:
+    def _take_all(self) -> list[Step]:
         """Everything buffered so far; safe while the training thread keeps appending."""
-        records: list[StepRecord] = []
+        records: list[Step] = []
         try:
             while True:
                 records.append(self._buffer.popleft())
         except IndexError:
             return records
 
-    def _log_to_board(self, records: list[StepRecord]) -> None:
+    def _log_to_board(self, records: list[Step]) -> None:
         if self._board is not None and records:
             self._board.write(records, self._loss, self._gpu)
 

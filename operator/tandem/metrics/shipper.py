@@ -2,7 +2,7 @@
 
 Started by the rank's `Reporter`, it reads JSON lines of step records on stdin and, every
 `SHIP_EVERY` seconds, POSTs what it has to the figures gateway at TANDEM_METRICS_ADDRESS
-(metrics/gateway.py) with the job's write token (TANDEM_METRICS_TOKEN). It is a plain HTTP
+(gateway/server.py) with the job's write token (TANDEM_METRICS_TOKEN). It is a plain HTTP
 client (the standard library's urllib): no Ray in training images' processes, and no way for
 job code to reach Ray at all. Until the gateway takes records (a local run starts it while the
 workers start; a cluster's may be restarting) they are buffered here. On stdin's end (the
@@ -32,6 +32,7 @@ from ..contract import (
     ENV_RUN_DIR,
     ENV_WORKER_INDEX,
 )
+from ..figures.record import Step, decode, encode
 
 SHIP_EVERY = 1.0
 #: How long to wait for the gateway to take records before giving up.
@@ -63,11 +64,13 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
 
 
 class Inbox:
-    """Records read from stdin by a thread, and the rank's latest info (a line that is a JSON
-    object, not a list); `closed` once stdin ends."""
+    """Steps read from stdin by a thread, and the rank's latest info (a line that is a JSON
+    object, not a list); `closed` once stdin ends. A record that does not decode (a NaN, a
+    negative count: figures/record.py) is dropped here, before it could cost its whole batch at
+    the gateway."""
 
     def __init__(self, stream: Iterable[bytes]) -> None:
-        self.records: list[list[Optional[float]]] = []
+        self.records: list[Step] = []
         self.info: Optional[dict[str, Any]] = None
         self.lock = threading.Lock()
         self.closed = threading.Event()
@@ -82,18 +85,31 @@ class Inbox:
                     batch = json.loads(line)
                 except ValueError:
                     continue
-                with self.lock:
-                    if isinstance(batch, dict):
+                if isinstance(batch, dict):
+                    with self.lock:
                         self.info = batch
-                    elif isinstance(batch, list):
-                        self.records.extend(batch)
+                elif isinstance(batch, list):
+                    steps = _decoded(batch)
+                    with self.lock:
+                        self.records.extend(steps)
         finally:
             self.closed.set()
 
-    def take(self) -> list[list[Optional[float]]]:
+    def take(self) -> list[Step]:
         with self.lock:
             records, self.records = self.records, []
         return records
+
+
+def _decoded(records: list[Any]) -> list[Step]:
+    """The records that decode as steps; the others dropped."""
+    steps = []
+    for raw in records:
+        try:
+            steps.append(decode(raw))
+        except ValueError:
+            continue
+    return steps
 
 
 def _die_with_parent(parent: Optional[str]) -> None:
@@ -123,7 +139,7 @@ def _quiet_stderr() -> TextIO:
 SPOOL_PREFIX = "spool-"
 
 
-def spool(records: list[list[Optional[float]]], worker: int, rank: int) -> None:
+def spool(records: list[Step], worker: int, rank: int) -> None:
     """Training ended before the gateway took records: leave the records in the run directory (local runs), where
     the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
     import json
@@ -133,7 +149,7 @@ def spool(records: list[list[Optional[float]]], worker: int, rank: int) -> None:
         return
     directory = os.path.join(run_dir, "metrics")
     os.makedirs(directory, exist_ok=True)
-    line = json.dumps({"worker": worker, "rank": rank, "records": records}, separators=(",", ":"))
+    line = json.dumps({"worker": worker, "rank": rank, "records": [encode(r) for r in records]}, separators=(",", ":"))
     with open(os.path.join(directory, f"{SPOOL_PREFIX}{worker}-{rank}.jsonl"), "a", encoding="utf-8") as out:
         out.write(line + "\n")
 
@@ -165,18 +181,18 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
         raise Refused(f"{error.code} {error.reason}") from None
 
 
-def ship(url: str, token: str, worker: int, rank: int, records: list[list[Optional[float]]], timeout: float,
+def ship(url: str, token: str, worker: int, rank: int, records: list[Step], timeout: float,
          info: Optional[dict[str, Any]] = None) -> None:
     """Every record, in chunks the gateway accepts; the info with the last chunk."""
-    from .wire import encode
+    from ..figures import wire
 
     for start in range(0, max(len(records), 1), CHUNK):
         last = start + CHUNK >= len(records)
-        post(url, token, encode(worker, rank, records[start:start + CHUNK], info if last else None), timeout)
+        post(url, token, wire.encode(worker, rank, records[start:start + CHUNK], info if last else None), timeout)
 
 
 def main() -> int:
-    from .wire import records_path
+    from ..figures.wire import records_path
 
     env = os.environ
     address = env.get(ENV_METRICS_ADDRESS, "")
@@ -200,7 +216,7 @@ def main() -> int:
 
     if not token:
         return give_up("cannot be used: no job token (TANDEM_METRICS_TOKEN)")
-    pending: list[list[Optional[float]]] = []
+    pending: list[Step] = []
     answered = False  # until the gateway first takes records, keep them and keep trying
     sent_info: Optional[dict[str, Any]] = None
     deadline = time.monotonic() + CONNECT_TIMEOUT

@@ -3,9 +3,10 @@
 PyTorch jobs write through torch.utils.tensorboard, TensorFlow jobs through tf.summary, so the
 files are exactly what each community's tools expect: the framework names its writer
 (tandem.frameworks, Framework.tensorboard_writer), imported here on first use. The reporter's
-daemon thread feeds this log with the step records it already buffers, so training pays nothing
-extra: per interval it writes throughput (samples/s), mean step time, when the script reports
-one the loss, and on a worker with NVIDIA GPUs their utilisation and memory in use (metrics/gpu.py).
+daemon thread feeds this log with the steps it already buffers, so training pays nothing extra:
+per interval it writes a rate for every count a step carries (figures/record.py COUNTS: samples/s
+as `tandem/throughput_samples_per_s`, and so on), the mean step time, when the script reports one
+the loss, and on a worker with NVIDIA GPUs their utilisation and memory in use (metrics/gpu.py).
 Each worker (and rank) writes under `<TANDEM_TENSORBOARD_DIR>/worker-<i>[-rank-<r>]`.
 """
 
@@ -18,9 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, cast
 
 from .. import frameworks
 from ..contract import ENV_FRAMEWORK, ENV_PROCS_PER_WORKER, ENV_TENSORBOARD, ENV_TENSORBOARD_DIR, ENV_WORKER_INDEX
-
-#: One step of one rank: (time, samples, seconds, busy); busy is None without a compute/wait split.
-StepRecord = tuple[float, float, float, Optional[float]]
+from ..figures.record import COUNTS, Step, count
 
 
 def enabled(env: Mapping[str, str]) -> bool:
@@ -95,19 +94,23 @@ class EventLog:
                 print(f"tandem.metrics: TensorBoard event files disabled ({error})", file=sys.stderr, flush=True)
         return self._writer
 
-    def write(self, records: Sequence[StepRecord], loss: Optional[float] = None,
+    def write(self, records: Sequence[Step], loss: Optional[float] = None,
               gpu: Optional[Mapping[str, Any]] = None) -> None:
-        """records: (time, samples, seconds, busy) per step since the last call; gpu: the latest NVML sample."""
+        """records: the steps since the last call (each timed: the reporter records none without
+        `seconds`); gpu: the latest NVML sample."""
         if not records:
             return
         writer = self._open()
         if writer is None:
             return
         self.steps += len(records)
-        seconds = sum(r[2] for r in records)
+        seconds = sum(r.seconds or 0.0 for r in records)
         try:
             if seconds > 0:
-                writer.scalar("tandem/throughput_samples_per_s", sum(r[1] for r in records) / seconds, self.steps)
+                for name in COUNTS:
+                    total = count(records, name)
+                    if total is not None:
+                        writer.scalar(f"tandem/throughput_{name}_per_s", total / seconds, self.steps)
                 writer.scalar("tandem/step_time_s", seconds / len(records), self.steps)
             if loss is not None:
                 writer.scalar("tandem/loss", loss, self.steps)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...api.model import TrainingJob
 from ...contract import TENSORBOARD_SERVED
-from ...metrics.token import job_token
+from ...figures.token import job_token
 from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
 from ..actions import NO_METRICS, MetricsChannel

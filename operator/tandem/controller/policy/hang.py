@@ -3,7 +3,7 @@ report no step for the deadline is restarted with reason Hung, under the failure
 with onReasons: [Hung] decides; none: Count).
 
 The steps come through the metrics channel: each read of the figures (policy/metrics.py) updates
-status.progress (metrics/progress.py, pure, on the operator's clock), and this step reads it. A
+status.progress (figures/progress.py, pure, on the operator's clock), and this step reads it. A
 hang is judged on figures read successfully only: while the gateway cannot be read, no hang is
 called (MetricsAvailable False says why), and an operator without a figures gateway never calls
 one. The spec cannot ask for a deadline without metrics.enabled (the model and the CRD refuse it).
@@ -17,7 +17,7 @@ from ...api.failure_rules import Failure
 from ...api.model import TrainingJob
 from ...api.status import ProgressStatus
 from ...contract import REASON_HUNG
-from ...metrics.progress import hang
+from ...figures.progress import hang
 from ..decision import Decision
 from .failure import act_on_failure
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ...api.model import TrainingJob
 from ...api.status import MetricsStatus, ProgressStatus, WorkerMetrics, parse_time, rfc3339
 from ...contract import METRICS_AVAILABLE
-from ...metrics import progress
+from ...figures import progress
 from ..actions import MetricsRead
 from ..decision import Decision, set_condition
 
@@ -73,7 +73,7 @@ def replacing(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str
 
 def with_progress(status: Mapping[str, Any], figures: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """status.progress after one read of the figures: each worker's steps and when they last rose
-    (metrics/progress.py; what policy/hang.py judges a hang from), and percent and ETA."""
+    (figures/progress.py; what policy/hang.py judges a hang from), and percent and ETA."""
     raw = status.get("progress")
     previous = ProgressStatus.model_validate(raw) if isinstance(raw, dict) else None
     workers = [WorkerMetrics.model_validate(w) for w in figures.get("perWorker") or []]

@@ -4,18 +4,18 @@ The gateway checks every request *before* anything reaches Ray, so the collector
 holds bounded, well-formed records, whoever posted them:
 
 - ``POST /v1/jobs/<namespace>/<name>/records`` (a job's write token) with the body
-  ``{"worker": i, "rank": r, "records": [[t, samples, seconds, busy], ...]}``: ``worker`` below
-  MAX_WORKERS, ``rank`` below MAX_RANKS, at most MAX_BATCH records, every number finite and
-  non-negative (seconds and busy may be null), the body at most MAX_BODY_BYTES of JSON. An
+  ``{"worker": i, "rank": r, "records": [<step>, ...]}``: ``worker`` below MAX_WORKERS, ``rank``
+  below MAX_RANKS, at most MAX_BATCH records, each a step as figures/record.py encodes it (every
+  number finite and non-negative), the body at most MAX_BODY_BYTES of JSON. An
   optional ``"info"`` carries the rank's latest word besides its steps: ``{"stepsDone",
   "stepsTotal", "gpus", "gpuUtil", "gpuMemUsed", "gpuMemTotal"}``, each optional, integers (the
-  utilisation a number in 0..100), non-negative and bounded (metrics.snapshot.info).
+  utilisation a number in 0..100), non-negative and bounded (figures.snapshot.info).
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
-The operator checks what comes back again (metrics.snapshot), against the job's own spec.
+The operator checks what comes back again (figures.snapshot), against the job's own spec.
 The shipper imports this module inside training images, so the checks' own imports
-(metrics.snapshot, which brings pydantic) are made where they run, in the gateway.
+(figures.snapshot, which brings pydantic) are made where they run, in the gateway.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..contract import MAX_WORKERS
+from . import record
+from .record import Step
 
 #: Largest request body accepted (a shipper sends at most MAX_BATCH records, ~70 bytes each).
 MAX_BODY_BYTES = 1 << 20
@@ -53,6 +55,7 @@ class Batch:
 
     worker: int
     rank: int
+    #: The steps, checked and encoded again (figures/record.py): what the collector stores.
     records: list[list[Optional[float]]]
     #: The rank's info as sent (checked), or None when the POST carried none.
     info: Optional[dict[str, Any]] = None
@@ -85,7 +88,7 @@ def _reject_constant(name: str) -> Any:
 
 def batch(body: bytes) -> Batch:
     """The checked body of a records POST; raises Refused (400 or 413) with the reason."""
-    from .snapshot import MAX_RANKS, info, step
+    from .snapshot import MAX_RANKS, info
 
     if len(body) > MAX_BODY_BYTES:
         raise Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
@@ -102,12 +105,11 @@ def batch(body: bytes) -> Batch:
     if not isinstance(records, list) or len(records) > MAX_BATCH:
         raise Refused(400, f"records must be a list of at most {MAX_BATCH}")
     checked = []
-    for position, record in enumerate(records):
+    for position, raw in enumerate(records):
         try:
-            s = step(record)
+            checked.append(record.encode(record.decode(raw)))
         except ValueError as error:
             raise Refused(400, f"record {position}: {error}") from None
-        checked.append([s.t, s.samples, s.seconds, s.busy])
     said = document.get("info")
     if said is not None:
         try:
@@ -117,17 +119,16 @@ def batch(body: bytes) -> Batch:
     return Batch(worker, rank, checked, said)
 
 
-def encode(worker: int, rank: int, records: list[list[Optional[float]]],
-           info: Optional[dict[str, Any]] = None) -> bytes:
+def encode(worker: int, rank: int, steps: Sequence[Step], info: Optional[dict[str, Any]] = None) -> bytes:
     """The body the shipper posts."""
-    body: dict[str, Any] = {"worker": worker, "rank": rank, "records": records}
+    body: dict[str, Any] = {"worker": worker, "rank": rank, "records": [record.encode(s) for s in steps]}
     if info:
         body["info"] = info
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def snapshot(body: bytes) -> Any:
-    """A GET's body as JSON (the operator checks its content with metrics.snapshot.check)."""
+    """A GET's body as JSON (the operator checks its content with figures.snapshot.check)."""
     if len(body) > MAX_SNAPSHOT_BYTES:
         raise ValueError(f"the snapshot is over {MAX_SNAPSHOT_BYTES} bytes")
     return json.loads(body, parse_constant=_reject_constant)

@@ -1,10 +1,10 @@
 """The metrics math, pure: step records in, a `MetricsStatus` out. No Ray, no I/O, no clocks.
 
 Records
-    Every training process (a *rank*; under torchrun a worker runs several) reports one record
-    per step: ``(t, samples, seconds, busy)``. ``t`` is when the step ended, on that process's
-    own clock; ``seconds`` the time since its previous step; ``busy`` the part of it the process
-    spent computing rather than waiting for its peers (None when not measured).
+    Every training process (a *rank*; under torchrun a worker runs several) reports one
+    `record.Step` per step: ``t`` when the step ended, on that process's own clock; ``samples``;
+    ``seconds`` the time since its previous step; ``busy`` the part of it the process spent
+    computing rather than waiting for its peers (None when not measured).
 
 Window
     Each rank's figures come from its own last ``window_s`` seconds (by its own clock, so no
@@ -13,7 +13,9 @@ Window
 Throughput
     rank samples/s = samples / seconds over its window; a worker's is the sum over its ranks
     (they train side by side); the job's is the sum over workers. Scaling efficiency =
-    throughput / (workers x one-worker throughput).
+    throughput / (workers x one-worker throughput). Tokens/s likewise, where the steps carry
+    tokens: a rank's only when all its windowed steps do, a worker's and the job's only when all
+    their ranks' do (a sum over part of them would understate).
 
 Stragglers under synchronous training
     With DDP (and TF MultiWorkerMirrored) every step ends in an allreduce that no rank can leave
@@ -47,7 +49,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ..api.status import MAX_WORKER_FIGURES, MetricsStatus, WorkerMetrics
-from . import eta
+from . import eta, record
+from .record import Step
 
 WINDOW_SECONDS = 30.0
 MAX_STEPS = 1000
@@ -58,29 +61,12 @@ STRAGGLER_MIN_SECONDS = 4.0
 STRAGGLER_PARTS = 4
 
 
-@dataclass(frozen=True)
-class Step:
-    """One training step of one rank."""
-
-    t: float
-    samples: float
-    seconds: Optional[float]
-    busy: Optional[float] = None
-
-    @classmethod
-    def of(cls, record: Sequence[Any]) -> Step:
-        """From a record as decoded from JSON: [t, samples, seconds, busy], the last ones optional."""
-        t, samples, seconds, busy = [*record, None, None, None, None][:4]
-        return cls(float(t), float(samples or 0), None if seconds is None else float(seconds),
-                   None if busy is None else float(busy))
-
-
 RankKey = tuple[int, int]  # (worker index, local rank)
 
 
 @dataclass(frozen=True)
 class RankInfo:
-    """What a rank said besides its steps (its latest word; checked by metrics.snapshot): its own
+    """What a rank said besides its steps (its latest word; checked by figures.snapshot): its own
     step count and the steps its training will take, and its worker's GPUs as NVML saw them."""
 
     steps_done: Optional[int] = None
@@ -139,10 +125,16 @@ class RankFigures:
     seconds: float
     busy: Optional[float]
     step_times: tuple[float, ...]
+    #: Tokens over the window; None unless every step said how many.
+    tokens: Optional[float] = None
 
     @property
     def throughput(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def token_throughput(self) -> Optional[float]:
+        return None if self.tokens is None or self.seconds <= 0 else self.tokens / self.seconds
 
     @property
     def capacity(self) -> float:
@@ -163,6 +155,7 @@ def rank_figures(steps: Sequence[Step]) -> RankFigures:
         seconds=sum(s.seconds or 0.0 for s in timed),
         busy=busy,
         step_times=tuple(s.seconds or 0.0 for s in timed),
+        tokens=record.count(timed, "tokens"),
     )
 
 
@@ -175,6 +168,8 @@ class WorkerFigures:
     step_times: tuple[float, ...]
     #: Steps per second over the window (the slowest rank's), None with too few steps to trust.
     step_rate: Optional[float] = None
+    #: Tokens per second of its ranks; None unless every rank said how many tokens.
+    token_throughput: Optional[float] = None
 
 
 def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
@@ -188,7 +183,14 @@ def worker_figures(index: int, ranks: Sequence[RankFigures]) -> WorkerFigures:
         steps=max((r.steps for r in active), default=0),
         step_times=tuple(t for r in active for t in r.step_times),
         step_rate=min(rates) if active and len(rates) == len(active) else None,
+        token_throughput=summed(r.token_throughput for r in active),
     )
+
+
+def summed(values: Iterable[Optional[float]]) -> Optional[float]:
+    """The sum of `values`; None when there are none, or any is None (a part would understate)."""
+    listed = list(values)
+    return None if not listed or any(v is None for v in listed) else sum(v for v in listed if v is not None)
 
 
 def straggler(capacities: Mapping[int, float], threshold: float) -> Optional[int]:
@@ -310,6 +312,7 @@ def summarize(
             steps=totals.get(f.index, f.steps),
             capacity=f.capacity,
             step_rate=finite(f.step_rate),
+            token_throughput=finite(f.token_throughput),
             **worker_info([i for (w, _), i in sorted((info or {}).items()) if w == f.index]),
         )
         for f in figures[:MAX_WORKER_FIGURES]
@@ -318,6 +321,7 @@ def summarize(
         available=True,
         reason=note,
         throughput=total,
+        token_throughput=finite(summed(f.token_throughput for f in figures)),
         per_worker=per_worker,
         scaling_efficiency=finite(efficiency(total, workers, baseline)),
         baseline_throughput=baseline,

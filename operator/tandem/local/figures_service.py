@@ -2,10 +2,10 @@
 
 `LocalMetrics` (in the CLI) picks the ports, a gateway key and the job's write token up front,
 so the workers can be given TANDEM_METRICS_ADDRESS (the gateway's URL) and TANDEM_METRICS_TOKEN
-before anything listens, and starts a helper process, ``python -m tandem.local.ray_session``,
+before anything listens, and starts a helper process, ``python -m tandem.local.figures_service``,
 while the workers start. The helper
 
-- serves the figures gateway (metrics/gateway.py) on 127.0.0.1 at once: the workers' shippers
+- serves the figures gateway (gateway/server.py) on 127.0.0.1 at once: the workers' shippers
   talk to it exactly as they do on a cluster, one protocol everywhere; it answers "not yet"
   until Ray is up, and the shippers keep their records meanwhile;
 - starts a Ray head (`ray start --head --block`: no dashboard, no CPUs, a small object store,
@@ -42,9 +42,9 @@ from .._sys import proctree
 from .._sys.lifetime import become_subreaper, die_with_parent
 from .._sys.netns import PrivateNetwork
 from .._sys.ports import free_ports
-from ..api.status import MetricsStatus
+from ..api.status import MetricsStatus, shown
 from ..contract import ENV_METRICS_TOKEN, ENV_RAY_SESSION, RUN_ENV_PREFIXES
-from ..metrics.token import job_token
+from ..figures.token import job_token
 
 #: The helper's environment variable carrying the gateway key (hex); it removes it at start, so
 #: that Ray's processes do not inherit it.
@@ -155,7 +155,7 @@ class LocalMetrics:
         self.history = run_dir / "metrics.jsonl"
         self.pids_file = run_dir / "metrics" / "ray-session.pids"
         (run_dir / "metrics").mkdir(exist_ok=True)
-        argv = [sys.executable, "-m", "tandem.local.ray_session",
+        argv = [sys.executable, "-m", "tandem.local.figures_service",
                 "--session", self.session, "--port", str(self.port), "--client-port", str(self.client_port),
                 "--agent-port", str(self.agent_port), "--gateway-port", str(self.gateway_port),
                 "--namespace", self.namespace, "--job", self.job, "--uid", self.uid,
@@ -202,9 +202,7 @@ class LocalMetrics:
             return "metrics unavailable"
         if status.throughput is None:
             return "metrics: waiting for the first steps"
-        text = f"{status.throughput:,.0f} samples/s"
-        if status.scaling_efficiency is not None:
-            text += f"  efficiency {status.scaling_efficiency:.0%}"
+        text = "  ".join(figure.phrase(value) for figure, value in shown(status, "live"))
         if status.straggler is not None:
             text += f"  straggler: worker {status.straggler}"
         return text
@@ -266,6 +264,7 @@ def _read_pids(path: Optional[Path]) -> list[int]:
 def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
     """Add the records that shippers left in the run directory (their training ended before Ray
     was up; see shipper.spool) to a collector snapshot."""
+    from ..figures import record
     from ..metrics.shipper import SPOOL_PREFIX
 
     records, totals = snapshot.setdefault("records", {}), snapshot.setdefault("totals", {})
@@ -274,10 +273,11 @@ def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
             try:
                 entry = json.loads(line)
                 key = f"{int(entry['worker'])}/{int(entry['rank'])}"
-                batch = list(entry["records"])
+                batch = [record.decode(raw) for raw in entry["records"]]
+                steps = [record.decode(raw) for raw in records.get(key, [])]
             except (ValueError, KeyError, TypeError):
                 continue
-            records[key] = sorted([*records.get(key, []), *batch], key=lambda r: r[0])
+            records[key] = [record.encode(s) for s in sorted([*steps, *batch], key=lambda s: s.t)]
             totals[key] = int(totals.get(key, 0)) + len(batch)
 
 
@@ -306,7 +306,7 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen[bytes
 
 
 def helper_main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tandem.local.ray_session")
+    p = argparse.ArgumentParser(prog="python -m tandem.local.figures_service")
     p.add_argument("--session", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--client-port", type=int, required=True)
@@ -327,7 +327,8 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     if os.environ.get(ENV_RAY_SESSION) != args.session:
         os.environ[ENV_RAY_SESSION] = args.session  # the Ray processes inherit it: that is how they are found
 
-    from ..metrics import client, gateway
+    from ..figures import reader
+    from ..gateway import server as gateway
     from ..metrics.shipper import reachable
 
     key = os.environ.pop(ENV_GATEWAY_KEY, "").encode()
@@ -372,16 +373,16 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
                 if final:
                     merge_spool(snapshot, args.history.parent / "metrics")
                 if snapshot.get("records"):
-                    return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
-                return MetricsStatus(available=False, reason="Ray did not start", updated_at=client.now_rfc3339())
+                    return reader.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
+                return MetricsStatus(available=False, reason="Ray did not start", updated_at=reader.now_rfc3339())
             try:
                 snapshot = collectors.snapshot(job) or {}
             except Exception as error:  # noqa: BLE001
                 reason = f"the metrics collector did not answer ({type(error).__name__})"
-                return MetricsStatus(available=False, reason=reason, updated_at=client.now_rfc3339())
+                return MetricsStatus(available=False, reason=reason, updated_at=reader.now_rfc3339())
             if final:
                 merge_spool(snapshot, args.history.parent / "metrics")
-            return client.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
+            return reader.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
 
         with args.history.open("a", encoding="utf-8") as history:
             while not done.wait(args.interval):

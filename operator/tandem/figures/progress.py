@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Optional, Sequence
 
-from ..api.status import MAX_WORKER_FIGURES, ProgressStatus, WorkerMetrics, WorkerProgress, parse_time, rfc3339
+from ..api.status import (
+    MAX_WORKER_FIGURES,
+    ProgressStatus,
+    WorkerMetrics,
+    WorkerProgress,
+    duration,
+    parse_time,
+    rfc3339,
+)
 from . import eta
 
 
@@ -152,15 +160,6 @@ def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: 
     if last is None and since is not None and startup_deadline is not None:
         return (since - checked).total_seconds() + startup_deadline
     return None
-
-
-def duration(seconds: Optional[int]) -> str:
-    """`1:05`, `2:03:04`: a count of seconds as a person reads it."""
-    if seconds is None:
-        return "-"
-    minutes, second = divmod(int(seconds), 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
 
 
 def progress_text(progress: Optional[ProgressStatus]) -> str:

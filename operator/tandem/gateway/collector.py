@@ -3,8 +3,8 @@
 One actor per job incarnation, named ``tandem:<namespace>/<job>/<uid>`` in the Ray namespace
 ``tandem``, detached (it outlives whichever process created it first; the local CLI stops the
 whole Ray it started, the operator asks the gateway to delete it), and asking for no CPU. Only
-the figures gateway (metrics/gateway.py), beside the Ray head, talks to it: the records it
-hands over are checked already (metrics/wire.py). It only stores records; the math lives in
+the figures gateway (gateway/server.py), beside the Ray head, talks to it: the records it
+hands over are checked already (figures/wire.py). It only stores records; the math lives in
 `summary` and runs in the reader, so the actor needs nothing but Python: its class is shipped to
 the Ray cluster by value, and a Ray head without Tandem installed can host it.
 
@@ -30,7 +30,8 @@ def actor_name(namespace: str, job: str, uid: str) -> str:
 
 
 class Collector:
-    """Per-rank step records of one job: (t, samples, seconds, busy) tuples, newest last."""
+    """Per-rank step records of one job, newest last: each a step as figures/record.py encodes it
+    (checked by the gateway), kept as the plain tuple it is: the actor needs nothing of Tandem's."""
 
     def __init__(self, keep: int = KEEP_PER_RANK):
         self.keep = keep

@@ -1,8 +1,8 @@
 """Reading a job's figures from the figures gateway: for the operator. No Ray here.
 
-The operator's one way to the figures is an HTTP GET with the reader token (metrics/token.py):
+The operator's one way to the figures is an HTTP GET with the reader token (figures/token.py):
 bounded in time (`READ_TIMEOUT`) and size (`wire.MAX_SNAPSHOT_BYTES`), parsed as JSON only, then
-checked record by record against the job's spec (metrics/snapshot.py) before the maths. The
+checked record by record against the job's spec (figures/snapshot.py) before the maths. The
 operator never unpickles anything and never imports Ray, so whoever controls the Ray head can at
 worst send wrong numbers, which the checks bound.
 

@@ -6,19 +6,19 @@ in the returned `dropped` list, which becomes status.metrics.reason) rather than
 whole read: one bad figure must not hide the good ones, and must never reach status.
 
 Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_RANKS-1;
-records [t, samples, seconds, busy] whose numbers are finite, samples/seconds/busy non-negative
-(seconds and busy may be None), at most MAX_RECORDS per rank (the newest); totals finite
-non-negative integers; each rank's `info` (its latest word besides its steps) a mapping of at most
-the INFO_FIELDS, each a finite non-negative number within its bound.
+records that figures/record.py decodes (finite, non-negative numbers), at most MAX_RECORDS per
+rank (the newest); totals finite non-negative integers; each rank's `info` (its latest word
+besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negative number within
+its bound.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
-from .summary import MAX_STEPS, RankInfo, RankKey, Step
+from .record import Step, decode, number
+from .summary import MAX_STEPS, RankInfo, RankKey
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -66,30 +66,6 @@ def rank_key(text: Any, workers: int) -> Optional[RankKey]:
     return key if key[0] < workers and key[1] < MAX_RANKS else None
 
 
-def _number(value: Any, optional: bool = False) -> Optional[float]:
-    """A finite non-negative float; None when `optional` and absent; raises ValueError otherwise."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("not a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer past float's range
-        raise ValueError("not a finite non-negative number") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("not a finite non-negative number")
-    return number
-
-
-def step(record: Any) -> Step:
-    """A Step from one record; raises ValueError if it is not a well-formed one."""
-    if not isinstance(record, (list, tuple)) or not 2 <= len(record) <= 4:
-        raise ValueError("not a record")
-    t, samples, seconds, busy = [*record, None, None][:4]
-    return Step(_number(t) or 0.0, _number(samples) or 0.0, _number(seconds, optional=True),
-                _number(busy, optional=True))
-
-
 def info(raw: Any) -> RankInfo:
     """A RankInfo from a rank's info mapping; raises ValueError if anything in it is not well-formed.
     Counts must be integers; the utilisation any number in 0..100."""
@@ -98,11 +74,24 @@ def info(raw: Any) -> RankInfo:
     fields: dict[str, Any] = {}
     for name, value in raw.items():
         attribute, bound = INFO_FIELDS[name]
-        number = _number(value)
-        if number is None or number > bound or (name != "gpuUtil" and not isinstance(value, int)):
-            raise ValueError(f"info {name} must be {'a number' if name == 'gpuUtil' else 'an integer'} in 0..{bound:g}")
-        fields[attribute] = number if name == "gpuUtil" else int(value)
+        kind = "a number" if name == "gpuUtil" else "an integer"
+        try:
+            checked = number(value)
+        except ValueError:
+            raise ValueError(f"info {name} must be {kind} in 0..{bound:g}") from None
+        if checked > bound or (name != "gpuUtil" and not isinstance(value, int)):
+            raise ValueError(f"info {name} must be {kind} in 0..{bound:g}")
+        fields[attribute] = checked if name == "gpuUtil" else int(value)
     return RankInfo(**fields)
+
+
+def _within(mapping: Any, workers: int) -> Iterator[tuple[RankKey, str, Any]]:
+    """(key, "worker/rank", value) of a per-rank mapping of the snapshot, for the keys within the
+    spec's workers (the others are counted once, with the records)."""
+    for text, raw in (mapping if isinstance(mapping, dict) else {}).items():
+        key = rank_key(text, workers)
+        if key is not None:
+            yield key, text, raw
 
 
 def check(snapshot: Any, workers: int) -> Checked:
@@ -122,10 +111,11 @@ def check(snapshot: Any, workers: int) -> Checked:
         if not isinstance(raw, (list, tuple)):
             checked.dropped.append(f"records of {text}: not a list")
             continue
-        steps, bad = [], 0
+        steps: list[Step] = []
+        bad = 0
         for record in list(raw)[-MAX_RECORDS:]:
             try:
-                steps.append(step(record))
+                steps.append(decode(record))
             except ValueError:
                 bad += 1
         if bad:
@@ -134,20 +124,12 @@ def check(snapshot: Any, workers: int) -> Checked:
             checked.records[key] = steps
     if outside:
         checked.dropped.append(f"{outside} key(s) outside workers 0..{workers - 1}")
-    infos = snapshot.get("info")
-    for text, raw in (infos if isinstance(infos, dict) else {}).items():
-        key = rank_key(text, workers)
-        if key is None:
-            continue
+    for key, text, raw in _within(snapshot.get("info"), workers):
         try:
             checked.info[key] = info(raw)
         except ValueError:
             checked.dropped.append(f"info of {text}")
-    totals = snapshot.get("totals")
-    for text, raw in (totals if isinstance(totals, dict) else {}).items():
-        key = rank_key(text, workers)
-        if key is None:
-            continue  # counted with the records above
+    for key, text, raw in _within(snapshot.get("totals"), workers):
         if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_COUNT:
             checked.totals[key] = raw
         else:

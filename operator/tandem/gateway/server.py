@@ -1,10 +1,10 @@
-"""``python -m tandem.metrics.gateway``: the figures gateway, the one door to the collectors.
+"""``python -m tandem.gateway``: the figures gateway, the one door to the collectors.
 
 It runs beside the Ray head (in the chart: a second container of the head's pod; in a local
 run: inside the `tandem run` metrics helper) as the only Ray driver of the metrics path, and
-serves a narrow HTTP interface (metrics/wire.py) on the one port the workers may reach:
+serves a narrow HTTP interface (figures/wire.py) on the one port the workers may reach:
 
-- a job's workers POST their step records with the job's write token (metrics/token.py); the
+- a job's workers POST their step records with the job's write token (figures/token.py); the
   token opens that job only, and the body is schema-checked before anything reaches Ray;
 - the operator GETs a job's snapshot (and DELETEs its collector) with the reader token.
 
@@ -29,9 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
 from ..contract import ENV_METRICS_KEY_FILE, METRICS_GATEWAY_PORT
-from . import token, wire
+from ..figures import token, wire
 
-log = logging.getLogger("tandem.metrics.gateway")
+log = logging.getLogger("tandem.gateway")
 
 REQUEST_TIMEOUT = 10.0
 RAY_CALL_TIMEOUT = 10.0
@@ -240,7 +240,7 @@ def start(key: bytes, collectors: Collectors, host: str, port: int) -> GatewaySe
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tandem.metrics.gateway", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tandem.gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="0.0.0.0", help="Address to serve on (default: all).")
     parser.add_argument("--port", type=int, default=METRICS_GATEWAY_PORT)
     parser.add_argument("--ray-address", default="ray://127.0.0.1:10001",
