@@ -321,7 +321,7 @@ def test_every_printer_column_named_exists(source: str):
 
 #: `spec.metrics.stragglerThreshold`, status.progress.eta: a TrainingJob field, read down the CRD's
 #: schema. Not preceded by a dot: `.status.conditions[...]` in a jsonpath is checked the same way.
-FIELD = re.compile(r"(?:(?<=[^\w$.-])\.|(?<![\w$.-]))\b(spec|status)((?:\.[a-zA-Z]\w*)+)")
+FIELD = re.compile(r"(?:(?<=[^\w$.-])\.|(?<![\w$./-]))\b(spec|status)((?:\.[a-zA-Z]\w*)+)")
 #: Fields of other kinds the docs name: the pod template of a batch/v1 Job or a Deployment, which
 #: the admission policies read.
 FOREIGN_FIELDS = ("spec.template",)
@@ -477,9 +477,9 @@ def test_every_tandem_env_name_exists(source: str):
 
 BROKEN = """
 Run `tandem run jobs/mnist-ddp.yaml --wrkers 4` or `tandem sumbit x`; see operator/tandem/controller/kube.py
-and `metrics/summry.py` or `timming.py` (tests/unit/test_crd.py::test_no_such_test; docs/security.md, "No such section").
+and `figures/summry.py` or `timming.py` (tests/unit/test_crd.py::test_no_such_test; docs/security.md, "No such section").
 Its figures are in status.metrics.tokenz; spec.metrics.stragglerThreshold names the straggler.
-`metrics.summary.judge_stragler` judges it, `controller.kube.KubeWriter` writes it.
+`figures.summary.judge_stragler` judges it, `controller.kube.KubeWriter` writes it.
 The job shows condition `TensorBoardServe` True, and `kubectl get tj -o wide` adds a `Tokens` column.
 
 ```
@@ -499,7 +499,7 @@ helm install tandem charts/tandem \\
 
 
 def test_each_check_finds_a_broken_name():
-    assert missing_paths(BROKEN) == ["metrics/summry.py", "operator/tandem/controller/kube.py", "timming.py"]
+    assert missing_paths(BROKEN) == ["figures/summry.py", "operator/tandem/controller/kube.py", "timming.py"]
     assert missing_tests(BROKEN) == ["tests/unit/test_crd.py::test_no_such_test"]
     assert missing_sections(BROKEN) == ['docs/security.md, "No such section"']
     assert unknown_conditions(BROKEN) == ["TensorBoardServe"]
@@ -510,7 +510,7 @@ def test_each_check_finds_a_broken_name():
     assert unknown_values(BROKEN) == ["metricsService.prot", "rays.enabled"]
     assert unknown_env_names(BROKEN) == ["TANDEM_NO_SUCH_NAME"]
     assert missing_fields(BROKEN) == ["status.metrics.tokenz"]
-    assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "metrics.enabeld", "metrics.summary.judge_stragler"]
+    assert missing_module_names(BROKEN) == ["controller.kube.KubeWriter", "figures.summary.judge_stragler", "metrics.enabeld"]
 
 
 def test_the_checks_accept_true_names():

@@ -14,6 +14,7 @@ import yaml
 
 from tandem import frameworks
 from tandem.api import SpecError, TrainingJob
+from tandem.figures.record import Step
 from tandem.api.crd import crd
 from tandem.api.model import TrainingJobSpec
 from tandem.contract import API_VERSION, KIND
@@ -172,7 +173,7 @@ def test_a_toy_framework_renders_its_image_and_contract(toy: Framework) -> None:
 def test_a_toy_framework_writes_tensorboard_through_its_writer(toy: Framework, tmp_path: Path) -> None:
     log = EventLog({"TANDEM_FRAMEWORK": "toy", "TANDEM_TENSORBOARD": "1", "TANDEM_TENSORBOARD_DIR": str(tmp_path),
                     "TANDEM_WORKER_INDEX": "1"})
-    log.write([(0.0, 32.0, 0.5, None), (0.5, 32.0, 0.5, None)], loss=0.25)
+    log.write([Step(0.0, 32.0, 0.5), Step(0.5, 32.0, 0.5)], loss=0.25)
     lines = (tmp_path / "worker-1" / "scalars.txt").read_text().splitlines()
     assert lines == ["tandem/throughput_samples_per_s 64 2", "tandem/step_time_s 0.5 2", "tandem/loss 0.25 2"]
 
