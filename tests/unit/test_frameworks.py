@@ -14,10 +14,10 @@ import yaml
 
 from tandem import frameworks
 from tandem.api import SpecError, TrainingJob
-from tandem.figures.record import Step
 from tandem.api.crd import crd
 from tandem.api.model import TrainingJobSpec
 from tandem.contract import API_VERSION, KIND
+from tandem.figures.record import Step
 from tandem.frameworks import Fixed, Framework, IncompleteFramework, Requires, Strategy, WorkerLaunch
 from tandem.frameworks.__main__ import main as frameworks_main
 from tandem.frameworks.pytorch import PYTORCH

@@ -11,6 +11,8 @@ from hypothesis import given, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 
+from tandem.api import SpecError, TrainingJob
+from tandem.contract import COORDINATOR_PORT, MAX_WORKERS
 from tandem.frameworks.pytorch import GUARD_MODULE, TORCHRUN_MODULE
 from tandem.launch.env import (
     ContractError,
@@ -188,6 +190,44 @@ def test_a_host_list_past_the_exec_limit_is_refused_clearly() -> None:
     del env["TANDEM_WORKER_HOSTS"]
     with pytest.raises(ContractError, match=r"^TANDEM_WORKERS is 10000: TF_CONFIG would be \d+ bytes.*E2BIG"):
         build_launch(env, ["python", "t.py"], PY)
+
+
+def test_the_model_refuses_the_worker_count_the_launcher_would_and_no_fewer() -> None:
+    """The model refuses, naming spec.workers, exactly the TF worker counts at which a pod's
+    launcher would refuse TF_CONFIG: one arithmetic, so a spec never passes apply and then fails
+    in every pod at start. PyTorch (no host list) takes the same count."""
+    def document(framework: str, strategy: str, workers: int) -> dict:
+        return {"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob",
+                "metadata": {"name": "job", "namespace": "ns"},
+                "spec": {"framework": framework, "strategy": strategy, "command": ["python", "t.py"],
+                         "workers": workers, "procsPerWorker": 1}}
+
+    def launcher_refuses(workers: int) -> bool:
+        env = contract_env("tensorflow", "multi-worker-mirrored", workers=workers, index=0,
+                           TANDEM_PORT=str(COORDINATOR_PORT))
+        del env["TANDEM_WORKER_HOSTS"]  # derived from the pods' DNS names, as on a cluster
+        try:
+            build_launch(env, ["python", "t.py"], PY)
+        except ContractError:
+            return True
+        return False
+
+    def model_refuses(workers: int) -> bool:
+        try:
+            TrainingJob.from_dict(document("tensorflow", "multi-worker-mirrored", workers))
+        except SpecError as error:
+            assert [path for path, _ in error.problems] == ["spec.workers"]
+            assert "TF_CONFIG" in error.problems[0][1]
+            return True
+        return False
+
+    low, high = 1, MAX_WORKERS  # the largest count the launcher takes, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (low, middle - 1) if launcher_refuses(middle) else (middle, high)
+    assert 1 < low < MAX_WORKERS
+    assert not model_refuses(low) and model_refuses(low + 1)
+    TrainingJob.from_dict(document("pytorch", "ddp", low + 1))
 
 
 def test_empty_command() -> None:

@@ -14,6 +14,16 @@ from pydantic_core import ErrorDetails
 from ..errors import SpecError
 
 
+class FieldError(ValueError):
+    """A model-level check's finding about one field: pydantic places a whole-object validator's
+    error at the object, but a check that needs two parts of the document (the name and the
+    worker count) still has one field to name and to fix."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def field_path(loc: Iterable[Any]) -> str:
     """('spec', 'env', 0, 'name') -> 'spec.env[0].name', as kubectl names fields."""
     path = ""
@@ -51,6 +61,7 @@ def _message(error: ErrorDetails) -> str:
 def from_validation_error(exc: ValidationError, prefix: Iterable[Any] = ()) -> SpecError:
     problems = []
     for error in exc.errors():
-        loc = (*prefix, *error["loc"])
+        found = error.get("ctx", {}).get("error")
+        loc = (*prefix, *(found.loc if isinstance(found, FieldError) else error["loc"]))
         problems.append((field_path(loc) or "(document)", _message(error)))
     return SpecError(problems)

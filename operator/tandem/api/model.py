@@ -30,6 +30,7 @@ from .. import frameworks
 from ..contract import (
     API_VERSION,
     CONDITION_TYPE_PATTERN,
+    COORDINATOR_PORT,
     ENV_VAR_NAME_PATTERN,
     FAILURE_REASON_PATTERN,
     IMAGE_REFERENCE_PATTERN,
@@ -52,8 +53,9 @@ from ..contract import (
 )
 from ..errors import SpecError
 from ..frameworks import rules as framework_rules
+from ..frameworks.base import MAX_ENV_STRING, Contract, cluster_hosts, oversized_env, split_host_port
 from . import names
-from .errors import from_validation_error
+from .errors import FieldError, from_validation_error
 from .load import apply_overrides, load_documents
 from .tpu import SliceShape, slice_shape
 
@@ -658,6 +660,29 @@ class TrainingJob(BaseModel):
     metadata: ObjectMeta
     spec: TrainingJobSpec
     status: Optional[dict[str, Any]] = None
+
+    @model_validator(mode="after")
+    def _launch_fits_exec(self) -> TrainingJob:
+        """A strategy that lists every worker's host in one variable (TF_CONFIG, TPU hostnames)
+        can hold only so many workers of this name before exec refuses the variable (E2BIG):
+        refuse such a spec here, in the launcher's own arithmetic, not in every worker at start."""
+        spec = self.spec
+        strategy = frameworks.get(spec.framework).strategy(spec.strategy)
+        if strategy is None or not strategy.needs_hosts:
+            return self
+        hosts = cluster_hosts(self.metadata.name, self.metadata.namespace, spec.worker_count, COORDINATOR_PORT)
+        contract = Contract(
+            job=self.metadata.name, namespace=self.metadata.namespace, framework=spec.framework,
+            strategy=spec.strategy, workers=spec.worker_count, worker_index=0,
+            procs_per_worker=spec.procs_per_worker, coordinator=split_host_port(hosts[0])[0],
+            port=COORDINATOR_PORT, worker_hosts=hosts, metrics_address="", restart=0,
+        )
+        oversized = oversized_env(strategy.launch(contract, ("python",), "python").env)
+        if oversized is not None:
+            name, size = oversized
+            raise FieldError(("spec", "workers"), f"{spec.worker_count} workers make {name} {size} bytes, past "
+                             f"Linux's limit of {MAX_ENV_STRING} for one variable: run fewer workers or a shorter name")
+        return self
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainingJob:

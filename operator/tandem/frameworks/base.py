@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Union
 
+from ..contract import worker_host
+
 #: The repository and tag of Tandem's worker images (`tandem/<image>:<tag>`); the tag is the
 #: chart's appVersion (tests/unit/test_chart.py holds them together).
 IMAGE_REPOSITORY = "tandem"
@@ -40,6 +42,28 @@ class Contract:
     metrics_address: str
     restart: int
     debug: bool = False
+
+
+#: Linux's limit on one environment string (MAX_ARG_STRLEN, 32 pages): a longer TF_CONFIG or
+#: TPU_WORKER_HOSTNAMES makes exec fail with E2BIG.
+MAX_ENV_STRING = 32 * 4096
+
+
+def oversized_env(env: Mapping[str, str]) -> Optional[tuple[str, int]]:
+    """The first variable exec would refuse (E2BIG), with its size as exec counts it
+    (NAME=value and a NUL); None when all fit. The model refuses such a spec and the launcher
+    such a contract, with the same arithmetic."""
+    for name, value in env.items():
+        size = len(f"{name}={value}".encode()) + 1
+        if size > MAX_ENV_STRING:
+            return name, size
+    return None
+
+
+def cluster_hosts(job: str, namespace: str, workers: int, port: int) -> tuple[str, ...]:
+    """Every worker pod's host:port, derived rather than listed in each pod (a list would grow
+    with the workers): what a strategy with `needs_hosts` gets on a cluster."""
+    return tuple(f"{worker_host(job, namespace, i)}:{port}" for i in range(workers))
 
 
 def split_host_port(address: str) -> tuple[str, int]:

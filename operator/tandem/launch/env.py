@@ -31,20 +31,15 @@ from ..contract import (
     ENV_WORKER_HOSTS,
     ENV_WORKER_INDEX,
     ENV_WORKERS,
-    worker_host,
 )
 from ..errors import ContractError
-from ..frameworks.base import Contract, split_host_port
+from ..frameworks.base import MAX_ENV_STRING, Contract, cluster_hosts, oversized_env, split_host_port
 from ..frameworks.rules import check
 
 __all__ = ["Contract", "ContractError", "Launch", "build_launch", "read_contract", "split_host_port"]
 
 #: What the renderer / local executor set; the fix named in every error points there.
 _FIX = "it is set by Tandem's renderer or local executor (tandem run)"
-
-#: Linux's limit on one environment string (MAX_ARG_STRLEN, 32 pages): a longer TF_CONFIG or
-#: TPU_WORKER_HOSTNAMES makes exec fail with E2BIG, so the launcher refuses it with a clear line.
-MAX_ENV_STRING = 32 * 4096
 
 #: ``python``, ``python3``, ``python3.11``: the names by which a command asks for Python 3.
 #: Not ``python2``: another language, which no interpreter of ours could stand in for.
@@ -92,7 +87,7 @@ def _hosts(env: Mapping[str, str], workers: int, job: str, namespace: str, port:
     names, derived here rather than listed in every pod (which would grow with the workers)."""
     name = ENV_WORKER_HOSTS
     if not env.get(name, "").strip():
-        return tuple(f"{worker_host(job, namespace, i)}:{port}" for i in range(workers))
+        return cluster_hosts(job, namespace, workers, port)
     hosts = tuple(h.strip() for h in _get(env, name).split(","))
     if len(hosts) != workers:
         raise ContractError(name, f"lists {len(hosts)} hosts but {ENV_WORKERS} is {workers}", _FIX)
@@ -199,13 +194,13 @@ def build_launch(env: Mapping[str, str], command: Sequence[str], python: str) ->
     assert strategy is not None  # read_contract checked it
     worker = strategy.launch(contract, tuple(user_argv(command, python)), python)
     extra.update(worker.env)
-    for name, value in extra.items():
-        size = len(f"{name}={value}".encode()) + 1  # as exec counts it: NAME=value and a NUL
-        if size > MAX_ENV_STRING:
-            raise ContractError(
-                ENV_WORKERS, f"is {contract.workers}: {name} would be {size} bytes, past Linux's limit of "
-                f"{MAX_ENV_STRING} for one variable (exec fails with E2BIG)", "run fewer workers or shorter names",
-            )
+    oversized = oversized_env(extra)
+    if oversized is not None:  # exec would fail with E2BIG: refuse it with a clear line instead
+        name, size = oversized
+        raise ContractError(
+            ENV_WORKERS, f"is {contract.workers}: {name} would be {size} bytes, past Linux's limit of "
+            f"{MAX_ENV_STRING} for one variable (exec fails with E2BIG)", "run fewer workers or shorter names",
+        )
     restart = f" restart {contract.restart}" if contract.restart else ""
     summary = (
         f"worker {contract.worker_index}/{contract.workers} {contract.framework} {contract.strategy}"
