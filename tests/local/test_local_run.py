@@ -82,10 +82,8 @@ def test_killed_worker_is_reported_and_nothing_is_left(tmp_path, job_name):
 
         ranks = wait_for("rank 1 started", rank_1, timeout=60, interval=0.2)
         time.sleep(2)  # let it train a little
-        started = time.monotonic()
         os.kill(ranks[-1], signal.SIGKILL)
-        output, _ = run.communicate(timeout=30)
-        assert time.monotonic() - started < 15
+        output, _ = run.communicate(timeout=30)  # the other rank must not hang the run
         assert run.returncode != 0
         assert "worker 1 exited with code" in output, output[-2000:]
         assert wait_until_gone(job_name, 5) == []
