@@ -51,6 +51,25 @@ def test_the_reader_token_is_apart_from_every_job_token():
     assert token.token_uid(KEY, "team-a", "train", reader) is None
 
 
+def test_a_reader_token_expires_and_cannot_be_minted_long_lived():
+    """A reader token read off the wire opens the figures for minutes, not for the key's life."""
+    minted = 1_800_000_000.0
+    fresh = token.reader_token(KEY, now=minted)
+    assert token.is_reader(KEY, fresh, now=minted)
+    assert token.is_reader(KEY, fresh, now=minted + token.READER_SECONDS)
+    assert not token.is_reader(KEY, fresh, now=minted + token.READER_SECONDS + token.CLOCK_SKEW_SECONDS + 1)
+    # Minted (with the key) for a far future: refused now, whatever its MAC.
+    assert not token.is_reader(KEY, token.reader_token(KEY, now=minted + 3600), now=minted)
+    assert token.is_reader(KEY, token.reader_token(KEY))  # this moment's token is good now
+    # The fixed token of old (HMAC of "read", no expiry) opens nothing, nor do malformed ones.
+    import hashlib
+    import hmac
+
+    assert not token.is_reader(KEY, hmac.new(KEY, b"read", hashlib.sha256).hexdigest(), now=minted)
+    for bad in ("read", "read..", "read.x.y", f"read.{int(minted)}.", "read." + "9" * 40 + ".ab"):
+        assert not token.is_reader(KEY, bad, now=minted)
+
+
 def test_keys_are_long_enough(tmp_path):
     (tmp_path / "short").write_bytes(b"abc\n")
     with pytest.raises(ValueError, match="shorter"):
