@@ -5,19 +5,22 @@ in front of a real Ray)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
 import threading
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 
 from tandem.contract import MAX_WORKERS
 from tandem.figures import reader, token, wire
-from tandem.figures.snapshot import MAX_RANKS
+from tandem.figures.snapshot import INFO_FIELDS, MAX_RANKS
 from tandem.gateway import server as gateway
-from tandem.gateway.collector import Collector
+from tandem.gateway.collector import JOB_RANKS, JOB_RECORDS, KEEP_PER_RANK, Collector
 from tests.support.figures import post_oversize, request
+from tests.support.waiting import wait_for
 
 KEY = b"k" * 32
 UID_A, UID_B = "0b7f0e4e-0000-4000-8000-00000000000a", "0b7f0e4e-0000-4000-8000-00000000000b"
@@ -46,6 +49,25 @@ def test_the_reader_token_is_apart_from_every_job_token():
     mine = token.job_token(KEY, "team-a", "train", UID_A)
     assert not token.is_reader(KEY, mine)
     assert token.token_uid(KEY, "team-a", "train", reader) is None
+
+
+def test_a_reader_token_expires_and_cannot_be_minted_long_lived():
+    """A reader token read off the wire opens the figures for minutes, not for the key's life."""
+    minted = 1_800_000_000.0
+    fresh = token.reader_token(KEY, now=minted)
+    assert token.is_reader(KEY, fresh, now=minted)
+    assert token.is_reader(KEY, fresh, now=minted + token.READER_SECONDS)
+    assert not token.is_reader(KEY, fresh, now=minted + token.READER_SECONDS + token.CLOCK_SKEW_SECONDS + 1)
+    # Minted (with the key) for a far future: refused now, whatever its MAC.
+    assert not token.is_reader(KEY, token.reader_token(KEY, now=minted + 3600), now=minted)
+    assert token.is_reader(KEY, token.reader_token(KEY))  # this moment's token is good now
+    # The fixed token of old (HMAC of "read", no expiry) opens nothing, nor do malformed ones.
+    import hashlib
+    import hmac
+
+    assert not token.is_reader(KEY, hmac.new(KEY, b"read", hashlib.sha256).hexdigest(), now=minted)
+    for bad in ("read", "read..", "read.x.y", f"read.{int(minted)}.", "read." + "9" * 40 + ".ab"):
+        assert not token.is_reader(KEY, bad, now=minted)
 
 
 def test_keys_are_long_enough(tmp_path):
@@ -226,3 +248,151 @@ def test_the_operator_process_never_loads_ray():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "operator")})
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------------- abuse
+
+
+SLOW_CLIENTS = 300
+SLOW_HEAD = b"POST /v1/jobs/team-a/train/records HTTP/1.1\r\nHost: gateway\r\n"
+
+
+@contextlib.contextmanager
+def slow_clients(base: str, count: int = SLOW_CLIENTS) -> Iterator[list[socket.socket]]:
+    """`count` token-less connections on loopback, each sending the start of a head byte by byte
+    (a few rounds) and never finishing it; closed on leaving."""
+    port = int(base.rsplit(":", 1)[1])
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            opened.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        for position in range(8):
+            for client in opened:
+                with contextlib.suppress(OSError):  # one the gateway closed already
+                    client.send(SLOW_HEAD[position:position + 1])
+        yield opened
+    finally:
+        for client in opened:
+            client.close()
+
+
+def posted_and_read(server) -> bool:
+    """A legitimate POST and the reader's GET of what it posted, both served."""
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    posted = call(server, "POST", wire.records_path("team-a", "train"), mine, body(worker=0))[0]
+    read = call(server, "GET", wire.job_path("team-a", "train", UID_A), token.reader_token(KEY))[0]
+    return (posted, read) == (204, 200)
+
+
+def test_slow_token_less_clients_hold_no_threads_and_stop_no_one(server):
+    """Connections still sending their heads cost the gateway no thread: its threads stay its
+    loop's and its pool's, and a legitimate client is served beside them."""
+    before = threading.active_count()  # the test's own threads and the gateway's loop
+    with slow_clients(server.base):
+        assert posted_and_read(server)
+        assert threading.active_count() <= before + gateway.WORKERS
+        assert len(server.connections) <= SLOW_CLIENTS
+
+
+def test_when_the_connections_are_full_the_slowest_go_first():
+    """Past its cap, the gateway closes the oldest connection still sending its request, so
+    stalled clients cannot lock out a legitimate one however many they open."""
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, max_connections=16)  # type: ignore[arg-type]
+    served.base = f"http://127.0.0.1:{served.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        with slow_clients(served.base):  # type: ignore[attr-defined]
+            assert len(served.connections) <= 16
+            assert posted_and_read(served)
+    finally:
+        served.shutdown()
+        served.server_close()
+
+
+def test_a_request_has_one_deadline_for_all_of_it():
+    """A client that keeps sending a byte now and then is closed at the deadline all the same
+    (a timeout per receive would keep it forever)."""
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, deadline=1.0)  # type: ignore[arg-type]
+    client = socket.create_connection(("127.0.0.1", served.server_address[1]), timeout=10)
+    client.send(SLOW_HEAD + b"X-Slow: ")
+
+    def closed() -> bool:
+        try:
+            client.send(b"a")
+            return client.recv(1, socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False  # open, nothing to read
+        except OSError:
+            return True  # reset: closed
+
+    try:
+        wait_for("the gateway to close a drip-feeding client", closed, timeout=60, interval=0.05)
+    finally:
+        client.close()
+        served.shutdown()
+        served.server_close()
+
+
+def test_a_bad_token_is_refused_before_the_body_is_read(server):
+    """A head declaring a full-size body that never comes: a stranger is answered at once."""
+    path = wire.records_path("team-a", "train")
+    other = token.job_token(KEY, "team-b", "train", UID_B)
+    assert post_oversize(server.base, path, other, wire.MAX_BODY_BYTES) == 403
+    assert post_oversize(server.base, path, "nope", wire.MAX_BODY_BYTES) == 403
+    assert post_oversize(server.base, path, token.reader_token(KEY), wire.MAX_BODY_BYTES) == 403
+    assert not server.collectors.jobs
+
+
+def test_a_collector_filled_past_its_cap_keeps_reads_bounded(server):
+    """A job posting far more than it needs (60 ranks of full histories) is read back at most
+    JOB_RECORDS records, each rank's newest."""
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    ranks = JOB_RECORDS // KEEP_PER_RANK + 10
+    for rank in range(ranks):
+        records = [[1000.0 + i, 64, 0.1, 0.08] for i in range(KEEP_PER_RANK)]
+        assert call(server, "POST", wire.records_path("team-a", "train"), mine, wire.encode(0, rank, records))[0] == 204
+    status, raw = call(server, "GET", wire.job_path("team-a", "train", UID_A), token.reader_token(KEY))
+    snapshot = json.loads(raw)
+    assert status == 200 and len(snapshot["records"]) == ranks
+    assert sum(len(kept) for kept in snapshot["records"].values()) <= JOB_RECORDS
+    assert all(kept[-1][0] == 1000.0 + KEEP_PER_RANK - 1 for kept in snapshot["records"].values())
+    assert snapshot["totals"]["0/0"] == KEEP_PER_RANK  # what was posted is still counted
+
+
+def test_a_collector_keeps_its_most_recent_ranks_and_its_widest_snapshot_fits_a_read():
+    few = Collector(ranks=4)
+    for rank in range(10):
+        few.report(0, rank, [RECORD])
+    assert sorted(few.snapshot()["records"]) == ["0/6", "0/7", "0/8", "0/9"]
+    # Every rank the cap allows, every number at its widest, the whole record budget used.
+    widest = [[1.2345678901234567e+300] * 5] * KEEP_PER_RANK
+    info = {name: bound for name, (_, bound) in INFO_FIELDS.items()}
+    full = Collector()
+    for rank in range(JOB_RANKS):
+        full.report(rank // MAX_RANKS, rank % MAX_RANKS, widest[:1], info)
+    for rank in range(JOB_RECORDS // KEEP_PER_RANK):
+        full.report(rank // MAX_RANKS, rank % MAX_RANKS, widest, info)
+    assert full.stored <= JOB_RECORDS
+    assert len(json.dumps(full.snapshot(), separators=(",", ":"))) <= wire.MAX_SNAPSHOT_BYTES
+
+
+def test_the_reader_refuses_an_answer_over_its_cap_unread():
+    """Whatever answers in the gateway's place, the operator reads no more than the cap."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = threading.Event()
+
+    def answer_huge() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 1000000000\r\n\r\n" + b" " * 1024)
+            sent.wait(60)  # the rest never comes: a reader that waits for it times out
+
+    threading.Thread(target=answer_huge, daemon=True).start()
+    try:
+        status = reader.read_summary(f"http://127.0.0.1:{listener.getsockname()[1]}", "r", "n", "j", "u",
+                                     1, None, 0.8, timeout=30)
+    finally:
+        sent.set()
+        listener.close()
+    assert not status.available and "over" in status.reason

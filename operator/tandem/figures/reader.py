@@ -30,11 +30,16 @@ def now_rfc3339() -> str:
 
 
 def _request(method: str, url: str, reader: str, timeout: float) -> bytes:
-    """The body of a gateway answer (at most MAX_SNAPSHOT_BYTES + 1 bytes read); raises NotFound
-    on 404 and Unreachable on anything else that is not a 2xx."""
+    """The body of a gateway answer; raises NotFound on 404 and Unreachable on anything else that is
+    not a 2xx. At most MAX_SNAPSHOT_BYTES + 1 bytes are read, and none when the answer declares
+    more: whatever the gateway (or whoever stands in its place) sends, a read costs the operator
+    a bounded amount of memory."""
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {reader}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
+            declared = answer.headers.get("Content-Length", "")
+            if declared.strip().isdigit() and int(declared) > wire.MAX_SNAPSHOT_BYTES:
+                raise Unreachable(f"the figures gateway's answer is over {wire.MAX_SNAPSHOT_BYTES} bytes ({declared})")
             body: bytes = answer.read(wire.MAX_SNAPSHOT_BYTES + 1)
             return body
     except urllib.error.HTTPError as error:

@@ -4,9 +4,12 @@ A job's *write token* is ``<uid>.<hex HMAC-SHA256(key, "write:<namespace>/<name>
 the gateway recomputes the MAC from the path's namespace and name and the token's uid, so a
 token opens exactly one job (one incarnation of it: a job deleted and created again under the
 same name has a new uid, a new token and a new collector). The *reader token* (the operator's)
-is HMAC(key, "read"); the "write:" prefix keeps the two domains apart, so no job token can ever
-be a reader token. Whoever holds the key (the operator, the gateway) can mint both; tenants
-only ever see their own job's write token. Standard library only, pure.
+is ``read.<expiry>.<hex HMAC(key, "read:<expiry>")>``, minted afresh for each read and good for
+READER_SECONDS: the gateway serves plain HTTP, so a token read off the wire opens the figures
+for minutes, not for as long as the key lives. The "write:" and "read:" prefixes keep the two
+domains apart, so no job token can ever be a reader token. Whoever holds the key (the operator,
+the gateway) can mint both; tenants only ever see their own job's write token. Standard library
+only; pure but for reading the clock where no `now` is given.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -34,9 +38,17 @@ def job_token(key: bytes, namespace: str, name: str, uid: str) -> str:
     return f"{uid}.{_mac(key, f'write:{namespace}/{name}/{uid}')}"
 
 
-def reader_token(key: bytes) -> str:
-    """The operator's token: reads (and deletes) any job's figures, writes none."""
-    return _mac(key, "read")
+#: How long a reader token is good for after it is minted.
+READER_SECONDS = 300
+#: How far the gateway's clock may be from the operator's.
+CLOCK_SKEW_SECONDS = 60
+
+
+def reader_token(key: bytes, now: Optional[float] = None) -> str:
+    """The operator's token: reads (and deletes) any job's figures, writes none; good for
+    READER_SECONDS from `now` (this moment)."""
+    expiry = int(time.time() if now is None else now) + READER_SECONDS
+    return f"read.{expiry}.{_mac(key, f'read:{expiry}')}"
 
 
 def token_uid(key: bytes, namespace: str, name: str, token: str) -> Optional[str]:
@@ -47,8 +59,17 @@ def token_uid(key: bytes, namespace: str, name: str, token: str) -> Optional[str
     return uid if hmac.compare_digest(token, job_token(key, namespace, name, uid)) else None
 
 
-def is_reader(key: bytes, token: str) -> bool:
-    return token.isascii() and hmac.compare_digest(token, reader_token(key))
+def is_reader(key: bytes, token: str, now: Optional[float] = None) -> bool:
+    """True for a reader token of `key` that has not expired and does not outlive READER_SECONDS
+    (within CLOCK_SKEW_SECONDS either way): one minted for a far future is refused too."""
+    prefix, _, rest = token.partition(".")
+    expiry, _, _ = rest.partition(".")
+    if prefix != "read" or not token.isascii() or not expiry.isdigit() or len(expiry) > 12:
+        return False
+    moment = time.time() if now is None else now
+    if not moment - CLOCK_SKEW_SECONDS <= int(expiry) <= moment + READER_SECONDS + CLOCK_SKEW_SECONDS:
+        return False
+    return hmac.compare_digest(token, f"read.{expiry}.{_mac(key, f'read:{expiry}')}")
 
 
 def load_key(path: str) -> bytes:

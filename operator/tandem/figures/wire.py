@@ -33,7 +33,8 @@ from .record import Step
 MAX_BODY_BYTES = 1 << 20
 #: Most records in one request.
 MAX_BATCH = 5000
-#: Largest snapshot the operator reads back (a job of many workers: 2000 records a rank).
+#: Largest snapshot the operator reads back: above what a collector keeps at most (its per-job
+#: caps, gateway/collector.py: ~20 MB with every number at its widest).
 MAX_SNAPSHOT_BYTES = 32 << 20
 
 _NAME = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 RAY_NAMESPACE = "tandem"
 #: Records kept per rank: enough for the 30 s window at ~30 steps/s.
 KEEP_PER_RANK = 2000
+#: Records kept per job, all ranks together: what bounds a read's cost (a record is at most ~100
+#: bytes of JSON, so ~10 MB), whatever a job's own code posts. A job of more than
+#: JOB_RECORDS / KEEP_PER_RANK ranks keeps fewer, the newest, of each rank.
+JOB_RECORDS = 100_000
+#: Ranks kept per job (each also has a total, an age and an info): past it, the rank that
+#: reported least recently is forgotten. Above MAX_WORKERS, so every worker of a job fits.
+JOB_RANKS = 16_384
 
 
 def actor_name(namespace: str, job: str, uid: str) -> str:
@@ -33,8 +40,11 @@ class Collector:
     """Per-rank step records of one job, newest last: each a step as figures/record.py encodes it
     (checked by the gateway), kept as the plain tuple it is: the actor needs nothing of Tandem's."""
 
-    def __init__(self, keep: int = KEEP_PER_RANK):
+    def __init__(self, keep: int = KEEP_PER_RANK, budget: int = JOB_RECORDS, ranks: int = JOB_RANKS):
         self.keep = keep
+        self.budget = budget
+        self.ranks = ranks
+        self.stored = 0
         self.records: dict[tuple[int, int], collections.deque[tuple[Optional[float], ...]]] = {}
         self.totals: dict[tuple[int, int], int] = {}
         self.seen: dict[tuple[int, int], float] = {}
@@ -43,13 +53,36 @@ class Collector:
     def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]],
                info: Optional[dict[str, Any]] = None) -> int:
         key = (int(worker), int(rank))
+        if key not in self.records and len(self.records) >= self.ranks:
+            self._forget(next(iter(self.seen)))  # the rank that reported least recently
         if info:
             self.info[key] = dict(info)  # the rank's latest word replaces its earlier one
         queue = self.records.setdefault(key, collections.deque(maxlen=self.keep))
+        self.stored -= len(queue)
         queue.extend(tuple(r) for r in records)
+        self.stored += len(queue)
         self.totals[key] = self.totals.get(key, 0) + len(records)
-        self.seen[key] = time.time()
+        self.seen.pop(key, None)
+        self.seen[key] = time.time()  # last in order: `seen` runs from least to most recently reported
+        if self.stored > self.budget:
+            self._trim()
         return self.totals[key]
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        self.stored -= len(self.records.pop(key, ()))
+        self.totals.pop(key, None)
+        self.seen.pop(key, None)
+        self.info.pop(key, None)
+
+    def _trim(self) -> None:
+        """Keep each rank's newest budget/(2 ranks) records: half the budget, so the next pass is
+        budget/2 records away (a pass costs one look at every rank). Not thinned: the summary adds
+        the samples of consecutive steps, so what a rank keeps must be a run of its newest."""
+        share = max(1, self.budget // (2 * len(self.records)))
+        for queue in self.records.values():
+            while len(queue) > share:
+                queue.popleft()
+                self.stored -= 1
 
     def snapshot(self) -> dict[str, Any]:
         """Everything kept, as plain lists (keys "worker/rank"), and seconds since each rank's last report."""
@@ -62,6 +95,7 @@ class Collector:
         }
 
     def reset(self) -> None:
+        self.stored = 0
         self.records.clear()
         self.totals.clear()
         self.seen.clear()

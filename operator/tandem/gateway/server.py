@@ -12,20 +12,26 @@ Ray stays the collector: each record goes to the job's `Collector` actor, as bef
 ports themselves are reachable from nowhere but the head's own pod, so tenant code is never a
 Ray driver, and the operator is never a Ray client (it only parses bounded JSON).
 
-The server is the standard library's threading HTTP server: a handful of requests a second,
-no dependency beyond what every image has. Each connection's socket has a timeout, so a slow
-client holds one thread for at most REQUEST_TIMEOUT seconds.
+The server holds against clients that connect and stall (GatewayServer): connections live in
+one asyncio loop, bounded in number and each in time (REQUEST_DEADLINE for the whole request),
+the token is checked from the head before any body is read, and only a fixed pool of WORKERS
+threads does blocking work. Standard library only: no dependency beyond what every image has.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import http.client
+import io
 import json
 import logging
 import os
+import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..contract import ENV_METRICS_KEY_FILE, METRICS_GATEWAY_PORT
@@ -33,7 +39,16 @@ from ..figures import token, wire
 
 log = logging.getLogger("tandem.gateway")
 
-REQUEST_TIMEOUT = 10.0
+#: Seconds a connection has for its whole request (head and body) and answer.
+REQUEST_DEADLINE = 10.0
+#: Connections open at once; past it, the oldest still sending its request is closed.
+MAX_CONNECTIONS = 512
+#: Threads that check bodies and wait on Ray: the gateway's threads are these and its loop's.
+WORKERS = 8
+#: Connections the kernel holds for the gateway before it accepts them.
+BACKLOG = 128
+#: Largest request line and headers together.
+MAX_HEAD_BYTES = 16 << 10
 RAY_CALL_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 60.0
 #: How often the standalone gateway checks that its Ray connection still stands.
@@ -130,112 +145,208 @@ class Collectors:
             return False
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One request; `server.key` and `server.collectors` are the gateway's."""
+Answer = tuple[int, Any]  # an HTTP status and the JSON document to send (None: no body)
 
-    server: GatewayServer
-    timeout = REQUEST_TIMEOUT
-    protocol_version = "HTTP/1.1"
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
+            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request would drown the head's log; refusals are logged below
 
-    def _answer(self, status: int, document: Any = None) -> None:
-        body = b"" if document is None else json.dumps(document, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+@dataclass(frozen=True)
+class Head:
+    """A request's line and headers: all the gateway looks at before it reads a body."""
 
-    def _refuse(self, status: int, why: str) -> None:
-        log.info("refused %s %s: %d %s", self.command, self.path[:200], status, why)
-        self.close_connection = True  # a body may be left unread: never parse it as a next request
-        self._answer(status, {"error": why})
+    method: str
+    path: str
+    authorization: Optional[str]
+    content_length: Optional[str]
+    transfer_encoding: Optional[str]
 
-    def _token(self) -> Optional[str]:
-        return wire.bearer(self.headers.get("Authorization"))
 
-    def do_POST(self) -> None:  # noqa: N802 - the base class's name
-        match = wire.RECORDS_PATH.match(self.path)
+def parse_head(raw: bytes) -> Head:
+    """The head of a request (up to and with its blank line); raises wire.Refused(400) when malformed.
+    The headers are parsed by the standard library's own HTTP parser."""
+    line, _, rest = raw.partition(b"\r\n")
+    parts = line.decode("latin-1").split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise wire.Refused(400, "not an HTTP/1.x request line")
+    try:
+        headers = http.client.parse_headers(io.BytesIO(rest))
+    except http.client.HTTPException as error:
+        raise wire.Refused(400, f"malformed headers ({type(error).__name__})") from None
+    return Head(parts[0], parts[1], headers.get("Authorization"), headers.get("Content-Length"),
+                headers.get("Transfer-Encoding"))
+
+
+def admit(key: bytes, head: Head) -> JobKey:
+    """The job a request may act on; raises wire.Refused from the head alone, so a stranger's body
+    is never read. Tokens are compared in constant time (figures/token.py)."""
+    given = wire.bearer(head.authorization)
+    if head.method == "POST":
+        match = wire.RECORDS_PATH.match(head.path)
         if match is None:
-            return self._refuse(404, "no such path")
-        given = self._token()
+            raise wire.Refused(404, "no such path")
         if given is None:
-            return self._refuse(401, "a job's bearer token is required")
+            raise wire.Refused(401, "a job's bearer token is required")
         namespace, name = match["namespace"], match["name"]
-        uid = token.token_uid(self.server.key, namespace, name, given)
+        uid = token.token_uid(key, namespace, name, given)
         if uid is None:
-            return self._refuse(403, f"the token does not open {namespace}/{name}")
-        try:
-            length = int(self.headers.get("Content-Length") or -1)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= wire.MAX_BODY_BYTES:
-            return self._refuse(413, f"a Content-Length of at most {wire.MAX_BODY_BYTES} bytes is required")
-        try:
-            batch = wire.batch(self.rfile.read(length))
-        except wire.Refused as refused:
-            return self._refuse(refused.status, str(refused))
-        if not self.server.collectors.ready.is_set():
-            return self._answer(503, {"error": "Ray is not up yet"})
-        try:
-            self.server.collectors.report((namespace, name, uid), batch)
-        except Exception as error:  # noqa: BLE001 - Ray trouble: the shipper retries or gives up
-            log.warning("records of %s/%s not stored: %s", namespace, name, error)
-            return self._answer(503, {"error": f"the collector did not take the records ({type(error).__name__})"})
-        self._answer(204)
-
-    def _reader_job(self) -> Optional[JobKey]:
-        """The job a reader's GET or DELETE names; None (answered already) when refused."""
-        match = wire.JOB_PATH.match(self.path)
+            raise wire.Refused(403, f"the token does not open {namespace}/{name}")
+        if head.transfer_encoding is not None:
+            raise wire.Refused(411, "a Content-Length is required (no transfer encodings)")
+        if body_length(head) is None:
+            raise wire.Refused(413, f"a Content-Length of at most {wire.MAX_BODY_BYTES} bytes is required")
+        return namespace, name, uid
+    if head.method in ("GET", "DELETE"):
+        match = wire.JOB_PATH.match(head.path)
         if match is None:
-            self._refuse(404, "no such path")
-            return None
-        given = self._token()
-        if given is None or not token.is_reader(self.server.key, given):
-            self._refuse(401 if given is None else 403, "the reader's token is required")
-            return None
-        if not self.server.collectors.ready.is_set():
-            self._answer(503, {"error": "Ray is not up yet"})
-            return None
+            raise wire.Refused(404, "no such path")
+        if given is None or not token.is_reader(key, given):
+            raise wire.Refused(401 if given is None else 403, "the reader's token is required")
         return match["namespace"], match["name"], match["uid"]
+    raise wire.Refused(405, "only POST, GET and DELETE are served")
 
-    def do_GET(self) -> None:  # noqa: N802
-        job = self._reader_job()
-        if job is None:
-            return
+
+def body_length(head: Head) -> Optional[int]:
+    """The declared body length of a POST, None unless it is a number in 0..MAX_BODY_BYTES."""
+    text = (head.content_length or "").strip()
+    if not text.isdigit() or len(text) > 12:
+        return None
+    length = int(text)
+    return length if length <= wire.MAX_BODY_BYTES else None
+
+
+def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answer:
+    """An admitted request's answer; runs in the worker pool (it may wait on Ray)."""
+    if method == "POST":
         try:
-            snapshot = self.server.collectors.snapshot(job)
-        except Exception as error:  # noqa: BLE001
-            return self._answer(503, {"error": f"the collector did not answer ({type(error).__name__})"})
-        if snapshot is None:
-            return self._answer(404, {"error": f"no figures for {job[0]}/{job[1]} yet"})
-        self._answer(200, snapshot)
+            batch = wire.batch(body)
+        except wire.Refused as refused:
+            return refused.status, {"error": str(refused)}
+    if not collectors.ready.is_set():
+        return 503, {"error": "Ray is not up yet"}
+    try:
+        if method == "POST":
+            collectors.report(job, batch)
+            return 204, None
+        if method == "DELETE":
+            return (200 if collectors.delete(job) else 404), None
+        snapshot = collectors.snapshot(job)
+    except Exception as error:  # noqa: BLE001 - Ray trouble: the shipper retries, the operator reads again
+        log.warning("%s of %s/%s failed: %s", method, job[0], job[1], error)
+        return 503, {"error": f"the collector did not answer ({type(error).__name__})"}
+    if snapshot is None:
+        return 404, {"error": f"no figures for {job[0]}/{job[1]} yet"}
+    return 200, snapshot
 
-    def do_DELETE(self) -> None:  # noqa: N802
-        job = self._reader_job()
-        if job is None:
-            return
-        try:
-            self._answer(200 if self.server.collectors.delete(job) else 404)
-        except Exception as error:  # noqa: BLE001
-            self._answer(503, {"error": f"the collector was not deleted ({type(error).__name__})"})
+
+def encode_answer(status: int, document: Any) -> bytes:
+    body = b"" if document is None else json.dumps(document, separators=(",", ":")).encode()
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
 
 
-class GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
+class GatewayServer:
+    """The HTTP side: one asyncio loop (in one thread) holds every connection, and a fixed pool of
+    WORKERS threads does what may block (checking a body, waiting on Ray).
 
-    def __init__(self, address: tuple[str, int], key: bytes, collectors: Collectors):
-        super().__init__(address, Handler)
+    Why asyncio and not a thread per connection: a connection that is still sending its request
+    costs a few kilobytes here, not a thread, so slow clients cannot pin the gateway. The
+    standard library's asyncio, not aiohttp: the whole-request deadline (head and body) and the
+    connection cap below need the connection itself, which aiohttp's server does not expose
+    before a request's head has arrived; the HTTP subset served (one request per connection, a
+    Content-Length body) is small, and its headers go through the standard library's parser.
+
+    Bounds: at most `max_connections` open at once; when full, a new connection closes the
+    oldest one still sending its request (a legitimate client sends its request at once, so it
+    is the slow ones that go), or is closed itself; each connection has `deadline` seconds for
+    its whole request and answer; a head is at most MAX_HEAD_BYTES."""
+
+    def __init__(self, address: tuple[str, int], key: bytes, collectors: Collectors, *,
+                 max_connections: int = MAX_CONNECTIONS, deadline: float = REQUEST_DEADLINE,
+                 workers: int = WORKERS):
         self.key = key
         self.collectors = collectors
+        self.max_connections = max_connections
+        self.deadline = deadline
+        #: Open connections, oldest first: True while still sending their request.
+        self.connections: dict[asyncio.StreamWriter, bool] = {}
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="tandem-gateway")
+        self.loop = asyncio.new_event_loop()
+        listener = socket.create_server(address, backlog=BACKLOG)
+        self.server_address: tuple[str, int] = listener.getsockname()[:2]
+        self._server = self.loop.run_until_complete(asyncio.start_server(
+            self._connection, sock=listener, limit=MAX_HEAD_BYTES, backlog=BACKLOG))
+        self._thread = threading.Thread(target=self.loop.run_forever, name="tandem-metrics-gateway", daemon=True)
+
+    def serve_in_background(self) -> None:
+        self._thread.start()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= self.max_connections:
+            oldest = next((w for w, reading in self.connections.items() if reading), None)
+            if oldest is None:
+                writer.transport.abort()
+                return
+            self.connections.pop(oldest)
+            oldest.transport.abort()
+        self.connections[writer] = True
+        try:
+            await asyncio.wait_for(self._request(reader, writer), self.deadline)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass  # too slow, or gone: nothing to answer
+        finally:
+            self.connections.pop(writer, None)
+            if not writer.transport.is_closing():
+                writer.transport.abort()
+
+    async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = "-"
+        try:
+            head = parse_head(await reader.readuntil(b"\r\n\r\n"))
+            path = head.path
+            job = admit(self.key, head)
+        except asyncio.LimitOverrunError:
+            return await self._answer(writer, 431, {"error": f"the head is over {MAX_HEAD_BYTES} bytes"}, path)
+        except wire.Refused as refused:
+            return await self._answer(writer, refused.status, {"error": str(refused)}, path)
+        body = await reader.readexactly(body_length(head) or 0) if head.method == "POST" else b""
+        self.connections[writer] = False  # its request is in: no longer one to evict
+        status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body)
+        await self._answer(writer, status, document, head.path)
+
+    async def _answer(self, writer: asyncio.StreamWriter, status: int, document: Any, path: str) -> None:
+        if status >= 400 and status != 503:
+            log.info("refused %s: %d %s", path[:200], status, (document or {}).get("error", ""))
+        writer.write(encode_answer(status, document))
+        await writer.drain()
+        writer.close()  # after what is buffered is sent
+        await writer.wait_closed()
+
+    def shutdown(self) -> None:
+        """Stop serving: the listener and every connection close; the loop stops."""
+        async def close() -> None:
+            self._server.close()
+            for writer in list(self.connections):
+                writer.transport.abort()
+
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def server_close(self) -> None:
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
 
 
-def start(key: bytes, collectors: Collectors, host: str, port: int) -> GatewayServer:
-    """Serve in a daemon thread (answering 503 until `collectors` is connected); returns the server."""
-    server = GatewayServer((host, port), key, collectors)
-    threading.Thread(target=server.serve_forever, name="tandem-metrics-gateway", daemon=True).start()
+def start(key: bytes, collectors: Collectors, host: str, port: int, **bounds: Any) -> GatewayServer:
+    """Serve in a daemon thread (answering 503 until `collectors` is connected); returns the server.
+    `bounds`: GatewayServer's max_connections, deadline and workers (tests make them small)."""
+    server = GatewayServer((host, port), key, collectors, **bounds)
+    server.serve_in_background()
     return server
 
 
