@@ -66,7 +66,7 @@ BACKOFF_CAP = 8.0
 def backoff(attempt: int) -> float:
     """Seconds to wait after `attempt` + 1 failures in a row: doubling, capped, with jitter in its
     upper half (so a gateway that comes back is not met by every rank of every job at once)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(attempt, 16))
+    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 16))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
