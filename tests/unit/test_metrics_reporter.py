@@ -33,7 +33,7 @@ def test_addresses():
     assert not reachable(f"127.0.0.1:{free_port()}")
 
 
-def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
+def test_unreachable_gateway_says_so_once_and_training_goes_on(tmp_path):
     script = textwrap.dedent("""
         import sys, time
         from tandem import metrics
@@ -47,11 +47,12 @@ def test_unreachable_ray_says_so_once_and_training_goes_on(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TANDEM_METRICS": "1", "TANDEM_JOB": "j", "TANDEM_WORKER_INDEX": "1",
            "TANDEM_METRICS_ADDRESS": f"http://127.0.0.1:{free_port()}", "TANDEM_METRICS_CONNECT_TIMEOUT": "0.5",
            "TANDEM_METRICS_TOKEN": "uid.0123",
-           "TANDEM_RUN_DIR": str(tmp_path)}
+           "TANDEM_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO / "operator")}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "trained" in done.stdout
-    assert done.stderr.count("training goes on without metrics") == 1, done.stderr
+    assert done.stderr.count("figures delayed") == 1, done.stderr  # said once; the shipper keeps trying
+    assert "training goes on" in done.stderr
     assert "worker 1" in done.stderr and "unreachable" in done.stderr
 
 

@@ -259,6 +259,11 @@ class ProgressStatus(_Status):
     last_step: int = Field(0, ge=0, description="The highest step count any worker has reported.")
     last_step_at: Optional[str] = Field(
         None, description="When a worker's step count last rose in this group; unset before the first step.")
+    clock_from: Optional[str] = Field(
+        None, description=("When the hang clock last started (RFC 3339): the group's first read, or the first read "
+                           "after the figures could not be read or the collector lost its counts. The deadlines "
+                           "count from it or lastStepAt, whichever is later: an outage of the figures is never "
+                           "counted as silence."))
     workers: list[WorkerProgress] = Field(default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker steps.")
     steps_done: Optional[int] = Field(None, ge=0, description="Steps done by the furthest-behind worker.")
     steps_total: Optional[int] = Field(None, ge=0, description="Steps the training will take, when the workers said.")

@@ -11,6 +11,17 @@ cannot be read (a gateway down, a Ray restarting), nothing is judged, so an outa
 channel is never taken for a hang of the training. A hang is never called early: a step at time T
 is seen at a read R >= T, so a hang is called at R + deadline or later.
 
+The clock counts only time in which the job's figures could have arrived. While the figures cannot
+be read nothing is judged, but that alone is not enough: after an outage (a gateway or Ray head
+restarted, a Ray call timing out) the first read that succeeds would measure from the last rise
+before the outage, and the shippers, just back from their backoff, may not have sent the steps
+made meanwhile. So a read that `resumed` after failed reads, and a read whose counts fell (the
+collector was recreated and lost its memory: counts start again from 0), restart the clock:
+`clockFrom` moves to that read, the counts it shows are the new baseline, and the deadlines run
+from `clockFrom` or `lastStepAt`, whichever is later. Hence no outage or restart of the figures
+path, of any length, makes a job Hung that keeps stepping; a job that really stopped is still
+judged Hung, one deadline after the path came back.
+
 The first read of a group is its baseline. In the first group (restart 0) every count starts at 0,
 so steps seen at the first read are the group's own; after a restart the collector still holds the
 earlier groups' steps, so the first read's counts are taken as they are, and only a rise after
@@ -35,18 +46,28 @@ from ..api.status import (
 from . import eta
 
 
+def collector_reset(before: Mapping[int, WorkerProgress], steps: Mapping[int, int]) -> bool:
+    """Whether the counts show a collector that lost its memory: a worker's count fell, or a worker
+    that had counted steps is gone. Counts only rise within one collector."""
+    return any(steps.get(index, 0) < old.steps for index, old in before.items())
+
+
 def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int, int], now: datetime,
-            figures: Sequence[WorkerMetrics] = ()) -> ProgressStatus:
+            figures: Sequence[WorkerMetrics] = (), resumed: bool = False) -> ProgressStatus:
     """The progress record after one read of the figures (`steps`: worker index -> steps so far), at `now` (UTC);
-    `figures`, the workers' figures of that read, give percent and ETA (`done`)."""
+    `figures`, the workers' figures of that read, give percent and ETA (`done`). `resumed`: the reads
+    before this one failed (the figures path was down), so the hang clock starts again here."""
     stamp = rfc3339(now)
     fresh = previous is None or previous.restart != restart
     before = {} if fresh or previous is None else {w.index: w for w in previous.workers}
+    reset = collector_reset(before, steps)
     workers = []
     for index in sorted(steps)[:MAX_WORKER_FIGURES]:
         count = max(0, int(steps[index]))
         old = before.get(index)
-        if old is None:
+        if reset:
+            rose = False  # a new collector's counts: a baseline, not steps of their own
+        elif old is None:
             # Absent from the baseline read: it had reported nothing, so any count is this group's.
             rose = count > 0 and (not fresh or restart == 0)
         else:
@@ -54,6 +75,7 @@ def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int
         workers.append(WorkerProgress(index=index, steps=count, at=stamp if rose else (old.at if old else None)))
     times = [w.at for w in workers if w.at]
     since = stamp if fresh or previous is None else previous.since
+    clock_from = stamp if fresh or previous is None or resumed or reset else (previous.clock_from or since)
     started = parse_time(since)
     return ProgressStatus(
         restart=restart,
@@ -61,6 +83,7 @@ def observe(previous: Optional[ProgressStatus], restart: int, steps: Mapping[int
         checked_at=stamp,
         last_step=max((w.steps for w in workers), default=0),
         last_step_at=max(times) if times else None,  # RFC 3339 in UTC sorts as time does
+        clock_from=clock_from,
         workers=workers,
         elapsed=None if started is None else max(0, int((now - started).total_seconds())),
         **done(figures),
@@ -120,17 +143,27 @@ def _silent_first(progress: ProgressStatus) -> tuple[WorkerProgress, ...]:
     return tuple(w for w, k in zip(progress.workers, key, strict=True) if k == earliest)
 
 
+def _clock(progress: ProgressStatus) -> tuple[Optional[datetime], Optional[datetime], Optional[datetime]]:
+    """(checkedAt, the time the progress deadline runs from, the time the startup deadline runs
+    from): lastStepAt and since, each moved up to clockFrom when that is later (an outage)."""
+    checked, last, since = (parse_time(progress.checked_at), parse_time(progress.last_step_at),
+                            parse_time(progress.since))
+    restarted = parse_time(progress.clock_from)
+    if restarted is not None:
+        last = None if last is None else max(last, restarted)
+        since = restarted if since is None else max(since, restarted)
+    return checked, last, since
+
+
 def hang(progress: Optional[ProgressStatus], restart: int, progress_deadline: Optional[int],
          startup_deadline: Optional[int]) -> Optional[Hang]:
     """The hang these figures show for group `restart`, or None (none, or no figures of that group)."""
     if progress is None or progress.restart != restart:
         return None
-    checked = parse_time(progress.checked_at)
+    checked, last, since = _clock(progress)
     if checked is None:
         return None
-    last = parse_time(progress.last_step_at)
     if last is None:
-        since = parse_time(progress.since)
         if startup_deadline is None or since is None:
             return None
         seconds = int((checked - since).total_seconds())
@@ -152,7 +185,7 @@ def due_in(progress: Optional[ProgressStatus], restart: int, progress_deadline: 
     """Seconds from the last read until a hang would be called if nothing rose; None: no deadline runs."""
     if progress is None or progress.restart != restart:
         return None
-    last, since, checked = parse_time(progress.last_step_at), parse_time(progress.since), parse_time(progress.checked_at)
+    checked, last, since = _clock(progress)
     if checked is None:
         return None
     if last is not None and progress_deadline is not None:

@@ -72,6 +72,10 @@ TAIL_LINES = 20
 ACTIVE_MARKER = ".active"
 #: After a first failure, how long to wait for peers' failures before naming the root cause.
 SETTLE_SECONDS = 0.5
+#: Longer than the figures service ever goes without a word while it is up (it sends figures each
+#: second, and a read that Ray does not answer ends within 10 s as unavailable figures): a longer
+#: silence is the service stopped or stalled, an outage after which the hang clock starts again.
+STALL_SECONDS = 15.0
 
 
 @dataclass
@@ -422,15 +426,23 @@ class _ProgressWatch:
         self.restart = restart
         self.progress: Optional[ProgressStatus] = None
         self._seen: Optional[MetricsStatus] = None
+        #: The figures path was down since the last fresh figures: unavailable figures came, or none
+        #: came for longer than the figures service ever takes when it is up (`STALL_SECONDS`).
+        self._down = False
+        self._fresh_at = time.monotonic()
 
     def hang(self) -> Optional[progress_clock.Hang]:
         figures = self.latest() if self.latest is not None else None
-        if figures is None or figures is self._seen or not figures.available:
+        if figures is not None and figures is not self._seen and not figures.available:
+            self._seen, self._down = figures, True
+        if figures is None or figures is self._seen:
             return None  # no fresh figures: nothing is judged (an outage is not a hang)
         self._seen = figures
+        resumed = self._down or time.monotonic() - self._fresh_at > STALL_SECONDS
+        self._down, self._fresh_at = False, time.monotonic()
         steps = {w.index: w.steps for w in figures.per_worker}
         self.progress = progress_clock.observe(self.progress, self.restart, steps, datetime.now(timezone.utc),
-                                               figures.per_worker)
+                                               figures.per_worker, resumed=resumed)
         if not self.judges:
             return None
         return progress_clock.hang(self.progress, self.restart, self.progress_deadline, self.startup_deadline)

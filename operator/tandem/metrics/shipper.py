@@ -6,14 +6,27 @@ Started by the rank's `Reporter`, it reads JSON lines of step records on stdin a
 client (the standard library's urllib): no Ray in training images' processes, and no way for
 job code to reach Ray at all. Until the gateway takes records (a local run starts it while the
 workers start; a cluster's may be restarting) they are buffered here. On stdin's end (the
-training process exits) it ships the rest within a bounded time and exits. When the gateway
-cannot be reached, refuses the token, or is lost, it says so once on stderr and exits; the
-reporter then drops records, and training goes on.
+training process exits) it ships the rest within a bounded time and exits.
+
+An outage of the gateway or of its Ray (a restart during an upgrade, a Ray call timing out under
+load, a head restarted) never ends shipping: failed POSTs are retried for the whole run, after a
+capped, jittered backoff, with the records held meanwhile; the worker's log says once that the
+figures are delayed and once that they resumed. Stopping for good after one 503 silenced a
+healthy job's figures, and the hang clock then took the frozen figures for a hung job. Only a
+refusal that no retry can change (the token does not open the job) ends it: it says so once on
+stderr and exits; the reporter then drops records, and training goes on.
+
+Past `MAX_PENDING` held records the oldest are dropped, not coalesced: on the wire and in the
+collector a record is one step (the collector counts records as steps), so a merged record
+would undercount as surely as a dropped one, and would give the rate window one false step.
+The bound holds about two hours of steps at 30 steps/s (some 30 MB); the newest records, the
+ones the rate window and the hang clock read, are always kept; the log says how many were lost.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import threading
@@ -43,6 +56,25 @@ FINAL_TIMEOUT = 2.5
 CHUNK = 2000
 #: Records held while the gateway cannot take them; beyond this the oldest are dropped.
 MAX_PENDING = 200_000
+#: First wait after a failed POST, doubled per failure up to BACKOFF_CAP. The cap stays far
+#: inside the shortest progress deadline: after an outage the hang clock starts again from the
+#: first read, and the records must be flowing again well before it could run out.
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 8.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after `attempt` + 1 failures in a row: doubling, capped, with jitter in its
+    upper half (so a gateway that comes back is not met by every rank of every job at once)."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 16))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def bounded(records: list[Step], limit: int) -> tuple[list[Step], int]:
+    """The newest `limit` records, and how many older ones were dropped."""
+    if len(records) <= limit:
+        return records, 0
+    return records[-limit:], len(records) - limit
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -183,12 +215,16 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
 
 def ship(url: str, token: str, worker: int, rank: int, records: list[Step], timeout: float,
          info: Optional[dict[str, Any]] = None) -> None:
-    """Every record, in chunks the gateway accepts; the info with the last chunk."""
+    """Every record, in chunks the gateway accepts; the info with the last chunk. Each chunk
+    delivered is removed from `records` at once, so a failure midway never sends one twice."""
     from ..figures import wire
 
-    for start in range(0, max(len(records), 1), CHUNK):
-        last = start + CHUNK >= len(records)
-        post(url, token, wire.encode(worker, rank, records[start:start + CHUNK], info if last else None), timeout)
+    while True:
+        last = len(records) <= CHUNK
+        post(url, token, wire.encode(worker, rank, records[:CHUNK], info if last else None), timeout)
+        del records[:CHUNK]
+        if last:
+            return
 
 
 def main() -> int:
@@ -216,19 +252,30 @@ def main() -> int:
 
     if not token:
         return give_up("cannot be used: no job token (TANDEM_METRICS_TOKEN)")
+    def say(what: str) -> None:
+        print(f"tandem.metrics ({who}): {what}"[:400], file=message, flush=True)
+
     pending: list[Step] = []
-    answered = False  # until the gateway first takes records, keep them and keep trying
+    answered = False  # the gateway has taken records at least once
     sent_info: Optional[dict[str, Any]] = None
-    deadline = time.monotonic() + CONNECT_TIMEOUT
+    delayed = False  # said that the figures are delayed, and not yet that they resumed
+    failures, lost, next_try = 0, 0, 0.0
+    started = time.monotonic()
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
         pending.extend(inbox.take())
-        del pending[:-MAX_PENDING]
+        pending, dropped = bounded(pending, MAX_PENDING)
+        lost += dropped
         info = inbox.info
-        if pending or (info is not None and info != sent_info):
+        due = closed or time.monotonic() >= next_try
+        if due and (pending or (info is not None and info != sent_info)):
             try:
                 ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT, info)
-                pending, answered, sent_info = [], True, info
+                answered, sent_info, failures = True, info, 0
+                if delayed:
+                    say("figures resumed: the figures gateway takes records again"
+                        + (f" ({lost} of the oldest steps were dropped meanwhile)" if lost else ""))
+                    delayed, lost = False, 0
             except Refused as refused:
                 return give_up(f"refused the records ({refused})")
             except (NotYet, OSError) as error:
@@ -236,13 +283,17 @@ def main() -> int:
                     if not answered:
                         spool(pending, worker, rank)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
-                if answered:
-                    return give_up(f"was lost ({type(error).__name__}: {error})"[:300])
-                if time.monotonic() > deadline:
-                    return give_up(f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s: {error})"[:300])
+                next_try = time.monotonic() + backoff(failures)
+                failures += 1
+                # Before the first answer a gateway may be starting (a local run's Ray): a delay only
+                # once that took longer than CONNECT_TIMEOUT; after it, the first failure is one.
+                if not delayed and (answered or time.monotonic() - started > CONNECT_TIMEOUT):
+                    why = "was lost" if answered else f"is unreachable (waited {CONNECT_TIMEOUT:.0f} s)"
+                    say(f"figures delayed: the figures gateway at {address} {why} ({type(error).__name__}: {error}); "
+                        f"training goes on, and up to {MAX_PENDING} steps are kept and sent when it answers again")
+                    delayed = True
         if closed:
             os._exit(0)
-
 
 if __name__ == "__main__":
     sys.exit(main())

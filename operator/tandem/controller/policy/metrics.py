@@ -71,14 +71,16 @@ def replacing(previous: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str
     return {**{key: None for key in previous if key not in fresh}, **fresh}
 
 
-def with_progress(status: Mapping[str, Any], figures: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def with_progress(status: Mapping[str, Any], figures: Mapping[str, Any], now: datetime,
+                  resumed: bool = False) -> dict[str, Any]:
     """status.progress after one read of the figures: each worker's steps and when they last rose
-    (figures/progress.py; what policy/hang.py judges a hang from), and percent and ETA."""
+    (figures/progress.py; what policy/hang.py judges a hang from), and percent and ETA. `resumed`:
+    the previous read failed, so the hang clock starts again at this one (an outage is not silence)."""
     raw = status.get("progress")
     previous = ProgressStatus.model_validate(raw) if isinstance(raw, dict) else None
     workers = [WorkerMetrics.model_validate(w) for w in figures.get("perWorker") or []]
     steps = {w.index: w.steps for w in workers}
-    fresh = progress.observe(previous, int(status.get("restarts") or 0), steps, now, workers)
+    fresh = progress.observe(previous, int(status.get("restarts") or 0), steps, now, workers, resumed=resumed)
     return replacing(raw if isinstance(raw, dict) else {}, fresh.model_dump(by_alias=True, exclude_none=True))
 
 
@@ -96,7 +98,8 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
     if figures is not None:
         updated["metrics"] = replacing(previous, {**figures, "available": True, "updatedAt": rfc3339(now)})
         if track_progress:
-            updated["progress"] = with_progress(updated, figures, now)
+            # The last read failed (metrics.available false): the figures path was down until now.
+            updated["progress"] = with_progress(updated, figures, now, resumed=previous.get("available") is False)
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:
