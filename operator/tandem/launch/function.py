@@ -12,8 +12,8 @@ file is not a function Tandem shipped.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import json
 import linecache
