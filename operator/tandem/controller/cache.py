@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..contract import ANNOTATION_PREFIX, API_VERSION, COMPLETION_INDEX, JOB_NAME_LABEL, KIND
-from .observed import Refusal
+from .observed import Refusal, controller_of
 from .workload import WorkloadState
 
 Key = tuple[str, str]
@@ -68,11 +68,6 @@ def _slim(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
         copied["spec"] = {"containers": [{k: c[k] for k in ("name", "image") if k in c}
                                          for c in spec.get("containers") or [] if isinstance(c, dict)]}
     return copied
-
-
-def controller_of(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return next((r for r in refs if isinstance(r, Mapping) and r.get("controller") is True), None)
 
 
 def _stub(obj: Mapping[str, Any]) -> dict[str, Any]:
