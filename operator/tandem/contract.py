@@ -22,6 +22,8 @@ API_VERSION: ApiVersion = get_args(ApiVersion)[0]
 KIND: Kind = get_args(Kind)[0]
 #: API group of the TrainingJob resource, and its one served and stored version.
 API_GROUP, _, VERSION = API_VERSION.partition("/")
+#: The prefix of Tandem's own annotations (tandem.dev/restart, tandem.dev/function).
+ANNOTATION_PREFIX = f"{API_GROUP}/"
 #: Plural resource name, as in the REST path and `kubectl get trainingjobs`.
 PLURAL = "trainingjobs"
 #: Singular resource name, as in `trainingjob.tandem.dev/<name>`.

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from tandem.api.admin_policy import RULES, AdminPolicy, violations
-from tandem.api.admission import shipped_files
+from tandem.api.admission import admission_objects, child_pod_validations, shipped_files
 from tandem.api.model import TrainingJob
-from tandem.contract import REASON_REFUSED_BY_ADMIN_POLICY
+from tandem.contract import JOB_NAME_LABEL, MANAGED_BY_LABEL, REASON_REFUSED_BY_ADMIN_POLICY
 from tandem.controller.main import read_admin_policy
 from tandem.controller.observed import Observed, observe
 from tandem.controller.reconcile import reconcile
@@ -60,6 +60,25 @@ CASES = [
     ("spec.podTemplate.containerSecurityContext.capabilities.add",
      {"containerSecurityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}},
      {"containerSecurityContext": {"capabilities": {"drop": ["ALL"]}}}, {"allow_privileged": True}),
+    ("spec.podTemplate.containerSecurityContext.capabilities.drop",
+     {"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+     {"containerSecurityContext": {"capabilities": {"drop": ["ALL"]}}}, {"allow_privileged": True}),
+    ("spec.podTemplate.containerSecurityContext.procMount", {"containerSecurityContext": {"procMount": "Unmasked"}},
+     {"containerSecurityContext": {"procMount": "Default"}}, {"allow_privileged": True}),
+    *[case for context in ("securityContext", "containerSecurityContext") for case in (
+        (f"spec.podTemplate.{context}.seccompProfile.type", {context: {"seccompProfile": {"type": "Unconfined"}}},
+         {context: {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}}, {"allow_privileged": True}),
+        (f"spec.podTemplate.{context}.appArmorProfile.type", {context: {"appArmorProfile": {"type": "Unconfined"}}},
+         {context: {"appArmorProfile": {"type": "RuntimeDefault"}}}, {"allow_privileged": True}),
+        (f"spec.podTemplate.{context}.seLinuxOptions.type", {context: {"seLinuxOptions": {"type": "spc_t"}}},
+         {context: {"seLinuxOptions": {"type": "container_t", "level": "s0:c1,c2"}}}, {"allow_privileged": True}),
+        (f"spec.podTemplate.{context}.seLinuxOptions.user", {context: {"seLinuxOptions": {"user": "system_u"}}},
+         {context: {"seLinuxOptions": {"level": "s0:c1,c2"}}}, {"allow_privileged": True}),
+        (f"spec.podTemplate.{context}.seLinuxOptions.role", {context: {"seLinuxOptions": {"role": "system_r"}}},
+         {context: {"seLinuxOptions": {}}}, {"allow_privileged": True}),
+    )],
+    ("spec.podTemplate.annotations", {"annotations": {"container.apparmor.security.beta.kubernetes.io/worker": "unconfined"}},
+     {"annotations": {"team": "vision"}}, {"allow_privileged": True}),
     ("spec.podTemplate.securityContext.runAsUser", {"securityContext": {"runAsUser": 0}},
      {"securityContext": {"runAsUser": 1000}}, {"allow_run_as_root": True}),
     ("spec.podTemplate.containerSecurityContext.runAsUser", {"containerSecurityContext": {"runAsUser": 0}},
@@ -104,6 +123,77 @@ def test_each_rule_refuses_with_one_line_naming_the_field(field, refused, compli
     assert lines[0].startswith(f"{field}: ") and "adminPolicy." in lines[0] and "\n" not in lines[0]
     assert violations(policy, job(compliant)) == []
     assert violations(replace(policy, **opened), job(refused)) == []
+
+
+#: The replaced container context of the reproduction: it names no escalation, capability or
+#: (allowed) profile setting, and each of its profiles is unconfined.
+UNCONFINED = {"runAsNonRoot": True, "seccompProfile": {"type": "Unconfined"}, "seLinuxOptions": {"type": "spc_t"},
+              "appArmorProfile": {"type": "Unconfined"}}
+
+
+def restricted_compliant(pod: dict) -> list[str]:
+    """What the restricted Pod Security Standard refuses in a rendered pod spec (its container
+    fields, with the pod's as fallback): the checks the API server's Pod Security admission makes."""
+    problems = []
+    pod_context = pod.get("securityContext") or {}
+    for container in pod["containers"]:
+        context = container.get("securityContext") or {}
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append("allowPrivilegeEscalation is not false")
+        if "ALL" not in (context.get("capabilities") or {}).get("drop", []):
+            problems.append("capabilities.drop lacks ALL")
+        if set((context.get("capabilities") or {}).get("add") or ()) - {"NET_BIND_SERVICE"}:
+            problems.append("capabilities.add")
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"seccomp {seccomp}")
+        for options in (context, pod_context):
+            if (options.get("appArmorProfile") or {}).get("type", "RuntimeDefault") not in ("RuntimeDefault", "Localhost"):
+                problems.append("appArmorProfile")
+            if (options.get("seLinuxOptions") or {}).get("type", "") not in ("", "container_t", "container_init_t",
+                                                                            "container_kvm_t", "container_engine_t"):
+                problems.append("seLinuxOptions.type")
+        if context.get("privileged") is True:
+            problems.append("privileged")
+        if context.get("runAsNonRoot") is not True and pod_context.get("runAsNonRoot") is not True:
+            problems.append("runAsNonRoot")
+    return problems
+
+
+def test_a_replaced_security_context_that_passes_the_policy_renders_restricted():
+    """Each of these passes the admin policy; the rendered pod is still restricted, because an
+    omitted field keeps the restricted default rather than the runtime's."""
+    replacements = [
+        {"containerSecurityContext": {"runAsNonRoot": True}},
+        {"containerSecurityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True}},
+        {"securityContext": {"runAsNonRoot": True, "fsGroup": 2000}, "containerSecurityContext": {}},
+        {"securityContext": {"runAsNonRoot": True}},
+        {"containerSecurityContext": {"runAsNonRoot": True, "capabilities": {"add": ["NET_BIND_SERVICE"]}}},
+        {},
+    ]
+    for pod_template in replacements:
+        if violations(AdminPolicy(), job(pod_template)):
+            continue
+        assert restricted_compliant(worker_pod_spec(pod_template)) == [], pod_template
+
+
+def test_an_unconfined_replaced_context_is_refused_unless_the_policy_allows_it():
+    lines = violations(AdminPolicy(), job({"containerSecurityContext": UNCONFINED}))
+    assert {line.split(":")[0] for line in lines} == {
+        f"spec.podTemplate.containerSecurityContext.{field}"
+        for field in ("seccompProfile.type", "seLinuxOptions.type", "appArmorProfile.type")}
+    opened = AdminPolicy(allow_privileged=True)
+    assert violations(opened, job({"containerSecurityContext": UNCONFINED})) == []
+    container = worker_pod_spec({"containerSecurityContext": UNCONFINED})["containers"][0]["securityContext"]
+    # Opened for its profiles only: escalation and capabilities keep their restricted defaults.
+    assert container["allowPrivilegeEscalation"] is False and container["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_privileged_container_gets_no_contradictory_escalation_default():
+    """The API server refuses allowPrivilegeEscalation false beside privileged or SYS_ADMIN."""
+    for context in ({"privileged": True}, {"capabilities": {"add": ["SYS_ADMIN"]}}):
+        rendered = worker_pod_spec({"containerSecurityContext": context})["containers"][0]["securityContext"]
+        assert "allowPrivilegeEscalation" not in rendered
 
 
 def test_every_rule_has_a_case_and_a_default_spec_passes():
@@ -225,3 +315,50 @@ def test_the_runtimes_own_start_failure_message_is_kept():
     job = owned("Job", "demo", "j-1", metadata={"annotations": {"tandem.dev/restart": "0"}})
     (state,) = observe("u-1", None, job, [failed_pod("StartError", 'exec: "trian.py": executable file not found')]).pods
     assert "executable file not found" in state.message
+
+
+# ---------------------------------------------------------------- the generated admission policies
+# No CEL evaluator in the unit tier: these read the generated text; tests/cluster's admission
+# tests run it in an API server.
+
+
+def policy_named(suffix: str) -> dict:
+    (policy,) = [o for o in admission_objects("tandem", "tandem-system", "tandem-operator", AdminPolicy(), {})
+                 if o["kind"] == "ValidatingAdmissionPolicy" and o["metadata"]["name"] == f"tandem-{suffix}"]
+    return policy
+
+
+def test_child_pod_rules_cover_init_and_ephemeral_containers():
+    container_rules = [v for v in child_pod_validations() if "securityContext" in v["message"].split(":")[0]
+                       and "[*]" in v["message"]]
+    assert len(container_rules) == sum(rule.field.startswith("spec.podTemplate.containerSecurityContext.")
+                                       for rule in RULES)
+    for validation in container_rules:
+        for kind in ("containers", "initContainers", "ephemeralContainers"):
+            assert f"object.spec.template.spec.{kind}.all(c, " in validation["expression"], validation
+
+
+def test_child_pod_annotations_rule_reads_the_templates_metadata():
+    (rule,) = [v for v in child_pod_validations() if v["message"].startswith("spec.template.metadata.annotations")]
+    assert "object.spec.template.metadata.annotations.all(k, " in rule["expression"]
+    assert "!has(object.spec.template.metadata)" in rule["expression"]
+
+
+def test_children_policy_refuses_node_name_and_covers_delete_of_foreign_objects():
+    children = policy_named("operator-children")
+    (rules,) = children["spec"]["matchConstraints"]["resourceRules"]
+    assert rules["operations"] == ["CREATE", "UPDATE", "DELETE"]
+    validations = children["spec"]["validations"]
+    assert any("!has(object.spec.template.spec.nodeName)" in v["expression"] for v in validations)
+    on_object = [v for v in validations if "object.metadata" in v["expression"].replace("oldObject", "")]
+    # `object` is null on DELETE: each check of it must stand aside there, or it errors (and Fail denies).
+    assert on_object and all(v["expression"].startswith("request.operation == 'DELETE' || (") for v in on_object)
+    (previous,) = [v for v in validations if "oldObject" in v["expression"]]
+    expression = previous["expression"]
+    assert expression.startswith("request.operation == 'CREATE' || (")
+    for needed in (f"'{JOB_NAME_LABEL}' in oldObject.metadata.labels", f"'{MANAGED_BY_LABEL}' in oldObject.metadata.labels",
+                   "oldObject.metadata.ownerReferences.exists(r, ", "r.controller == true"):
+        assert needed in expression
+    # The pods policy reads `object` only: it stays off DELETE.
+    (pod_rules,) = policy_named("operator-children-pods")["spec"]["matchConstraints"]["resourceRules"]
+    assert pod_rules["operations"] == ["CREATE", "UPDATE"]

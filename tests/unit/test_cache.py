@@ -18,9 +18,10 @@ def training_job(resource_version, phase="Pending"):
             "spec": {"workers": 2}, "status": {"phase": phase}}
 
 
-def child(name, resource_version, job="demo", phase="Running"):
+def child(name, resource_version, job="demo", phase="Running", owner="Job"):
+    """A labelled child controlled as the job's would be: a pod by the Job, the rest by the TrainingJob."""
     return {"metadata": {"name": name, "namespace": "team-a", "resourceVersion": str(resource_version),
-                         "labels": {JOB_NAME_LABEL: job}},
+                         "labels": {JOB_NAME_LABEL: job}, "ownerReferences": _owned(owner, job, f"{job}-{owner}-uid")},
             "status": {"phase": phase}}
 
 
@@ -89,12 +90,12 @@ def test_pods_are_kept_per_name_with_the_same_ordering():
 
 def test_only_the_job_and_service_named_like_the_training_job_are_its_children():
     cache = Cache()
-    assert cache.put_child("Job", child("demo", 2)) == KEY
-    assert cache.put_child("Service", child("demo", 2)) == KEY
+    assert cache.put_child("Job", child("demo", 2, owner="TrainingJob")) == KEY
+    assert cache.put_child("Service", child("demo", 2, owner="TrainingJob")) == KEY
     # the TensorBoard's Service carries the label too: it wakes the job but is not its Service
-    assert cache.put_child("Service", child("demo-tensorboard", 9, phase="X")) == KEY
+    assert cache.put_child("Service", child("demo-tensorboard", 9, phase="X", owner="TrainingJob")) == KEY
     assert cache.services[KEY]["metadata"]["name"] == "demo"
-    cache.put_child("Job", child("demo", 1, phase="Stale"))
+    cache.put_child("Job", child("demo", 1, phase="Stale", owner="TrainingJob"))
     assert cache.jobs[KEY]["status"]["phase"] == "Running"
     cache.put_child("Job", child("demo", 1), deleted=True)
     assert KEY not in cache.jobs and KEY in cache.services
@@ -131,11 +132,11 @@ def test_the_jobs_network_policy_is_filed_apart_from_its_service():
     """The job's NetworkPolicy and its headless Service share the job's name: each has its own
     store. The TensorBoard's policy (another name) only wakes the job up."""
     cache = Cache()
-    assert cache.put_child("NetworkPolicy", child("demo", 3)) == KEY
-    assert cache.put_child("Service", child("demo", 4)) == KEY
+    assert cache.put_child("NetworkPolicy", child("demo", 3, owner="TrainingJob")) == KEY
+    assert cache.put_child("Service", child("demo", 4, owner="TrainingJob")) == KEY
     assert cache.network_policies[KEY]["metadata"]["resourceVersion"] == "3"
     assert cache.services[KEY]["metadata"]["resourceVersion"] == "4"
-    assert cache.put_child("NetworkPolicy", child("demo-tensorboard", 5)) == KEY
+    assert cache.put_child("NetworkPolicy", child("demo-tensorboard", 5, owner="TrainingJob")) == KEY
     assert cache.network_policies[KEY]["metadata"]["name"] == "demo"
     cache.put_child("NetworkPolicy", child("demo", 6), deleted=True)
     assert KEY not in cache.network_policies and KEY in cache.services
@@ -207,4 +208,101 @@ def test_kubectls_last_applied_copy_is_not_cached():
     applied = training_job(1)
     applied["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"}
     cache.put_training_job(applied)
-    assert cache.training_jobs[KEY]["metadata"]["annotations"] == {"team": "a"}
+    assert cache.training_jobs[KEY]["metadata"]["annotations"] == {}
+
+
+# ------------------------------------------------------------- what a tenant can make it hold
+
+
+def _size(value) -> int:
+    """The bytes of a cached JSON tree: every dict, list and string in it (sys.getsizeof, deep)."""
+    import sys
+
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(_size(k) + _size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sys.getsizeof(value) + sum(_size(v) for v in value)
+    return sys.getsizeof(value)
+
+
+def _cached_bytes(cache: Cache) -> int:
+    stores = (cache.training_jobs, cache.jobs, cache.services, cache.network_policies, cache.pods)
+    return sum(_size(store) for store in stores)
+
+
+def flooding_policy(i: int, annotation_bytes: int = 100_000, owned: bool = False) -> dict:
+    """A tenant's NetworkPolicy labelled as job `job-i`'s, named like it, with a large annotation
+    and a large spec; `owned`: with a forged controller reference (any uid) to that TrainingJob."""
+    name = f"job-{i}"
+    meta = {"name": name, "namespace": "team-a", "uid": f"np-{i}", "resourceVersion": str(i + 1),
+            "labels": {JOB_NAME_LABEL: name, "app.kubernetes.io/managed-by": "tandem"},
+            "annotations": {"padding": "x" * annotation_bytes}}
+    if owned:
+        meta["ownerReferences"] = _owned("TrainingJob", name, f"forged-{i}")
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+            "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}}
+
+
+def test_a_flood_of_labelled_policies_with_large_annotations_stays_small():
+    """200 NetworkPolicies of 100 KB each (20 MB as the tenant wrote them): without a TrainingJob
+    of their name none is kept; with one (each job's name taken by a foreign policy) only the
+    stub that reports the conflict is kept: about 2 KB as Python holds it, whatever its size."""
+    cache = Cache()
+    for i in range(200):
+        assert cache.put_child("NetworkPolicy", flooding_policy(i)) is None
+    assert cache.network_policies == {} and _cached_bytes(cache) < 1_000
+    for i in range(200):
+        cache.put_training_job({"metadata": {"name": f"job-{i}", "namespace": "team-a", "uid": f"tj-{i}",
+                                             "resourceVersion": "1"}, "spec": {}})
+    before = _cached_bytes(cache)
+    for i in range(200):
+        assert cache.put_child("NetworkPolicy", flooding_policy(i)) == ("team-a", f"job-{i}")
+        cache.put_child("NetworkPolicy", flooding_policy(i, owned=True))  # a forged owner: the wrong uid
+    grown = _cached_bytes(cache) - before
+    assert len(cache.network_policies) == 200 and grown < 200 * 4_000, grown  # < 4% of what was written
+    assert all("annotations" not in p["metadata"] and "spec" not in p for p in cache.network_policies.values())
+
+
+def test_a_forged_owner_before_the_training_job_is_cached_is_cut_to_a_stub_when_it_is():
+    cache = Cache()
+    cache.put_child("NetworkPolicy", flooding_policy(0, annotation_bytes=10, owned=True))
+    assert "spec" in cache.network_policies[("team-a", "job-0")]  # the owner's uid is not known yet
+    cache.put_training_job({"metadata": {"name": "job-0", "namespace": "team-a", "uid": "tj-0"}, "spec": {}})
+    stub = cache.network_policies[("team-a", "job-0")]
+    assert "spec" not in stub and stub["metadata"]["ownerReferences"][0]["uid"] == "forged-0"
+
+
+def test_the_conflict_a_foreign_child_causes_is_still_reported():
+    """observe() names the holder of a child's name from the stub as from the whole object."""
+    from tandem.controller.observed import observe
+
+    cache = Cache()
+    cache.put_training_job({"metadata": {"name": "demo", "namespace": "team-a", "uid": "tj-uid"}, "spec": {}})
+    foreign = real_job()
+    foreign["metadata"]["ownerReferences"] = _owned("TrainingJob", "demo", "someone-elses")
+    cache.put_child("Job", foreign)
+    assert "template" not in cache.jobs[KEY].get("spec", {})
+    assert observe("tj-uid", None, cache.jobs[KEY], []) == observe("tj-uid", None, foreign, [])
+
+
+def test_only_pods_of_the_jobs_own_job_are_kept():
+    cache = Cache()
+    cache.put_child("Job", real_job())
+    stray = real_pod(0, 0)
+    stray["metadata"]["ownerReferences"] = _owned("Job", "demo", "another-job-uid")
+    cache.put_child("Pod", stray)
+    bare = real_pod(1, 0)
+    del bare["metadata"]["ownerReferences"]
+    cache.put_child("Pod", bare)
+    assert cache.pods.get(KEY, {}) == {}
+    cache.put_child("Pod", real_pod(0, 0))
+    assert list(cache.pods[KEY]) == ["demo-0-abc"]
+
+
+def test_only_tandems_and_the_read_annotations_are_cached():
+    cache = Cache()
+    pod = real_pod(0, 0)
+    pod["metadata"]["annotations"]["tenant.example/notes"] = "x" * 100_000
+    cache.put_child("Pod", pod)
+    assert cache.pods[KEY]["demo-0-abc"]["metadata"]["annotations"] == {
+        "tandem.dev/restart": "1", "batch.kubernetes.io/job-completion-index": "0"}

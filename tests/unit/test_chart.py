@@ -92,7 +92,9 @@ def test_every_rendered_object_is_valid_kubernetes(helm, mode):
 @pytest.mark.parametrize("bad", ["bogus=1", "replicas=-1", "watchNamespaces={Not_A_Namespace}",
                                  "ray.bogus=true", "image.pullPolicy=Sometimes", "operator.healthPort=0",
                                  "adminPolicy.allowHostpath=true", "adminPolicy.allowHostPath=yes",
-                                 "adminPolicy.allowedServiceAccounts={Not_An_Account}"])
+                                 "adminPolicy.allowedServiceAccounts={Not_An_Account}",
+                                 # quoted into the admission policies' CEL: a quote would end the literal
+                                 "serviceAccount.name=x' || true || 'y", "serviceAccount.name=Op"])
 def test_values_schema_rejects(helm, bad):
     result = subprocess.run([helm, "template", RELEASE, str(CHART), "--set", bad], capture_output=True, text=True)
     assert result.returncode != 0 and "schema" in result.stderr, result.stderr

@@ -188,12 +188,38 @@ def test_the_worker_side_calls_the_function_with_its_arguments(tmp_path, capsys)
     ({"name": "f", "source": "def f(:\n", "kwargs": {}}, "does not parse"),
     ({"name": "f", "source": "def f():\n    pass\n"}, "exactly the keys name, source, kwargs"),
     ({"name": "os.system", "source": "def f():\n    pass\n", "kwargs": {}}, "name must be an identifier"),
+    # Each of these ran code when the worker defined the function, before any call.
+    ({"name": "f", "source": "@print\ndef f():\n    pass\n", "kwargs": {}}, "`def f` is decorated"),
+    ({"name": "f", "source": "def f(x=print('ran')):\n    pass\n", "kwargs": {}},
+     "a default of `def f` is not a literal (print('ran'))"),
+    ({"name": "f", "source": "def f(*, x=open('/etc/hostname').read()):\n    pass\n", "kwargs": {}},
+     "a default of `def f` is not a literal"),
 ])
 def test_the_worker_side_refuses_anything_but_one_named_def(tmp_path, capsys, content, why):
     shipped = tmp_path / "f.json"
     shipped.write_text(json.dumps(content))
     assert worker.main([str(shipped)]) == 2
     assert why in capsys.readouterr().err
+
+
+def test_the_worker_side_never_evaluates_annotations(tmp_path, capsys):
+    """An annotation ran when the `def` ran; compiled as text, it never does."""
+    marker = tmp_path / "ran"
+    source = (f"def f(x: open({str(marker)!r}, 'w').write('x') = 1, *, y: int = -2, z: tuple = (1, 'a')) "
+              f"-> open({str(marker)!r}, 'w').write('y'):\n    return None\n")
+    shipped = tmp_path / "f.json"
+    shipped.write_text(json.dumps({"name": "f", "source": source, "kwargs": {}}))
+    assert worker.main([str(shipped)]) == 0
+    assert not marker.exists()
+
+
+def _default_runs_code(path: str = os.getcwd()) -> str:
+    return path
+
+
+def test_a_default_that_runs_code_is_refused_before_shipping():
+    with pytest.raises(NotShippable, match=r"a default of _default_runs_code is not a literal \(os.getcwd\(\)\)"):
+        ship(_default_runs_code)
 
 
 def _ended(tmp_path, failed=None, reason="", interrupted=False):

@@ -146,7 +146,11 @@ def test_restricted_by_default_and_overridable():
     assert job["spec"]["template"]["spec"]["securityContext"] == RESTRICTED_POD_SECURITY
     assert container["securityContext"] == RESTRICTED_CONTAINER_SECURITY
     _, job, _ = _worker(spec(podTemplate={"securityContext": {"runAsUser": 0}}))
-    assert job["spec"]["template"]["spec"]["securityContext"] == {"runAsUser": 0}
+    # A replacement's fields win; what it leaves out keeps the restricted default.
+    assert job["spec"]["template"]["spec"]["securityContext"] == {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}}
+    _, _, container = _worker(spec(podTemplate={"containerSecurityContext": {"readOnlyRootFilesystem": True}}))
+    assert container["securityContext"] == {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                            "capabilities": {"drop": ["ALL"]}}
 
 
 def _key_paths(value, prefix=""):

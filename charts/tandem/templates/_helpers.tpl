@@ -128,12 +128,14 @@ seccompProfile:
 
 {{- /* The requests the operator-children policies look at: every create and update but events, the
 Lease and TrainingJobs (tandem.api.admission.NOT_CHILDREN), by the operator's ServiceAccount. */}}
+{{- /* The operator's requests a children policy looks at; called with the operations as a list
+(tandem.api.admission: the children policy also matches DELETE, the pods policy does not). */}}
 {{- define "tandem.operatorRequests" -}}
 resourceRules:
   - apiGroups: ["*"]
     apiVersions: ["*"]
     resources: ["*"]
-    operations: [CREATE, UPDATE]
+    operations: [{{ join ", " . }}]
 excludeResourceRules:
   - {apiGroups: [""], apiVersions: ["*"], resources: [events], operations: ["*"]}
   - {apiGroups: [events.k8s.io], apiVersions: ["*"], resources: [events], operations: ["*"]}

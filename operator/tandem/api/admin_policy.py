@@ -150,6 +150,60 @@ def _volume_has_secret(volume: Mapping[str, Any]) -> bool:
     return "secret" in volume or any("secret" in s or "serviceAccountToken" in s for s in sources if isinstance(s, Mapping))
 
 
+def _at(mapping: Any, *path: str) -> Any:
+    """The value at `path` in nested mappings, or None where any step is missing."""
+    for key in path:
+        mapping = _dict(mapping).get(key)
+    return mapping
+
+
+#: Seccomp and AppArmor profile types the restricted Pod Security Standard allows (Unconfined is not).
+CONFINED_PROFILES = ("RuntimeDefault", "Localhost")
+#: SELinux types the baseline Pod Security Standard allows ("" is the runtime's default).
+SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+#: The beta AppArmor annotation on pods, still honoured by the kubelet: an annotation of the
+#: tenant's (podTemplate.annotations) could unconfine the worker without any securityContext.
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
+def _confinement_rules(context: str, attribute: str) -> tuple[Rule, ...]:
+    """What the restricted (and baseline) Pod Security Standard asks of a security context that a
+    tenant may replace (pod or container): a confined seccomp and AppArmor profile, an SELinux
+    type of the container runtime's and no SELinux user or role. Omitted fields keep Tandem's
+    restricted defaults (render/context.py); these refuse the explicit opposite."""
+    def read(*path: str) -> Callable[[Any], Any]:
+        return lambda t: _at(getattr(t, attribute), *path)
+
+    seccomp, apparmor = read("seccompProfile", "type"), read("appArmorProfile", "type")
+    selinux_type, selinux_user, selinux_role = (read("seLinuxOptions", k) for k in ("type", "user", "role"))
+    field = f"spec.podTemplate.{context}"
+    return (
+        Rule("allowPrivileged", f"{field}.seccompProfile.type",
+             "a seccomp profile other than RuntimeDefault or Localhost is refused by the admin policy",
+             lambda p, t: not p.allow_privileged and seccomp(t) is not None and seccomp(t) not in CONFINED_PROFILES,
+             f"$ in {_cel_list(CONFINED_PROFILES)}"),
+        Rule("allowPrivileged", f"{field}.appArmorProfile.type",
+             "an AppArmor profile other than RuntimeDefault or Localhost is refused by the admin policy",
+             lambda p, t: not p.allow_privileged and apparmor(t) is not None and apparmor(t) not in CONFINED_PROFILES,
+             f"$ in {_cel_list(CONFINED_PROFILES)}"),
+        Rule("allowPrivileged", f"{field}.seLinuxOptions.type",
+             "an SELinux type other than the container runtime's is refused by the admin policy",
+             lambda p, t: not p.allow_privileged and selinux_type(t) is not None
+             and selinux_type(t) not in SELINUX_TYPES,
+             f"$ in {_cel_list(SELINUX_TYPES)}"),
+        Rule("allowPrivileged", f"{field}.seLinuxOptions.user",
+             "an SELinux user is refused by the admin policy",
+             lambda p, t: not p.allow_privileged and bool(selinux_user(t)), "$ == ''"),
+        Rule("allowPrivileged", f"{field}.seLinuxOptions.role",
+             "an SELinux role is refused by the admin policy",
+             lambda p, t: not p.allow_privileged and bool(selinux_role(t)), "$ == ''"),
+    )
+
+
 def _tolerates_all(toleration: Mapping[str, Any]) -> bool:
     return not toleration.get("key") and toleration.get("operator") == "Exists"
 
@@ -204,6 +258,22 @@ RULES: tuple[Rule, ...] = (
          lambda p, t: not p.allow_privileged
          and bool(_dict(_dict(t.container_security_context).get("capabilities")).get("add")),
          "size($) == 0"),
+    # Omitted, drop is ALL (render/context.py); a list without ALL keeps the runtime's defaults.
+    Rule("allowPrivileged", "spec.podTemplate.containerSecurityContext.capabilities.drop",
+         "a capabilities.drop without ALL is refused by the admin policy",
+         lambda p, t: not p.allow_privileged and _at(t.container_security_context, "capabilities", "drop") is not None
+         and "ALL" not in (_at(t.container_security_context, "capabilities", "drop") or ()),
+         "'ALL' in $"),
+    Rule("allowPrivileged", "spec.podTemplate.containerSecurityContext.procMount",
+         "procMount Unmasked is refused by the admin policy",
+         lambda p, t: not p.allow_privileged and _at(t.container_security_context, "procMount") not in (None, "Default"),
+         "$ == 'Default'"),
+    *_confinement_rules("securityContext", "security_context"),
+    *_confinement_rules("containerSecurityContext", "container_security_context"),
+    Rule("allowPrivileged", "spec.podTemplate.annotations",
+         f"the AppArmor annotation {APPARMOR_ANNOTATION}* is refused by the admin policy (use appArmorProfile)",
+         lambda p, t: not p.allow_privileged and any(k.startswith(APPARMOR_ANNOTATION) for k in t.annotations),
+         f"$.all(k, !k.startsWith('{APPARMOR_ANNOTATION}'))"),
     Rule("allowRunAsRoot", "spec.podTemplate.securityContext.runAsUser",
          "runAsUser 0 (root) is refused by the admin policy",
          lambda p, t: not p.allow_run_as_root and _root_user(t.security_context),

@@ -57,8 +57,9 @@ def _label(key: str) -> str:
     return f"object.metadata.labels[{key!r}]"
 
 
-#: A child's pod template, as CEL sees a Job or Deployment under admission.
-POD = "object.spec.template.spec"
+#: A child's pod template and its spec, as CEL sees a Job or Deployment under admission.
+TEMPLATE_OF_POD = "object.spec.template"
+POD = f"{TEMPLATE_OF_POD}.spec"
 #: True of an object without a pod template (a Service; a Secret has not even a spec).
 NO_POD_TEMPLATE = f"!has(object.spec) || !has(object.spec.template) || !has({POD})"
 #: The podTemplate field that stands for every container's securityContext in a child.
@@ -70,19 +71,29 @@ def _guarded(root: str, parts: list[str], test: str) -> str:
     return " || ".join([*guards, f"({test})"])
 
 
+#: Every list of containers a pod spec has: an init or ephemeral container runs in the pod too.
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
 def _child_rule(rule: Rule) -> Optional[dict[str, str]]:
     """A rule of the admin policy as it reads on a child's pod template: the same test, with the
     podTemplate's fields where a pod spec has them (containerSecurityContext: every container's
-    securityContext). None for a rule that spans fields (its test names the podTemplate) or is not
-    on the podTemplate (spec.priorityClassName: child_pod_validations checks its label instead)."""
+    securityContext, init and ephemeral ones included; annotations: the template's metadata). None
+    for a rule that spans fields (its test names the podTemplate) or is not on the podTemplate
+    (spec.priorityClassName: child_pod_validations checks its label instead)."""
     if TEMPLATE in rule.holds or rule.root != TEMPLATE:
         return None
     leaf = rule.field.removeprefix("spec.podTemplate.").split(".")
     opened = f"variables.{rule.setting} || " if rule.setting in SWITCHES else ""
     if leaf[0] == CONTAINER_CONTEXT:
         parts = ["securityContext", *leaf[1:]]
-        test = f"{POD}.containers.all(c, {_guarded('c', parts, rule.holds.replace('$', 'c.' + '.'.join(parts)))})"
-        field = f"spec.template.spec.containers[*].{'.'.join(parts)}"
+        each = _guarded("c", parts, rule.holds.replace("$", "c." + ".".join(parts)))
+        test = " && ".join(f"(!has({POD}.{kind}) || {POD}.{kind}.all(c, {each}))" for kind in CONTAINER_LISTS)
+        field = f"spec.template.spec.{{{','.join(CONTAINER_LISTS)}}}[*].{'.'.join(parts)}"
+    elif leaf[0] == "annotations":
+        parts = ["metadata", *leaf]
+        test = _guarded(TEMPLATE_OF_POD, parts, rule.holds.replace("$", f"{TEMPLATE_OF_POD}.{'.'.join(parts)}"))
+        field = f"spec.template.{'.'.join(parts)}"
     else:
         test = _guarded(POD, leaf, rule.holds.replace("$", f"{POD}.{'.'.join(leaf)}"))
         field = f"spec.template.spec.{'.'.join(leaf)}"
@@ -113,14 +124,33 @@ def child_pod_validations() -> list[dict[str, str]]:
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 
 
+#: True while the request removes an object: `object` is null, `oldObject` is what goes.
+DELETING = "request.operation == 'DELETE'"
+#: True while the request makes a new object: there is no `oldObject` to have been Tandem's.
+CREATING = "request.operation == 'CREATE'"
+
+
+def _tandems(root: str) -> str:
+    """CEL: `root` (object or oldObject) carries the job-name and managed-by labels and is
+    controlled by the TrainingJob its job-name label names."""
+    labels = f"{root}.metadata.labels"
+    return (f"has({labels}) && {JOB_NAME_LABEL!r} in {labels} && {MANAGED_BY_LABEL!r} in {labels} && "
+            f"{labels}[{MANAGED_BY_LABEL!r}] == {MANAGED_BY!r} && has({root}.metadata.ownerReferences) && "
+            f"{root}.metadata.ownerReferences.exists(r, r.apiVersion == {API_VERSION!r} && r.kind == {KIND!r} && "
+            f"has(r.controller) && r.controller == true && r.name == {labels}[{JOB_NAME_LABEL!r}])")
+
+
 def children_validations() -> list[dict[str, str]]:
     """A child carries the job-name and managed-by labels and is controlled by that TrainingJob,
-    and its pods (if it has a template) stay out of the host's namespaces. No parameter."""
+    and its pods (if it has a template) stay out of the host's namespaces and the scheduler's
+    hands stay on them (no nodeName). An update or delete touches only an object that already
+    was Tandem's: else a patch adding Tandem's labels and an ownerReference to any object (a
+    tenant's NetworkPolicy) would hand it to the garbage collector. No parameter."""
     has_labels = "has(object.metadata.labels)"
     owned = (f"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, "
              f"r.apiVersion == {API_VERSION!r} && r.kind == {KIND!r} && has(r.controller) && r.controller == true && "
              f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels && r.name == {_label(JOB_NAME_LABEL)})")
-    return [
+    on_object = [
         {"expression": f"{has_labels} && {JOB_NAME_LABEL!r} in object.metadata.labels",
          "message": f"the Tandem operator may create only objects labelled {JOB_NAME_LABEL}"},
         {"expression": f"{has_labels} && {MANAGED_BY_LABEL!r} in object.metadata.labels && "
@@ -133,7 +163,17 @@ def children_validations() -> list[dict[str, str]]:
                        f"({' && '.join(f'(!has({POD}.{k}) || {POD}.{k} != true)' for k in HOST_NAMESPACES)})",
          "message": "spec.template.spec: the Tandem operator may not create pods in the host's namespaces "
                     f"({', '.join(HOST_NAMESPACES)})"},
+        {"expression": f"{NO_POD_TEMPLATE} || !has({POD}.nodeName)",
+         "message": "spec.template.spec.nodeName: the Tandem operator may not bind pods to a node "
+                    "(the scheduler, taints and the admin policy's reserved nodes decide)"},
     ]
+    # On DELETE `object` is null: the checks above are of what is written, so they pass there.
+    guarded = [{**v, "expression": f"{DELETING} || ({v['expression']})"} for v in on_object]
+    was_tandems = {"expression": f"{CREATING} || ({_tandems('oldObject')})",
+                   "message": f"the Tandem operator may update or delete only objects that already carry "
+                              f"{JOB_NAME_LABEL} and {MANAGED_BY_LABEL}={MANAGED_BY} and are controlled by the "
+                              f"{KIND} that label names"}
+    return [*guarded, was_tandems]
 
 
 def operator_username(namespace: str, service_account: str) -> str:
@@ -163,21 +203,22 @@ def admission_objects(prefix: str, namespace: str, service_account: str,
          "metadata": {"name": config_map, **meta},
          "spec": {"policyName": config_map, "validationActions": ["Deny"]}},
         *_children_policy(f"{prefix}-operator-children", namespace, service_account, meta,
-                          children_validations(), None),
+                          children_validations(), None, ["CREATE", "UPDATE", "DELETE"]),
         *_children_policy(f"{prefix}-operator-children-pods", namespace, service_account, meta,
-                          child_pod_validations(), policy),
+                          child_pod_validations(), policy, ["CREATE", "UPDATE"]),
     ]
 
 
 def _children_policy(name: str, namespace: str, service_account: str, meta: dict[str, Any],
-                     validations: list[dict[str, str]], policy: Optional[AdminPolicy]) -> list[dict[str, Any]]:
-    """A policy on what the operator's account creates or updates, and its binding; with
+                     validations: list[dict[str, str]], policy: Optional[AdminPolicy],
+                     operations: list[str]) -> list[dict[str, Any]]:
+    """A policy on what the operator's account does (`operations`), and its binding; with
     `policy`, its settings are the policy's `variables`."""
     spec: dict[str, Any] = {
         "failurePolicy": "Fail",
         "matchConstraints": {
             "resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
-                               "operations": ["CREATE", "UPDATE"]}],
+                               "operations": operations}],
             "excludeResourceRules": NOT_CHILDREN,
         },
         "matchConditions": [{"name": "operator-service-account",

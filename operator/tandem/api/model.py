@@ -420,10 +420,12 @@ class PodTemplate(_Model):
         description="Extra mounts in the worker container (core/v1 VolumeMount objects)."
     )
     security_context: Optional[dict[str, Any]] = Field(
-        None, description="Replaces the pod security context (default: the restricted Pod Security Standard)."
+        None, description="Replaces the pod security context (default: the restricted Pod Security Standard); "
+        "without a seccompProfile it keeps RuntimeDefault."
     )
     container_security_context: Optional[dict[str, Any]] = Field(
-        None, description="Replaces the worker container's security context (default: restricted)."
+        None, description="Replaces the worker container's security context (default: restricted); "
+        "what it leaves out of allowPrivilegeEscalation and capabilities.drop stays false and [ALL]."
     )
 
     @field_validator("labels", "annotations", "node_selector", mode="before")

@@ -32,6 +32,7 @@ from .. import frameworks
 from ..api import SpecError, TrainingJob
 from ..contract import API_VERSION, FUNCTION_ANNOTATION, FUNCTION_MODULE, KIND, MAX_JOB_NAME
 from ..errors import NotShippable
+from ..launch.function import non_literal_default
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ def _definition(func: Callable[..., Any], what: str) -> ast.FunctionDef:
     if definition.decorator_list:
         raise NotShippable(f"{what} is decorated: a decorator runs where the function is defined and cannot "
                            f"travel with it; ship the undecorated function")
+    default = non_literal_default(definition)
+    if default is not None:
+        raise NotShippable(f"a default of {what} is not a literal ({ast.unparse(default)[:80]}): the workers run "
+                           f"nothing when they define it; use a literal default or pass the value in kwargs")
     return definition
 
 

@@ -1,4 +1,13 @@
-"""What the watches have seen: TrainingJobs and their children, keyed by (namespace, job)."""
+"""What the watches have seen: TrainingJobs and their children, keyed by (namespace, job).
+
+The operator is shared by every tenant, and anyone who may create a Service, NetworkPolicy or
+Pod in a namespace can label it as a job's child. So the cache holds only what reconcile reads,
+whatever a tenant writes: Tandem's own annotations and the Job controller's completion index,
+no others; a child in full only when its controller ownerReference names its TrainingJob (a
+pod: the job's Job) and, once that owner is cached, carries its uid; of a child named like a
+cached TrainingJob but not its own, only the names and owner that report the conflict; of the
+rest, nothing (docs/security.md, "Operator memory").
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from ..contract import JOB_NAME_LABEL
-from .observed import Refusal
+from ..contract import ANNOTATION_PREFIX, API_VERSION, COMPLETION_INDEX, JOB_NAME_LABEL, KIND
+from .observed import Refusal, controller_of
 from .workload import WorkloadState
 
 Key = tuple[str, str]
@@ -15,8 +24,14 @@ Key = tuple[str, str]
 MAX_GONE_FAILED_PODS = 16
 
 
-#: Annotations no reconcile reads that can be as large as the object itself.
-UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+#: Annotations outside Tandem's prefix that reconcile reads (a pod's index, on older clusters).
+READ_ANNOTATIONS = frozenset({COMPLETION_INDEX})
+
+
+def read_annotation(key: str) -> bool:
+    """Is this an annotation reconcile reads? Any other may be as large as the object allows
+    (kubectl's last-applied copy; a tenant's 256 KB of anything) and is not cached."""
+    return key.startswith(ANNOTATION_PREFIX) or key in READ_ANNOTATIONS
 #: Strings up to this length are interned: the keys, phases, reasons and labels repeated in
 #: every cached object are then held once, not once per object.
 INTERN_UP_TO = 64
@@ -37,16 +52,15 @@ def _slim(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
     """The object as the cache keeps it: a compact copy without what no reconcile reads.
 
     Memory grows with the jobs, and at 1,000 jobs the cached bodies were most of the operator's
-    (bench B3). Dropped: metadata.managedFields and kubectl's last-applied annotation (any kind),
+    (bench B3). Dropped: metadata.managedFields and every annotation reconcile does not read (any kind),
     a Job's pod template (the TrainingJob is the source of it; a Job's status and other spec
     fields are kept), and a Pod's spec but for its containers' names and images. Status and the
     rest of the metadata are kept whole: policies read the conditions, states and times there."""
     copied: dict[str, Any] = _compact(dict(obj))
     meta = copied.get("metadata") or {}
     meta.pop("managedFields", None)
-    annotations = meta.get("annotations") or {}
-    for unread in UNREAD_ANNOTATIONS:
-        annotations.pop(unread, None)
+    if "annotations" in meta:
+        meta["annotations"] = {k: v for k, v in (meta["annotations"] or {}).items() if read_annotation(k)}
     spec = copied.get("spec")
     if kind == "Job" and isinstance(spec, dict):
         spec.pop("template", None)
@@ -54,6 +68,18 @@ def _slim(obj: Mapping[str, Any], kind: str = "") -> dict[str, Any]:
         copied["spec"] = {"containers": [{k: c[k] for k in ("name", "image") if k in c}
                                          for c in spec.get("containers") or [] if isinstance(c, dict)]}
     return copied
+
+
+def _stub(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What a foreign object named like a job's child keeps: enough to report the conflict
+    (controller/observed.py: conflict, holder) and to order its events."""
+    meta = obj.get("metadata") or {}
+    controller = controller_of(obj)
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
+    if controller is not None:
+        kept["ownerReferences"] = [{k: controller[k] for k in ("apiVersion", "kind", "name", "uid", "controller")
+                                    if k in controller}]
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -106,7 +132,25 @@ class Cache:
             self.gone_failed_pods.pop(key, None)
         elif self._newer(self.training_jobs.get(key), obj):
             self.training_jobs[key] = _slim(obj)
+            self._forget_foreign_children(key)
         return key
+
+    def _claimed(self, kind: str, key: Key, obj: Mapping[str, Any]) -> bool:
+        """Does `obj` name its owner as the job's child would: a controller reference to the
+        TrainingJob its label names (a pod: to the job's Job, named alike), with the owner's uid
+        once the owner is cached? Labels alone prove nothing (controller/observed.py)."""
+        controller = controller_of(obj)
+        if controller is None or controller.get("name") != key[1]:
+            return False
+        if kind == "Pod":
+            owner, owner_kind = self.jobs.get(key), "Job"
+        else:
+            owner, owner_kind = self.training_jobs.get(key), KIND
+            if controller.get("apiVersion") != API_VERSION:
+                return False
+        if controller.get("kind") != owner_kind:
+            return False
+        return owner is None or controller.get("uid") == (owner.get("metadata") or {}).get("uid")
 
     def put_child(self, kind: str, obj: Mapping[str, Any], deleted: bool = False) -> Optional[Key]:
         key = owner_key(obj)
@@ -118,17 +162,34 @@ class Cache:
             if deleted:
                 gone = pods.pop(name, None)
                 self._remember_failed(key, obj if (obj.get("status") or {}).get("phase") == "Failed" else gone)
+            elif not self._claimed(kind, key, obj):
+                pods.pop(name, None)  # no pod of the job's Job: observe would drop it anyway
             elif self._newer(pods.get(name), obj):
                 pods[name] = _slim(obj, kind)
+            if not pods:
+                self.pods.pop(key, None)
             return key
         store = {"Job": self.jobs, "NetworkPolicy": self.network_policies}.get(kind, self.services)
         if name != key[1]:
             return key
         if deleted:
             store.pop(key, None)
-        elif self._newer(store.get(key), obj):
-            store[key] = _slim(obj, kind)
+        elif self._claimed(kind, key, obj):
+            if self._newer(store.get(key), obj):
+                store[key] = _slim(obj, kind)
+        elif key in self.training_jobs:
+            store[key] = _stub(obj)  # the job's name is taken: reconcile reports whose it is
+        else:
+            store.pop(key, None)
+            return None
         return key
+
+    def _forget_foreign_children(self, key: Key) -> None:
+        """Once the TrainingJob's uid is known, what claimed it without that uid is a stub."""
+        for kind, store in (("Job", self.jobs), ("Service", self.services), ("NetworkPolicy", self.network_policies)):
+            child = store.get(key)
+            if child is not None and not self._claimed(kind, key, child):
+                store[key] = _stub(child)
 
     def refused(self, key: Key, kind: str, name: str, reason: str, message: str, at: str) -> None:
         """Record that creating a child of `key` was refused once more."""

@@ -15,8 +15,9 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Optional
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -33,12 +34,29 @@ def identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def _expired(lease: client.V1Lease, now: datetime) -> bool:
-    spec = lease.spec
-    if not spec or not spec.holder_identity or not spec.renew_time:
-        return True
-    renewed = spec.renew_time if spec.renew_time.tzinfo else spec.renew_time.replace(tzinfo=timezone.utc)
-    return renewed + timedelta(seconds=spec.lease_duration_seconds or LEASE_SECONDS) < now
+@dataclass
+class LeaseObserver:
+    """When this replica last saw the holder's record change, by its own monotonic clock.
+
+    The renewTime a leader writes is the leader's clock: compared with a follower's, a skew of
+    a few seconds (or a follower whose clock runs ahead) lets the follower take a lease the
+    leader still holds. As client-go does, the follower trusts only what it observed: a lease
+    is expired when the record has not changed for leaseDurationSeconds of the follower's own
+    time. A record first seen counts as just renewed."""
+
+    record: Optional[tuple[Any, ...]] = None
+    observed_at: float = 0.0
+
+    def expired(self, spec: Optional[client.V1LeaseSpec], now: float) -> bool:
+        """`now`: time.monotonic(). A lease without a holder or a renewal is free."""
+        if not spec or not spec.holder_identity or not spec.renew_time:
+            return True
+        record = (spec.holder_identity, spec.renew_time, spec.acquire_time, spec.lease_transitions,
+                  spec.lease_duration_seconds)
+        if record != self.record:
+            self.record, self.observed_at = record, now
+            return False
+        return now >= self.observed_at + (spec.lease_duration_seconds or LEASE_SECONDS)
 
 
 class LeaderElector:
@@ -47,6 +65,7 @@ class LeaderElector:
         self.coordination = client.CoordinationV1Api(api)
         self.namespace, self.name = namespace, name
         self.me = me or identity()
+        self.observer = LeaseObserver()
 
     def _timeout(self, deadline: Optional[float]) -> float:
         """A call's timeout: API_TIMEOUT_SECONDS, or what is left before `deadline` (monotonic)."""
@@ -75,7 +94,7 @@ class LeaderElector:
                 raise
         current = lease.spec or client.V1LeaseSpec()  # a Lease without a spec is free to take
         holder = current.holder_identity
-        if holder != self.me and not _expired(lease, now):
+        if holder != self.me and not self.observer.expired(lease.spec, time.monotonic()):
             return False
         if holder == self.me and current.acquire_time:
             spec.acquire_time = current.acquire_time

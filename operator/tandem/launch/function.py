@@ -12,6 +12,7 @@ file is not a function Tandem shipped.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import json
@@ -29,15 +30,37 @@ class ShippedFileError(ValueError):
     """The file is not one function's source and JSON arguments."""
 
 
+def non_literal_default(definition: ast.FunctionDef) -> Optional[ast.expr]:
+    """The first default value that is not a plain literal: a default expression runs when the
+    `def` runs, before the function is called (the client refuses it too: backends/function.py)."""
+    arguments = definition.args
+    for default in [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]:
+        try:
+            ast.literal_eval(default)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return default
+    return None
+
+
 def check_source(source: str, name: str) -> None:
     """The source must be one top-level ``def name(...)`` and nothing else: no statement runs
-    before the function is called, and no other name can be what is called."""
+    before the function is called, and no other name can be what is called. Defining it must run
+    nothing either: no decorator, and defaults that are literals; its annotations are compiled
+    as text, never evaluated (define)."""
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
         raise ShippedFileError(f"the source does not parse: {error}") from None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != name:
         raise ShippedFileError(f"the source must be exactly one `def {name}(...)`")
+    definition = tree.body[0]
+    if definition.decorator_list:
+        raise ShippedFileError(f"`def {name}` is decorated: a decorator runs when the function is defined; "
+                               f"ship the undecorated function")
+    default = non_literal_default(definition)
+    if default is not None:
+        raise ShippedFileError(f"a default of `def {name}` is not a literal ({ast.unparse(default)[:80]}): it would "
+                               f"run when the function is defined; pass the value in kwargs")
 
 
 def read_shipped(path: Path) -> tuple[str, str, dict[str, Any]]:
@@ -61,7 +84,9 @@ def define(name: str, source: str, path: Path) -> Callable[..., Any]:
     filename = f"{path}:{name}"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": "__tandem_function__"}
-    exec(compile(source, filename, "exec"), namespace)  # the user's own code, as a script would run
+    # Annotations as text (PEP 563): a `def` line's annotations would otherwise run at definition.
+    code = compile(source, filename, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    exec(code, namespace)  # the user's own code, as a script would run
     function: Callable[..., Any] = namespace[name]
     return function
 

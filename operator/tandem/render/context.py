@@ -55,6 +55,40 @@ RESTRICTED_CONTAINER_SECURITY = {
 }
 
 
+#: Capabilities that the API server refuses beside allowPrivilegeEscalation false.
+ESCALATING_CAPABILITIES = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
+
+
+def pod_security(job: TrainingJob) -> dict[str, Any]:
+    """The pod's security context: the tenant's replacement keeps a RuntimeDefault seccomp profile
+    unless it names one. A replacement is what its fields say, not what it leaves out: an omitted
+    field must not undo a restricted default, so only the admin policy (api/admin_policy.py) can
+    open what the restricted Pod Security Standard closes."""
+    replaced = job.spec.pod_template.security_context
+    if replaced is None:
+        return dict(RESTRICTED_POD_SECURITY)
+    return {"seccompProfile": RESTRICTED_POD_SECURITY["seccompProfile"], **replaced}
+
+
+def container_security(job: TrainingJob) -> dict[str, Any]:
+    """The worker container's security context: the tenant's replacement keeps
+    allowPrivilegeEscalation false and drops ALL capabilities unless it says otherwise (which
+    the admin policy refuses unless allowPrivileged). Seccomp comes from the pod (pod_security).
+    A privileged container, or one adding SYS_ADMIN, escalates by definition: the API server
+    refuses allowPrivilegeEscalation false beside either, so none is added there."""
+    replaced = job.spec.pod_template.container_security_context
+    if replaced is None:
+        return dict(RESTRICTED_CONTAINER_SECURITY)
+    context = dict(replaced)
+    capabilities = dict(context["capabilities"]) if isinstance(context.get("capabilities"), dict) else {}
+    capabilities.setdefault("drop", ["ALL"])
+    context["capabilities"] = capabilities
+    escalates = context.get("privileged") is True or bool(ESCALATING_CAPABILITIES & set(capabilities.get("add") or ()))
+    if not escalates:
+        context.setdefault("allowPrivilegeEscalation", False)
+    return context
+
+
 def common_labels(job: TrainingJob) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": f"{job.spec.framework}-worker",
@@ -263,13 +297,8 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "priority_class_name": template.priority_class_name,
         "node_selector": node_selector,
         "tolerations": tolerations,
-        "pod_security_context": (
-            template.security_context if template.security_context is not None else RESTRICTED_POD_SECURITY
-        ),
-        "container_security_context": (
-            template.container_security_context if template.container_security_context is not None
-            else RESTRICTED_CONTAINER_SECURITY
-        ),
+        "pod_security_context": pod_security(job),
+        "container_security_context": container_security(job),
         "image": spec.worker_image,
         "launcher": LAUNCHER,
         "args": list(spec.command),
