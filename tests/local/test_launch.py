@@ -141,7 +141,7 @@ def test_ddp_two_launchers_train_identical_weights(tmp_path: Path, groups: list[
     for rank, seen in enumerate(r["env"] for r in ranks):
         # torchrun's documented worker variables
         assert seen == {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": "0"}
-    assert group.log(1).startswith("tandem.launch: worker 1/2 pytorch ddp -> torchrun --nnodes=2 --node-rank=1")
+    assert group.log(1).startswith("tandem.launch: worker 1/2 pytorch ddp -> torchrun --nnodes=2 --nproc-per-node=1")
 
 
 def test_tf_two_launchers_train_identical_weights(tmp_path: Path, groups: list[Group]) -> None:

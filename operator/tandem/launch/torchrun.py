@@ -12,11 +12,30 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
 from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_WORKER_INDEX
 from . import recovery
+
+
+def rank_by_worker_index(worker: int) -> None:
+    """Make the rendezvous give group ranks in worker-index order, as the static rendezvous did.
+
+    torch's dynamic rendezvous ranks its nodes by sorting their (address, agent pid, local id).
+    Locally every worker's address is the same loopback, so the order would be the agents' pids,
+    whichever launcher forked first. The pid is used for nothing else (logs, events), so the
+    worker index stands in for it: ranks follow worker indices locally, and on a cluster (where
+    the addresses, the pods' names, sort first) up to 10 workers, beyond which the names' text
+    order decides (job-10 before job-2)."""
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+
+    class ByWorkerIndex(rendezvous._NodeDescGenerator):  # type: ignore[misc]
+        def generate(self, local_addr: str | None = None) -> Any:
+            node = super().generate(local_addr)
+            return rendezvous._NodeDesc(node.addr, worker, node.local_id)
+
+    rendezvous.DynamicRendezvousHandler._node_desc_generator = ByWorkerIndex()
 
 
 def fail_job_codes(env: Mapping[str, str]) -> tuple[int, ...]:
@@ -32,6 +51,7 @@ def main(argv: Sequence[str]) -> int:
     from torch.distributed.run import main as torchrun_main
 
     worker = int(os.environ.get(ENV_WORKER_INDEX, "0").strip() or 0)
+    rank_by_worker_index(worker)
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
                    fail_job_codes(os.environ))
     try:
