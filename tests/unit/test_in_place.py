@@ -230,3 +230,21 @@ def test_a_fail_job_exit_code_is_not_restarted_in_place() -> None:
     assert 0 in raised.value.failures
     agent, _ = drive({0: failure(3, 5)}, fail_job=(2,))
     assert agent.restarted == 1 and agent.stopped == 0
+
+
+def test_ranks_follow_worker_indices_not_pids() -> None:
+    """The rendezvous sorts its nodes to give ranks: with the same address (a local run), the
+    launcher's node descriptions sort by worker index, whatever the agents' pids."""
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+
+    from tandem.launch.torchrun import rank_by_worker_index
+
+    original = rendezvous.DynamicRendezvousHandler._node_desc_generator
+    try:
+        nodes = []
+        for worker in (1, 0, 2):
+            rank_by_worker_index(worker)
+            nodes.append((worker, rendezvous.DynamicRendezvousHandler._node_desc_generator.generate("127.0.0.1")))
+        assert [worker for worker, _ in sorted(nodes, key=lambda pair: pair[1])] == [0, 1, 2]
+    finally:
+        rendezvous.DynamicRendezvousHandler._node_desc_generator = original

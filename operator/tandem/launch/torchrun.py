@@ -30,7 +30,7 @@ def rank_by_worker_index(worker: int) -> None:
     order decides (job-10 before job-2)."""
     from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
 
-    class ByWorkerIndex(rendezvous._NodeDescGenerator):  # type: ignore[misc]
+    class ByWorkerIndex(rendezvous._NodeDescGenerator):
         def generate(self, local_addr: str | None = None) -> Any:
             node = super().generate(local_addr)
             return rendezvous._NodeDesc(node.addr, worker, node.local_id)
