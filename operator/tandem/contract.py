@@ -266,6 +266,16 @@ ENV_PORT = "TANDEM_PORT"
 ENV_WORKER_HOSTS = "TANDEM_WORKER_HOSTS"
 #: The whole-group restart this worker belongs to, 0 at first.
 ENV_RESTART = "TANDEM_RESTART"
+#: runPolicy.inPlaceRestarts: how often torchrun's agents may restart the training processes in
+#: place (torchrun --max-restarts) before the whole group is restarted; 0 when unset.
+ENV_IN_PLACE_RESTARTS = "TANDEM_IN_PLACE_RESTARTS"
+#: The exit codes (comma-separated) a runPolicy.failurePolicy FailJob rule fails the job on: the
+#: launcher does not restart in place a training process that exited with one of them, so that
+#: the rule stays immediate. Set only with in-place restarts.
+ENV_FAIL_JOB_EXIT_CODES = "TANDEM_FAIL_JOB_EXIT_CODES"
+#: What starts the one line a launcher prints each time its torchrun agent restarts the training
+#: processes in place; a JSON object follows (launch/recovery.py writes it, the local executor reads it).
+RECOVERY_LINE = "tandem.recovery: "
 #: "1" when the workers report step timings.
 ENV_METRICS = "TANDEM_METRICS"
 #: URL of the figures gateway (gateway/server.py) the workers post their step records to, and

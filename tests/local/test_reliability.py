@@ -178,3 +178,83 @@ def test_sigkill_of_a_rank_restarts_the_group_from_its_checkpoint(tmp_path, job_
         assert wait_until_gone(job_name, 5) == []
     finally:
         run.kill()
+
+
+def training_process(job_name: str, rank: int) -> int:
+    """The newest training process of global rank `rank` (jobs/train_ddp.py under torchrun)."""
+    found = [p for p in processes_of_job(job_name)
+             if b"jobs/train_ddp.py" in cmdline(p) and f"RANK={rank}".encode() in environ(p)]
+    assert found, f"no training process of rank {rank}"
+    return max(found)
+
+
+def wait_for_new_process(job_name: str, rank: int, old: int, timeout: float = 150) -> int:
+    """The pid of rank `rank`'s training process once it is another than `old` (restarted in place)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = training_process(job_name, rank)
+        except AssertionError:
+            pid = old
+        if pid != old:
+            return pid
+        time.sleep(0.3)
+    raise AssertionError(f"rank {rank}'s training process was not restarted within {timeout} s")
+
+
+def final_ranks(tmp_path: Path, total: int) -> None:
+    results = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in results] == [total, total]
+    assert results[0]["checksum"] == results[1]["checksum"]
+
+
+def test_sigkill_of_a_rank_restarts_it_in_place(tmp_path, job_name):
+    """runPolicy.inPlaceRestarts: torchrun's agents restart the training processes, the launchers
+    (the local run's workers) stay, and the run counts one in-place restart and no group restart."""
+    total = 150
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, "runPolicy.inPlaceRestarts=1", "runPolicy.backoffLimit=1",
+                                        command(tmp_path, total, 0.1)))
+    try:
+        step = wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        launchers = [launcher_of_worker(job_name, i) for i in (0, 1)]
+        victim = training_process(job_name, 1)
+        os.kill(victim, signal.SIGKILL)
+        wait_for_new_process(job_name, 1, victim)
+        assert [launcher_of_worker(job_name, i) for i in (0, 1)] == launchers  # the same launchers, in place
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output[-3000:]
+        assert "restarting all workers" not in output, output[-3000:]
+        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
+        assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
+        final_ranks(tmp_path, total)
+        assert re.search(r"restarts: 0   in-place restarts: 1 ", output), output[-3000:]
+        recovered = re.findall(r"recovered in place in [\d.]+ s: worker (\d) rank (\d) exit (\d+) \((\w+)\)", output)
+        assert recovered == [("1", "1", "137", "SIGKILL")], output[-3000:]
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()
+
+
+def test_a_failure_past_the_in_place_budget_restarts_the_group(tmp_path, job_name):
+    """With inPlaceRestarts spent, the next failure goes to the whole-group restart (backoffLimit)."""
+    total = 200
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, "runPolicy.inPlaceRestarts=1", "runPolicy.backoffLimit=1",
+                                        command(tmp_path, total, 0.1)))
+    try:
+        wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        victim = training_process(job_name, 1)
+        os.kill(victim, signal.SIGKILL)
+        victim = wait_for_new_process(job_name, 1, victim)
+        step = wait_for_checkpoint(tmp_path, job_name, 4 * CHECKPOINT_EVERY)
+        os.kill(victim, signal.SIGKILL)
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output[-3000:]
+        assert "restarting all workers (1/1)" in output, output[-3000:]
+        assert re.search(r"restarts: 1   in-place restarts: 1 ", output), output[-3000:]
+        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
+        assert len(resumed) == 2 and resumed[-1] >= step, (resumed, step)
+        assert "recovered by a group restart" in output, output[-3000:]
+        final_ranks(tmp_path, total)
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()

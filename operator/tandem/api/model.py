@@ -305,6 +305,15 @@ class RunPolicy(_Model):
         description="Counted whole-group restarts (after a worker failure or a hang) before the next counted failure "
                     "fails the job (BackoffLimitExceeded); restarts a failure rule Ignores do not count.",
     )
+    in_place_restarts: Int = Field(
+        0, ge=0,
+        description="PyTorch: times torchrun's agents may restart a failed worker's training processes in place "
+                    "(same pods and launchers, all workers re-rendezvous and resume from their checkpoint) before "
+                    "the failure goes to failurePolicy and backoffLimit as a whole-group restart; a failure whose "
+                    "exit code a FailJob rule names is never restarted in place. 0 (the default): every failure is "
+                    "a whole-group restart. Per worker and per group; other frameworks ignore it "
+                    "(docs/reliability.md).",
+    )
     active_deadline_seconds: OptionalInt = Field(
         None, ge=1,
         description="Seconds after the job's start (status.startTime: the first reconcile that runs it, not "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import REASON_BACKOFF_LIMIT_EXCEEDED, REASON_FAILED_BY_RULE
+from ..contract import REASON_BACKOFF_LIMIT_EXCEEDED, REASON_ERROR, REASON_FAILED_BY_RULE
 from .failure_rules import Failure, Verdict, judge
 from .model import RunPolicy
 
@@ -69,3 +69,18 @@ def decide_restart(failure: Failure, policy: RunPolicy, so_far: Restarts) -> Res
     if so_far.counted < limit:
         return RestartDecision(verdict, True, "", so_far, Restarts(so_far.total + 1, so_far.ignored), limit)
     return RestartDecision(verdict, False, REASON_BACKOFF_LIMIT_EXCEEDED, so_far, so_far, limit)
+
+
+#: The exit codes a process can end with, as the shell and Kubernetes report them.
+EXIT_CODES = range(256)
+
+
+def fail_job_exit_codes(policy: RunPolicy) -> tuple[int, ...]:
+    """The exit codes on which the failure rules fail the job at once (FailJob), for a worker that
+    exited with one (reason Error). With in-place restarts the launcher is told them, so that it
+    hands such a failure to the rules instead of restarting it in place: FailJob stays immediate.
+    Rules on pod conditions or reasons other than Error cannot match a process that merely
+    exited, so the exit code alone decides here."""
+    return tuple(code for code in EXIT_CODES if code and
+                 judge(Failure(worker=None, exit_code=code, reason=REASON_ERROR), policy.failure_policy).action
+                 == "FailJob")

@@ -6,6 +6,7 @@ kept) and its schema in the CRD describes each field for `kubectl explain`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Literal, Optional, Union
@@ -13,7 +14,7 @@ from typing import Callable, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ..contract import CONDITION_TYPES, PHASES, Phase
+from ..contract import CONDITION_TYPES, PHASES, RECOVERY_LINE, Phase
 
 #: Status timestamps, as Kubernetes writes them (RFC 3339, UTC, whole seconds).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -241,6 +242,48 @@ class FailureStatus(_Status):
     time: Optional[str] = Field(None, description="When the failure was judged (RFC 3339).")
 
 
+#: How a failure was recovered: torchrun's agents restarted the training processes in place, or
+#: Tandem restarted the whole group.
+RECOVERED_IN_PLACE = "InPlace"
+RECOVERED_GROUP_RESTART = "GroupRestart"
+#: At most this many recoveries are kept in status (the latest): a long run's failures must not
+#: grow the object without bound.
+MAX_RECOVERIES = 20
+
+
+class RecoveryStatus(_Status):
+    """One failure and how it was recovered."""
+
+    worker: Optional[int] = Field(None, ge=0, description="Index of the worker whose training process failed.")
+    rank: Optional[int] = Field(None, ge=0, description="Global rank of the failed training process, when known.")
+    exit_code: Optional[int] = Field(None, description="Exit code of the failed process (128+N: killed by signal N).")
+    reason: str = Field("", description="Error, a signal's name (SIGKILL), or the failure's reason (Hung, OOMKilled...).")
+    recovered: Literal["InPlace", "GroupRestart"] = Field(
+        description="InPlace: torchrun's agents restarted the processes, same pods and launchers (runPolicy.inPlaceRestarts); "
+                    "GroupRestart: every worker was restarted (runPolicy.backoffLimit).")
+    seconds: Optional[float] = Field(
+        None, ge=0, allow_inf_nan=False,
+        description="Seconds from the failure seen to the processes started again (in place: stop, rendezvous, start).")
+    restart: int = Field(0, ge=0, description="The group (whole-group restart number) the failure happened in.")
+    time: Optional[str] = Field(None, description="When the failure was seen (RFC 3339).")
+
+
+def parse_recovery(line: str) -> Optional[tuple[int, float, RecoveryStatus]]:
+    """A launcher's line about an in-place restart (contract.RECOVERY_LINE, launch/recovery.py) as
+    (rendezvous round, failure time in epoch seconds, record); None for any other line. The round
+    is the same on every worker that restarted for one failure: it tells one restart from two."""
+    start = line.find(RECOVERY_LINE)
+    if start < 0:
+        return None
+    try:
+        data = json.loads(line[start + len(RECOVERY_LINE):])
+        round_, at = int(data.pop("round")), float(data.pop("failedAt"))
+        data["time"] = rfc3339(datetime.fromtimestamp(at, timezone.utc))
+        return round_, at, RecoveryStatus.model_validate(data)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+        return None
+
+
 class WorkerProgress(_Status):
     """One worker's reported steps, as the progress deadline sees them."""
 
@@ -282,6 +325,11 @@ class TrainingJobStatus(_Status):
     conditions: list[Condition] = Field(default_factory=list, description="Conditions, by Kubernetes conventions.")
     workers: WorkerCounts = Field(default_factory=WorkerCounts, description="Worker pod counts of the current group.")
     restarts: int = Field(0, description="Whole-group restarts so far.")
+    in_place_restarts: int = Field(
+        0, ge=0, description="Times torchrun's agents restarted the training processes in place, not counted in restarts.")
+    recoveries: list[RecoveryStatus] = Field(
+        default_factory=list, max_length=MAX_RECOVERIES,
+        description=f"The latest failures (at most {MAX_RECOVERIES}) and how each was recovered, oldest first.")
     start_time: Optional[str] = Field(
         None, description="When the job first started (RFC 3339): the first reconcile that found it not suspended. "
                           "runPolicy.activeDeadlineSeconds counts from it, across restarts.")

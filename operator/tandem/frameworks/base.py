@@ -42,6 +42,10 @@ class Contract:
     metrics_address: str
     restart: int
     debug: bool = False
+    #: Restarts of the training processes in place before the launcher gives up (torchrun --max-restarts).
+    in_place_restarts: int = 0
+    #: Exit codes a FailJob rule names: never restarted in place (contract.ENV_FAIL_JOB_EXIT_CODES).
+    fail_job_exit_codes: tuple[int, ...] = ()
 
 
 #: Linux's limit on one environment string (MAX_ARG_STRLEN, 32 pages): a longer TF_CONFIG or

@@ -1,35 +1,60 @@
 """PyTorch DistributedDataParallel: every worker runs torchrun, which starts procsPerWorker ranks.
 
-Static rendezvous at worker 0's store (`--rdzv-backend=static`), so no etcd and no c10d
-negotiation; `--max-restarts=0`, because Tandem restarts the whole group itself (backoffLimit)
-and a second restart loop inside one worker would hide failures.
+Dynamic rendezvous (`--rdzv-backend=c10d`) at a store that worker 0's torchrun agent hosts (no
+etcd), so that the agents can restart the training processes in place: `--max-restarts` is
+runPolicy.inPlaceRestarts (0 by default), after which the failure reaches Tandem's whole-group
+restart (failurePolicy, backoffLimit). The rendezvous id names the group (job and whole-group
+restart), so a restarted group never meets an old one's agents. The training processes' own store
+is made afresh at each rendezvous (TORCH_DISABLE_SHARE_RDZV_TCP_STORE): torch's shared one keeps
+the first round's address on an agent whose rank changed, and the ranks of a restarted round then
+meet at two stores (gloo: "Connection refused" on a stale peer address).
 """
 
 from __future__ import annotations
 
 from ..contract import ENV_PROCS_PER_WORKER
 from ..errors import ContractError
-from .base import Contract, Framework, Strategy, WorkerLaunch
+from .base import Contract, Framework, Strategy, WorkerLaunch, cluster_hosts, split_host_port
 
 #: Module run (by exec) in front of every torchrun worker: it sets PR_SET_PDEATHSIG so that
 #: workers die with torchrun, which itself dies with the launcher (launch/guard.py).
 GUARD_MODULE = "tandem.launch.guard"
 #: torchrun wrapped so that the exit code of the failing worker (or the signal) reaches us.
 TORCHRUN_MODULE = "tandem.launch.torchrun"
+#: torch's switch off the sharing of the rendezvous store's server with the training processes.
+NO_SHARED_STORE = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
+
+
+def rendezvous_id(contract: Contract) -> str:
+    """One id per group: the job and its whole-group restart."""
+    return f"{contract.job}-{contract.restart}"
+
+
+def local_address(contract: Contract) -> str:
+    """This worker's own address, where rank 0's store listens if this worker holds rank 0: the
+    local executor's loopback host, or the pod's DNS name (torch's guess, the host's FQDN, need
+    not be reachable from the other workers, nor inside a local run's network namespace)."""
+    hosts = contract.worker_hosts or cluster_hosts(contract.job, contract.namespace, contract.workers, contract.port or 1)
+    return split_host_port(hosts[contract.worker_index])[0]
 
 
 def torchrun_flags(contract: Contract) -> list[str]:
-    """torchrun's options: static rendezvous at the coordinator, no restarts of its own, and
+    """torchrun's options: c10d rendezvous at the coordinator, whose store worker 0's agent hosts
+    (``is_host``, said outright: locally every worker's coordinator address is this machine's, and
+    torch's guess would make each agent try to host it), in-place restarts up to the budget, and
     ``--no-python``, so that every worker can be the guard exec'ing the command. The default (no
-    ``--tee``/``--redirects``) keeps worker output plain, unprefixed, on the pod's stdout/stderr."""
+    ``--tee``/``--redirects``) keeps worker output plain, unprefixed, on the pod's stdout/stderr.
+    ``--node-rank`` is dropped: dynamic rendezvous gives group ranks in order of arrival."""
+    host = "true" if contract.worker_index == 0 else "false"
     return [
         f"--nnodes={contract.workers}",
-        f"--node-rank={contract.worker_index}",
         f"--nproc-per-node={contract.procs_per_worker}",
-        "--rdzv-backend=static",
-        f"--master-addr={contract.coordinator}",
-        f"--master-port={contract.port}",
-        "--max-restarts=0",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={contract.coordinator}:{contract.port}",
+        f"--rdzv-id={rendezvous_id(contract)}",
+        f"--rdzv-conf=is_host={host}",
+        f"--local-addr={local_address(contract)}",
+        f"--max-restarts={contract.in_place_restarts}",
         "--no-python",
     ]
 
@@ -65,14 +90,15 @@ def ddp_launch(contract: Contract, command: tuple[str, ...], python: str) -> Wor
     if contract.debug:
         return WorkerLaunch(argv=command, env=torch_env(contract))
     shown = ("torchrun", *torchrun_flags(contract), "--", *command)
-    return WorkerLaunch(argv=tuple(torchrun_argv(contract, command, python)), shown=shown)
+    return WorkerLaunch(argv=tuple(torchrun_argv(contract, command, python)), env={NO_SHARED_STORE: "1"}, shown=shown)
 
 
 DDP = Strategy(
     name="ddp",
     launch=ddp_launch,
     needs_coordinator=True,
-    sets_env=("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"),
+    sets_env=("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+              NO_SHARED_STORE),
 )
 
 PYTORCH = Framework(

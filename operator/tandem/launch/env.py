@@ -20,7 +20,9 @@ from .. import frameworks
 from ..contract import (
     ENV_COORDINATOR,
     ENV_DEBUG,
+    ENV_FAIL_JOB_EXIT_CODES,
     ENV_FRAMEWORK,
+    ENV_IN_PLACE_RESTARTS,
     ENV_JOB,
     ENV_METRICS_ADDRESS,
     ENV_NAMESPACE,
@@ -99,6 +101,20 @@ def _hosts(env: Mapping[str, str], workers: int, job: str, namespace: str, port:
     return hosts
 
 
+def _codes(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    """A comma-separated list of exit codes (0..255); empty when unset."""
+    text = env.get(name, "").strip()
+    if not text:
+        return ()
+    try:
+        codes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ContractError(name, f"must be comma-separated integers (got {text!r})", _FIX) from None
+    if any(not 0 <= code <= 255 for code in codes):
+        raise ContractError(name, f"must hold exit codes 0..255 (got {text!r})", _FIX)
+    return codes
+
+
 def read_contract(env: Mapping[str, str]) -> Contract:
     """Validate the TANDEM_* variables; raises ContractError naming the first bad one.
 
@@ -150,6 +166,8 @@ def read_contract(env: Mapping[str, str]) -> Contract:
         metrics_address=env.get(ENV_METRICS_ADDRESS, "").strip(),
         restart=_int(env, ENV_RESTART, 0, default=0),
         debug=env.get(ENV_DEBUG, "").strip() == "1",
+        in_place_restarts=_int(env, ENV_IN_PLACE_RESTARTS, 0, default=0),
+        fail_job_exit_codes=_codes(env, ENV_FAIL_JOB_EXIT_CODES),
     )
 
 

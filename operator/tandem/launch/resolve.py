@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Callable
 
-#: As long as torchrun's static rendezvous waits for its peers by default (600 s).
+#: As long as torchrun's rendezvous waits for its peers by default (600 s, its join timeout).
 RESOLVE_TIMEOUT_S = 600.0
 RESOLVE_INTERVAL_S = 0.5
 

@@ -2,24 +2,58 @@
 
 Plain torchrun exits 1 for any worker failure and on a forwarded SIGTERM. Tandem reports the
 failing worker's own exit code (the job's status names it) and 128+signal for a signal, so
-this runs torchrun's ``main`` in-process and maps its two terminal exceptions.
+this runs torchrun's ``main`` in-process and maps its two terminal exceptions. In-process, the
+agent's in-place restarts are also told and kept from FailJob exit codes (recovery.py); the
+launcher checked the TANDEM_* variables read here before it started this.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
+from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_WORKER_INDEX
+from . import recovery
+
+
+def rank_by_worker_index(worker: int) -> None:
+    """Make the rendezvous give group ranks in worker-index order, as the static rendezvous did.
+
+    torch's dynamic rendezvous ranks its nodes by sorting their (address, agent pid, local id).
+    Locally every worker's address is the same loopback, so the order would be the agents' pids,
+    whichever launcher forked first. The pid is used for nothing else (logs, events), so the
+    worker index stands in for it: ranks follow worker indices locally, and on a cluster (where
+    the addresses, the pods' names, sort first) up to 10 workers, beyond which the names' text
+    order decides (job-10 before job-2)."""
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+
+    class ByWorkerIndex(rendezvous._NodeDescGenerator):
+        def generate(self, local_addr: str | None = None) -> Any:
+            node = super().generate(local_addr)
+            return rendezvous._NodeDesc(node.addr, worker, node.local_id)
+
+    rendezvous.DynamicRendezvousHandler._node_desc_generator = ByWorkerIndex()
+
+
+def fail_job_codes(env: Mapping[str, str]) -> tuple[int, ...]:
+    return tuple(int(part) for part in env.get(ENV_FAIL_JOB_EXIT_CODES, "").split(",") if part.strip())
 
 
 def main(argv: Sequence[str]) -> int:
     """Run torchrun with ``argv``; return the root-cause worker's exit code."""
+    from torch.distributed.elastic.agent.server.api import WorkerState
+    from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun_main
 
+    worker = int(os.environ.get(ENV_WORKER_INDEX, "0").strip() or 0)
+    rank_by_worker_index(worker)
+    recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
+                   fail_job_codes(os.environ))
     try:
         torchrun_main(list(argv))
     except ChildFailedError as error:

@@ -5,6 +5,9 @@ worker on 127.0.0.1 (see local.plan), inside the run's private network namespace
 (`_sys.netns`: no other host reaches the workers' ports), streams each worker's output with a `[worker i]` prefix
 and to a log file, and treats the group as one: the first worker to fail stops the others,
 and `runPolicy.backoffLimit` restarts the whole group, which resumes from its checkpoint.
+Before that, with runPolicy.inPlaceRestarts, torchrun's agents inside the launchers restart a
+failed training process and its peers in place; the launchers say so in one line each
+(launch/recovery.py), which is read here from their output and counted apart (api/recoveries.py).
 
 Each failure is decided as on Kubernetes, by the one restart decision (api/restart.py):
 runPolicy.failurePolicy's FailJob ends the run, Ignore restarts without counting, Count (no rule
@@ -43,8 +46,16 @@ from .._sys.ports import free_ports
 from ..api.deadline import deadline_message, deadline_passed
 from ..api.failure_rules import Failure, Verdict
 from ..api.model import TrainingJob
+from ..api.recoveries import Recoveries
 from ..api.restart import Restarts, decide_restart
-from ..api.status import MetricsStatus, ProgressStatus
+from ..api.status import (
+    RECOVERED_GROUP_RESTART,
+    MetricsStatus,
+    ProgressStatus,
+    RecoveryStatus,
+    parse_recovery,
+    rfc3339,
+)
 from ..contract import (
     ENV_CHECKPOINT_DIR,
     ENV_DEBUG,
@@ -98,6 +109,8 @@ class Attempt:
     verdict: Optional[Verdict] = None
     #: For a hung group: what the condition would say on Kubernetes (last step, silent workers).
     detail: str = ""
+    #: When the failure was seen (monotonic): a whole-group restart's recovery time runs from it.
+    failed_seen: float = 0.0
 
 
 @dataclass
@@ -109,6 +122,12 @@ class RunResult:
     tensorboard: Optional[TensorBoardServer] = None
     #: Restarts a failure rule with action Ignore let go (status.ignoredRestarts).
     ignored_restarts: int = 0
+    #: In-place restarts and the latest failures with how each was recovered (status.inPlaceRestarts, recoveries).
+    recoveries: Recoveries = field(default_factory=Recoveries)
+
+    @property
+    def in_place_restarts(self) -> int:
+        return self.recoveries.in_place
 
     @property
     def restarts(self) -> int:
@@ -231,10 +250,15 @@ class LocalExecutor:
         self.progress_hook = progress_hook
         self._clock: Optional[_ProgressWatch] = None
         self._started = time.monotonic()  # run() sets it again, as the first group starts
+        self.recoveries = Recoveries()
+        #: The group now running (restart number), which the launchers' recovery lines belong to.
+        self._restart = 0
+        #: A whole-group restart under way: its record, and when its failure was seen (monotonic).
+        self._restarting: Optional[tuple[RecoveryStatus, float]] = None
 
     def run(self) -> RunResult:
         become_subreaper()
-        result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir)
+        result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir, recoveries=self.recoveries)
         if self.tensorboard_dir is not None:
             result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
             self.console.print(f"TensorBoard: [bold]{result.tensorboard.url}[/] (event files in {self.tensorboard_dir})")
@@ -257,6 +281,7 @@ class LocalExecutor:
                     break
                 so_far = outcome.after
                 result.ignored_restarts = so_far.ignored
+                self._group_restart(attempt)
                 self.console.print(f"[yellow]{outcome.describe()}; they resume from {self.run_dir / 'checkpoints'}[/]")
         except Interrupted:
             result.interrupted = True
@@ -265,6 +290,16 @@ class LocalExecutor:
             active.unlink(missing_ok=True)
             _restore_signals(previous)
         return result
+
+    def _group_restart(self, attempt: Attempt) -> None:
+        """Record the whole-group restart about to happen; its seconds are known once the next group starts."""
+        assert attempt.failed is not None
+        record = RecoveryStatus(
+            worker=attempt.failed.index, exit_code=attempt.failed.code if attempt.failed.code >= 0 else None,
+            reason=attempt.reason or REASON_ERROR, recovered=RECOVERED_GROUP_RESTART, restart=attempt.restart,
+            time=rfc3339(datetime.now(timezone.utc)))
+        self.recoveries.group_restart(record)
+        self._restarting = (record, attempt.failed_seen)
 
     @staticmethod
     def _failure(attempt: Attempt) -> Failure:
@@ -282,7 +317,7 @@ class LocalExecutor:
         return deadline_passed(self.job.spec.run_policy, time.monotonic() - self._started)
 
     def _run_group(self, attempt_number: int, so_far: Restarts) -> Attempt:
-        restart = so_far.total
+        restart = self._restart = so_far.total
         job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
         plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
             ENV_RUN_ID: self.run_id,
@@ -301,15 +336,21 @@ class LocalExecutor:
             for plan in plans:
                 attached = self.debug and plan.index == 0
                 workers.append(_Worker(plan, log_dir / f"worker-{plan.index}.log", lines, attached, self.network))
+            if self._restarting is not None:
+                record, seen = self._restarting
+                record.seconds = round(time.monotonic() - seen, 3)
+                self._restarting = None
             if self.debug:
                 self.console.print(f"[bold]--debug[/]: worker 0 has this terminal (pdb works there); "
                                    f"the other workers wait and log to {log_dir}")
             failed, reason, detail = self._watch(workers, lines, so_far)
+            failed_seen = time.monotonic()
         finally:
             self._stop(workers)
             self._drain(lines, show=not self.debug)
         exits = [WorkerExit(w.plan.index, _exit_code(w.process.returncode), w.log) for w in workers]
-        attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason, detail=detail)
+        attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason, detail=detail,
+                          failed_seen=failed_seen)
         if failed is not None:
             self._report_failure(attempt, workers[failed.index])
         return attempt
@@ -362,6 +403,8 @@ class LocalExecutor:
             f"  {running}/{len(workers)} workers running  {elapsed // 60:02d}:{elapsed % 60:02d}",
             f"  restarts {so_far.counted}/{self.job.spec.run_policy.backoff_limit}{ignored}",
         )
+        if self.job.spec.run_policy.in_place_restarts:
+            text.append(f"  in place {self.recoveries.in_place}")
         done = self._clock.line() if self._clock is not None else ""
         if done:
             text.append(f"  {done}", style="bold")
@@ -379,6 +422,11 @@ class LocalExecutor:
                 index, line = lines.get_nowait()
             except queue.Empty:
                 return
+            told = parse_recovery(line)
+            if told is not None:
+                round_, at, record = told
+                record.restart = self._restart
+                self.recoveries.told_in_place(round_, at, record)
             if not show:
                 continue
             console.print(worker_line(index, line), highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api.model import TrainingJob
-from ..api.status import FIGURES, Figure, MetricsStatus, WorkerMetrics, shown
+from ..api.status import FIGURES, RECOVERED_IN_PLACE, Figure, MetricsStatus, RecoveryStatus, WorkerMetrics, shown
 from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..metrics.gpu import gpu_text
 from .executor import Attempt, RunResult
@@ -63,6 +63,15 @@ def attempt_text(attempt: Attempt) -> str:
     return f"#{attempt.restart} {attempt.seconds:.1f} s{ended}"
 
 
+def recovery_text(record: RecoveryStatus) -> str:
+    """`recovered in place in 3.2 s: worker 1 rank 1 exit 137 (SIGKILL), group #0`."""
+    how = "in place" if record.recovered == RECOVERED_IN_PLACE else "by a group restart"
+    took = "" if record.seconds is None else f" in {record.seconds:.1f} s"
+    rank = "" if record.rank is None else f" rank {record.rank}"
+    code = "" if record.exit_code is None else f" exit {record.exit_code}"
+    return f"recovered {how}{took}: worker {record.worker}{rank}{code} ({record.reason}), group #{record.restart}"
+
+
 def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
                       metrics: Optional[MetricsStatus] = None, baseline_source: str = "") -> None:
     last = result.attempts[-1] if result.attempts else None
@@ -102,7 +111,10 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     if result.attempts:
         console.print("attempts: " + "   ".join(attempt_text(a) for a in result.attempts))
     seconds = sum(a.seconds for a in result.attempts)
-    console.print(f"restarts: {result.restarts}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
+    in_place = f"   in-place restarts: {result.in_place_restarts}" if result.in_place_restarts else ""
+    console.print(f"restarts: {result.restarts}{in_place}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
+    for record in result.recoveries.latest:
+        console.print(f"  {recovery_text(record)}")
     if last and last.failed is not None and not result.interrupted:
         what = {REASON_DEADLINE_EXCEEDED: "passed its activeDeadlineSeconds",
                 REASON_HUNG: f"went silent first ({REASON_HUNG}: {last.detail})"}.get(

@@ -12,6 +12,7 @@ from typing import Any
 from .. import contract
 from ..api.model import TrainingJob
 from ..api.quantity import parse_quantity
+from ..api.restart import fail_job_exit_codes
 from ..contract import (
     API_VERSION,
     COMPLETION_INDEX,
@@ -152,12 +153,16 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str,
         contract.ENV_COORDINATOR: worker_host(name, namespace, 0),
         contract.ENV_PORT: str(COORDINATOR_PORT),
         contract.ENV_RESTART: str(restart),
+        contract.ENV_IN_PLACE_RESTARTS: str(spec.run_policy.in_place_restarts),
         contract.ENV_METRICS: "1" if spec.metrics.enabled else "0",
         contract.ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
         contract.ENV_TENSORBOARD: "1" if spec.tensorboard.enabled else "0",
     }
     if spec.tensorboard.enabled:
         plain[contract.ENV_TENSORBOARD_DIR] = tensorboard_dir(job)
+    fail_job = fail_job_exit_codes(spec.run_policy) if spec.run_policy.in_place_restarts else ()
+    if fail_job:
+        plain[contract.ENV_FAIL_JOB_EXIT_CODES] = ",".join(str(code) for code in fail_job)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.insert(5, {
         "name": contract.ENV_WORKER_INDEX,

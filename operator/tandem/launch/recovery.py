@@ -1,0 +1,88 @@
+"""What the launcher tells about torchrun's in-place restarts, and the FailJob exit codes it keeps
+out of them.
+
+torchrun's agent restarts its training processes on its own (``--max-restarts``) and says so only
+in its log. Tandem must count these restarts apart from its whole-group restarts, and must not
+restart in place a failure a FailJob rule fails the job on. So the launcher, which runs the agent
+in its own process (launch/torchrun.py), wraps two of the agent's methods:
+
+- ``_monitor_workers``: its last result is kept, for the failure it names;
+- ``_restart_workers``: after a failure, one line (contract.RECOVERY_LINE, then JSON) says which
+  worker and rank failed, how, and how many seconds the restart took (stop, rendezvous, start);
+  before that, a failure with an exit code of ``fail_job`` stops the processes and ends the agent
+  with the failure (ChildFailedError) instead of restarting, so that the launcher exits with it
+  and the failure rules see it.
+
+A restart without a failure (a peer's agent came back to the rendezvous) prints nothing: it is the
+peer's recovery, which that peer's launcher tells. The line is on stderr, beside the agent's log,
+so the local executor reads it from the worker's output; on a cluster it is in the pod's log.
+Which agent internals are used is pinned by the local tests that kill a training process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional, TextIO
+
+from .._sys.exitcodes import exit_code
+from ..contract import RECOVERY_LINE
+
+
+def recovery_line(worker: int, rank: int, code: int, reason: str, seconds: float, round_: int, at: float) -> str:
+    """The line one in-place restart is told in (parsed by api.status.parse_recovery)."""
+    record = {"worker": worker, "rank": rank, "exitCode": code, "reason": reason, "recovered": "InPlace",
+              "seconds": round(seconds, 3), "round": round_, "failedAt": round(at, 3)}
+    return RECOVERY_LINE + json.dumps(record, sort_keys=True)
+
+
+def first_failure(failures: Mapping[int, Any]) -> tuple[int, int, str]:
+    """(global rank, exit code, reason) of the earliest failure torch's agent reported; a signal's
+    death reads 128+N with the signal's name, as Kubernetes would say it."""
+    rank = min(failures, key=lambda r: (failures[r].timestamp, r))
+    returncode = int(failures[rank].exitcode)
+    reason = failures[rank].signal_name() if returncode < 0 else "Error"
+    return rank, exit_code(returncode), reason
+
+
+def rendezvous_round(agent: Any, fallback: int) -> int:
+    """The completed rendezvous round (the same number on every agent after one restart), read
+    from torch's dynamic rendezvous handler; `fallback` where this torch keeps it elsewhere."""
+    holder = getattr(agent._worker_group.spec.rdzv_handler, "_state_holder", None)
+    state = getattr(holder, "state", None)
+    value = getattr(state, "round", None)
+    return value if isinstance(value, int) else fallback
+
+
+def watch(agent_class: Any, failed_states: Any, child_failed: Callable[..., BaseException], worker: int,
+          fail_job: tuple[int, ...], out: TextIO = sys.stderr) -> None:
+    """Wrap `agent_class`'s monitor and restart (see the module docstring). `failed_states`: the
+    worker-group states after which the agent restarts for a failure; `child_failed`: torch's
+    ChildFailedError, raised to end the agent on a FailJob exit code."""
+    monitor = agent_class._monitor_workers
+    restart = agent_class._restart_workers
+
+    def monitored(self: Any, group: Any) -> Any:
+        result = monitor(self, group)
+        self._tandem_last = (result, time.time())
+        return result
+
+    def restarted(self: Any, group: Any) -> None:
+        last: Optional[tuple[Any, float]] = getattr(self, "_tandem_last", None)
+        if group.state not in failed_states or last is None or not last[0].failures:
+            restart(self, group)
+            return
+        result, at = last
+        rank, code, reason = first_failure(result.failures)
+        if code in fail_job:
+            self._stop_workers(group)
+            raise child_failed(name=group.spec.get_entrypoint_name(), failures=result.failures)
+        started = time.monotonic()
+        restart(self, group)
+        seconds = time.monotonic() - started
+        done = group.spec.max_restarts - self._remaining_restarts
+        print(recovery_line(worker, rank, code, reason, seconds, rendezvous_round(self, done), at), file=out, flush=True)
+
+    agent_class._monitor_workers = monitored
+    agent_class._restart_workers = restarted

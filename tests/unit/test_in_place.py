@@ -1,0 +1,250 @@
+"""In-place restarts, in milliseconds: torchrun's rendezvous flags from the contract, the FailJob
+exit codes the launcher keeps out of them, the line a launcher tells a restart in, its counting
+(one per rendezvous round), and the wrapper around torch's agent, driven by a stand-in agent."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tandem.api import TrainingJob
+from tandem.api.errors import SpecError
+from tandem.api.model import RunPolicy
+from tandem.api.recoveries import Recoveries
+from tandem.api.restart import fail_job_exit_codes
+from tandem.api.status import MAX_RECOVERIES, RecoveryStatus, TrainingJobStatus, parse_recovery
+from tandem.launch import recovery
+from tandem.launch.env import ContractError, build_launch, read_contract
+from tandem.launch.torchrun import fail_job_codes
+from tandem.local.table import recovery_text
+from tandem.render import render_one
+from tests.support.specs import spec
+
+from .test_launch_env import PY, contract_env, torchrun_flags
+
+
+def flags(**extra: str) -> list[str]:
+    return torchrun_flags(build_launch(contract_env(**extra), ["python", "t.py"], PY).argv)
+
+
+# the launch
+
+def test_worker_0_hosts_the_rendezvous_store_and_the_others_join_it() -> None:
+    assert "--rdzv-conf=is_host=true" in flags(TANDEM_WORKER_INDEX="0")
+    assert "--rdzv-conf=is_host=false" in flags(TANDEM_WORKER_INDEX="1")
+    assert "--rdzv-endpoint=job-0.job.ns.svc:2222" in flags(TANDEM_WORKER_INDEX="0")
+
+
+def test_the_in_place_budget_is_torchruns_max_restarts() -> None:
+    assert "--max-restarts=0" in flags()
+    assert "--max-restarts=3" in flags(TANDEM_IN_PLACE_RESTARTS="3")
+    assert read_contract(contract_env(TANDEM_IN_PLACE_RESTARTS="3")).in_place_restarts == 3
+
+
+def test_each_group_restart_rendezvouses_under_its_own_id() -> None:
+    assert "--rdzv-id=job-0" in flags()
+    assert "--rdzv-id=job-2" in flags(TANDEM_RESTART="2")
+
+
+def test_on_a_cluster_the_local_address_is_the_pods_name() -> None:
+    env = contract_env(TANDEM_WORKER_INDEX="1")
+    del env["TANDEM_WORKER_HOSTS"]
+    assert "--local-addr=job-1.job.ns.svc" in torchrun_flags(build_launch(env, ["python", "t.py"], PY).argv)
+    assert "--local-addr=127.0.0.1" in flags(TANDEM_WORKER_HOSTS="127.0.0.1:1,127.0.0.1:2")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("TANDEM_IN_PLACE_RESTARTS", "-1"), ("TANDEM_IN_PLACE_RESTARTS", "two"),
+    ("TANDEM_FAIL_JOB_EXIT_CODES", "3,x"), ("TANDEM_FAIL_JOB_EXIT_CODES", "256"),
+])
+def test_a_bad_in_place_variable_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ContractError, match=name):
+        read_contract(contract_env(**{name: value}))
+
+
+def test_the_torchrun_wrapper_reads_the_fail_job_codes() -> None:
+    assert read_contract(contract_env(TANDEM_FAIL_JOB_EXIT_CODES="2,3")).fail_job_exit_codes == (2, 3)
+    assert fail_job_codes({"TANDEM_FAIL_JOB_EXIT_CODES": "2,3"}) == (2, 3)
+    assert fail_job_codes({}) == ()
+
+
+# the model and the rendered contract
+
+def test_in_place_restarts_default_to_none_and_may_not_be_negative() -> None:
+    assert RunPolicy().in_place_restarts == 0
+    with pytest.raises(SpecError, match="inPlaceRestarts"):
+        TrainingJob.from_dict(spec(runPolicy={"inPlaceRestarts": -1}))
+
+
+def policy(*rules: dict[str, Any]) -> RunPolicy:
+    return RunPolicy.model_validate({"inPlaceRestarts": 2, "failurePolicy": {"rules": list(rules)}})
+
+
+def test_fail_job_exit_codes_are_what_the_rules_fail_at_once() -> None:
+    assert fail_job_exit_codes(policy()) == ()
+    assert fail_job_exit_codes(policy({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3]}})) == (2, 3)
+    # An earlier rule wins, as in judge(): 2 is ignored, so only 3 fails the job at once.
+    assert fail_job_exit_codes(policy(
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [2]}},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3]}})) == (3,)
+    assert fail_job_exit_codes(policy({"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [137]}})) == \
+        tuple(c for c in range(1, 256) if c != 137)
+    assert fail_job_exit_codes(policy({"action": "FailJob", "onReasons": ["Hung"]})) == ()
+
+
+def worker_env(document: dict[str, Any]) -> dict[str, str]:
+    job = render_one(TrainingJob.from_dict(document), "Job")
+    return {e["name"]: e.get("value", "") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_rendered_pod_carries_the_budget_and_the_fail_job_codes() -> None:
+    rules = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}]}
+    env = worker_env(spec(runPolicy={"inPlaceRestarts": 2, "failurePolicy": rules}))
+    assert env["TANDEM_IN_PLACE_RESTARTS"] == "2"
+    assert env["TANDEM_FAIL_JOB_EXIT_CODES"] == "2"
+    without = worker_env(spec(runPolicy={"failurePolicy": rules}))
+    assert without["TANDEM_IN_PLACE_RESTARTS"] == "0"
+    assert "TANDEM_FAIL_JOB_EXIT_CODES" not in without  # no in-place restart to keep them out of
+
+
+# the line and its counting
+
+def test_a_recovery_line_reads_back() -> None:
+    line = recovery.recovery_line(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25)
+    round_, at, record = parse_recovery("[worker 1] " + line) or (None, None, None)
+    assert (round_, at) == (4, 1_800_000_000.25)
+    assert record == RecoveryStatus(worker=1, rank=3, exit_code=137, reason="SIGKILL", recovered="InPlace",
+                                    seconds=2.5, time="2027-01-15T08:00:00Z")
+
+
+@pytest.mark.parametrize("line", [
+    "rank 0: step 10/100", "tandem.recovery: not json", 'tandem.recovery: {"worker": 1}',
+    'tandem.recovery: {"worker": -1, "recovered": "InPlace", "round": 1, "failedAt": 1}',
+])
+def test_other_lines_are_not_recoveries(line: str) -> None:
+    assert parse_recovery(line) is None
+
+
+def told(worker: int, code: int, at: float, restart: int = 0) -> RecoveryStatus:
+    return RecoveryStatus(worker=worker, exit_code=code, reason="Error", recovered="InPlace", restart=restart,
+                          time=str(at))
+
+
+def test_one_round_is_one_restart_told_by_its_earliest_failure() -> None:
+    recoveries = Recoveries()
+    recoveries.told_in_place(1, 10.5, told(0, 1, 10.5))  # the peer's broken collective, told first
+    recoveries.told_in_place(1, 10.0, told(1, 137, 10.0))  # the process that was killed
+    assert recoveries.in_place == 1
+    assert [(r.worker, r.exit_code) for r in recoveries.latest] == [(1, 137)]
+    recoveries.told_in_place(2, 20.0, told(1, 137, 20.0))
+    recoveries.told_in_place(1, 30.0, told(1, 137, 30.0, restart=1))  # the same round number in a new group
+    assert recoveries.in_place == 3
+
+
+def test_the_recoveries_kept_are_bounded() -> None:
+    recoveries = Recoveries()
+    for round_ in range(MAX_RECOVERIES + 5):
+        recoveries.told_in_place(round_, float(round_), told(0, 1, float(round_)))
+    assert recoveries.in_place == MAX_RECOVERIES + 5
+    assert len(recoveries.latest) == MAX_RECOVERIES and recoveries.latest[0].time == "5.0"
+    status = TrainingJobStatus(in_place_restarts=recoveries.in_place, recoveries=recoveries.latest)
+    assert status.model_dump(by_alias=True)["inPlaceRestarts"] == MAX_RECOVERIES + 5
+
+
+def test_the_run_table_says_how_each_failure_was_recovered() -> None:
+    record = RecoveryStatus(worker=1, rank=1, exit_code=137, reason="SIGKILL", recovered="InPlace", seconds=3.21)
+    assert recovery_text(record) == "recovered in place in 3.2 s: worker 1 rank 1 exit 137 (SIGKILL), group #0"
+    group = RecoveryStatus(worker=0, exit_code=1, reason="Error", recovered="GroupRestart", restart=2)
+    assert recovery_text(group) == "recovered by a group restart: worker 0 exit 1 (Error), group #2"
+
+
+# the wrapper around torch's agent
+
+FAILED, HEALTHY = "FAILED", "HEALTHY"
+
+
+class ChildFailed(Exception):
+    def __init__(self, name: str, failures: dict[int, Any]):
+        super().__init__(name)
+        self.failures = failures
+
+
+def agent_class() -> type:
+    """A stand-in for torch's LocalElasticAgent: what recovery.watch wraps and reads."""
+
+    class Agent:
+        def __init__(self, failures: dict[int, Any]):
+            self.failures = failures
+            self.restarted = self.stopped = 0
+            self._remaining_restarts = 1
+            handler = SimpleNamespace(_state_holder=SimpleNamespace(state=SimpleNamespace(round=7)))
+            self._worker_group = SimpleNamespace(
+                state=FAILED, spec=SimpleNamespace(max_restarts=2, rdzv_handler=handler, get_entrypoint_name=lambda: "guard"))
+
+        def _monitor_workers(self, group: Any) -> Any:
+            return SimpleNamespace(failures=self.failures)
+
+        def _restart_workers(self, group: Any) -> None:
+            self.restarted += 1
+
+        def _stop_workers(self, group: Any) -> None:
+            self.stopped += 1
+
+    return Agent
+
+
+def failure(exitcode: int, timestamp: int, signal_name: str = "") -> Any:
+    return SimpleNamespace(exitcode=exitcode, timestamp=timestamp, signal_name=lambda: signal_name)
+
+
+def drive(failures: dict[int, Any], fail_job: tuple[int, ...] = (), state: str = FAILED) -> tuple[Any, str]:
+    cls, out = agent_class(), io.StringIO()
+    recovery.watch(cls, {FAILED}, ChildFailed, 1, fail_job, out)
+    agent = cls(failures)
+    group = agent._worker_group
+    group.state = state
+    agent._monitor_workers(group)
+    agent._restart_workers(group)
+    return agent, out.getvalue()
+
+
+def test_a_restart_after_a_failure_is_told_with_its_first_failure() -> None:
+    agent, out = drive({3: failure(1, 12), 2: failure(-9, 11, "SIGKILL")})
+    assert agent.restarted == 1
+    told_ = parse_recovery(out)
+    assert told_ is not None and told_[0] == 7
+    assert (told_[2].worker, told_[2].rank, told_[2].exit_code, told_[2].reason) == (1, 2, 137, "SIGKILL")
+
+
+def test_a_restart_for_a_peer_is_not_told() -> None:
+    agent, out = drive({}, state=HEALTHY)
+    assert agent.restarted == 1 and out == ""
+
+
+def test_a_fail_job_exit_code_is_not_restarted_in_place() -> None:
+    with pytest.raises(ChildFailed) as raised:
+        drive({0: failure(2, 5)}, fail_job=(2,))
+    assert 0 in raised.value.failures
+    agent, _ = drive({0: failure(3, 5)}, fail_job=(2,))
+    assert agent.restarted == 1 and agent.stopped == 0
+
+
+def test_ranks_follow_worker_indices_not_pids() -> None:
+    """The rendezvous sorts its nodes to give ranks: with the same address (a local run), the
+    launcher's node descriptions sort by worker index, whatever the agents' pids."""
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+
+    from tandem.launch.torchrun import rank_by_worker_index
+
+    original = rendezvous.DynamicRendezvousHandler._node_desc_generator
+    try:
+        nodes = []
+        for worker in (1, 0, 2):
+            rank_by_worker_index(worker)
+            nodes.append((worker, rendezvous.DynamicRendezvousHandler._node_desc_generator.generate("127.0.0.1")))
+        assert [worker for worker, _ in sorted(nodes, key=lambda pair: pair[1])] == [0, 1, 2]
+    finally:
+        rendezvous.DynamicRendezvousHandler._node_desc_generator = original
