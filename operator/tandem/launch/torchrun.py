@@ -3,15 +3,36 @@
 Plain torchrun exits 1 for any worker failure and on a forwarded SIGTERM. Tandem reports the
 failing worker's own exit code (the job's status names it) and 128+signal for a signal, so
 this runs torchrun's ``main`` in-process and maps its two terminal exceptions.
+
+On SIGTERM torchrun's agent sends SIGTERM to its ranks, waits, then SIGKILLs them; by default it
+waits 30 s, whatever the pod's grace period. Here it waits the job's grace period
+(runPolicy.terminationGracePeriodSeconds, in TANDEM_TERMINATION_GRACE_SECONDS) less a margin for
+itself to exit, so a rank saving a preemption checkpoint gets all the time the kubelet gives.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
+from ..contract import ENV_TERMINATION_GRACE
+
+#: torch's own setting for how long its agent waits for ranks after a signal before SIGKILL.
+TORCH_SHUTDOWN_TIMEOUT = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+#: Seconds of the grace period kept for the agent and the launcher to exit after the ranks.
+EXIT_MARGIN_SECONDS = 2
+
+
+def shutdown_timeout(env: Mapping[str, str]) -> Optional[int]:
+    """The agent's wait for its ranks after SIGTERM: the grace period less the margin; None
+    (torch's default) without a grace period in the contract or with one set by the user."""
+    text = env.get(ENV_TERMINATION_GRACE, "").strip()
+    if TORCH_SHUTDOWN_TIMEOUT in env or not text.isdigit():
+        return None
+    return max(0, int(text) - EXIT_MARGIN_SECONDS)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -20,6 +41,9 @@ def main(argv: Sequence[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun_main
 
+    timeout = shutdown_timeout(os.environ)
+    if timeout is not None:
+        os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
     try:
         torchrun_main(list(argv))
     except ChildFailedError as error:
