@@ -140,6 +140,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     index, workers = task()
     keras.utils.set_random_seed(args.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if preemption is not None:
+        # Again: with several workers the strategy starts TensorFlow's coordination service,
+        # whose preemption notifier takes SIGTERM over below Python; this takes it back.
+        preemption.install()
     global_batch = args.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = make_model(args)

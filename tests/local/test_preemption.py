@@ -1,4 +1,4 @@
-"""Preemption checkpoints through `tandem run` (docs/reliability.md, "Preemption"): SIGTERM to
+"""Preemption checkpoints through `tandem run` (docs/reliability.md, "Preemption checkpoints"): SIGTERM to
 `tandem run` reaches the training processes as a pod deletion's SIGTERM reaches a pod's; they save
 a checkpoint at the step they were at, and `tandem run --resume` finishes from it.
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.support.commands import run_args, run_tandem, start_tandem
 from tests.support.processes import wait_until_gone
 from tests.support.waiting import wait_for
@@ -73,3 +74,55 @@ def test_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, job_nam
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["steps"] for r in ranks] == [TOTAL, TOTAL]
     assert ranks[0]["checksum"] == ranks[1]["checksum"]
+
+
+def keras_command(tmp_path: Path, steps: int, checkpoint_every: int) -> str:
+    args = ["python", "jobs/train_keras.py", "--epochs", "1", "--steps-per-epoch", str(steps),
+            "--checkpoint-every", str(checkpoint_every), "--log-every", "10", "--output-dir", str(tmp_path / "out")]
+    return "spec.command=" + json.dumps(args)
+
+
+def keras_logged_step(runs: Path, job: str) -> int:
+    logs = sorted(runs.glob(f"{job}/*/logs/attempt-0/worker-0.log"))
+    text = logs[-1].read_text(errors="replace") if logs else ""
+    return max((int(s) for s in re.findall(r"worker 0: step (\d+)/", text)), default=0)
+
+
+def keras_checkpoint_step(runs: Path, job: str) -> int:
+    """The step of the chief's latest checkpoint, from TensorFlow's `checkpoint` index file
+    (the example numbers each checkpoint by its step: ckpt-<step>)."""
+    index = list(runs.glob(f"{job}/*/checkpoints/checkpoint"))
+    assert len(index) == 1, index
+    found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', index[0].read_text(), re.MULTILINE)
+    assert found, index[0].read_text()
+    return int(found.group(1))
+
+
+def test_keras_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, job_name):
+    runs, keras_job = tmp_path / "runs", REPO / "jobs" / "keras-mwms.yaml"
+    endless = 1_000_000  # periodic checkpoints only at the end, which this run never reaches
+    run = start_tandem(*run_args(runs, keras_command(tmp_path, endless, endless), name=job_name, metrics=False,
+                                 job_file=keras_job))
+    try:
+        wait_for("50 steps logged", lambda: keras_logged_step(runs, job_name) >= 50 or None, timeout=240)
+        reached = keras_logged_step(runs, job_name)
+        run.send_signal(signal.SIGTERM)
+        output, _ = run.communicate(timeout=120)
+        assert run.returncode == 130, output[-3000:]
+        assert wait_until_gone(job_name, 10) == []
+    finally:
+        run.kill()
+    saved = keras_checkpoint_step(runs, job_name)
+    assert saved >= reached, (reached, saved)
+    assert f"worker 0: stopping at step {saved}: asked to stop (SIGTERM), checkpoint saved at step {saved}" in output
+    assert f"worker 1: stopping at step {saved}" in output, output[-3000:]
+
+    total = saved + 20
+    result = run_tandem(*run_args(runs, keras_command(tmp_path, total, 0), name=job_name, metrics=False,
+                                  job_file=keras_job, options=["--resume"]), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"worker 0: resumed from step {saved}" in result.stderr, result.stderr[-3000:]
+    assert f"worker 1: resumed from step {saved}" in result.stderr, result.stderr[-3000:]
+    workers = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
+    assert [w["steps"] for w in workers] == [total, total]
+    assert workers[0]["checksum"] == workers[1]["checksum"]

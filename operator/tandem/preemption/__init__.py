@@ -48,16 +48,15 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
 
 
 def install(signals: tuple[signal.Signals, ...] = SIGNALS) -> None:
-    """Catch `signals` (SIGTERM) from now on; idempotent. Only the main thread may install
-    a signal handler (Python's rule), so call it from there, early."""
+    """Catch `signals` (SIGTERM) from now on. Only the main thread may install a signal handler
+    (Python's rule), so call it from there, early. Calling it again is safe and re-asserts the
+    handler: call it again after a library that takes SIGTERM below Python has started
+    (TensorFlow's multi-worker coordination service does, when the strategy is created)."""
     with _lock:
         for sig in signals:
-            if sig in _installed:
-                continue
-            previous = signal.getsignal(sig)
-            if previous is _on_signal:
-                continue
-            _installed[sig] = previous
+            if sig not in _installed:
+                previous = signal.getsignal(sig)
+                _installed[sig] = None if previous is _on_signal else previous
             signal.signal(sig, _on_signal)
 
 
