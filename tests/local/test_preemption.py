@@ -126,3 +126,48 @@ def test_keras_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, j
     workers = [json.loads((tmp_path / "out" / f"worker{i}.json").read_text()) for i in (0, 1)]
     assert [w["steps"] for w in workers] == [total, total]
     assert workers[0]["checksum"] == workers[1]["checksum"]
+
+
+KERAS_FIT = """
+import os, signal, sys
+import numpy as np
+import keras
+from tandem.preemption import keras as preemption
+
+backup = sys.argv[1]
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(4)])
+model.compile(optimizer="sgd", loss="mse")
+x, y = np.ones((640, 8), "float32"), np.zeros((640, 4), "float32")
+
+
+class SignalAtBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 5 and not preemption.requested():
+            os.kill(os.getpid(), signal.SIGTERM)  # what the kubelet sends a preempted pod
+
+
+seen = []
+counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+          callbacks=[preemption.backup_and_restore(backup, save_freq=1000), SignalAtBatch(), counter])
+print("batches trained:", len(seen), "saved:", sorted(os.listdir(backup)))
+sys.exit(preemption.exit_code())
+"""
+
+
+def test_keras_fit_callback_saves_and_stops_on_sigterm(tmp_path):
+    """model.fit with tandem.preemption.keras.backup_and_restore: a SIGTERM sent at the end of
+    batch 5 (of 80 per epoch), after the backup callback looked, ends fit() at the next batch end
+    (7 batches trained), with Keras' backup written (periodic saves are every 1000 batches, so
+    no other could have written it), and the process exits 143."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", KERAS_FIT, str(tmp_path / "backup")], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "batches trained: 7 saved: ['latest.weights.h5', 'training_metadata.json']" in result.stdout, \
+        result.stdout + result.stderr[-2000:]
