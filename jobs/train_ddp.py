@@ -49,7 +49,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "checkpoints", os.environ.get("TANDEM_JOB") or "local"
     )
     p.add_argument("--checkpoint-dir", default=default_ckpt)
-    p.add_argument("--checkpoint-every", type=int, default=20, help="steps; 0 disables")
+    p.add_argument("--checkpoint-every", type=int, default=20, help="steps; 0: only on SIGTERM")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--output-dir", default=None, help="each rank writes rank<k>.json here at the end")
     p.add_argument("--crash-at-step", type=int, default=None, help="test only: exit at this step, once")
