@@ -15,7 +15,12 @@ Checkpoints: a tf.train.CheckpointManager (model, optimizer, step) saved every
 multi-worker guide requires. On start the chief's latest checkpoint is restored (a shared dir
 locally, a shared volume on a cluster), so a restart loses at most the steps since then.
 keras.callbacks.BackupAndRestore is not used: it needs model.fit, and in Keras 3 it is not
-multi-worker aware (every worker writes the same files) and deletes its backup at the end.
+multi-worker aware (every worker writes the same files) and restores the epoch, not the step
+(model.fit users: tandem.preemption.keras.backup_and_restore wraps it).
+
+On SIGTERM (a preempted or deleted pod, Ctrl-C of `tandem run`) every worker stops at the same
+step, the checkpoint is saved there, and the process exits 143 (tandem.preemption): whether any
+worker was asked to stop is summed across workers inside the training step, so all agree.
 """
 
 from __future__ import annotations
@@ -122,9 +127,23 @@ def maybe_crash(args: argparse.Namespace, step: int, index: int) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    # --- Tandem preemption hook ----------------------------------------------------------
+    # SIGTERM sets a flag instead of killing the process; the loop saves and stops at the next
+    # step end. Without tandem installed, SIGTERM ends the process as before.
+    try:
+        from tandem import preemption
+    except ImportError:
+        preemption = None
+    if preemption is not None:
+        preemption.install()
+    # --------------------------------------------------------------------------------------
     index, workers = task()
     keras.utils.set_random_seed(args.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if preemption is not None:
+        # Again: with several workers the strategy starts TensorFlow's coordination service,
+        # whose preemption notifier takes SIGTERM over below Python; this takes it back.
+        preemption.install()
     global_batch = args.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = make_model(args)
@@ -150,17 +169,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     @tf.function
-    def train_step(batch: Any) -> tf.Tensor:
-        def replica_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def train_step(batch: Any, stop: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One step; also sums each worker's stop flag across workers, so all stop together."""
+        def replica_step(x: tf.Tensor, y: tf.Tensor, flag: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             with tf.GradientTape() as tape:
                 per_example = loss_fn(y, model(x, training=True))
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces grads
-            return loss
+            return loss, flag
 
-        per_replica = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        loss, flags = strategy.run(replica_step, args=(*batch, stop))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None))
 
     # --- Tandem metrics hook -------------------------------------------------------------
     # Reports samples/s to Tandem; a no-op outside Tandem, or where tandem is not installed.
@@ -177,16 +198,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.monotonic()
     while step < total:
         maybe_crash(args, step, index)
-        loss_value = float(train_step(next(iterator)))
+        asked = preemption is not None and preemption.requested()
+        loss_tensor, stops = train_step(next(iterator), tf.constant(1.0 if asked else 0.0))
+        loss_value = float(loss_tensor)
         step += 1
+        stopping = float(stops) > 0
         if reporter is not None:  # [tandem-metrics hook]
             reporter.step(samples=global_batch // workers)
             reporter.loss(loss_value)  # for TensorBoard (spec.tensorboard)
         if step % args.log_every == 0 or step == total:
             print(f"worker {index}: step {step}/{total} loss {loss_value:.4f}", flush=True)
-        if step % every == 0 or step == total:
+        if step % every == 0 or step == total or stopping:
             step_var.assign(step)
             manager.save(checkpoint_number=step)  # every worker: saving is collective under MWMS
+        if stopping:
+            print(f"worker {index}: stopping at step {step}: asked to stop (SIGTERM), checkpoint saved at step {step}",
+                  flush=True)
+            if not chief:
+                shutil.rmtree(directory, ignore_errors=True)
+            return (preemption.exit_code() if preemption is not None else 0) or 143  # a peer's SIGTERM: 143 too
     if not chief:
         shutil.rmtree(directory, ignore_errors=True)
     if chief:

@@ -10,7 +10,7 @@ fast it trains and how well it scales while it runs.
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "JobFailed", "NotShippable", "SpecError", "TrainingJob", "metrics"]
+__all__ = ["Client", "JobFailed", "NotShippable", "SpecError", "TrainingJob", "metrics", "preemption"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,8 +27,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
-    if name == "metrics":
+    if name in ("metrics", "preemption"):
         import importlib
 
-        return importlib.import_module(".metrics", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(name)

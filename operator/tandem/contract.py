@@ -291,6 +291,13 @@ ENV_TENSORBOARD = "TANDEM_TENSORBOARD"
 ENV_TENSORBOARD_DIR = "TANDEM_TENSORBOARD_DIR"
 #: "1" with `tandem run --debug`: the launcher runs the command in place, without torchrun.
 ENV_DEBUG = "TANDEM_DEBUG"
+#: runPolicy.terminationGracePeriodSeconds: the seconds between SIGTERM and SIGKILL that a
+#: worker has to save a checkpoint; torchrun's agent waits for its ranks within it.
+ENV_TERMINATION_GRACE = "TANDEM_TERMINATION_GRACE_SECONDS"
+#: Default of runPolicy.terminationGracePeriodSeconds: the pod default of Kubernetes.
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
+#: Largest runPolicy.terminationGracePeriodSeconds: one hour, as long as a big checkpoint might take.
+MAX_TERMINATION_GRACE_SECONDS = 3600
 
 # --- Set by the local executor only (`tandem run`) -------------------------------------------
 

@@ -31,6 +31,7 @@ from ..contract import (
     API_VERSION,
     CONDITION_TYPE_PATTERN,
     COORDINATOR_PORT,
+    DEFAULT_TERMINATION_GRACE_SECONDS,
     ENV_VAR_NAME_PATTERN,
     FAILURE_REASON_PATTERN,
     IMAGE_REFERENCE_PATTERN,
@@ -40,6 +41,7 @@ from ..contract import (
     MAX_FAILURE_RULES,
     MAX_JOB_NAME,
     MAX_LABEL,
+    MAX_TERMINATION_GRACE_SECONDS,
     MAX_WORKERS,
     MIN_PROGRESS_DEADLINE_SECONDS,
     POSITIVE_QUANTITY_PATTERN,
@@ -338,6 +340,13 @@ class RunPolicy(_Model):
         default_factory=FailurePolicy,
         description="Rules matched on a failed worker's exit code, pod conditions or reason (Hung): fail the job, "
                     "restart without counting, or count (docs/failure-rules.md).",
+    )
+    termination_grace_period_seconds: Int = Field(
+        DEFAULT_TERMINATION_GRACE_SECONDS, ge=0, le=MAX_TERMINATION_GRACE_SECONDS,
+        description="Seconds a worker has between SIGTERM (pod deleted, preempted or drained; Ctrl-C of `tandem run`) "
+                    "and SIGKILL, to save a checkpoint: the workers' pod terminationGracePeriodSeconds, and how long "
+                    "torchrun's agent waits for its ranks. Training code learns of the SIGTERM from "
+                    "tandem.preemption (docs/reliability.md).",
     )
     progress_deadline_seconds: OptionalInt = Field(
         None, ge=MIN_PROGRESS_DEADLINE_SECONDS,

@@ -5,6 +5,11 @@ failing worker's own exit code (the job's status names it) and 128+signal for a 
 this runs torchrun's ``main`` in-process and maps its two terminal exceptions. In-process, the
 agent's in-place restarts are also told and kept from FailJob exit codes (recovery.py); the
 launcher checked the TANDEM_* variables read here before it started this.
+
+On SIGTERM torchrun's agent sends SIGTERM to its ranks, waits, then SIGKILLs them; by default it
+waits 30 s, whatever the pod's grace period. Here it waits the job's grace period
+(runPolicy.terminationGracePeriodSeconds, in TANDEM_TERMINATION_GRACE_SECONDS) less a margin for
+itself to exit, so a rank saving a preemption checkpoint gets all the time the kubelet gives.
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
-from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_WORKER_INDEX
+from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_TERMINATION_GRACE, ENV_WORKER_INDEX
 from . import recovery
 
 
@@ -42,6 +47,21 @@ def fail_job_codes(env: Mapping[str, str]) -> tuple[int, ...]:
     return tuple(int(part) for part in env.get(ENV_FAIL_JOB_EXIT_CODES, "").split(",") if part.strip())
 
 
+#: torch's own setting for how long its agent waits for ranks after a signal before SIGKILL.
+TORCH_SHUTDOWN_TIMEOUT = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+#: Seconds of the grace period kept for the agent and the launcher to exit after the ranks.
+EXIT_MARGIN_SECONDS = 2
+
+
+def shutdown_timeout(env: Mapping[str, str]) -> Optional[int]:
+    """The agent's wait for its ranks after SIGTERM: the grace period less the margin; None
+    (torch's default) without a grace period in the contract or with one set by the user."""
+    text = env.get(ENV_TERMINATION_GRACE, "").strip()
+    if TORCH_SHUTDOWN_TIMEOUT in env or not text.isdigit():
+        return None
+    return max(0, int(text) - EXIT_MARGIN_SECONDS)
+
+
 def main(argv: Sequence[str]) -> int:
     """Run torchrun with ``argv``; return the root-cause worker's exit code."""
     from torch.distributed.elastic.agent.server.api import WorkerState
@@ -54,6 +74,9 @@ def main(argv: Sequence[str]) -> int:
     rank_by_worker_index(worker)
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
                    fail_job_codes(os.environ))
+    timeout = shutdown_timeout(os.environ)
+    if timeout is not None:
+        os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
     try:
         torchrun_main(list(argv))
     except ChildFailedError as error:

@@ -332,6 +332,7 @@ class LocalExecutor:
         lines: queue.Queue[tuple[int, str]] = queue.Queue()
         started = time.monotonic()
         workers: list[_Worker] = []
+        grace = STOP_GRACE_SECONDS  # peers of a failed worker: they cannot save, their collective is broken
         try:
             for plan in plans:
                 attached = self.debug and plan.index == 0
@@ -345,8 +346,15 @@ class LocalExecutor:
                                    f"the other workers wait and log to {log_dir}")
             failed, reason, detail = self._watch(workers, lines, so_far)
             failed_seen = time.monotonic()
+        except Interrupted:
+            # Ctrl-C or SIGTERM of `tandem run` is a preemption: the workers get the job's grace
+            # period to save a checkpoint, as a deleted pod does (tandem.preemption).
+            grace = self.job.spec.run_policy.termination_grace_period_seconds
+            self.console.print(f"[yellow]stopping: the workers have {grace} s to save a checkpoint "
+                               "(Ctrl-C again: stop now)[/]")
+            raise
         finally:
-            self._stop(workers)
+            self._stop(workers, grace)
             self._drain(lines, show=not self.debug)
         exits = [WorkerExit(w.plan.index, _exit_code(w.process.returncode), w.log) for w in workers]
         attempt = Attempt(restart, exits, time.monotonic() - started, failed, reason, detail=detail,
@@ -431,11 +439,15 @@ class LocalExecutor:
                 continue
             console.print(worker_line(index, line), highlight=False, soft_wrap=True)
 
-    def _stop(self, workers: list[_Worker]) -> None:
-        """Stop every worker and all they started; no process outlives this call."""
+    def _stop(self, workers: list[_Worker], grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every worker and all they started, SIGTERM then SIGKILL after `grace` s; no
+        process outlives this call. A second Ctrl-C (or SIGTERM) meanwhile ends the wait."""
         live = [w.process.pid for w in workers if w.process.poll() is None]
         if live:
-            proctree.stop_trees(live, STOP_GRACE_SECONDS)
+            try:
+                proctree.stop_trees(live, grace)
+            except Interrupted:
+                proctree.stop_trees(live, 0)
         for w in workers:
             try:
                 w.process.wait(timeout=STOP_GRACE_SECONDS)

@@ -157,6 +157,7 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str,
         contract.ENV_METRICS: "1" if spec.metrics.enabled else "0",
         contract.ENV_METRICS_ADDRESS: metrics_address if spec.metrics.enabled else "",
         contract.ENV_TENSORBOARD: "1" if spec.tensorboard.enabled else "0",
+        contract.ENV_TERMINATION_GRACE: str(spec.run_policy.termination_grace_period_seconds),
     }
     if spec.tensorboard.enabled:
         plain[contract.ENV_TENSORBOARD_DIR] = tensorboard_dir(job)
@@ -300,6 +301,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "service_account_name": template.service_account_name,
         "automount_token": automount_token(job),
         "priority_class_name": template.priority_class_name,
+        "termination_grace_period_seconds": spec.run_policy.termination_grace_period_seconds,
         "node_selector": node_selector,
         "tolerations": tolerations,
         "pod_security_context": pod_security(job),
