@@ -162,9 +162,15 @@ def test_operator_account_creates_only_owned_labelled_children(control_plane, re
                               ({"automountServiceAccountToken": True}, "automountServiceAccountToken"),
                               ({"serviceAccountName": "cluster-admin-bot"}, "spec.template.spec.serviceAccountName"),
                               ({"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
-                               "spec.template.spec.containers[*].securityContext.privileged")):
+                               "spec.template.spec.{containers,initContainers,ephemeralContainers}[*]"
+                               ".securityContext.privileged"),
+                              ({"initContainers": [{"name": "i", "image": "busybox",
+                                                    "securityContext": {"privileged": True}}]},
+                               "spec.template.spec.{containers,initContainers,ephemeralContainers}[*]"
+                               ".securityContext.privileged"),
+                              ({"nodeName": "chosen-node"}, "spec.template.spec.nodeName")):
         refused = create(job(watched, tandems, **pod_fields), AS_OPERATOR)
-        policy = CHILDREN_POLICY if "hostPID" in pod_fields else CHILDREN_PODS_POLICY
+        policy = CHILDREN_POLICY if {"hostPID", "nodeName"} & set(pod_fields) else CHILDREN_PODS_POLICY
         assert policy in refused.stderr and field in refused.stderr, (pod_fields, refused.stderr)
     # What Tandem renders is admitted; and the refusals were the policy's, not RBAC's: the cluster
     # admin creates the bare Job.
