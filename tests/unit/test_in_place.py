@@ -27,6 +27,7 @@ from .test_launch_env import PY, contract_env, torchrun_flags
 
 
 def flags(**extra: str) -> list[str]:
+    extra.setdefault("TANDEM_IN_PLACE_RESTARTS", "1")  # dynamic rendezvous comes with in-place restarts
     return torchrun_flags(build_launch(contract_env(**extra), ["python", "t.py"], PY).argv)
 
 
@@ -38,8 +39,15 @@ def test_worker_0_hosts_the_rendezvous_store_and_the_others_join_it() -> None:
     assert "--rdzv-endpoint=job-0.job.ns.svc:2222" in flags(TANDEM_WORKER_INDEX="0")
 
 
+def test_without_in_place_restarts_the_rendezvous_stays_static() -> None:
+    """Ranks are worker indices at any size, and the store is worker 0's launcher's as before."""
+    static = flags(TANDEM_IN_PLACE_RESTARTS="0")
+    assert "--rdzv-backend=static" in static and "--node-rank=1" in static and "--max-restarts=0" in static
+    assert not any(flag.startswith(("--rdzv-id", "--rdzv-conf", "--local-addr")) for flag in static)
+
+
 def test_the_in_place_budget_is_torchruns_max_restarts() -> None:
-    assert "--max-restarts=0" in flags()
+    assert "--max-restarts=1" in flags()
     assert "--max-restarts=3" in flags(TANDEM_IN_PLACE_RESTARTS="3")
     assert read_contract(contract_env(TANDEM_IN_PLACE_RESTARTS="3")).in_place_restarts == 3
 
@@ -50,7 +58,7 @@ def test_each_group_restart_rendezvouses_under_its_own_id() -> None:
 
 
 def test_on_a_cluster_the_local_address_is_the_pods_name() -> None:
-    env = contract_env(TANDEM_WORKER_INDEX="1")
+    env = contract_env(TANDEM_WORKER_INDEX="1", TANDEM_IN_PLACE_RESTARTS="1")
     del env["TANDEM_WORKER_HOSTS"]
     assert "--local-addr=job-1.job.ns.svc" in torchrun_flags(build_launch(env, ["python", "t.py"], PY).argv)
     assert "--local-addr=127.0.0.1" in flags(TANDEM_WORKER_HOSTS="127.0.0.1:1,127.0.0.1:2")

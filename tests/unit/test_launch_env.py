@@ -64,15 +64,14 @@ def test_torchrun_for_python_script() -> None:
     launch = build_launch(env, ["python", "train.py", "--epochs", "2"], PY)
     assert torchrun_flags(launch.argv) == [
         "--nnodes=2",
+        "--node-rank=1",
         "--nproc-per-node=4",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=job-0.job.ns.svc:2222",
-        "--rdzv-id=job-0",
-        "--rdzv-conf=is_host=false",
-        "--local-addr=job-1.job.ns.svc",
+        "--rdzv-backend=static",
+        "--master-addr=job-0.job.ns.svc",
+        "--master-port=2222",
         "--max-restarts=0",
     ]
-    assert launch.env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1"
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE" not in launch.env
     assert worker_command(launch.argv) == [PY, "train.py", "--epochs", "2"]
     assert "TF_CONFIG" not in launch.env
     assert launch.summary.startswith("worker 1/2 pytorch ddp -> torchrun --nnodes=2")

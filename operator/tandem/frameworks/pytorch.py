@@ -1,6 +1,12 @@
 """PyTorch DistributedDataParallel: every worker runs torchrun, which starts procsPerWorker ranks.
 
-Dynamic rendezvous (`--rdzv-backend=c10d`) at a store that worker 0's torchrun agent hosts (no
+A job without in-place restarts (runPolicy.inPlaceRestarts 0, the default) rendezvouses statically
+at worker 0 (`--rdzv-backend=static --node-rank=<worker index>`): ranks are worker indices at any
+size, and nothing is restarted inside a worker. Dynamic rendezvous orders nodes by their addresses,
+so past ten workers the pods' names put job-10 before job-2, and it is not yet proven on real pods
+as static is; a job pays for it only when it asks for in-place restarts.
+
+With in-place restarts: dynamic rendezvous (`--rdzv-backend=c10d`) at a store that worker 0's torchrun agent hosts (no
 etcd), so that the agents can restart the training processes in place: `--max-restarts` is
 runPolicy.inPlaceRestarts (0 by default), after which the failure reaches Tandem's whole-group
 restart (failurePolicy, backoffLimit). The rendezvous id names the group (job and whole-group
@@ -39,12 +45,14 @@ def local_address(contract: Contract) -> str:
 
 
 def torchrun_flags(contract: Contract) -> list[str]:
-    """torchrun's options: c10d rendezvous at the coordinator, whose store worker 0's agent hosts
+    """torchrun's options with in-place restarts: c10d rendezvous at the coordinator, whose store worker 0's agent hosts
     (``is_host``, said outright: locally every worker's coordinator address is this machine's, and
     torch's guess would make each agent try to host it), in-place restarts up to the budget, and
     ``--no-python``, so that every worker can be the guard exec'ing the command. The default (no
     ``--tee``/``--redirects``) keeps worker output plain, unprefixed, on the pod's stdout/stderr.
     ``--node-rank`` is dropped: dynamic rendezvous gives group ranks in order of arrival."""
+    if not contract.in_place_restarts:
+        return static_flags(contract)
     host = "true" if contract.worker_index == 0 else "false"
     return [
         f"--nnodes={contract.workers}",
@@ -55,6 +63,21 @@ def torchrun_flags(contract: Contract) -> list[str]:
         f"--rdzv-conf=is_host={host}",
         f"--local-addr={local_address(contract)}",
         f"--max-restarts={contract.in_place_restarts}",
+        "--no-python",
+    ]
+
+
+def static_flags(contract: Contract) -> list[str]:
+    """torchrun's options without in-place restarts: static rendezvous at the coordinator, the
+    worker index as node rank, no restart inside the worker (Tandem's group restart decides)."""
+    return [
+        f"--nnodes={contract.workers}",
+        f"--node-rank={contract.worker_index}",
+        f"--nproc-per-node={contract.procs_per_worker}",
+        "--rdzv-backend=static",
+        f"--master-addr={contract.coordinator}",
+        f"--master-port={contract.port}",
+        "--max-restarts=0",
         "--no-python",
     ]
 
@@ -90,7 +113,8 @@ def ddp_launch(contract: Contract, command: tuple[str, ...], python: str) -> Wor
     if contract.debug:
         return WorkerLaunch(argv=command, env=torch_env(contract))
     shown = ("torchrun", *torchrun_flags(contract), "--", *command)
-    return WorkerLaunch(argv=tuple(torchrun_argv(contract, command, python)), env={NO_SHARED_STORE: "1"}, shown=shown)
+    env = {NO_SHARED_STORE: "1"} if contract.in_place_restarts else {}
+    return WorkerLaunch(argv=tuple(torchrun_argv(contract, command, python)), env=env, shown=shown)
 
 
 DDP = Strategy(
