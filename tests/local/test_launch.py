@@ -2,7 +2,10 @@
 and the process rules (signals forwarded, nothing left behind, exit codes passed through).
 
 Each test starts one launcher per worker with the env contract a rendered pod would get,
-on 127.0.0.1 with free ports, exactly as the local executor does.
+on 127.0.0.1 with free ports, in a network namespace of the group's own, exactly as the local
+executor does (and as a pod has its own): on this host's network the group met every other
+process's ports (a coordinator port handed to another process after free_ports() closed it
+fails the group) and the host's resolver (torch's store looks up every peer's name).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Iterator, Sequence
 
 import pytest
 
+from tandem._sys import proctree
+from tandem._sys.netns import PrivateNetwork
 from tandem._sys.ports import free_ports
 from tests.support.processes import alive, descendants, kill, wait_gone
 
@@ -49,29 +54,51 @@ class Group:
 
     def __init__(self, tmp: Path, framework: str, strategy: str, command: Sequence[str], workers: int = 2) -> None:
         self.tmp = tmp
-        ports = free_ports(workers)
+        ports = free_ports(workers)  # free in the group's namespace too: nothing else runs there
+        self.network = PrivateNetwork()
+        self.network.start()  # where the system allows none, the group runs on this host's network
         self.procs: list[subprocess.Popen] = []
         self.seen: set[int] = set()  # descendants ever observed, killed at teardown if still alive
         self.logs = [tmp / f"launcher{i}.log" for i in range(workers)]
         for i in range(workers):
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "operator"), env.get("PYTHONPATH")]))
+            env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack: see stacks()
             env.update(contract(framework, strategy, workers, i, ports, tmp.name[-40:]))
             with open(self.logs[i], "wb") as log:
-                argv = [sys.executable, "-m", "tandem.launch", "--", *command]
+                argv = self.network.wrap([sys.executable, "-m", "tandem.launch", "--", *command])
                 self.procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
 
     def wait(self, timeout: float = WAIT) -> list[int]:
-        """The launchers' exit codes; past the timeout, a failure that shows both logs' tails
-        (a bare TimeoutExpired said nothing of where the group hung)."""
+        """The launchers' exit codes; past the timeout, a failure that shows every log's tail
+        with the stacks of the processes still running (a bare TimeoutExpired, then the tails
+        alone, said nothing of where the group hung)."""
         deadline = time.monotonic() + timeout
         for i, proc in enumerate(self.procs):
             try:
                 proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                tails = "".join(f"\n--- launcher {j} ---\n{self.log(j)[-3000:]}" for j in range(len(self.procs)))
+                self.stacks()
+                tails = "".join(f"\n--- launcher {j} ---\n{self.log(j)[-8000:]}" for j in range(len(self.procs)))
                 raise AssertionError(f"launcher {i} still running after {timeout:.0f} s:{tails}") from None
         return [p.returncode for p in self.procs]
+
+    def stacks(self) -> None:
+        """Every process below the launchers prints its threads' Python stacks to its launcher's
+        log and ends (PYTHONFAULTHANDLER turns SIGABRT into that), the deepest first: a process
+        that ends takes its children with it (PDEATHSIG) before they could print theirs."""
+        launchers = {p.pid for p in self.procs}
+        parents = proctree.parents()
+
+        def depth(pid: int) -> int:  # 1: a launcher's child (torchrun), 2: torchrun's ranks
+            up = parents.get(pid, 0)
+            return 1 if up in launchers or up <= 1 else 1 + depth(up)
+
+        below = [pid for i in range(len(self.procs)) for pid in self.tree(i)]
+        for level in sorted({depth(pid) for pid in below}, reverse=True):
+            running = [pid for pid in below if depth(pid) == level and alive(pid)]
+            proctree.signal_all(running, signal.SIGABRT)
+            wait_gone(running, timeout=10)
 
     def log(self, i: int) -> str:
         return self.logs[i].read_text(errors="replace")
@@ -97,6 +124,7 @@ class Group:
                 proc.kill()
                 proc.wait(timeout=10)
         kill([pid for pid in self.seen if alive(pid)])
+        self.network.stop()
 
 
 @pytest.fixture

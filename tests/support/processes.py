@@ -16,8 +16,8 @@ from typing import Iterable
 from tandem._sys import proctree
 from tandem._sys.proctree import alive, cmdline, descendants, environ
 
-__all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "processes_of_job", "ray_session_of",
-           "stop_group", "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
+__all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "processes_of_job", "ray_pids_listed",
+           "ray_session_of", "stop_group", "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
 
 
 def processes_of_job(job: str) -> list[int]:
@@ -25,11 +25,17 @@ def processes_of_job(job: str) -> list[int]:
     return proctree.live_with_env("TANDEM_JOB", job)
 
 
+def ray_pids_listed(runs: Path, job: str) -> list[int]:
+    """The pids of the local Ray(s) that `tandem run` of `job` started, as their helper listed
+    them in the run directory: one "pid start-time" line each (the start time is no pid)."""
+    return [int(line.split()[0]) for f in (runs / job).glob("*/metrics/ray-session.pids")
+            for line in f.read_text().splitlines() if line.strip()]
+
+
 def ray_session_of(runs: Path, job: str) -> list[int]:
     """Live processes of the local Ray(s) that `tandem run` of `job` started, as their helper
     listed them in the run directory, plus any whose environment still names the session."""
-    listed = [int(p) for f in (runs / job).glob("*/metrics/ray-session.pids") for p in f.read_text().split()]
-    found = {p for p in listed if alive(p)}
+    found = {p for p in ray_pids_listed(runs, job) if alive(p)}
     found.update(proctree.live_with_env("TANDEM_RAY_SESSION", f"{job}-", prefix=True))
     return sorted(found)
 
