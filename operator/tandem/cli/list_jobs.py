@@ -9,6 +9,9 @@ import click
 from .boundary import TandemCommand
 from .options import kube_client, kubeconfig_option, namespace_option
 
+#: Wide enough to measure any table's natural width (rich measures within the console's width).
+MEASURE_WIDTH = 10_000
+
 
 @click.command("list", cls=TandemCommand)
 @namespace_option()
@@ -21,4 +24,8 @@ def list_jobs(namespace: Optional[str], all_namespaces: bool, kubeconfig: Option
     from ..kube.table import list_table
 
     jobs = kube_client(kubeconfig, namespace).list(all_namespaces=all_namespaces)
-    Console().print(list_table([job.to_dict() for job in jobs], all_namespaces))
+    table = list_table([job.to_dict() for job in jobs], all_namespaces)
+    # As kubectl, never cut a cell to fit: piped output (80 columns to rich) showed "Succeed…".
+    console = Console()
+    natural = console.measure(table, options=console.options.update_width(MEASURE_WIDTH)).maximum
+    Console(width=max(console.width, natural)).print(table)
