@@ -42,20 +42,27 @@ def logged_step(runs: Path, job: str) -> int:
     return max(steps, default=0)
 
 
-def test_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, job_name):
-    import torch
-
-    runs = tmp_path / "runs"
-    run = start_tandem(*run_args(runs, ddp_command(tmp_path, 0.05), name=job_name, metrics=False))
+def sigterm_after(run, job_name: str, logged, steps: int, timeout: float) -> tuple[int, str]:
+    """SIGTERM `tandem run` once its worker 0 logged `steps` steps; the step reached then and the
+    run's output. It must stop as interrupted, leaving no process."""
     try:
-        wait_for("20 steps logged", lambda: logged_step(runs, job_name) >= 20 or None, timeout=180)
-        reached = logged_step(runs, job_name)
+        wait_for(f"{steps} steps logged", lambda: logged() >= steps or None, timeout=timeout)
+        reached = logged()
         run.send_signal(signal.SIGTERM)
         output, _ = run.communicate(timeout=120)
         assert run.returncode == 130, output[-3000:]
         assert wait_until_gone(job_name, 10) == []
     finally:
         run.kill()
+    return reached, output
+
+
+def test_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, job_name):
+    import torch
+
+    runs = tmp_path / "runs"
+    run = start_tandem(*run_args(runs, ddp_command(tmp_path, 0.05), name=job_name, metrics=False))
+    reached, output = sigterm_after(run, job_name, lambda: logged_step(runs, job_name), steps=20, timeout=180)
     checkpoints = list(runs.glob(f"{job_name}/*/checkpoints/checkpoint.pt"))
     assert len(checkpoints) == 1, output[-3000:]
     saved = int(torch.load(checkpoints[0], map_location="cpu", weights_only=True)["step"])
@@ -103,15 +110,7 @@ def test_keras_sigterm_saves_at_the_step_reached_and_resume_finishes(tmp_path, j
     endless = 1_000_000  # periodic checkpoints only at the end, which this run never reaches
     run = start_tandem(*run_args(runs, keras_command(tmp_path, endless, endless), name=job_name, metrics=False,
                                  job_file=keras_job))
-    try:
-        wait_for("50 steps logged", lambda: keras_logged_step(runs, job_name) >= 50 or None, timeout=240)
-        reached = keras_logged_step(runs, job_name)
-        run.send_signal(signal.SIGTERM)
-        output, _ = run.communicate(timeout=120)
-        assert run.returncode == 130, output[-3000:]
-        assert wait_until_gone(job_name, 10) == []
-    finally:
-        run.kill()
+    reached, output = sigterm_after(run, job_name, lambda: keras_logged_step(runs, job_name), steps=50, timeout=240)
     saved = keras_checkpoint_step(runs, job_name)
     assert saved >= reached, (reached, saved)
     assert f"worker 0: stopping at step {saved}: asked to stop (SIGTERM), checkpoint saved at step {saved}" in output
