@@ -99,12 +99,19 @@ def test_spooled_records_join_the_final_figures(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))
     spool([[i * 0.1, 64, 0.1, None] for i in range(1, 11)], worker=1, rank=0)
-    spool([[i * 0.1, 64, 0.1, None] for i in range(11, 21)], worker=1, rank=0)
-    snapshot = {"records": {"0/0": [[i * 0.1, 64, 0.1, None] for i in range(1, 21)]}, "totals": {"0/0": 20}}
+    # The rank's info (progress, GPU use) is spooled with its records: a run shorter than Ray's start
+    # still shows them (the latest spooled wins; the collector's own info is never overwritten).
+    spool([[i * 0.1, 64, 0.1, None] for i in range(11, 21)], worker=1, rank=0,
+          info={"stepsDone": 21, "stepsTotal": 21, "gpus": 1, "gpuUtil": 42.0})
+    snapshot = {"records": {"0/0": [[i * 0.1, 64, 0.1, None] for i in range(1, 21)]}, "totals": {"0/0": 20},
+                "info": {"0/0": {"stepsDone": 20}}}
     merge_spool(snapshot, tmp_path / "metrics")
     assert snapshot["totals"] == {"0/0": 20, "1/0": 20}
+    assert snapshot["info"] == {"0/0": {"stepsDone": 20},
+                                "1/0": {"stepsDone": 21, "stepsTotal": 21, "gpus": 1, "gpuUtil": 42.0}}
     status = reader.from_snapshot(snapshot, workers=2, baseline=None, straggler_threshold=0.8)
     assert [w.index for w in status.per_worker] == [0, 1] and round(status.throughput) == 1280
+    assert (status.per_worker[1].gpus, status.per_worker[1].gpu_utilization) == (1, 42.0)
 
 
 def test_reporter_records_steps_with_the_wait_split():

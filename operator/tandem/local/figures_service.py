@@ -262,12 +262,15 @@ def _read_pids(path: Optional[Path]) -> list[int]:
 
 
 def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
-    """Add the records that shippers left in the run directory (their training ended before Ray
-    was up; see shipper.spool) to a collector snapshot."""
+    """Add the records and info that shippers left in the run directory (their training ended before
+    Ray was up; see shipper.spool) to a collector snapshot. A spooled info fills only a rank the
+    collector has no info of: a shipper spools only when the gateway never took anything from it."""
     from ..figures import record
     from ..metrics.shipper import SPOOL_PREFIX
 
     records, totals = snapshot.setdefault("records", {}), snapshot.setdefault("totals", {})
+    info = snapshot.setdefault("info", {})
+    collected = set(info)
     for path in sorted(directory.glob(f"{SPOOL_PREFIX}*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
@@ -279,6 +282,8 @@ def merge_spool(snapshot: dict[str, Any], directory: Path) -> None:
                 continue
             records[key] = [record.encode(s) for s in sorted([*steps, *batch], key=lambda s: s.t)]
             totals[key] = int(totals.get(key, 0)) + len(batch)
+            if isinstance(entry.get("info"), dict) and key not in collected:
+                info[key] = entry["info"]  # the latest spooled; checked like every info by figures.snapshot
 
 
 def _emit(event: dict[str, Any]) -> None:

@@ -171,9 +171,10 @@ def _quiet_stderr() -> TextIO:
 SPOOL_PREFIX = "spool-"
 
 
-def spool(records: list[Step], worker: int, rank: int) -> None:
-    """Training ended before the gateway took records: leave the records in the run directory (local runs), where
-    the local metrics helper adds them to the final figures. Elsewhere they are dropped."""
+def spool(records: list[Step], worker: int, rank: int, info: Optional[dict[str, Any]] = None) -> None:
+    """Training ended before the gateway took records: leave the records and the rank's latest info (its
+    progress and GPU use) in the run directory (local runs), where the local metrics helper adds them to
+    the final figures. Elsewhere they are dropped."""
     import json
 
     run_dir = os.environ.get(ENV_RUN_DIR)
@@ -181,7 +182,10 @@ def spool(records: list[Step], worker: int, rank: int) -> None:
         return
     directory = os.path.join(run_dir, "metrics")
     os.makedirs(directory, exist_ok=True)
-    line = json.dumps({"worker": worker, "rank": rank, "records": [encode(r) for r in records]}, separators=(",", ":"))
+    entry: dict[str, Any] = {"worker": worker, "rank": rank, "records": [encode(r) for r in records]}
+    if info is not None:
+        entry["info"] = info
+    line = json.dumps(entry, separators=(",", ":"))
     with open(os.path.join(directory, f"{SPOOL_PREFIX}{worker}-{rank}.jsonl"), "a", encoding="utf-8") as out:
         out.write(line + "\n")
 
@@ -281,7 +285,7 @@ def main() -> int:
             except (NotYet, OSError) as error:
                 if closed:
                     if not answered:
-                        spool(pending, worker, rank)  # training ended before the gateway took records
+                        spool(pending, worker, rank, info)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
                 next_try = time.monotonic() + backoff(failures)
                 failures += 1
