@@ -6,6 +6,9 @@
   is left (``host_leftovers()``).
 - ``e2e_namespace`` (function): a fresh namespace enforcing the restricted Pod Security
   Standard, deleted afterwards.
+- ``tandem`` (session): the chart installed with helm on the real node (tests/e2e/chart.py),
+  once for every file that uses it; ``shared_claim`` (function): a claim every pod of the test's
+  namespace can mount.
 - ``real_node_host`` (session): the bin dir, once root, Go and the node's packages are known to
   be there; for tests that start nodes of their own. Such tests are marked ``own_node`` and run
   before any other (the session's node holds the machine's one-node lock until the end).
@@ -28,6 +31,7 @@ import pytest
 from tests.conftest import REPO
 from tests.controlplane.cluster import BuildError, GoMissing, build
 from tests.controlplane.node import real_cluster as _real_cluster
+from tests.e2e import chart
 
 _built: dict[str, object] = {}
 
@@ -122,3 +126,13 @@ def e2e_namespace(real_cluster, request):
         time.sleep(0.2)
     yield name
     cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def tandem(real_cluster, tmp_path_factory):
+    yield from chart.installed_chart(real_cluster, tmp_path_factory)
+
+
+@pytest.fixture
+def shared_claim(real_cluster, e2e_namespace):
+    yield from chart.shared_claim(real_cluster, e2e_namespace)
