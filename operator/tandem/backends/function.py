@@ -32,7 +32,7 @@ from .. import frameworks
 from ..api import SpecError, TrainingJob
 from ..contract import API_VERSION, FUNCTION_ANNOTATION, FUNCTION_MODULE, KIND, MAX_JOB_NAME
 from ..errors import NotShippable
-from ..launch.function import non_literal_default
+from ..launch.function import plain_definition
 
 
 @dataclass(frozen=True)
@@ -93,21 +93,19 @@ def _definition(func: Callable[..., Any], what: str) -> ast.FunctionDef:
     except (OSError, TypeError) as error:
         raise NotShippable(f"the source of {what} cannot be read ({error}): the plain `python` prompt keeps no "
                            f"source; define it in a .py file, IPython or a Jupyter notebook cell") from None
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        raise NotShippable(f"the source of {what} does not parse on its own ({error.msg})") from None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != func.__name__:
-        raise NotShippable(f"the source of {what} is not one `def {func.__name__}(...)`")
-    definition = tree.body[0]
-    if definition.decorator_list:
-        raise NotShippable(f"{what} is decorated: a decorator runs where the function is defined and cannot "
-                           f"travel with it; ship the undecorated function")
-    default = non_literal_default(definition)
-    if default is not None:
-        raise NotShippable(f"a default of {what} is not a literal ({ast.unparse(default)[:80]}): the workers run "
-                           f"nothing when they define it; use a literal default or pass the value in kwargs")
-    return definition
+    found = plain_definition(source, func.__name__)
+    if isinstance(found, ast.FunctionDef):
+        return found
+    unfit = found
+    words = {
+        "syntax": f"the source of {what} does not parse on its own ({unfit.detail})",
+        "shape": f"the source of {what} is not one `def {func.__name__}(...)`",
+        "decorated": f"{what} is decorated: a decorator runs where the function is defined and cannot "
+                     f"travel with it; ship the undecorated function",
+        "default": f"a default of {what} is not a literal ({unfit.detail}): the workers run nothing when "
+                   f"they define it; use a literal default or pass the value in kwargs",
+    }
+    raise NotShippable(words[unfit.kind])
 
 
 def free_names(definition: ast.FunctionDef) -> set[str]:

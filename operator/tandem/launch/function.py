@@ -18,8 +18,9 @@ import ast
 import json
 import linecache
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 from ..contract import FUNCTION_KEYS
 
@@ -30,37 +31,55 @@ class ShippedFileError(ValueError):
     """The file is not one function's source and JSON arguments."""
 
 
-def non_literal_default(definition: ast.FunctionDef) -> Optional[ast.expr]:
-    """The first default value that is not a plain literal: a default expression runs when the
-    `def` runs, before the function is called (the client refuses it too: backends/function.py)."""
+@dataclass(frozen=True)
+class Unfit:
+    """Why a source is not one plain ``def`` that can be defined without running anything. The
+    client (backends/function.py) and the worker (check_source) each say it in their own words."""
+
+    #: "syntax" (does not parse), "shape" (not exactly one ``def name``), "decorated", "default".
+    kind: Literal["syntax", "shape", "decorated", "default"]
+    #: The syntax error's message, or the text of the first default that is not a literal.
+    detail: str = ""
+
+
+def plain_definition(source: str, name: str) -> Union[ast.FunctionDef, Unfit]:
+    """The one top-level ``def name(...)`` of `source`, or why it is unfit: nothing may run before
+    the function is called (no other statement, no decorator: a decorator runs when the ``def``
+    does) and defaults must be literals (a default expression runs when the ``def`` runs)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        return Unfit("syntax", str(error.msg))
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != name:
+        return Unfit("shape")
+    definition = tree.body[0]
+    if definition.decorator_list:
+        return Unfit("decorated")
     arguments = definition.args
     for default in [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]:
         try:
             ast.literal_eval(default)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return default
-    return None
+            return Unfit("default", ast.unparse(default)[:80])
+    return definition
 
 
 def check_source(source: str, name: str) -> None:
-    """The source must be one top-level ``def name(...)`` and nothing else: no statement runs
-    before the function is called, and no other name can be what is called. Defining it must run
-    nothing either: no decorator, and defaults that are literals; its annotations are compiled
-    as text, never evaluated (define)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        raise ShippedFileError(f"the source does not parse: {error}") from None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != name:
-        raise ShippedFileError(f"the source must be exactly one `def {name}(...)`")
-    definition = tree.body[0]
-    if definition.decorator_list:
-        raise ShippedFileError(f"`def {name}` is decorated: a decorator runs when the function is defined; "
-                               f"ship the undecorated function")
-    default = non_literal_default(definition)
-    if default is not None:
-        raise ShippedFileError(f"a default of `def {name}` is not a literal ({ast.unparse(default)[:80]}): it would "
-                               f"run when the function is defined; pass the value in kwargs")
+    """The source must be one plain top-level ``def name(...)`` (plain_definition): no other name
+    can be what is called, and defining it runs nothing; its annotations are compiled as text,
+    never evaluated (define)."""
+    unfit = plain_definition(source, name)
+    if not isinstance(unfit, Unfit):
+        return
+    words = {
+        "syntax": f"the source does not parse: {unfit.detail}",
+        "shape": f"the source must be exactly one `def {name}(...)`",
+        "decorated": f"`def {name}` is decorated: a decorator runs when the function is defined; "
+                     f"ship the undecorated function",
+        "default": f"a default of `def {name}` is not a literal ({unfit.detail}): it would run when the "
+                   f"function is defined; pass the value in kwargs",
+    }
+    raise ShippedFileError(words[unfit.kind])
 
 
 def read_shipped(path: Path) -> tuple[str, str, dict[str, Any]]:
