@@ -145,7 +145,7 @@ class InProcessCollectors:
         self.jobs: dict[gateway.JobKey, Collector] = {}
 
     def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
-        self.jobs.setdefault(job, Collector()).report(batch.worker, batch.rank, batch.records)
+        self.jobs.setdefault(job, Collector()).report(*gateway.report_arguments(batch))
 
     def snapshot(self, job: gateway.JobKey) -> Optional[dict[str, Any]]:
         return self.jobs[job].snapshot() if job in self.jobs else None
@@ -234,6 +234,80 @@ def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
     assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
 
 
+class AnswersLate(InProcessCollectors):
+    """Applies the first batch, then holds its answer until `release` is set: a POST whose answer
+    times out at the shipper after the gateway took it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
+        super().report(job, batch)
+        self.calls += 1
+        if self.calls == 1:
+            self.release.wait(30)
+
+
+def test_a_post_applied_but_answered_too_late_is_not_counted_twice():
+    """The shipper's first POST reaches the collector, its answer does not reach the shipper in
+    time: it sends those records again with the ones added since. Each step is counted once."""
+    from tandem.figures.record import Step
+    from tandem.metrics import shipper
+
+    collectors = AnswersLate()
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)  # type: ignore[arg-type]
+    url = f"http://127.0.0.1:{served.server_address[1]}" + wire.records_path("team-a", "train")
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    outbox = shipper.Outbox()
+    try:
+        outbox.add([Step(float(t), 64.0) for t in range(10)])
+        with pytest.raises(OSError):  # the answer is not back within the shipper's timeout
+            shipper.ship(url, mine, 0, 0, outbox, timeout=0.2)
+        collectors.release.set()
+        assert len(outbox.records) == 10  # kept, as after any failed POST
+        outbox.add([Step(float(t), 64.0) for t in range(10, 15)])
+        shipper.ship(url, mine, 0, 0, outbox, timeout=5)
+        collector = collectors.jobs[("team-a", "train", UID_A)]
+        assert collectors.calls == 2 and collector.totals == {(0, 0): 15}
+        assert [r[0] for r in collector.records[(0, 0)]] == [float(t) for t in range(15)]
+        # The same numbers from a shipper started again (a new stream) are new records.
+        again = shipper.Outbox()
+        again.add([Step(100.0, 64.0)])
+        shipper.ship(url, mine, 0, 0, again, timeout=5)
+        assert collector.totals == {(0, 0): 16}
+    finally:
+        collectors.release.set()
+        served.shutdown()
+        served.server_close()
+
+
+def test_numbered_batches_skip_what_was_applied_and_memory_stays_one_entry_per_rank():
+    collector = Collector(ranks=2)
+    record = [1.0, 64.0]
+    assert collector.report(0, 0, [record] * 4, None, "s1", 0) == 4
+    assert collector.report(0, 0, [record] * 4, None, "s1", 0) == 4  # the same batch again
+    assert collector.report(0, 0, [record] * 6, None, "s1", 2) == 8  # overlaps two, adds four (2..7)
+    assert collector.report(0, 0, [record] * 2, None, "s1", 20) == 10  # a gap (the shipper dropped some)
+    assert collector.report(0, 0, [record] * 3, None, "s1", 5) == 10  # all before 22: applied already
+    assert collector.report(0, 0, [record] * 2, None, "s2", 0) == 12  # a new shipper process
+    assert collector.report(0, 0, [record]) == 13  # unnumbered (an older shipper): taken as it comes
+    for rank in range(1, 5):
+        collector.report(0, rank, [record], None, "s", 0)
+    assert len(collector.applied) == 2  # bounded with the ranks kept
+
+
+@pytest.mark.parametrize("extra", [{"stream": "s"}, {"first": 0}, {"stream": "", "first": 0},
+                                   {"stream": "a/b", "first": 0}, {"stream": "s" * 33, "first": 0},
+                                   {"stream": "s", "first": -1}, {"stream": "s", "first": 10**16},
+                                   {"stream": "s", "first": True}, {"stream": 5, "first": 0}])
+def test_a_malformed_sequence_is_refused(extra):
+    with pytest.raises(wire.Refused):
+        wire.batch(body(**extra))
+    assert wire.batch(body(stream="ab12", first=7)).first == 7
+
+
 def test_the_operator_process_never_loads_ray():
     """Beside the import-linter contract (static): the operator's modules, loaded for real, and
     a metrics read through them, leave Ray out of the process."""
@@ -291,7 +365,9 @@ def test_slow_token_less_clients_hold_no_threads_and_stop_no_one(server):
     with slow_clients(server.base):
         assert posted_and_read(server)
         assert threading.active_count() <= before + gateway.WORKERS
-        assert len(server.connections) <= SLOW_CLIENTS
+        # The legitimate client's connection leaves the table just after its answer is sent.
+        wait_for("the served connections closed", lambda: len(server.connections) <= SLOW_CLIENTS,
+                 timeout=30, interval=0.01)
 
 
 def test_when_the_connections_are_full_the_slowest_go_first():

@@ -57,6 +57,11 @@ WATCH_SECONDS = 15.0
 JobKey = tuple[str, str, str]  # namespace, name, uid
 
 
+def report_arguments(batch: wire.Batch) -> tuple[Any, ...]:
+    """The arguments of `Collector.report` for a checked batch."""
+    return batch.worker, batch.rank, batch.records, batch.info, batch.stream, batch.first
+
+
 class Collectors:
     """This process's link to Ray: one driver connection, the collectors' handles by job.
 
@@ -121,7 +126,7 @@ class Collectors:
         self._handle(job, create=True)
 
     def report(self, job: JobKey, batch: wire.Batch) -> None:
-        self._call(job, True, "report", batch.worker, batch.rank, batch.records, batch.info)
+        self._call(job, True, "report", *report_arguments(batch))
 
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
         """The job's snapshot, or None when it has no collector (no records yet)."""

@@ -16,6 +16,10 @@ healthy job's figures, and the hang clock then took the frozen figures for a hun
 refusal that no retry can change (the token does not open the job) ends it: it says so once on
 stderr and exits; the reporter then drops records, and training goes on.
 
+A POST the gateway applied but whose answer timed out is sent again: each record carries its
+number in this process's stream (`Outbox`), and the collector skips the numbers it already holds,
+so no step is counted twice.
+
 Past `MAX_PENDING` held records the oldest are dropped, not coalesced: on the wire and in the
 collector a record is one step (the collector counts records as steps), so a merged record
 would undercount as surely as a dropped one, and would give the rate window one false step.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import socket
 import sys
 import threading
@@ -217,16 +222,43 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
         raise Refused(f"{error.code} {error.reason}") from None
 
 
-def ship(url: str, token: str, worker: int, rank: int, records: list[Step], timeout: float,
+class Outbox:
+    """The records not yet delivered, numbered in this process's stream (figures/wire.py): `first`
+    is the number of `records[0]`. A POST whose answer is lost (a timeout after the gateway had
+    applied it) leaves its records here; sent again with their numbers, the collector skips them."""
+
+    def __init__(self) -> None:
+        self.stream = secrets.token_hex(8)
+        self.first = 0
+        self.records: list[Step] = []
+
+    def add(self, steps: list[Step]) -> None:
+        self.records.extend(steps)
+
+    def bound(self, limit: int) -> int:
+        """Keep the newest `limit` records; how many older ones were dropped (their numbers skipped)."""
+        self.records, dropped = bounded(self.records, limit)
+        self.first += dropped
+        return dropped
+
+    def delivered(self, count: int) -> None:
+        del self.records[:count]
+        self.first += count
+
+
+def ship(url: str, token: str, worker: int, rank: int, outbox: Outbox, timeout: float,
          info: Optional[dict[str, Any]] = None) -> None:
     """Every record, in chunks the gateway accepts; the info with the last chunk. Each chunk
-    delivered is removed from `records` at once, so a failure midway never sends one twice."""
+    delivered is removed from the outbox at once, so a failure midway never sends one again
+    (and one whose answer was lost is skipped by its numbers)."""
     from ..figures import wire
 
     while True:
-        last = len(records) <= CHUNK
-        post(url, token, wire.encode(worker, rank, records[:CHUNK], info if last else None), timeout)
-        del records[:CHUNK]
+        chunk = outbox.records[:CHUNK]
+        last = len(outbox.records) <= CHUNK
+        post(url, token, wire.encode(worker, rank, chunk, info if last else None, (outbox.stream, outbox.first)),
+             timeout)
+        outbox.delivered(len(chunk))
         if last:
             return
 
@@ -259,7 +291,7 @@ def main() -> int:
     def say(what: str) -> None:
         print(f"tandem.metrics ({who}): {what}"[:400], file=message, flush=True)
 
-    pending: list[Step] = []
+    pending = Outbox()
     answered = False  # the gateway has taken records at least once
     sent_info: Optional[dict[str, Any]] = None
     delayed = False  # said that the figures are delayed, and not yet that they resumed
@@ -267,12 +299,11 @@ def main() -> int:
     started = time.monotonic()
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
-        pending.extend(inbox.take())
-        pending, dropped = bounded(pending, MAX_PENDING)
-        lost += dropped
+        pending.add(inbox.take())
+        lost += pending.bound(MAX_PENDING)
         info = inbox.info
         due = closed or time.monotonic() >= next_try
-        if due and (pending or (info is not None and info != sent_info)):
+        if due and (pending.records or (info is not None and info != sent_info)):
             try:
                 ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT, info)
                 answered, sent_info, failures = True, info, 0
@@ -285,7 +316,7 @@ def main() -> int:
             except (NotYet, OSError) as error:
                 if closed:
                     if not answered:
-                        spool(pending, worker, rank, info)  # training ended before the gateway took records
+                        spool(pending.records, worker, rank, info)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
                 next_try = time.monotonic() + backoff(failures)
                 failures += 1
