@@ -17,7 +17,7 @@ import pytest
 from tandem.contract import MAX_WORKERS
 from tandem.figures import reader, token, wire
 from tandem.figures.snapshot import INFO_FIELDS, MAX_RANKS
-from tandem.gateway import server as gateway
+from tandem.gateway import limits, server as gateway
 from tandem.gateway.collector import JOB_RANKS, JOB_RECORDS, KEEP_PER_RANK, Collector
 from tests.support.figures import post_oversize, request
 from tests.support.waiting import wait_for
@@ -306,6 +306,64 @@ def test_a_malformed_sequence_is_refused(extra):
     with pytest.raises(wire.Refused):
         wire.batch(body(**extra))
     assert wire.batch(body(stream="ab12", first=7)).first == 7
+
+
+def test_a_jobs_bucket_refills_at_its_rate_and_memory_is_bounded():
+    buckets = limits.JobBuckets(rate=2.0, burst=3.0, jobs=2)
+    assert [buckets.take("a", 0.0) for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]  # a burst of 3, then wait
+    assert buckets.take("b", 0.0) == 0.0  # another job has a bucket of its own
+    assert buckets.take("a", 0.5) == 0.0 and buckets.take("a", 0.5) == 1.0  # half a second: one POST
+    assert buckets.take("a", 100.0) == 0.0 and buckets.buckets["a"].tokens == 2.0  # full again, not past it
+    buckets.take("c", 100.0)
+    assert list(buckets.buckets) == ["a", "c"]  # past `jobs`, the least recently seen is forgotten
+    assert limits.JobBuckets(rate=0.1, burst=1.0).take("a", 0.0) == 0.0
+    slow = limits.JobBuckets(rate=0.1, burst=1.0)
+    slow.take("a", 0.0)
+    assert slow.take("a", 0.0) == 10.0  # a whole number of seconds until the next token
+
+
+def test_the_rate_lets_the_largest_honest_job_post_every_second():
+    from tandem.metrics import shipper
+
+    assert limits.POSTS_PER_SECOND >= JOB_RANKS / shipper.SHIP_EVERY
+    assert limits.BURST >= limits.POSTS_PER_SECOND
+
+
+def test_a_flood_from_one_job_is_throttled_while_another_is_served():
+    """Job A posts past its bucket: 429 with Retry-After, answered from the head, and its records
+    stay with the shipper (ship raises NotYet, the outbox keeps them); job B is served meanwhile."""
+    from tandem.figures.record import Step
+    from tandem.metrics import shipper
+
+    collectors = InProcessCollectors()
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0,  # type: ignore[arg-type]
+                           buckets=limits.JobBuckets(rate=0.001, burst=3))  # no refill within the test
+    base = f"http://127.0.0.1:{served.server_address[1]}"
+    a, b = token.job_token(KEY, "team-a", "train", UID_A), token.job_token(KEY, "team-b", "train", UID_B)
+    try:
+        answers = [request("POST", base + wire.records_path("team-a", "train"), a, body(worker=0), None, 5)
+                   for _ in range(10)]
+        assert [status for status, _ in answers] == [204] * 3 + [429] * 7
+        assert collectors.jobs[("team-a", "train", UID_A)].totals == {(0, 0): 3}
+        assert request("POST", base + wire.records_path("team-b", "train"), b, body(worker=0), None, 5)[0] == 204
+        with pytest.raises(shipper.NotYet) as throttled:
+            shipper.post(base + wire.records_path("team-a", "train"), a, body(worker=0), 5)
+        assert "429" in str(throttled.value) and throttled.value.retry_after == shipper.BACKOFF_CAP  # capped
+        outbox = shipper.Outbox()
+        outbox.add([Step(1.0, 64.0)])
+        with pytest.raises(shipper.NotYet):
+            shipper.ship(base + wire.records_path("team-a", "train"), a, 0, 0, outbox, 5)
+        assert len(outbox.records) == 1  # kept for the next try
+    finally:
+        served.shutdown()
+        served.server_close()
+
+
+def test_a_retry_after_is_followed_up_to_the_backoff_cap():
+    from tandem.metrics import shipper
+
+    assert shipper.retry_after("3") == 3.0 and shipper.retry_after(None) == 0.0
+    assert shipper.retry_after("soon") == 0.0 and shipper.retry_after("100000") == shipper.BACKOFF_CAP
 
 
 def test_the_operator_process_never_loads_ray():

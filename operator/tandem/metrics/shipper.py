@@ -12,7 +12,9 @@ An outage of the gateway or of its Ray (a restart during an upgrade, a Ray call 
 load, a head restarted) never ends shipping: failed POSTs are retried for the whole run, after a
 capped, jittered backoff, with the records held meanwhile; the worker's log says once that the
 figures are delayed and once that they resumed. Stopping for good after one 503 silenced a
-healthy job's figures, and the hang clock then took the frozen figures for a hung job. Only a
+healthy job's figures, and the hang clock then took the frozen figures for a hung job. A 429 (the
+job is over its rate of POSTs at the gateway, gateway/limits.py) is met the same way, waiting at
+least its Retry-After. Only a
 refusal that no retry can change (the token does not open the job) ends it: it says so once on
 stderr and exits; the reporter then drops records, and training goes on.
 
@@ -201,7 +203,19 @@ class Refused(Exception):
 
 
 class NotYet(Exception):
-    """The gateway is there but cannot take records yet (its Ray is starting): try again."""
+    """The gateway is there but cannot take records yet (its Ray is starting), or not this fast
+    (429, the job's rate at the gateway): try again, after `retry_after` seconds at least."""
+
+    def __init__(self, why: str, retry_after: float = 0.0):
+        super().__init__(why)
+        self.retry_after = retry_after
+
+
+def retry_after(header: Optional[str]) -> float:
+    """An HTTP Retry-After in seconds (0 when absent or not a number of seconds), at most BACKOFF_CAP:
+    the gateway's word is followed, but never past the wait the hang clock allows for."""
+    text = (header or "").strip()
+    return min(BACKOFF_CAP, float(text)) if text.isdigit() else 0.0
 
 
 def post(url: str, token: str, body: bytes, timeout: float) -> None:
@@ -215,8 +229,8 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read(4096)
     except urllib.error.HTTPError as error:
-        if error.code in (502, 503, 504):
-            raise NotYet(f"{error.code} {error.reason}") from None
+        if error.code in (429, 502, 503, 504):  # 429: the job's rate at the gateway; the records wait
+            raise NotYet(f"{error.code} {error.reason}", retry_after(error.headers.get("Retry-After"))) from None
         if error.code in (400, 413):
             return  # a malformed batch (cannot happen with our encoder): drop it, keep going
         raise Refused(f"{error.code} {error.reason}") from None
@@ -318,7 +332,8 @@ def main() -> int:
                     if not answered:
                         spool(pending.records, worker, rank, info)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
-                next_try = time.monotonic() + backoff(failures)
+                wait = max(backoff(failures), error.retry_after if isinstance(error, NotYet) else 0.0)
+                next_try = time.monotonic() + wait
                 failures += 1
                 # Before the first answer a gateway may be starting (a local run's Ray): a delay only
                 # once that took longer than CONNECT_TIMEOUT; after it, the first failure is one.
