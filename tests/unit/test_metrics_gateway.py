@@ -136,19 +136,25 @@ def test_the_snapshot_is_json_only_and_bounded():
 # ------------------------------------------------------------------------- the HTTP server
 
 
-class InProcessCollectors:
-    """The gateway's Ray side, with the real Collector class held here instead of in an actor."""
+class InProcessCollectors(gateway.Collectors):
+    """The gateway's Ray side, the real `Collectors` but for its calls: they go to the real
+    Collector class held here instead of in an actor. `failing`: stores raise, as a Ray call that
+    errs or times out."""
 
     def __init__(self) -> None:
-        self.ready = threading.Event()
+        super().__init__("in-process")
         self.ready.set()
         self.jobs: dict[gateway.JobKey, Collector] = {}
+        self.failing = False
 
-    def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
-        self.jobs.setdefault(job, Collector()).report(*gateway.report_arguments(batch))
-
-    def snapshot(self, job: gateway.JobKey) -> Optional[dict[str, Any]]:
-        return self.jobs[job].snapshot() if job in self.jobs else None
+    def _call(self, job: gateway.JobKey, create: bool, method: str, *args: Any) -> Any:
+        if method == "report" and self.failing:
+            raise TimeoutError("the collector did not answer")
+        if job not in self.jobs:
+            if not create:
+                raise ValueError("no collector")  # what collector.lookup raises
+            self.jobs[job] = Collector()
+        return getattr(self.jobs[job], method)(*args)
 
     def delete(self, job: gateway.JobKey) -> bool:
         return self.jobs.pop(job, None) is not None
@@ -157,7 +163,7 @@ class InProcessCollectors:
 @pytest.fixture
 def server():
     collectors = InProcessCollectors()
-    served = gateway.start(KEY, collectors, "127.0.0.1", 0)  # type: ignore[arg-type]
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)
     served.base = f"http://127.0.0.1:{served.server_address[1]}"
     yield served
     served.shutdown()
@@ -257,7 +263,7 @@ def test_a_post_applied_but_answered_too_late_is_not_counted_twice():
     from tandem.metrics import shipper
 
     collectors = AnswersLate()
-    served = gateway.start(KEY, collectors, "127.0.0.1", 0)  # type: ignore[arg-type]
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{served.server_address[1]}" + wire.records_path("team-a", "train")
     mine = token.job_token(KEY, "team-a", "train", UID_A)
     outbox = shipper.Outbox()
@@ -336,7 +342,7 @@ def test_a_flood_from_one_job_is_throttled_while_another_is_served():
     from tandem.metrics import shipper
 
     collectors = InProcessCollectors()
-    served = gateway.start(KEY, collectors, "127.0.0.1", 0,  # type: ignore[arg-type]
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0,
                            buckets=limits.JobBuckets(rate=0.001, burst=3))  # no refill within the test
     base = f"http://127.0.0.1:{served.server_address[1]}"
     a, b = token.job_token(KEY, "team-a", "train", UID_A), token.job_token(KEY, "team-b", "train", UID_B)
@@ -364,6 +370,49 @@ def test_a_retry_after_is_followed_up_to_the_backoff_cap():
 
     assert shipper.retry_after("3") == 3.0 and shipper.retry_after(None) == 0.0
     assert shipper.retry_after("soon") == 0.0 and shipper.retry_after("100000") == shipper.BACKOFF_CAP
+
+
+def test_the_gateway_says_when_it_last_stored_a_jobs_records_and_when_a_store_failed(server):
+    """Reads can succeed while stores fail: each snapshot says how the job's stores went, and the
+    operator's reader turns it into status.metrics.ingestedAt / ingestInterruptedAt (the hang
+    clock's cue, figures/progress.py)."""
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    path, records = wire.records_path("team-a", "train"), wire.job_path("team-a", "train", UID_A)
+    assert call(server, "POST", path, mine, body(worker=0))[0] == 204
+    status, raw = call(server, "GET", records, token.reader_token(KEY))
+    ingest = json.loads(raw)["ingest"]
+    assert status == 200 and set(ingest) == {"okAgo", "upAgo"} and ingest["okAgo"] <= ingest["upAgo"]
+    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    assert read.available and read.ingested_at is not None
+    assert read.ingest_interrupted_at is not None and read.ingest_interrupted_at <= read.ingested_at  # the start
+    server.collectors.failing = True  # the job's collector errs on stores; reads still work
+    assert call(server, "POST", path, mine, body(worker=0))[0] == 503
+    ingest = json.loads(call(server, "GET", records, token.reader_token(KEY))[1])["ingest"]
+    assert ingest["failedAgo"] <= ingest["okAgo"]
+    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    assert read.available and read.ingest_interrupted_at >= read.ingested_at
+    # Another job's stores went well: its snapshot says no failure.
+    other = token.job_token(KEY, "team-a", "other", UID_B)
+    server.collectors.failing = False
+    assert call(server, "POST", wire.records_path("team-a", "other"), other, body(worker=0))[0] == 204
+    ingest = json.loads(call(server, "GET", wire.job_path("team-a", "other", UID_B), token.reader_token(KEY))[1])["ingest"]
+    assert "failedAgo" not in ingest
+
+
+def test_the_intake_record_is_bounded_and_an_ingest_mapping_is_checked():
+    from tandem.figures.snapshot import check
+    from tandem.gateway.health import Intake
+
+    intake = Intake(now=100.0, jobs=2)
+    intake.ok("a", 110.0)
+    intake.failed("a", 115.0)
+    assert intake.ages("a", 120.0) == {"upAgo": 20.0, "okAgo": 10.0, "failedAgo": 5.0}
+    intake.ok("b", 116.0)
+    intake.ok("c", 117.0)
+    assert intake.ages("a", 120.0) == {"upAgo": 20.0}  # forgotten: the least recently seen of three
+    checked = check({"ingest": {"okAgo": 1.5, "failedAgo": -1, "upAgo": float("nan"), "x": 1}}, 1)
+    assert checked.ingest == {"okAgo": 1.5} and len(checked.dropped) == 3
+    assert check({"ingest": [1]}, 1).ingest == {} and check({}, 1).ingest == {}
 
 
 def test_the_operator_process_never_loads_ray():
@@ -431,7 +480,7 @@ def test_slow_token_less_clients_hold_no_threads_and_stop_no_one(server):
 def test_when_the_connections_are_full_the_slowest_go_first():
     """Past its cap, the gateway closes the oldest connection still sending its request, so
     stalled clients cannot lock out a legitimate one however many they open."""
-    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, max_connections=16)  # type: ignore[arg-type]
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, max_connections=16)
     served.base = f"http://127.0.0.1:{served.server_address[1]}"  # type: ignore[attr-defined]
     try:
         with slow_clients(served.base):  # type: ignore[attr-defined]
@@ -445,7 +494,7 @@ def test_when_the_connections_are_full_the_slowest_go_first():
 def test_a_request_has_one_deadline_for_all_of_it():
     """A client that keeps sending a byte now and then is closed at the deadline all the same
     (a timeout per receive would keep it forever)."""
-    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, deadline=1.0)  # type: ignore[arg-type]
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, deadline=1.0)
     client = socket.create_connection(("127.0.0.1", served.server_address[1]), timeout=10)
     client.send(SLOW_HEAD + b"X-Slow: ")
 

@@ -15,7 +15,10 @@ holds bounded, well-formed records, whoever posted them:
   ``first`` is the number of the batch's first record in that stream, the next ones following
   on. A POST whose answer was lost is sent again, with the records added since: by the numbers
   the collector skips those it already holds, so a timed-out POST never counts steps twice.
-- ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
+- ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON,
+  with ``"ingest"``: seconds since the gateway last stored the job's records (``okAgo``), since a
+  store last failed (``failedAgo``), each when there was one, and since the gateway began to
+  count (``upAgo``) (gateway/health.py).
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
 The operator checks what comes back again (figures.snapshot), against the job's own spec.

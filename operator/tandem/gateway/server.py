@@ -37,6 +37,7 @@ from typing import Any, Optional
 
 from ..contract import ENV_METRICS_KEY_FILE, METRICS_GATEWAY_PORT
 from ..figures import token, wire
+from .health import Intake
 from .limits import JobBuckets
 
 log = logging.getLogger("tandem.gateway")
@@ -68,12 +69,14 @@ class Collectors:
     """This process's link to Ray: one driver connection, the collectors' handles by job.
 
     Created collectors are remembered; creation is serialised by a lock, so two workers' first
-    records never race to create one job's actor."""
+    records never race to create one job's actor. How each job's stores went (`intake`,
+    gateway/health.py) travels with its snapshot."""
 
     def __init__(self, address: str):
         self.address = address
         self.ready = threading.Event()
         self.failure = ""
+        self.intake = Intake(time.monotonic())
         self._handles: dict[JobKey, Any] = {}
         self._lock = threading.Lock()
 
@@ -128,15 +131,22 @@ class Collectors:
         self._handle(job, create=True)
 
     def report(self, job: JobKey, batch: wire.Batch) -> None:
-        self._call(job, True, "report", *report_arguments(batch))
+        try:
+            self._call(job, True, "report", *report_arguments(batch))
+        except Exception:
+            self.intake.failed(job, time.monotonic())
+            raise
+        self.intake.ok(job, time.monotonic())
 
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
-        """The job's snapshot, or None when it has no collector (no records yet)."""
+        """The job's snapshot with how its stores went ("ingest"), or None when it has no collector
+        (no records yet)."""
         try:
             result: dict[str, Any] = self._call(job, False, "snapshot")
-            return result
         except ValueError:
             return None
+        result["ingest"] = self.intake.ages(job, time.monotonic())
+        return result
 
     def delete(self, job: JobKey) -> bool:
         import ray
@@ -231,6 +241,8 @@ def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answ
         except wire.Refused as refused:
             return refused.status, {"error": str(refused)}
     if not collectors.ready.is_set():
+        if method == "POST":
+            collectors.intake.failed(job, time.monotonic())
         return 503, {"error": "Ray is not up yet"}
     try:
         if method == "POST":
