@@ -14,9 +14,8 @@ capped, jittered backoff, with the records held meanwhile; the worker's log says
 figures are delayed and once that they resumed. Stopping for good after one 503 silenced a
 healthy job's figures, and the hang clock then took the frozen figures for a hung job. A 429 (the
 job is over its rate of POSTs at the gateway, gateway/limits.py) is met the same way, waiting at
-least its Retry-After. Only a
-refusal that no retry can change (the token does not open the job) ends it: it says so once on
-stderr and exits; the reporter then drops records, and training goes on.
+least its Retry-After. Only a refusal that no retry can change (the token does not open the job)
+ends it: it says so once on stderr and exits; the reporter then drops records, and training goes on.
 
 A POST the gateway applied but whose answer timed out is sent again: each record carries its
 number in this process's stream (`Outbox`), and the collector skips the numbers it already holds,
