@@ -221,13 +221,16 @@ METRICS_TOKEN_KEY = "token"
 ENV_METRICS_KEY_FILE = "TANDEM_METRICS_KEY_FILE"
 
 
-def metrics_token_secret(job: str, uid: str) -> str:
+def metrics_token_secret(job: str, tag: str) -> str:
     """Name of the Secret, in the job's namespace and owned by it, that holds the job's token.
 
-    It carries the TrainingJob's uid: a job deleted and created again under the same name gets a
-    Secret of its own, never the old one (which the garbage collector may be about to remove), and
-    no Secret made before the TrainingJob existed can sit under the name the operator creates."""
-    return f"{job}-metrics-token-{uid}"
+    `tag` is figures.token.secret_tag: a MAC of the job's namespace, name and uid under the gateway
+    key. The operator cannot read Secrets, so a create answered "already exists" is taken as its
+    own; a name anyone could compute (the job's name and uid alone: the uid is readable the moment
+    the TrainingJob exists) let a tenant create the Secret first, with a token of its choosing, and
+    have the job's pods read it. Nobody without the key knows the name before the operator uses it,
+    and a job deleted and created again under its name gets a new uid, hence a new Secret."""
+    return f"{job}-metrics-token-{tag}"
 
 
 # --- Ports -----------------------------------------------------------------------------------

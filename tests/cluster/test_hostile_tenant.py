@@ -42,7 +42,6 @@ import yaml
 from tandem._sys.ports import free_port
 from tandem.api.admin_policy import AdminPolicy, violations
 from tandem.api.model import TrainingJob
-from tandem.contract import metrics_token_secret
 from tandem.figures import wire
 from tests.conftest import REPO
 from tests.support.controlplane import create_namespace
@@ -121,12 +120,14 @@ def metrics_of(control_plane, namespace: str, name: str) -> dict:
     return ((get(control_plane, namespace, "trainingjob", name) or {}).get("status") or {}).get("metrics") or {}
 
 
-def children(control_plane, namespace: str, name: str, uid: str) -> dict:
+def children(control_plane, namespace: str, name: str) -> dict:
     """What must not move: each child's uid and spec (the Job's status moves with its pods) and,
     for those nobody but their owner writes, the resourceVersion."""
     found = {}
-    for kind, key in (("job", name), ("service", name), ("networkpolicy", name),
-                      ("secret", metrics_token_secret(name, uid))):
+    job = get(control_plane, namespace, "job", name) or {}
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    secret = env["TANDEM_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]  # the operator's own (test_operator_metrics)
+    for kind, key in (("job", name), ("service", name), ("networkpolicy", name), ("secret", secret)):
         obj = get(control_plane, namespace, kind, key)
         assert obj is not None, f"{kind} {key} missing in {namespace}"
         found[kind] = (obj["metadata"]["uid"], obj.get("spec"), None if kind == "job" else obj["metadata"]["resourceVersion"])
@@ -148,21 +149,21 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
         victim = job_document("victim", workers=2, run_seconds=600)
         victim["spec"]["metrics"] = {"enabled": True}
         control_plane.kubectl("apply", "-n", b, "-f", "-", input=json.dumps(victim))
-        victim_env = worker_env(control_plane, b, "victim")
+        victim_env = worker_env(control_plane, b, "victim", gateway.key)
         reporters = [start_reporter(victim_env, b, "victim", index) for index in (0, 1)]
         wait_for("B's job Running", lambda: phase(control_plane, b, "victim") == "Running", timeout=60)
         before = wait_for("B's figures", lambda: (m := metrics_of(control_plane, b, "victim")).get("available")
                           and len(m.get("perWorker", [])) == 2 and m, timeout=120, interval=2)
         victim_before = get(control_plane, b, "trainingjob", "victim")
         victim_uid = victim_before["metadata"]["uid"]
-        victim_children = children(control_plane, b, "victim", victim_uid)
+        victim_children = children(control_plane, b, "victim")
 
         # The tenant's own job in A, by the same name, applied as the tenant.
         hostile = job_document("victim", workers=2, run_seconds=600)
         hostile["spec"]["metrics"] = {"enabled": True}
         applied = as_tenant(control_plane, a, hostile)
         assert applied.returncode == 0, applied.stderr
-        token = worker_env(control_plane, a, "victim")["TANDEM_METRICS_TOKEN"]
+        token = worker_env(control_plane, a, "victim", gateway.key)["TANDEM_METRICS_TOKEN"]
 
         # Metrics: A's token is good for A's job, and for nothing of B's.
         own = gateway_answer(gateway.address + wire.records_path(a, "victim"), token, "POST",
@@ -234,7 +235,7 @@ def test_a_hostile_tenant_changes_nothing_of_another_namespace_and_the_operator_
         assert obj["metadata"]["uid"] == victim_uid and obj["spec"] == victim_before["spec"]
         assert obj["metadata"]["generation"] == victim_before["metadata"]["generation"]
         assert obj["status"]["phase"] == "Running"
-        assert children(control_plane, b, "victim", victim_uid) == victim_children
+        assert children(control_plane, b, "victim") == victim_children
         after = metrics_of(control_plane, b, "victim")
         assert after.get("available") and {w["index"] for w in after["perWorker"]} == {0, 1}, after
         assert not after.get("reason"), after

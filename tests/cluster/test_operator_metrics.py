@@ -6,6 +6,7 @@ reader token) and writes throughput and efficiency into the TrainingJob (and `ku
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import sys
 import pytest
 
 from tandem.contract import METRICS_TOKEN_KEY, metrics_token_secret
+from tandem.figures.token import secret_tag, token_uid
 from tests.conftest import REPO
 from tests.support.columns import printed
 from tests.support.controlplane import create_namespace
@@ -49,19 +51,22 @@ while True:
 """
 
 
-def worker_env(control_plane, namespace: str, name: str) -> dict[str, str]:
+def worker_env(control_plane, namespace: str, name: str, key: str) -> dict[str, str]:
     """The metrics env of the job's worker pods, as the kubelet would fill it: the gateway's
-    address from the pod template, the token from the Secret it names (which the operator made)."""
+    address from the pod template, the token from the Secret it names (which the operator made,
+    under the name only the gateway `key` gives, holding the job's own token)."""
     job = wait_for("the Indexed Job", lambda: get(control_plane, namespace, "job", name), timeout=60, interval=1)
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     reference = env["TANDEM_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
     uid = get(control_plane, namespace, "trainingjob", name)["metadata"]["uid"]
-    assert reference == {"name": metrics_token_secret(name, uid), "key": METRICS_TOKEN_KEY}
+    expected = metrics_token_secret(name, secret_tag(key.encode(), namespace, name, uid))
+    assert reference == {"name": expected, "key": METRICS_TOKEN_KEY}
     secret = get(control_plane, namespace, "secret", reference["name"])
     assert secret["metadata"]["ownerReferences"][0]["uid"] == uid  # garbage-collected with the job
     assert "TANDEM_METRICS_TOKEN" not in {e["name"] for e in env.values() if "value" in e}  # never in plain env
-    return {"TANDEM_METRICS_ADDRESS": env["TANDEM_METRICS_ADDRESS"]["value"],
-            "TANDEM_METRICS_TOKEN": base64.b64decode(secret["data"][reference["key"]]).decode()}
+    token = base64.b64decode(secret["data"][reference["key"]]).decode()
+    assert token_uid(key.encode(), namespace, name, token) == uid
+    return {"TANDEM_METRICS_ADDRESS": env["TANDEM_METRICS_ADDRESS"]["value"], "TANDEM_METRICS_TOKEN": token}
 
 
 def start_reporter(pod_env: dict[str, str], namespace: str, name: str, index: int, *args: str, code: str = REPORTER):
@@ -91,7 +96,7 @@ def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd
     reporters = []
     try:
         apply(control_plane, namespace, document)
-        pod_env = worker_env(control_plane, namespace, name)
+        pod_env = worker_env(control_plane, namespace, name, gateway.key)
         assert pod_env["TANDEM_METRICS_ADDRESS"] == gateway.address
         reporters = [start_reporter(pod_env, namespace, name, index) for index in (0, 1)]
 
@@ -123,6 +128,29 @@ def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd
         operator.stop()
 
 
+def test_a_secret_planted_under_a_name_computed_from_the_job_is_never_mounted(control_plane, crd, namespace, tmp_path,
+                                                                              gateway):
+    """Someone who may create Secrets in the job's namespace sees the TrainingJob's uid as soon as it
+    exists and creates, before the operator's first pass, a Secret under every name computable from
+    the job alone, holding a token of its choosing. The operator cannot read Secrets and takes
+    "already exists" as its own; its Secret's name carries a MAC under the gateway key, so it creates
+    its own Secret beside the planted one, and the pods read the job's real token."""
+    document = with_pods(example("mnist-ddp.yaml"), run_seconds=120)
+    document["spec"]["metrics"] = {"enabled": True}
+    name = document["metadata"]["name"]
+    apply(control_plane, namespace, document)  # no operator yet: the planter wins any race
+    uid = get(control_plane, namespace, "trainingjob", name)["metadata"]["uid"]
+    planted = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-metrics-token-{uid}"},
+               "stringData": {METRICS_TOKEN_KEY: "planted"}}
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(planted))
+    operator = operator_with_gateway(control_plane, tmp_path, "lease-planted-test", namespace, gateway)
+    try:
+        pod_env = worker_env(control_plane, namespace, name, gateway.key)  # the operator's Secret, the job's token
+        assert pod_env["TANDEM_METRICS_TOKEN"] != "planted"
+    finally:
+        operator.stop()
+
+
 def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namespace, tmp_path, gateway):
     """status.metrics is replaced, not merged: once worker 1 catches up, `straggler` is gone."""
     operator = operator_with_gateway(control_plane, tmp_path, "lease-straggler-test", namespace, gateway)
@@ -135,7 +163,7 @@ def test_a_recovered_straggler_is_cleared_from_status(control_plane, crd, namesp
     reporters = []
     try:
         apply(control_plane, namespace, document)
-        pod_env = worker_env(control_plane, namespace, name)
+        pod_env = worker_env(control_plane, namespace, name, gateway.key)
         reporters = [start_reporter(pod_env, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
 
         def metrics():
@@ -178,7 +206,8 @@ def test_a_hostile_job_cannot_write_or_read_another_namespaces_figures(control_p
     try:
         apply(control_plane, namespace, victim)
         apply(control_plane, hostile_ns, hostile)
-        victim_env, hostile_env = worker_env(control_plane, namespace, "victim"), worker_env(control_plane, hostile_ns, "hostile")
+        victim_env = worker_env(control_plane, namespace, "victim", gateway.key)
+        hostile_env = worker_env(control_plane, hostile_ns, "hostile", gateway.key)
         reporters = [start_reporter(victim_env, namespace, "victim", index) for index in (0, 1)]
 
         def post(target_ns: str, name: str, records: bytes) -> int:

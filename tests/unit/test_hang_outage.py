@@ -10,7 +10,7 @@ from typing import Optional
 
 import pytest
 
-from tandem.api.status import rfc3339
+from tandem.api.status import ProgressStatus, rfc3339
 from tandem.controller.policy.metrics import with_metrics
 from tandem.figures import progress
 
@@ -101,3 +101,53 @@ def test_the_operator_resumes_the_clock_after_a_failed_read():
     assert resumed["progress"]["lastStepAt"] == rfc3339(T0)
     steady = with_metrics(resumed, figures, back + timedelta(seconds=15), 1)
     assert steady["progress"]["clockFrom"] == rfc3339(back)
+
+
+# ------------------------------------------------------------ reads succeed, stores fail
+
+
+def operator_verdicts(reads: list[tuple[int, int, Optional[int]]], deadline: int = 30) -> Optional[int]:
+    """When the operator (policy/metrics.py, then figures/progress.hang) first judges the reads Hung;
+    None: never. Each read: (seconds after the first, worker 0's steps, seconds after the first of
+    the gateway's last interruption of the job's intake, None: none), every read succeeding."""
+    status: dict = {}
+    for at, steps, interrupted in reads:
+        figures = {"available": True, "perWorker": [{"index": 0, "steps": steps, "throughput": 64.0}]}
+        if interrupted is not None:
+            figures["ingestInterruptedAt"] = rfc3339(T0 + timedelta(seconds=interrupted))
+        status = with_metrics(status, figures, T0 + timedelta(seconds=at), 1)
+        record = ProgressStatus.model_validate(status["progress"])
+        if progress.hang(record, 0, deadline, None) is not None:
+            return at
+    return None
+
+
+#: Reads every 15 s that all succeed while the job's stores fail from 20 s to 100 s (the gateway's
+#: last interruption moves with each failed store); the figures stand still, the job steps; the
+#: shippers deliver again after their backoff, seen at 130 s.
+STORES_FAIL = [(0, 10, None), (15, 20, None), (30, 20, 29), (45, 20, 44), (60, 20, 59), (75, 20, 74),
+               (90, 20, 89), (105, 20, 100), (120, 20, 100), (135, 90, 100), (150, 120, 100)]
+
+
+def test_reads_that_succeed_while_stores_fail_never_make_a_stepping_job_hung():
+    assert operator_verdicts(STORES_FAIL) is None
+    # The same reads without the gateway's word: the frozen figures were judged Hung.
+    assert operator_verdicts([(at, steps, None) for at, steps, _ in STORES_FAIL]) == 45
+
+
+def test_a_gateway_restarted_between_two_reads_restarts_the_clock():
+    """Its start is an interruption: stores may have failed before it, unseen by it."""
+    reads = [(0, 10, None), (15, 20, None), (30, 20, 25), (45, 20, 25), (60, 70, 25)]
+    assert operator_verdicts(reads) is None
+    assert operator_verdicts([(at, steps, None) for at, steps, _ in reads]) == 45
+
+
+def test_a_job_that_stopped_is_still_judged_hung_after_the_intake_came_back():
+    """An interruption seen once restarts the clock once: a job that stopped is judged one deadline
+    (and at most one read, for the slack) after the intake came back, and an interruption older
+    than the previous read restarts nothing."""
+    reads = [(0, 10, None), (15, 20, None), (30, 20, 25), *[(t, 20, 25) for t in range(45, 200, 15)]]
+    assert operator_verdicts(reads) == 60
+    assert progress.intake_interrupted(rfc3339(T0), rfc3339(T0 + timedelta(seconds=15))) is False
+    assert progress.intake_interrupted(rfc3339(T0 + timedelta(seconds=14)), rfc3339(T0 + timedelta(seconds=15)))
+    assert progress.intake_interrupted(None, rfc3339(T0)) is False

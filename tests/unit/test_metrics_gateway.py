@@ -17,7 +17,7 @@ import pytest
 from tandem.contract import MAX_WORKERS
 from tandem.figures import reader, token, wire
 from tandem.figures.snapshot import INFO_FIELDS, MAX_RANKS
-from tandem.gateway import server as gateway
+from tandem.gateway import limits, server as gateway
 from tandem.gateway.collector import JOB_RANKS, JOB_RECORDS, KEEP_PER_RANK, Collector
 from tests.support.figures import post_oversize, request
 from tests.support.waiting import wait_for
@@ -136,19 +136,25 @@ def test_the_snapshot_is_json_only_and_bounded():
 # ------------------------------------------------------------------------- the HTTP server
 
 
-class InProcessCollectors:
-    """The gateway's Ray side, with the real Collector class held here instead of in an actor."""
+class InProcessCollectors(gateway.Collectors):
+    """The gateway's Ray side, the real `Collectors` but for its calls: they go to the real
+    Collector class held here instead of in an actor. `failing`: stores raise, as a Ray call that
+    errs or times out."""
 
     def __init__(self) -> None:
-        self.ready = threading.Event()
+        super().__init__("in-process")
         self.ready.set()
         self.jobs: dict[gateway.JobKey, Collector] = {}
+        self.failing = False
 
-    def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
-        self.jobs.setdefault(job, Collector()).report(batch.worker, batch.rank, batch.records)
-
-    def snapshot(self, job: gateway.JobKey) -> Optional[dict[str, Any]]:
-        return self.jobs[job].snapshot() if job in self.jobs else None
+    def _call(self, job: gateway.JobKey, create: bool, method: str, *args: Any) -> Any:
+        if method == "report" and self.failing:
+            raise TimeoutError("the collector did not answer")
+        if job not in self.jobs:
+            if not create:
+                raise ValueError("no collector")  # what collector.lookup raises
+            self.jobs[job] = Collector()
+        return getattr(self.jobs[job], method)(*args)
 
     def delete(self, job: gateway.JobKey) -> bool:
         return self.jobs.pop(job, None) is not None
@@ -157,7 +163,7 @@ class InProcessCollectors:
 @pytest.fixture
 def server():
     collectors = InProcessCollectors()
-    served = gateway.start(KEY, collectors, "127.0.0.1", 0)  # type: ignore[arg-type]
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)
     served.base = f"http://127.0.0.1:{served.server_address[1]}"
     yield served
     served.shutdown()
@@ -234,6 +240,181 @@ def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
     assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
 
 
+class AnswersLate(InProcessCollectors):
+    """Applies the first batch, then holds its answer until `release` is set: a POST whose answer
+    times out at the shipper after the gateway took it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def report(self, job: gateway.JobKey, batch: wire.Batch) -> None:
+        super().report(job, batch)
+        self.calls += 1
+        if self.calls == 1:
+            self.release.wait(30)
+
+
+def test_a_post_applied_but_answered_too_late_is_not_counted_twice():
+    """The shipper's first POST reaches the collector, its answer does not reach the shipper in
+    time: it sends those records again with the ones added since. Each step is counted once."""
+    from tandem.figures.record import Step
+    from tandem.metrics import shipper
+
+    collectors = AnswersLate()
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{served.server_address[1]}" + wire.records_path("team-a", "train")
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    outbox = shipper.Outbox()
+    try:
+        outbox.add([Step(float(t), 64.0) for t in range(10)])
+        with pytest.raises(OSError):  # the answer is not back within the shipper's timeout
+            shipper.ship(url, mine, 0, 0, outbox, timeout=0.2)
+        collectors.release.set()
+        assert len(outbox.records) == 10  # kept, as after any failed POST
+        outbox.add([Step(float(t), 64.0) for t in range(10, 15)])
+        shipper.ship(url, mine, 0, 0, outbox, timeout=5)
+        collector = collectors.jobs[("team-a", "train", UID_A)]
+        assert collectors.calls == 2 and collector.totals == {(0, 0): 15}
+        assert [r[0] for r in collector.records[(0, 0)]] == [float(t) for t in range(15)]
+        # The same numbers from a shipper started again (a new stream) are new records.
+        again = shipper.Outbox()
+        again.add([Step(100.0, 64.0)])
+        shipper.ship(url, mine, 0, 0, again, timeout=5)
+        assert collector.totals == {(0, 0): 16}
+    finally:
+        collectors.release.set()
+        served.shutdown()
+        served.server_close()
+
+
+def test_numbered_batches_skip_what_was_applied_and_memory_stays_one_entry_per_rank():
+    collector = Collector(ranks=2)
+    record = [1.0, 64.0]
+    assert collector.report(0, 0, [record] * 4, None, "s1", 0) == 4
+    assert collector.report(0, 0, [record] * 4, None, "s1", 0) == 4  # the same batch again
+    assert collector.report(0, 0, [record] * 6, None, "s1", 2) == 8  # overlaps two, adds four (2..7)
+    assert collector.report(0, 0, [record] * 2, None, "s1", 20) == 10  # a gap (the shipper dropped some)
+    assert collector.report(0, 0, [record] * 3, None, "s1", 5) == 10  # all before 22: applied already
+    assert collector.report(0, 0, [record] * 2, None, "s2", 0) == 12  # a new shipper process
+    assert collector.report(0, 0, [record]) == 13  # unnumbered (an older shipper): taken as it comes
+    for rank in range(1, 5):
+        collector.report(0, rank, [record], None, "s", 0)
+    assert len(collector.applied) == 2  # bounded with the ranks kept
+
+
+@pytest.mark.parametrize("extra", [{"stream": "s"}, {"first": 0}, {"stream": "", "first": 0},
+                                   {"stream": "a/b", "first": 0}, {"stream": "s" * 33, "first": 0},
+                                   {"stream": "s", "first": -1}, {"stream": "s", "first": 10**16},
+                                   {"stream": "s", "first": True}, {"stream": 5, "first": 0}])
+def test_a_malformed_sequence_is_refused(extra):
+    with pytest.raises(wire.Refused):
+        wire.batch(body(**extra))
+    assert wire.batch(body(stream="ab12", first=7)).first == 7
+
+
+def test_a_jobs_bucket_refills_at_its_rate_and_memory_is_bounded():
+    buckets = limits.JobBuckets(rate=2.0, burst=3.0, jobs=2)
+    assert [buckets.take("a", 0.0) for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]  # a burst of 3, then wait
+    assert buckets.take("b", 0.0) == 0.0  # another job has a bucket of its own
+    assert buckets.take("a", 0.5) == 0.0 and buckets.take("a", 0.5) == 1.0  # half a second: one POST
+    assert buckets.take("a", 100.0) == 0.0 and buckets.buckets["a"].tokens == 2.0  # full again, not past it
+    buckets.take("c", 100.0)
+    assert list(buckets.buckets) == ["a", "c"]  # past `jobs`, the least recently seen is forgotten
+    assert limits.JobBuckets(rate=0.1, burst=1.0).take("a", 0.0) == 0.0
+    slow = limits.JobBuckets(rate=0.1, burst=1.0)
+    slow.take("a", 0.0)
+    assert slow.take("a", 0.0) == 10.0  # a whole number of seconds until the next token
+
+
+def test_the_rate_lets_the_largest_honest_job_post_every_second():
+    from tandem.metrics import shipper
+
+    assert limits.POSTS_PER_SECOND >= JOB_RANKS / shipper.SHIP_EVERY
+    assert limits.BURST >= limits.POSTS_PER_SECOND
+
+
+def test_a_flood_from_one_job_is_throttled_while_another_is_served():
+    """Job A posts past its bucket: 429 with Retry-After, answered from the head, and its records
+    stay with the shipper (ship raises NotYet, the outbox keeps them); job B is served meanwhile."""
+    from tandem.figures.record import Step
+    from tandem.metrics import shipper
+
+    collectors = InProcessCollectors()
+    served = gateway.start(KEY, collectors, "127.0.0.1", 0,
+                           buckets=limits.JobBuckets(rate=0.001, burst=3))  # no refill within the test
+    base = f"http://127.0.0.1:{served.server_address[1]}"
+    a, b = token.job_token(KEY, "team-a", "train", UID_A), token.job_token(KEY, "team-b", "train", UID_B)
+    try:
+        answers = [request("POST", base + wire.records_path("team-a", "train"), a, body(worker=0), None, 5)
+                   for _ in range(10)]
+        assert [status for status, _ in answers] == [204] * 3 + [429] * 7
+        assert collectors.jobs[("team-a", "train", UID_A)].totals == {(0, 0): 3}
+        assert request("POST", base + wire.records_path("team-b", "train"), b, body(worker=0), None, 5)[0] == 204
+        with pytest.raises(shipper.NotYet) as throttled:
+            shipper.post(base + wire.records_path("team-a", "train"), a, body(worker=0), 5)
+        assert "429" in str(throttled.value) and throttled.value.retry_after == shipper.BACKOFF_CAP  # capped
+        outbox = shipper.Outbox()
+        outbox.add([Step(1.0, 64.0)])
+        with pytest.raises(shipper.NotYet):
+            shipper.ship(base + wire.records_path("team-a", "train"), a, 0, 0, outbox, 5)
+        assert len(outbox.records) == 1  # kept for the next try
+    finally:
+        served.shutdown()
+        served.server_close()
+
+
+def test_a_retry_after_is_followed_up_to_the_backoff_cap():
+    from tandem.metrics import shipper
+
+    assert shipper.retry_after("3") == 3.0 and shipper.retry_after(None) == 0.0
+    assert shipper.retry_after("soon") == 0.0 and shipper.retry_after("100000") == shipper.BACKOFF_CAP
+
+
+def test_the_gateway_says_when_it_last_stored_a_jobs_records_and_when_a_store_failed(server):
+    """Reads can succeed while stores fail: each snapshot says how the job's stores went, and the
+    operator's reader turns it into status.metrics.ingestedAt / ingestInterruptedAt (the hang
+    clock's cue, figures/progress.py)."""
+    mine = token.job_token(KEY, "team-a", "train", UID_A)
+    path, records = wire.records_path("team-a", "train"), wire.job_path("team-a", "train", UID_A)
+    assert call(server, "POST", path, mine, body(worker=0))[0] == 204
+    status, raw = call(server, "GET", records, token.reader_token(KEY))
+    ingest = json.loads(raw)["ingest"]
+    assert status == 200 and set(ingest) == {"okAgo", "upAgo"} and ingest["okAgo"] <= ingest["upAgo"]
+    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    assert read.available and read.ingested_at is not None
+    assert read.ingest_interrupted_at is not None and read.ingest_interrupted_at <= read.ingested_at  # the start
+    server.collectors.failing = True  # the job's collector errs on stores; reads still work
+    assert call(server, "POST", path, mine, body(worker=0))[0] == 503
+    ingest = json.loads(call(server, "GET", records, token.reader_token(KEY))[1])["ingest"]
+    assert ingest["failedAgo"] <= ingest["okAgo"]
+    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    assert read.available and read.ingest_interrupted_at >= read.ingested_at
+    # Another job's stores went well: its snapshot says no failure.
+    other = token.job_token(KEY, "team-a", "other", UID_B)
+    server.collectors.failing = False
+    assert call(server, "POST", wire.records_path("team-a", "other"), other, body(worker=0))[0] == 204
+    ingest = json.loads(call(server, "GET", wire.job_path("team-a", "other", UID_B), token.reader_token(KEY))[1])["ingest"]
+    assert "failedAgo" not in ingest
+
+
+def test_the_intake_record_is_bounded_and_an_ingest_mapping_is_checked():
+    from tandem.figures.snapshot import check
+    from tandem.gateway.health import Intake
+
+    intake = Intake(now=100.0, jobs=2)
+    intake.ok("a", 110.0)
+    intake.failed("a", 115.0)
+    assert intake.ages("a", 120.0) == {"upAgo": 20.0, "okAgo": 10.0, "failedAgo": 5.0}
+    intake.ok("b", 116.0)
+    intake.ok("c", 117.0)
+    assert intake.ages("a", 120.0) == {"upAgo": 20.0}  # forgotten: the least recently seen of three
+    checked = check({"ingest": {"okAgo": 1.5, "failedAgo": -1, "upAgo": float("nan"), "x": 1}}, 1)
+    assert checked.ingest == {"okAgo": 1.5} and len(checked.dropped) == 3
+    assert check({"ingest": [1]}, 1).ingest == {} and check({}, 1).ingest == {}
+
+
 def test_the_operator_process_never_loads_ray():
     """Beside the import-linter contract (static): the operator's modules, loaded for real, and
     a metrics read through them, leave Ray out of the process."""
@@ -291,13 +472,15 @@ def test_slow_token_less_clients_hold_no_threads_and_stop_no_one(server):
     with slow_clients(server.base):
         assert posted_and_read(server)
         assert threading.active_count() <= before + gateway.WORKERS
-        assert len(server.connections) <= SLOW_CLIENTS
+        # The legitimate client's connection leaves the table just after its answer is sent.
+        wait_for("the served connections closed", lambda: len(server.connections) <= SLOW_CLIENTS,
+                 timeout=30, interval=0.01)
 
 
 def test_when_the_connections_are_full_the_slowest_go_first():
     """Past its cap, the gateway closes the oldest connection still sending its request, so
     stalled clients cannot lock out a legitimate one however many they open."""
-    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, max_connections=16)  # type: ignore[arg-type]
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, max_connections=16)
     served.base = f"http://127.0.0.1:{served.server_address[1]}"  # type: ignore[attr-defined]
     try:
         with slow_clients(served.base):  # type: ignore[attr-defined]
@@ -311,7 +494,7 @@ def test_when_the_connections_are_full_the_slowest_go_first():
 def test_a_request_has_one_deadline_for_all_of_it():
     """A client that keeps sending a byte now and then is closed at the deadline all the same
     (a timeout per receive would keep it forever)."""
-    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, deadline=1.0)  # type: ignore[arg-type]
+    served = gateway.start(KEY, InProcessCollectors(), "127.0.0.1", 0, deadline=1.0)
     client = socket.create_connection(("127.0.0.1", served.server_address[1]), timeout=10)
     client.send(SLOW_HEAD + b"X-Slow: ")
 

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings, strategies as st
 
 from tandem.api import TrainingJob
-from tandem.contract import tensorboard_name
+from tandem.contract import metrics_token_secret, tensorboard_name
 from tandem.controller.actions import MetricsChannel
 from tandem.controller.observed import JobState, Observed, PodState, observe, pod_state
 from tandem.controller.policy.metrics import with_metrics
 from tandem.controller.reconcile import ORDER, reconcile
-from tandem.figures.token import token_uid
+from tandem.figures.token import job_token, secret_tag, token_uid
 from tandem.render import render_one
 from tests.conftest import REPO
 from tests.support.specs import spec
@@ -169,14 +169,15 @@ def test_with_a_gateway_key_the_job_gets_its_token_secret_and_reads_it():
     channel = MetricsChannel("http://gateway:8070", KEY)
     actions = reconcile(training_job(), Observed(), NOW, channel)
     (secret,) = actions.secrets
-    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "demo-metrics-token-u-1"
+    name = secret["metadata"]["name"]
+    assert secret["kind"] == "Secret" and name == metrics_token_secret("demo", secret_tag(KEY, "team-a", "demo", "u-1"))
     assert secret["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert token_uid(KEY, secret["metadata"]["namespace"], "demo", secret["stringData"]["token"]) == "u-1"
     job = next(o for o in actions.create if o["kind"] == "Job")
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["TANDEM_METRICS_ADDRESS"]["value"] == "http://gateway:8070"
     assert env["TANDEM_METRICS_TOKEN"] == {"name": "TANDEM_METRICS_TOKEN", "valueFrom": {
-        "secretKeyRef": {"name": "demo-metrics-token-u-1", "key": "token"}}}
+        "secretKeyRef": {"name": name, "key": "token"}}}
     # Metrics off, or no key: no Secret, no token in the pods.
     for obj, metrics in ((training_job(metrics={"enabled": False}), channel),
                          (training_job(), MetricsChannel("http://gateway:8070"))):
@@ -184,6 +185,20 @@ def test_with_a_gateway_key_the_job_gets_its_token_secret_and_reads_it():
         job = next(o for o in actions.create if o["kind"] == "Job")
         assert not actions.secrets
         assert "TANDEM_METRICS_TOKEN" not in {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_token_secrets_name_cannot_be_known_without_the_gateway_key():
+    """The operator cannot read Secrets and takes "already exists" as its own: a tenant who could
+    compute the name from the TrainingJob (its name and uid) would create the Secret first, with a
+    token of its choosing, and the job's pods would read it. The name carries a MAC under the key."""
+    job = training_job()
+    names = {reconcile(job, Observed(), NOW, MetricsChannel("http://gateway:8070", key)).secrets[0]["metadata"]["name"]
+             for key in (KEY, b"x" * 32)}
+    assert len(names) == 2  # the key decides the name, not the job alone
+    for name in names:
+        tag = name.removeprefix("demo-metrics-token-")
+        assert "u-1" not in name and len(tag) == 32 and int(tag, 16) >= 0  # 128 bits, no uid
+        assert tag not in job_token(KEY, "team-a", "demo", "u-1")  # and not a piece of the job's token
 
 
 def test_metrics_unavailable_sets_a_condition():

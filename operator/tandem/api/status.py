@@ -138,6 +138,12 @@ class MetricsStatus(_Status):
         None, max_length=MAX_REASON,
         description="Why no straggler could be judged, e.g. too little data (too few steps or seconds).")
     updated_at: Optional[str] = Field(None, description="When these figures were read (RFC 3339).")
+    ingested_at: Optional[str] = Field(
+        None, description="When the figures gateway last stored records of this job (RFC 3339); unset before any.")
+    ingest_interrupted_at: Optional[str] = Field(
+        None, description=("The latest moment the figures gateway could not store this job's records (RFC 3339): a "
+                           "store that failed, or the gateway's own start. One after the previous read restarts "
+                           "the hang clock (progress.clockFrom), as a failed read does."))
 
 
 # --- The figures, declared once: every view draws them from here --------------------------------
@@ -304,7 +310,8 @@ class ProgressStatus(_Status):
         None, description="When a worker's step count last rose in this group; unset before the first step.")
     clock_from: Optional[str] = Field(
         None, description=("When the hang clock last started (RFC 3339): the group's first read, or the first read "
-                           "after the figures could not be read or the collector lost its counts. The deadlines "
+                           "after the figures could not be read or stored (metrics.ingestInterruptedAt) or the "
+                           "collector lost its counts. The deadlines "
                            "count from it or lastStepAt, whichever is later: an outage of the figures is never "
                            "counted as silence."))
     workers: list[WorkerProgress] = Field(default_factory=list, max_length=MAX_WORKER_FIGURES, description="Per-worker steps.")

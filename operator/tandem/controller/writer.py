@@ -215,9 +215,10 @@ class KubeWriter:
         return cast(dict[str, Any], patched.to_dict())
 
     def create_once(self, obj: Mapping[str, Any]) -> None:
-        """Create `obj` unless it exists. For the job's token Secret, whose name carries the
-        TrainingJob's uid (contract.metrics_token_secret): one that exists was created by an earlier
-        pass for this very job. The operator may create Secrets, never read, list or patch them."""
+        """Create `obj` unless it exists. For the job's token Secret, whose name nobody without the
+        gateway key can know before this create (contract.metrics_token_secret): one that exists was
+        created by an earlier pass for this very job. The operator may create Secrets, never read,
+        list or patch them, so "already exists" can be judged by the name alone."""
         try:
             self.core.create_namespaced_secret(obj["metadata"]["namespace"], dict(obj))  # type: ignore[arg-type]
         except ApiException as error:

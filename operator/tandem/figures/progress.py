@@ -15,7 +15,11 @@ The clock counts only time in which the job's figures could have arrived. While 
 be read nothing is judged, but that alone is not enough: after an outage (a gateway or Ray head
 restarted, a Ray call timing out) the first read that succeeds would measure from the last rise
 before the outage, and the shippers, just back from their backoff, may not have sent the steps
-made meanwhile. So a read that `resumed` after failed reads, and a read whose counts fell (the
+made meanwhile. Reads may also succeed while the job's records could not be stored (its collector failing on
+stores, a gateway restarted between two reads): the gateway says when its intake of the job was
+last interrupted (status.metrics.ingestInterruptedAt), and a read that finds an interruption after
+the previous read has `resumed` too (`intake_interrupted`). So a read that `resumed` after failed
+reads or an interrupted intake, and a read whose counts fell (the
 collector was recreated and lost its memory: counts start again from 0), restart the clock:
 `clockFrom` moves to that read, the counts it shows are the new baseline, and the deadlines run
 from `clockFrom` or `lastStepAt`, whichever is later. Hence no outage or restart of the figures
@@ -44,6 +48,21 @@ from ..api.status import (
     rfc3339,
 )
 from . import eta
+
+#: Seconds of doubt in comparing an interruption with the previous read: both are whole seconds,
+#: and the interruption's moment is worked out from an age. Counting one just before the previous
+#: read again restarts the clock once more, a verdict one read later; missing one could be a false Hung.
+INTAKE_SLACK_SECONDS = 2
+
+
+def intake_interrupted(interrupted_at: Optional[str], previous_read: Optional[str]) -> bool:
+    """Whether the gateway could not store the job's records at some moment after the previous read
+    (`interrupted_at`, `previous_read`: RFC 3339): steps made then may not have arrived yet (the
+    shippers back off), so the hang clock starts again at this read, as after a failed read."""
+    interrupted, previous = parse_time(interrupted_at), parse_time(previous_read)
+    if interrupted is None or previous is None:
+        return False
+    return (interrupted - previous).total_seconds() >= -INTAKE_SLACK_SECONDS
 
 
 def collector_reset(before: Mapping[int, WorkerProgress], steps: Mapping[int, int]) -> bool:

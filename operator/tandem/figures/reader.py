@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from ..api.status import MetricsStatus
+from ..api.status import MetricsStatus, rfc3339
 from ..errors import NotFound, Unreachable
 from . import summary, wire
 from .snapshot import check
@@ -66,9 +66,27 @@ def from_snapshot(
 ) -> MetricsStatus:
     """The figures of a collector snapshot; malformed parts are dropped and named in `reason`."""
     checked = check(snapshot, workers)
-    return summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
-                             updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
-                             info=checked.info)
+    now = datetime.now(timezone.utc)
+    status = summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
+                               updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
+                               info=checked.info)
+    return status.model_copy(update=intake_moments(checked.ingest, now))
+
+
+def intake_moments(ages: dict[str, float], now: datetime) -> dict[str, str]:
+    """MetricsStatus's ingested_at and ingest_interrupted_at from the gateway's ages (seconds before
+    this read: snapshot.INGEST_AGES), on the reader's clock. Interrupted: the later of the last
+    failed store and the gateway's start, before which a store may have failed unseen."""
+    def moment(age: float) -> str:
+        return rfc3339(now - timedelta(seconds=age))
+
+    moments = {}
+    if "okAgo" in ages:
+        moments["ingested_at"] = moment(ages["okAgo"])
+    interrupted = [ages[name] for name in ("failedAgo", "upAgo") if name in ages]
+    if interrupted:
+        moments["ingest_interrupted_at"] = moment(min(interrupted))
+    return moments
 
 
 def read_summary(

@@ -9,7 +9,7 @@ Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_
 records that figures/record.py decodes (finite, non-negative numbers), at most MAX_RECORDS per
 rank (the newest); totals finite non-negative integers; each rank's `info` (its latest word
 besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negative number within
-its bound.
+its bound; the gateway's "ingest" ages (INGEST_AGES) finite, non-negative numbers of seconds.
 """
 
 from __future__ import annotations
@@ -39,12 +39,20 @@ INFO_FIELDS: dict[str, tuple[str, float]] = {
 }
 
 
+#: The ages an "ingest" mapping may carry (gateway/health.py), in seconds.
+INGEST_AGES = ("okAgo", "failedAgo", "upAgo")
+#: Largest age accepted: some 30 years.
+MAX_AGE = 1e9
+
+
 @dataclass
 class Checked:
     records: dict[RankKey, list[Step]] = field(default_factory=dict)
     totals: dict[RankKey, int] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
     info: dict[RankKey, RankInfo] = field(default_factory=dict)
+    #: How the gateway's stores of the job went: INGEST_AGES, those it gave.
+    ingest: dict[str, float] = field(default_factory=dict)
 
     def reason(self) -> Optional[str]:
         """One line naming what was dropped, or None when nothing was."""
@@ -83,6 +91,26 @@ def info(raw: Any) -> RankInfo:
             raise ValueError(f"info {name} must be {kind} in 0..{bound:g}")
         fields[attribute] = checked if name == "gpuUtil" else int(value)
     return RankInfo(**fields)
+
+
+def ingest(raw: Any, dropped: list[str]) -> dict[str, float]:
+    """The well-formed ages of an "ingest" mapping; anything else is named in `dropped`."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        dropped.append("ingest: not a mapping")
+        return {}
+    ages: dict[str, float] = {}
+    for name, value in raw.items():
+        try:
+            age = number(value) if name in INGEST_AGES else None
+        except ValueError:
+            age = None
+        if age is None or age > MAX_AGE:
+            dropped.append(f"ingest {str(name)[:20]}")
+        else:
+            ages[name] = age
+    return ages
 
 
 def _within(mapping: Any, workers: int) -> Iterator[tuple[RankKey, str, Any]]:
@@ -129,6 +157,7 @@ def check(snapshot: Any, workers: int) -> Checked:
             checked.info[key] = info(raw)
         except ValueError:
             checked.dropped.append(f"info of {text}")
+    checked.ingest = ingest(snapshot.get("ingest"), checked.dropped)
     for key, text, raw in _within(snapshot.get("totals"), workers):
         if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_COUNT:
             checked.totals[key] = raw

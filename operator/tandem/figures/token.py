@@ -38,6 +38,17 @@ def job_token(key: bytes, namespace: str, name: str, uid: str) -> str:
     return f"{uid}.{_mac(key, f'write:{namespace}/{name}/{uid}')}"
 
 
+#: Hex digits of the token Secret's tag: 128 bits, too many to guess or to create in advance.
+SECRET_TAG_HEX = 32
+
+
+def secret_tag(key: bytes, namespace: str, name: str, uid: str) -> str:
+    """What makes the name of a job's token Secret (contract.metrics_token_secret) unpredictable
+    without the key. Its own "secret:" domain: the name is public once the pods exist, and must
+    not be (or lead to) any token."""
+    return _mac(key, f"secret:{namespace}/{name}/{uid}")[:SECRET_TAG_HEX]
+
+
 #: How long a reader token is good for after it is minted.
 READER_SECONDS = 300
 #: How far the gateway's clock may be from the operator's.

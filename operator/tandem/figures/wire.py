@@ -9,8 +9,16 @@ holds bounded, well-formed records, whoever posted them:
   number finite and non-negative), the body at most MAX_BODY_BYTES of JSON. An
   optional ``"info"`` carries the rank's latest word besides its steps: ``{"stepsDone",
   "stepsTotal", "gpus", "gpuUtil", "gpuMemUsed", "gpuMemTotal"}``, each optional, integers (the
-  utilisation a number in 0..100), non-negative and bounded (figures.snapshot.info).
-- ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
+  utilisation a number in 0..100), non-negative and bounded (figures.snapshot.info). An
+  optional ``"stream"`` and ``"first"`` (both or neither) number the records: ``stream`` names the
+  shipper process (STREAM: a few letters and digits, new each time a shipper starts) and
+  ``first`` is the number of the batch's first record in that stream, the next ones following
+  on. A POST whose answer was lost is sent again, with the records added since: by the numbers
+  the collector skips those it already holds, so a timed-out POST never counts steps twice.
+- ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON,
+  with ``"ingest"``: seconds since the gateway last stored the job's records (``okAgo``), since a
+  store last failed (``failedAgo``), each when there was one, and since the gateway began to
+  count (``upAgo``) (gateway/health.py).
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
 The operator checks what comes back again (figures.snapshot), against the job's own spec.
@@ -37,6 +45,9 @@ MAX_BATCH = 5000
 #: caps, gateway/collector.py: ~20 MB with every number at its widest).
 MAX_SNAPSHOT_BYTES = 32 << 20
 
+#: A shipper's stream name.
+STREAM = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
 _NAME = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 RECORDS_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/records$")
 JOB_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/(?P<uid>[A-Za-z0-9-]{{1,64}})$")
@@ -60,6 +71,9 @@ class Batch:
     records: list[list[Optional[float]]]
     #: The rank's info as sent (checked), or None when the POST carried none.
     info: Optional[dict[str, Any]] = None
+    #: The shipper's stream and the number of the first record in it; None: not numbered.
+    stream: Optional[str] = None
+    first: Optional[int] = None
 
 
 def records_path(namespace: str, name: str) -> str:
@@ -89,7 +103,7 @@ def _reject_constant(name: str) -> Any:
 
 def batch(body: bytes) -> Batch:
     """The checked body of a records POST; raises Refused (400 or 413) with the reason."""
-    from .snapshot import MAX_RANKS, info
+    from .snapshot import MAX_COUNT, MAX_RANKS, info
 
     if len(body) > MAX_BODY_BYTES:
         raise Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
@@ -98,8 +112,9 @@ def batch(body: bytes) -> Batch:
     except (ValueError, RecursionError) as error:
         raise Refused(400, f"the body is not JSON ({error})"[:200]) from None
     if not isinstance(document, dict) or not {"worker", "rank", "records"} <= set(document) <= {
-            "worker", "rank", "records", "info"}:
-        raise Refused(400, "the body must be {\"worker\", \"rank\", \"records\"} and, optionally, \"info\"")
+            "worker", "rank", "records", "info", "stream", "first"}:
+        raise Refused(400, "the body must be {\"worker\", \"rank\", \"records\"} and, optionally, \"info\", "
+                           "\"stream\" and \"first\"")
     worker = _index(document["worker"], MAX_WORKERS, "worker")
     rank = _index(document["rank"], MAX_RANKS, "rank")
     records = document["records"]
@@ -117,14 +132,24 @@ def batch(body: bytes) -> Batch:
             info(said)
         except ValueError as error:
             raise Refused(400, str(error)[:200]) from None
-    return Batch(worker, rank, checked, said)
+    stream, first = document.get("stream"), document.get("first")
+    if (stream is None) != (first is None):
+        raise Refused(400, "stream and first come together")
+    if stream is not None and (not isinstance(stream, str) or not STREAM.match(stream)):
+        raise Refused(400, "stream must be 1 to 32 letters and digits")
+    if first is not None:
+        first = _index(first, MAX_COUNT + 1, "first")
+    return Batch(worker, rank, checked, said, stream, first)
 
 
-def encode(worker: int, rank: int, steps: Sequence[Step], info: Optional[dict[str, Any]] = None) -> bytes:
-    """The body the shipper posts."""
+def encode(worker: int, rank: int, steps: Sequence[Step], info: Optional[dict[str, Any]] = None,
+           sequence: Optional[tuple[str, int]] = None) -> bytes:
+    """The body the shipper posts; `sequence`: its stream and the number of the first step in it."""
     body: dict[str, Any] = {"worker": worker, "rank": rank, "records": [record.encode(s) for s in steps]}
     if info:
         body["info"] = info
+    if sequence is not None:
+        body["stream"], body["first"] = sequence
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -49,12 +49,19 @@ class Collector:
         self.totals: dict[tuple[int, int], int] = {}
         self.seen: dict[tuple[int, int], float] = {}
         self.info: dict[tuple[int, int], dict[str, Any]] = {}
+        #: Per rank, its shipper's stream and the number of the next record not yet applied.
+        self.applied: dict[tuple[int, int], tuple[str, int]] = {}
 
     def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]],
-               info: Optional[dict[str, Any]] = None) -> int:
+               info: Optional[dict[str, Any]] = None, stream: Optional[str] = None,
+               first: Optional[int] = None) -> int:
+        """Add a rank's records (numbered from `first` in its shipper's `stream`, when given: those
+        applied before are skipped); returns the rank's total."""
         key = (int(worker), int(rank))
         if key not in self.records and len(self.records) >= self.ranks:
             self._forget(next(iter(self.seen)))  # the rank that reported least recently
+        if stream is not None and first is not None:
+            records = self._unseen(key, records, stream, int(first))
         if info:
             self.info[key] = dict(info)  # the rank's latest word replaces its earlier one
         queue = self.records.setdefault(key, collections.deque(maxlen=self.keep))
@@ -68,11 +75,22 @@ class Collector:
             self._trim()
         return self.totals[key]
 
+    def _unseen(self, key: tuple[int, int], records: list[Sequence[Optional[float]]], stream: str,
+                first: int) -> list[Sequence[Optional[float]]]:
+        """The records of a numbered batch not applied before. A shipper whose POST was applied but
+        whose answer was lost sends those records again, with any added since; a new stream (the
+        shipper started again) starts afresh. One stream name and number per rank: bounded memory."""
+        known, upto = self.applied.get(key, (stream, 0))
+        skip = max(0, upto - first) if known == stream else 0
+        self.applied[key] = (stream, max(upto if known == stream else 0, first + len(records)))
+        return records[skip:]
+
     def _forget(self, key: tuple[int, int]) -> None:
         self.stored -= len(self.records.pop(key, ()))
         self.totals.pop(key, None)
         self.seen.pop(key, None)
         self.info.pop(key, None)
+        self.applied.pop(key, None)
 
     def _trim(self) -> None:
         """Keep each rank's newest budget/(2 ranks) records: half the budget, so the next pass is
@@ -100,6 +118,7 @@ class Collector:
         self.totals.clear()
         self.seen.clear()
         self.info.clear()
+        self.applied.clear()
 
     def ping(self) -> bool:
         return True

@@ -14,8 +14,9 @@ Ray driver, and the operator is never a Ray client (it only parses bounded JSON)
 
 The server holds against clients that connect and stall (GatewayServer): connections live in
 one asyncio loop, bounded in number and each in time (REQUEST_DEADLINE for the whole request),
-the token is checked from the head before any body is read, and only a fixed pool of WORKERS
-threads does blocking work. Standard library only: no dependency beyond what every image has.
+the token is checked from the head before any body is read, a job's POSTs are held to a rate
+(gateway/limits.py), and only a fixed pool of WORKERS threads does blocking work. Standard
+library only: no dependency beyond what every image has.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from typing import Any, Optional
 
 from ..contract import ENV_METRICS_KEY_FILE, METRICS_GATEWAY_PORT
 from ..figures import token, wire
+from .health import Intake
+from .limits import JobBuckets
 
 log = logging.getLogger("tandem.gateway")
 
@@ -57,16 +60,23 @@ WATCH_SECONDS = 15.0
 JobKey = tuple[str, str, str]  # namespace, name, uid
 
 
+def report_arguments(batch: wire.Batch) -> tuple[Any, ...]:
+    """The arguments of `Collector.report` for a checked batch."""
+    return batch.worker, batch.rank, batch.records, batch.info, batch.stream, batch.first
+
+
 class Collectors:
     """This process's link to Ray: one driver connection, the collectors' handles by job.
 
     Created collectors are remembered; creation is serialised by a lock, so two workers' first
-    records never race to create one job's actor."""
+    records never race to create one job's actor. How each job's stores went (`intake`,
+    gateway/health.py) travels with its snapshot."""
 
     def __init__(self, address: str):
         self.address = address
         self.ready = threading.Event()
         self.failure = ""
+        self.intake = Intake(time.monotonic())
         self._handles: dict[JobKey, Any] = {}
         self._lock = threading.Lock()
 
@@ -121,15 +131,22 @@ class Collectors:
         self._handle(job, create=True)
 
     def report(self, job: JobKey, batch: wire.Batch) -> None:
-        self._call(job, True, "report", batch.worker, batch.rank, batch.records, batch.info)
+        try:
+            self._call(job, True, "report", *report_arguments(batch))
+        except Exception:
+            self.intake.failed(job, time.monotonic())
+            raise
+        self.intake.ok(job, time.monotonic())
 
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
-        """The job's snapshot, or None when it has no collector (no records yet)."""
+        """The job's snapshot with how its stores went ("ingest"), or None when it has no collector
+        (no records yet)."""
         try:
             result: dict[str, Any] = self._call(job, False, "snapshot")
-            return result
         except ValueError:
             return None
+        result["ingest"] = self.intake.ages(job, time.monotonic())
+        return result
 
     def delete(self, job: JobKey) -> bool:
         import ray
@@ -149,7 +166,7 @@ Answer = tuple[int, Any]  # an HTTP status and the JSON document to send (None: 
 
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+            429: "Too Many Requests", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,8 @@ def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answ
         except wire.Refused as refused:
             return refused.status, {"error": str(refused)}
     if not collectors.ready.is_set():
+        if method == "POST":
+            collectors.intake.failed(job, time.monotonic())
         return 503, {"error": "Ray is not up yet"}
     try:
         if method == "POST":
@@ -240,10 +259,11 @@ def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answ
     return 200, snapshot
 
 
-def encode_answer(status: int, document: Any) -> bytes:
+def encode_answer(status: int, document: Any, retry_after: float = 0) -> bytes:
     body = b"" if document is None else json.dumps(document, separators=(",", ":")).encode()
+    extra = f"Retry-After: {int(retry_after)}\r\n" if retry_after else ""
     head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
     return head.encode() + body
 
 
@@ -261,13 +281,16 @@ class GatewayServer:
     Bounds: at most `max_connections` open at once; when full, a new connection closes the
     oldest one still sending its request (a legitimate client sends its request at once, so it
     is the slow ones that go), or is closed itself; each connection has `deadline` seconds for
-    its whole request and answer; a head is at most MAX_HEAD_BYTES."""
+    its whole request and answer; a head is at most MAX_HEAD_BYTES. A job's POSTs past its token
+    bucket (`buckets`, gateway/limits.py) are answered 429 from the head, in the loop."""
 
     def __init__(self, address: tuple[str, int], key: bytes, collectors: Collectors, *,
                  max_connections: int = MAX_CONNECTIONS, deadline: float = REQUEST_DEADLINE,
-                 workers: int = WORKERS):
+                 workers: int = WORKERS, buckets: Optional[JobBuckets] = None):
         self.key = key
         self.collectors = collectors
+        #: Touched only in the loop's thread: no lock.
+        self.buckets = buckets or JobBuckets()
         self.max_connections = max_connections
         self.deadline = deadline
         #: Open connections, oldest first: True while still sending their request.
@@ -311,15 +334,21 @@ class GatewayServer:
             return await self._answer(writer, 431, {"error": f"the head is over {MAX_HEAD_BYTES} bytes"}, path)
         except wire.Refused as refused:
             return await self._answer(writer, refused.status, {"error": str(refused)}, path)
+        if head.method == "POST":
+            wait = self.buckets.take(job, time.monotonic())
+            if wait:
+                return await self._answer(writer, 429, {"error": f"over {job[0]}/{job[1]}'s rate of POSTs"}, path,
+                                          retry_after=wait)
         body = await reader.readexactly(body_length(head) or 0) if head.method == "POST" else b""
         self.connections[writer] = False  # its request is in: no longer one to evict
         status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body)
         await self._answer(writer, status, document, head.path)
 
-    async def _answer(self, writer: asyncio.StreamWriter, status: int, document: Any, path: str) -> None:
-        if status >= 400 and status != 503:
+    async def _answer(self, writer: asyncio.StreamWriter, status: int, document: Any, path: str,
+                      retry_after: float = 0) -> None:
+        if status >= 400 and status not in (429, 503):  # 429: a flood would flood the log too
             log.info("refused %s: %d %s", path[:200], status, (document or {}).get("error", ""))
-        writer.write(encode_answer(status, document))
+        writer.write(encode_answer(status, document, retry_after))
         await writer.drain()
         writer.close()  # after what is buffered is sent
         await writer.wait_closed()
@@ -344,7 +373,7 @@ class GatewayServer:
 
 def start(key: bytes, collectors: Collectors, host: str, port: int, **bounds: Any) -> GatewayServer:
     """Serve in a daemon thread (answering 503 until `collectors` is connected); returns the server.
-    `bounds`: GatewayServer's max_connections, deadline and workers (tests make them small)."""
+    `bounds`: GatewayServer's max_connections, deadline, workers and buckets (tests make them small)."""
     server = GatewayServer((host, port), key, collectors, **bounds)
     server.serve_in_background()
     return server

@@ -497,8 +497,9 @@ class _ProgressWatch:
             self._seen, self._down = figures, True
         if figures is None or figures is self._seen:
             return None  # no fresh figures: nothing is judged (an outage is not a hang)
-        self._seen = figures
-        resumed = self._down or time.monotonic() - self._fresh_at > STALL_SECONDS
+        previous, self._seen = self._seen, figures
+        resumed = (self._down or time.monotonic() - self._fresh_at > STALL_SECONDS or progress_clock.intake_interrupted(
+            figures.ingest_interrupted_at, previous.updated_at if previous is not None else None))
         self._down, self._fresh_at = False, time.monotonic()
         steps = {w.index: w.steps for w in figures.per_worker}
         self.progress = progress_clock.observe(self.progress, self.restart, steps, datetime.now(timezone.utc),

@@ -12,9 +12,14 @@ An outage of the gateway or of its Ray (a restart during an upgrade, a Ray call 
 load, a head restarted) never ends shipping: failed POSTs are retried for the whole run, after a
 capped, jittered backoff, with the records held meanwhile; the worker's log says once that the
 figures are delayed and once that they resumed. Stopping for good after one 503 silenced a
-healthy job's figures, and the hang clock then took the frozen figures for a hung job. Only a
-refusal that no retry can change (the token does not open the job) ends it: it says so once on
-stderr and exits; the reporter then drops records, and training goes on.
+healthy job's figures, and the hang clock then took the frozen figures for a hung job. A 429 (the
+job is over its rate of POSTs at the gateway, gateway/limits.py) is met the same way, waiting at
+least its Retry-After. Only a refusal that no retry can change (the token does not open the job)
+ends it: it says so once on stderr and exits; the reporter then drops records, and training goes on.
+
+A POST the gateway applied but whose answer timed out is sent again: each record carries its
+number in this process's stream (`Outbox`), and the collector skips the numbers it already holds,
+so no step is counted twice.
 
 Past `MAX_PENDING` held records the oldest are dropped, not coalesced: on the wire and in the
 collector a record is one step (the collector counts records as steps), so a merged record
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import socket
 import sys
 import threading
@@ -196,7 +202,19 @@ class Refused(Exception):
 
 
 class NotYet(Exception):
-    """The gateway is there but cannot take records yet (its Ray is starting): try again."""
+    """The gateway is there but cannot take records yet (its Ray is starting), or not this fast
+    (429, the job's rate at the gateway): try again, after `retry_after` seconds at least."""
+
+    def __init__(self, why: str, retry_after: float = 0.0):
+        super().__init__(why)
+        self.retry_after = retry_after
+
+
+def retry_after(header: Optional[str]) -> float:
+    """An HTTP Retry-After in seconds (0 when absent or not a number of seconds), at most BACKOFF_CAP:
+    the gateway's word is followed, but never past the wait the hang clock allows for."""
+    text = (header or "").strip()
+    return min(BACKOFF_CAP, float(text)) if text.isdigit() else 0.0
 
 
 def post(url: str, token: str, body: bytes, timeout: float) -> None:
@@ -210,23 +228,50 @@ def post(url: str, token: str, body: bytes, timeout: float) -> None:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read(4096)
     except urllib.error.HTTPError as error:
-        if error.code in (502, 503, 504):
-            raise NotYet(f"{error.code} {error.reason}") from None
+        if error.code in (429, 502, 503, 504):  # 429: the job's rate at the gateway; the records wait
+            raise NotYet(f"{error.code} {error.reason}", retry_after(error.headers.get("Retry-After"))) from None
         if error.code in (400, 413):
             return  # a malformed batch (cannot happen with our encoder): drop it, keep going
         raise Refused(f"{error.code} {error.reason}") from None
 
 
-def ship(url: str, token: str, worker: int, rank: int, records: list[Step], timeout: float,
+class Outbox:
+    """The records not yet delivered, numbered in this process's stream (figures/wire.py): `first`
+    is the number of `records[0]`. A POST whose answer is lost (a timeout after the gateway had
+    applied it) leaves its records here; sent again with their numbers, the collector skips them."""
+
+    def __init__(self) -> None:
+        self.stream = secrets.token_hex(8)
+        self.first = 0
+        self.records: list[Step] = []
+
+    def add(self, steps: list[Step]) -> None:
+        self.records.extend(steps)
+
+    def bound(self, limit: int) -> int:
+        """Keep the newest `limit` records; how many older ones were dropped (their numbers skipped)."""
+        self.records, dropped = bounded(self.records, limit)
+        self.first += dropped
+        return dropped
+
+    def delivered(self, count: int) -> None:
+        del self.records[:count]
+        self.first += count
+
+
+def ship(url: str, token: str, worker: int, rank: int, outbox: Outbox, timeout: float,
          info: Optional[dict[str, Any]] = None) -> None:
     """Every record, in chunks the gateway accepts; the info with the last chunk. Each chunk
-    delivered is removed from `records` at once, so a failure midway never sends one twice."""
+    delivered is removed from the outbox at once, so a failure midway never sends one again
+    (and one whose answer was lost is skipped by its numbers)."""
     from ..figures import wire
 
     while True:
-        last = len(records) <= CHUNK
-        post(url, token, wire.encode(worker, rank, records[:CHUNK], info if last else None), timeout)
-        del records[:CHUNK]
+        chunk = outbox.records[:CHUNK]
+        last = len(outbox.records) <= CHUNK
+        post(url, token, wire.encode(worker, rank, chunk, info if last else None, (outbox.stream, outbox.first)),
+             timeout)
+        outbox.delivered(len(chunk))
         if last:
             return
 
@@ -259,7 +304,7 @@ def main() -> int:
     def say(what: str) -> None:
         print(f"tandem.metrics ({who}): {what}"[:400], file=message, flush=True)
 
-    pending: list[Step] = []
+    pending = Outbox()
     answered = False  # the gateway has taken records at least once
     sent_info: Optional[dict[str, Any]] = None
     delayed = False  # said that the figures are delayed, and not yet that they resumed
@@ -267,12 +312,11 @@ def main() -> int:
     started = time.monotonic()
     while True:
         closed = inbox.closed.wait(SHIP_EVERY)
-        pending.extend(inbox.take())
-        pending, dropped = bounded(pending, MAX_PENDING)
-        lost += dropped
+        pending.add(inbox.take())
+        lost += pending.bound(MAX_PENDING)
         info = inbox.info
         due = closed or time.monotonic() >= next_try
-        if due and (pending or (info is not None and info != sent_info)):
+        if due and (pending.records or (info is not None and info != sent_info)):
             try:
                 ship(url, token, worker, rank, pending, FINAL_TIMEOUT if closed else CALL_TIMEOUT, info)
                 answered, sent_info, failures = True, info, 0
@@ -285,9 +329,10 @@ def main() -> int:
             except (NotYet, OSError) as error:
                 if closed:
                     if not answered:
-                        spool(pending, worker, rank, info)  # training ended before the gateway took records
+                        spool(pending.records, worker, rank, info)  # training ended before the gateway took records
                     os._exit(0)  # the last records did not make it in time; nothing to say
-                next_try = time.monotonic() + backoff(failures)
+                wait = max(backoff(failures), error.retry_after if isinstance(error, NotYet) else 0.0)
+                next_try = time.monotonic() + wait
                 failures += 1
                 # Before the first answer a gateway may be starting (a local run's Ray): a delay only
                 # once that took longer than CONNECT_TIMEOUT; after it, the first failure is one.

@@ -41,11 +41,11 @@ def environment() -> jinja2.Environment:
 
 
 def render(job: TrainingJob, restart: int = 0, metrics_address: str = "",
-           metrics_token: bool = False) -> list[dict[str, Any]]:
+           token_secret: str = "") -> list[dict[str, Any]]:
     """The headless Service, the Indexed Job and the NetworkPolicy of a TrainingJob, then the
-    job's TensorBoard Deployment, Service and NetworkPolicy when it has one. With `metrics_token`, the workers read
-    their gateway token from the job's token Secret (`render_metrics_token`)."""
-    values = template_values(job, restart=restart, metrics_address=metrics_address, metrics_token=metrics_token)
+    job's TensorBoard Deployment, Service and NetworkPolicy when it has one. With `token_secret`, the workers read
+    their gateway token from the job's token Secret of that name (`render_metrics_token`)."""
+    values = template_values(job, restart=restart, metrics_address=metrics_address, token_secret=token_secret)
     names = TEMPLATES + ((TENSORBOARD_TEMPLATE,) if job.spec.tensorboard.servable else ())
     objects: list[dict[str, Any]] = []
     for name in names:
@@ -54,10 +54,10 @@ def render(job: TrainingJob, restart: int = 0, metrics_address: str = "",
     return objects
 
 
-def render_metrics_token(job: TrainingJob, token: str) -> dict[str, Any]:
-    """The job's token Secret, holding its write token for the figures gateway."""
+def render_metrics_token(job: TrainingJob, token: str, secret: str) -> dict[str, Any]:
+    """The job's token Secret `secret`, holding its write token for the figures gateway."""
     document: dict[str, Any] = json.loads(
-        environment().get_template(METRICS_TOKEN_TEMPLATE).render(metrics_token_values(job, token)))
+        environment().get_template(METRICS_TOKEN_TEMPLATE).render(metrics_token_values(job, token, secret)))
     return document
 
 

@@ -135,13 +135,13 @@ def kueue_labels(job: TrainingJob) -> dict[str, str]:
 
 
 def contract_env(job: TrainingJob, restart: int, metrics_address: str,
-                 metrics_token: bool = False) -> list[dict[str, Any]]:
+                 token_secret: str = "") -> list[dict[str, Any]]:
     """The TANDEM_* env contract (contract.ENV_*) every worker's launcher reads.
 
     No list of hosts: the launcher derives them from job, namespace, workers and port, so a
     pod's size does not grow with the worker count (a list in every pod made a 10,000-worker Job 1.9 MB).
-    With `metrics_token`, the job's gateway token comes from its token Secret (metrics_token_values);
-    a local run sets it in the environment itself."""
+    With `token_secret` (the name of the job's token Secret, metrics_token_values), the job's gateway
+    token comes from that Secret; a local run sets it in the environment itself."""
     name, namespace, spec = job.metadata.name, job.metadata.namespace, job.spec
     plain = {
         contract.ENV_JOB: name,
@@ -169,17 +169,18 @@ def contract_env(job: TrainingJob, restart: int, metrics_address: str,
         "name": contract.ENV_WORKER_INDEX,
         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}},
     })
-    if metrics_token and spec.metrics.enabled and metrics_address:
+    if token_secret and spec.metrics.enabled and metrics_address:
         env.append({"name": contract.ENV_METRICS_TOKEN, "valueFrom": {"secretKeyRef": {
-            "name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
+            "name": token_secret,
             "key": contract.METRICS_TOKEN_KEY}}})
     return env
 
 
-def metrics_token_values(job: TrainingJob, token: str) -> dict[str, Any]:
-    """What the job's token Secret template places (the token is computed by the operator)."""
+def metrics_token_values(job: TrainingJob, token: str, secret: str) -> dict[str, Any]:
+    """What the job's token Secret template places: the token and the Secret's name `secret` are
+    computed by the operator (figures/token.py)."""
     return {
-        "token_secret_name": contract.metrics_token_secret(job.metadata.name, job.metadata.uid or ""),
+        "token_secret_name": secret,
         "namespace": job.metadata.namespace,
         "token_secret_labels": {**common_labels(job), "app.kubernetes.io/component": "metrics-token"},
         "owner_references": owner_references(job),
@@ -275,7 +276,7 @@ def automount_token(job: TrainingJob) -> bool:
 
 
 def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "",
-                    metrics_token: bool = False) -> dict[str, Any]:
+                    token_secret: str = "") -> dict[str, Any]:
     """Every value the Service and Job templates need."""
     spec, template = job.spec, job.spec.pod_template
     labels = common_labels(job)
@@ -309,7 +310,7 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "image": spec.worker_image,
         "launcher": LAUNCHER,
         "args": list(spec.command),
-        "env": contract_env(job, restart, metrics_address, metrics_token) + user_env,
+        "env": contract_env(job, restart, metrics_address, token_secret) + user_env,
         "resources": resources(job),
         "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *board_mounts, *template.volume_mounts],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, *board_volumes, *template.volumes],

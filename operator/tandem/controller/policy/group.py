@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.model import TrainingJob
-from ...contract import TENSORBOARD_SERVED
-from ...figures.token import job_token
+from ...contract import TENSORBOARD_SERVED, metrics_token_secret
+from ...figures.token import job_token, secret_tag
 from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
 from ..actions import NO_METRICS, MetricsChannel
@@ -47,6 +47,12 @@ def tensorboard_status(decision: Decision, job: TrainingJob) -> None:
             "spec.tensorboard.claimName (a ReadWriteMany PVC) or a remote spec.tensorboard.logDir (gs://, s3://)")
 
 
+def token_secret(job: TrainingJob, key: bytes) -> str:
+    """The name of the job's token Secret: unpredictable without the gateway key (contract.metrics_token_secret)."""
+    meta = job.metadata
+    return metrics_token_secret(meta.name, secret_tag(key, meta.namespace, meta.name, meta.uid or ""))
+
+
 def _refused(refusals: list[Refusal], child: dict[str, Any]) -> bool:
     return any(r.kind == child["kind"] and r.name == child["metadata"]["name"] for r in refusals)
 
@@ -59,8 +65,9 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
     refused create's retry is due (policy/refusals.py)."""
     restart = decision.restart
     tokens = metrics.tokens and job.spec.metrics.enabled and bool(job.metadata.uid)
+    secret = token_secret(job, metrics.key) if tokens else ""
     service, job_object, network_policy, *tensorboard = render(job, restart=restart, metrics_address=metrics.address,
-                                                               metrics_token=tokens)
+                                                               token_secret=secret)
     refusals = current_refusals(observed, job.spec.worker_count, restart)
     may_create = report_refusals(decision, refusals)
     if may_create:
@@ -81,7 +88,7 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
             if tokens:
                 # The pods read it at start: created before the Job, with it at every (re)start.
                 token = job_token(metrics.key, job.metadata.namespace, job.metadata.name, job.metadata.uid or "")
-                decision.actions.secrets.append(render_metrics_token(job, token))
+                decision.actions.secrets.append(render_metrics_token(job, token, secret))
             decision.actions.create.append(job_object)
         if refusals and decision.phase != "Restarting":
             decision.enter("Pending", *pending_message(refusals, decision.now), "Warning")

@@ -98,8 +98,11 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
     if figures is not None:
         updated["metrics"] = replacing(previous, {**figures, "available": True, "updatedAt": rfc3339(now)})
         if track_progress:
-            # The last read failed (metrics.available false): the figures path was down until now.
-            updated["progress"] = with_progress(updated, figures, now, resumed=previous.get("available") is False)
+            # The last read failed (metrics.available false), or the gateway could not store the job's
+            # records since it: the figures path was down until now.
+            resumed = previous.get("available") is False or progress.intake_interrupted(
+                figures.get("ingestInterruptedAt"), previous.get("updatedAt"))
+            updated["progress"] = with_progress(updated, figures, now, resumed=resumed)
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "True", "Reporting",
                                               "workers report throughput", now, generation)
     else:
