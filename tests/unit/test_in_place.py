@@ -13,13 +13,12 @@ import pytest
 from tandem.api import TrainingJob
 from tandem.api.errors import SpecError
 from tandem.api.model import RunPolicy
-from tandem.api.recoveries import Recoveries
+from tandem.api.recoveries import Recoveries, recovery_text
 from tandem.api.restart import fail_job_exit_codes
 from tandem.api.status import MAX_RECOVERIES, RecoveryStatus, TrainingJobStatus, parse_recovery
 from tandem.launch import recovery
 from tandem.launch.env import ContractError, build_launch, read_contract
 from tandem.launch.torchrun import fail_job_codes
-from tandem.local.table import recovery_text
 from tandem.render import render_one
 from tests.support.specs import spec
 
@@ -121,11 +120,11 @@ def test_the_rendered_pod_carries_the_budget_and_the_fail_job_codes() -> None:
 # the line and its counting
 
 def test_a_recovery_line_reads_back() -> None:
-    line = recovery.recovery_line(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25)
+    line = recovery.recovery_line(recovery.recovery_record(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25, 2))
     round_, at, record = parse_recovery("[worker 1] " + line) or (None, None, None)
     assert (round_, at) == (4, 1_800_000_000.25)
     assert record == RecoveryStatus(worker=1, rank=3, exit_code=137, reason="SIGKILL", recovered="InPlace",
-                                    seconds=2.5, time="2027-01-15T08:00:00Z")
+                                    seconds=2.5, restart=2, round=4, time="2027-01-15T08:00:00Z")
 
 
 @pytest.mark.parametrize("line", [

@@ -5,7 +5,8 @@ run: inside the `tandem run` metrics helper) as the only Ray driver of the metri
 serves a narrow HTTP interface (figures/wire.py) on the one port the workers may reach:
 
 - a job's workers POST their step records with the job's write token (figures/token.py); the
-  token opens that job only, and the body is schema-checked before anything reaches Ray;
+  token opens that job only, and the body is schema-checked before anything reaches Ray; with the
+  same token their launchers POST each in-place restart (launch/teller.py);
 - the operator GETs a job's snapshot (and DELETEs its collector) with the reader token.
 
 Ray stays the collector: each record goes to the job's `Collector` actor, as before. The Ray
@@ -123,6 +124,9 @@ class Collectors:
     def report(self, job: JobKey, batch: wire.Batch) -> None:
         self._call(job, True, "report", batch.worker, batch.rank, batch.records, batch.info)
 
+    def recovered(self, job: JobKey, record: dict[str, Any]) -> None:
+        self._call(job, True, "recovered", record)
+
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
         """The job's snapshot, or None when it has no collector (no records yet)."""
         try:
@@ -183,7 +187,7 @@ def admit(key: bytes, head: Head) -> JobKey:
     is never read. Tokens are compared in constant time (figures/token.py)."""
     given = wire.bearer(head.authorization)
     if head.method == "POST":
-        match = wire.RECORDS_PATH.match(head.path)
+        match = wire.RECORDS_PATH.match(head.path) or wire.RECOVERIES_PATH.match(head.path)
         if match is None:
             raise wire.Refused(404, "no such path")
         if given is None:
@@ -216,18 +220,23 @@ def body_length(head: Head) -> Optional[int]:
     return length if length <= wire.MAX_BODY_BYTES else None
 
 
-def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answer:
-    """An admitted request's answer; runs in the worker pool (it may wait on Ray)."""
+def serve(collectors: Collectors, method: str, job: JobKey, body: bytes, path: str = "") -> Answer:
+    """An admitted request's answer; runs in the worker pool (it may wait on Ray). A POST to a
+    job's recoveries path carries one in-place restart, any other POST step records."""
+    told = method == "POST" and wire.RECOVERIES_PATH.match(path) is not None
     if method == "POST":
         try:
-            batch = wire.batch(body)
+            checked: Any = wire.recovery(body) if told else wire.batch(body)
         except wire.Refused as refused:
             return refused.status, {"error": str(refused)}
     if not collectors.ready.is_set():
         return 503, {"error": "Ray is not up yet"}
     try:
+        if told:
+            collectors.recovered(job, checked)
+            return 204, None
         if method == "POST":
-            collectors.report(job, batch)
+            collectors.report(job, checked)
             return 204, None
         if method == "DELETE":
             return (200 if collectors.delete(job) else 404), None
@@ -313,7 +322,8 @@ class GatewayServer:
             return await self._answer(writer, refused.status, {"error": str(refused)}, path)
         body = await reader.readexactly(body_length(head) or 0) if head.method == "POST" else b""
         self.connections[writer] = False  # its request is in: no longer one to evict
-        status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body)
+        status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body,
+                                                         head.path)
         await self._answer(writer, status, document, head.path)
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int, document: Any, path: str) -> None:
