@@ -116,6 +116,9 @@ REASON_FAILED_BY_RULE = "FailedByRule"
 REASON_BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 #: Reason of the Failed condition when the job ran past runPolicy.activeDeadlineSeconds.
 REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
+#: Reason of the event the operator posts for each in-place restart it learns of (the cluster
+#: tests and `kubectl get events` select it).
+REASON_RECOVERED_IN_PLACE = "RecoveredInPlace"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128
@@ -279,6 +282,10 @@ ENV_FAIL_JOB_EXIT_CODES = "TANDEM_FAIL_JOB_EXIT_CODES"
 #: What starts the one line a launcher prints each time its torchrun agent restarts the training
 #: processes in place; a JSON object follows (launch/recovery.py writes it, the local executor reads it).
 RECOVERY_LINE = "tandem.recovery: "
+#: The figures gateway's path a launcher posts each of those records to (the same JSON object,
+#: with the job's write token), so that the operator can count them on a cluster, where the line
+#: is only in the pod's log (figures/wire.py checks the body; the collector keeps the latest).
+RECOVERIES_PATH = "/v1/jobs/{namespace}/{name}/recoveries"
 #: "1" when the workers report step timings.
 ENV_METRICS = "TANDEM_METRICS"
 #: URL of the figures gateway (gateway/server.py) the workers post their step records to, and

@@ -73,6 +73,13 @@ def pod_logs(cp, ns: str, job: str) -> dict[int, str]:
             cp.kubectl("logs", p["metadata"]["name"], "-n", ns, check=False).stdout for p in pods}
 
 
+def worker_pod(cp, ns: str, job: str, index: int) -> dict | None:
+    """The newest pod of one worker index, or None."""
+    pods = get_json(cp, "pods", "-n", ns, "-l", f"tandem.dev/job-name={job},app.kubernetes.io/component=worker")["items"]
+    mine = [p for p in pods if p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index") == str(index)]
+    return max(mine, key=lambda p: p["metadata"]["creationTimestamp"]) if mine else None
+
+
 def example(file: str, name: str, args: list[str], cpu: str = "700m", memory: str = "2Gi") -> dict:
     """jobs/<file> as the test runs it: on the real node, small, with the test's own arguments."""
     document = yaml.safe_load((REPO / "jobs" / file).read_text())

@@ -39,6 +39,7 @@ from tests.e2e.chart import (
     run_to_end,
     wait_for,
     with_volume,
+    worker_pod,
 )
 from tests.support.columns import printed
 
@@ -121,12 +122,6 @@ def test_keras_mwms_succeeds(tandem, e2e_namespace):
     run_to_end(cp, ns, "keras-mwms")
     print(f"\nkeras-mwms: Succeeded in {time.monotonic() - started:.0f}s")
     assert {p["spec"]["nodeName"] for p in get_json(cp, "pods", "-n", ns)["items"]} == {real.NODE_NAME}
-
-
-def worker_pod(cp, ns: str, job: str, index: int) -> dict | None:
-    pods = get_json(cp, "pods", "-n", ns, "-l", f"tandem.dev/job-name={job},app.kubernetes.io/component=worker")["items"]
-    mine = [p for p in pods if p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index") == str(index)]
-    return max(mine, key=lambda p: p["metadata"]["creationTimestamp"]) if mine else None
 
 
 def test_a_killed_worker_container_restarts_the_group_from_its_checkpoint(tandem, e2e_namespace, shared_claim):

@@ -518,7 +518,8 @@ def test_the_checks_accept_true_names():
     fixes = {"--wrkers": "--workers", "sumbit": "submit", "kube.py": "writer.py", "summry": "summary",
              "timming": "timing", "test_no_such_test": "test_committed_crd_matches_the_model",
              "No such section": "Network", "TensorBoardServe": "TensorBoardServed", "`Tokens`": "`Queue`",
-             "THROUGHPUT   AGE": "THROUGHPUT EFFICIENCY PROGRESS ETA AGE", "TANDEM_NO_SUCH_NAME": "TANDEM_UPDATE_GOLDEN",
+             "PHASE     THROUGHPUT   AGE": "PHASE RESTARTS INPLACE THROUGHPUT EFFICIENCY PROGRESS ETA AGE",
+             "TANDEM_NO_SUCH_NAME": "TANDEM_UPDATE_GOLDEN",
              "tokenz": "throughput", "judge_stragler": "judge_straggler", "controller.kube": "controller.writer",
              "enabeld": "enabled", "rays.": "ray.", ".prot": ".port"}
     true = BROKEN

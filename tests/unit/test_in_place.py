@@ -13,13 +13,12 @@ import pytest
 from tandem.api import TrainingJob
 from tandem.api.errors import SpecError
 from tandem.api.model import RunPolicy
-from tandem.api.recoveries import Recoveries
+from tandem.api.recoveries import Recoveries, recovery_text
 from tandem.api.restart import fail_job_exit_codes
-from tandem.api.status import MAX_RECOVERIES, RecoveryStatus, TrainingJobStatus, parse_recovery
+from tandem.api.status import MAX_RECOVERIES, RecoveryStatus, TrainingJobStatus, parse_recovery, recovery_record
 from tandem.launch import recovery
 from tandem.launch.env import ContractError, build_launch, read_contract
 from tandem.launch.torchrun import fail_job_codes
-from tandem.local.table import recovery_text
 from tandem.render import render_one
 from tests.support.specs import spec
 
@@ -121,11 +120,11 @@ def test_the_rendered_pod_carries_the_budget_and_the_fail_job_codes() -> None:
 # the line and its counting
 
 def test_a_recovery_line_reads_back() -> None:
-    line = recovery.recovery_line(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25)
+    line = recovery.recovery_line(recovery.recovery_record(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25, 2))
     round_, at, record = parse_recovery("[worker 1] " + line) or (None, None, None)
     assert (round_, at) == (4, 1_800_000_000.25)
     assert record == RecoveryStatus(worker=1, rank=3, exit_code=137, reason="SIGKILL", recovered="InPlace",
-                                    seconds=2.5, time="2027-01-15T08:00:00Z")
+                                    seconds=2.5, restart=2, round=4, time="2027-01-15T08:00:00Z")
 
 
 @pytest.mark.parametrize("line", [
@@ -256,3 +255,92 @@ def test_ranks_follow_worker_indices_not_pids() -> None:
         assert [worker for worker, _ in sorted(nodes, key=lambda pair: pair[1])] == [0, 1, 2]
     finally:
         rendezvous.DynamicRendezvousHandler._node_desc_generator = original
+
+
+def test_the_restarts_told_reach_tell_with_their_group() -> None:
+    cls, out, told_ = agent_class(), io.StringIO(), []
+    recovery.watch(cls, {FAILED}, ChildFailed, 1, (), out, tell=told_.append, restart_number=2)
+    agent = cls({1: failure(3, 5)})
+    agent._monitor_workers(agent._worker_group)
+    agent._restart_workers(agent._worker_group)
+    (record,) = told_
+    assert (record["worker"], record["rank"], record["exitCode"], record["round"], record["restart"]) == (1, 1, 3, 7, 2)
+    assert parse_recovery(out.getvalue()) == recovery_record(record)  # the line and the post say one thing
+
+
+# counting on a cluster: the operator reads every record again at each read
+
+def at_round(worker: int, round_: int, at: float, restart: int = 0) -> tuple[int, float, RecoveryStatus]:
+    told_ = recovery_record(recovery.recovery_record(worker, worker, 137, "SIGKILL", 1.0, round_, at, restart))
+    assert told_ is not None
+    return told_
+
+
+def test_reading_the_same_records_again_counts_nothing_new() -> None:
+    first = Recoveries.from_status(0, [])
+    assert [r.round for r in first.told([at_round(0, 1, 1e9 + 5), at_round(1, 1, 1e9)])] == [1]
+    assert first.in_place == 1 and first.latest[0].worker == 1  # the earliest failure of the round
+    again = Recoveries.from_status(first.in_place, first.latest)
+    assert again.told([at_round(0, 1, 1e9 + 5), at_round(1, 1, 1e9), at_round(1, 2, 1e9 + 60)])[0].round == 2
+    assert again.in_place == 2 and [r.round for r in again.latest] == [1, 2]
+
+
+def test_a_restart_that_left_status_is_not_counted_twice() -> None:
+    """status keeps MAX_RECOVERIES records, the collector more: a round at or before the newest in
+    status was counted, even when its record is no longer there."""
+    recoveries = Recoveries.from_status(0, [])
+    recoveries.told([at_round(0, r, 1e9 + r) for r in range(1, MAX_RECOVERIES + 6)])
+    assert recoveries.in_place == MAX_RECOVERIES + 5 and recoveries.latest[0].round == 6
+    later = Recoveries.from_status(recoveries.in_place, recoveries.latest)
+    fresh = later.told([at_round(0, r, 1e9 + r) for r in range(1, MAX_RECOVERIES + 7)])
+    assert [r.round for r in fresh] == [MAX_RECOVERIES + 6] and later.in_place == MAX_RECOVERIES + 6
+    # A new group starts its rounds again at 1: a later (group, round), so it counts.
+    assert later.told([at_round(1, 1, 2e9, restart=1)]) and later.in_place == MAX_RECOVERIES + 7
+
+
+def test_tandem_get_says_how_each_failure_was_recovered() -> None:
+    from rich.console import Console
+
+    from tandem.kube.table import progress_line, status_table
+
+    record = RecoveryStatus(worker=1, rank=1, exit_code=3, reason="Error", recovered="InPlace", seconds=2.0, round=1)
+    status = TrainingJobStatus(phase="Running", restarts=0, in_place_restarts=1, recoveries=[record])
+    console = Console(width=200, record=True)
+    console.print(status_table("demo", status))
+    text = console.export_text()
+    assert "0 of the group, 1 in place" in text
+    assert "recovered in place in 2.0 s: worker 1 rank 1 exit 3 (Error), group #0" in text
+    assert "in place 1" in progress_line("demo", status)
+
+
+# the launcher's teller
+
+def test_the_teller_retries_until_the_gateway_takes_a_record_and_drops_a_refused_one() -> None:
+    from tandem.launch.teller import Refused, Teller
+
+    answers: list[BaseException | None] = [OSError("refused"), OSError("503"), None, Refused("403"), None]
+    sent: list[int] = []
+    waits: list[float] = []
+
+    def send(url: str, token: str, record: Any) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        sent.append(record["round"])
+
+    teller = Teller("http://gateway/v1/jobs/ns/job/recoveries", "t", send=send, wait=waits.append)
+    for round_ in (1, 2, 3):
+        teller.tell({"round": round_})
+    assert teller.flush(5.0)
+    assert sent == [1, 3] and len(waits) == 2  # round 1 after two failures; round 2 refused and dropped
+    assert waits[0] <= waits[1] * 2  # backing off
+
+
+def test_without_a_gateway_or_a_token_nothing_is_told() -> None:
+    from tandem.launch.teller import Teller
+
+    env = {"TANDEM_METRICS_ADDRESS": "http://gw:8266/", "TANDEM_METRICS_TOKEN": "t", "TANDEM_JOB": "j", "TANDEM_NAMESPACE": "ns"}
+    teller = Teller.from_env(env)
+    assert teller is not None and teller.url == "http://gw:8266/v1/jobs/ns/j/recoveries"
+    for missing in ("TANDEM_METRICS_ADDRESS", "TANDEM_METRICS_TOKEN", "TANDEM_JOB"):
+        assert Teller.from_env({k: v for k, v in env.items() if k != missing}) is None

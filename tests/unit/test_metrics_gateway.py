@@ -579,3 +579,81 @@ def test_the_reader_refuses_an_answer_over_its_cap_unread():
         sent.set()
         listener.close()
     assert not status.available and "over" in status.reason
+
+
+# ------------------------------------------------------------------------- in-place restarts
+
+
+def test_launchers_tell_in_place_restarts_and_the_operator_counts_them_once(server):
+    """The cluster's path of an in-place restart, every piece real but Ray and the API server: two
+    launchers' tellers post their records of one restart (the killed rank's, and its peer's later
+    one) with the job's token; the operator's read brings them back checked, counts one restart
+    told by its root cause, and names one event; the next read of the same records adds nothing."""
+    from tandem.controller.policy.metrics import with_recoveries
+    from tandem.launch import recovery
+    from tandem.launch.teller import Teller
+
+    env = {"TANDEM_METRICS_ADDRESS": server.base, "TANDEM_METRICS_TOKEN": token.job_token(KEY, "team-a", "train", UID_A),
+           "TANDEM_JOB": "train", "TANDEM_NAMESPACE": "team-a"}
+    for worker, rank, code, at in ((0, 0, 1, 1_800_000_001.0), (1, 1, 137, 1_800_000_000.0)):
+        teller = Teller.from_env(env)
+        assert teller is not None
+        teller.tell(recovery.recovery_record(worker, rank, code, "SIGKILL" if code == 137 else "Error", 2.0, 1, at, 0))
+        assert teller.flush(5.0)
+    read = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
+    assert len(read.recoveries) == 2
+    status, events = with_recoveries({"phase": "Running", "restarts": 0}, read.recoveries)
+    assert status["inPlaceRestarts"] == 1
+    assert [(r["worker"], r["exitCode"], r["round"]) for r in status["recoveries"]] == [(1, 137, 1)]
+    assert [(e.type, e.reason) for e in events] == [("Normal", "RecoveredInPlace")]
+    assert "worker 1 rank 1 exit 137 (SIGKILL)" in events[0].message
+    again, more = with_recoveries(status, reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A,
+                                                      2, None, 0.8).recoveries)
+    assert again["inPlaceRestarts"] == 1 and more == []
+    # Another job's token posts nothing to this job; a malformed record is refused before the collector.
+    other = token.job_token(KEY, "team-b", "train", UID_B)
+    good = json.dumps(recovery.recovery_record(0, 0, 1, "Error", 1.0, 2, 1_800_000_100.0, 0)).encode()
+    assert call(server, "POST", wire.recoveries_path("team-a", "train"), other, good)[0] == 403
+    assert call(server, "POST", wire.recoveries_path("team-a", "train"), env["TANDEM_METRICS_TOKEN"],
+                good.replace(b'"exitCode": 1', b'"exitCode": -1'))[0] == 400
+    assert len(server.collectors.jobs[("team-a", "train", UID_A)].recoveries) == 2
+
+
+def test_a_recovery_post_is_one_bounded_record_of_exactly_its_fields():
+    from tandem.launch import recovery
+
+    record = recovery.recovery_record(1, 3, 137, "SIGKILL", 2.5, 4, 1_800_000_000.25, 1)
+    assert wire.recovery(json.dumps(record).encode()) == {**record, "seconds": 2.5, "failedAt": 1_800_000_000.25}
+    for broken in ({**record, "extra": 1}, {k: v for k, v in record.items() if k != "round"}, {**record, "worker": True},
+                   {**record, "worker": MAX_WORKERS}, {**record, "seconds": -1}, {**record, "exitCode": 256},
+                   {**record, "reason": "x" * 65}, {**record, "reason": "a\nb"}, {**record, "recovered": "GroupRestart"},
+                   [record], "text"):
+        with pytest.raises(wire.Refused) as refused:
+            wire.recovery(json.dumps(broken).encode())
+        assert refused.value.status == 400, broken
+    with pytest.raises(wire.Refused, match="is not a number"):
+        wire.recovery(json.dumps(record).replace("2.5", "NaN").encode())
+    with pytest.raises(wire.Refused) as too_big:
+        wire.recovery(b" " * (wire.MAX_RECOVERY_BYTES + 1))
+    assert too_big.value.status == 413
+
+
+def test_a_collector_keeps_the_latest_recoveries_and_a_read_checks_them_again():
+    from tandem.figures.snapshot import MAX_TOLD, check
+    from tandem.gateway.collector import KEEP_RECOVERIES
+    from tandem.launch import recovery
+
+    assert MAX_TOLD == KEEP_RECOVERIES  # a read looks at every record a collector can hold
+    collector = Collector()
+    for round_ in range(KEEP_RECOVERIES + 10):
+        collector.recovered(recovery.recovery_record(round_ % 3, 0, 1, "Error", 1.0, round_, 1_800_000_000.0 + round_, 0))
+    snapshot = collector.snapshot()
+    assert len(snapshot["recoveries"]) == KEEP_RECOVERIES and snapshot["recoveries"][0]["round"] == 10
+    # The operator trusts nothing of it: a worker outside the spec, a forged field, a wrong type are dropped.
+    snapshot["recoveries"][-1]["exitCode"] = "137"
+    snapshot["recoveries"][-2]["sneaky"] = True
+    checked = check(snapshot, workers=2)  # worker 2's records are outside a 2-worker spec
+    assert all(told[2].worker in (0, 1) for told in checked.recoveries)
+    outside = sum(1 for r in snapshot["recoveries"][:-2] if r["worker"] == 2)
+    assert len(checked.recoveries) == KEEP_RECOVERIES - 2 - outside
+    assert f"{outside + 2} recovery record(s)" in (checked.reason() or "")

@@ -115,10 +115,12 @@ def test_tandem_get_and_the_live_lines_show_their_figures():
 def test_tandem_list_has_the_printer_columns_by_name():
     document = {"metadata": {"name": "demo", "namespace": "ml", "creationTimestamp": "2026-01-01T00:00:00Z"},
                 "spec": {"framework": "pytorch", "workers": 2},
-                "status": {"phase": "Running", "metrics": {"throughput": 1280.0}, "progress": {"percent": 30.0, "eta": 65}}}
+                "status": {"phase": "Running", "restarts": 1, "inPlaceRestarts": 3, "metrics": {"throughput": 1280.0},
+                           "progress": {"percent": 30.0, "eta": 65}}}
     now = datetime(2026, 1, 1, 0, 5, tzinfo=timezone.utc)
     text = rendered(list_table([document], all_namespaces=True, now=now))
     assert headers(text) == ["NAMESPACE", "NAME", *(c.name.upper() for c in PRINTER_COLUMNS if not c.priority)]
     (row,) = table_rows(text)
     assert row == {"NAMESPACE": "ml", "NAME": "demo", "FRAMEWORK": "pytorch", "WORKERS": "2", "PHASE": "Running",
-                   "THROUGHPUT": "1,280.0", "EFFICIENCY": "", "PROGRESS": "30%", "ETA": "1:05", "AGE": "5m"}
+                   "RESTARTS": "1", "INPLACE": "3", "THROUGHPUT": "1,280.0", "EFFICIENCY": "", "PROGRESS": "30%",
+                   "ETA": "1:05", "AGE": "5m"}

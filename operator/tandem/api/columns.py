@@ -62,6 +62,8 @@ PRINTER_COLUMNS: tuple[PrinterColumn, ...] = (
     PrinterColumn("Workers", "integer", ".spec.workers"),
     PrinterColumn("Phase", "string", ".status.phase"),
     PrinterColumn("Queue", "string", ".spec.queueName", "Kueue LocalQueue", priority=1),
+    PrinterColumn("Restarts", "integer", ".status.restarts", "whole-group restarts"),
+    PrinterColumn("InPlace", "integer", ".status.inPlaceRestarts", "restarts of the training processes in place"),
     *_figure_columns(),
     PrinterColumn("Progress", "number", ".status.progress.percent", "percent of the steps done",
                   text=lambda percent: f"{percent:.0f}%"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -271,22 +271,40 @@ class RecoveryStatus(_Status):
         None, ge=0, allow_inf_nan=False,
         description="Seconds from the failure seen to the processes started again (in place: stop, rendezvous, start).")
     restart: int = Field(0, ge=0, description="The group (whole-group restart number) the failure happened in.")
+    round: Optional[int] = Field(
+        None, ge=0, description="In place: the rendezvous round the processes restarted into; one round of one "
+                                "group is one in-place restart, whichever workers told it.")
     time: Optional[str] = Field(None, description="When the failure was seen (RFC 3339).")
 
 
-def parse_recovery(line: str) -> Optional[tuple[int, float, RecoveryStatus]]:
-    """A launcher's line about an in-place restart (contract.RECOVERY_LINE, launch/recovery.py) as
-    (rendezvous round, failure time in epoch seconds, record); None for any other line. The round
-    is the same on every worker that restarted for one failure: it tells one restart from two."""
+#: One launcher's word about an in-place restart: (rendezvous round, failure time in epoch
+#: seconds, record). The round is the same on every worker that restarted for one failure: it
+#: tells one restart from two.
+Told = tuple[int, float, RecoveryStatus]
+
+
+def recovery_record(data: Any) -> Optional[Told]:
+    """An in-place restart record as the launcher makes it (launch/recovery.py), read; None when
+    it is not one."""
+    try:
+        data = dict(data)
+        round_, at = int(data.pop("round")), float(data.pop("failedAt"))
+        data["time"] = rfc3339(datetime.fromtimestamp(at, timezone.utc))
+        data["round"] = round_
+        return round_, at, RecoveryStatus.model_validate(data)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError):
+        return None
+
+
+def parse_recovery(line: str) -> Optional[Told]:
+    """A launcher's line about an in-place restart (contract.RECOVERY_LINE) read as recovery_record
+    reads it; None for any other line."""
     start = line.find(RECOVERY_LINE)
     if start < 0:
         return None
     try:
-        data = json.loads(line[start + len(RECOVERY_LINE):])
-        round_, at = int(data.pop("round")), float(data.pop("failedAt"))
-        data["time"] = rfc3339(datetime.fromtimestamp(at, timezone.utc))
-        return round_, at, RecoveryStatus.model_validate(data)
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+        return recovery_record(json.loads(line[start + len(RECOVERY_LINE):]))
+    except ValueError:
         return None
 
 

@@ -29,7 +29,7 @@ from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, Metri
 from .cache import Cache, Key
 from .health import Health
 from .observed import FAILED_CREATE, Refusal, observe
-from .policy.metrics import with_metrics
+from .policy.metrics import with_metrics, with_recoveries
 from .reconcile import reconcile
 from .timing import HEARTBEAT_SECONDS
 from .watching import CHILDREN
@@ -141,8 +141,10 @@ class Controller:
         actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
         namespace, name = key
         status = actions.status or None
+        events = list(actions.events)
         if actions.read_metrics is not None:
-            status = await self._with_metrics(actions.read_metrics, now)
+            status, told = await self._with_metrics(actions.read_metrics, now)
+            events += told
         if status is not None:
             updated = await self._patch_status(key, status, actions.read_metrics, now)
             if updated is None:
@@ -170,7 +172,7 @@ class Controller:
         if actions.read_pods is not None:
             read = actions.read_pods
             self.cache.listed(key, read.job_uid, await asyncio.to_thread(self.writer.job_pods, read.namespace, read.name))
-        for event in actions.events:
+        for event in events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             self._post_event(obj, event)
         if status is not None and status.get("phase"):
@@ -252,25 +254,29 @@ class Controller:
 
         asyncio.get_running_loop().create_task(delete())
 
-    async def _with_metrics(self, read: MetricsRead, now: datetime) -> dict[str, Any]:
-        """The pass's status with fresh figures, or MetricsAvailable False and why: never raises."""
+    async def _with_metrics(self, read: MetricsRead, now: datetime) -> tuple[dict[str, Any], list[Event]]:
+        """The pass's status with fresh figures (or MetricsAvailable False and why) and the in-place
+        restarts the read brought, with an event for each new one: never raises."""
         metrics = self.config.metrics
         if not metrics.address or not metrics.key:
             return with_metrics(read.status, None, now, read.generation,
-                                "the operator has no --metrics-address and --metrics-key-file (figures gateway) configured")
+                                "the operator has no --metrics-address and --metrics-key-file (figures gateway) configured"), []
         try:
-            from ..figures.reader import read_summary
+            from ..figures.reader import read as read_figures
 
-            summary = await asyncio.wait_for(asyncio.to_thread(
-                read_summary, metrics.address, reader_token(metrics.key), read.namespace, read.name, read.uid,
+            reading = await asyncio.wait_for(asyncio.to_thread(
+                read_figures, metrics.address, reader_token(metrics.key), read.namespace, read.name, read.uid,
                 read.workers, read.baseline_throughput, read.straggler_threshold,
             ), METRICS_READ_TIMEOUT + 1.0)
         except Exception as error:  # noqa: BLE001 - gateway absent or broken: say so in a condition, go on
-            return with_metrics(read.status, None, now, read.generation, f"metrics unavailable: {error}"[:300])
+            return with_metrics(read.status, None, now, read.generation, f"metrics unavailable: {error}"[:300]), []
+        summary = reading.metrics
         if not summary.available:
-            return with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
-        figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return with_metrics(read.status, figures, now, read.generation)
+            status = with_metrics(read.status, None, now, read.generation, (summary.reason or "")[:300])
+        else:
+            figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
+            status = with_metrics(read.status, figures, now, read.generation)
+        return with_recoveries(status, reading.recoveries)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:

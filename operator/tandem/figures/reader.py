@@ -15,9 +15,9 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
-from ..api.status import MetricsStatus, rfc3339
+from ..api.status import MetricsStatus, Told, rfc3339
 from ..errors import NotFound, Unreachable
 from . import summary, wire
 from .snapshot import check
@@ -60,17 +60,33 @@ def read_snapshot(base_url: str, reader: str, namespace: str, job: str, uid: str
         raise Unreachable(f"the figures gateway sent no usable JSON ({error})"[:300]) from None
 
 
+class Reading(NamedTuple):
+    """What one read of the gateway gives the operator: the figures, and the launchers' in-place
+    restart records (checked; api/recoveries.py counts them)."""
+
+    metrics: MetricsStatus
+    recoveries: list[Told]
+
+
 def from_snapshot(
     snapshot: Any, workers: int, baseline: Optional[float], straggler_threshold: float,
     window_s: float = summary.WINDOW_SECONDS,
 ) -> MetricsStatus:
     """The figures of a collector snapshot; malformed parts are dropped and named in `reason`."""
+    return reading(snapshot, workers, baseline, straggler_threshold, window_s).metrics
+
+
+def reading(
+    snapshot: Any, workers: int, baseline: Optional[float], straggler_threshold: float,
+    window_s: float = summary.WINDOW_SECONDS,
+) -> Reading:
+    """The figures and the in-place restart records of a collector snapshot, checked."""
     checked = check(snapshot, workers)
     now = datetime.now(timezone.utc)
-    status = summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
-                               updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
-                               info=checked.info)
-    return status.model_copy(update=intake_moments(checked.ingest, now))
+    metrics = summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
+                                updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
+                                info=checked.info)
+    return Reading(metrics.model_copy(update=intake_moments(checked.ingest, now)), checked.recoveries)
 
 
 def intake_moments(ages: dict[str, float], now: datetime) -> dict[str, str]:
@@ -101,13 +117,29 @@ def read_summary(
     timeout: float = READ_TIMEOUT,
 ) -> MetricsStatus:
     """The job's figures, or MetricsStatus(available=False) when the gateway cannot be read."""
+    return read(base_url, reader, namespace, job, uid, workers, baseline, straggler_threshold, timeout).metrics
+
+
+def read(
+    base_url: str,
+    reader: str,
+    namespace: str,
+    job: str,
+    uid: str,
+    workers: int,
+    baseline: Optional[float],
+    straggler_threshold: float,
+    timeout: float = READ_TIMEOUT,
+) -> Reading:
+    """The job's figures and in-place restart records; figures unavailable (and no records) when the
+    gateway cannot be read."""
     if not base_url:
-        return summary.unavailable("no metrics address", now_rfc3339())
+        return Reading(summary.unavailable("no metrics address", now_rfc3339()), [])
     try:
         snapshot = read_snapshot(base_url, reader, namespace, job, uid, timeout)
     except Exception as error:  # noqa: BLE001 - any failure means "unavailable", never an exception
-        return summary.unavailable(str(error), now_rfc3339())
-    return from_snapshot(snapshot, workers, baseline, straggler_threshold)
+        return Reading(summary.unavailable(str(error), now_rfc3339()), [])
+    return reading(snapshot, workers, baseline, straggler_threshold)
 
 
 def delete(base_url: str, reader: str, namespace: str, job: str, uid: str, timeout: float = READ_TIMEOUT) -> bool:

@@ -9,7 +9,9 @@ Accepted: keys "<worker>/<rank>" with worker in 0..workers-1 and rank in 0..MAX_
 records that figures/record.py decodes (finite, non-negative numbers), at most MAX_RECORDS per
 rank (the newest); totals finite non-negative integers; each rank's `info` (its latest word
 besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negative number within
-its bound; the gateway's "ingest" ages (INGEST_AGES) finite, non-negative numbers of seconds.
+its bound; the gateway's "ingest" ages (INGEST_AGES) finite, non-negative numbers of seconds;
+`recoveries`, the launchers' in-place restart records, at most MAX_TOLD (the newest), each exactly
+as figures/wire.py checks a POST of one, of a worker within the spec.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from ..api.status import Told, recovery_record
 from .record import Step, decode, number
 from .summary import MAX_STEPS, RankInfo, RankKey
+from .wire import recovery_fields
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -28,6 +32,8 @@ MAX_RECORDS = MAX_STEPS
 MAX_COUNT = 10**15
 #: Most GPUs one worker may say it has (NVML on the largest machines sees 16).
 MAX_GPUS = 1024
+#: In-place restart records looked at: as many as a collector keeps (gateway/collector.py KEEP_RECOVERIES).
+MAX_TOLD = 256
 #: The wire names of a rank's info, the RankInfo field each fills, and its largest value.
 INFO_FIELDS: dict[str, tuple[str, float]] = {
     "stepsDone": ("steps_done", MAX_COUNT),
@@ -53,6 +59,8 @@ class Checked:
     info: dict[RankKey, RankInfo] = field(default_factory=dict)
     #: How the gateway's stores of the job went: INGEST_AGES, those it gave.
     ingest: dict[str, float] = field(default_factory=dict)
+    #: The launchers' in-place restart records, as api/recoveries.py counts them.
+    recoveries: list[Told] = field(default_factory=list)
 
     def reason(self) -> Optional[str]:
         """One line naming what was dropped, or None when nothing was."""
@@ -163,4 +171,25 @@ def check(snapshot: Any, workers: int) -> Checked:
             checked.totals[key] = raw
         else:
             checked.dropped.append(f"total of {text}")
+    checked.recoveries, bad = recoveries(snapshot.get("recoveries"), workers)
+    if bad:
+        checked.dropped.append(f"{bad} recovery record(s)")
     return checked
+
+
+def recoveries(raw: Any, workers: int) -> tuple[list[Told], int]:
+    """The well-formed in-place restart records of a snapshot (the newest MAX_TOLD), and how many were not."""
+    told: list[Told] = []
+    bad = 0
+    for item in (list(raw)[-MAX_TOLD:] if isinstance(raw, list) else []):
+        try:
+            fields = recovery_fields(item)
+        except ValueError:
+            bad += 1
+            continue
+        read = recovery_record(fields) if fields["worker"] < workers else None
+        if read is None:
+            bad += 1
+        else:
+            told.append(read)
+    return told, bad

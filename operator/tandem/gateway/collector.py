@@ -30,6 +30,9 @@ JOB_RECORDS = 100_000
 #: Ranks kept per job (each also has a total, an age and an info): past it, the rank that
 #: reported least recently is forgotten. Above MAX_WORKERS, so every worker of a job fits.
 JOB_RANKS = 16_384
+#: In-place restart records kept per job (the latest): each is one launcher's word about one
+#: restart (a restart is told by every worker whose process failed in it), ~250 bytes of JSON.
+KEEP_RECOVERIES = 256
 
 
 def actor_name(namespace: str, job: str, uid: str) -> str:
@@ -51,6 +54,7 @@ class Collector:
         self.info: dict[tuple[int, int], dict[str, Any]] = {}
         #: Per rank, its shipper's stream and the number of the next record not yet applied.
         self.applied: dict[tuple[int, int], tuple[str, int]] = {}
+        self.recoveries: collections.deque[dict[str, Any]] = collections.deque(maxlen=KEEP_RECOVERIES)
 
     def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]],
                info: Optional[dict[str, Any]] = None, stream: Optional[str] = None,
@@ -85,6 +89,12 @@ class Collector:
         self.applied[key] = (stream, max(upto if known == stream else 0, first + len(records)))
         return records[skip:]
 
+    def recovered(self, record: dict[str, Any]) -> int:
+        """Keep one in-place restart record (checked by the gateway: figures/wire.py); the oldest
+        goes past KEEP_RECOVERIES. The operator counts restarts from them (api/recoveries.py)."""
+        self.recoveries.append(dict(record))
+        return len(self.recoveries)
+
     def _forget(self, key: tuple[int, int]) -> None:
         self.stored -= len(self.records.pop(key, ()))
         self.totals.pop(key, None)
@@ -110,6 +120,7 @@ class Collector:
             "totals": {f"{w}/{r}": n for (w, r), n in self.totals.items()},
             "age": {f"{w}/{r}": now - t for (w, r), t in self.seen.items()},
             "info": {f"{w}/{r}": i for (w, r), i in self.info.items()},
+            "recoveries": list(self.recoveries),
         }
 
     def reset(self) -> None:
@@ -119,6 +130,7 @@ class Collector:
         self.seen.clear()
         self.info.clear()
         self.applied.clear()
+        self.recoveries.clear()
 
     def ping(self) -> bool:
         return True

@@ -5,7 +5,8 @@ run: inside the `tandem run` metrics helper) as the only Ray driver of the metri
 serves a narrow HTTP interface (figures/wire.py) on the one port the workers may reach:
 
 - a job's workers POST their step records with the job's write token (figures/token.py); the
-  token opens that job only, and the body is schema-checked before anything reaches Ray;
+  token opens that job only, and the body is schema-checked before anything reaches Ray; with the
+  same token their launchers POST each in-place restart (launch/teller.py);
 - the operator GETs a job's snapshot (and DELETEs its collector) with the reader token.
 
 Ray stays the collector: each record goes to the job's `Collector` actor, as before. The Ray
@@ -138,6 +139,9 @@ class Collectors:
             raise
         self.intake.ok(job, time.monotonic())
 
+    def recovered(self, job: JobKey, record: dict[str, Any]) -> None:
+        self._call(job, True, "recovered", record)
+
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
         """The job's snapshot with how its stores went ("ingest"), or None when it has no collector
         (no records yet)."""
@@ -200,7 +204,7 @@ def admit(key: bytes, head: Head) -> JobKey:
     is never read. Tokens are compared in constant time (figures/token.py)."""
     given = wire.bearer(head.authorization)
     if head.method == "POST":
-        match = wire.RECORDS_PATH.match(head.path)
+        match = wire.RECORDS_PATH.match(head.path) or wire.RECOVERIES_PATH.match(head.path)
         if match is None:
             raise wire.Refused(404, "no such path")
         if given is None:
@@ -233,11 +237,13 @@ def body_length(head: Head) -> Optional[int]:
     return length if length <= wire.MAX_BODY_BYTES else None
 
 
-def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answer:
-    """An admitted request's answer; runs in the worker pool (it may wait on Ray)."""
+def serve(collectors: Collectors, method: str, job: JobKey, body: bytes, path: str = "") -> Answer:
+    """An admitted request's answer; runs in the worker pool (it may wait on Ray). A POST to a
+    job's recoveries path carries one in-place restart, any other POST step records."""
+    told = method == "POST" and wire.RECOVERIES_PATH.match(path) is not None
     if method == "POST":
         try:
-            batch = wire.batch(body)
+            checked: Any = wire.recovery(body) if told else wire.batch(body)
         except wire.Refused as refused:
             return refused.status, {"error": str(refused)}
     if not collectors.ready.is_set():
@@ -245,8 +251,11 @@ def serve(collectors: Collectors, method: str, job: JobKey, body: bytes) -> Answ
             collectors.intake.failed(job, time.monotonic())
         return 503, {"error": "Ray is not up yet"}
     try:
+        if told:
+            collectors.recovered(job, checked)
+            return 204, None
         if method == "POST":
-            collectors.report(job, batch)
+            collectors.report(job, checked)
             return 204, None
         if method == "DELETE":
             return (200 if collectors.delete(job) else 404), None
@@ -341,7 +350,8 @@ class GatewayServer:
                                           retry_after=wait)
         body = await reader.readexactly(body_length(head) or 0) if head.method == "POST" else b""
         self.connections[writer] = False  # its request is in: no longer one to evict
-        status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body)
+        status, document = await self.loop.run_in_executor(self.pool, serve, self.collectors, head.method, job, body,
+                                                         head.path)
         await self._answer(writer, status, document, head.path)
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int, document: Any, path: str,

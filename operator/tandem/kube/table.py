@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional, Sequence
 from rich.table import Table
 
 from ..api.columns import PRINTER_COLUMNS, PrinterColumn
+from ..api.recoveries import recovery_text
 from ..api.status import TrainingJobStatus, duration, parse_time, shown
 from ..figures.progress import progress_text
 from ..metrics.gpu import gpu_text
@@ -25,7 +26,9 @@ def status_table(name: str, status: TrainingJobStatus) -> Table:
     table.add_column()
     w = status.workers
     table.add_row("workers", f"{w.active} active, {w.ready} ready, {w.succeeded} succeeded, {w.failed} failed")
-    table.add_row("restarts", str(status.restarts))
+    table.add_row("restarts", f"{status.restarts} of the group, {status.in_place_restarts} in place")
+    if status.recoveries:
+        table.add_row("recoveries", "\n".join(recovery_text(r) for r in status.recoveries))
     p = status.progress
     if p is not None:
         table.add_row("progress", progress_text(p) or f"step {p.steps_done if p.steps_done is not None else p.last_step}"
@@ -54,7 +57,8 @@ def progress_line(name: str, status: TrainingJobStatus) -> str:
     figures = "".join(f"  {f.phrase(v)}" for f, v in shown(m, "live")) if m and m.available else ""
     done = progress_text(status.progress)
     return (f"● {name}  {status.phase or 'Pending'}  workers {status.workers.active} active  "
-            f"restarts {status.restarts}{f'  {done}' if done else ''}{figures}")
+            f"restarts {status.restarts}{f'  in place {status.in_place_restarts}' if status.in_place_restarts else ''}"
+            f"{f'  {done}' if done else ''}{figures}")
 
 
 def age(timestamp: Any, now: datetime) -> str:

@@ -15,8 +15,10 @@ in its own process (launch/torchrun.py), wraps two of the agent's methods:
 
 A restart without a failure (a peer's agent came back to the rendezvous) prints nothing: it is the
 peer's recovery, which that peer's launcher tells. The line is on stderr, beside the agent's log,
-so the local executor reads it from the worker's output; on a cluster it is in the pod's log.
-Which agent internals are used is pinned by the local tests that kill a training process.
+so the local executor reads it from the worker's output; on a cluster it is only in the pod's log,
+so the same record is also handed to `tell` (launch/teller.py posts it to the figures gateway,
+where the operator reads it). Which agent internals are used is pinned by the local tests that
+kill a training process.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ from .._sys.exitcodes import exit_code
 from ..contract import RECOVERY_LINE
 
 
-def recovery_line(worker: int, rank: int, code: int, reason: str, seconds: float, round_: int, at: float) -> str:
+def recovery_record(worker: int, rank: int, code: int, reason: str, seconds: float, round_: int, at: float,
+                    restart: int = 0) -> dict[str, Any]:
+    """One in-place restart as JSON carries it (read by api.status.recovery_record): `restart` is
+    the group (whole-group restart number), `round_` the rendezvous round it restarted into."""
+    return {"worker": worker, "rank": rank, "exitCode": code, "reason": reason, "recovered": "InPlace",
+            "seconds": round(seconds, 3), "round": round_, "failedAt": round(at, 3), "restart": restart}
+
+
+def recovery_line(record: Mapping[str, Any]) -> str:
     """The line one in-place restart is told in (parsed by api.status.parse_recovery)."""
-    record = {"worker": worker, "rank": rank, "exitCode": code, "reason": reason, "recovered": "InPlace",
-              "seconds": round(seconds, 3), "round": round_, "failedAt": round(at, 3)}
     return RECOVERY_LINE + json.dumps(record, sort_keys=True)
 
 
@@ -56,10 +64,12 @@ def rendezvous_round(agent: Any, fallback: int) -> int:
 
 
 def watch(agent_class: Any, failed_states: Any, child_failed: Callable[..., BaseException], worker: int,
-          fail_job: tuple[int, ...], out: TextIO = sys.stderr) -> None:
+          fail_job: tuple[int, ...], out: TextIO = sys.stderr,
+          tell: Optional[Callable[[dict[str, Any]], None]] = None, restart_number: int = 0) -> None:
     """Wrap `agent_class`'s monitor and restart (see the module docstring). `failed_states`: the
     worker-group states after which the agent restarts for a failure; `child_failed`: torch's
-    ChildFailedError, raised to end the agent on a FailJob exit code."""
+    ChildFailedError, raised to end the agent on a FailJob exit code; `tell`: also given each
+    record (never blocks); `restart_number`: the whole-group restart these restarts happen in."""
     monitor = agent_class._monitor_workers
     restart = agent_class._restart_workers
 
@@ -82,7 +92,10 @@ def watch(agent_class: Any, failed_states: Any, child_failed: Callable[..., Base
         restart(self, group)
         seconds = time.monotonic() - started
         done = group.spec.max_restarts - self._remaining_restarts
-        print(recovery_line(worker, rank, code, reason, seconds, rendezvous_round(self, done), at), file=out, flush=True)
+        record = recovery_record(worker, rank, code, reason, seconds, rendezvous_round(self, done), at, restart_number)
+        print(recovery_line(record), file=out, flush=True)
+        if tell is not None:
+            tell(record)
 
     agent_class._monitor_workers = monitored
     agent_class._restart_workers = restarted

@@ -20,8 +20,9 @@ import sys
 from typing import Any, Mapping, Optional, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
-from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_TERMINATION_GRACE, ENV_WORKER_INDEX
+from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_RESTART, ENV_TERMINATION_GRACE, ENV_WORKER_INDEX
 from . import recovery
+from .teller import Teller
 
 
 def rank_by_worker_index(worker: int) -> None:
@@ -66,17 +67,30 @@ def main(argv: Sequence[str]) -> int:
     """Run torchrun with ``argv``; return the root-cause worker's exit code."""
     from torch.distributed.elastic.agent.server.api import WorkerState
     from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
-    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun_main
 
     worker = int(os.environ.get(ENV_WORKER_INDEX, "0").strip() or 0)
     rank_by_worker_index(worker)
+    teller = Teller.from_env(os.environ)
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
-                   fail_job_codes(os.environ))
+                   fail_job_codes(os.environ), tell=teller.tell if teller else None,
+                   restart_number=int(os.environ.get(ENV_RESTART, "0").strip() or 0))
     timeout = shutdown_timeout(os.environ)
     if timeout is not None:
         os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
+    try:
+        return _run(torchrun_main, argv)
+    finally:
+        if teller is not None:
+            teller.flush()
+
+
+def _run(torchrun_main: Any, argv: Sequence[str]) -> int:
+    """torchrun's main, its two terminal exceptions turned into the root cause's exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
     try:
         torchrun_main(list(argv))
     except ChildFailedError as error:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api.model import TrainingJob
-from ..api.status import FIGURES, RECOVERED_IN_PLACE, Figure, MetricsStatus, RecoveryStatus, WorkerMetrics, shown
+from ..api.recoveries import recovery_text
+from ..api.status import FIGURES, Figure, MetricsStatus, WorkerMetrics, shown
 from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..metrics.gpu import gpu_text
 from .executor import Attempt, RunResult
@@ -61,15 +62,6 @@ def attempt_text(attempt: Attempt) -> str:
     failed = attempt.failed
     ended = "" if failed is None else f" ({attempt.reason or 'failed'}: worker {failed.index} exit {failed.code})"
     return f"#{attempt.restart} {attempt.seconds:.1f} s{ended}"
-
-
-def recovery_text(record: RecoveryStatus) -> str:
-    """`recovered in place in 3.2 s: worker 1 rank 1 exit 137 (SIGKILL), group #0`."""
-    how = "in place" if record.recovered == RECOVERED_IN_PLACE else "by a group restart"
-    took = "" if record.seconds is None else f" in {record.seconds:.1f} s"
-    rank = "" if record.rank is None else f" rank {record.rank}"
-    code = "" if record.exit_code is None else f" exit {record.exit_code}"
-    return f"recovered {how}{took}: worker {record.worker}{rank}{code} ({record.reason}), group #{record.restart}"
 
 
 def print_run_summary(console: Console, job: TrainingJob, result: RunResult,

@@ -6,7 +6,14 @@ The read at the end is what makes the figures complete: a Job completes only aft
 process has exited, and each exits only after its shipper's bounded final flush, so by then the
 collector holds every record it will ever get. Without it, status kept whatever the last read
 while Running saw, 0 to 15 s before the end: on a loaded node, sometimes one worker's figures
-only (the e2e test's "both workers' figures" check failed that way), and nothing read again."""
+only (the e2e test's "both workers' figures" check failed that way), and nothing read again.
+
+The same read brings the launchers' in-place restart records (launch/teller.py posts them to the
+gateway, the one place a cluster's launchers can tell the operator without it reading pod logs):
+`with_recoveries` counts them into status.inPlaceRestarts and status.recoveries, once per round of
+a group (api/recoveries.py), and names an event for each restart new to status. Without figures
+(spec.metrics.enabled false, or no gateway) nothing carries them: inPlaceRestarts stays 0 while
+the pods' logs say what was restarted."""
 
 from __future__ import annotations
 
@@ -16,10 +23,11 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from ...api.model import TrainingJob
-from ...api.status import MetricsStatus, ProgressStatus, WorkerMetrics, parse_time, rfc3339
-from ...contract import METRICS_AVAILABLE
+from ...api.recoveries import Recoveries, recovery_text
+from ...api.status import MetricsStatus, ProgressStatus, RecoveryStatus, Told, WorkerMetrics, parse_time, rfc3339
+from ...contract import METRICS_AVAILABLE, REASON_RECOVERED_IN_PLACE
 from ...figures import progress
-from ..actions import MetricsRead
+from ..actions import Event, MetricsRead
 from ..decision import Decision, set_condition
 
 #: How often status.metrics is refreshed while Running (bounded rate of status writes).
@@ -110,3 +118,16 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's figures could not be read", now, generation)
     return updated
+
+
+def with_recoveries(status: Mapping[str, Any], told: list[Told]) -> tuple[dict[str, Any], list[Event]]:
+    """status with the in-place restarts a read brought counted in, and one event per restart new
+    to status (its first word: a peer's earlier failure read later corrects the record, not the event)."""
+    if not told:
+        return dict(status), []
+    kept = [RecoveryStatus.model_validate(r) for r in status.get("recoveries") or []]
+    recoveries = Recoveries.from_status(int(status.get("inPlaceRestarts") or 0), kept)
+    fresh = recoveries.told(told)
+    updated = {**status, "inPlaceRestarts": recoveries.in_place,
+               "recoveries": [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in recoveries.latest]}
+    return updated, [Event("Normal", REASON_RECOVERED_IN_PLACE, recovery_text(record)) for record in fresh]
