@@ -10,8 +10,9 @@ records that figures/record.py decodes (finite, non-negative numbers), at most M
 rank (the newest); totals finite non-negative integers; each rank's `info` (its latest word
 besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negative number within
 its bound; the gateway's "ingest" ages (INGEST_AGES) finite, non-negative numbers of seconds;
-`recoveries`, the launchers' in-place restart records, at most MAX_TOLD (the newest), each exactly
-as figures/wire.py checks a POST of one, of a worker within the spec.
+`recoveries`, the launchers' in-place restart records, at most MAX_TOLD (the newest), each
+checked by `recovery_fields` (as the gateway checks a POST of one: figures/wire.py), of a worker
+within the spec.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from ..api.status import Told, recovery_record
+from ..contract import MAX_WORKERS
 from .record import Step, decode, number
 from .summary import MAX_STEPS, RankInfo, RankKey
-from .wire import recovery_fields
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -49,6 +50,12 @@ INFO_FIELDS: dict[str, tuple[str, float]] = {
 INGEST_AGES = ("okAgo", "failedAgo", "upAgo")
 #: Largest age accepted: some 30 years.
 MAX_AGE = 1e9
+#: Largest counts and seconds a recovery record may carry (rendezvous rounds, group restarts, exit codes).
+MAX_RECOVERY_COUNT = 1 << 31
+MAX_RECOVERY_SECONDS = 1e7
+#: The reason is a signal's name or Error: short.
+MAX_REASON = 64
+_RECOVERY_KEYS = {"worker", "rank", "exitCode", "reason", "recovered", "seconds", "round", "failedAt", "restart"}
 
 
 @dataclass
@@ -119,6 +126,41 @@ def ingest(raw: Any, dropped: list[str]) -> dict[str, float]:
         else:
             ages[name] = age
     return ages
+
+
+def _count(value: Any, limit: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{what} must be an integer in 0..{limit}")
+    return value
+
+
+def _seconds(value: Any, limit: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
+        raise ValueError(f"{what} must be a number in 0..{limit:g}")
+    return float(value)
+
+
+def recovery_fields(document: Any) -> dict[str, Any]:
+    """One in-place restart record with every field checked and bounded (the gateway checks a POST
+    with it, the operator checks the snapshot's records with it again); raises ValueError."""
+    if not isinstance(document, dict) or set(document) != _RECOVERY_KEYS:
+        raise ValueError(f"a recovery must be an object of exactly {', '.join(sorted(_RECOVERY_KEYS))}")
+    reason = document["reason"]
+    if not isinstance(reason, str) or not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise ValueError(f"reason must be printable text of 1..{MAX_REASON} characters")
+    if document["recovered"] != "InPlace":
+        raise ValueError("recovered must be InPlace")
+    return {
+        "worker": _count(document["worker"], MAX_WORKERS - 1, "worker"),
+        "rank": _count(document["rank"], MAX_RECOVERY_COUNT, "rank"),
+        "exitCode": _count(document["exitCode"], 255, "exitCode"),
+        "reason": reason,
+        "recovered": "InPlace",
+        "seconds": _seconds(document["seconds"], MAX_RECOVERY_SECONDS, "seconds"),
+        "round": _count(document["round"], MAX_RECOVERY_COUNT, "round"),
+        "failedAt": _seconds(document["failedAt"], 1e11, "failedAt"),
+        "restart": _count(document["restart"], MAX_RECOVERY_COUNT, "restart"),
+    }
 
 
 def _within(mapping: Any, workers: int) -> Iterator[tuple[RankKey, str, Any]]:
