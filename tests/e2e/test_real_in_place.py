@@ -15,7 +15,8 @@ import pytest
 from tandem.contract import REASON_RECOVERED_IN_PLACE
 from tests.e2e.chart import apply, describe, example, get_json, pod_logs, run_to_end, wait_for, with_volume, worker_pod
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+# The first test of the tier that needs the chart builds its images inside its own timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 
 def test_a_killed_training_process_recovers_in_place(tandem, e2e_namespace, shared_claim):
