@@ -4,13 +4,14 @@
 #   containerd, runc                 the container runtime the kubelet talks CRI to
 #   containernetworking-plugins      CNI bridge, host-local, portmap, loopback (in /usr/lib/cni)
 #   iptables, conntrack, iproute2    kube-proxy's Service rules, CNI masquerading, teardown
+#   ipset                            the NetworkPolicy enforcer's address sets (tests/controlplane/netpol)
 #
 # Nothing is started or enabled: the node (tests/controlplane/node.py) runs its own containerd
 # with private root/state/socket paths, so the packaged service is never used. Where the package
 # would start it (a machine with systemd), policy-rc.d keeps it stopped during the install.
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins iptables conntrack iproute2 kmod)
+PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack iproute2 kmod)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,9 +9,11 @@
 #   bin/coredns                   CoreDNS with the few plugins cluster DNS needs (module coredns/)
 #   bin/tandem-pause              the real node's pod sandbox program (static, stdlib only)
 #   bin/tandem-probe              the e2e smoke test's program (static, stdlib only)
+#   bin/tandem-netpol             the real node's NetworkPolicy enforcer: kube-router's policy
+#                                 controller alone (module netpol/, its main.go says why)
 #
 # The result is cached under ${TANDEM_CACHE:-~/.cache/tandem}/controlplane/<k8s-version>-<hash>/bin,
-# the hash covering both modules' go.mod, go.sum and Go sources, this script and the kwok version; a
+# the hash covering the modules' go.mod, go.sum and Go sources, this script and the kwok version; a
 # second call with the cache in place builds nothing. Only the bin dir goes to stdout;
 # progress goes to stderr. Exit 3 when no Go toolchain is found (and nothing is cached).
 set -euo pipefail
@@ -28,8 +30,8 @@ fi
 
 HASH="$( {
   echo "kwok=$KWOK_VERSION"
-  cat go.mod go.sum build.sh coredns/go.mod coredns/go.sum
-  find cmd coredns -type f -name '*.go' | LC_ALL=C sort | xargs cat
+  cat go.mod go.sum build.sh coredns/go.mod coredns/go.sum netpol/go.mod netpol/go.sum
+  find cmd coredns netpol -type f -name '*.go' | LC_ALL=C sort | xargs cat
 } | sha256sum | cut -c1-12)"
 
 CACHE_ROOT="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/controlplane"
@@ -37,7 +39,8 @@ OUT="$CACHE_ROOT/$K8S_VERSION-$HASH"
 BIN="$OUT/bin"
 
 complete() {
-  [[ -x "$BIN/tandem-k8s" && -x "$BIN/kwok" && -x "$BIN/coredns" && -f "$OUT/.complete" ]]
+  [[ -x "$BIN/tandem-k8s" && -x "$BIN/kwok" && -x "$BIN/coredns" && -x "$BIN/tandem-netpol" \
+     && -f "$OUT/.complete" ]]
 }
 
 if complete; then
@@ -103,6 +106,12 @@ done
 ( cd coredns && GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="-s -w" \
     -o "$TMP/bin/coredns" . )
 echo "build.sh: tandem-pause, tandem-probe and coredns built in $(( $(date +%s) - start_small ))s" >&2
+
+start_netpol=$(date +%s)
+echo "build.sh: building tandem-netpol (kube-router's policy controller)" >&2
+( cd netpol && GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="-s -w" \
+    -o "$TMP/bin/tandem-netpol" . )
+echo "build.sh: tandem-netpol built in $(( $(date +%s) - start_netpol ))s" >&2
 
 for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   ln -sf tandem-k8s "$TMP/bin/$name"

@@ -11,7 +11,13 @@ control plane's components):
 - CNI: Debian's bridge + host-local (+ portmap, loopback) on bridge ``tandem-e2e0``, pods in
   ``POD_CIDR``; the bridge's address ``HOST_IP`` is the host as pods see it. One iptables
   rule drops whatever pods send out of the bridge to another interface: pods reach this
-  machine and each other, nothing else.
+  machine and each other, nothing else. That rule sits in the mangle table, ahead of every
+  filter-table ACCEPT (kube-proxy's, the policy enforcer's).
+- NetworkPolicy enforcement: tandem-netpol (kube-router's policy controller alone, built by
+  build.sh from its Go module) as a host process, on the bridged traffic (the
+  bridge-nf-call-iptables sysctl makes it pass iptables): iptables chains ``KUBE-ROUTER-*``,
+  ``KUBE-NWPLCY-*``, ``KUBE-POD-FW-*`` and ipsets ``KUBE-SRC-*`` / ``KUBE-DST-*``. The bridge
+  plugin alone enforces nothing; with this the policies Tandem renders are tested.
 - kube-apiserver (the control plane's) listens on ``HOST_IP``; the ``kubernetes`` Service's
   endpoint is ``HOST_IP:<port>``, so in-cluster clients (the operator pod) work.
 - kubelet and kube-proxy (iptables mode) from the tandem-k8s multi-call binary, the same
@@ -25,7 +31,8 @@ control plane's components):
 Only one real node can run on a machine (fixed bridge, port 53, kube-proxy's global
 chains): a lock file says who holds it. ``stop()`` leaves nothing behind: containers,
 sandboxes and their network namespaces, mounts under the node's directories, the bridge,
-the iptables chains of kubelet, kube-proxy and CNI, the kubepods cgroups; it checks that
+the iptables chains of kubelet, kube-proxy, CNI and the policy enforcer, its ipsets, the
+kubepods cgroups; it checks that
 (``host_leftovers()``) before it releases the lock. A run killed with SIGKILL leaves the
 shims and pods running: the next start's ``prepare()`` removes them and all they hold
 (tests/e2e/test_crash_cleanup.py).
@@ -55,7 +62,7 @@ from typing import Callable, Iterator
 
 from tandem._sys.ports import free_port
 from tests.controlplane import oci
-from tests.controlplane.cluster import ControlPlane, StartError, _Component, build
+from tests.controlplane.cluster import SERVICE_CIDR, ControlPlane, StartError, _Component, build
 
 STATE_DIR = Path("/var/lib/tandem-e2e")
 RUN_DIR = Path("/run/tandem-e2e")
@@ -81,7 +88,9 @@ K8S_NAMESPACE = "k8s.io"  # containerd namespace the CRI uses
 
 CACHE_DIR = Path(os.environ.get("TANDEM_CACHE", Path.home() / ".cache" / "tandem")) / "node"
 
-# What pods send out of the bridge to any other interface is dropped.
+# What pods send out of the bridge to any other interface is dropped: in the mangle table, whose
+# FORWARD chain runs before the filter table's, where kube-proxy and the policy enforcer ACCEPT.
+_EGRESS_TABLE = "mangle"
 _EGRESS_RULE = ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-m", "comment",
                 "--comment", CNI_NETWORK, "-j", "DROP"]
 
@@ -289,6 +298,29 @@ COREDNS_RBAC = {
 }
 
 
+# The policy enforcer's permissions: what kube-router's policy controller reads.
+NETPOL_RBAC = {
+    "apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "tandem:netpol"},
+         "rules": [
+             {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"],
+              "verbs": ["get", "list", "watch"]},
+             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+              "verbs": ["list", "watch"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "tandem:netpol"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "tandem:netpol"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                       "name": "tandem:netpol"}]},
+    ],
+}
+#: The enforcer's top-level chain for forwarded traffic (the bridged pod-to-pod packets).
+NETPOL_CHAIN = "KUBE-ROUTER-FORWARD"
+
+
 # ---------------------------------------------------------------------------- cleanup
 
 
@@ -317,8 +349,9 @@ def _iptables_cleanup() -> None:
     for cmd in ("iptables", "ip6tables"):
         if not shutil.which(cmd):
             continue
-        while _run(cmd, "-D", *_EGRESS_RULE, check=False).returncode == 0:
-            pass
+        for table in (_EGRESS_TABLE, "filter"):  # filter: where a run of older code put it
+            while _run(cmd, "-t", table, "-D", *_EGRESS_RULE, check=False).returncode == 0:
+                pass
         save = _run(f"{cmd}-save", check=False).stdout
         table = None
         ours: dict[str, set[str]] = {}
@@ -348,6 +381,24 @@ def _iptables_cleanup() -> None:
                 _run(cmd, "-t", table, "-F", chain, check=False)
             for chain in chains:
                 _run(cmd, "-t", table, "-X", chain, check=False)
+
+
+# The ipsets of the policy enforcer (kube-router's prefixes: policy sets and the temporary sets
+# of its atomic swaps; "inet6:" before them for IPv6). Nothing else on a test machine uses them.
+_IPSET_NAME = re.compile(r"^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)[A-Z2-7]{16}$")
+
+
+def _ipsets() -> list[str]:
+    if not shutil.which("ipset"):
+        return []
+    return [n for n in _run("ipset", "list", "-n", check=False).stdout.split() if _IPSET_NAME.match(n)]
+
+
+def _ipset_cleanup() -> None:
+    """Destroy the enforcer's ipsets; after _iptables_cleanup(), as a set in use by a rule
+    cannot be destroyed."""
+    for name in _ipsets():
+        _run("ipset", "destroy", name, check=False)
 
 
 def _kill_orphaned_shims() -> list[int]:
@@ -453,6 +504,7 @@ def host_leftovers() -> list[str]:
             for line in _run(cmd, check=False).stdout.splitlines():
                 if re.match(r"^:KUBE-", line) or CNI_NETWORK in line:
                     found.append(f"{cmd}: {line}")
+    found += [f"ipset {name}" for name in _ipsets()]
     found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob("*/kubepods")]
     found += [f"directory {d}" for d in (RUN_DIR, KUBELET_ROOT, POD_LOGS) if d.exists()]
     return found
@@ -493,7 +545,7 @@ class RealNode:
         `lock_fd`: the lock, already held (take_lock()); this node releases it on stop()."""
         if os.geteuid() != 0:
             raise StartError("a real node needs root (containerd, CNI, iptables)")
-        missing = [b for b in ("containerd", "ctr", "runc", "iptables") if not shutil.which(b)]
+        missing = [b for b in ("containerd", "ctr", "runc", "iptables", "ipset") if not shutil.which(b)]
         if missing or not (CNI_BIN / "bridge").exists():
             raise StartError(f"missing {missing or [str(CNI_BIN / 'bridge')]}: run "
                              "`sudo bash hack/install-node-deps.sh`")
@@ -509,7 +561,7 @@ class RealNode:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{HOST_IP}/{POD_CIDR.split('/')[1]}", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
-        _run("iptables", "-I", *_EGRESS_RULE)
+        _run("iptables", "-t", _EGRESS_TABLE, "-I", *_EGRESS_RULE)
         (RUN_DIR / "net.d" / "10-tandem-e2e.conflist").write_text(json.dumps(cni_config(), indent=2))
         self.timings["prepare"] = time.monotonic() - t0
         return self
@@ -537,6 +589,8 @@ class RealNode:
             self._start_kube_proxy(deadline)
             self._wait("node Ready", self.component("kubelet"), self._node_ready, deadline, 0.5)
             self.timings["ready"] = time.monotonic() - t0
+            self._start_netpol(deadline)
+            self.timings["netpol"] = time.monotonic() - t0
         except BaseException:
             self.stop()
             raise
@@ -550,7 +604,7 @@ class RealNode:
         if self._lock_fd is None:
             return
         by_name = {c.name: c for c in self.components}
-        for name in ("kubelet", "kube-proxy", "coredns"):
+        for name in ("tandem-netpol", "kubelet", "kube-proxy", "coredns"):
             if name in by_name:
                 self._stop_component(by_name[name])
         if "containerd" in by_name and by_name["containerd"].alive():
@@ -693,6 +747,28 @@ class RealNode:
         self._wait("kube-proxy /healthz", comp,
                    lambda: _http_ok(f"http://127.0.0.1:{healthz}/healthz"), deadline, 0.5)
 
+    def _start_netpol(self, deadline: float) -> None:
+        """The policy enforcer, once the node is registered (it reads its Node for its IP, the
+        one its pods' hostIP shows: only those pods get firewall chains). Up once its top-level
+        chains are in place; each policy then takes effect at its first sync, which the tests
+        wait for by probing, as a cluster's user would."""
+        assert self.cp and self.bin_dir
+        self.cp.kubectl("apply", "-f", "-", input=json.dumps(NETPOL_RBAC))
+        issued = self.cp.issue_kubeconfig("tandem-netpol", "/CN=tandem:netpol")
+        # Under RUN_DIR, so that host_leftovers() recognises the process by its command line.
+        kc = RUN_DIR / "netpol.kubeconfig"
+        shutil.copy(issued, kc)
+        comp = self._spawn("tandem-netpol", [
+            str(self.bin_dir / "tandem-netpol"),
+            f"--kubeconfig={kc}",
+            f"--hostname-override={NODE_NAME}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--health-port=0", "--metrics-port=0",
+            f"--v={max(self.verbosity, 1)}",
+        ])
+        self._wait("tandem-netpol's chains", comp, lambda: _run(
+            "iptables", "-t", "filter", "-S", NETPOL_CHAIN, check=False).returncode == 0, deadline)
+
     def _node_ready(self) -> bool:
         assert self.cp
         out = self.cp.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
@@ -731,6 +807,7 @@ class RealNode:
         if self.bin_dir and (self.bin_dir / "tandem-k8s").exists():
             _run(str(self.bin_dir / "tandem-k8s"), "kube-proxy", "--cleanup", check=False)
         _iptables_cleanup()
+        _ipset_cleanup()
         _run("ip", "link", "del", BRIDGE, check=False)
         _remove_kubepods_cgroups()
         # The kubelet links every container's log into /var/log/containers (a fixed path).
