@@ -259,6 +259,50 @@ def test_ray_head_gateway_and_metrics_address(helm):
     assert args[args.index("--metrics-address") + 1] == "http://figures.example:8070"
 
 
+def _pod_templates(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in objs if "template" in o.get("spec", {})}
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+RAY_TOKEN = "/etc/tandem/ray-token/token"
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_ray_token_auth_lives_in_the_head_pod_alone(helm, mode):
+    """Ray's token authentication on the head: the token is made in the head's pod (init
+    container, memory-backed emptyDir), read by the head and the gateway only, held by no Secret,
+    and no other pod template of the chart carries it or Ray's auth settings."""
+    objs = render(helm, *MODES[mode])
+    pods = _pod_templates(objs)
+    head = pods.pop("tandem-ray-head", None)
+    for name, pod in pods.items():  # the operator: no Ray token, no Ray auth settings
+        assert "ray-token" not in {v["name"] for v in pod.get("volumes", [])}, name
+        assert not [e for c in _containers(pod) for e in c.get("env", []) if e["name"].startswith("RAY_")], name
+    if "ray" not in mode:
+        assert head is None
+        return
+    assert head is not None
+    (init,) = head["initContainers"]
+    ray, gateway = head["containers"]
+    assert init["command"] == ["python", "-m", "tandem.gateway.ray_token", RAY_TOKEN]
+    assert init["image"] == ray["image"] and init["securityContext"] == ray["securityContext"]
+    for container in (ray, gateway):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN_PATH"] == RAY_TOKEN, container["name"]
+        assert not {k for k in env if k.startswith("RAY_")} - {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"}
+    mounts = {c["name"]: m for c in _containers(head) for m in c["volumeMounts"] if m["name"] == "ray-token"}
+    assert set(mounts) == {"ray-token", "ray-head", "gateway"}
+    assert all(m["mountPath"] == "/etc/tandem/ray-token" for m in mounts.values())
+    assert mounts["ray-head"]["readOnly"] is mounts["gateway"]["readOnly"] is True
+    (volume,) = [v for v in head["volumes"] if v["name"] == "ray-token"]
+    assert volume == {"name": "ray-token", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    # No Secret holds it: the chart's only Secret is the gateway key.
+    assert [o["metadata"]["name"] for o in by_kind(objs, "Secret")] == ["tandem-metrics-key"]
+
+
 # ------------------------------------------------------------------- kustomize == chart
 
 

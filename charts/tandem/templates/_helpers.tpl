@@ -166,3 +166,15 @@ list items to names and label keys, so no quote can reach the CEL.
   expression: {{ index $.Values.adminPolicy $name | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{- /*
+Ray's token authentication, for the Ray head's containers only (the head and the gateway beside
+it), never the operator or a job; called with the token file's path. RAY_AUTH_TOKEN_PATH: the
+file Ray's token loader reads (ray._private.authentication).
+*/ -}}
+{{- define "tandem.rayAuthEnv" -}}
+- name: RAY_AUTH_MODE
+  value: token
+- name: RAY_AUTH_TOKEN_PATH
+  value: {{ . }}
+{{- end -}}
