@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark of this directory in turn (B1, B3, B4, B5) with the project's Python
+# Runs every benchmark of this directory in turn (B1, B3, B4, B5, B6) with the project's Python
 # environment; each appends its section to benchmarks/RESULTS.md. B2 (benchmarks/metrics_overhead.py)
 # runs too when it is there. Arguments after the script name go to every benchmark (e.g.
 # --no-append). One benchmark failing does not stop the others; the exit code says if any did.
@@ -20,6 +20,7 @@ run benchmarks/b1_launcher.py "$@"
 [ -f benchmarks/metrics_overhead.py ] && run benchmarks/metrics_overhead.py
 run benchmarks/b3_controller.py "$@"
 run benchmarks/b5_scaling.py "$@"
+run benchmarks/b6_goodput.py "$@"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "failed: ${failed[*]}" >&2
   exit 1

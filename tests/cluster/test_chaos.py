@@ -341,17 +341,15 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         assert not orphans(cp, ns)
 
 
-def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
-    """With `backoffLimit: 0` a lost node would fail the job; a failure rule with action
-    Ignore on the DisruptionTarget condition (which the pod GC sets) restarts the group without
-    counting it, and the job Succeeds."""
+def test_node_loss_is_not_counted_against_the_backoff_limit(cp, tmp_path):
+    """With `backoffLimit: 0` and no failure rule, a lost node does not fail the job: the pod GC
+    sets DisruptionTarget on its pod, and the built-in rule (disrupted-pod, after the job's own
+    rules) restarts the group without counting it; the job Succeeds."""
     ns = make_namespace(cp, "chaos-node-ignore")
     op = Operator(cp.kubeconfig, tmp_path / "operator.log").start()
     lost: list[str] = []
     with watched_operator(cp, op, ns, lost):
         document = job_document("lost-node", workers=2, run_seconds=600, backoff=0)
-        document["spec"]["runPolicy"]["failurePolicy"] = {"rules": [
-            {"name": "node-lost", "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
         apply(cp, ns, document)
         wait_for("Running", lambda: status(cp, ns, "lost-node").get("phase") == "Running", 90)
         pods = items(cp, ns, "pods", f"{JOB_LABEL}=lost-node")
@@ -367,9 +365,9 @@ def test_node_loss_is_ignored_by_a_disruption_target_rule(cp, tmp_path):
         print(f"\nnode {victim} deleted under worker 0: {message}")
         assert final["restarts"] == 1 and final["ignoredRestarts"] == 1, final
         last = final["lastFailure"]
-        assert (last["worker"], last["action"], last["ruleName"]) == (0, "Ignore", "node-lost"), last
+        assert (last["worker"], last["action"], last["rule"], last["ruleName"]) == (0, "Ignore", None, "disrupted-pod"), last
         assert "DisruptionTarget" in last["conditions"], last
-        assert "failure rule 0 (node-lost) says Ignore" in message, message
+        assert "built-in rule (disrupted-pod) says Ignore: restarting all workers, not counted (0/0)" in message, message
 
 
 # ---------------------------------------------------------------------------- Pod Security

@@ -15,6 +15,7 @@ from tandem.api.failure_rules import Failure
 from tandem.api.model import RunPolicy
 from tandem.api.restart import Restarts, decide_restart
 from tandem.controller.observed import JobState, Observed, PodState
+from tandem.errors import Interrupted
 from tandem.local import executor as local_executor
 from tandem.local.executor import Attempt, LocalExecutor, WorkerExit
 
@@ -70,6 +71,64 @@ def test_the_restart_decision(failure, limit, so_far, restart, reason, after, wo
 def test_a_hang_without_a_rule_is_counted():
     outcome = decide_restart(Failure(0, reason="Hung"), run_policy(1, {"rules": []}), Restarts())
     assert outcome.restart and outcome.verdict.action == "Count" and outcome.after.counted == 1
+
+
+# a disrupted pod: the built-in rule after the job's own
+
+PREEMPTED = frozenset({("DisruptionTarget", "True")})
+
+
+@pytest.mark.parametrize("failure, action, counted", [
+    # preempted, evicted, its node lost: Kubernetes sets DisruptionTarget
+    (Failure(1, exit_code=143, reason="Error", conditions=PREEMPTED), "Ignore", 0),
+    (Failure(1, conditions=PREEMPTED), "Ignore", 0),  # lost before its container ended: no exit code
+    # `kubectl delete pod` or a drain: no condition, but the pod was deleting and its container
+    # ended as a deletion ends it (SIGTERM, or SIGKILL after the grace period)
+    (Failure(1, exit_code=143, reason="Error", deleting=True), "Ignore", 0),
+    (Failure(1, exit_code=137, reason="Error", deleting=True), "Ignore", 0),
+    # the job's own failures, deleting or not, still count
+    (Failure(1, exit_code=137, reason="OOMKilled", deleting=True), "Count", 1),
+    (Failure(1, exit_code=1, reason="Error", deleting=True), "Count", 1),
+    (Failure(1, exit_code=143, reason="Error"), "Count", 1),  # SIGTERM from inside the pod: no deletion
+])
+def test_a_disrupted_pod_does_not_spend_the_backoff_limit(failure, action, counted):
+    """backoffLimit 0 and no rules: a disruption restarts the group uncounted, anything else fails the job."""
+    outcome = decide_restart(failure, run_policy(1, {"rules": []}), Restarts())
+    assert (outcome.verdict.action, outcome.after.counted) == (action, counted)
+    if action == "Ignore":
+        assert outcome.restart and outcome.after == Restarts(1, 1)
+        assert outcome.verdict.builtin and outcome.verdict.rule is None
+        assert outcome.describe() == "built-in rule (disrupted-pod) says Ignore: restarting all workers, not counted (0/1)"
+    zero = decide_restart(failure, run_policy(0, {"rules": []}), Restarts())
+    assert zero.restart == (action == "Ignore")
+
+
+def test_the_jobs_own_rules_come_before_the_built_in_one():
+    """A job that wants a disruption counted, or fatal, says so with a rule of its own."""
+    counted = {"rules": [{"name": "count-them", "action": "Count", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    outcome = decide_restart(Failure(1, exit_code=143, conditions=PREEMPTED), run_policy(1, counted), Restarts())
+    assert (outcome.verdict.action, outcome.verdict.rule, outcome.after) == ("Count", 0, Restarts(1, 0))
+    deleted = Failure(1, exit_code=143, reason="Error", deleting=True)
+    fatal = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [143]}}]}
+    assert decide_restart(deleted, run_policy(1, fatal), Restarts()).reason == "FailedByRule"
+
+
+def test_the_operator_restarts_a_deleted_pods_group_uncounted():
+    """reconcile with backoffLimit 0: a worker pod deleted by hand (exit 143, no condition) restarts
+    the group, recorded as the built-in rule's Ignore; a plain failure after it fails the job."""
+    obj, _ = step(training_job(runPolicy={"backoffLimit": 0}), Observed())
+    deleted = PodState("demo-1-x", 1, 0, "Failed", exit_code=143, reason="Error", deleting=True)
+    obj, actions = step(obj, Observed(True, JobState(0, failed=True), [PodState("demo-0-x", 0, 0, "Running"), deleted]))
+    status = obj["status"]
+    assert status["phase"] == "Restarting" and actions.delete_job
+    assert (status["restarts"], status["ignoredRestarts"]) == (1, 1)
+    assert status["lastFailure"]["action"] == "Ignore" and status["lastFailure"]["rule"] is None
+    assert status["lastFailure"]["ruleName"] == "disrupted-pod"
+    message = next(c["message"] for c in status["conditions"] if c["type"] == "Restarting")
+    assert message == ("worker 1 (pod demo-1-x) failed with exit code 143 (Error) [pod deleted]; built-in rule "
+                       "(disrupted-pod) says Ignore: restarting all workers, not counted (0/0)")
+    obj, _ = step(obj, Observed(True, JobState(1, failed=True), [PodState("p", 0, 1, "Failed", exit_code=1)]))
+    assert obj["status"]["phase"] == "Failed"
 
 
 # the deadline's clock
@@ -171,3 +230,20 @@ def test_both_executors_restart_and_end_alike(codes, limit, tmp_path, monkeypatc
     if phase == "Failed":
         assert reason in ("BackoffLimitExceeded", "FailedByRule")
         assert result.attempts[-1].verdict is not None
+
+
+def test_a_stopped_tandem_run_is_not_a_failure(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM of `tandem run` (a local preemption) interrupts the group: nothing is judged
+    or counted, even with backoffLimit 0 (the run ends Interrupted, exit 130, not Failed)."""
+    job = TrainingJob.from_dict(training_job(runPolicy={"backoffLimit": 0}))
+    output = io.StringIO()
+    executor = LocalExecutor(job, run_root=tmp_path, console=Console(file=output, width=300), gpu_env=[{}, {}])
+
+    def stopped(attempt_number, so_far):
+        raise Interrupted("interrupted")
+
+    monkeypatch.setattr(executor, "_run_group", stopped)
+    monkeypatch.setattr(local_executor, "become_subreaper", lambda: None)
+    result = executor.run()
+    assert result.interrupted and result.exit_code == 130 and result.restarts == 0 and result.attempts == []
+    assert "backoffLimit" not in output.getvalue() and "restarting" not in output.getvalue()

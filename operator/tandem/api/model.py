@@ -286,7 +286,9 @@ class FailurePolicy(_Model):
 
     rules: list[FailureRule] = Field(
         default_factory=list, max_length=MAX_FAILURE_RULES,
-        description=f"Ordered rules, at most {MAX_FAILURE_RULES}; the first that matches decides. No rule matches: Count.",
+        description=f"Ordered rules, at most {MAX_FAILURE_RULES}; the first that matches decides. No rule matches: "
+                    "a worker whose pod was disrupted (DisruptionTarget condition, or exit 143/137 while the pod "
+                    "was being deleted) gets Ignore (the built-in rule disrupted-pod), any other failure Count.",
     )
 
     @field_validator("rules")

@@ -243,7 +243,9 @@ class FailureStatus(_Status):
     conditions: list[str] = Field(default_factory=list, description="The failed pod's True conditions, e.g. DisruptionTarget.")
     action: str = Field("", description="What was done: FailJob, Ignore (restart not counted) or Count.")
     rule: Optional[int] = Field(None, description="Index of the runPolicy.failurePolicy rule that matched; unset: none did.")
-    rule_name: Optional[str] = Field(None, description="Name of the rule that matched, when it has one.")
+    rule_name: Optional[str] = Field(
+        None, description="Name of the rule that matched, when it has one; with rule unset, disrupted-pod: Tandem's "
+                          "built-in rule (a preempted, evicted or deleted worker's pod: Ignore).")
     restart: int = Field(0, description="The group (restart number) the failure happened in.")
     time: Optional[str] = Field(None, description="When the failure was judged (RFC 3339).")
 

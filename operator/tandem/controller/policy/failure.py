@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
-from ...api.failure_rules import Failure, Verdict
+from ...api.failure_rules import OOM_KILLED, Failure, Verdict
 from ...api.model import TrainingJob
 from ...api.restart import Restarts, decide_restart
 from ...api.status import parse_time, rfc3339
@@ -28,8 +28,6 @@ from ..observed import JobState, Observed, PodState
 POD_FAILURE_WAIT_SECONDS = 10
 POD_FAILURE_REQUEUE_SECONDS = 1.0
 RESTART_REQUEUE_SECONDS = 2.0
-#: The kubelet's reason for a container the kernel killed for memory; it comes with no message.
-OOM_KILLED = "OOMKilled"
 
 
 def _cause_order(pod: PodState) -> tuple[bool, str, int]:
@@ -64,6 +62,8 @@ def failure_message(pods: list[PodState], fallback: str) -> str:
         text += f" ({first.reason})"
     if (DISRUPTION_TARGET, "True") in first.conditions:
         text += f" [{DISRUPTION_TARGET}{': ' + first.disruption if first.disruption else ''}]"
+    elif first.deleting:
+        text += " [pod deleted]"
     if first.message:
         text += f": {first.message[:200]}"
     elif first.reason == OOM_KILLED:
@@ -75,7 +75,7 @@ def pod_failure(pod: Optional[PodState]) -> Failure:
     if pod is None:
         return Failure(worker=None)
     return Failure(worker=pod.index, exit_code=pod.exit_code, reason=pod.reason, conditions=pod.conditions, pod=pod.name,
-                   disruption=pod.disruption)
+                   disruption=pod.disruption, deleting=pod.deleting)
 
 
 def waiting_for_failed_pod(current: JobState, now: datetime) -> bool:
