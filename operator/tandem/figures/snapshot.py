@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from ..api.status import Told, recovery_record
+from ..contract import MAX_WORKERS
 from .record import Step, decode, number
 from .summary import MAX_STEPS, RankInfo, RankKey
-from .wire import recovery_fields
 
 #: Ranks (training processes) per worker: far above any machine's accelerator count.
 MAX_RANKS = 1024
@@ -33,6 +33,12 @@ MAX_COUNT = 10**15
 MAX_GPUS = 1024
 #: In-place restart records looked at: as many as a collector keeps (gateway/collector.py KEEP_RECOVERIES).
 MAX_TOLD = 256
+#: Largest counts and seconds a recovery record may carry (rendezvous rounds, group restarts, exit codes).
+MAX_RECOVERY_COUNT = 1 << 31
+MAX_RECOVERY_SECONDS = 1e7
+#: The reason is a signal's name or Error: short.
+MAX_REASON = 64
+_RECOVERY_KEYS = {"worker", "rank", "exitCode", "reason", "recovered", "seconds", "round", "failedAt", "restart"}
 #: The wire names of a rank's info, the RankInfo field each fills, and its largest value.
 INFO_FIELDS: dict[str, tuple[str, float]] = {
     "stepsDone": ("steps_done", MAX_COUNT),
@@ -163,3 +169,38 @@ def recoveries(raw: Any, workers: int) -> tuple[list[Told], int]:
         else:
             told.append(read)
     return told, bad
+
+
+def _count(value: Any, limit: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{what} must be an integer in 0..{limit}")
+    return value
+
+
+def _seconds(value: Any, limit: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
+        raise ValueError(f"{what} must be a number in 0..{limit:g}")
+    return float(value)
+
+
+def recovery_fields(document: Any) -> dict[str, Any]:
+    """One in-place restart record with every field checked and bounded (the gateway checks a POST
+    with it, the operator checks the snapshot's records with it again); raises ValueError."""
+    if not isinstance(document, dict) or set(document) != _RECOVERY_KEYS:
+        raise ValueError(f"a recovery must be an object of exactly {', '.join(sorted(_RECOVERY_KEYS))}")
+    reason = document["reason"]
+    if not isinstance(reason, str) or not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise ValueError(f"reason must be printable text of 1..{MAX_REASON} characters")
+    if document["recovered"] != "InPlace":
+        raise ValueError("recovered must be InPlace")
+    return {
+        "worker": _count(document["worker"], MAX_WORKERS - 1, "worker"),
+        "rank": _count(document["rank"], MAX_RECOVERY_COUNT, "rank"),
+        "exitCode": _count(document["exitCode"], 255, "exitCode"),
+        "reason": reason,
+        "recovered": "InPlace",
+        "seconds": _seconds(document["seconds"], MAX_RECOVERY_SECONDS, "seconds"),
+        "round": _count(document["round"], MAX_RECOVERY_COUNT, "round"),
+        "failedAt": _seconds(document["failedAt"], 1e11, "failedAt"),
+        "restart": _count(document["restart"], MAX_RECOVERY_COUNT, "restart"),
+    }

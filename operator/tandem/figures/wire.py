@@ -12,8 +12,9 @@ holds bounded, well-formed records, whoever posted them:
   utilisation a number in 0..100), non-negative and bounded (figures.snapshot.info).
 - ``POST /v1/jobs/<namespace>/<name>/recoveries`` (a job's write token) with one in-place restart
   as the launcher tells it (launch/recovery.py): ``{"worker", "rank", "exitCode", "reason",
-  "recovered": "InPlace", "seconds", "round", "failedAt", "restart"}``, each checked here
-  (`recovery`), the body at most MAX_RECOVERY_BYTES. The collector keeps the latest of them.
+  "recovered": "InPlace", "seconds", "round", "failedAt", "restart"}``, each checked
+  (`recovery`, by figures.snapshot.recovery_fields, which the operator's read uses again), the
+  body at most MAX_RECOVERY_BYTES. The collector keeps the latest of them.
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON.
 - ``DELETE /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): forget the job's collector.
 
@@ -47,12 +48,6 @@ RECOVERIES_PATH = re.compile(
     "^" + RECOVERIES_TEMPLATE.format(namespace=f"(?P<namespace>{_NAME})", name=f"(?P<name>{_NAME})") + "$")
 #: Largest body of a recovery POST (one record is ~200 bytes).
 MAX_RECOVERY_BYTES = 2048
-#: Largest counts and seconds a recovery record may carry (rendezvous rounds, group restarts, exit codes).
-MAX_RECOVERY_COUNT = 1 << 31
-MAX_RECOVERY_SECONDS = 1e7
-#: The reason is a signal's name or Error: short.
-MAX_REASON = 64
-_RECOVERY_KEYS = {"worker", "rank", "exitCode", "reason", "recovered", "seconds", "round", "failedAt", "restart"}
 JOB_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/(?P<uid>[A-Za-z0-9-]{{1,64}})$")
 
 
@@ -138,43 +133,10 @@ def batch(body: bytes) -> Batch:
     return Batch(worker, rank, checked, said)
 
 
-def _count(value: Any, limit: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-        raise ValueError(f"{what} must be an integer in 0..{limit}")
-    return value
-
-
-def _seconds(value: Any, limit: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
-        raise ValueError(f"{what} must be a number in 0..{limit:g}")
-    return float(value)
-
-
-def recovery_fields(document: Any) -> dict[str, Any]:
-    """One in-place restart record with every field checked and bounded (the gateway checks a POST
-    with it, the operator checks the snapshot's records with it again); raises ValueError."""
-    if not isinstance(document, dict) or set(document) != _RECOVERY_KEYS:
-        raise ValueError(f"a recovery must be an object of exactly {', '.join(sorted(_RECOVERY_KEYS))}")
-    reason = document["reason"]
-    if not isinstance(reason, str) or not reason or len(reason) > MAX_REASON or not reason.isprintable():
-        raise ValueError(f"reason must be printable text of 1..{MAX_REASON} characters")
-    if document["recovered"] != "InPlace":
-        raise ValueError("recovered must be InPlace")
-    return {
-        "worker": _count(document["worker"], MAX_WORKERS - 1, "worker"),
-        "rank": _count(document["rank"], MAX_RECOVERY_COUNT, "rank"),
-        "exitCode": _count(document["exitCode"], 255, "exitCode"),
-        "reason": reason,
-        "recovered": "InPlace",
-        "seconds": _seconds(document["seconds"], MAX_RECOVERY_SECONDS, "seconds"),
-        "round": _count(document["round"], MAX_RECOVERY_COUNT, "round"),
-        "failedAt": _seconds(document["failedAt"], 1e11, "failedAt"),
-        "restart": _count(document["restart"], MAX_RECOVERY_COUNT, "restart"),
-    }
-
-
 def recovery(body: bytes) -> dict[str, Any]:
     """The checked body of a recovery POST; raises Refused (400 or 413) with the reason."""
+    from .snapshot import recovery_fields
+
     if len(body) > MAX_RECOVERY_BYTES:
         raise Refused(413, f"the body is over {MAX_RECOVERY_BYTES} bytes")
     try:
