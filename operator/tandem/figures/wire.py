@@ -17,8 +17,9 @@ holds bounded, well-formed records, whoever posted them:
   the collector skips those it already holds, so a timed-out POST never counts steps twice.
 - ``POST /v1/jobs/<namespace>/<name>/recoveries`` (a job's write token) with one in-place restart
   as the launcher tells it (launch/recovery.py): ``{"worker", "rank", "exitCode", "reason",
-  "recovered": "InPlace", "seconds", "round", "failedAt", "restart"}``, each checked here
-  (`recovery`), the body at most MAX_RECOVERY_BYTES. The collector keeps the latest of them.
+  "recovered": "InPlace", "seconds", "round", "failedAt", "restart"}``, each checked
+  (`recovery`, by figures.snapshot.recovery_fields, which the operator's read uses again), the
+  body at most MAX_RECOVERY_BYTES. The collector keeps the latest of them.
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON,
   with ``"ingest"``: seconds since the gateway last stored the job's records (``okAgo``), since a
   store last failed (``failedAgo``), each when there was one, and since the gateway began to
