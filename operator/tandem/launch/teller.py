@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import collections
 import json
-import random
 import threading
 import time
 import urllib.error
-import urllib.request
 from typing import Any, Callable, Mapping, Optional
 
+from .._sys import gateway_post
 from ..contract import ENV_JOB, ENV_METRICS_ADDRESS, ENV_METRICS_TOKEN, ENV_NAMESPACE, RECOVERIES_PATH
 
 #: Records held while the gateway cannot take them (the oldest dropped beyond).
 MAX_PENDING = 64
 #: Seconds one POST may take.
 POST_TIMEOUT = 10.0
-#: First wait after a failed POST, doubled per failure up to BACKOFF_CAP.
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 8.0
 #: Seconds the launcher's end waits for pending records.
 FLUSH_SECONDS = 3.0
 
@@ -43,21 +39,12 @@ class Refused(Exception):
 def post(url: str, token: str, record: Mapping[str, Any], timeout: float = POST_TIMEOUT) -> None:
     """POST one record; raises Refused (a 4xx other than a timeout or a rate limit) or OSError."""
     body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            answer.read(4096)
+        gateway_post.post(url, token, body, timeout)
     except urllib.error.HTTPError as error:
         if 400 <= error.code < 500 and error.code not in (408, 429):
             raise Refused(f"{error.code} {error.reason}") from None
         raise OSError(f"{error.code} {error.reason}") from None
-
-
-def backoff(failures: int) -> float:
-    """Seconds to wait after `failures` + 1 failed posts in a row: doubling, capped, jittered."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(failures, 16))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 class Teller:
@@ -120,7 +107,7 @@ class Teller:
             except Refused:
                 pass  # dropped: no retry can change a refusal
             except OSError:
-                self.wait(backoff(failures))
+                self.wait(gateway_post.backoff(failures))
                 failures += 1
                 continue
             failures = 0

@@ -31,7 +31,6 @@ ones the rate window and the hang clock read, are always kept; the log says how 
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import socket
 import sys
@@ -40,6 +39,7 @@ import time
 from typing import Any, Iterable, Optional, TextIO
 from urllib.parse import urlparse
 
+from .._sys.gateway_post import BACKOFF_CAP, backoff, post as post_to_gateway
 from ..contract import (
     ENV_JOB,
     ENV_METRICS_ADDRESS,
@@ -62,18 +62,6 @@ FINAL_TIMEOUT = 2.5
 CHUNK = 2000
 #: Records held while the gateway cannot take them; beyond this the oldest are dropped.
 MAX_PENDING = 200_000
-#: First wait after a failed POST, doubled per failure up to BACKOFF_CAP. The cap stays far
-#: inside the shortest progress deadline: after an outage the hang clock starts again from the
-#: first read, and the records must be flowing again well before it could run out.
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 8.0
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait after `attempt` + 1 failures in a row: doubling, capped, with jitter in its
-    upper half (so a gateway that comes back is not met by every rank of every job at once)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 16))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def bounded(records: list[Step], limit: int) -> tuple[list[Step], int]:
@@ -220,13 +208,9 @@ def retry_after(header: Optional[str]) -> float:
 def post(url: str, token: str, body: bytes, timeout: float) -> None:
     """POST one batch; raises Refused, NotYet, or OSError (unreachable)."""
     import urllib.error
-    import urllib.request
 
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            answer.read(4096)
+        post_to_gateway(url, token, body, timeout)
     except urllib.error.HTTPError as error:
         if error.code in (429, 502, 503, 504):  # 429: the job's rate at the gateway; the records wait
             raise NotYet(f"{error.code} {error.reason}", retry_after(error.headers.get("Retry-After"))) from None
