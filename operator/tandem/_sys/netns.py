@@ -8,12 +8,15 @@ still reach each other on 127.0.0.1.
 
 One holder process creates the namespace and keeps it alive (until its stdin closes, or its
 parent dies); each process meant to run inside is started as
-``python -m tandem._sys.netns <holder pid> -- argv...``, which joins the holder's namespaces and
-then execs ``argv`` (same pid, same environment). Unprivileged users get the namespace through a
-user namespace of their own that maps only their own uid and gid, so files keep their owner and
-no privilege is gained; root needs none. Where user namespaces are refused (a kernel built
-without them, a sysctl, Ubuntu's AppArmor restriction, not Linux), `PrivateNetwork.start`
-returns False with the reason, and the caller decides what to say.
+``python -m tandem._sys.netns <holder pid>:<namespace inode> -- argv...``, which joins the holder's
+namespaces and then execs ``argv`` (same pid, same environment). The inode pins the namespace, not
+the pid: should the holder die and its pid be reused by a process of the host's network, a worker
+(a restarted group's, say) refuses to start instead of running, unnoticed, on the host's network.
+Unprivileged users get the namespace through a user namespace of their own that maps only their
+own uid and gid, so files keep their owner and no privilege is gained; root needs none. Where
+user namespaces are refused (a kernel built without them, a sysctl, Ubuntu's AppArmor
+restriction, not Linux), `PrivateNetwork.start` returns False with the reason, and the caller
+decides what to say.
 """
 
 from __future__ import annotations
@@ -85,20 +88,28 @@ def create() -> None:
     _loopback_up()
 
 
-def _same_namespace(kind: str, pid: int) -> bool:
-    return os.stat(f"/proc/self/ns/{kind}").st_ino == os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-
-
-def enter(pid: int) -> None:
-    """Join the network namespace of process `pid` (and first its user namespace, if it has its
-    own). Must run single-threaded: the kernel refuses to move a threaded process's user ns."""
-    for kind, flag in (("user", CLONE_NEWUSER), ("net", CLONE_NEWNET)):
-        if _same_namespace(kind, pid):
-            continue
-        fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
-        try:
-            _call("setns", fd, flag)
-        finally:
+def enter(pid: int, net_inode: int) -> None:
+    """Join the network namespace of process `pid`, which must be the namespace `net_inode` (and
+    first its user namespace, if it has its own). Must run single-threaded: the kernel refuses to
+    move a threaded process's user ns. The check is made on the descriptor that is then joined, so
+    the pid cannot change hands in between."""
+    gone = f"the run's network namespace is gone: its holder (pid {pid}) has ended"
+    fds: dict[str, int] = {}
+    try:
+        for kind in ("user", "net"):
+            fds[kind] = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
+    except FileNotFoundError:
+        for fd in fds.values():
+            os.close(fd)
+        raise OSError(gone) from None
+    try:
+        if os.fstat(fds["net"]).st_ino != net_inode:
+            raise OSError(gone)
+        for kind, flag in (("user", CLONE_NEWUSER), ("net", CLONE_NEWNET)):
+            if os.stat(f"/proc/self/ns/{kind}").st_ino != os.fstat(fds[kind]).st_ino:
+                _call("setns", fds[kind], flag)
+    finally:
+        for fd in fds.values():
             os.close(fd)
 
 
@@ -107,6 +118,8 @@ class PrivateNetwork:
 
     def __init__(self) -> None:
         self.process: Optional[subprocess.Popen[str]] = None
+        #: The namespace's inode: what a process entering it checks (see the module docstring).
+        self.net_inode = 0
         #: Why there is no private network (empty once started).
         self.reason = ""
 
@@ -135,13 +148,14 @@ class PrivateNetwork:
             self.reason = (complaint.strip().splitlines() or ["the namespace holder ended"])[-1]
             return False
         self.process = process
+        self.net_inode = os.stat(f"/proc/{process.pid}/ns/net").st_ino
         return True
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """argv, run inside the namespace; unchanged when there is none."""
         if self.process is None:
             return list(argv)
-        return [sys.executable, "-m", "tandem._sys.netns", str(self.process.pid), "--", *argv]
+        return [sys.executable, "-m", "tandem._sys.netns", f"{self.process.pid}:{self.net_inode}", "--", *argv]
 
     def stop(self) -> None:
         """End the holder; the namespace goes when the last process in it has ended."""
@@ -170,14 +184,16 @@ def _hold() -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`--hold`: create a namespace and keep it; `<pid> -- command...`: run command in pid's."""
+    """`--hold`: create a namespace and keep it; `<pid>:<inode> -- command...`: run command in
+    pid's namespace, if it still is the namespace `inode`."""
     if list(argv) == ["--hold"]:
         return _hold()
-    if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
-        print("usage: python -m tandem._sys.netns --hold | <holder pid> -- command...", file=sys.stderr)
+    pid, _, inode = argv[0].partition(":") if argv else ("", "", "")
+    if len(argv) < 3 or argv[1] != "--" or not (pid.isdigit() and inode.isdigit()):
+        print("usage: python -m tandem._sys.netns --hold | <holder pid>:<net inode> -- command...", file=sys.stderr)
         return 2
     try:
-        enter(int(argv[0]))
+        enter(int(pid), int(inode))
     except OSError as error:
         print(f"tandem: cannot enter the run's private network namespace: {error}", file=sys.stderr)
         return 126
