@@ -39,7 +39,7 @@ def test_a_silent_group_is_restarted_as_hung_naming_the_worker_that_went_silent_
 
     try:
         apply(control_plane, namespace, document)
-        pod_env = worker_env(control_plane, namespace, name)
+        pod_env = worker_env(control_plane, namespace, name, gateway.key)
         reporters = [start_reporter(pod_env, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
         wait_for("steps recorded", lambda: (status().get("progress") or {}).get("lastStepAt"), timeout=120, interval=2)
         paces[0].write_text(SILENT)  # worker 0 blocks first...
