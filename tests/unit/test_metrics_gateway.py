@@ -220,13 +220,13 @@ def test_the_operator_reads_figures_through_the_gateway(server):
         shipped = wire.encode(worker, 0, records)
         assert call(server, "POST", wire.records_path("team-a", "train"),
                     token.job_token(KEY, "team-a", "train", UID_A), shipped)[0] == 204
-    status = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, 640.0, 0.8)
+    status = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, 640.0, 0.8).metrics
     assert status.available and [w.index for w in status.per_worker] == [0, 1]
     assert math.isclose(status.throughput, 1280.0) and math.isclose(status.scaling_efficiency, 1.0)
     # The wrong reader token, an unknown job: unavailable with the reason, never an exception.
-    refused = reader.read_summary(server.base, "nope", "team-a", "train", UID_A, 2, None, 0.8)
+    refused = reader.read(server.base, "nope", "team-a", "train", UID_A, 2, None, 0.8).metrics
     assert not refused.available and "403" in refused.reason
-    missing = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_B, 2, None, 0.8)
+    missing = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_B, 2, None, 0.8).metrics
     assert not missing.available and "no figures" in missing.reason
 
 
@@ -236,7 +236,7 @@ def test_a_snapshot_with_more_workers_than_the_spec_is_cut_to_the_spec(server):
     for worker in (0, 7):
         call(server, "POST", wire.records_path("team-a", "train"), mine,
              wire.encode(worker, 0, [[1000.0 + i * 0.1, 64, 0.1, None] for i in range(1, 10)]))
-    status = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8)
+    status = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8).metrics
     assert [w.index for w in status.per_worker] == [0] and "outside workers 0..1" in status.reason
 
 
@@ -382,14 +382,14 @@ def test_the_gateway_says_when_it_last_stored_a_jobs_records_and_when_a_store_fa
     status, raw = call(server, "GET", records, token.reader_token(KEY))
     ingest = json.loads(raw)["ingest"]
     assert status == 200 and set(ingest) == {"okAgo", "upAgo"} and ingest["okAgo"] <= ingest["upAgo"]
-    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    read = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8).metrics
     assert read.available and read.ingested_at is not None
     assert read.ingest_interrupted_at is not None and read.ingest_interrupted_at <= read.ingested_at  # the start
     server.collectors.failing = True  # the job's collector errs on stores; reads still work
     assert call(server, "POST", path, mine, body(worker=0))[0] == 503
     ingest = json.loads(call(server, "GET", records, token.reader_token(KEY))[1])["ingest"]
     assert ingest["failedAgo"] <= ingest["okAgo"]
-    read = reader.read_summary(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8)
+    read = reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 1, None, 0.8).metrics
     assert read.available and read.ingest_interrupted_at >= read.ingested_at
     # Another job's stores went well: its snapshot says no failure.
     other = token.job_token(KEY, "team-a", "other", UID_B)
@@ -424,7 +424,7 @@ def test_the_operator_process_never_loads_ray():
     from tests.conftest import REPO
 
     code = ("import sys; import tandem.cli.operator, tandem.controller.main, tandem.controller.runtime; "
-            "from tandem.figures import reader; reader.read_summary('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8); "
+            "from tandem.figures import reader; reader.read('http://127.0.0.1:9', 'r', 'n', 'j', 'u', 1, None, 0.8).metrics; "
             "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray loaded'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "operator")})
@@ -573,8 +573,8 @@ def test_the_reader_refuses_an_answer_over_its_cap_unread():
 
     threading.Thread(target=answer_huge, daemon=True).start()
     try:
-        status = reader.read_summary(f"http://127.0.0.1:{listener.getsockname()[1]}", "r", "n", "j", "u",
-                                     1, None, 0.8, timeout=30)
+        status = reader.read(f"http://127.0.0.1:{listener.getsockname()[1]}", "r", "n", "j", "u",
+                                     1, None, 0.8, timeout=30).metrics
     finally:
         sent.set()
         listener.close()

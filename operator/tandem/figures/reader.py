@@ -6,8 +6,8 @@ checked record by record against the job's spec (figures/snapshot.py) before the
 operator never unpickles anything and never imports Ray, so whoever controls the Ray head can at
 worst send wrong numbers, which the checks bound.
 
-`read_summary` never hangs and never raises: any failure is MetricsStatus(available=False) and
-the reason.
+`read` never hangs and never raises: any failure reads as MetricsStatus(available=False), with
+the reason, and no recovery records.
 """
 
 from __future__ import annotations
@@ -103,21 +103,6 @@ def intake_moments(ages: dict[str, float], now: datetime) -> dict[str, str]:
     if interrupted:
         moments["ingest_interrupted_at"] = moment(min(interrupted))
     return moments
-
-
-def read_summary(
-    base_url: str,
-    reader: str,
-    namespace: str,
-    job: str,
-    uid: str,
-    workers: int,
-    baseline: Optional[float],
-    straggler_threshold: float,
-    timeout: float = READ_TIMEOUT,
-) -> MetricsStatus:
-    """The job's figures, or MetricsStatus(available=False) when the gateway cannot be read."""
-    return read(base_url, reader, namespace, job, uid, workers, baseline, straggler_threshold, timeout).metrics
 
 
 def read(
