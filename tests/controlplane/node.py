@@ -277,46 +277,30 @@ def corefile(kubeconfig: Path, health_port: int, ready_port: int) -> str:
 """
 
 
+def user_rbac(user: str, rules: list[dict]) -> dict:
+    """A ClusterRole of `rules` bound to the client-certificate user `user`, both named after it:
+    what a node component signing in as that user may do."""
+    rbac = "rbac.authorization.k8s.io"
+    return {
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": user}, "rules": rules},
+            {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": user},
+             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": user},
+             "subjects": [{"apiGroup": rbac, "kind": "User", "name": user}]},
+        ],
+    }
+
+
 # CoreDNS's permissions, as the coredns Helm chart grants them.
-COREDNS_RBAC = {
-    "apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": "tandem:coredns"},
-         "rules": [
-             {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
-              "verbs": ["list", "watch"]},
-             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-              "verbs": ["list", "watch"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "tandem:coredns"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "tandem:coredns"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                       "name": "tandem:coredns"}]},
-    ],
-}
-
-
+COREDNS_RBAC = user_rbac("tandem:coredns", [
+    {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+])
 # The policy enforcer's permissions: what kube-router's policy controller reads.
-NETPOL_RBAC = {
-    "apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": "tandem:netpol"},
-         "rules": [
-             {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"],
-              "verbs": ["get", "list", "watch"]},
-             {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
-              "verbs": ["list", "watch"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "tandem:netpol"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "tandem:netpol"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                       "name": "tandem:netpol"}]},
-    ],
-}
+NETPOL_RBAC = user_rbac("tandem:netpol", [
+    {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", "watch"]},
+])
 #: The enforcer's top-level chain for forwarded traffic (the bridged pod-to-pod packets).
 NETPOL_CHAIN = "KUBE-ROUTER-FORWARD"
 
