@@ -115,7 +115,7 @@ def test_only_a_jobs_own_token_writes_its_figures_and_only_the_reader_reads_them
     assert http("GET", path, token_a)[0] == 403
     assert http("GET", base + wire.job_path("team-b", "train", UID_B), token_a)[0] == 403
     # The operator's reader: bounded JSON in, figures out.
-    figures = reader.read_summary(base, token.reader_token(key), "team-a", "train", UID_A, 1, None, 0.8)
+    figures = reader.read(base, token.reader_token(key), "team-a", "train", UID_A, 1, None, 0.8).metrics
     assert figures.available and [w.index for w in figures.per_worker] == [0] and figures.throughput > 0
 
     # Deleting needs the reader token too.

@@ -56,7 +56,7 @@ def test_unreachable_gateway_says_so_once_and_training_goes_on(tmp_path):
     assert "worker 1" in done.stderr and "unreachable" in done.stderr
 
 
-def test_read_summary_of_an_unreachable_gateway_is_unavailable():
+def test_reading_an_unreachable_gateway_is_unavailable():
     status = reader.read(f"http://127.0.0.1:{free_port()}", "reader", "default", "j", "uid", 2, None, 0.8).metrics
     assert status.available is False and status.updated_at and "unreachable" in status.reason
     assert reader.read("", "reader", "default", "j", "uid", 2, None, 0.8).metrics.available is False
