@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem._sys.ports import free_ports
 from tests.conftest import REPO
 from tests.controlplane.cluster import ControlPlane
 from tests.support.kwok import pod_annotations
@@ -268,7 +269,7 @@ def test_start_retries_when_a_port_was_taken(control_plane, monkeypatch):
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real = cluster.free_ports
+    real = free_ports
     calls = []
 
     def first_one_taken(n):

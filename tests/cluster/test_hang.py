@@ -15,7 +15,7 @@ from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .test_operator import apply, get
+from .operator_fixture import apply, get
 from .test_operator_metrics import PACED_REPORTER, gateway, operator_with_gateway, start_reporter, worker_env  # noqa: F401
 
 DEADLINE = 30  # contract.MIN_PROGRESS_DEADLINE_SECONDS

@@ -23,8 +23,7 @@ from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import Operator
-from .test_operator import apply, get
+from .operator_fixture import Operator, apply, get
 
 REPORTER = """
 import time

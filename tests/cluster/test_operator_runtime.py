@@ -22,8 +22,8 @@ from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import Operator, crd  # noqa: F401 - crd fixture
-from .test_operator import apply, phase
+from .operator_fixture import Operator, apply, crd  # noqa: F401 - crd fixture
+from .test_operator import phase
 
 
 def http_get(url: str) -> str:

@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tandem.frameworks import frameworks
 
@@ -55,7 +56,7 @@ CACHE = Path(os.environ.get("TANDEM_IMAGE_CACHE", Path.home() / ".cache" / "tand
 #: python3 externally managed (PEP 668), and a venv lets the Dockerfiles' plain `pip install`
 #: work without touching Debian's packages (removing the EXTERNALLY-MANAGED marker would let pip
 #: overwrite files dpkg owns). `python`, `pip` and the installed entry points resolve in the venv.
-BASE_RECIPE = {
+BASE_RECIPE: dict[str, Any] = {
     "suite": "bookworm",
     "variant": "minbase",
     "mirror": "http://deb.debian.org/debian",

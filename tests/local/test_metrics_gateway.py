@@ -53,7 +53,7 @@ def gateway(tmp_path):
         log = (tmp_path / "gateway.log").open("w")
         process = subprocess.Popen([sys.executable, "-m", "tandem.gateway", "--host", "127.0.0.1",
                                     "--port", str(port), "--ray-address", f"127.0.0.1:{ray.port}",
-                                    "--key-file", str(ray.key_file)],
+                                    "--key-file", str(ray.key_file)],  # type: ignore[attr-defined]
                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         key = ray.key.encode()

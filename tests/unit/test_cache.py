@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
+from tandem.contract import JOB_NAME_LABEL
 from tandem.controller.cache import Cache, key_of, owner_key
-from tandem.render.context import JOB_NAME_LABEL
 
 KEY = ("team-a", "demo")
 

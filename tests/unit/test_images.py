@@ -149,7 +149,7 @@ def test_a_build_removes_only_the_same_images_stale_layouts(tmp_path, monkeypatc
 def test_a_build_that_cannot_fit_is_refused_in_one_line_naming_need_and_free(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "CACHE", tmp_path)
     free = 5 * 2**30
-    monkeypatch.setattr(images.shutil, "disk_usage", lambda path: SimpleNamespace(total=free, used=0, free=free))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=free, used=0, free=free))
     images.check_room("operator")  # 3 x 0.8 + 1 GiB fits in 5
     with pytest.raises(images.NoRoom) as refused:
         images.check_room("pytorch-worker")

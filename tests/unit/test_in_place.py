@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from tandem.api import TrainingJob
-from tandem.api.errors import SpecError
 from tandem.api.model import RunPolicy
 from tandem.api.recoveries import Recoveries, recovery_text
 from tandem.api.restart import fail_job_exit_codes
 from tandem.api.status import MAX_RECOVERIES, RecoveryStatus, TrainingJobStatus, parse_recovery, recovery_record
+from tandem.errors import SpecError
 from tandem.launch import recovery
 from tandem.launch.env import ContractError, build_launch, read_contract
 from tandem.launch.torchrun import fail_job_codes

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 
-from tandem.launch import __main__ as launcher
+from tandem.launch import __main__ as launcher, process
 from tandem.launch.env import build_launch
 from tandem.launch.resolve import resolves, wait_for_name
 
@@ -59,7 +59,7 @@ def test_only_a_group_waits_for_its_coordinator() -> None:
 def test_launcher_fails_with_one_line_when_the_coordinator_never_resolves(monkeypatch, capsys) -> None:
     monkeypatch.setattr(launcher, "wait_for_name", lambda host: False)
     ran = []
-    monkeypatch.setattr(launcher.process, "run", lambda argv, env: ran.append(argv) or 0)
+    monkeypatch.setattr(process, "run", lambda argv, env: ran.append(argv) or 0)
     for key, value in contract_env().items():
         monkeypatch.setenv(key, value)
     assert launcher.main(["--", "python", "train.py"]) == 1
@@ -70,7 +70,7 @@ def test_launcher_fails_with_one_line_when_the_coordinator_never_resolves(monkey
 def test_launcher_runs_once_the_coordinator_resolves(monkeypatch) -> None:
     waited, ran = [], []
     monkeypatch.setattr(launcher, "wait_for_name", lambda host: waited.append(host) or True)
-    monkeypatch.setattr(launcher.process, "run", lambda argv, env: ran.append(argv) or 0)
+    monkeypatch.setattr(process, "run", lambda argv, env: ran.append(argv) or 0)
     for key, value in contract_env().items():
         monkeypatch.setenv(key, value)
     assert launcher.main(["--", "python", "train.py"]) == 0

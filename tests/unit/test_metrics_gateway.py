@@ -14,6 +14,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
+from tandem._sys.gateway_post import BACKOFF_CAP
 from tandem.contract import MAX_WORKERS
 from tandem.figures import reader, token, wire
 from tandem.figures.snapshot import INFO_FIELDS, MAX_RANKS
@@ -164,7 +165,7 @@ class InProcessCollectors(gateway.Collectors):
 def server():
     collectors = InProcessCollectors()
     served = gateway.start(KEY, collectors, "127.0.0.1", 0)
-    served.base = f"http://127.0.0.1:{served.server_address[1]}"
+    served.base = f"http://127.0.0.1:{served.server_address[1]}"  # type: ignore[attr-defined]
     yield served
     served.shutdown()
     served.server_close()
@@ -354,7 +355,7 @@ def test_a_flood_from_one_job_is_throttled_while_another_is_served():
         assert request("POST", base + wire.records_path("team-b", "train"), b, body(worker=0), None, 5)[0] == 204
         with pytest.raises(shipper.NotYet) as throttled:
             shipper.post(base + wire.records_path("team-a", "train"), a, body(worker=0), 5)
-        assert "429" in str(throttled.value) and throttled.value.retry_after == shipper.BACKOFF_CAP  # capped
+        assert "429" in str(throttled.value) and throttled.value.retry_after == BACKOFF_CAP  # capped
         outbox = shipper.Outbox()
         outbox.add([Step(1.0, 64.0)])
         with pytest.raises(shipper.NotYet):
@@ -369,7 +370,7 @@ def test_a_retry_after_is_followed_up_to_the_backoff_cap():
     from tandem.metrics import shipper
 
     assert shipper.retry_after("3") == 3.0 and shipper.retry_after(None) == 0.0
-    assert shipper.retry_after("soon") == 0.0 and shipper.retry_after("100000") == shipper.BACKOFF_CAP
+    assert shipper.retry_after("soon") == 0.0 and shipper.retry_after("100000") == BACKOFF_CAP
 
 
 def test_the_gateway_says_when_it_last_stored_a_jobs_records_and_when_a_store_failed(server):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
 
-from tandem.api.status import WorkerMetrics
+from tandem.api.status import WorkerMetrics, duration
 from tandem.figures import eta, progress
 from tandem.figures.record import Step
 from tandem.figures.snapshot import check
@@ -81,7 +81,7 @@ def test_elapsed_counts_from_the_groups_first_read_and_starts_again_after_a_rest
     assert later.elapsed == 75 and later.since == first.since
     restarted = progress.observe(later, 1, {0: 5}, T0 + timedelta(seconds=90))
     assert restarted.elapsed == 0 and restarted.restart == 1
-    assert progress.duration(3725) == "1:02:05" and progress.duration(65) == "1:05"
+    assert duration(3725) == "1:02:05" and duration(65) == "1:05"
 
 
 def test_the_hang_fields_are_as_before():

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from tandem._sys.gateway_post import BACKOFF_CAP, backoff
 from tandem.contract import ENV_JOB, ENV_METRICS_ADDRESS, ENV_METRICS_TOKEN, ENV_NAMESPACE, ENV_RUN_DIR
+from tandem.figures.record import Step
 from tandem.metrics import shipper
 from tests.conftest import REPO
 
@@ -104,17 +106,17 @@ def test_records_sent_after_a_503_blip_arrive_and_the_delay_is_said_once(tmp_pat
 def test_backoff_is_capped_jittered_and_well_inside_the_shortest_progress_deadline():
     from tandem.contract import MIN_PROGRESS_DEADLINE_SECONDS
 
-    delays = [shipper.backoff(attempt) for attempt in range(50)]
-    assert all(0 < d <= shipper.BACKOFF_CAP for d in delays)
+    delays = [backoff(attempt) for attempt in range(50)]
+    assert all(0 < d <= BACKOFF_CAP for d in delays)
     assert delays[0] < delays[5]  # it grows
-    assert len({round(shipper.backoff(20), 6) for _ in range(20)}) > 1  # jittered
+    assert len({round(backoff(20), 6) for _ in range(20)}) > 1  # jittered
     # After the gateway comes back, records flow within one capped wait and one ship interval:
     # well inside the shortest deadline, so the resumed hang clock sees steps before it runs out.
-    assert shipper.BACKOFF_CAP + shipper.SHIP_EVERY + shipper.CALL_TIMEOUT < MIN_PROGRESS_DEADLINE_SECONDS
+    assert BACKOFF_CAP + shipper.SHIP_EVERY + shipper.CALL_TIMEOUT < MIN_PROGRESS_DEADLINE_SECONDS
 
 
 def test_pending_keeps_the_newest_records_past_the_bound():
-    records = [shipper.Step(float(i), 1.0) for i in range(10)]
+    records = [Step(float(i), 1.0) for i in range(10)]
     kept, dropped = shipper.bounded(records, 4)
     assert [r.t for r in kept] == [6.0, 7.0, 8.0, 9.0] and dropped == 6
     assert shipper.bounded(records, 20) == (records, 0)
