@@ -72,7 +72,7 @@ def test_ruff() -> None:
 
 def test_mypy_strict() -> None:
     """Settings in pyproject.toml ([tool.mypy]: strict on operator/tandem; over tests/ only that what
-    they call and read exists). The first run on a
-    machine takes minutes (torch's and TensorFlow's stubs); later runs read .mypy_cache."""
+    they call and read exists). The first run on a machine takes minutes (torch's and TensorFlow's
+    stubs); later runs read .mypy_cache."""
     result = _tool(sys.executable, "-m", "mypy", timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
