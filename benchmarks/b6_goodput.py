@@ -23,8 +23,7 @@ process of the scenario's `tandem run`s (getrusage of reaped children; `tandem r
 workers' orphans). Median over --repeats, scenarios interleaved.
 
 Not measured here: elastic shrink-and-grow (Tandem has no worker range yet: `spec.workers` is
-one count), and the real-node variant (pods on the e2e tier's cluster: pod deleted, pod
-preempted); the output says so, and no row stands in for them.
+one count); the output says so, and no row stands in for it. Real pods: benchmarks/b6_node.py.
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ SCENARIOS = ("none", "group", "in-place", "preemption")
 #: What no row stands in for (said in the output, the JSON and docs/benchmarks.md).
 NOT_MEASURED = {
     "elastic": "elastic shrink-and-grow: not measured, Tandem has no worker range yet (spec.workers is one count)",
-    "real node": "real pods (worker pod deleted, pod preempted on the e2e tier's cluster): not measured by this script",
 }
 RESTARTS = re.compile(r"restarts: (\d+)(?:\s+in-place restarts: (\d+))?")
 LOGGED_STEP = re.compile(r"rank 0: step (\d+)/")

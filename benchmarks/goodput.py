@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterable, Optional
 
 STAMPED = re.compile(r"@@T (\d+\.\d+) rank 0: (.*)")
@@ -82,6 +83,16 @@ def lives(lines: Iterable[str]) -> list[Life]:
             found.append(Life())
         found[-1].steps[k] = at
     return [life for life in found if life.steps or life.resumed_from]
+
+
+def runtime_stamped(line: str) -> str:
+    """A line of `kubectl logs --timestamps` (the container runtime's RFC 3339 stamp with
+    nanoseconds, taken when the line was written) in stamp.py's form, so that pods and local runs
+    go through the same figures."""
+    stamp, _, text = line.partition(" ")
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (fraction or "0"))
+    return f"@@T {seconds:.6f} {text}"
 
 
 def crash_time(lines: Iterable[str]) -> Optional[tuple[float, int]]:

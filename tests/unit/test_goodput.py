@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.goodput import crash_time, figures, lives
+from benchmarks.goodput import crash_time, figures, lives, runtime_stamped
 
 
 def stamped(at: float, rank: int, text: str) -> str:
@@ -54,3 +54,11 @@ def test_a_restart_without_a_checkpoint_starts_a_life_from_step_one():
 def test_no_life_after_the_failure_is_refused():
     with pytest.raises(ValueError, match="no life before and after"):
         figures(lives([stamped(k, 0, f"step {k}/3") for k in (1, 2, 3)]), 5.0, failed_at=10.0)
+
+
+def test_a_runtime_stamped_pod_line_reads_as_a_stamped_one():
+    """kubectl logs --timestamps: nanoseconds kept to the microsecond, UTC, the text untouched."""
+    line = runtime_stamped("2026-12-06T12:00:01.250000789Z rank 0: step 7/20 loss 1.0")
+    assert line == "@@T 1796558401.250001 rank 0: step 7/20 loss 1.0"
+    assert lives([line])[0].steps == {7: pytest.approx(1796558401.250001)}
+    assert runtime_stamped("2026-12-06T12:00:01Z rank 0: x") == "@@T 1796558401.000000 rank 0: x"
