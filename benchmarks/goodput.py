@@ -135,7 +135,7 @@ def figures(found: list[Life], wall_seconds: float, failed_at: Optional[float] =
     if failed_at is None:
         return Figures(len(last_trained), productive, wall_seconds)
     before = [life for life in found if life.started <= failed_at]
-    after = [life for life in found if life.started > failed_at]
+    after = [life for life in found if life.steps and life.started > failed_at]
     if not before or not after:
         raise ValueError(f"no life before and after the failure at {failed_at:.3f} ({len(found)} lives)")
     failed, recovered = before[-1], after[0]
