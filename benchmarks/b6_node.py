@@ -7,8 +7,8 @@ with helm, the images built from images/).
 
 Needs root (containerd, CNI, iptables) and Go, as the e2e tier. jobs/mnist-ddp.yaml as the e2e
 tests run it (2 workers on the real node, 700m CPU and 2 GiB each, a claim shared by the workers
-for checkpoints, figures on: the operator counts in-place restarts from them), a line every step, a checkpoint every --checkpoint-every steps. Each scenario
-runs in a namespace of its own:
+for checkpoints, figures on: the operator counts in-place restarts from them), a line every
+step, a checkpoint every --checkpoint-every steps. Each scenario runs in a namespace of its own:
 
 - **none**: no failure; the reference for goodput.
 - **group**: rank 1 exits 137 (as if SIGKILLed) before step --fail-at+1, runPolicy.inPlaceRestarts
