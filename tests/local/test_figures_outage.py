@@ -22,6 +22,11 @@ pytestmark = pytest.mark.local
 
 DEADLINE = 30  # contract.MIN_PROGRESS_DEADLINE_SECONDS
 OUTAGE = DEADLINE + 15  # the scenario's length: longer than the deadline
+#: Long enough to train through the outage and past it, and no longer: at least 0.05 s a step is
+#: 80 s, the outage starts seconds into training and lasts 45 s, and a shipper's next post after it
+#: comes within its backoff cap (8 s) plus one call's timeout (10 s), so the run still trains for
+#: that and more; the assert during the outage catches a run too short for it.
+STEPS = 1600
 
 
 def _figures_service(job: str) -> list[int]:
@@ -52,7 +57,7 @@ def test_a_frozen_figures_service_longer_than_the_deadline_is_not_a_hang(tmp_pat
     job = {
         "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": job_name},
         "spec": {"framework": "pytorch", "strategy": "ddp", "workers": 2,
-                 "command": ["python", "jobs/train_ddp.py", "--steps", "2500", "--sleep-per-step", "0.05",
+                 "command": ["python", "jobs/train_ddp.py", "--steps", str(STEPS), "--sleep-per-step", "0.05",
                              "--checkpoint-every", "0", "--log-every", "100"],
                  "metrics": {"enabled": True},
                  "runPolicy": {"backoffLimit": 2, "progressDeadlineSeconds": DEADLINE, "failurePolicy": {
