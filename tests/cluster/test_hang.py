@@ -22,16 +22,6 @@ DEADLINE = 30  # contract.MIN_PROGRESS_DEADLINE_SECONDS
 SILENT = "3600"  # a pace no test waits out: the reporter steps no more
 
 
-def _rose_after_worker_0(status: dict, than: tuple[str, str] = ("", "")) -> tuple[str, str] | None:
-    """(worker 0's, worker 1's) last rise as status shows them, when worker 1's is the later one and
-    later than `than`'s with worker 0's the same: a read that saw worker 1 step and worker 0 not."""
-    workers = {w["index"]: w.get("at") or "" for w in (status.get("progress") or {}).get("workers") or []}
-    seen = (workers.get(0, ""), workers.get(1, ""))
-    if seen[1] > seen[0] and (not than[1] or (seen[0] == than[0] and seen[1] > than[1])):
-        return seen
-    return None
-
-
 def test_a_silent_group_is_restarted_as_hung_naming_the_worker_that_went_silent_first(
         control_plane, crd, namespace, tmp_path, gateway):  # noqa: F811 - the fixture
     operator = operator_with_gateway(control_plane, tmp_path, "lease-hang-test", namespace, gateway)
@@ -53,11 +43,7 @@ def test_a_silent_group_is_restarted_as_hung_naming_the_worker_that_went_silent_
         reporters = [start_reporter(pod_env, namespace, name, i, str(paces[i]), code=PACED_REPORTER) for i in (0, 1)]
         wait_for("steps recorded", lambda: (status().get("progress") or {}).get("lastStepAt"), timeout=120, interval=2)
         paces[0].write_text(SILENT)  # worker 0 blocks first...
-        # ...and the operator has seen it: worker 1's steps rise at two reads after worker 0's last rise.
-        first = wait_for("worker 1 seen stepping after worker 0 stopped", lambda: _rose_after_worker_0(status()),
-                         timeout=60, interval=1)
-        wait_for("that seen again at a later read", lambda: _rose_after_worker_0(status(), than=first),
-                 timeout=60, interval=1)
+        time.sleep(20)
         silenced = time.monotonic()
         paces[1].write_text(SILENT)  # ...then worker 1: the whole group is silent
         wait_for("the group restarted as Hung", lambda: status().get("restarts", 0) >= 1, timeout=150, interval=2)
