@@ -145,8 +145,11 @@ def installed_chart(real_cluster, tmp_path_factory):
     installed = time.monotonic()
     print(f"\ntandem: images {loaded - started:.0f}s, helm install --wait {installed - loaded:.0f}s")
     yield cp, node
-    helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout", "120s", check=False)
-    cp.kubectl("delete", "namespace", SYSTEM, "--wait=true", "--timeout=120s", check=False)
+    # Not waited for: the session's node is stopped next, and its stop kills and removes every
+    # container and checks that nothing is left, so waiting out the pods' grace periods here
+    # (about a minute) would only delay that.
+    helm("uninstall", RELEASE, "-n", SYSTEM, "--timeout", "120s", check=False)
+    cp.kubectl("delete", "namespace", SYSTEM, "--wait=false", check=False)
     shutil.rmtree(VOLUMES, ignore_errors=True)
 
 

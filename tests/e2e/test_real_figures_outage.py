@@ -14,6 +14,7 @@ from tests.e2e.chart import SYSTEM, apply, describe, example, get_json, run_to_e
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first e2e test to use `tandem` pays for its install
 
 DEADLINE = 30  # contract.MIN_PROGRESS_DEADLINE_SECONDS: the shortest a user may set
+STEPS = 450  # at least 90 s of training
 
 
 def _ray_head_pods(cp) -> list[dict]:
@@ -28,9 +29,9 @@ def test_the_ray_head_pod_deleted_mid_run_is_no_hang(tandem, e2e_namespace):
     cp, _ = tandem
     ns = e2e_namespace
     name = "figures-outage"
-    # 600 steps of at least 0.2 s: two minutes, long enough to train through the new Ray head's start
-    # (about half a minute here) and past it.
-    job = example("mnist-ddp.yaml", name, ["--steps", "600", "--log-every", "100", "--sleep-per-step", "0.2",
+    # STEPS of at least 0.2 s: long enough to train through the new Ray head's start (about half
+    # a minute here) and past it; the phase assert below catches a run too short for that.
+    job = example("mnist-ddp.yaml", name, ["--steps", str(STEPS), "--log-every", "100", "--sleep-per-step", "0.2",
                                            "--checkpoint-every", "0"])
     job["spec"]["metrics"] = {"enabled": True}
     job["spec"]["runPolicy"] = {"backoffLimit": 2, "progressDeadlineSeconds": DEADLINE, "failurePolicy": {
@@ -57,4 +58,4 @@ def test_the_ray_head_pod_deleted_mid_run_is_no_hang(tandem, e2e_namespace):
     assert "Hung" not in said, said
     events = cp.kubectl("get", "events", "-n", ns, "-o", "json").stdout
     assert "Hung" not in events, events[-3000:]
-    assert status["progress"]["stepsDone"] == 600, status["progress"]
+    assert status["progress"]["stepsDone"] == STEPS, status["progress"]

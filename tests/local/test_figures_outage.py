@@ -17,6 +17,7 @@ import yaml
 from tandem._sys import proctree
 from tests.support.commands import start_tandem
 from tests.support.processes import processes_of_job, ray_session_of
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.local
 
@@ -43,17 +44,22 @@ def _history(runs: Path, job: str) -> list[dict]:
     return [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
 
 
+def _logs(runs: Path, job: str) -> str:
+    return "".join(p.read_text() for p in (runs / job).glob("*/logs/attempt-0/worker-*.log"))
+
+
 def _steps(entry: dict) -> int:
     return max((w.get("steps", 0) for w in entry.get("perWorker") or []), default=0)
 
 
 def test_a_frozen_figures_service_longer_than_the_deadline_is_not_a_hang(tmp_path, job_name):
-    runs = tmp_path / "runs"
+    runs, release = tmp_path / "runs", tmp_path / "release"
     job = {
         "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": job_name},
         "spec": {"framework": "pytorch", "strategy": "ddp", "workers": 2,
-                 "command": ["python", "jobs/train_ddp.py", "--steps", "2500", "--sleep-per-step", "0.05",
-                             "--checkpoint-every", "0", "--log-every", "100"],
+                 # Trains until released, after the outage and the shippers' resumption: a fixed
+                 # number of steps must cover the slowest machine and so runs a minute past it.
+                 "command": ["python", "tests/local/scripts/ddp_until_released.py", str(release)],
                  "metrics": {"enabled": True},
                  "runPolicy": {"backoffLimit": 2, "progressDeadlineSeconds": DEADLINE, "failurePolicy": {
                      "rules": [{"name": "hung", "action": "FailJob", "onReasons": ["Hung"]}]}}},
@@ -74,10 +80,13 @@ def test_a_frozen_figures_service_longer_than_the_deadline_is_not_a_hang(tmp_pat
         os.kill(frozen[0], signal.SIGSTOP)  # the gateway and its reader stop answering
         until = time.monotonic() + OUTAGE
         while time.monotonic() < until:  # the outage itself; training must go on through it
-            assert run.poll() is None, "the run ended during the outage (too few steps for this test)"
+            assert run.poll() is None, "the run ended during the outage"
             time.sleep(0.5)
         os.kill(frozen[0], signal.SIGCONT)
         frozen = []
+        wait_for("the shippers to resume", lambda: "figures resumed" in _logs(runs, job_name), timeout=120,
+                 explain=lambda: _logs(runs, job_name)[-4000:])
+        release.touch()
         output, _ = run.communicate(timeout=400)
     finally:
         for pid in frozen:
@@ -87,7 +96,7 @@ def test_a_frozen_figures_service_longer_than_the_deadline_is_not_a_hang(tmp_pat
     assert "Succeeded" in output, output[-4000:]
     assert "Hung" not in output and "no worker reported a step" not in output, output[-4000:]
     assert not list((runs / job_name).glob("*/logs/attempt-1")), "the group was restarted"
-    logs = "".join(p.read_text() for p in (runs / job_name).glob("*/logs/attempt-0/worker-*.log"))
+    logs = _logs(runs, job_name)
     assert "figures delayed" in logs and "figures resumed" in logs, logs[-4000:]
     assert "training goes on without metrics" not in logs
     final = _history(runs, job_name)[-1]
