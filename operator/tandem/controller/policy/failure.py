@@ -194,7 +194,8 @@ def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> 
     settle_recoveries(decision, job, observed)
     pods = failed_pods(observed, decision.restart)
     if rejoins(job.spec):
-        if not current.failed and handle_lost_pods(decision, job, observed, pods):
+        # A suspended Job's pods (a queue's preemption) end as deleted ones do: no rejoin there.
+        if not (current.failed or current.suspended) and handle_lost_pods(decision, job, observed, pods):
             return True
         # A pod that rejoined is not the cause of a later failure of its group.
         done = recorded_pods(recoveries_of(decision))
