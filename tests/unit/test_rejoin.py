@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import kubernetes_validate
+
 from tandem.api import TrainingJob
 from tandem.api.failure_rules import Failure, judge
 from tandem.api.model import FailurePolicy
@@ -19,6 +21,7 @@ from tandem.api.rejoin import (
 from tandem.api.status import RecoveryStatus
 from tandem.controller.observed import JobState, Observed, PodState
 from tandem.render import render_one
+from tests.conftest import K8S_VERSION
 from tests.support.specs import spec
 
 from .test_reconcile import NOW, step, training_job
@@ -39,6 +42,7 @@ def test_a_rejoining_job_lets_the_job_controller_replace_a_lost_pod():
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         {"action": "Ignore", "onExitCodes": {"containerName": "worker", "operator": "In", "values": [143]}},
     ]
+    kubernetes_validate.validate(render_one(job(inPlaceRestarts=2), "Job"), K8S_VERSION, strict=True)
 
 
 def test_without_in_place_restarts_or_torch_any_lost_pod_fails_the_job():
