@@ -119,6 +119,9 @@ REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
 #: Reason of the event the operator posts for each in-place restart it learns of (the cluster
 #: tests and `kubectl get events` select it).
 REASON_RECOVERED_IN_PLACE = "RecoveredInPlace"
+#: Event reason: a lost worker pod (deleted, evicted, its node lost) was recreated for its index and
+#: rejoined the rendezvous; the group was not restarted (api/rejoin.py).
+REASON_REJOINED = "Rejoined"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128

@@ -314,9 +314,10 @@ class RunPolicy(_Model):
         description="PyTorch: times torchrun's agents may restart a failed worker's training processes in place "
                     "(same pods and launchers, all workers re-rendezvous and resume from their checkpoint) before "
                     "the failure goes to failurePolicy and backoffLimit as a whole-group restart; a failure whose "
-                    "exit code a FailJob rule names is never restarted in place. 0 (the default): every failure is "
-                    "a whole-group restart. Per worker and per group; other frameworks ignore it "
-                    "(docs/reliability.md).",
+                    "exit code a FailJob rule names is never restarted in place. A worker pod other than worker 0 "
+                    "that is deleted, evicted or on a lost node is recreated for its index and rejoins, without a "
+                    "group restart. 0 (the default): every failure is a whole-group restart. Per worker and per "
+                    "group; other frameworks ignore it (docs/reliability.md).",
     )
     active_deadline_seconds: OptionalInt = Field(
         None, ge=1,

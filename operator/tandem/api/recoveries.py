@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from .status import MAX_RECOVERIES, RECOVERED_IN_PLACE, RecoveryStatus, Told, parse_time
+from .status import MAX_RECOVERIES, RECOVERED_IN_PLACE, RECOVERED_REJOINED, RecoveryStatus, Told, parse_time
 
 
 @dataclass
@@ -90,7 +90,8 @@ def _epoch(time: Optional[str]) -> float:
 def recovery_text(record: RecoveryStatus) -> str:
     """`recovered in place in 3.2 s: worker 1 rank 1 exit 137 (SIGKILL), group #0`: the run table's
     line, `tandem get`'s and the operator's event's words for one recovery."""
-    how = "in place" if record.recovered == RECOVERED_IN_PLACE else "by a group restart"
+    how = {RECOVERED_IN_PLACE: "in place", RECOVERED_REJOINED: "by a new pod that rejoined"}.get(
+        record.recovered, "by a group restart")
     took = "" if record.seconds is None else f" in {record.seconds:.1f} s"
     rank = "" if record.rank is None else f" rank {record.rank}"
     code = "" if record.exit_code is None else f" exit {record.exit_code}"

@@ -254,6 +254,9 @@ class FailureStatus(_Status):
 #: Tandem restarted the whole group.
 RECOVERED_IN_PLACE = "InPlace"
 RECOVERED_GROUP_RESTART = "GroupRestart"
+#: A lost worker pod was recreated for its index by the Job controller and its agent rejoined the
+#: rendezvous; the other workers re-rendezvoused in place (api/rejoin.py).
+RECOVERED_REJOINED = "Rejoined"
 #: At most this many recoveries are kept in status (the latest): a long run's failures must not
 #: grow the object without bound.
 MAX_RECOVERIES = 20
@@ -266,12 +269,16 @@ class RecoveryStatus(_Status):
     rank: Optional[int] = Field(None, ge=0, description="Global rank of the failed training process, when known.")
     exit_code: Optional[int] = Field(None, description="Exit code of the failed process (128+N: killed by signal N).")
     reason: str = Field("", description="Error, a signal's name (SIGKILL), or the failure's reason (Hung, OOMKilled...).")
-    recovered: Literal["InPlace", "GroupRestart"] = Field(
+    recovered: Literal["InPlace", "GroupRestart", "Rejoined"] = Field(
         description="InPlace: torchrun's agents restarted the processes, same pods and launchers (runPolicy.inPlaceRestarts); "
-                    "GroupRestart: every worker was restarted (runPolicy.backoffLimit).")
+                    "GroupRestart: every worker was restarted (runPolicy.backoffLimit); Rejoined: the worker's lost pod "
+                    "(deleted, evicted, its node lost) was recreated for its index and rejoined, the others restarted "
+                    "in place.")
     seconds: Optional[float] = Field(
         None, ge=0, allow_inf_nan=False,
-        description="Seconds from the failure seen to the processes started again (in place: stop, rendezvous, start).")
+        description="Seconds from the failure seen to the processes started again (in place: stop, rendezvous, start; "
+                    "a group restart or a rejoin: to the new pods started); unset until then.")
+    pod: Optional[str] = Field(None, description="The lost pod, for a group restart or a rejoin on Kubernetes.")
     restart: int = Field(0, ge=0, description="The group (whole-group restart number) the failure happened in.")
     round: Optional[int] = Field(
         None, ge=0, description="In place: the rendezvous round the processes restarted into; one round of one "

@@ -12,6 +12,7 @@ from typing import Any
 from .. import contract
 from ..api.model import TrainingJob
 from ..api.quantity import parse_quantity
+from ..api.rejoin import pod_failure_policy
 from ..api.restart import fail_job_exit_codes
 from ..contract import (
     API_VERSION,
@@ -296,6 +297,8 @@ def template_values(job: TrainingJob, restart: int = 0, metrics_address: str = "
         "owner_references": owner_references(job),
         "port": COORDINATOR_PORT,
         "workers": spec.worker_count,
+        # With rejoin a lost worker pod is recreated for its index instead of failing the Job.
+        "pod_failure_policy": pod_failure_policy(spec),
         "job_annotations": {RESTART_ANNOTATION: str(restart)},
         "pod_labels": {**template.labels, **labels},
         "pod_annotations": {**template.annotations, RESTART_ANNOTATION: str(restart)},

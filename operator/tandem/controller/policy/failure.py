@@ -4,6 +4,11 @@ runPolicy.failurePolicy, FailJob fails the job now, Ignore restarts the group wi
 Count (no rule matched) restarts it until backoffLimit counted restarts are spent, then the job is
 Failed naming the worker and exit code.
 
+With in-place restarts (api/rejoin.py) a lost worker pod other than worker 0 is not a group
+failure: the Job controller recreates it for its index and it rejoins; this step records that
+recovery. Each group restart and rejoin is a status.recoveries entry whose seconds are filled in
+once the new pods have started.
+
 The failure must be known before it is judged: the rules match the failed worker's exit code,
 reason and pod conditions. When the Job failed and the watch cache holds no failed pod of it (a
 replica that just took the lease may not have seen the pods yet, however long ago the Job
@@ -15,12 +20,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
-from ...api.failure_rules import OOM_KILLED, Failure, Verdict
+from ...api.failure_rules import OOM_KILLED, Failure, Verdict, judge
 from ...api.model import TrainingJob
+from ...api.recoveries import recovery_text
+from ...api.rejoin import FAIL, REJOIN, lost_pod_outcome, lost_record, recorded_pods, rejoins, settle_seconds
 from ...api.restart import Restarts, decide_restart
-from ...api.status import parse_time, rfc3339
-from ...contract import DISRUPTION_TARGET
-from ..actions import PodsRead
+from ...api.status import (
+    MAX_RECOVERIES,
+    RECOVERED_GROUP_RESTART,
+    RECOVERED_IN_PLACE,
+    RECOVERED_REJOINED,
+    RecoveryStatus,
+    parse_time,
+    rfc3339,
+)
+from ...contract import DISRUPTION_TARGET, REASON_REJOINED
+from ..actions import Event, PodsRead
 from ..decision import Decision
 from ..observed import JobState, Observed, PodState
 
@@ -113,6 +128,7 @@ def act_on_failure(decision: Decision, job: TrainingJob, failure: Failure, messa
     record_failure(decision, failure, outcome.verdict)
     text = f"{message}; {outcome.describe()}"
     if outcome.restart:
+        keep_recovery(decision, lost_record(failure, RECOVERED_GROUP_RESTART, so_far.total, rfc3339(decision.now)))
         decision.status["restarts"] = outcome.after.total
         if outcome.after.ignored != so_far.ignored:
             decision.status["ignoredRestarts"] = outcome.after.ignored
@@ -126,11 +142,64 @@ def act_on_failure(decision: Decision, job: TrainingJob, failure: Failure, messa
     decision.enter("Failed", outcome.reason, text, "Warning")
 
 
+def recoveries_of(decision: Decision) -> list[RecoveryStatus]:
+    return [RecoveryStatus.model_validate(r) for r in decision.status.get("recoveries") or []]
+
+
+def write_recoveries(decision: Decision, records: list[RecoveryStatus]) -> None:
+    decision.status["recoveries"] = [r.model_dump(by_alias=True, exclude_none=True, mode="json")
+                                     for r in records[-MAX_RECOVERIES:]]
+
+
+def keep_recovery(decision: Decision, record: RecoveryStatus) -> None:
+    write_recoveries(decision, [*recoveries_of(decision), record])
+
+
+def settle_recoveries(decision: Decision, job: TrainingJob, observed: Observed) -> None:
+    """The seconds of the group restarts and rejoins whose new pods have started since."""
+    records = recoveries_of(decision)
+    if not any(r.seconds is None and r.recovered != RECOVERED_IN_PLACE for r in records):
+        return
+    started = {(p.restart, p.index): p.started for p in observed.pods if not p.deleting and p.started}
+    if settle_seconds(records, started, job.spec.worker_count):
+        write_recoveries(decision, records)
+
+
+def handle_lost_pods(decision: Decision, job: TrainingJob, observed: Observed, pods: list[PodState]) -> bool:
+    """Lost worker pods of a rejoining job (api/rejoin.py): each is judged by the failure rules;
+    a rejoin is recorded once, with an event, and the group goes on; anything else is the group's
+    failure (True: this step decided). Without a failed Job only: a Job that failed is the group's."""
+    done = recorded_pods(recoveries_of(decision))
+    for pod in pods:
+        if not pod.deleting or pod.name in done:
+            continue
+        failure = pod_failure(pod)
+        verdict = judge(failure, job.spec.run_policy.failure_policy)
+        remaining = sum(1 for p in observed.pods_of(decision.restart) if p.phase in ("Pending", "Running"))
+        outcome = lost_pod_outcome(failure, verdict, remaining, job.spec.worker_count)
+        if outcome != REJOIN:
+            message = failure_message([pod], "a worker pod was lost")
+            act_on_failure(decision, job, failure, message, "WorkerFailed", stop_workers=outcome == FAIL)
+            return True
+        record = lost_record(failure, RECOVERED_REJOINED, decision.restart, pod.finished or rfc3339(decision.now))
+        keep_recovery(decision, record)
+        decision.actions.events.append(Event("Normal", REASON_REJOINED, recovery_text(record)))
+    return False
+
+
 def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> bool:
     """Restart the group after a worker failure, or fail the job, as the failure rules say."""
     current = observed.job
     assert current is not None  # the group step returned early without a current Job
+    settle_recoveries(decision, job, observed)
     pods = failed_pods(observed, decision.restart)
+    if rejoins(job.spec):
+        # A suspended Job's pods (a queue's preemption) end as deleted ones do: no rejoin there.
+        if not (current.failed or current.suspended) and handle_lost_pods(decision, job, observed, pods):
+            return True
+        # A pod that rejoined is not the cause of a later failure of its group.
+        done = recorded_pods(recoveries_of(decision))
+        pods = [p for p in pods if p.name not in done]
     # What starts a failure: the Job failed, or a pod failed that nobody is deleting. A deleting
     # pod that ends Failed (its Job suspended by a queue, its group being replaced) is not one on
     # its own; once the Job fails, it may be the cause (an evicted pod is deleted as it fails).
