@@ -119,6 +119,8 @@ REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
 #: Reason of the event the operator posts for each in-place restart it learns of (the cluster
 #: tests and `kubectl get events` select it).
 REASON_RECOVERED_IN_PLACE = "RecoveredInPlace"
+#: Event of an elastic job whose Job was resized in place after spec.workers changed (kubectl scale).
+REASON_SCALED = "Scaled"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128
@@ -255,6 +257,10 @@ ENV_FRAMEWORK = "TANDEM_FRAMEWORK"
 ENV_STRATEGY = "TANDEM_STRATEGY"
 #: Number of workers (pods, or local worker processes).
 ENV_WORKERS = "TANDEM_WORKERS"
+#: An elastic job's fewest workers (spec.minWorkers): torchrun gets --nnodes=MIN:WORKERS, where
+#: TANDEM_WORKERS is then spec.maxWorkers, so that a scale within the range changes no pod's
+#: environment. Unset (or equal to TANDEM_WORKERS): a fixed-size job.
+ENV_MIN_WORKERS = "TANDEM_MIN_WORKERS"
 #: This worker's index, 0..workers-1 (the pod's completion index).
 ENV_WORKER_INDEX = "TANDEM_WORKER_INDEX"
 #: Processes per worker (torchrun --nproc-per-node).

@@ -319,7 +319,7 @@ class LocalExecutor:
     def _run_group(self, attempt_number: int, so_far: Restarts) -> Attempt:
         restart = self._restart = so_far.total
         job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
-        plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
+        plans = plan_workers(job_object, free_ports(self.job.spec.max_worker_count), {
             ENV_RUN_ID: self.run_id,
             ENV_RUN_DIR: str(self.run_dir.resolve()),
             ENV_CHECKPOINT_DIR: str((self.run_dir / "checkpoints").resolve()),
