@@ -76,6 +76,7 @@ def main(argv: Sequence[str]) -> int:
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
                    fail_job_codes(os.environ), tell=teller.tell if teller else None,
                    restart_number=int(os.environ.get(ENV_RESTART, "0").strip() or 0))
+    recovery.watch_world(LocalElasticAgent)
     timeout = shutdown_timeout(os.environ)
     if timeout is not None:
         os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
