@@ -3,6 +3,8 @@ rendered pods and torchrun's --nnodes, and the operator's in-place resize of the
 
 from __future__ import annotations
 
+import io
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -13,7 +15,9 @@ from tandem.api.elastic import worker_range
 from tandem.cli.run import workers_overrides
 from tandem.controller.observed import JobState, Observed, PodState
 from tandem.errors import SpecError
+from tandem.launch import recovery
 from tandem.launch.env import ContractError, build_launch, read_contract
+from tandem.local.elastic import REJOIN_WAIT_SECONDS, ElasticRun, parse_world
 from tandem.render import render_one
 from tests.support.specs import spec
 
@@ -144,3 +148,67 @@ def test_a_fixed_job_or_a_queued_one_is_not_resized() -> None:
     obj, _ = step(queued, Observed())
     _obj, actions = step(obj, Observed(True, JobState(0, parallelism=3), running(0, 3), network_policy=POLICY))
     assert actions.resize_job is None
+
+
+# a local run (local/elastic.py) and the launcher's world line
+
+def local_run(**changes: Any) -> ElasticRun:
+    run = ElasticRun.of(TrainingJob.from_dict(elastic(maxWorkers=2, workers=2, **changes)).spec)
+    assert run is not None
+    return run
+
+
+def test_a_fixed_run_has_no_elastic_state() -> None:
+    assert ElasticRun.of(TrainingJob.from_dict(spec()).spec) is None
+
+
+def test_a_lost_worker_rejoins_only_while_min_remain_and_never_worker_0() -> None:
+    run = local_run()
+    assert run.may_rejoin(1, 137, alive=1)
+    assert not run.may_rejoin(0, 137, alive=1)  # its agent hosts the rendezvous store
+    assert not run.may_rejoin(1, 137, alive=0)
+    rules = {"inPlaceRestarts": 2, "failurePolicy": {"rules": [{"action": "FailJob",
+                                                                 "onExitCodes": {"operator": "In", "values": [3]}}]}}
+    assert not local_run(runPolicy=rules).may_rejoin(1, 3, alive=1)
+
+
+def test_the_replacement_starts_once_the_others_restarted_without_it_and_rejoins_are_bounded() -> None:
+    run = local_run()
+    run.lost(1, in_place_told=0, now=100.0)
+    assert run.due(in_place_told=0, now=101.0) == []
+    assert run.due(in_place_told=1, now=102.0) == [1] and run.rejoins == 1 and run.pending == {}
+    run.lost(1, in_place_told=1, now=200.0)
+    assert run.due(in_place_told=1, now=200.0 + REJOIN_WAIT_SECONDS) == [1]
+    assert not run.may_rejoin(1, 137, alive=1)  # inPlaceRestarts (2) rejoins in this group
+    run.new_group()
+    assert run.may_rejoin(1, 137, alive=1)
+
+
+def test_each_rendezvous_round_is_kept_once_and_summed_up() -> None:
+    run = local_run()
+    for line in ['tandem.world: {"nodes": 2, "round": 1, "worldSize": 2}',
+                 'x tandem.world: {"nodes": 2, "round": 1, "worldSize": 2}',
+                 'tandem.world: {"nodes": 1, "round": 2, "worldSize": 1}', "tandem.world: {bad",
+                 'tandem.world: {"nodes": 2, "round": 3, "worldSize": 2}']:
+        world = parse_world(line)
+        if world is not None:
+            run.told(world)
+    assert run.world_size == 2
+    assert run.summary() == "elastic workers 1..2: desired 2   rejoined: 0   world size by round: 2 -> 1 -> 2"
+
+
+def test_the_launcher_tells_each_rounds_world_after_the_rendezvous() -> None:
+    out = io.StringIO()
+
+    class Agent:
+        def __init__(self) -> None:
+            handler = SimpleNamespace(_state_holder=SimpleNamespace(state=SimpleNamespace(round=4)))
+            self._worker_group = SimpleNamespace(spec=SimpleNamespace(rdzv_handler=handler))
+
+        def _initialize_workers(self, group: Any) -> None:
+            group.group_world_size = 2
+            group.workers = [SimpleNamespace(world_size=4)]
+
+    recovery.watch_world(Agent, out)
+    Agent()._initialize_workers(SimpleNamespace(workers=[]))
+    assert parse_world(out.getvalue()) == (4, 2, 4)
