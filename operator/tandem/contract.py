@@ -288,7 +288,7 @@ ENV_FAIL_JOB_EXIT_CODES = "TANDEM_FAIL_JOB_EXIT_CODES"
 #: What starts the one line a launcher prints each time its torchrun agent restarts the training
 #: processes in place; a JSON object follows (launch/recovery.py writes it, the local executor reads it).
 RECOVERY_LINE = "tandem.recovery: "
-#: What starts the one line a launcher prints after each rendezvous round of its torchrun agent:
+#: What starts the one line an elastic job's launcher prints after each rendezvous round of its torchrun agent:
 #: a JSON object {"round", "nodes", "worldSize"} follows, the world the training processes run in
 #: (launch/recovery.py writes it; the local executor reads it for an elastic run's world size).
 WORLD_LINE = "tandem.world: "
