@@ -122,6 +122,8 @@ REASON_RECOVERED_IN_PLACE = "RecoveredInPlace"
 #: Event reason: a lost worker pod (deleted, evicted, its node lost) was recreated for its index and
 #: rejoined the rendezvous; the group was not restarted (api/rejoin.py).
 REASON_REJOINED = "Rejoined"
+#: Event of an elastic job whose Job was resized in place after spec.workers changed (kubectl scale).
+REASON_SCALED = "Scaled"
 #: A failure reason, as the kubelet and Tandem write them: one CamelCase word.
 FAILURE_REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
 MAX_FAILURE_REASON = 128
@@ -258,6 +260,10 @@ ENV_FRAMEWORK = "TANDEM_FRAMEWORK"
 ENV_STRATEGY = "TANDEM_STRATEGY"
 #: Number of workers (pods, or local worker processes).
 ENV_WORKERS = "TANDEM_WORKERS"
+#: An elastic job's fewest workers (spec.minWorkers): torchrun gets --nnodes=MIN:WORKERS, where
+#: TANDEM_WORKERS is then spec.maxWorkers, so that a scale within the range changes no pod's
+#: environment. Unset (or equal to TANDEM_WORKERS): a fixed-size job.
+ENV_MIN_WORKERS = "TANDEM_MIN_WORKERS"
 #: This worker's index, 0..workers-1 (the pod's completion index).
 ENV_WORKER_INDEX = "TANDEM_WORKER_INDEX"
 #: Processes per worker (torchrun --nproc-per-node).
@@ -285,6 +291,10 @@ ENV_FAIL_JOB_EXIT_CODES = "TANDEM_FAIL_JOB_EXIT_CODES"
 #: What starts the one line a launcher prints each time its torchrun agent restarts the training
 #: processes in place; a JSON object follows (launch/recovery.py writes it, the local executor reads it).
 RECOVERY_LINE = "tandem.recovery: "
+#: What starts the one line an elastic job's launcher prints after each rendezvous round of its torchrun agent:
+#: a JSON object {"round", "nodes", "worldSize"} follows, the world the training processes run in
+#: (launch/recovery.py writes it; the local executor reads it for an elastic run's world size).
+WORLD_LINE = "tandem.world: "
 #: The figures gateway's path a launcher posts each of those records to (the same JSON object,
 #: with the job's write token), so that the operator can count them on a cluster, where the line
 #: is only in the pod's log (figures/wire.py checks the body; the collector keeps the latest).

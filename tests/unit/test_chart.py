@@ -113,7 +113,7 @@ def test_cluster_wide_rbac(helm):
         (("tandem.dev",), ("trainingjobs",)): {"list", "watch", "delete"},
         (("tandem.dev",), ("trainingjobs/status",)): {"patch"},
         (("tandem.dev",), ("trainingjobs/finalizers",)): {"update"},
-        (("batch",), ("jobs",)): {"list", "watch", "create", "get", "delete"},
+        (("batch",), ("jobs",)): {"list", "watch", "create", "get", "patch", "delete"},
         (("",), ("services",)): {"list", "watch", "create", "get"},
         (("",), ("pods",)): {"list", "watch"},
         (("",), ("events",)): {"create", "list"},

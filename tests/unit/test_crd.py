@@ -61,10 +61,12 @@ def test_the_documented_kubectl_columns_are_the_printer_columns():
 def test_printer_columns_and_names():
     spec = crd()["spec"]
     columns = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Framework", "Workers", "Phase", "Queue", "Restarts", "InPlace", "Throughput", "Tokens/s", "Efficiency",
+    assert columns == ["Framework", "Workers", "Current", "Phase", "Queue", "Restarts", "InPlace", "Throughput",
+                       "Tokens/s", "Efficiency",
                        "Progress", "ETA", "Age"]
     assert spec["names"]["shortNames"] == ["tj"]
-    assert spec["versions"][0]["subresources"] == {"status": {}}
+    assert spec["versions"][0]["subresources"] == {
+        "status": {}, "scale": {"specReplicasPath": ".spec.workers", "statusReplicasPath": ".status.currentWorkers"}}
 
 
 def test_cross_field_rules_are_cel():

@@ -66,9 +66,9 @@ def test_a_jobs_own_rule_on_disruptions_keeps_the_job_controller_out():
 
 # the pure decision
 
-def outcome(failure, rules=(), remaining=1, workers=2):
+def outcome(failure, rules=(), remaining=1, min_workers=2):
     return lost_pod_outcome(failure, judge(failure, FailurePolicy.model_validate({"rules": list(rules)})),
-                            remaining, workers)
+                            remaining, min_workers)
 
 
 def test_a_lost_pod_other_than_the_store_host_rejoins():
@@ -89,8 +89,15 @@ def test_rules_decide_first():
 
 
 def test_more_missing_than_the_lost_pod_is_a_group_restart():
-    assert outcome(Failure(2, exit_code=143, reason="Error", deleting=True), remaining=1, workers=3) == GROUP_RESTART
-    assert outcome(Failure(2, exit_code=143, reason="Error", deleting=True), remaining=2, workers=3) == REJOIN
+    assert outcome(Failure(2, exit_code=143, reason="Error", deleting=True), remaining=1, min_workers=3) == GROUP_RESTART
+    assert outcome(Failure(2, exit_code=143, reason="Error", deleting=True), remaining=2, min_workers=3) == REJOIN
+
+
+def test_an_elastic_job_needs_only_its_minimum():
+    """minWorkers 2 of 4: with two pods lost at once, the two left and the rejoining one are enough."""
+    lost = Failure(3, exit_code=143, reason="Error", deleting=True)
+    assert outcome(lost, remaining=2, min_workers=2) == REJOIN
+    assert outcome(lost, remaining=0, min_workers=2) == GROUP_RESTART
 
 
 # seconds

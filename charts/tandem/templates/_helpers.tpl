@@ -59,7 +59,8 @@ helm.sh/chart: {{ include "tandem.chart" . }}
 {{- define "tandem.jobRules" -}}
 {{- /* Exactly what the code uses (docs/security.md): kopf lists and watches; children are
 created, and a name already taken is read (get) to see whether the job owns it; events are listed
-for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group restart its Job. */}}
+for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group restart its Job; a
+scaled elastic job patches its Job's parallelism and completions. */}}
 - apiGroups: [tandem.dev]
   resources: [trainingjobs]
   verbs: [list, watch, delete]
@@ -73,7 +74,7 @@ for the Job controller's FailedCreate; the TTL deletes a TrainingJob, a group re
   verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, get, delete]
+  verbs: [list, watch, create, get, patch, delete]
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, create, get]

@@ -59,7 +59,8 @@ def _figure_columns() -> list[PrinterColumn]:
 
 PRINTER_COLUMNS: tuple[PrinterColumn, ...] = (
     PrinterColumn("Framework", "string", ".spec.framework"),
-    PrinterColumn("Workers", "integer", ".spec.workers"),
+    PrinterColumn("Workers", "integer", ".spec.workers", "desired workers (kubectl scale sets it)"),
+    PrinterColumn("Current", "integer", ".status.currentWorkers", "worker pods running", priority=1),
     PrinterColumn("Phase", "string", ".status.phase"),
     PrinterColumn("Queue", "string", ".spec.queueName", "Kueue LocalQueue", priority=1),
     PrinterColumn("Restarts", "integer", ".status.restarts", "whole-group restarts"),

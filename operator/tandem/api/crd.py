@@ -30,6 +30,7 @@ from ..contract import (
 from ..frameworks.rules import Scope, fixed_rules, required_fields
 from . import names
 from .columns import PRINTER_COLUMNS
+from .elastic import ELASTIC_FRAMEWORK
 from .model import TrainingJobSpec
 from .status import TrainingJobStatus
 from .tpu import ACCELERATORS, chips_per_host_options, slice_shape
@@ -214,6 +215,36 @@ def spec_rules() -> list[dict[str, str]]:
             "reason": "FieldValueInvalid",
         },
         progress_needs_metrics_rule(),
+        *elastic_rules(),
+    ]
+
+
+def elastic_rules() -> list[dict[str, str]]:
+    """An elastic job's rules (api/elastic.py), in CEL too: `kubectl scale` writes spec.workers
+    through the scale subresource, and the API server must refuse a count outside the range."""
+    elastic = "!has(self.minWorkers) || "
+    return [
+        {"rule": "has(self.minWorkers) == has(self.maxWorkers)",
+         "message": "an elastic job sets both minWorkers and maxWorkers", "fieldPath": ".maxWorkers",
+         "reason": "FieldValueRequired"},
+        {"rule": elastic + "!has(self.maxWorkers) || self.minWorkers <= self.maxWorkers",
+         "message": "minWorkers must be <= maxWorkers", "fieldPath": ".minWorkers", "reason": "FieldValueInvalid"},
+        {"rule": elastic + "!has(self.maxWorkers) || !has(self.workers) || "
+                 "(self.workers >= self.minWorkers && self.workers <= self.maxWorkers)",
+         "message": "workers must be within minWorkers..maxWorkers (kubectl scale within the range)",
+         "fieldPath": ".workers", "reason": "FieldValueInvalid"},
+        {"rule": elastic + f"self.framework == '{ELASTIC_FRAMEWORK}'",
+         "message": f"minWorkers/maxWorkers (elastic workers) need framework {ELASTIC_FRAMEWORK}: TensorFlow's "
+                    "MultiWorkerMirroredStrategy has no elastic mode", "fieldPath": ".minWorkers",
+         "reason": "FieldValueInvalid"},
+        {"rule": elastic + "!has(self.tpu)",
+         "message": "minWorkers/maxWorkers do not apply to a TPU slice, whose host count is fixed",
+         "fieldPath": ".minWorkers", "reason": "FieldValueInvalid"},
+        {"rule": elastic + "(has(self.runPolicy) && has(self.runPolicy.inPlaceRestarts) && "
+                 "self.runPolicy.inPlaceRestarts >= 1)",
+         "message": "an elastic job needs runPolicy.inPlaceRestarts >= 1: the workers that remain after one is "
+                    "lost restart in place and re-rendezvous without it", "fieldPath": ".runPolicy",
+         "reason": "FieldValueInvalid"},
     ]
 
 
@@ -326,7 +357,10 @@ def crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    # kubectl scale tj/NAME --replicas=N sets spec.workers (an elastic job resizes
+                    # in place; api/elastic.py); the current count is the workers running.
+                    "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.workers",
+                                                             "statusReplicasPath": ".status.currentWorkers"}},
                     "additionalPrinterColumns": [column.crd() for column in PRINTER_COLUMNS],
                     "schema": {
                         "openAPIV3Schema": {

@@ -56,7 +56,7 @@ from ..contract import (
 from ..errors import SpecError
 from ..frameworks import rules as framework_rules
 from ..frameworks.base import MAX_ENV_STRING, Contract, cluster_hosts, oversized_env, split_host_port
-from . import names
+from . import elastic, names
 from .errors import FieldError, from_validation_error
 from .load import apply_overrides, load_documents
 from .tpu import SliceShape, slice_shape
@@ -491,9 +491,23 @@ class TrainingJobSpec(_Model):
         description="The training command run in every worker, e.g. [python, train.py]. Tandem's launcher wraps it."
     )
     tpu: Optional[TPU] = Field(None, validate_default=True, description="Cloud TPU slice (strategy tpu only).")
+    min_workers: OptionalInt = Field(
+        None, ge=1, le=MAX_WORKERS,
+        description="Elastic PyTorch (with maxWorkers): the fewest workers training runs with. It starts once this "
+                    "many have joined the rendezvous, goes on when workers are lost while at least this many remain, "
+                    "and grows back as they return; fewer is a whole-group restart. Needs "
+                    "runPolicy.inPlaceRestarts >= 1 (docs/reliability.md, Elastic workers).",
+    )
+    max_workers: OptionalInt = Field(
+        None, ge=1, le=MAX_WORKERS,
+        description="Elastic PyTorch (with minWorkers): the most workers; `kubectl scale` sets workers within "
+                    "minWorkers..maxWorkers.",
+    )
     workers: OptionalInt = Field(
         None, validate_default=True, ge=1, le=MAX_WORKERS,
-        description=f"Worker pods (nodes), at most {MAX_WORKERS}. With tpu: the slice's host count, derived when unset.",
+        description=f"Worker pods (nodes), at most {MAX_WORKERS}: for an elastic job (minWorkers, maxWorkers) the "
+                    "desired count, which `kubectl scale` sets (default maxWorkers). With tpu: the slice's host "
+                    "count, derived when unset.",
     )
     procs_per_worker: Int = Field(
         1, ge=1, description="Processes per worker pod (torchrun --nproc-per-node; usually the GPUs per pod). TensorFlow: 1."
@@ -552,6 +566,9 @@ class TrainingJobSpec(_Model):
     @classmethod
     def _workers(cls, workers: Optional[int], info: ValidationInfo) -> Optional[int]:
         tpu: Optional[TPU] = info.data.get("tpu")
+        low, high = info.data.get("min_workers"), info.data.get("max_workers")
+        if low is not None or high is not None:
+            return elastic.desired_workers(workers, low, high, info.data.get("framework"), tpu is not None)
         if tpu is None:
             return 1 if workers is None else workers
         hosts = tpu.shape().hosts
@@ -613,10 +630,34 @@ class TrainingJobSpec(_Model):
                              "use podTemplate.priorityClassName)")
         return value
 
+    @model_validator(mode="after")
+    def _elastic_rendezvous(self) -> TrainingJobSpec:
+        if self.elastic and self.run_policy.in_place_restarts < 1:
+            raise FieldError(("spec", "runPolicy", "inPlaceRestarts"), elastic.NEEDS_IN_PLACE)
+        return self
+
+    @property
+    def elastic(self) -> bool:
+        """Whether the worker count is a range (minWorkers..maxWorkers) rather than fixed."""
+        return self.min_workers is not None
+
     @property
     def worker_count(self) -> int:
+        """The desired number of workers: the pods to run (an elastic job's current target)."""
         assert self.workers is not None  # resolved by the validator
         return self.workers
+
+    @property
+    def min_worker_count(self) -> int:
+        """The fewest live workers the job trains with; below it a lost worker is a group restart.
+        A fixed-size job needs all of them: worker_count."""
+        return self.min_workers if self.min_workers is not None else self.worker_count
+
+    @property
+    def max_worker_count(self) -> int:
+        """The most workers the job may ever have: the host names, ports and rendezvous size are
+        laid out for this many, so that a scale within the range changes no pod's environment."""
+        return self.max_workers if self.max_workers is not None else self.worker_count
 
     @property
     def worker_image(self) -> str:

@@ -73,7 +73,7 @@ def pod_failure_policy(spec: TrainingJobSpec) -> Optional[dict[str, Any]]:
     ]}
 
 
-def lost_pod_outcome(failure: Failure, verdict: Verdict, remaining: int, worker_count: int) -> str:
+def lost_pod_outcome(failure: Failure, verdict: Verdict, remaining: int, min_workers: int) -> str:
     """What a lost worker pod (deleted, evicted, its node lost) leads to: REJOIN (the Job controller's
     new pod rejoins, no group restart), GROUP_RESTART (the failure rules' restart, counted or not)
     or FAIL (a FailJob rule). `remaining`: the group's workers still running without it."""
@@ -81,10 +81,9 @@ def lost_pod_outcome(failure: Failure, verdict: Verdict, remaining: int, worker_
         return FAIL
     if not _builtin(verdict) or failure.worker is None or failure.worker == STORE_HOST:
         return GROUP_RESTART  # a rule of the job's decided, or the store went with its host
-    # The workers the group needs: the running ones and the lost pod's rejoining replacement.
-    # Elastic jobs: spec.min_worker_count here (they go on without the lost pod while enough remain).
-    floor = worker_count
-    if remaining + 1 < floor:
+    # The workers the group needs (all of a fixed-size job's; an elastic job's minWorkers): the
+    # running ones and the lost pod's rejoining replacement.
+    if remaining + 1 < min_workers:
         return GROUP_RESTART  # more than this pod is missing: a group restart brings them all back
     return REJOIN
 

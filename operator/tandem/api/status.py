@@ -358,6 +358,11 @@ class TrainingJobStatus(_Status):
     phase: Optional[Phase] = Field(None, description=f"{', '.join(PHASES[:-1])} or {PHASES[-1]}.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions, by Kubernetes conventions.")
     workers: WorkerCounts = Field(default_factory=WorkerCounts, description="Worker pod counts of the current group.")
+    desired_workers: Optional[int] = Field(
+        None, ge=0, description="spec.workers as last reconciled: the workers wanted (kubectl scale sets it).")
+    current_workers: int = Field(
+        0, ge=0, description="Worker pods running now (the scale subresource's replicas): an elastic job trains on "
+                             "with fewer than desired while at least minWorkers run.")
     restarts: int = Field(0, description="Whole-group restarts so far.")
     in_place_restarts: int = Field(
         0, ge=0, description="Times torchrun's agents restarted the training processes in place, not counted in restarts.")

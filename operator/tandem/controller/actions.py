@@ -27,6 +27,17 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class Resize:
+    """The job's own Indexed Job (observed by uid) to resize in place: an elastic job scaled
+    (spec.workers changed) sets the Job's parallelism and completions together, which elastic
+    Indexed Jobs allow (Kubernetes 1.31+) without restarting any pod."""
+
+    namespace: str
+    name: str
+    workers: int
+
+
+@dataclass(frozen=True)
 class MetricsChannel:
     """Where the workers send figures and the operator reads them: the figures gateway's URL,
     and the key the jobs' write tokens and the operator's reader token derive from
@@ -114,6 +125,7 @@ class Actions:
     #: spec is replaced with the rendered one (the NetworkPolicy, should someone edit it).
     restore: list[dict[str, Any]] = field(default_factory=list)
     delete_job: Optional[ObjectRef] = None
+    resize_job: Optional[Resize] = None
     delete_training_job: Optional[ObjectRef] = None
     status: dict[str, Any] = field(default_factory=dict)  # empty: unchanged, nothing to write
     events: list[Event] = field(default_factory=list)

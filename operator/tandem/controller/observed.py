@@ -62,6 +62,8 @@ class JobState:
     created: str = ""
     #: spec.suspend: Kueue holds a queued Job suspended until it admits it, and again to preempt it.
     suspended: bool = False
+    #: spec.parallelism: an elastic job's Job follows spec.workers (policy/group.py resize).
+    parallelism: Optional[int] = None
 
 
 #: Reason of a Refusal whose name is held by an object the job does not own (the API's 409 reason).
@@ -132,6 +134,7 @@ def job_state(obj: Mapping[str, Any]) -> JobState:
         uid=meta.get("uid", ""),
         created=meta.get("creationTimestamp", "") or "",
         suspended=(obj.get("spec") or {}).get("suspend") is True,
+        parallelism=(obj.get("spec") or {}).get("parallelism"),
     )
 
 

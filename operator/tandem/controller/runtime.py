@@ -161,6 +161,9 @@ class Controller:
             await asyncio.to_thread(self.writer.create_once, secret)
         if not await self._create(key, actions.create):
             self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
+        if actions.resize_job is not None:
+            resize = actions.resize_job
+            await asyncio.to_thread(self.writer.resize_job, resize.namespace, resize.name, resize.workers)
         for child in actions.restore:
             self.cache.put_child(child["kind"], await asyncio.to_thread(self.writer.restore_spec, child))
         if actions.read_failed_creates is not None:

@@ -225,6 +225,12 @@ class KubeWriter:
             if error.status != 409:
                 raise
 
+    def resize_job(self, namespace: str, name: str, workers: int) -> None:
+        """parallelism and completions in one patch: an elastic Indexed Job accepts a change of
+        completions only together with the same parallelism."""
+        self.batch.patch_namespaced_job(name, namespace, {"spec": {"parallelism": workers, "completions": workers}},
+                                        field_manager=FIELD_MANAGER)
+
     def delete_job(self, namespace: str, name: str) -> None:
         """Foreground: the Job object stays until its pods are gone, so a new group never
         meets the old one under the same pod hostnames."""

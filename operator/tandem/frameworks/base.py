@@ -44,6 +44,8 @@ class Contract:
     debug: bool = False
     #: Restarts of the training processes in place before the launcher gives up (torchrun --max-restarts).
     in_place_restarts: int = 0
+    #: An elastic job's fewest workers (contract.ENV_MIN_WORKERS); 0: fixed size, all `workers`.
+    min_workers: int = 0
     #: Exit codes a FailJob rule names: never restarted in place (contract.ENV_FAIL_JOB_EXIT_CODES).
     fail_job_exit_codes: tuple[int, ...] = ()
 

@@ -44,6 +44,14 @@ def local_address(contract: Contract) -> str:
     return split_host_port(hosts[contract.worker_index])[0]
 
 
+def nnodes(contract: Contract) -> str:
+    """torchrun's --nnodes: MIN:MAX for an elastic job (training starts once MIN agents joined and
+    grows as more join), else the fixed count."""
+    if contract.min_workers and contract.min_workers < contract.workers:
+        return f"{contract.min_workers}:{contract.workers}"
+    return str(contract.workers)
+
+
 def torchrun_flags(contract: Contract) -> list[str]:
     """torchrun's options with in-place restarts: c10d rendezvous at the coordinator, whose store worker 0's agent hosts
     (``is_host``, said outright: locally every worker's coordinator address is this machine's, and
@@ -55,7 +63,7 @@ def torchrun_flags(contract: Contract) -> list[str]:
         return static_flags(contract)
     host = "true" if contract.worker_index == 0 else "false"
     return [
-        f"--nnodes={contract.workers}",
+        f"--nnodes={nnodes(contract)}",
         f"--nproc-per-node={contract.procs_per_worker}",
         "--rdzv-backend=c10d",
         f"--rdzv-endpoint={contract.coordinator}:{contract.port}",

@@ -25,6 +25,7 @@ from ..contract import (
     ENV_IN_PLACE_RESTARTS,
     ENV_JOB,
     ENV_METRICS_ADDRESS,
+    ENV_MIN_WORKERS,
     ENV_NAMESPACE,
     ENV_PORT,
     ENV_PROCS_PER_WORKER,
@@ -167,8 +168,17 @@ def read_contract(env: Mapping[str, str]) -> Contract:
         restart=_int(env, ENV_RESTART, 0, default=0),
         debug=env.get(ENV_DEBUG, "").strip() == "1",
         in_place_restarts=_int(env, ENV_IN_PLACE_RESTARTS, 0, default=0),
+        min_workers=_min_workers(env, workers),
         fail_job_exit_codes=_codes(env, ENV_FAIL_JOB_EXIT_CODES),
     )
+
+
+def _min_workers(env: Mapping[str, str], workers: int) -> int:
+    """An elastic job's fewest workers, at most TANDEM_WORKERS; 0 when unset (fixed size)."""
+    low = _int(env, ENV_MIN_WORKERS, 0, default=0)
+    if low > workers:
+        raise ContractError(ENV_MIN_WORKERS, f"must be at most {ENV_WORKERS}={workers} (got {low})", _FIX)
+    return low
 
 
 def is_python(program: str) -> bool:

@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, TextIO
 
 from .._sys.exitcodes import exit_code
-from ..contract import RECOVERY_LINE
+from ..contract import RECOVERY_LINE, WORLD_LINE
 
 
 def recovery_record(worker: int, rank: int, code: int, reason: str, seconds: float, round_: int, at: float,
@@ -99,3 +99,25 @@ def watch(agent_class: Any, failed_states: Any, child_failed: Callable[..., Base
 
     agent_class._monitor_workers = monitored
     agent_class._restart_workers = restarted
+
+
+def world_line(round_: int, nodes: int, world_size: int) -> str:
+    """The line one rendezvous round is told in (local/elastic.py parses it)."""
+    return WORLD_LINE + json.dumps({"round": round_, "nodes": nodes, "worldSize": world_size}, sort_keys=True)
+
+
+def watch_world(agent_class: Any, out: TextIO = sys.stderr) -> None:
+    """Wrap `agent_class`'s ``_initialize_workers`` (rendezvous, then start the processes) so that
+    each round's world is told: an elastic job's world size changes with the agents that joined
+    (--nnodes=MIN:MAX), and only the agent knows it. The world size is the number of training
+    processes (nodes x procs per node), as torch's WORLD_SIZE."""
+    initialize = agent_class._initialize_workers
+
+    def initialized(self: Any, group: Any) -> None:
+        initialize(self, group)
+        workers = list(getattr(group, "workers", None) or [])
+        nodes = getattr(group, "group_world_size", None)
+        if workers and isinstance(nodes, int):
+            print(world_line(rendezvous_round(self, 0), nodes, int(workers[0].world_size)), file=out, flush=True)
+
+    agent_class._initialize_workers = initialized

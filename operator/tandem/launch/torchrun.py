@@ -20,7 +20,13 @@ import sys
 from typing import Any, Mapping, Optional, Sequence
 
 from .._sys.exitcodes import exit_code, signalled
-from ..contract import ENV_FAIL_JOB_EXIT_CODES, ENV_RESTART, ENV_TERMINATION_GRACE, ENV_WORKER_INDEX
+from ..contract import (
+    ENV_FAIL_JOB_EXIT_CODES,
+    ENV_MIN_WORKERS,
+    ENV_RESTART,
+    ENV_TERMINATION_GRACE,
+    ENV_WORKER_INDEX,
+)
 from . import recovery
 from .teller import Teller
 
@@ -76,6 +82,8 @@ def main(argv: Sequence[str]) -> int:
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
                    fail_job_codes(os.environ), tell=teller.tell if teller else None,
                    restart_number=int(os.environ.get(ENV_RESTART, "0").strip() or 0))
+    if os.environ.get(ENV_MIN_WORKERS, "").strip():
+        recovery.watch_world(LocalElasticAgent)  # an elastic job's world changes: tell each round's
     timeout = shutdown_timeout(os.environ)
     if timeout is not None:
         os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)

@@ -71,6 +71,7 @@ from ..errors import Interrupted
 from ..figures import progress as progress_clock
 from ..render import render_one
 from .console import worker_line
+from .elastic import ElasticRun, parse_world
 from .gpus import worker_gpu_env
 from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
@@ -124,6 +125,8 @@ class RunResult:
     ignored_restarts: int = 0
     #: In-place restarts and the latest failures with how each was recovered (status.inPlaceRestarts, recoveries).
     recoveries: Recoveries = field(default_factory=Recoveries)
+    #: An elastic run's range, rejoins and world sizes (local/elastic.py); None for a fixed size.
+    elastic: Optional[ElasticRun] = None
 
     @property
     def in_place_restarts(self) -> int:
@@ -251,6 +254,8 @@ class LocalExecutor:
         self._clock: Optional[_ProgressWatch] = None
         self._started = time.monotonic()  # run() sets it again, as the first group starts
         self.recoveries = Recoveries()
+        self.elastic = ElasticRun.of(job.spec)
+        self._log_dir = self.run_dir / "logs"
         #: The group now running (restart number), which the launchers' recovery lines belong to.
         self._restart = 0
         #: A whole-group restart under way: its record, and when its failure was seen (monotonic).
@@ -258,7 +263,8 @@ class LocalExecutor:
 
     def run(self) -> RunResult:
         become_subreaper()
-        result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir, recoveries=self.recoveries)
+        result = RunResult(job=self.job.metadata.name, run_dir=self.run_dir, recoveries=self.recoveries,
+                           elastic=self.elastic)
         if self.tensorboard_dir is not None:
             result.tensorboard = TensorBoardServer(self.tensorboard_dir).start()
             self.console.print(f"TensorBoard: [bold]{result.tensorboard.url}[/] (event files in {self.tensorboard_dir})")
@@ -319,7 +325,7 @@ class LocalExecutor:
     def _run_group(self, attempt_number: int, so_far: Restarts) -> Attempt:
         restart = self._restart = so_far.total
         job_object = render_one(self.job, "Job", restart=restart, metrics_address=self.metrics_address)
-        plans = plan_workers(job_object, free_ports(self.job.spec.worker_count), {
+        plans = plan_workers(job_object, free_ports(self.job.spec.max_worker_count), {
             ENV_RUN_ID: self.run_id,
             ENV_RUN_DIR: str(self.run_dir.resolve()),
             ENV_CHECKPOINT_DIR: str((self.run_dir / "checkpoints").resolve()),
@@ -329,6 +335,9 @@ class LocalExecutor:
         }, worker_env=self.gpu_env)
         log_dir = self.run_dir / "logs" / f"attempt-{attempt_number}"
         log_dir.mkdir(parents=True, exist_ok=True)
+        self._log_dir = log_dir
+        if self.elastic is not None:
+            self.elastic.new_group()
         lines: queue.Queue[tuple[int, str]] = queue.Queue()
         started = time.monotonic()
         workers: list[_Worker] = []
@@ -379,6 +388,8 @@ class LocalExecutor:
                     self.console.print(f"[red]{deadline_message(self.job.spec.run_policy)}: stopping all workers[/]")
                     return WorkerExit(0, 124, workers[0].log), REASON_DEADLINE_EXCEEDED, ""
                 codes = [w.process.poll() for w in workers]
+                if self.elastic is not None:
+                    codes = self._rejoin_lost(self.elastic, workers, codes, lines)
                 if any(code not in (None, 0) for code in codes):
                     return self._root_cause(workers), REASON_ERROR, ""
                 if all(code == 0 for code in codes):
@@ -391,6 +402,26 @@ class LocalExecutor:
                 if live is not None:
                     live.update(self._status(workers, so_far))
                 time.sleep(0.1)
+
+    def _rejoin_lost(self, elastic: ElasticRun, workers: list[_Worker], codes: list[Optional[int]],
+                     lines: queue.Queue[tuple[int, str]]) -> list[Optional[int]]:
+        """An elastic run: a lost worker that may rejoin (local/elastic.py) waits until the others
+        run without it, then starts again for its index; its exit is no failure of the group
+        meanwhile. Returns `codes` with the replaced workers' left out (None: running)."""
+        alive = sum(1 for code in codes if code is None)
+        for worker, code in zip(workers, codes, strict=True):
+            index = worker.plan.index
+            if code in (None, 0) or index in elastic.pending or not elastic.may_rejoin(index, _exit_code(code), alive):
+                continue
+            elastic.lost(index, self.recoveries.in_place, time.monotonic())
+            self.console.print(f"[yellow]worker {index} lost (exit {_exit_code(code)}): {alive} of "
+                               f"{elastic.desired} train on (min {elastic.minimum}); it rejoins once they have "
+                               "restarted without it[/]")
+        for index in elastic.due(self.recoveries.in_place, time.monotonic()):
+            log = self._log_dir / f"worker-{index}-rejoin-{elastic.rejoins}.log"
+            workers[index] = _Worker(workers[index].plan, log, lines, network=self.network)
+            self.console.print(f"[green]worker {index} rejoins (log {log})[/]")
+        return [None if w.plan.index in elastic.pending else w.process.poll() for w in workers]
 
     def _root_cause(self, workers: list[_Worker]) -> WorkerExit:
         """The worker whose failure started it: when one dies, its peers fail a moment later
@@ -413,6 +444,8 @@ class LocalExecutor:
         )
         if self.job.spec.run_policy.in_place_restarts:
             text.append(f"  in place {self.recoveries.in_place}")
+        if self.elastic is not None and self.elastic.world_size is not None:
+            text.append(f"  world size {self.elastic.world_size}")
         done = self._clock.line() if self._clock is not None else ""
         if done:
             text.append(f"  {done}", style="bold")
@@ -430,6 +463,9 @@ class LocalExecutor:
                 index, line = lines.get_nowait()
             except queue.Empty:
                 return
+            world = parse_world(line)
+            if world is not None and self.elastic is not None:
+                self.elastic.told(world)
             told = parse_recovery(line)
             if told is not None:
                 round_, at, record = told

@@ -60,9 +60,10 @@ def plan_workers(
     worker_env: Sequence[Mapping[str, str]] | None = None,
 ) -> list[WorkerPlan]:
     """One plan per completion index; `ports[i]` is worker i's port, `ports[0]` the coordinator's;
-    `worker_env[i]`: what worker i alone gets (its GPUs, local.gpus)."""
+    `worker_env[i]`: what worker i alone gets (its GPUs, local.gpus). An elastic job may list more
+    ports than it starts workers: one per worker of its range (TANDEM_WORKERS is maxWorkers)."""
     workers = int(job_object["spec"]["completions"])
-    if len(ports) != workers:
+    if len(ports) < workers:
         raise ValueError(f"need {workers} ports, got {len(ports)}")
     if worker_env is not None and len(worker_env) != workers:
         raise ValueError(f"need {workers} per-worker envs, got {len(worker_env)}")

@@ -107,6 +107,8 @@ def print_run_summary(console: Console, job: TrainingJob, result: RunResult,
     console.print(f"restarts: {result.restarts}{in_place}   wall time: {seconds:.1f} s   run directory: {result.run_dir}")
     for record in result.recoveries.latest:
         console.print(f"  {recovery_text(record)}")
+    if result.elastic is not None:
+        console.print(result.elastic.summary())
     if last and last.failed is not None and not result.interrupted:
         what = {REASON_DEADLINE_EXCEEDED: "passed its activeDeadlineSeconds",
                 REASON_HUNG: f"went silent first ({REASON_HUNG}: {last.detail})"}.get(

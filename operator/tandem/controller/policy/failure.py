@@ -176,7 +176,7 @@ def handle_lost_pods(decision: Decision, job: TrainingJob, observed: Observed, p
         failure = pod_failure(pod)
         verdict = judge(failure, job.spec.run_policy.failure_policy)
         remaining = sum(1 for p in observed.pods_of(decision.restart) if p.phase in ("Pending", "Running"))
-        outcome = lost_pod_outcome(failure, verdict, remaining, job.spec.worker_count)
+        outcome = lost_pod_outcome(failure, verdict, remaining, job.spec.min_worker_count)
         if outcome != REJOIN:
             message = failure_message([pod], "a worker pod was lost")
             act_on_failure(decision, job, failure, message, "WorkerFailed", stop_workers=outcome == FAIL)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.model import TrainingJob
-from ...contract import TENSORBOARD_SERVED, metrics_token_secret
+from ...contract import REASON_SCALED, TENSORBOARD_SERVED, metrics_token_secret
 from ...figures.token import job_token, secret_tag
 from ...render import render, render_metrics_token
 from ...render.context import tensorboard_address
-from ..actions import NO_METRICS, MetricsChannel
+from ..actions import NO_METRICS, Event, MetricsChannel, Resize
 from ..decision import Decision
-from ..observed import Observed, PodState, Refusal
+from ..observed import JobState, Observed, PodState, Refusal
 from .refusals import current_refusals, pending_message, read_failed_creates, report_refusals
 
 #: How soon to look again at a group just created, or at an old group still being deleted.
@@ -83,6 +83,8 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
 
     current = observed.job
     decision.status["workers"] = worker_counts(observed.pods_of(restart))
+    decision.status["desiredWorkers"] = job.spec.worker_count
+    decision.status["currentWorkers"] = running_workers(observed.pods_of(restart))
     if current is None:
         if may_create:
             if tokens:
@@ -104,4 +106,25 @@ def ensure_group(decision: Decision, job: TrainingJob, observed: Observed,
         decision.actions.requeue_after = DELETING_REQUEUE_SECONDS
         return True
     read_failed_creates(decision, current, observed, job.spec.worker_count)
+    resize(decision, job, current)
     return False
+
+
+def running_workers(pods: list[PodState]) -> int:
+    """The scale subresource's current replicas: worker pods running, not being deleted."""
+    return sum(1 for p in pods if p.phase == "Running" and not p.deleting)
+
+
+def resize(decision: Decision, job: TrainingJob, current: JobState) -> None:
+    """An elastic job's Job follows spec.workers in place: no group restart, the running workers
+    go on and torchrun's rendezvous takes in (or lets go of) the workers the Job controller adds
+    (or removes). A fixed-size job's count changes only with its next group, as any spec edit.
+    With a queue the Job keeps the size Kueue admitted (docs/queues.md): Kueue's elastic workload
+    slices are an alpha feature gate, off in the Kueue Tandem is tested with."""
+    spec = job.spec
+    if not spec.elastic or spec.queue_name is not None or current.parallelism in (None, spec.worker_count):
+        return
+    decision.actions.resize_job = Resize(job.metadata.namespace, job.metadata.name, spec.worker_count)
+    decision.actions.events.append(Event("Normal", REASON_SCALED, f"workers {current.parallelism} -> "
+                                         f"{spec.worker_count} (range {spec.min_worker_count}.."
+                                         f"{spec.max_worker_count}), in place"))
