@@ -241,23 +241,29 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, known: tuple[str, ...], output: Path) -> tuple[argparse.Namespace, list[str]]:
+    """B6's command line (this script's and b6_node.py's): the run's shape and the scenarios asked for."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--fail-at", type=int, default=None, help="step of the failure; default: the middle of an interval "
                                                              "near half the steps")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--scenarios", default=",".join(SCENARIOS))
-    p.add_argument("--output", type=Path, default=BENCH / "b6_goodput.png", help="the plot; its JSON beside it")
+    p.add_argument("--scenarios", default=",".join(known))
+    p.add_argument("--output", type=Path, default=output, help="the plot; its JSON beside it")
     p.add_argument("--no-append", action="store_true")
     args = p.parse_args()
     if args.fail_at is None:
         args.fail_at = (args.steps // 2 // args.checkpoint_every) * args.checkpoint_every + args.checkpoint_every // 2
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    unknown = sorted(set(scenarios) - set(known))
     if unknown or not 0 < args.fail_at < args.steps or args.checkpoint_every >= args.fail_at:
-        p.error(f"scenarios from {SCENARIOS}; need checkpoint-every < fail-at < steps (unknown: {unknown})")
+        p.error(f"scenarios from {known}; need checkpoint-every < fail-at < steps (unknown: {unknown})")
+    return args, scenarios
+
+
+def main() -> int:
+    args, scenarios = arguments(__doc__, SCENARIOS, BENCH / "b6_goodput.png")
     for line in NOT_MEASURED.values():
         print(line, file=sys.stderr)
     load_before = loadavg()

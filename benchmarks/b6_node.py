@@ -44,7 +44,7 @@ from typing import Any, Iterator, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from b6_goodput import HEADERS, median_of, plot, text, verdicts
+from b6_goodput import HEADERS, arguments, median_of, plot, text, verdicts
 from common import BENCH, append_results, loadavg, table
 from goodput import Figures, crash_time, figures, lives, runtime_stamped
 
@@ -241,21 +241,7 @@ def cluster_with_chart(root: Path) -> Iterator[tuple[Any, tuple[Any, Any]]]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--fail-at", type=int, default=None, help="default: the middle of an interval near half the steps")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--scenarios", default=",".join(SCENARIOS))
-    p.add_argument("--output", type=Path, default=BENCH / "b6_node.png", help="the plot; its JSON beside it")
-    p.add_argument("--no-append", action="store_true")
-    args = p.parse_args()
-    if args.fail_at is None:
-        args.fail_at = (args.steps // 2 // args.checkpoint_every) * args.checkpoint_every + args.checkpoint_every // 2
-    scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = sorted(set(scenarios) - set(SCENARIOS))
-    if unknown or not 0 < args.fail_at < args.steps or args.checkpoint_every >= args.fail_at:
-        p.error(f"scenarios from {SCENARIOS}; need checkpoint-every < fail-at < steps (unknown: {unknown})")
+    args, scenarios = arguments(__doc__, SCENARIOS, BENCH / "b6_node.png")
     load_before = loadavg()
     outcomes: dict[str, list[Outcome]] = {s: [] for s in scenarios}
     with tempfile.TemporaryDirectory(prefix="tandem-b6-node-") as root:
