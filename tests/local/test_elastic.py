@@ -8,29 +8,19 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 
 import pytest
 
 from tests.support.commands import run_args, start_tandem
-from tests.support.processes import wait_until_gone
+from tests.support.processes import wait_for_new_pid, wait_until_gone
 
 from .test_reliability import CHECKPOINT_EVERY, command, final_ranks, launcher_of_worker, wait_for_checkpoint
 
 pytestmark = pytest.mark.local
 
 
-def wait_for_new_launcher(job_name: str, index: int, old: int, timeout: float = 150) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pid = launcher_of_worker(job_name, index)
-        except AssertionError:
-            pid = old
-        if pid != old:
-            return pid
-        time.sleep(0.3)
-    raise AssertionError(f"worker {index} did not rejoin within {timeout} s")
+def wait_for_new_launcher(job_name: str, index: int, old: int) -> int:
+    return wait_for_new_pid(lambda: launcher_of_worker(job_name, index), old, f"worker {index} did not rejoin")
 
 
 def test_a_lost_worker_of_an_elastic_run_rejoins_and_the_world_grows_back(tmp_path, job_name):

@@ -21,7 +21,15 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.commands import run_args, run_tandem, start_tandem, tandem_argv
-from tests.support.processes import cmdline, environ, processes_of_job, tree, wait_gone, wait_until_gone
+from tests.support.processes import (
+    cmdline,
+    environ,
+    processes_of_job,
+    tree,
+    wait_for_new_pid,
+    wait_gone,
+    wait_until_gone,
+)
 
 pytestmark = pytest.mark.local
 
@@ -188,18 +196,10 @@ def training_process(job_name: str, rank: int) -> int:
     return max(found)
 
 
-def wait_for_new_process(job_name: str, rank: int, old: int, timeout: float = 150) -> int:
+def wait_for_new_process(job_name: str, rank: int, old: int) -> int:
     """The pid of rank `rank`'s training process once it is another than `old` (restarted in place)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pid = training_process(job_name, rank)
-        except AssertionError:
-            pid = old
-        if pid != old:
-            return pid
-        time.sleep(0.3)
-    raise AssertionError(f"rank {rank}'s training process was not restarted within {timeout} s")
+    return wait_for_new_pid(lambda: training_process(job_name, rank), old,
+                            f"rank {rank}'s training process was not restarted")
 
 
 def final_ranks(tmp_path: Path, total: int) -> None:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tandem._sys import proctree
 from tandem._sys.proctree import alive, cmdline, descendants, environ
@@ -53,6 +53,21 @@ def wait_for_processes(job: str, count: int, timeout: float = 60) -> list[int]:
             return pids
         time.sleep(0.2)
     raise AssertionError(f"fewer than {count} processes of {job} appeared in {timeout} s")
+
+
+def wait_for_new_pid(find: Callable[[], int], old: int, what: str, timeout: float = 150) -> int:
+    """The pid `find` returns once it is another than `old` (a process restarted or replaced); `find`
+    raises AssertionError while there is none."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = find()
+        except AssertionError:
+            pid = old
+        if pid != old:
+            return pid
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {timeout} s")
 
 
 def wait_gone(pids: Iterable[int], timeout: float = 15) -> list[int]:
