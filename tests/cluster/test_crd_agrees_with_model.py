@@ -96,6 +96,12 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
                "(load.MAX_DOCUMENT_BYTES), so only an SDK caller building a dict can meet this.",
         applies=lambda document, server, model: model.accepted and server.reason.startswith("413"),
     ),
+    KnownDifference(
+        name="scale subresource reads workers as int64",
+        reason="The scale subresource (kubectl scale) makes the apiserver read .spec.workers as an int64 and "
+               "refuse a whole float there (2.0), which the model, as everywhere else, takes as the integer 2.",
+        applies=lambda document, server, model: model.accepted and ".spec.workers accessor error" in server.reason,
+    ),
 )
 
 

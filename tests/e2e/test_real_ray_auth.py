@@ -130,7 +130,8 @@ def test_a_tenant_pod_that_reaches_ray_is_refused_as_a_driver(tandem, e2e_namesp
         phase = wait_for("the tenant's probe pod to end", ended, 240, explain=explain)
     log = cp.kubectl("logs", "ray-driver", "-n", ns).stdout
     assert phase == "Succeeded", explain()
-    seen = json.loads(log.strip().splitlines()[-1])
+    # The probe prints one JSON line last; Ray's client may warn (stderr, the same log) after it.
+    seen = json.loads(next(line for line in reversed(log.strip().splitlines()) if line.startswith("{")))
 
     # Not vacuous: the pod reached both of Ray's ports (no NetworkPolicy in the way), so what
     # refused it was Ray.
