@@ -66,7 +66,7 @@ class Outcome:
 
     scenario: str
     figures: Figures
-    cpu_seconds: float
+    cpu_seconds: Optional[float]  # None where the processes are not the benchmark's children (pods)
     restarts: int
     in_place: int
     recovered: list[tuple[str, float]]

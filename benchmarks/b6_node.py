@@ -37,31 +37,19 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from b6_goodput import HEADERS, arguments, median_of, plot, text, verdicts
+from b6_goodput import HEADERS, Outcome, arguments, plot, rows, summary, verdicts
 from common import BENCH, append_results, loadavg, table
-from goodput import Figures, crash_time, figures, lives, runtime_stamped
+from goodput import crash_time, figures, lives, runtime_stamped
 
 SCENARIOS = ("none", "group", "in-place", "pod-deleted")
 WORKER = "app.kubernetes.io/component=worker"
 TIMEOUT = 900
-
-
-@dataclass
-class Outcome:
-    """One scenario run: its figures and what the TrainingJob's status said of it."""
-
-    scenario: str
-    figures: Figures
-    restarts: int
-    in_place: int
-    recovered: list[tuple[str, float]]
 
 
 class LogFollower:
@@ -185,35 +173,8 @@ def run_scenario(chart: Any, cluster: tuple[Any, Any], scenario: str, args: argp
             raise RuntimeError(f"{scenario}: no injected crash in the logs")
         failed_at = crash[0]
     recovered = [(r.get("recovered", "?"), float(r.get("seconds") or 0.0)) for r in status.get("recoveries") or []]
-    return Outcome(scenario, figures(lives(lines), wall, failed_at), int(status.get("restarts") or 0),
+    return Outcome(scenario, figures(lives(lines), wall, failed_at), None, int(status.get("restarts") or 0),
                    int(status.get("inPlaceRestarts") or 0), recovered)
-
-
-def summary(scenario: str, outcomes: list[Outcome]) -> dict[str, Any]:
-    return {
-        "scenario": scenario,
-        "seconds_to_first_step": median_of([o.figures.seconds_to_first_step for o in outcomes]),
-        "status_recovery_seconds": median_of([o.recovered[0][1] if o.recovered else None for o in outcomes]),
-        "recovered": sorted({how for o in outcomes for how, _ in o.recovered}),
-        "counted_restarts": median_of([float(o.restarts) for o in outcomes]),
-        "in_place_restarts": median_of([float(o.in_place) for o in outcomes]),
-        "steps_lost": median_of([None if o.figures.steps_lost is None else float(o.figures.steps_lost)
-                                 for o in outcomes]),
-        "goodput": median_of([o.figures.goodput for o in outcomes]),
-        "wall_seconds": median_of([o.figures.wall_seconds for o in outcomes]),
-        "cpu_seconds": None,
-        "runs": [{"seconds_to_first_step": o.figures.seconds_to_first_step, "reached": o.figures.reached,
-                  "resumed_from": o.figures.resumed_from, "goodput": o.figures.goodput,
-                  "wall_seconds": o.figures.wall_seconds, "restarts": o.restarts, "in_place_restarts": o.in_place,
-                  "recovered": o.recovered} for o in outcomes],
-    }
-
-
-def rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    return [(r["scenario"], ", ".join(r["recovered"]) or "-", text(r["counted_restarts"], "{:.0f}"),
-             text(r["in_place_restarts"], "{:.0f}"), text(r["seconds_to_first_step"]),
-             text(r["status_recovery_seconds"]), text(r["steps_lost"], "{:.0f}"), text(r["goodput"], "{:.1%}"),
-             text(r["wall_seconds"]), "-") for r in results]
 
 
 class _Mktemp:
