@@ -12,12 +12,14 @@ import pytest
 
 from tandem.api import TrainingJob
 from tandem.api.elastic import worker_range
+from tandem.api.load import apply_overrides
 from tandem.cli.run import workers_overrides
 from tandem.controller.observed import JobState, Observed, PodState
 from tandem.errors import SpecError
 from tandem.launch import recovery
 from tandem.launch.env import ContractError, build_launch, read_contract
 from tandem.local.elastic import REJOIN_WAIT_SECONDS, ElasticRun, parse_world
+from tandem.local.sweep import point_overrides
 from tandem.render import render_one
 from tests.support.specs import spec
 
@@ -87,6 +89,14 @@ def test_workers_option_takes_a_count_or_a_range() -> None:
     for bad in ("0", "3:2", "a:b", "1:"):
         with pytest.raises(click.BadParameter):
             workers_overrides(bad)
+
+
+def test_a_bench_point_runs_a_fixed_count_even_outside_an_elastic_range() -> None:
+    """`tandem bench --workers 1,2,4` of a 1..3 job: each point is N workers from start to end."""
+    for count in (1, 4):
+        job = TrainingJob.from_dict(apply_overrides(elastic(), point_overrides(count)))
+        assert (job.spec.worker_count, job.spec.min_workers, job.spec.max_workers) == (count, None, None)
+        assert job.spec.metrics.enabled
 
 
 # the pods and torchrun

@@ -47,11 +47,18 @@ def parse_workers(text: str) -> list[int]:
     return counts
 
 
+def point_overrides(workers: int) -> list[str]:
+    """What makes a sweep point run exactly WORKERS workers, metrics on. An elastic spec's
+    minWorkers..maxWorkers is dropped for the point: a throughput at N workers means N from start
+    to end, not a world that may shrink, and a sweep may ask for counts outside the range."""
+    return [f"spec.workers={workers}", "spec.minWorkers=null", "spec.maxWorkers=null", "spec.metrics.enabled=true"]
+
+
 def run_point(file: str, overrides: Sequence[str], workers: int, runs_dir: Path, console: Console,
               baseline: Optional[float]) -> tuple[TrainingJob, Point]:
     from .run import run_local
 
-    job = load_job(file, [*overrides, f"spec.workers={workers}", "spec.metrics.enabled=true"])
+    job = load_job(file, [*overrides, *point_overrides(workers)])
     quiet = Console(file=open(os.devnull, "w"), stderr=False)
     with console.status(f"{job.metadata.name}: {workers} worker{'s' * (workers > 1)} running"):
         run = run_local(job, runs_dir, quiet)
