@@ -163,6 +163,37 @@ def test_a_restarted_group_queues_again_behind_the_jobs_already_waiting(control_
     assert next(c for c in failed["conditions"] if c["type"] == "Failed")["reason"] == "BackoffLimitExceeded"
 
 
+def test_an_elastic_job_is_admitted_at_its_desired_size_and_keeps_it_when_scaled(control_plane, operator, queue, ns):
+    """Kueue as built here (v0.13.2, workload slices off): an elastic job of 1..3 workers wanting 2
+    is one Workload of 2 pods, all or none. A `kubectl scale` to 3 sets spec.workers and
+    status.desiredWorkers, but the admitted Job keeps its 2 pods to the end: Kueue would take a
+    resized Job for a new one, so the new size waits for the job's next group (docs/queues.md)."""
+    document = gpu_job("elastic", run_seconds=15, workers=2)
+    document["spec"].update(minWorkers=1, maxWorkers=3)
+    document["spec"].setdefault("runPolicy", {})["inPlaceRestarts"] = 1
+    apply(control_plane, ns, document)
+    wait_phase(control_plane, ns, "elastic", "Running")
+    (workload,) = workloads(control_plane, ns)
+    assert [p["count"] for p in workload["spec"]["podSets"]] == [2], workload["spec"]["podSets"]
+
+    control_plane.kubectl("scale", "tj", "elastic", "-n", ns, "--replicas=3")
+    wait_for("desiredWorkers 3", lambda: status(control_plane, ns, "elastic").get("desiredWorkers") == 3,
+             timeout=30, interval=0.5)
+    sizes: set[int] = set()
+
+    def succeeded() -> bool:
+        job = get(control_plane, ns, "job", "elastic")
+        if job is not None:
+            sizes.add(job["spec"]["parallelism"])
+        return status(control_plane, ns, "elastic").get("phase") == "Succeeded"
+
+    wait_for("elastic Succeeded", succeeded, timeout=60, interval=0.5)
+    assert sizes == {2}, sizes
+    final = status(control_plane, ns, "elastic")
+    assert final["restarts"] == 0 and final["desiredWorkers"] == 3, final
+    assert len({p["metadata"]["name"] for p in pods_of(control_plane, ns, "elastic")}) <= 2
+
+
 def test_a_workload_priority_the_admin_policy_does_not_allow_is_refused(control_plane, operator, queue, ns):
     """spec.priorityClassName picks whom Kueue preempts: only the admin policy's classes may be used.
     The operator marks the job Invalid and creates nothing (no Job, so no Workload)."""
