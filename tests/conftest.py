@@ -25,16 +25,36 @@ K8S_VERSION = "1.33.0"
 TIER_ORDER = ("unit", "local", "cluster", "e2e")
 
 
+#: Seconds spent in each tier's setup, call and teardown, printed after the run: where the
+#: suite's minutes go is what any cut to CI's time starts from.
+TIER_SECONDS: dict[str, float] = {}
+
+
+def tier_of(node_id: str) -> str:
+    """The tier of a test id relative to the repository (`tests/<tier>/...`), or ""."""
+    parts = node_id.split("::", 1)[0].split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" and parts[1] in TIER_ORDER else ""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        try:
-            tier = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts[0]
-        except ValueError:
-            tier = ""
-        return TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER)
+        tier = tier_of(item.nodeid)
+        return TIER_ORDER.index(tier) if tier else len(TIER_ORDER)
 
     items.sort(key=rank)  # stable: each tier keeps pytest's order
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = tier_of(report.nodeid)
+    if tier:
+        TIER_SECONDS[tier] = TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if len(TIER_SECONDS) > 1:
+        shown = ", ".join(f"{tier} {TIER_SECONDS[tier]:.0f} s" for tier in TIER_ORDER if tier in TIER_SECONDS)
+        terminalreporter.write_line(f"tandem: time per tier (setup, call and teardown): {shown}")
 
 
 @pytest.fixture
