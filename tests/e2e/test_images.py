@@ -56,9 +56,11 @@ def test_image_runs_as_its_user_and_smokes(real_cluster, node_images, layouts, n
 
     def run(*argv: str):
         """argv in a new container of the image (its user, its working directory, a network
-        namespace of its own with only loopback), removed when it exits."""
-        return node.ctr("run", "--rm", ref, f"tandem-smoke-{name}-{uuid.uuid4().hex[:8]}", *argv,
-                        check=False, timeout=300)
+        namespace of its own with only loopback), removed when it exits. Its cgroup is a
+        top-level one of its own, which runc removes with it (ctr's default, /k8s.io/<id>, left
+        the /k8s.io parent behind on the host)."""
+        container = f"tandem-smoke-{name}-{uuid.uuid4().hex[:8]}"
+        return node.ctr("run", "--rm", "--cgroup", f"/{container}", ref, container, *argv, check=False, timeout=300)
 
     identity = run("id", "-u")
     assert (identity.returncode, identity.stdout.strip()) == (0, "1000"), identity.stderr
