@@ -6,9 +6,9 @@ Importing the archives costs minutes on a fresh containerd root (the PyTorch ima
 it is read, hashed and unpacked, 12 GB written); the tests that run before the first user of an
 image (test_faults, test_node) overlap it instead of waiting for it in that user's setup.
 
-The work (build_images(), which returns at once when the layouts are cached, then one
-load_image() per image, in IMAGES order: the operator first, the smallest, which test_faults
-needs) runs in a child process of its own process group, which prints one JSON line per image
+The work (for each image in IMAGES order, the operator first, the smallest, which test_faults
+needs: build_images() of it, which returns at once when its layout is cached, then load_image())
+runs in a child process of its own process group, which prints one JSON line per image
 as it is in. So the session can kill it, with the ctr and tar it runs, at any moment: no
 process outlives the session, and none is still talking to the node's containerd when the node
 stops and checks for leftovers. A failure of the build or of an import surfaces in the test that
@@ -122,27 +122,27 @@ class NodeImages:
 
 
 def main(names: list[str]) -> int:
-    """The child: build (or find) the layouts, import them one by one, one JSON line each."""
+    """The child: for each image in turn, build (or find) its layout and import it, one JSON
+    line each; one at a time, so that the first is in while the next one builds."""
     from tests.controlplane.node import RealNode  # the node's ctr and socket, in one place
 
-    started = time.monotonic()
-    try:
-        layouts = images.build_images(tuple(names))
-    except Exception as error:  # noqa: BLE001 - every image waits for this line
-        for name in names:
-            print(json.dumps({"image": name, "error": f"building the images failed: {error}"}), flush=True)
-        return 1
-    print(f"node_images: layouts ready after {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
     for name in names:
         t0 = time.monotonic()
         try:
-            refs = RealNode().load_image(layouts[name])
+            layout = images.build_images((name,))[name]
         except Exception as error:  # noqa: BLE001 - the waiter gets the reason, the next image its chance
-            print(json.dumps({"image": name, "error": f"importing {layouts[name]} failed: {error}"}), flush=True)
+            print(json.dumps({"image": name, "error": f"building the image failed: {error}"}), flush=True)
             continue
-        seconds = time.monotonic() - t0
-        print(f"node_images: {name} in after {seconds:.0f}s", file=sys.stderr, flush=True)
-        print(json.dumps({"image": name, "layout": str(layouts[name]), "refs": refs, "seconds": seconds}), flush=True)
+        built = time.monotonic()
+        try:
+            refs = RealNode().load_image(layout)
+        except Exception as error:  # noqa: BLE001 - as above
+            print(json.dumps({"image": name, "error": f"importing {layout} failed: {error}"}), flush=True)
+            continue
+        seconds = time.monotonic() - built
+        print(f"node_images: {name} layout after {built - t0:.0f}s, imported in {seconds:.0f}s",
+              file=sys.stderr, flush=True)
+        print(json.dumps({"image": name, "layout": str(layout), "refs": refs, "seconds": seconds}), flush=True)
     return 0
 
 
