@@ -23,6 +23,7 @@ import yaml
 
 from tests.controlplane import node as real
 from tests.e2e import images
+from tests.e2e.node_images import NodeImages
 from tests.support import waiting
 from tests.support.helm import CHART, helm_runner
 
@@ -37,6 +38,11 @@ ON_REAL_NODE = {
     "nodeSelector": {"tandem.dev/node": "real"},
     "tolerations": [{"key": real.NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
 }
+#: The operator's image-pull grace in this tier (the chart's operator.imagePullGraceSeconds, the
+#: process operator's --image-pull-grace-seconds): a missing image is known missing at once here
+#: (nothing is reachable from the node), so the operator's default 90 s would be waited out for
+#: nothing; a few of the kubelet's back-off retries still happen within it.
+IMAGE_PULL_GRACE_SECONDS = 15
 #: Where the tests' PersistentVolumes keep their files on the host; removed at the end.
 VOLUMES = Path("/var/lib/tandem-e2e-volumes")
 #: The operator's figure of one worker's samples/s is taken from a recorded one-worker run,
@@ -115,20 +121,23 @@ def run_to_end(cp, ns: str, name: str, timeout: float = 300) -> dict:
 # ------------------------------------------------------------------ fixtures (declared in conftest.py)
 
 
-def installed_chart(real_cluster, tmp_path_factory):
+def installed_chart(real_cluster, node_images: NodeImages, tmp_path_factory):
     """The chart, installed with helm: the operator pod from tandem/operator, the Ray head,
-    both on the real node, in a namespace enforcing the restricted Pod Security Standard."""
+    both on the real node, in a namespace enforcing the restricted Pod Security Standard.
+    The jobs' images too are in the node's containerd before the first test runs."""
     cp, node = real_cluster
     started = time.monotonic()
-    layouts = images.build_images()
-    for layout in layouts.values():
-        node.load_image(layout)
+    for name in images.IMAGES:  # imported in the background since the node started
+        node_images.wait(name)
     loaded = time.monotonic()
     home = tmp_path_factory.mktemp("helm-home")
     helm = helm_runner(cp.kubeconfig, home, timeout=300)
     values = home / "values.yaml"
     values.write_text(yaml.safe_dump({
         "image": {"pullPolicy": "Never"},
+        # The tier's grace, as test_faults gives its operator process: here it shows that the
+        # chart's value reaches an operator pod that takes it (or helm install --wait fails).
+        "operator": {"imagePullGraceSeconds": IMAGE_PULL_GRACE_SECONDS},
         **ON_REAL_NODE,
         "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "ray": {"enabled": True, "image": {"pullPolicy": "Never"}, **ON_REAL_NODE,
@@ -143,7 +152,7 @@ def installed_chart(real_cluster, tmp_path_factory):
     except AssertionError as error:
         raise AssertionError(f"{error}\n{describe(cp, SYSTEM)}") from None
     installed = time.monotonic()
-    print(f"\ntandem: images {loaded - started:.0f}s, helm install --wait {installed - loaded:.0f}s")
+    print(f"\ntandem: waited {loaded - started:.0f}s for the images' import, helm install --wait {installed - loaded:.0f}s")
     yield cp, node
     # Not waited for: the session's node is stopped next, and its stop kills and removes every
     # container and checks that nothing is left, so waiting out the pods' grace periods here

@@ -9,6 +9,9 @@
 - ``tandem`` (session): the chart installed with helm on the real node (tests/e2e/chart.py),
   once for every file that uses it; ``shared_claim`` (function): a claim every pod of the test's
   namespace can mount.
+- ``node_images`` (session): Tandem's three images being imported into the real node's
+  containerd in the background (tests/e2e/node_images.py), started with ``real_cluster`` when
+  any test of the session asks for them; ``node_images.wait(name)`` once one is needed.
 - ``real_node_host`` (session): the bin dir, once root, Go and the node's packages are known to
   be there; for tests that start nodes of their own. Such tests are marked ``own_node`` and run
   before any other (the session's node holds the machine's one-node lock until the end).
@@ -32,8 +35,11 @@ from tests.conftest import REPO
 from tests.controlplane.cluster import BuildError, GoMissing, build
 from tests.controlplane.node import real_cluster as _real_cluster
 from tests.e2e import chart
+from tests.e2e.node_images import NodeImages
 
 _built: dict[str, object] = {}
+#: The session's background import of the images, while its node runs.
+_node_images: dict[str, NodeImages] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,13 +108,30 @@ def real_node_host() -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_cluster(real_node_host):
+def real_cluster(real_node_host, request, tmp_path_factory):
     # One real node per machine: wait for another run's (a colleague's e2e run) to finish.
     with _real_cluster(nodes=1, lock_timeout=1800) as (cp, node):
-        yield cp, node
+        # The images go in from now on, while the tests before their first user run; only
+        # when this session has such a user (a test asking for node_images, or the chart).
+        if any("node_images" in getattr(item, "fixturenames", ()) for item in request.session.items):
+            _node_images["imports"] = NodeImages(tmp_path_factory.mktemp("node-images") / "import.log").start()
+        try:
+            yield cp, node
+        finally:
+            imports = _node_images.pop("imports", None)
+            if imports is not None:
+                imports.stop()  # before the node stops: nothing may still talk to its containerd
     # An error in the session's teardown if the node left anything on the machine (checked
     # by stop() before it let the lock go: after that, another run's node may be starting).
     assert not node.leftovers, "the real node left these behind:\n" + "\n".join(node.leftovers)
+
+
+@pytest.fixture(scope="session")
+def node_images(real_cluster) -> NodeImages:
+    """The background import real_cluster started: ``wait(name)`` before using an image."""
+    imports = _node_images.get("imports")
+    assert imports is not None, "real_cluster starts the import for every session with a test that asks for node_images"
+    return imports
 
 
 @pytest.fixture
@@ -129,8 +152,8 @@ def e2e_namespace(real_cluster, request):
 
 
 @pytest.fixture(scope="session")
-def tandem(real_cluster, tmp_path_factory):
-    yield from chart.installed_chart(real_cluster, tmp_path_factory)
+def tandem(real_cluster, node_images, tmp_path_factory):
+    yield from chart.installed_chart(real_cluster, node_images, tmp_path_factory)
 
 
 @pytest.fixture

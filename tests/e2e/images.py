@@ -15,8 +15,8 @@ CI machines have no Docker engine and cannot reach a container registry, so the 
 
 Disk is what a build runs out of: the PyTorch image is 6 GiB and a build holds it three times at
 its peak (the build container, buildah's copy of the layer, the layout). A directory rather than an
-OCI archive saves a fourth copy (an archive is written from a temporary layout), and reading it
-back (test_images) needs no extraction. buildah's temporary files live under the cache and are
+OCI archive saves a fourth copy (an archive is written from a temporary layout), and the node's
+containerd imports it as a tar stream, with no extraction. buildah's temporary files live under the cache and are
 wiped at each build, so a killed build leaves nothing behind in /var/tmp; a build that would not
 fit is refused at once, in one line that says what is needed and what is free.
 
@@ -29,7 +29,6 @@ path for these stdlib helpers): it runs before, and apart from, Tandem's Python 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -40,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -339,7 +337,7 @@ def remove_build_leftovers() -> None:
     PyTorch image), its half-written output (`.<name>-<key>.oci.partial`, or `.tar.partial` from
     earlier versions) and its working container in the private store, which holds the half-built
     image's files. Called under the build lock, so none of it is a running build's. Only build
-    containers go (those FROM the base); test_images' are its own."""
+    containers go (those FROM the base)."""
     shutil.rmtree(BUILD_TMP, ignore_errors=True)
     BUILD_TMP.mkdir(parents=True)
     for partial in CACHE.glob(".*.partial"):
@@ -388,40 +386,6 @@ def build_image(name: str, layout: Path, base_image: str, version: str) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
     say(f"{name}: built in {time.monotonic() - started:.0f}s, {_size(layout) / 2**20:.0f} MiB: {layout}")
     return layout
-
-
-@contextlib.contextmanager
-def container(layout: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    """A container of the image in a layout, read back from the layout itself (not from the
-    store it was built in): yields run(*argv), which runs argv as the image's user in its workdir
-    (buildah run, chroot isolation; the entrypoint is not applied). Removed, image too, on exit.
-
-    buildah (1.28, Debian's) names an image read from `oci:PATH` `localhost/PATH`, and refuses a
-    PATH that is no valid image name, as any under ~/.cache is (a component starts with a dot):
-    so it reads the layout through a symlink whose path is one."""
-    link_dir = Path("/tmp") / f"tandem-layout-{os.getpid()}"
-    link_dir.mkdir(exist_ok=True)
-    link = link_dir / layout.name.removesuffix(".oci")
-    link.unlink(missing_ok=True)
-    link.symlink_to(layout.resolve())
-    try:
-        ref = _buildah("from", "--quiet", f"oci:{link}", capture=True)
-    finally:
-        shutil.rmtree(link_dir)
-    image_id = _buildah("inspect", "--format", "{{.FromImageID}}", ref, capture=True)
-
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        for _ in range(MEMFD_TRIES):
-            result = subprocess.run(["buildah", *_store_args(), "run", ref, "--", *argv], text=True,
-                                    capture_output=True, env=_buildah_env())
-            if MEMFD_BUSY not in result.stderr:
-                break
-        return result
-    try:
-        yield run
-    finally:
-        _buildah("rm", ref, stdout=subprocess.DEVNULL)
-        _buildah("rmi", image_id, stdout=subprocess.DEVNULL)
 
 
 def drop_node_copies(todo: list[str]) -> None:

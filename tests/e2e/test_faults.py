@@ -6,7 +6,8 @@ spec.podTemplate), where containerd and runc produce the fault:
 
 - an image that does not exist: the pull fails (nothing is reachable from the node), the job is
   Pending with reason ImagePullBackOff naming the worker at once, then Failed ImagePullFailed
-  when the grace ends, with no restart spent and the Job deleted;
+  when the grace ends (the tier's 15 s, `--image-pull-grace-seconds`, not the default 90 s),
+  with no restart spent and the Job deleted;
 - a container killed for memory: exit 137, OOMKilled, through the normal restart path;
 - a command the image lacks (an image without python, which the launcher needs): the runtime
   cannot start the container; Failed CommandNotFound, no restart spent.
@@ -24,9 +25,8 @@ from tandem.contract import (
     REASON_IMAGE_PULL_BACK_OFF,
     REASON_IMAGE_PULL_FAILED,
 )
-from tandem.controller.policy.unstartable import IMAGE_PULL_GRACE_SECONDS
 from tests.cluster.operator_fixture import Operator, get
-from tests.e2e.images import build_images
+from tests.e2e.chart import IMAGE_PULL_GRACE_SECONDS
 from tests.support.controlplane import install_crd
 from tests.support.waiting import wait_for
 
@@ -40,12 +40,14 @@ ON_THE_REAL_NODE = {
 
 
 @pytest.fixture(scope="module")
-def fault_operator(real_cluster, tmp_path_factory):
-    """The operator image on the node (the OOM job runs python from it) and an operator."""
-    cp, node = real_cluster
-    node.load_image(build_images(("operator",))["operator"])
+def fault_operator(real_cluster, node_images, tmp_path_factory):
+    """The operator image on the node (the OOM job runs python from it) and an operator, whose
+    grace for a failing pull is the tier's short one."""
+    cp, _ = real_cluster
+    node_images.wait("operator")
     install_crd(cp)
-    operator = Operator(cp.kubeconfig, tmp_path_factory.mktemp("faults") / "operator.log").start()
+    operator = Operator(cp.kubeconfig, tmp_path_factory.mktemp("faults") / "operator.log", "kube-system",
+                        "--image-pull-grace-seconds", str(IMAGE_PULL_GRACE_SECONDS)).start()
     yield operator
     operator.stop()
 
@@ -107,6 +109,7 @@ def test_an_image_that_does_not_exist_fails_the_job_naming_the_worker(real_clust
     show(failed)
     reason, message = condition(failed, "Failed")["reason"], condition(failed, "Failed")["message"]
     assert reason == REASON_IMAGE_PULL_FAILED
+    assert f"(still failing after {IMAGE_PULL_GRACE_SECONDS}s of retries)" in message  # the operator's setting
     assert "worker 0 (pod no-image-0-" in message and "image tandem/nope:1 cannot be pulled" in message
     assert "ErrImagePull" in message or "ImagePullBackOff" in message
     assert failed["restarts"] == 0 and failed["phase"] == "Failed"

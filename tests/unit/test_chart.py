@@ -94,7 +94,8 @@ def test_every_rendered_object_is_valid_kubernetes(helm, mode):
                                  "adminPolicy.allowHostpath=true", "adminPolicy.allowHostPath=yes",
                                  "adminPolicy.allowedServiceAccounts={Not_An_Account}",
                                  # quoted into the admission policies' CEL: a quote would end the literal
-                                 "serviceAccount.name=x' || true || 'y", "serviceAccount.name=Op"])
+                                 "serviceAccount.name=x' || true || 'y", "serviceAccount.name=Op",
+                                 "operator.imagePullGraceSeconds=0", "operator.imagePullGraceSeconds=1.5"])
 def test_values_schema_rejects(helm, bad):
     result = subprocess.run([helm, "template", RELEASE, str(CHART), "--set", bad], capture_output=True, text=True)
     assert result.returncode != 0 and "schema" in result.stderr, result.stderr
@@ -219,6 +220,13 @@ def test_operator_deployment_defaults(helm):
     (service,) = by_kind(objs, "Service")
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(9090, "metrics")]
     assert not [o for o in objs if "ray" in o["metadata"]["name"]]
+
+
+def test_image_pull_grace_reaches_the_operator_only_when_set(helm):
+    """Unset, the operator's own default applies (one place for it: controller/timing.py)."""
+    args = operator_container(render(helm, "--set", "operator.imagePullGraceSeconds=15"))["args"]
+    assert args[args.index("--image-pull-grace-seconds") + 1] == "15"
+    assert "--image-pull-grace-seconds" not in operator_container(render(helm))["args"]
 
 
 def test_ray_head_gateway_and_metrics_address(helm):

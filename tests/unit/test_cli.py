@@ -59,3 +59,19 @@ def test_render_set_override():
 def test_crd_command_prints_the_crd():
     result = CliRunner().invoke(cli, ["crd"])
     assert yaml.safe_load(result.output)["kind"] == "CustomResourceDefinition"
+
+
+def test_operator_run_passes_the_image_pull_grace(monkeypatch):
+    """The option reaches RunOptions (the chart's operator.imagePullGraceSeconds sets it); left
+    out, the operator's default. The operator itself is not started: its run is replaced."""
+    from tandem.controller import main as operator_main
+    from tandem.controller.timing import IMAGE_PULL_GRACE_SECONDS
+
+    seen = []
+    monkeypatch.setattr(operator_main, "run", lambda options: seen.append(options) or 0)
+    for argv in (["--image-pull-grace-seconds", "15"], []):
+        result = CliRunner().invoke(cli, ["operator", "run", *argv])
+        assert result.exit_code == 0, result.output
+    assert [options.image_pull_grace_seconds for options in seen] == [15.0, IMAGE_PULL_GRACE_SECONDS]
+    refused = CliRunner().invoke(cli, ["operator", "run", "--image-pull-grace-seconds", "0"])
+    assert refused.exit_code == 2 and "--image-pull-grace-seconds" in refused.output

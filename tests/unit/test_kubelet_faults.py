@@ -15,7 +15,9 @@ from tandem.contract import (
     REASON_IMAGE_PULL_FAILED,
 )
 from tandem.controller.observed import JobState, Observed, PodState, pod_state
-from tandem.controller.policy.unstartable import IMAGE_PULL_GRACE_SECONDS, start_fault
+from tandem.controller.policy.unstartable import start_fault
+from tandem.controller.reconcile import reconcile
+from tandem.controller.timing import IMAGE_PULL_GRACE_SECONDS
 
 from . import kubelet_pods
 from .test_reconcile import NOW, step, training_job
@@ -162,6 +164,21 @@ def test_failing_pull_is_pending_with_the_reason_then_failed_after_the_grace():
     failed = next(c for c in obj["status"]["conditions"] if c["type"] == "Failed")
     assert obj["status"]["phase"] == "Failed" and failed["reason"] == REASON_IMAGE_PULL_FAILED
     assert obj["status"]["restarts"] == 0 and actions.delete_job is not None
+
+
+def test_the_operator_setting_sets_the_grace():
+    """`--image-pull-grace-seconds` reaches the policy through reconcile, and only the grace moves."""
+    pod = as_worker(kubelet_pods.IMAGE_PULL_BACK_OFF)
+    observed = Observed(True, JobState(0), [running(0), pod])
+    obj = created()
+    within = reconcile(obj, observed, started(pod) + timedelta(seconds=14), image_pull_grace_seconds=15)
+    assert within.status["phase"] == "Pending" and within.requeue_after == 1 and within.delete_job is None
+    after = reconcile(obj, observed, started(pod) + timedelta(seconds=15), image_pull_grace_seconds=15)
+    failed = next(c for c in after.status["conditions"] if c["type"] == "Failed")
+    assert after.status["phase"] == "Failed" and failed["reason"] == REASON_IMAGE_PULL_FAILED
+    assert "(still failing after 15s of retries)" in failed["message"] and after.delete_job is not None
+    longer = start_fault(pod, started(pod) + timedelta(seconds=IMAGE_PULL_GRACE_SECONDS), grace_seconds=300)
+    assert longer is not None and not longer.final and longer.grace_ends == started(pod) + timedelta(seconds=300)
 
 
 def test_command_not_found_fails_the_job_without_a_restart():

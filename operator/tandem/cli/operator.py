@@ -8,7 +8,7 @@ from typing import Optional
 import click
 
 from ..contract import ENV_METRICS_ADDRESS, ENV_METRICS_KEY_FILE
-from ..controller.timing import QUEUE_STALL_SECONDS
+from ..controller.timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
 from .boundary import TandemCommand, TandemGroup
 
 
@@ -34,11 +34,16 @@ def operator() -> None:
 @click.option("--admin-policy", "admin_policy", type=click.Path(exists=True, file_okay=False), default=None,
               help="Directory of the admin policy's settings, one file each (the chart mounts its ConfigMap there). "
                    "Default: the safe defaults.")
+@click.option("--image-pull-grace-seconds", type=click.FloatRange(min=1), default=IMAGE_PULL_GRACE_SECONDS,
+              show_default=True,
+              help="A worker's image pull that keeps failing (ErrImagePull, ImagePullBackOff) fails its job after "
+                   "this long; until then the job is Pending, in case the registry recovers.")
 def operator_run(namespaces: tuple[str, ...], kubeconfig: Optional[str], metrics_address: str, metrics_key_file: str,
                  health_port: int, metrics_port: int, leader_election: bool, lease_namespace: str,
-                 queue_stall_seconds: float, admin_policy: Optional[str]) -> None:
+                 queue_stall_seconds: float, admin_policy: Optional[str], image_pull_grace_seconds: float) -> None:
     """Run the operator in the cluster (service account) or from here (kubeconfig)."""
     from ..controller.main import RunOptions, run as run_operator
 
     sys.exit(run_operator(RunOptions(namespaces, kubeconfig, metrics_address, metrics_key_file, health_port, metrics_port,
-                                     leader_election, lease_namespace, queue_stall_seconds, admin_policy)))
+                                     leader_election, lease_namespace, queue_stall_seconds, admin_policy,
+                                     image_pull_grace_seconds)))

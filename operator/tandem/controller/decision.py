@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional
 from ..api.status import rfc3339
 from ..contract import CONDITION_TYPES, FINISHED_PHASES, PHASES
 from .actions import Actions, Event, ObjectRef
+from .timing import IMAGE_PULL_GRACE_SECONDS
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,
@@ -40,9 +41,11 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, rea
 class Decision:
     """Builds Actions while tracking the new status; one instance per reconcile, never shared."""
 
-    def __init__(self, obj: Mapping[str, Any], now: datetime):
+    def __init__(self, obj: Mapping[str, Any], now: datetime, image_pull_grace_seconds: float = IMAGE_PULL_GRACE_SECONDS):
         metadata = obj.get("metadata", {})
         self.now = now
+        #: The operator's setting (--image-pull-grace-seconds), an input of the pass like `now`.
+        self.image_pull_grace_seconds = image_pull_grace_seconds
         #: The TrainingJob, and its Indexed Job, which carries the same name
         #: (render/templates/job.json.j2); known even when the spec is invalid.
         self.job_ref = ObjectRef(metadata.get("namespace", ""), metadata.get("name", ""))

@@ -20,7 +20,7 @@ from .actions import MetricsChannel
 from .health import Health
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
-from .timing import QUEUE_STALL_SECONDS
+from .timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
 from .watching import operator_settings
 from .writer import KubeWriter, load_config
 
@@ -41,6 +41,7 @@ class RunOptions:
     lease_namespace: str = ""
     queue_stall_seconds: float = QUEUE_STALL_SECONDS
     admin_policy_dir: Optional[str] = None
+    image_pull_grace_seconds: float = IMAGE_PULL_GRACE_SECONDS
 
 
 def read_admin_policy(directory: Optional[str]) -> AdminPolicy:
@@ -110,7 +111,9 @@ def run(options: RunOptions) -> int:
     registry = kopf.OperatorRegistry()
     metrics = MetricsChannel(options.metrics_address,
                              load_key(options.metrics_key_file) if options.metrics_key_file else b"")
-    controller = Controller(KubeWriter(api), OperatorConfig(metrics=metrics, admin_policy=admin_policy), health)
+    config = OperatorConfig(metrics=metrics, admin_policy=admin_policy,
+                            image_pull_grace_seconds=options.image_pull_grace_seconds)
+    controller = Controller(KubeWriter(api), config, health)
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)

@@ -44,6 +44,7 @@ from .policy.queueing import check_scheduling, wait_in_queue
 from .policy.suspend import suspend
 from .policy.unstartable import fail_unstartable
 from .policy.validity import run_policy_of, validate
+from .timing import IMAGE_PULL_GRACE_SECONDS
 
 #: The safe defaults: what an operator started without --admin-policy enforces.
 DEFAULT_ADMIN_POLICY = AdminPolicy()
@@ -105,8 +106,9 @@ ORDER: tuple[str, ...] = ("validity", *(step.name for step in STEPS), "after_fin
 
 
 def reconcile(obj: Mapping[str, Any], observed: Observed, now: datetime, metrics: MetricsChannel = NO_METRICS,
-              admin_policy: AdminPolicy = DEFAULT_ADMIN_POLICY) -> Actions:
-    decision = Decision(obj, now)
+              admin_policy: AdminPolicy = DEFAULT_ADMIN_POLICY,
+              image_pull_grace_seconds: float = IMAGE_PULL_GRACE_SECONDS) -> Actions:
+    decision = Decision(obj, now, image_pull_grace_seconds)
     if decision.deleting:
         return decision.finish()  # owner references let the garbage collector remove children
     job = validate(decision, obj, admin_policy)

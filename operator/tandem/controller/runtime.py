@@ -31,7 +31,7 @@ from .health import Health
 from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics, with_recoveries
 from .reconcile import reconcile
-from .timing import HEARTBEAT_SECONDS
+from .timing import HEARTBEAT_SECONDS, IMAGE_PULL_GRACE_SECONDS
 from .watching import CHILDREN
 from .writer import NAMESPACE_TERMINATING, KubeWriter
 
@@ -55,6 +55,8 @@ class OperatorConfig:
     metrics: MetricsChannel = NO_METRICS
     workers: int = WORKERS
     admin_policy: AdminPolicy = field(default_factory=AdminPolicy)
+    #: How long a failing image pull is retried before its job fails (policy/unstartable.py).
+    image_pull_grace_seconds: float = IMAGE_PULL_GRACE_SECONDS
 
 
 class Controller:
@@ -138,7 +140,8 @@ class Controller:
                            self.cache.network_policies.get(key), self.cache.workloads.get(key),
                            self.cache.listed_pods.get(key))
         now = datetime.now(timezone.utc)
-        actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy)
+        actions = reconcile(obj, observed, now, self.config.metrics, self.config.admin_policy,
+                            self.config.image_pull_grace_seconds)
         namespace, name = key
         status = actions.status or None
         events = list(actions.events)

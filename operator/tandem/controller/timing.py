@@ -34,6 +34,11 @@ QUEUE_STALL_SECONDS = 120.0
 EVENT_LOOP_STALE_SECONDS = 60.0
 #: How often the event loop proves it runs (and reports the queue's progress to /healthz).
 HEARTBEAT_SECONDS = 5.0
+#: How long a failing image pull may be retried before the job fails (policy/unstartable.py):
+#: the kubelet's back-off (10 s, doubling) pulls about four times in that while. The default of
+#: `tandem operator run --image-pull-grace-seconds` (the chart's operator.imagePullGraceSeconds);
+#: a test cluster that only ever meets missing images sets it short.
+IMAGE_PULL_GRACE_SECONDS = 90
 
 
 def check() -> None:

@@ -6,8 +6,9 @@ command come from the spec, and the new pods ask the same runtime for them. So t
 Failed at once, naming the worker and the kubelet's own words, without spending
 runPolicy.backoffLimit, and the Job is deleted so that the other workers stop holding their
 resources. A pull that failed and is being retried (ErrImagePull, ImagePullBackOff) may be a
-registry's hiccup: it gets IMAGE_PULL_GRACE_SECONDS, counted from when the kubelet took the pod
-on, and is shown in the Pending condition meanwhile. A slow pull that is still making progress
+registry's hiccup: it gets the operator's image-pull grace (timing.IMAGE_PULL_GRACE_SECONDS unless
+`--image-pull-grace-seconds` says otherwise), counted from when the kubelet took the pod on, and is
+shown in the Pending condition meanwhile. A slow pull that is still making progress
 is not a failure: the kubelet reports it as ContainerCreating.
 """
 
@@ -26,15 +27,13 @@ from ...contract import (
 )
 from ..decision import Decision
 from ..observed import START_FAILURES, Observed, PodState
+from ..timing import IMAGE_PULL_GRACE_SECONDS
 
 #: Waiting reasons no retry can cure: the pull policy forbids pulling an image the node lacks,
 #: or the reference cannot be parsed.
 IMAGE_NEVER_AVAILABLE = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 #: Waiting reasons of a pull that failed and that the kubelet retries with back-off.
 IMAGE_PULL_RETRYING = frozenset({"ErrImagePull", "ImagePullBackOff"})
-#: How long a failing pull may be retried before the job fails: the kubelet's back-off (10 s,
-#: doubling) pulls about four times in that while.
-IMAGE_PULL_GRACE_SECONDS = 90
 #: What runc says when the command is not in the image.
 COMMAND_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory")
 #: The kubelet's messages carry the runtime's whole error chain, whose end names the cause; a
@@ -65,17 +64,17 @@ def _tail(text: str) -> str:
     return "..." + (tail.split(" ", 1)[1] if " " in tail else tail)  # from a whole word
 
 
-def _image_fault(pod: PodState, now: datetime) -> Optional[StartFault]:
+def _image_fault(pod: PodState, now: datetime, grace_seconds: float) -> Optional[StartFault]:
     if pod.waiting_reason not in IMAGE_NEVER_AVAILABLE | IMAGE_PULL_RETRYING:
         return None
     message = (f"worker {pod.index} (pod {pod.name}): image {pod.image} cannot be pulled "
                f"({pod.waiting_reason}): {_tail(pod.waiting_message)}")
     if pod.waiting_reason in IMAGE_NEVER_AVAILABLE:
         return StartFault(pod, REASON_IMAGE_PULL_FAILED, message)
-    grace_ends = (parse_time(pod.started) or now) + timedelta(seconds=IMAGE_PULL_GRACE_SECONDS)
+    grace_ends = (parse_time(pod.started) or now) + timedelta(seconds=grace_seconds)
     if now >= grace_ends:
         return StartFault(pod, REASON_IMAGE_PULL_FAILED,
-                          f"{message} (still failing after {IMAGE_PULL_GRACE_SECONDS}s of retries)")
+                          f"{message} (still failing after {grace_seconds:g}s of retries)")
     return StartFault(pod, REASON_IMAGE_PULL_BACK_OFF, message, grace_ends)
 
 
@@ -91,15 +90,18 @@ def _command_fault(pod: PodState) -> Optional[StartFault]:
                       f"({reason}{exit_code}): {_tail(text)}")
 
 
-def start_fault(pod: PodState, now: datetime) -> Optional[StartFault]:
-    """What keeps this worker from ever starting, if anything does."""
-    return _image_fault(pod, now) or _command_fault(pod)
+def start_fault(pod: PodState, now: datetime,
+                grace_seconds: float = IMAGE_PULL_GRACE_SECONDS) -> Optional[StartFault]:
+    """What keeps this worker from ever starting, if anything does; a failing pull is final
+    `grace_seconds` after the kubelet took the pod on."""
+    return _image_fault(pod, now, grace_seconds) or _command_fault(pod)
 
 
 def fail_unstartable(decision: Decision, job: TrainingJob, observed: Observed) -> bool:
     """Fail the job for a worker that cannot start; while a failing pull is retried, say so in
     the Pending condition and come back when its grace ends (the pass goes on: False)."""
-    faults = sorted(filter(None, (start_fault(p, decision.now) for p in observed.pods_of(decision.restart))),
+    faults = sorted(filter(None, (start_fault(p, decision.now, decision.image_pull_grace_seconds)
+                                  for p in observed.pods_of(decision.restart))),
                     key=lambda fault: (not fault.final, fault.pod.index))
     if not faults:
         return False
