@@ -209,6 +209,9 @@ def test_the_launcher_tells_each_rounds_world_after_the_rendezvous() -> None:
             group.group_world_size = 2
             group.workers = [SimpleNamespace(world_size=4)]
 
-    recovery.watch_world(Agent, out)
+    told: list[dict[str, Any]] = []
+    recovery.watch_world(Agent, out, tell=told.append, restart_number=3)
     Agent()._initialize_workers(SimpleNamespace(workers=[]))
     assert parse_world(out.getvalue()) == (4, 2, 4)
+    # The same record goes to the teller, for status.worldSize on a cluster (the line is in the pod's log only).
+    assert told == [{"round": 4, "nodes": 2, "worldSize": 4, "restart": 3}]
