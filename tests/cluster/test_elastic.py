@@ -5,16 +5,36 @@ status.worldSize."""
 
 from __future__ import annotations
 
+import pytest
+
 from tandem.contract import WORLD_PATH
 from tandem.launch import recovery
 from tandem.launch.teller import Teller
 from tests.support.columns import printed
+from tests.support.figures import figures_gateway
 from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import apply, crd, get  # noqa: F401 - crd fixture
-from .test_operator_metrics import gateway, operator_with_gateway, worker_env  # noqa: F401 - gateway fixture
+from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
+from .test_operator_metrics import worker_env
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A real figures gateway (Ray and its gateway) for this module's operator."""
+    with figures_gateway(tmp_path_factory.mktemp("ray")) as metrics:
+        yield metrics
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, crd, tmp_path_factory, gateway):  # noqa: F811 - crd fixture
+    """This module's cluster-wide operator, reading figures from the gateway: a second operator
+    beside one without it would race it for the jobs (each module gets its own)."""
+    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", "kube-system",
+                  "--metrics-address", gateway.address, "--metrics-key-file", str(gateway.key_file)).start()
+    yield op
+    op.stop()
 
 
 def status(control_plane, ns, name):
@@ -58,34 +78,26 @@ def test_kubectl_scale_resizes_the_job_in_place_within_the_range(control_plane, 
     assert status(control_plane, ns, name).get("restarts", 0) == 0
 
 
-def test_the_world_size_the_launchers_tell_is_status_world_size(control_plane, crd, namespace, tmp_path,  # noqa: F811
-                                                               gateway):  # noqa: F811 - the fixtures
+def test_the_world_size_the_launchers_tell_is_status_world_size(control_plane, operator, ns, gateway):
     """kwok pods run no launcher, so the rounds' worlds come as a pod's launcher sends them: its
     real world teller, holding the job's write token from the Secret the operator made, posts
     through a real figures gateway to a real Ray actor, and the real operator reads them back.
     Worker 1 lost (round 2: world 1), then rejoined (round 3: world 2); a late retry of round 2
     changes nothing."""
-    operator = operator_with_gateway(control_plane, tmp_path, "lease-world-test", namespace, gateway)
     document = with_pods(example("mnist-ddp.yaml"), run_seconds=300)
     document["spec"].update(minWorkers=1, maxWorkers=2, workers=2, metrics={"enabled": True})
     document["spec"].setdefault("runPolicy", {})["inPlaceRestarts"] = 1
     name = document["metadata"]["name"]
 
-    def world_size():
-        return (get(control_plane, namespace, "trainingjob", name) or {}).get("status", {}).get("worldSize")
-
-    try:
-        apply(control_plane, namespace, document)
-        env = {**worker_env(control_plane, namespace, name, gateway.key), "TANDEM_JOB": name,
-               "TANDEM_NAMESPACE": namespace}
-        teller = Teller.from_env(env, WORLD_PATH)
-        assert teller is not None
-        for told, shown in (([(1, 2, 2)], 2), ([(2, 1, 1)], 1), ([(3, 2, 2), (2, 1, 1)], 2)):
-            for round_, nodes, size in told:
-                teller.tell(recovery.world_record(round_, nodes, size, 0))
-            assert teller.flush(10.0)
-            wait_for(f"status.worldSize {shown}", lambda shown=shown: world_size() == shown, timeout=90, interval=2)
-        assert printed(control_plane, namespace, name, "-o", "wide")["WORLD"] == "2"
-        assert (get(control_plane, namespace, "trainingjob", name)["status"].get("restarts") or 0) == 0
-    finally:
-        operator.stop()
+    apply(control_plane, ns, document)
+    env = {**worker_env(control_plane, ns, name, gateway.key), "TANDEM_JOB": name, "TANDEM_NAMESPACE": ns}
+    teller = Teller.from_env(env, WORLD_PATH)
+    assert teller is not None
+    for told, shown in (([(1, 2, 2)], 2), ([(2, 1, 1)], 1), ([(3, 2, 2), (2, 1, 1)], 2)):
+        for round_, nodes, size in told:
+            teller.tell(recovery.world_record(round_, nodes, size, 0))
+        assert teller.flush(10.0)
+        wait_for(f"status.worldSize {shown}", lambda shown=shown: status(control_plane, ns, name).get("worldSize") == shown,
+                 timeout=90, interval=2)
+    assert printed(control_plane, ns, name, "-o", "wide")["WORLD"] == "2"
+    assert status(control_plane, ns, name).get("restarts", 0) == 0
