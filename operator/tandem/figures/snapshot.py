@@ -220,7 +220,7 @@ def check(snapshot: Any, workers: int) -> Checked:
     checked.recoveries, bad = recoveries(snapshot.get("recoveries"), workers)
     if bad:
         checked.dropped.append(f"{bad} recovery record(s)")
-    checked.world_size = world_size(snapshot.get("world"), workers, checked.dropped)
+    checked.world_size = world_size(snapshot.get("world"), checked.dropped)
     return checked
 
 
@@ -235,16 +235,15 @@ def world_fields(document: Any) -> dict[str, int]:
             "restart": _count(document["restart"], MAX_RECOVERY_COUNT, "restart")}
 
 
-def world_size(raw: Any, workers: int, dropped: list[str]) -> Optional[int]:
-    """The world size of a snapshot's world (None without one); a malformed world, or one of more
-    nodes than the spec's workers, is named in `dropped`."""
+def world_size(raw: Any, dropped: list[str]) -> Optional[int]:
+    """The world size of a snapshot's world (None without one); a malformed world is named in
+    `dropped`. Not held against spec.workers: after a scale-down the newest round may still be one
+    of more nodes, until the removed pods' loss makes the next."""
     if raw is None:
         return None
     try:
         fields = world_fields(raw)
     except ValueError:
-        fields = None
-    if fields is None or fields["nodes"] > workers:
         dropped.append("world")
         return None
     return fields["worldSize"]
