@@ -292,9 +292,14 @@ ENV_FAIL_JOB_EXIT_CODES = "TANDEM_FAIL_JOB_EXIT_CODES"
 #: processes in place; a JSON object follows (launch/recovery.py writes it, the local executor reads it).
 RECOVERY_LINE = "tandem.recovery: "
 #: What starts the one line an elastic job's launcher prints after each rendezvous round of its torchrun agent:
-#: a JSON object {"round", "nodes", "worldSize"} follows, the world the training processes run in
+#: a JSON object {"round", "nodes", "worldSize", "restart"} follows, the world the training processes run in
 #: (launch/recovery.py writes it; the local executor reads it for an elastic run's world size).
 WORLD_LINE = "tandem.world: "
+#: The figures gateway's path a launcher posts the same object to after each rendezvous round (the
+#: job's write token), so that the operator can show the world size on a cluster (status.worldSize),
+#: where the line is only in the pod's log (figures/wire.py checks the body; the collector keeps the
+#: newest round's).
+WORLD_PATH = "/v1/jobs/{namespace}/{name}/world"
 #: The figures gateway's path a launcher posts each of those records to (the same JSON object,
 #: with the job's write token), so that the operator can count them on a cluster, where the line
 #: is only in the pod's log (figures/wire.py checks the body; the collector keeps the latest).

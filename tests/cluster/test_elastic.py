@@ -1,14 +1,40 @@
 """Elastic workers on a real control plane with the operator (kwok pods): `kubectl scale` on a
 TrainingJob resizes its Indexed Job in place, within minWorkers..maxWorkers, and status says
-desired and current."""
+desired and current; the world size the launchers tell the figures gateway becomes
+status.worldSize."""
 
 from __future__ import annotations
 
+import pytest
+
+from tandem.contract import WORLD_PATH
+from tandem.launch import recovery
+from tandem.launch.teller import Teller
+from tests.support.columns import printed
+from tests.support.figures import figures_gateway
 from tests.support.kwok import with_pods
 from tests.support.specs import example
 from tests.support.waiting import wait_for
 
-from .operator_fixture import apply, crd, get  # noqa: F401 - crd fixture
+from .operator_fixture import Operator, apply, crd, get  # noqa: F401 - crd fixture
+from .test_operator_metrics import worker_env
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A real figures gateway (Ray and its gateway) for this module's operator."""
+    with figures_gateway(tmp_path_factory.mktemp("ray")) as metrics:
+        yield metrics
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, crd, tmp_path_factory, gateway):  # noqa: F811 - crd fixture
+    """This module's cluster-wide operator, reading figures from the gateway: a second operator
+    beside one without it would race it for the jobs (each module gets its own)."""
+    op = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", "kube-system",
+                  "--metrics-address", gateway.address, "--metrics-key-file", str(gateway.key_file)).start()
+    yield op
+    op.stop()
 
 
 def status(control_plane, ns, name):
@@ -49,4 +75,29 @@ def test_kubectl_scale_resizes_the_job_in_place_within_the_range(control_plane, 
     wait_for("the Job shrunk", lambda: the_job(control_plane, ns, name)["spec"]["completions"] == 1, timeout=60)
     assert the_job(control_plane, ns, name)["metadata"]["uid"] == job["metadata"]["uid"]
     wait_for("1 worker running", lambda: status(control_plane, ns, name).get("currentWorkers") == 1, timeout=90)
+    assert status(control_plane, ns, name).get("restarts", 0) == 0
+
+
+def test_the_world_size_the_launchers_tell_is_status_world_size(control_plane, operator, ns, gateway):
+    """kwok pods run no launcher, so the rounds' worlds come as a pod's launcher sends them: its
+    real world teller, holding the job's write token from the Secret the operator made, posts
+    through a real figures gateway to a real Ray actor, and the real operator reads them back.
+    Worker 1 lost (round 2: world 1), then rejoined (round 3: world 2); a late retry of round 2
+    changes nothing."""
+    document = with_pods(example("mnist-ddp.yaml"), run_seconds=300)
+    document["spec"].update(minWorkers=1, maxWorkers=2, workers=2, metrics={"enabled": True})
+    document["spec"].setdefault("runPolicy", {})["inPlaceRestarts"] = 1
+    name = document["metadata"]["name"]
+
+    apply(control_plane, ns, document)
+    env = {**worker_env(control_plane, ns, name, gateway.key), "TANDEM_JOB": name, "TANDEM_NAMESPACE": ns}
+    teller = Teller.from_env(env, WORLD_PATH)
+    assert teller is not None
+    for told, shown in (([(1, 2, 2)], 2), ([(2, 1, 1)], 1), ([(3, 2, 2), (2, 1, 1)], 2)):
+        for round_, nodes, size in told:
+            teller.tell(recovery.world_record(round_, nodes, size, 0))
+        assert teller.flush(10.0)
+        wait_for(f"status.worldSize {shown}", lambda shown=shown: status(control_plane, ns, name).get("worldSize") == shown,
+                 timeout=90, interval=2)
+    assert printed(control_plane, ns, name, "-o", "wide")["WORLD"] == "2"
     assert status(control_plane, ns, name).get("restarts", 0) == 0

@@ -61,7 +61,7 @@ def test_the_documented_kubectl_columns_are_the_printer_columns():
 def test_printer_columns_and_names():
     spec = crd()["spec"]
     columns = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Framework", "Workers", "Current", "Phase", "Queue", "Restarts", "InPlace", "Throughput",
+    assert columns == ["Framework", "Workers", "Current", "World", "Phase", "Queue", "Restarts", "InPlace", "Throughput",
                        "Tokens/s", "Efficiency",
                        "Progress", "ETA", "Age"]
     assert spec["names"]["shortNames"] == ["tj"]

@@ -149,6 +149,25 @@ def test_a_scaled_elastic_job_resizes_its_job_in_place() -> None:
     assert obj["status"]["desiredWorkers"] == 2 and "Scaled" in [e.reason for e in actions.events]
 
 
+def test_a_running_elastic_job_stays_running_with_at_least_min_workers() -> None:
+    """A lost worker's pod pending again: the elastic job trains on with the rest, so it stays
+    Running (and its figures, status.worldSize among them, are still read); a fixed-size job, or
+    fewer than minWorkers, is Pending."""
+    obj, _ = step(training_job(**elastic(minWorkers=2, workers=3)["spec"]), Observed())
+    obj, _ = step(obj, Observed(True, JobState(0, parallelism=3), running(0, 3), network_policy=POLICY))
+    assert obj["status"]["phase"] == "Running"
+    held = [*running(0, 2), PodState(name="demo-2-y", index=2, restart=0, phase="Pending")]
+    kept, actions = step(obj, Observed(True, JobState(0, parallelism=3), held, network_policy=POLICY))
+    assert kept["status"]["phase"] == "Running" and actions.read_metrics is not None
+    assert "2/3 workers running, at least minWorkers (2)" in [c["message"] for c in kept["status"]["conditions"]]
+    fewer, actions = step(kept, Observed(True, JobState(0, parallelism=3), held[1:], network_policy=POLICY))
+    assert fewer["status"]["phase"] == "Pending" and actions.read_metrics is None
+    fixed, _ = step(training_job(workers=3), Observed())
+    fixed, _ = step(fixed, Observed(True, JobState(0, parallelism=3), running(0, 3), network_policy=POLICY))
+    fixed, _ = step(fixed, Observed(True, JobState(0, parallelism=3), held, network_policy=POLICY))
+    assert fixed["status"]["phase"] == "Pending"
+
+
 def test_a_fixed_job_or_a_queued_one_is_not_resized() -> None:
     fixed = training_job(workers=2)
     obj, _ = step(fixed, Observed())
@@ -219,6 +238,9 @@ def test_the_launcher_tells_each_rounds_world_after_the_rendezvous() -> None:
             group.group_world_size = 2
             group.workers = [SimpleNamespace(world_size=4)]
 
-    recovery.watch_world(Agent, out)
+    told: list[dict[str, Any]] = []
+    recovery.watch_world(Agent, out, tell=told.append, restart_number=3)
     Agent()._initialize_workers(SimpleNamespace(workers=[]))
     assert parse_world(out.getvalue()) == (4, 2, 4)
+    # The same record goes to the teller, for status.worldSize on a cluster (the line is in the pod's log only).
+    assert told == [{"round": 4, "nodes": 2, "worldSize": 4, "restart": 3}]

@@ -658,3 +658,66 @@ def test_a_collector_keeps_the_latest_recoveries_and_a_read_checks_them_again():
     outside = sum(1 for r in snapshot["recoveries"][:-2] if r["worker"] == 2)
     assert len(checked.recoveries) == KEEP_RECOVERIES - 2 - outside
     assert f"{outside + 2} recovery record(s)" in (checked.reason() or "")
+
+
+# ------------------------------------------------------------------------- an elastic job's world size
+
+
+def test_launchers_tell_each_rounds_world_and_the_operator_shows_the_newest(server):
+    """The cluster's path of an elastic job's world size, every piece real but Ray and the API
+    server: launchers' world tellers post rounds out of order (a retried post of an older round
+    arrives last); the operator's read gives the newest round's world size (restart, then round),
+    which status.worldSize takes; a read without a world keeps what status holds."""
+    from tandem.contract import WORLD_PATH
+    from tandem.controller.policy.metrics import with_world
+    from tandem.launch import recovery
+    from tandem.launch.teller import Teller
+
+    env = {"TANDEM_METRICS_ADDRESS": server.base, "TANDEM_METRICS_TOKEN": token.job_token(KEY, "team-a", "train", UID_A),
+           "TANDEM_JOB": "train", "TANDEM_NAMESPACE": "team-a"}
+    teller = Teller.from_env(env, WORLD_PATH)
+    assert teller is not None and teller.url.endswith("/v1/jobs/team-a/train/world")
+
+    def newest_world(*told: tuple[int, int, int, int]) -> Optional[int]:
+        for round_, nodes, size, restart in told:
+            teller.tell(recovery.world_record(round_, nodes, size, restart))
+        assert teller.flush(5.0)
+        return reader.read(server.base, token.reader_token(KEY), "team-a", "train", UID_A, 2, None, 0.8).world_size
+
+    assert newest_world((1, 2, 2, 0)) == 2
+    assert newest_world((2, 1, 1, 0), (2, 1, 1, 0)) == 1  # the survivor alone (each launcher tells its round)
+    assert newest_world((3, 2, 2, 0), (2, 1, 1, 0)) == 2  # grown back; the late word of round 2 changes nothing
+    assert newest_world((1, 1, 1, 1)) == 1  # a whole-group restart's rounds start again from 1
+    status = with_world({"phase": "Running", "worldSize": 2}, 1)
+    assert status["worldSize"] == 1 and with_world(status, None) == status
+    # Another job's token posts nothing to this job; a malformed world is refused before the collector.
+    good = json.dumps(recovery.world_record(9, 2, 2, 1)).encode()
+    other = token.job_token(KEY, "team-b", "train", UID_B)
+    assert call(server, "POST", wire.world_path("team-a", "train"), other, good)[0] == 403
+    assert call(server, "POST", wire.world_path("team-a", "train"), env["TANDEM_METRICS_TOKEN"],
+                good.replace(b'"worldSize": 2', b'"worldSize": -2'))[0] == 400
+    assert server.collectors.jobs[("team-a", "train", UID_A)].newest_world == recovery.world_record(1, 1, 1, 1)
+
+
+def test_a_world_post_is_one_bounded_record_of_exactly_its_fields():
+    from tandem.figures.snapshot import check
+    from tandem.launch import recovery
+
+    record = recovery.world_record(4, 2, 16, 1)
+    assert wire.world(json.dumps(record).encode()) == record
+    for broken in ({**record, "extra": 1}, {k: v for k, v in record.items() if k != "round"}, {**record, "nodes": True},
+                   {**record, "nodes": MAX_WORKERS + 1}, {**record, "worldSize": 2 * MAX_RANKS + 1},
+                   {**record, "round": 1.5}, [record], "text"):
+        with pytest.raises(wire.Refused) as refused:
+            wire.world(json.dumps(broken).encode())
+        assert refused.value.status == 400, broken
+    with pytest.raises(wire.Refused) as too_big:
+        wire.world(b" " * (wire.MAX_RECOVERY_BYTES + 1))
+    assert too_big.value.status == 413
+    # The operator checks the snapshot's world again: a malformed one is dropped and named, never
+    # shown; one of more nodes than spec.workers is shown (a scale-down's next round is yet to come).
+    assert check({"world": record}, 2).world_size == 16
+    assert check({"world": record}, 1).world_size == 16
+    broken_world = check({"world": {**record, "worldSize": "16"}}, 2)
+    assert broken_world.world_size is None and "world" in (broken_world.reason() or "")
+    assert check({}, 2).world_size is None and check({}, 2).reason() is None

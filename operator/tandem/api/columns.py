@@ -61,6 +61,8 @@ PRINTER_COLUMNS: tuple[PrinterColumn, ...] = (
     PrinterColumn("Framework", "string", ".spec.framework"),
     PrinterColumn("Workers", "integer", ".spec.workers", "desired workers (kubectl scale sets it)"),
     PrinterColumn("Current", "integer", ".status.currentWorkers", "worker pods running", priority=1),
+    PrinterColumn("World", "integer", ".status.worldSize", "training processes in the newest rendezvous round "
+                  "(elastic jobs)", priority=1),
     PrinterColumn("Phase", "string", ".status.phase"),
     PrinterColumn("Queue", "string", ".spec.queueName", "Kueue LocalQueue", priority=1),
     PrinterColumn("Restarts", "integer", ".status.restarts", "whole-group restarts"),

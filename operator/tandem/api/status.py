@@ -363,6 +363,11 @@ class TrainingJobStatus(_Status):
     current_workers: int = Field(
         0, ge=0, description="Worker pods running now (the scale subresource's replicas): an elastic job trains on "
                              "with fewer than desired while at least minWorkers run.")
+    world_size: Optional[int] = Field(
+        None, ge=0, description="Training processes in the newest rendezvous round of an elastic job, as its "
+                                "launchers told the figures gateway (torch's WORLD_SIZE): what the training "
+                                "really runs with, which follows a lost and a rejoined worker. Unset for a "
+                                "fixed-size job, or without figures (spec.metrics.enabled false).")
     restarts: int = Field(0, description="Whole-group restarts so far.")
     in_place_restarts: int = Field(
         0, ge=0, description="Times torchrun's agents restarted the training processes in place, not counted in restarts.")

@@ -29,7 +29,7 @@ from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, Metri
 from .cache import Cache, Key
 from .health import Health
 from .observed import FAILED_CREATE, Refusal, observe
-from .policy.metrics import with_metrics, with_recoveries
+from .policy.metrics import with_metrics, with_recoveries, with_world
 from .reconcile import reconcile
 from .timing import HEARTBEAT_SECONDS, IMAGE_PULL_GRACE_SECONDS
 from .watching import CHILDREN
@@ -261,8 +261,8 @@ class Controller:
         asyncio.get_running_loop().create_task(delete())
 
     async def _with_metrics(self, read: MetricsRead, now: datetime) -> tuple[dict[str, Any], list[Event]]:
-        """The pass's status with fresh figures (or MetricsAvailable False and why) and the in-place
-        restarts the read brought, with an event for each new one: never raises."""
+        """The pass's status with fresh figures (or MetricsAvailable False and why), the world size
+        and the in-place restarts the read brought, with an event for each new one: never raises."""
         metrics = self.config.metrics
         if not metrics.address or not metrics.key:
             return with_metrics(read.status, None, now, read.generation,
@@ -282,7 +282,7 @@ class Controller:
         else:
             figures = summary.model_dump(by_alias=True, exclude_none=True, mode="json")
             status = with_metrics(read.status, figures, now, read.generation)
-        return with_recoveries(status, reading.recoveries)
+        return with_recoveries(with_world(status, reading.world_size), reading.recoveries)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:

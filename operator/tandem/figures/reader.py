@@ -61,11 +61,13 @@ def read_snapshot(base_url: str, reader: str, namespace: str, job: str, uid: str
 
 
 class Reading(NamedTuple):
-    """What one read of the gateway gives the operator: the figures, and the launchers' in-place
-    restart records (checked; api/recoveries.py counts them)."""
+    """What one read of the gateway gives the operator: the figures, the launchers' in-place
+    restart records (checked; api/recoveries.py counts them), and an elastic job's world size."""
 
     metrics: MetricsStatus
     recoveries: list[Told]
+    #: The world size of the newest rendezvous round the launchers told (status.worldSize), or None.
+    world_size: Optional[int] = None
 
 
 def from_snapshot(
@@ -80,13 +82,14 @@ def reading(
     snapshot: Any, workers: int, baseline: Optional[float], straggler_threshold: float,
     window_s: float = summary.WINDOW_SECONDS,
 ) -> Reading:
-    """The figures and the in-place restart records of a collector snapshot, checked."""
+    """The figures, the in-place restart records and the world size of a collector snapshot, checked."""
     checked = check(snapshot, workers)
     now = datetime.now(timezone.utc)
     metrics = summary.summarize(checked.records, workers, baseline, straggler_threshold, window_s=window_s,
                                 updated_at=now_rfc3339(), steps_total=checked.totals, reason=checked.reason(),
                                 info=checked.info)
-    return Reading(metrics.model_copy(update=intake_moments(checked.ingest, now)), checked.recoveries)
+    return Reading(metrics.model_copy(update=intake_moments(checked.ingest, now)), checked.recoveries,
+                   checked.world_size)
 
 
 def intake_moments(ages: dict[str, float], now: datetime) -> dict[str, str]:

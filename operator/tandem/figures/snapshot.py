@@ -12,7 +12,8 @@ besides its steps) a mapping of at most the INFO_FIELDS, each a finite non-negat
 its bound; the gateway's "ingest" ages (INGEST_AGES) finite, non-negative numbers of seconds;
 `recoveries`, the launchers' in-place restart records, at most MAX_TOLD (the newest), each
 checked by `recovery_fields` (as the gateway checks a POST of one: figures/wire.py), of a worker
-within the spec.
+within the spec; `world`, the newest rendezvous round's world an elastic job's launchers told, or
+null, checked by `world_fields`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ MAX_RECOVERY_SECONDS = 1e7
 #: The reason is a signal's name or Error: short.
 MAX_REASON = 64
 _RECOVERY_KEYS = {"worker", "rank", "exitCode", "reason", "recovered", "seconds", "round", "failedAt", "restart"}
+_WORLD_KEYS = {"round", "nodes", "worldSize", "restart"}
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Checked:
     ingest: dict[str, float] = field(default_factory=dict)
     #: The launchers' in-place restart records, as api/recoveries.py counts them.
     recoveries: list[Told] = field(default_factory=list)
+    #: The world size of the newest rendezvous round told (an elastic job's), or None.
+    world_size: Optional[int] = None
 
     def reason(self) -> Optional[str]:
         """One line naming what was dropped, or None when nothing was."""
@@ -216,7 +220,33 @@ def check(snapshot: Any, workers: int) -> Checked:
     checked.recoveries, bad = recoveries(snapshot.get("recoveries"), workers)
     if bad:
         checked.dropped.append(f"{bad} recovery record(s)")
+    checked.world_size = world_size(snapshot.get("world"), checked.dropped)
     return checked
+
+
+def world_fields(document: Any) -> dict[str, int]:
+    """One rendezvous round's world as a launcher tells it (launch/recovery.py world_record),
+    checked; raises ValueError. At most MAX_WORKERS nodes, each of at most MAX_RANKS processes."""
+    if not isinstance(document, dict) or set(document) != _WORLD_KEYS:
+        raise ValueError(f"a world must be an object of exactly {', '.join(sorted(_WORLD_KEYS))}")
+    nodes = _count(document["nodes"], MAX_WORKERS, "nodes")
+    return {"round": _count(document["round"], MAX_RECOVERY_COUNT, "round"), "nodes": nodes,
+            "worldSize": _count(document["worldSize"], max(nodes, 1) * MAX_RANKS, "worldSize"),
+            "restart": _count(document["restart"], MAX_RECOVERY_COUNT, "restart")}
+
+
+def world_size(raw: Any, dropped: list[str]) -> Optional[int]:
+    """The world size of a snapshot's world (None without one); a malformed world is named in
+    `dropped`. Not held against spec.workers: after a scale-down the newest round may still be one
+    of more nodes, until the removed pods' loss makes the next."""
+    if raw is None:
+        return None
+    try:
+        fields = world_fields(raw)
+    except ValueError:
+        dropped.append("world")
+        return None
+    return fields["worldSize"]
 
 
 def recoveries(raw: Any, workers: int) -> tuple[list[Told], int]:

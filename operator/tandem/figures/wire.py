@@ -20,6 +20,10 @@ holds bounded, well-formed records, whoever posted them:
   "recovered": "InPlace", "seconds", "round", "failedAt", "restart"}``, each checked
   (`recovery`, by figures.snapshot.recovery_fields, which the operator's read uses again), the
   body at most MAX_RECOVERY_BYTES. The collector keeps the latest of them.
+- ``POST /v1/jobs/<namespace>/<name>/world`` (a job's write token) with one rendezvous round's
+  world as an elastic job's launcher tells it: ``{"round", "nodes", "worldSize", "restart"}``,
+  checked (`world`, by figures.snapshot.world_fields), the body at most MAX_RECOVERY_BYTES. The
+  collector keeps the newest round's (the largest (restart, round)): status.worldSize.
 - ``GET /v1/jobs/<namespace>/<name>/<uid>`` (the reader token): the collector's snapshot as JSON,
   with ``"ingest"``: seconds since the gateway last stored the job's records (``okAgo``), since a
   store last failed (``failedAgo``), each when there was one, and since the gateway began to
@@ -38,7 +42,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..contract import MAX_WORKERS, RECOVERIES_PATH as RECOVERIES_TEMPLATE
+from ..contract import MAX_WORKERS, RECOVERIES_PATH as RECOVERIES_TEMPLATE, WORLD_PATH as WORLD_TEMPLATE
 from . import record
 from .record import Step
 
@@ -57,7 +61,9 @@ _NAME = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 RECORDS_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/records$")
 RECOVERIES_PATH = re.compile(
     "^" + RECOVERIES_TEMPLATE.format(namespace=f"(?P<namespace>{_NAME})", name=f"(?P<name>{_NAME})") + "$")
-#: Largest body of a recovery POST (one record is ~200 bytes).
+WORLD_PATH = re.compile(
+    "^" + WORLD_TEMPLATE.format(namespace=f"(?P<namespace>{_NAME})", name=f"(?P<name>{_NAME})") + "$")
+#: Largest body of a recovery or world POST (one record is ~200 bytes).
 MAX_RECOVERY_BYTES = 2048
 JOB_PATH = re.compile(rf"^/v1/jobs/(?P<namespace>{_NAME})/(?P<name>{_NAME})/(?P<uid>[A-Za-z0-9-]{{1,64}})$")
 
@@ -91,6 +97,10 @@ def records_path(namespace: str, name: str) -> str:
 
 def recoveries_path(namespace: str, name: str) -> str:
     return RECOVERIES_TEMPLATE.format(namespace=namespace, name=name)
+
+
+def world_path(namespace: str, name: str) -> str:
+    return WORLD_TEMPLATE.format(namespace=namespace, name=name)
 
 
 def job_path(namespace: str, name: str, uid: str) -> str:
@@ -163,6 +173,18 @@ def recovery(body: bytes) -> dict[str, Any]:
 
     try:
         return recovery_fields(json.loads(body, parse_constant=_reject_constant))
+    except (ValueError, RecursionError) as error:
+        raise Refused(400, str(error)[:200]) from None
+
+
+def world(body: bytes) -> dict[str, int]:
+    """The checked body of a world POST; raises Refused (400 or 413) with the reason."""
+    if len(body) > MAX_RECOVERY_BYTES:
+        raise Refused(413, f"the body is over {MAX_RECOVERY_BYTES} bytes")
+    from .snapshot import world_fields
+
+    try:
+        return world_fields(json.loads(body, parse_constant=_reject_constant))
     except (ValueError, RecursionError) as error:
         raise Refused(400, str(error)[:200]) from None
 

@@ -55,6 +55,8 @@ class Collector:
         #: Per rank, its shipper's stream and the number of the next record not yet applied.
         self.applied: dict[tuple[int, int], tuple[str, int]] = {}
         self.recoveries: collections.deque[dict[str, Any]] = collections.deque(maxlen=KEEP_RECOVERIES)
+        #: The newest rendezvous round's world an elastic job's launchers told, or None.
+        self.newest_world: Optional[dict[str, Any]] = None
 
     def report(self, worker: int, rank: int, records: list[Sequence[Optional[float]]],
                info: Optional[dict[str, Any]] = None, stream: Optional[str] = None,
@@ -95,6 +97,19 @@ class Collector:
         self.recoveries.append(dict(record))
         return len(self.recoveries)
 
+    def world(self, record: dict[str, Any]) -> bool:
+        """Keep one rendezvous round's world (checked by the gateway: figures/wire.py) if its round is
+        the newest: (restart, round) at least the kept one's. Every launcher of a round tells the
+        same world, and a post retried after an outage may arrive after a later round's: the order
+        of arrival says nothing. True when kept."""
+        def newness(told: dict[str, Any]) -> tuple[int, int]:
+            return int(told["restart"]), int(told["round"])
+
+        if self.newest_world is not None and newness(record) < newness(self.newest_world):
+            return False
+        self.newest_world = dict(record)
+        return True
+
     def _forget(self, key: tuple[int, int]) -> None:
         self.stored -= len(self.records.pop(key, ()))
         self.totals.pop(key, None)
@@ -121,6 +136,7 @@ class Collector:
             "age": {f"{w}/{r}": now - t for (w, r), t in self.seen.items()},
             "info": {f"{w}/{r}": i for (w, r), i in self.info.items()},
             "recoveries": list(self.recoveries),
+            "world": self.newest_world,
         }
 
     def reset(self) -> None:
@@ -131,6 +147,7 @@ class Collector:
         self.info.clear()
         self.applied.clear()
         self.recoveries.clear()
+        self.newest_world = None
 
     def ping(self) -> bool:
         return True

@@ -142,6 +142,9 @@ class Collectors:
     def recovered(self, job: JobKey, record: dict[str, Any]) -> None:
         self._call(job, True, "recovered", record)
 
+    def world(self, job: JobKey, record: dict[str, Any]) -> None:
+        self._call(job, True, "world", record)
+
     def snapshot(self, job: JobKey) -> Optional[dict[str, Any]]:
         """The job's snapshot with how its stores went ("ingest"), or None when it has no collector
         (no records yet)."""
@@ -204,7 +207,8 @@ def admit(key: bytes, head: Head) -> JobKey:
     is never read. Tokens are compared in constant time (figures/token.py)."""
     given = wire.bearer(head.authorization)
     if head.method == "POST":
-        match = wire.RECORDS_PATH.match(head.path) or wire.RECOVERIES_PATH.match(head.path)
+        match = (wire.RECORDS_PATH.match(head.path) or wire.RECOVERIES_PATH.match(head.path)
+                 or wire.WORLD_PATH.match(head.path))
         if match is None:
             raise wire.Refused(404, "no such path")
         if given is None:
@@ -239,11 +243,13 @@ def body_length(head: Head) -> Optional[int]:
 
 def serve(collectors: Collectors, method: str, job: JobKey, body: bytes, path: str = "") -> Answer:
     """An admitted request's answer; runs in the worker pool (it may wait on Ray). A POST to a
-    job's recoveries path carries one in-place restart, any other POST step records."""
+    job's recoveries path carries one in-place restart, to its world path one rendezvous round's
+    world, any other POST step records."""
     told = method == "POST" and wire.RECOVERIES_PATH.match(path) is not None
+    world = method == "POST" and wire.WORLD_PATH.match(path) is not None
     if method == "POST":
         try:
-            checked: Any = wire.recovery(body) if told else wire.batch(body)
+            checked: Any = wire.recovery(body) if told else wire.world(body) if world else wire.batch(body)
         except wire.Refused as refused:
             return refused.status, {"error": str(refused)}
     if not collectors.ready.is_set():
@@ -253,6 +259,9 @@ def serve(collectors: Collectors, method: str, job: JobKey, body: bytes, path: s
     try:
         if told:
             collectors.recovered(job, checked)
+            return 204, None
+        if world:
+            collectors.world(job, checked)
             return 204, None
         if method == "POST":
             collectors.report(job, checked)

@@ -17,7 +17,8 @@ A restart without a failure (a peer's agent came back to the rendezvous) prints 
 peer's recovery, which that peer's launcher tells. The line is on stderr, beside the agent's log,
 so the local executor reads it from the worker's output; on a cluster it is only in the pod's log,
 so the same record is also handed to `tell` (launch/teller.py posts it to the figures gateway,
-where the operator reads it). Which agent internals are used is pinned by the local tests that
+where the operator reads it). An elastic job's launcher also tells each rendezvous round's world
+(`watch_world`) the same two ways. Which agent internals are used is pinned by the local tests that
 kill a training process.
 """
 
@@ -101,16 +102,24 @@ def watch(agent_class: Any, failed_states: Any, child_failed: Callable[..., Base
     agent_class._restart_workers = restarted
 
 
-def world_line(round_: int, nodes: int, world_size: int) -> str:
+def world_record(round_: int, nodes: int, world_size: int, restart: int = 0) -> dict[str, int]:
+    """One rendezvous round's world as JSON carries it (figures.snapshot.world_fields checks it):
+    `restart` is the group the round belongs to, so that the newest round is (restart, round)'s largest."""
+    return {"round": round_, "nodes": nodes, "worldSize": world_size, "restart": restart}
+
+
+def world_line(record: Mapping[str, Any]) -> str:
     """The line one rendezvous round is told in (local/elastic.py parses it)."""
-    return WORLD_LINE + json.dumps({"round": round_, "nodes": nodes, "worldSize": world_size}, sort_keys=True)
+    return WORLD_LINE + json.dumps(record, sort_keys=True)
 
 
-def watch_world(agent_class: Any, out: TextIO = sys.stderr) -> None:
+def watch_world(agent_class: Any, out: TextIO = sys.stderr, tell: Optional[Callable[[dict[str, Any]], None]] = None,
+                restart_number: int = 0) -> None:
     """Wrap `agent_class`'s ``_initialize_workers`` (rendezvous, then start the processes) so that
     each round's world is told: an elastic job's world size changes with the agents that joined
     (--nnodes=MIN:MAX), and only the agent knows it. The world size is the number of training
-    processes (nodes x procs per node), as torch's WORLD_SIZE."""
+    processes (nodes x procs per node), as torch's WORLD_SIZE. `tell`: also given each record
+    (never blocks), for status.worldSize on a cluster, where the line is only in the pod's log."""
     initialize = agent_class._initialize_workers
 
     def initialized(self: Any, group: Any) -> None:
@@ -118,6 +127,9 @@ def watch_world(agent_class: Any, out: TextIO = sys.stderr) -> None:
         workers = list(getattr(group, "workers", None) or [])
         nodes = getattr(group, "group_world_size", None)
         if workers and isinstance(nodes, int):
-            print(world_line(rendezvous_round(self, 0), nodes, int(workers[0].world_size)), file=out, flush=True)
+            record = world_record(rendezvous_round(self, 0), nodes, int(workers[0].world_size), restart_number)
+            print(world_line(record), file=out, flush=True)
+            if tell is not None:
+                tell(record)
 
     agent_class._initialize_workers = initialized

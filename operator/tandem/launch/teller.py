@@ -1,5 +1,6 @@
-"""The launcher's in-place restart records, posted to the figures gateway: how the operator
-learns of them on a cluster, where the launcher's line (recovery.py) is only in the pod's log.
+"""The launcher's in-place restart records (and an elastic job's rendezvous rounds' worlds),
+posted to the figures gateway: how the operator learns of them on a cluster, where the launcher's
+line (recovery.py) is only in the pod's log.
 
 Each record goes, as the JSON object the line carries, to contract.RECOVERIES_PATH with the job's
 write token: the credentials and the gateway the worker's step records already use, so no new
@@ -61,13 +62,14 @@ class Teller:
         self.thread: Optional[threading.Thread] = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Optional[Teller]:
-        """The job's teller, or None without a gateway or a write token (figures disabled)."""
+    def from_env(cls, env: Mapping[str, str], path: str = RECOVERIES_PATH) -> Optional[Teller]:
+        """The job's teller to `path` (RECOVERIES_PATH or WORLD_PATH: one teller, one thread and one
+        order per kind of record), or None without a gateway or a write token (figures disabled)."""
         address, token = env.get(ENV_METRICS_ADDRESS, "").strip(), env.get(ENV_METRICS_TOKEN, "").strip()
         job, namespace = env.get(ENV_JOB, "").strip(), env.get(ENV_NAMESPACE, "default").strip() or "default"
         if not (address and token and job):
             return None
-        return cls(address.rstrip("/") + RECOVERIES_PATH.format(namespace=namespace, name=job), token)
+        return cls(address.rstrip("/") + path.format(namespace=namespace, name=job), token)
 
     def tell(self, record: Mapping[str, Any]) -> None:
         with self.lock:

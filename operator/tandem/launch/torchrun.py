@@ -26,6 +26,7 @@ from ..contract import (
     ENV_RESTART,
     ENV_TERMINATION_GRACE,
     ENV_WORKER_INDEX,
+    WORLD_PATH,
 )
 from . import recovery
 from .teller import Teller
@@ -78,20 +79,24 @@ def main(argv: Sequence[str]) -> int:
 
     worker = int(os.environ.get(ENV_WORKER_INDEX, "0").strip() or 0)
     rank_by_worker_index(worker)
+    restart = int(os.environ.get(ENV_RESTART, "0").strip() or 0)
     teller = Teller.from_env(os.environ)
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
-                   fail_job_codes(os.environ), tell=teller.tell if teller else None,
-                   restart_number=int(os.environ.get(ENV_RESTART, "0").strip() or 0))
-    if os.environ.get(ENV_MIN_WORKERS, "").strip():
-        recovery.watch_world(LocalElasticAgent)  # an elastic job's world changes: tell each round's
+                   fail_job_codes(os.environ), tell=teller.tell if teller else None, restart_number=restart)
+    world_teller = None
+    if os.environ.get(ENV_MIN_WORKERS, "").strip():  # an elastic job's world changes: tell each round's
+        world_teller = Teller.from_env(os.environ, WORLD_PATH)
+        recovery.watch_world(LocalElasticAgent, tell=world_teller.tell if world_teller else None,
+                             restart_number=restart)
     timeout = shutdown_timeout(os.environ)
     if timeout is not None:
         os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
     try:
         return _run(torchrun_main, argv)
     finally:
-        if teller is not None:
-            teller.flush()
+        for told in (teller, world_teller):
+            if told is not None:
+                told.flush()
 
 
 def _run(torchrun_main: Any, argv: Sequence[str]) -> int:

@@ -13,7 +13,8 @@ gateway, the one place a cluster's launchers can tell the operator without it re
 `with_recoveries` counts them into status.inPlaceRestarts and status.recoveries, once per round of
 a group (api/recoveries.py), and names an event for each restart new to status. Without figures
 (spec.metrics.enabled false, or no gateway) nothing carries them: inPlaceRestarts stays 0 while
-the pods' logs say what was restarted."""
+the pods' logs say what was restarted. An elastic job's launchers tell each rendezvous round's
+world the same way: `with_world` writes the newest round's world size to status.worldSize."""
 
 from __future__ import annotations
 
@@ -118,6 +119,15 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's figures could not be read", now, generation)
     return updated
+
+
+def with_world(status: Mapping[str, Any], world_size: Optional[int]) -> dict[str, Any]:
+    """status with the world size the read brought (status.worldSize); a read without one (no
+    round told yet, or a fixed-size job) keeps what status holds: the gateway forgets nothing of a
+    job while it runs, so a read without it is one that could not say, not a world gone."""
+    if world_size is None:
+        return dict(status)
+    return {**status, "worldSize": world_size}
 
 
 def with_recoveries(status: Mapping[str, Any], told: list[Told]) -> tuple[dict[str, Any], list[Event]]:

@@ -1,4 +1,8 @@
-"""A healthy group's progress: Succeeded when the Job completes, Running once every worker runs."""
+"""A healthy group's progress: Succeeded when the Job completes, Running once every worker runs.
+
+A Running elastic job stays Running while at least minWorkers of its workers run: it trains on
+with them (torchrun's rendezvous of MIN:MAX nodes), so calling it Pending would be untrue, and the
+figures (and status.worldSize) are read only while Running."""
 
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ def track_progress(decision: Decision, job: TrainingJob, observed: Observed) -> 
     running = sum(1 for p in observed.pods_of(decision.restart) if p.phase in ("Running", "Succeeded"))
     if running == workers:
         decision.enter("Running", "AllWorkersRunning", f"{running} workers running")
+        schedule_metrics(decision, job)
+    elif job.spec.min_workers is not None and decision.phase == "Running" and running >= job.spec.min_worker_count:
+        decision.enter("Running", "ElasticWorkersRunning",
+                       f"{running}/{workers} workers running, at least minWorkers ({job.spec.min_worker_count})")
         schedule_metrics(decision, job)
     elif decision.phase not in ("Pending", "Restarting"):
         decision.enter("Pending", "WorkersStarting", f"{running}/{workers} workers running")
