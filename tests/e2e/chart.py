@@ -12,12 +12,14 @@ file; ``shared_claim``) are declared in conftest.py from the generators here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -107,6 +109,29 @@ def with_volume(document: dict, claim: str, path: str = "/shared") -> dict:
 
 def apply(cp, ns: str, *objects: dict) -> None:
     cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+@contextlib.contextmanager
+def held_off_the_node(cp, ns: str, prefix: str) -> Iterator[None]:
+    """While inside, pods of `ns` named `prefix`* cannot be bound to a node (an admission policy
+    refuses their binding; the scheduler retries): the Job controller creates such a pod as usual,
+    and it starts once the block ends and the policy is deleted."""
+    hold = f"hold-{prefix}{ns}"[:63].rstrip("-")
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": hold},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                                       "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods/binding"]}]},
+                  "validations": [{"expression": f"!object.metadata.name.startsWith('{prefix}')",
+                                   "message": "held back by the test"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": hold}, "spec": {"policyName": hold, "validationActions": ["Deny"]}}]}))
+    try:
+        time.sleep(3)  # the apiserver picks policies up from its informer; nothing to poll for it
+        yield
+    finally:
+        cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", hold, check=False)
 
 
 def run_to_end(cp, ns: str, name: str, timeout: float = 300) -> dict:

@@ -35,6 +35,7 @@ from tests.e2e.chart import (
     describe,
     example,
     get_json,
+    held_off_the_node,
     pod_logs,
     run_to_end,
     wait_for,
@@ -167,19 +168,7 @@ def test_worker_0_starting_late_still_rendezvous(tandem, e2e_namespace):
     cp, _ = tandem
     ns = e2e_namespace
     name = "ddp-late-0"
-    hold = f"hold-worker-0-{ns}"[:63]
-    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": hold},
-         "spec": {"failurePolicy": "Fail",
-                  "matchConstraints": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                                       "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                          "operations": ["CREATE"], "resources": ["pods/binding"]}]},
-                  "validations": [{"expression": f"!object.metadata.name.startsWith('{name}-0-')",
-                                   "message": "worker 0 is held back by the test"}]}},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-         "metadata": {"name": hold}, "spec": {"policyName": hold, "validationActions": ["Deny"]}}]}))
-    try:
-        time.sleep(3)  # the apiserver picks policies up from its informer
+    with held_off_the_node(cp, ns, f"{name}-0-"):
         apply(cp, ns, example("mnist-ddp.yaml", name, ["--steps", "20", "--log-every", "5"]))
 
         def worker_1_running():
@@ -189,8 +178,6 @@ def test_worker_0_starting_late_still_rendezvous(tandem, e2e_namespace):
         time.sleep(30)  # worker 1's launcher looks for worker 0 all this while
         held = worker_pod(cp, ns, name, 0)
         assert held is not None and not held["spec"].get("nodeName"), describe(cp, ns)
-    finally:
-        cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", hold, check=False)
     status = run_to_end(cp, ns, name, timeout=300)
     assert status.get("restarts", 0) == 0, status
     first, late = worker_pod(cp, ns, name, 1), worker_pod(cp, ns, name, 0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from tests.e2e.chart import (
     describe,
     example,
     get_json,
+    held_off_the_node,
     pod_logs,
     run_to_end,
     tj_status,
@@ -44,23 +44,6 @@ def worlds(log: str) -> list[tuple[int, int]]:
         if world is not None and (not told or told[-1][0] != world[0]):
             told.append((world[0], world[2]))
     return told
-
-
-def hold_binding(cp, ns: str, prefix: str) -> str:
-    """An admission policy refusing to bind pods named `prefix`* to a node (the scheduler retries):
-    the Job controller creates the pod as usual, but it cannot start until the policy is deleted."""
-    hold = f"hold-{prefix}{ns}"[:63].rstrip("-")
-    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": hold},
-         "spec": {"failurePolicy": "Fail",
-                  "matchConstraints": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                                       "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                          "operations": ["CREATE"], "resources": ["pods/binding"]}]},
-                  "validations": [{"expression": f"!object.metadata.name.startsWith('{prefix}')",
-                                   "message": "held back by the test"}]}},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-         "metadata": {"name": hold}, "spec": {"policyName": hold, "validationActions": ["Deny"]}}]}))
-    return hold
 
 
 def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namespace, shared_claim):
@@ -98,9 +81,7 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
              explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
     lost = worker_pod(cp, ns, name, 1)
     assert lost is not None
-    hold = hold_binding(cp, ns, f"{name}-1-")
-    try:
-        time.sleep(3)  # the apiserver picks policies up from its informer
+    with held_off_the_node(cp, ns, f"{name}-1-"):
         cp.kubectl("delete", "pod", lost["metadata"]["name"], "-n", ns, "--wait=false")
 
         def replaced():
@@ -116,8 +97,6 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
         wait_for("status.worldSize 1", lambda: tj_status(cp, ns, name).get("worldSize") == 1, 60,
                  explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
         assert not worker_pod(cp, ns, name, 1)["spec"].get("nodeName"), describe(cp, ns)  # still held
-    finally:
-        cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", hold, check=False)
 
     status = run_to_end(cp, ns, name, timeout=600)
     explain = f"{json.dumps(status, indent=1)}\n{describe(cp, ns)}"
