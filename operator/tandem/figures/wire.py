@@ -40,11 +40,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from ..contract import MAX_WORKERS, RECOVERIES_PATH as RECOVERIES_TEMPLATE, WORLD_PATH as WORLD_TEMPLATE
 from . import record
 from .record import Step
+
+T = TypeVar("T")
 
 #: Largest request body accepted (a shipper sends at most MAX_BATCH records, ~70 bytes each).
 MAX_BODY_BYTES = 1 << 20
@@ -165,28 +167,29 @@ def batch(body: bytes) -> Batch:
     return Batch(worker, rank, checked, said, stream, first)
 
 
-def recovery(body: bytes) -> dict[str, Any]:
-    """The checked body of a recovery POST; raises Refused (400 or 413) with the reason."""
+def _small_record(body: bytes, check: Callable[[Any], T]) -> T:
+    """A recovery's or a world's body, at most MAX_RECOVERY_BYTES, parsed and given to `check`
+    (figures.snapshot's, which the operator's read uses again); raises Refused (400 or 413)."""
     if len(body) > MAX_RECOVERY_BYTES:
         raise Refused(413, f"the body is over {MAX_RECOVERY_BYTES} bytes")
-    from .snapshot import recovery_fields
-
     try:
-        return recovery_fields(json.loads(body, parse_constant=_reject_constant))
+        return check(json.loads(body, parse_constant=_reject_constant))
     except (ValueError, RecursionError) as error:
         raise Refused(400, str(error)[:200]) from None
+
+
+def recovery(body: bytes) -> dict[str, Any]:
+    """The checked body of a recovery POST; raises Refused (400 or 413) with the reason."""
+    from .snapshot import recovery_fields
+
+    return _small_record(body, recovery_fields)
 
 
 def world(body: bytes) -> dict[str, int]:
     """The checked body of a world POST; raises Refused (400 or 413) with the reason."""
-    if len(body) > MAX_RECOVERY_BYTES:
-        raise Refused(413, f"the body is over {MAX_RECOVERY_BYTES} bytes")
     from .snapshot import world_fields
 
-    try:
-        return world_fields(json.loads(body, parse_constant=_reject_constant))
-    except (ValueError, RecursionError) as error:
-        raise Refused(400, str(error)[:200]) from None
+    return _small_record(body, world_fields)
 
 
 def encode(worker: int, rank: int, steps: Sequence[Step], info: Optional[dict[str, Any]] = None,
