@@ -41,4 +41,10 @@ venv="$("$repo/hack/bootstrap.sh")"
 cd "$repo"
 # This clone's source first, even if another clone shares the cached environment.
 export PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}"
-"$venv/bin/python" -m pytest "$@"
+# The whole suite runs as two streams (pytest-xdist): most of its time is waiting on pods,
+# control planes and training steps, not CPU, so two streams of tiers share the two cores
+# (tests/conftest.py's work_group says which tests may share a stream; docs/e2e.md, "Two
+# streams"). A run of selected tests stays one stream, in tier order.
+streams=()
+[[ $# -eq 0 ]] && streams=(-n 2 --dist loadgroup --no-loadscope-reorder)
+"$venv/bin/python" -m pytest "${streams[@]}" "$@"
