@@ -46,5 +46,5 @@ export PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}"
 # (tests/conftest.py's work_group says which tests may share a stream; docs/e2e.md, "Two
 # streams"). A run of selected tests stays one stream, in tier order.
 streams=()
-[[ $# -eq 0 ]] && streams=(-n 2 --dist loadgroup --no-loadscope-reorder)
+[[ $# -eq 0 ]] && streams=(-n 2 --dist loadscope --no-loadscope-reorder)
 "$venv/bin/python" -m pytest "${streams[@]}" "$@"

@@ -62,7 +62,9 @@ def work_group(node_id: str) -> str:
 
 
 def runs_as_streams(config: pytest.Config) -> bool:
-    return getattr(config.option, "dist", "no") != "no"
+    """True in a pytest-xdist worker: only workers collect (the controller does not), and
+    xdist turns a worker's own `--dist` off, so the worker's input is what tells."""
+    return hasattr(config, "workerinput")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,9 +76,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return order.index(tier) if tier else len(order)
 
     items.sort(key=rank)  # stable: each tier keeps pytest's order
-    if runs_as_streams(config):
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(work_group(item.nodeid)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist's scope scheduling with work_group as the scope: each group goes whole to
+    one stream, in collection order (with `--no-loadscope-reorder`). Not `xdist_group` marks:
+    xdist reads those before a conftest's collection hook could add them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierStreams(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_group(nodeid)
+
+    return TierStreams(config, log)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
