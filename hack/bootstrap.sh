@@ -3,7 +3,7 @@
 #
 # The environment lives under the user's home, keyed by a hash of pyproject.toml's dependency
 # lists, so that a new clone on the same machine reuses torch, TensorFlow and Ray instead of
-# installing them again; pip's own cache under ~/.cache/pip serves a rebuild. Tandem itself is
+# installing them again; uv's cache under ~/.cache/uv serves a rebuild. Tandem itself is
 # installed editable from the clone that runs this script, every time (it is cheap), so the
 # environment follows the clone.
 set -euo pipefail
@@ -31,11 +31,14 @@ mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
-  echo "tandem: installing torch, TensorFlow, Ray and the test tools into $venv (first run only: a few minutes; log: $log)" >&2
+  echo "tandem: installing torch, TensorFlow, Ray and the test tools into $venv (first run only: a minute or two; log: $log)" >&2
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --upgrade pip >"$log" 2>&1
-  if ! "$venv/bin/pip" install --progress-bar off -e "$repo[dev]" >>"$log" 2>&1; then
+  # uv installs the 7 GB of wheels (torch with its CUDA libraries, TensorFlow, Ray) in under a
+  # minute where pip took ten (parallel downloads, no per-file Python work); it resolves to the
+  # same versions from the same index. Its cache is ~/.cache/uv.
+  "$venv/bin/pip" install --quiet "uv==0.13.9" >"$log" 2>&1
+  if ! "$venv/bin/uv" pip install --python "$venv/bin/python" -e "$repo[dev]" >>"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "tandem: installing the environment failed; see $log" >&2
     exit 1
