@@ -13,8 +13,8 @@ import pytest
 
 from tandem.api import TrainingJob
 from tandem.api.elastic import worker_range
-from tandem.api.rejoin import scaled_away
 from tandem.api.load import apply_overrides
+from tandem.api.rejoin import scaled_away
 from tandem.cli.run import workers_overrides
 from tandem.controller.observed import JobState, Observed, PodState
 from tandem.errors import SpecError

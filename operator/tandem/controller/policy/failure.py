@@ -23,7 +23,16 @@ from typing import Optional
 from ...api.failure_rules import OOM_KILLED, Failure, Verdict, judge
 from ...api.model import TrainingJob
 from ...api.recoveries import recovery_text
-from ...api.rejoin import FAIL, REJOIN, lost_pod_outcome, lost_record, recorded_pods, rejoins, scaled_away, settle_seconds
+from ...api.rejoin import (
+    FAIL,
+    REJOIN,
+    lost_pod_outcome,
+    lost_record,
+    recorded_pods,
+    rejoins,
+    scaled_away,
+    settle_seconds,
+)
 from ...api.restart import Restarts, decide_restart
 from ...api.status import (
     MAX_RECOVERIES,
