@@ -4,8 +4,10 @@ podFailurePolicy ignores a deleted worker); meanwhile worker 0 goes on alone, at
 (its processes restarted in place, a rendezvous round of one); the new pod's agent then joins the
 c10d rendezvous at worker 0's agent and the world grows back to 2. The operator restarts no group;
 it records the rejoin in status, posts an event, and shows the world size the launchers tell
-(status.worldSize). Nothing is mocked: the same installed chart, cluster DNS and gateway as
-test_real_in_place.py.
+(status.worldSize). Then `kubectl scale tj/NAME --replicas=1` shrinks the same job in place: the
+Job controller lets worker 1's pod go, worker 0 goes on alone at world size 1 and finishes. One
+job carries both proofs, as each costs the tier a running job. Nothing is mocked: the same
+installed chart, cluster DNS and gateway as test_real_in_place.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 
 import pytest
 
-from tandem.contract import REASON_REJOINED
+from tandem.contract import REASON_REJOINED, REASON_SCALED
 from tandem.local.elastic import parse_world
 from tests.e2e.chart import (
     apply,
@@ -33,7 +35,9 @@ from tests.e2e.chart import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-STEPS = 400
+#: Enough for the shrunk world to train a while after the rejoin and the scale (each a rendezvous
+#: round of up to torch's 30 s last call), so that status is seen at world size 1 while it runs.
+STEPS = 600
 
 
 def worlds(log: str) -> list[tuple[int, int]]:
@@ -46,7 +50,27 @@ def worlds(log: str) -> list[tuple[int, int]]:
     return told
 
 
-def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namespace, shared_claim):
+def steps_logged(log: str, rank: int) -> list[int]:
+    return [int(m) for m in re.findall(rf"^rank {rank}: step (\d+)/", log, re.M)]
+
+
+def trains_at(cp, ns: str, name: str, rounds: int, size: int) -> bool:
+    """Worker 0's launcher told at least `rounds` rounds, the last of world size `size`, and its rank
+    logged a step after it. (The test asserts the exact rounds at the end, with the log to read.)"""
+    lines = pod_logs(cp, ns, name).get(0, "").splitlines()
+    sizes = [told for _, told in worlds("\n".join(lines))]
+    if len(sizes) < rounds or sizes[-1] != size:
+        return False
+    last = max(i for i, line in enumerate(lines) if parse_world(line) is not None)
+    return any(re.match(r"rank 0: step \d+/", line) for line in lines[last:])
+
+
+def the_job(cp, ns: str, name: str) -> dict:
+    (job,) = get_json(cp, "jobs", "-n", ns, "-l", f"tandem.dev/job-name={name}")["items"]
+    return job
+
+
+def test_a_deleted_worker_pod_rejoins_and_kubectl_scale_shrinks_the_job_in_place(tandem, e2e_namespace, shared_claim):
     """Worker 1's pod of an elastic job (minWorkers 1, workers 2) is deleted once rank 0 is past
     step 25 (the example's preemption helper then stops both ranks at a step, rank 0 saving a
     checkpoint, and worker 0's agent restarts its process in place). While an admission policy
@@ -54,8 +78,13 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
     of world size 1, status.worldSize says 1, and its rank logs steps. Once the pod may start, its
     agent joins and the world grows back to 2 (status.worldSize 2). A new pod (a new UID) runs
     index 1, worker 0's pod keeps its UID, status.restarts stays 0, status.recoveries holds the
-    Rejoined record of worker 1 with its seconds, one Rejoined event is posted, and both ranks end
-    with the same weights."""
+    Rejoined record of worker 1 with its seconds, and one Rejoined event is posted.
+
+    Once the rejoined worker trains, `kubectl scale --replicas=1` (within minWorkers..maxWorkers):
+    the same Job (UID) gets parallelism and completions 1, the Job controller deletes worker 1's
+    pod, worker 0's launcher tells a round of world size 1 and its rank trains on, status.worldSize,
+    desiredWorkers and currentWorkers say 1, and the job Succeeds with rank 0 alone at the last step.
+    The pod let go is no lost worker: still one Rejoined record and event, no group restart."""
     cp, _ = tandem
     ns = e2e_namespace
     claim, directory = shared_claim
@@ -65,16 +94,19 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
                                "--sleep-per-step", "0.3", "--checkpoint-dir", "/shared/ckpt-rejoin",
                                "--output-dir", "/shared/out-rejoin"]), claim)
     job["spec"].update(minWorkers=1, maxWorkers=2, workers=2)
-    job["spec"]["runPolicy"]["inPlaceRestarts"] = 2
+    # Worker 0's rank stops (and its agent restarts it in place) once for the deleted pod and once
+    # for the pod the scale-down lets go; a worker joining is no failure to torch. One to spare.
+    job["spec"]["runPolicy"]["inPlaceRestarts"] = 3
     apply(cp, ns, job)
 
     def both_pods():
         pods = [worker_pod(cp, ns, name, index) for index in (0, 1)]
         return {index: pod["metadata"]["uid"] for index, pod in enumerate(pods) if pod} if all(pods) else None
     uids = wait_for("both worker pods", both_pods, 120, explain=lambda: describe(cp, ns))
+    job_uid = the_job(cp, ns, name)["metadata"]["uid"]
 
     def past_step_25():
-        steps = [int(m) for m in re.findall(r"^rank \d+: step (\d+)/", pod_logs(cp, ns, name).get(0, ""), re.M)]
+        steps = steps_logged(pod_logs(cp, ns, name).get(0, ""), 0)
         return steps and max(steps) >= 25
     wait_for("training past step 25", past_step_25, 300, explain=lambda: describe(cp, ns))
     wait_for("status.worldSize 2", lambda: tj_status(cp, ns, name).get("worldSize") == 2, 60,
@@ -98,16 +130,47 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
                  explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
         assert not worker_pod(cp, ns, name, 1)["spec"].get("nodeName"), describe(cp, ns)  # still held
 
+    # the rejoin: the world grows back to 2 and the new pod's rank trains in it
+    wait_for("worker 0 training at world size 2 again", lambda: trains_at(cp, ns, name, 3, 2), 300,
+             explain=lambda: describe(cp, ns))
+    wait_for("status.worldSize 2 again", lambda: tj_status(cp, ns, name).get("worldSize") == 2, 60,
+             explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
+    rejoined_pod = worker_pod(cp, ns, name, 1)
+    assert rejoined_pod is not None and rejoined_pod["metadata"]["uid"] != uids[1]
+    wait_for("the rejoined rank 1 training", lambda: steps_logged(pod_logs(cp, ns, name).get(1, ""), 1), 120,
+             explain=lambda: describe(cp, ns))
+
+    # kubectl scale within the range: the same Job shrinks, worker 0 trains on alone
+    cp.kubectl("scale", "tj", name, "-n", ns, "--replicas=1")
+    scaled_at = max(steps_logged(pod_logs(cp, ns, name)[0], 0))
+    assert scaled_at < STEPS - 100, scaled_at  # the shrunk world has steps left to train
+    wait_for("the Job shrunk to 1", lambda: the_job(cp, ns, name)["spec"]["completions"] == 1, 60,
+             explain=lambda: describe(cp, ns))
+    shrunk = the_job(cp, ns, name)
+    assert (shrunk["spec"]["parallelism"], shrunk["metadata"]["uid"]) == (1, job_uid)  # in place, no new group
+    wait_for("worker 0 training at world size 1 after the scale", lambda: trains_at(cp, ns, name, 4, 1), 180,
+             explain=lambda: describe(cp, ns))
+    wait_for("status.worldSize 1 after the scale", lambda: tj_status(cp, ns, name).get("worldSize") == 1, 60,
+             explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
+
+    def one_worker():
+        now = tj_status(cp, ns, name)
+        return (now.get("desiredWorkers"), now.get("currentWorkers"), now.get("phase")) == (1, 1, "Running")
+    wait_for("desiredWorkers and currentWorkers 1, Running", one_worker, 60,
+             explain=lambda: json.dumps(tj_status(cp, ns, name), indent=1))
+    wait_for("worker 1's pod gone", lambda: worker_pod(cp, ns, name, 1) is None, 120, explain=lambda: describe(cp, ns))
+
     status = run_to_end(cp, ns, name, timeout=600)
     explain = f"{json.dumps(status, indent=1)}\n{describe(cp, ns)}"
     assert status["phase"] == "Succeeded", explain
     assert status["restarts"] == 0, explain
-    assert status["worldSize"] == 2, explain
+    assert status["worldSize"] == 1 and status["desiredWorkers"] == 1, explain
     told = worlds(pod_logs(cp, ns, name)[0])
-    assert [size for _, size in told] == [2, 1, 2], told  # shrunk to the survivor, grown back on the rejoin
+    # shrunk to the survivor, grown back on the rejoin, shrunk by the scale
+    assert [size for _, size in told] == [2, 1, 2, 1], told
     rejoined = [r for r in status["recoveries"] if r["recovered"] == "Rejoined"]
     assert len(rejoined) == 1, explain
-    (record,) = rejoined
+    (record,) = rejoined  # the pod the scale-down let go is not a lost worker
     assert (record["worker"], record["exitCode"], record["reason"], record["restart"]) == (
         1, 143, "PodDeleted", 0), explain
     assert record["pod"] == lost["metadata"]["name"] and record.get("seconds", -1) >= 0, explain
@@ -115,11 +178,10 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
 
     survivor = worker_pod(cp, ns, name, 0)
     assert survivor is not None and survivor["metadata"]["uid"] == uids[0], explain  # worker 0 kept its pod
-    assert worker_pod(cp, ns, name, 1)["metadata"]["uid"] != uids[1], explain
-    results = {k: json.loads((directory / "out-rejoin" / f"rank{k}.json").read_text()) for k in (0, 1)}
-    assert results[0]["steps"] == results[1]["steps"] == STEPS
-    assert results[0]["world_size"] == results[1]["world_size"] == 2
-    assert results[0]["checksum"] == results[1]["checksum"]
+    assert the_job(cp, ns, name)["metadata"]["uid"] == job_uid, explain
+    result = json.loads((directory / "out-rejoin" / "rank0.json").read_text())
+    assert (result["steps"], result["world_size"]) == (STEPS, 1), result  # rank 0 ended alone, every step done
+    assert not (directory / "out-rejoin" / "rank1.json").exists()  # rank 1 was let go before the end
 
     def event():
         events = get_json(cp, "events", "-n", ns, "--field-selector",
@@ -127,3 +189,6 @@ def test_a_deleted_worker_pod_rejoins_without_a_group_restart(tandem, e2e_namesp
         return events or None
     (posted,) = wait_for("the Rejoined event", event, 30, explain=lambda: describe(cp, ns))
     assert posted["type"] == "Normal" and "worker 1 exit 143 (PodDeleted)" in posted["message"], posted
+    scaled = get_json(cp, "events", "-n", ns, "--field-selector",
+                      f"reason={REASON_SCALED},involvedObject.name={name}")["items"]
+    assert "workers 2 -> 1 (range 1..2), in place" in [e["message"] for e in scaled], scaled

@@ -1,5 +1,6 @@
 """Elastic PyTorch workers, in milliseconds: the range's validation, --workers MIN:MAX, the
-rendered pods and torchrun's --nnodes, and the operator's in-place resize of the Job."""
+rendered pods and torchrun's --nnodes, and the operator's in-place resize of the Job (and the pods
+a scale-down lets go, which are not lost workers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from tandem.api import TrainingJob
 from tandem.api.elastic import worker_range
 from tandem.api.load import apply_overrides
+from tandem.api.rejoin import scaled_away
 from tandem.cli.run import workers_overrides
 from tandem.controller.observed import JobState, Observed, PodState
 from tandem.errors import SpecError
@@ -147,6 +149,37 @@ def test_a_scaled_elastic_job_resizes_its_job_in_place() -> None:
     assert actions.resize_job is not None and actions.resize_job.workers == 2
     assert actions.delete_job is None and actions.create == [] and obj["status"]["restarts"] == 0
     assert obj["status"]["desiredWorkers"] == 2 and "Scaled" in [e.reason for e in actions.events]
+
+
+def let_go(index: int) -> PodState:
+    """The pod of an index a scale-down removed, as the kubelet leaves it: the Job controller
+    deleted it, its launcher stopped on SIGTERM (143), and the Job's finalizer still holds it."""
+    return PodState(name=f"demo-{index}-x", index=index, restart=0, phase="Failed", exit_code=143, reason="Error",
+                    deleting=True, finished="2026-11-25T12:00:00Z")
+
+
+def test_a_pod_a_scale_down_let_go_is_not_a_lost_worker() -> None:
+    """Scaled from 3 to 2: the Job controller deletes worker 2's pod, which ends as a deleted pod
+    does. Nothing replaces it, so it is no rejoin (no record, no Rejoined event) and no group
+    restart; the same pod of a job scaled to 3 again is lost and rejoins, as before."""
+    obj, _ = step(training_job(**elastic(workers=2)["spec"]), Observed())
+    shrunk = Observed(True, JobState(0, parallelism=2), [*running(0, 2), let_go(2)], network_policy=POLICY)
+    obj, actions = step(obj, shrunk)
+    status = obj["status"]
+    assert status["phase"] == "Running" and status["restarts"] == 0 and "recoveries" not in status
+    assert actions.delete_job is None and not [e for e in actions.events if e.reason == "Rejoined"]
+    assert (status["desiredWorkers"], status["currentWorkers"]) == (2, 2)
+    obj["spec"]["workers"] = 3
+    obj, actions = step(obj, shrunk)
+    assert [r["recovered"] for r in obj["status"]["recoveries"]] == ["Rejoined"] and actions.delete_job is None
+
+
+def test_only_an_index_past_an_elastic_jobs_count_was_let_go() -> None:
+    scaled = TrainingJob.from_dict(elastic(workers=2)).spec
+    assert scaled_away(2, scaled) and not scaled_away(1, scaled) and not scaled_away(None, scaled)
+    # a fixed-size job's count changes with its next group, a queued one keeps Kueue's size: its pods are lost
+    assert not scaled_away(2, TrainingJob.from_dict(spec(workers=2)).spec)
+    assert not scaled_away(2, TrainingJob.from_dict(elastic(workers=2, queueName="q")).spec)
 
 
 def test_a_running_elastic_job_stays_running_with_at_least_min_workers() -> None:

@@ -648,6 +648,12 @@ class TrainingJobSpec(_Model):
         return self.workers
 
     @property
+    def resizes_in_place(self) -> bool:
+        """Whether a change of spec.workers resizes the running group (`kubectl scale`): an elastic
+        job's, unless a queue holds it at the size Kueue admitted (docs/queues.md)."""
+        return self.elastic and self.queue_name is None
+
+    @property
     def min_worker_count(self) -> int:
         """The fewest live workers the job trains with; below it a lost worker is a group restart.
         A fixed-size job needs all of them: worker_count."""

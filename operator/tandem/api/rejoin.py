@@ -73,6 +73,17 @@ def pod_failure_policy(spec: TrainingJobSpec) -> Optional[dict[str, Any]]:
     ]}
 
 
+def scaled_away(worker: Optional[int], spec: TrainingJobSpec) -> bool:
+    """Whether a worker pod was let go by a scale-down rather than lost: an elastic job's Job shrinks
+    in place (parallelism and completions), and the Job controller deletes the pods of the indices
+    it no longer has. Such a pod ends as a deleted one does (its launcher stops on SIGTERM, 143), so
+    only its index, at or past spec.workers, tells it apart: nothing replaces it, so it neither
+    rejoins nor restarts the group, and it is no cause of a later failure. spec.workers is read,
+    not the Job's size, because the spec changed first; the Job's own update may reach the
+    operator's cache after the pod's."""
+    return spec.resizes_in_place and worker is not None and worker >= spec.worker_count
+
+
 def lost_pod_outcome(failure: Failure, verdict: Verdict, remaining: int, min_workers: int) -> str:
     """What a lost worker pod (deleted, evicted, its node lost) leads to: REJOIN (the Job controller's
     new pod rejoins, no group restart), GROUP_RESTART (the failure rules' restart, counted or not)

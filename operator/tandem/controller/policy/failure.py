@@ -23,7 +23,16 @@ from typing import Optional
 from ...api.failure_rules import OOM_KILLED, Failure, Verdict, judge
 from ...api.model import TrainingJob
 from ...api.recoveries import recovery_text
-from ...api.rejoin import FAIL, REJOIN, lost_pod_outcome, lost_record, recorded_pods, rejoins, settle_seconds
+from ...api.rejoin import (
+    FAIL,
+    REJOIN,
+    lost_pod_outcome,
+    lost_record,
+    recorded_pods,
+    rejoins,
+    scaled_away,
+    settle_seconds,
+)
 from ...api.restart import Restarts, decide_restart
 from ...api.status import (
     MAX_RECOVERIES,
@@ -192,7 +201,8 @@ def handle_failure(decision: Decision, job: TrainingJob, observed: Observed) -> 
     current = observed.job
     assert current is not None  # the group step returned early without a current Job
     settle_recoveries(decision, job, observed)
-    pods = failed_pods(observed, decision.restart)
+    # A pod a scale-down let go ends as a deleted one does, but nothing was lost (api/rejoin.py).
+    pods = [p for p in failed_pods(observed, decision.restart) if not scaled_away(p.index, job.spec)]
     if rejoins(job.spec):
         # A suspended Job's pods (a queue's preemption) end as deleted ones do: no rejoin there.
         if not (current.failed or current.suspended) and handle_lost_pods(decision, job, observed, pods):

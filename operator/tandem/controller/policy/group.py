@@ -122,7 +122,7 @@ def resize(decision: Decision, job: TrainingJob, current: JobState) -> None:
     With a queue the Job keeps the size Kueue admitted (docs/queues.md): Kueue's elastic workload
     slices are an alpha feature gate, off in the Kueue Tandem is tested with."""
     spec = job.spec
-    if not spec.elastic or spec.queue_name is not None or current.parallelism in (None, spec.worker_count):
+    if not spec.resizes_in_place or current.parallelism in (None, spec.worker_count):
         return
     decision.actions.resize_job = Resize(job.metadata.namespace, job.metadata.name, spec.worker_count)
     decision.actions.events.append(Event("Normal", REASON_SCALED, f"workers {current.parallelism} -> "
