@@ -43,8 +43,8 @@ cd "$repo"
 export PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}"
 # The whole suite runs as two streams (pytest-xdist): most of its time is waiting on pods,
 # control planes and training steps, not CPU, so two streams of tiers share the two cores
-# (tests/conftest.py's work_group says which tests may share a stream; docs/e2e.md, "Two
-# streams"). A run of selected tests stays one stream, in tier order.
+# (tests/conftest.py's work_group says which tests may share a stream;
+# docs/e2e.md, "Two streams"). A run of selected tests stays one stream, in tier order.
 streams=()
 [[ $# -eq 0 ]] && streams=(-n 2 --dist loadscope --no-loadscope-reorder)
 "$venv/bin/python" -m pytest "${streams[@]}" "$@"
