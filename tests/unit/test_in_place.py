@@ -344,3 +344,66 @@ def test_without_a_gateway_or_a_token_nothing_is_told() -> None:
     assert teller is not None and teller.url == "http://gw:8266/v1/jobs/ns/j/recoveries"
     for missing in ("TANDEM_METRICS_ADDRESS", "TANDEM_METRICS_TOKEN", "TANDEM_JOB"):
         assert Teller.from_env({k: v for k, v in env.items() if k != missing}) is None
+
+
+def test_a_small_group_polls_its_rendezvous_ten_times_a_second_a_large_one_as_torch() -> None:
+    from tandem.launch.torchrun import MAX_STATE_READS_PER_SECOND, TORCH_POLL_SECONDS, rendezvous_poll_seconds
+
+    assert [rendezvous_poll_seconds(n) for n in (1, 2, 10, 50, 100, 1000)] == [0.1, 0.1, 0.1, 0.5, 1.0, 1.0]
+    for workers in range(1, 2000):
+        poll = rendezvous_poll_seconds(workers)
+        assert poll <= TORCH_POLL_SECONDS
+        assert workers / poll <= max(MAX_STATE_READS_PER_SECOND, workers / TORCH_POLL_SECONDS) + 1e-9
+
+
+def test_only_the_poll_for_peers_is_shortened() -> None:
+    """torch's one fixed delay is its poll; its random ones (a first round's skew, the backoff after
+    a failed write) are (low, high) pairs and stay as they are."""
+    from tandem.launch.torchrun import polled
+
+    slept: list[Any] = []
+    wait = polled(slept.append, 0.1)
+    wait(seconds=1)
+    wait(seconds=(0, 0.3))
+    wait(seconds=0.5)
+    assert slept == [0.1, (0, 0.3), 0.5]
+
+
+def test_torchs_rendezvous_polls_where_the_launcher_shortens_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch internals the poll relies on: the fixed one-second sleep of a waiting agent and the
+    state cache of the same age; with the poll installed, two agents still meet in one round, and
+    each one's state is cached for the poll, not a second."""
+    import inspect
+    import threading
+
+    import torch.distributed as dist
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+    from torch.distributed.elastic.rendezvous.c10d_rendezvous_backend import C10dRendezvousBackend
+
+    from tandem.launch.torchrun import TORCH_POLL_SECONDS, poll_rendezvous_every
+
+    assert f"_delay(seconds={TORCH_POLL_SECONDS})" in inspect.getsource(rendezvous._DistributedRendezvousOpExecutor.run)
+    default = inspect.signature(rendezvous._BackendRendezvousStateHolder.__init__).parameters["cache_duration"].default
+    assert default == TORCH_POLL_SECONDS
+    monkeypatch.setattr(rendezvous, "_delay", rendezvous._delay)
+    monkeypatch.setattr(rendezvous, "_BackendRendezvousStateHolder", rendezvous._BackendRendezvousStateHolder)
+    monkeypatch.setenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")  # as the launcher's env: no store server here
+    poll_rendezvous_every(0.1)
+    store = dist.HashStore()
+    handlers = [rendezvous.DynamicRendezvousHandler.from_backend(
+        "run", store, C10dRendezvousBackend(store, "run"), 2, 2, "127.0.0.1") for _ in range(2)]
+    assert [h._state_holder._cache_duration for h in handlers] == [0.1, 0.1]
+    met: list[tuple[int, int]] = []
+
+    def meet(handler: Any) -> None:
+        info = handler.next_rendezvous()
+        met.append((info.rank, info.world_size))
+
+    threads = [threading.Thread(target=meet, args=(handler,)) for handler in handlers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for handler in handlers:
+        handler.shutdown()
+    assert sorted(met) == [(0, 2), (1, 2)]

@@ -10,6 +10,10 @@ On SIGTERM torchrun's agent sends SIGTERM to its ranks, waits, then SIGKILLs the
 waits 30 s, whatever the pod's grace period. Here it waits the job's grace period
 (runPolicy.terminationGracePeriodSeconds, in TANDEM_TERMINATION_GRACE_SECONDS) less a margin for
 itself to exit, so a rank saving a preemption checkpoint gets all the time the kubelet gives.
+
+An in-place restart waits in torch's dynamic rendezvous for the other agents; torch polls its
+state once a second there, so the first agent back waited up to a second for a peer already in.
+Here a small group polls ten times a second (`rendezvous_poll_seconds`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from .._sys.exitcodes import exit_code, signalled
 from ..contract import (
@@ -26,6 +30,7 @@ from ..contract import (
     ENV_RESTART,
     ENV_TERMINATION_GRACE,
     ENV_WORKER_INDEX,
+    ENV_WORKERS,
     WORLD_PATH,
 )
 from . import recovery
@@ -49,6 +54,56 @@ def rank_by_worker_index(worker: int) -> None:
             return rendezvous._NodeDesc(node.addr, worker, node.local_id)
 
     rendezvous.DynamicRendezvousHandler._node_desc_generator = ByWorkerIndex()
+
+
+#: torch's dynamic rendezvous, while an agent waits for its peers, sleeps this many seconds between
+#: two reads of the shared state (``_delay(seconds=1)``, its SYNC action), and between reads serves
+#: the state from a cache of the same age (``_BackendRendezvousStateHolder``'s cache_duration).
+TORCH_POLL_SECONDS = 1
+#: The fastest poll: a tenth of a second, as torchrun's own monitor interval.
+FASTEST_POLL_SECONDS = 0.1
+#: The reads of the rendezvous state per second that a group's agents may make together at worker
+#: 0's store (each agent reads once per poll, waiting or not: the monitor asks for waiting peers).
+MAX_STATE_READS_PER_SECOND = 100
+
+#: torch's delay: seconds, or (low, high) for a random one.
+Delay = Callable[[Union[float, tuple[float, float]]], None]
+
+
+def rendezvous_poll_seconds(workers: int) -> float:
+    """How often an agent reads the rendezvous state. torch's second cost every in-place restart
+    up to a second: the first agent back to the rendezvous sleeps a whole poll although its peer
+    completes the round a moment later, and the training processes start only when it wakes. A
+    tenth of a second for up to ten workers; a larger group polls more slowly so that its agents
+    make at most MAX_STATE_READS_PER_SECOND reads together, and never more slowly than torch."""
+    return min(float(TORCH_POLL_SECONDS), max(FASTEST_POLL_SECONDS, workers / MAX_STATE_READS_PER_SECOND))
+
+
+def polled(delay: Delay, poll: float) -> Delay:
+    """torch's rendezvous delay with its one fixed wait, the poll for peers, made `poll` seconds;
+    the random ones ((low, high): a first round's skew, the backoff after a failed write) kept."""
+
+    def wait(seconds: Union[float, tuple[float, float]]) -> None:
+        delay(poll if seconds == TORCH_POLL_SECONDS else seconds)
+
+    return wait
+
+
+def poll_rendezvous_every(seconds: float) -> None:
+    """Make torch's dynamic rendezvous read its state every `seconds`: both the sleep between the
+    reads of an agent waiting for peers and the age of the cached state that a running agent's
+    monitor asks for waiting peers (without the cache's, a shorter sleep would read the same
+    stale state). The static rendezvous (no in-place restarts) has no poll."""
+    from torch.distributed.elastic.rendezvous import dynamic_rendezvous as rendezvous
+
+    rendezvous._delay = polled(rendezvous._delay, seconds)
+    holder = rendezvous._BackendRendezvousStateHolder
+
+    class Polled(holder):  # type: ignore[misc, valid-type]
+        def __init__(self, backend: Any, settings: Any, cache_duration: float = seconds) -> None:
+            super().__init__(backend, settings, cache_duration)
+
+    rendezvous._BackendRendezvousStateHolder = Polled  # type: ignore[misc]
 
 
 def fail_job_codes(env: Mapping[str, str]) -> tuple[int, ...]:
@@ -79,6 +134,7 @@ def main(argv: Sequence[str]) -> int:
 
     worker = int(os.environ.get(ENV_WORKER_INDEX, "0").strip() or 0)
     rank_by_worker_index(worker)
+    poll_rendezvous_every(rendezvous_poll_seconds(int(os.environ.get(ENV_WORKERS, "1").strip() or 1)))
     restart = int(os.environ.get(ENV_RESTART, "0").strip() or 0)
     teller = Teller.from_env(os.environ)
     recovery.watch(LocalElasticAgent, {WorkerState.FAILED, WorkerState.UNHEALTHY}, ChildFailedError, worker,
