@@ -362,7 +362,11 @@ def test_only_the_poll_for_peers_is_shortened() -> None:
     from tandem.launch.torchrun import polled
 
     slept: list[Any] = []
-    wait = polled(slept.append, 0.1)
+
+    def sleep(seconds: Any) -> None:
+        slept.append(seconds)
+
+    wait = polled(sleep, 0.1)
     wait(seconds=1)
     wait(seconds=(0, 0.3))
     wait(seconds=0.5)

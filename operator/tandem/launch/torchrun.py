@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
 
 from .._sys.exitcodes import exit_code, signalled
 from ..contract import (
@@ -66,8 +66,11 @@ FASTEST_POLL_SECONDS = 0.1
 #: 0's store (each agent reads once per poll, waiting or not: the monitor asks for waiting peers).
 MAX_STATE_READS_PER_SECOND = 100
 
-#: torch's delay: seconds, or (low, high) for a random one.
-Delay = Callable[[Union[float, tuple[float, float]]], None]
+
+class Delay(Protocol):
+    """torch's rendezvous delay, called with ``seconds=``: seconds, or (low, high) for a random one."""
+
+    def __call__(self, seconds: Union[float, tuple[float, float]]) -> None: ...
 
 
 def rendezvous_poll_seconds(workers: int) -> float:
@@ -84,7 +87,7 @@ def polled(delay: Delay, poll: float) -> Delay:
     the random ones ((low, high): a first round's skew, the backoff after a failed write) kept."""
 
     def wait(seconds: Union[float, tuple[float, float]]) -> None:
-        delay(poll if seconds == TORCH_POLL_SECONDS else seconds)
+        delay(seconds=poll if seconds == TORCH_POLL_SECONDS else seconds)
 
     return wait
 
