@@ -386,7 +386,9 @@ def test_torchs_rendezvous_polls_where_the_launcher_shortens_it(monkeypatch: pyt
 
     from tandem.launch.torchrun import TORCH_POLL_SECONDS, poll_rendezvous_every
 
-    assert f"_delay(seconds={TORCH_POLL_SECONDS})" in inspect.getsource(rendezvous._DistributedRendezvousOpExecutor.run)
+    fixed = f"_delay(seconds={TORCH_POLL_SECONDS})"  # the poll, and torch's only fixed delay there
+    assert fixed in inspect.getsource(rendezvous._DistributedRendezvousOpExecutor.run)
+    assert inspect.getsource(rendezvous).count(fixed) == 1
     default = inspect.signature(rendezvous._BackendRendezvousStateHolder.__init__).parameters["cache_duration"].default
     assert default == TORCH_POLL_SECONDS
     monkeypatch.setattr(rendezvous, "_delay", rendezvous._delay)
