@@ -143,7 +143,9 @@ def test_sigkill_of_tandem_run_leaves_nothing_and_resume_continues(tmp_path, job
 def test_ctrl_c_on_a_terminal_then_resume(tmp_path, job_name):
     pexpect = pytest.importorskip("pexpect")
     argv = tandem_argv(*tandem_run_args(tmp_path, job_name, command(tmp_path, 100000, 0.05)))
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", timeout=60,
+    # The terminal echoes "^C" the moment it reads the interrupt, which can fall between the bytes
+    # of a character the run was writing (its progress bar's): decode leniently, as a terminal does.
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", codec_errors="replace", timeout=60,
                           env={**os.environ, "COLUMNS": "200"}, dimensions=(50, 200))
     try:
         wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
