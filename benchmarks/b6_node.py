@@ -190,15 +190,22 @@ class _Mktemp:
 def cluster_with_chart(root: Path) -> Iterator[tuple[Any, tuple[Any, Any]]]:
     from tests.controlplane.node import real_cluster
     from tests.e2e import chart
+    from tests.e2e.node_images import NodeImages
 
     with real_cluster(nodes=1, lock_timeout=1800) as cluster:
-        installed = chart.installed_chart(cluster, _Mktemp(root))
-        next(installed)
+        # As the e2e tier: the images go into the node's containerd in the background, and the
+        # chart's setup waits for them; the import is stopped before the node.
+        imports = NodeImages(root / "node-images.log").start()
         try:
-            yield chart, cluster
+            installed = chart.installed_chart(cluster, imports, _Mktemp(root))
+            next(installed)
+            try:
+                yield chart, cluster
+            finally:
+                for _ in installed:
+                    pass
         finally:
-            for _ in installed:
-                pass
+            imports.stop()
 
 
 def main() -> int:
