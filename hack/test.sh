@@ -7,8 +7,11 @@
 # (hack/build-images.sh, buildah). The last four start here in the
 # background, at once, so that they overlap with the environment's install and with the unit and
 # local tiers, which run first (tests/conftest.py's TIER_ORDER) and need none of them; the tests
-# that need them wait on their locks just before they start. They run at a lower priority
-# (nice): the tests have timeouts, the builds do not. Each is cached under ~/.cache/tandem keyed
+# that need them wait on their locks just before they start. The control plane and node come
+# first: with the suite in two streams, half of it (the cluster and e2e tiers) waits for them, so
+# they build at the tests' priority, and Kueue's Go build (one cluster file needs it) waits for
+# theirs instead of halving their CPU. The rest run at a lower priority (nice 10): the tests
+# have timeouts, those builds do not (docs/e2e.md, "Two streams"). Each is cached under ~/.cache/tandem keyed
 # by its inputs, so on a warm machine they return in about a second. A run of selected tests
 # (`bash hack/test.sh tests/unit`) starts none. Their logs: ~/.cache/tandem/prebuild-*.log.
 # Cold times and the critical path: docs/e2e.md.
@@ -18,16 +21,19 @@ cache="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}"
 mkdir -p "$cache"
 
 prebuilds=()
-prebuild() {  # name, command...: run in the background, logged; the tests wait on its lock
-  local name="$1"; shift
-  setsid nice -n 10 "$@" >"$cache/prebuild-$name.log" 2>&1 </dev/null &
+prebuild() {  # name, niceness, command...: run in the background, logged; the tests wait on its lock
+  local name="$1" niceness="$2"; shift 2
+  setsid nice -n "$niceness" "$@" >"$cache/prebuild-$name.log" 2>&1 </dev/null &
   prebuilds+=("$!")
 }
 if [[ $# -eq 0 ]]; then
-  prebuild controlplane bash "$repo/tests/controlplane/build.sh"
-  prebuild helm bash "$repo/hack/install-helm.sh"
-  prebuild kueue bash "$repo/tests/controlplane/kueue/build.sh"
-  [[ "$(id -u)" == 0 ]] && prebuild images bash "$repo/hack/build-images.sh"
+  controlplane="$repo/tests/controlplane/build.sh"
+  prebuild controlplane 0 bash "$controlplane"
+  prebuild helm 10 bash "$repo/hack/install-helm.sh"
+  # build.sh returns once the control plane is built (it waits on the build's lock).
+  prebuild kueue 10 bash -c 'bash "$1" >/dev/null 2>&1; exec bash "$2"' _ "$controlplane" \
+    "$repo/tests/controlplane/kueue/build.sh"
+  [[ "$(id -u)" == 0 ]] && prebuild images 10 bash "$repo/hack/build-images.sh"
 fi
 finish() {  # never leave a build running after the tests: it would outlive CI's run
   local pid
