@@ -36,7 +36,7 @@ def tier_of(node_id: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "tests" and parts[1] in TIER_ORDER else ""
 
 
-#: The order when the suite runs as two streams (`pytest -n 2 --dist loadgroup`, hack/test.sh's
+#: The order when the suite runs as two streams (`pytest -n 2`, hack/test.sh's
 #: whole-suite run): pytest-xdist hands the groups out in this order, each to the first stream
 #: that runs short of work. The e2e tier (one real node, so one group) goes to the second stream
 #: at once, beside the unit and local tiers on the first; the cluster tier's files fill both
