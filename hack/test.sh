@@ -29,9 +29,11 @@ prebuild() {  # name, niceness, command...: run in the background, logged; the t
 if [[ $# -eq 0 ]]; then
   controlplane="$repo/tests/controlplane/build.sh"
   prebuild controlplane 0 bash "$controlplane"
+  controlplane_pid="${prebuilds[-1]}"
   prebuild helm 10 bash "$repo/hack/install-helm.sh"
-  # build.sh returns once the control plane is built (it waits on the build's lock).
-  prebuild kueue 10 bash -c 'bash "$1" >/dev/null 2>&1; exec bash "$2"' _ "$controlplane" \
+  # Kueue waits for the control plane's build to end (tail --pid), not by calling build.sh: the
+  # first caller takes build.sh's lock and builds, and at nice 10 it could win that race.
+  prebuild kueue 10 bash -c 'tail --pid="$1" -f /dev/null; exec bash "$2"' _ "$controlplane_pid" \
     "$repo/tests/controlplane/kueue/build.sh"
   [[ "$(id -u)" == 0 ]] && prebuild images 10 bash "$repo/hack/build-images.sh"
 fi
