@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from b3_controller import cpu_seconds, requests_by_agent  # noqa: E402
+from b3_controller import cpu_seconds, requests_by_agent
 
 
 def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete") -> str:
