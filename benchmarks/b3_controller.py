@@ -172,6 +172,70 @@ def requests_by_agent(cp: ControlPlane, offset: int, since: float, until: float)
     return Counter(seen.values())
 
 
+#: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).
+PROFILE_PACKAGES = (("tandem", "tandem/"), ("kopf", "kopf/"), ("kubernetes client", "kubernetes/"),
+                    ("urllib3", "urllib3/"), ("aiohttp", "aiohttp/"), ("json", "json/"), ("yaml", "yaml/"),
+                    ("pydantic", "pydantic"), ("asyncio", "asyncio/"), ("logging", "logging/"),
+                    ("ssl / http", "ssl.py"), ("threading", "threading.py"))
+
+
+class Profile:
+    """py-spy on the Tandem operator's process for one row: a flame graph (SVG) and the folded
+    stacks (text) that profile_summary() attributes to packages. Sampling costs CPU of its own,
+    so a profiled run is never a row of record (--profile implies --no-append)."""
+
+    def __init__(self, directory: Path, label: str, pid: int, rate: int = 100):
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(spy).exists():
+            raise SystemExit("--profile needs py-spy: `uv pip install py-spy` (or pip) into this environment")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.svg, self.folded = directory / f"tandem-{label}.svg", directory / f"tandem-{label}.txt"
+        self.spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+                                        "--format", form, "-o", str(out)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                      for form, out in (("flamegraph", self.svg), ("raw", self.folded))]
+
+    def stop(self) -> None:
+        for spy in self.spies:  # py-spy writes its output on SIGINT
+            spy.send_signal(2)
+        for spy in self.spies:
+            try:
+                spy.wait(120)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+
+
+def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, [(package, self share, inclusive share)]) of py-spy's folded stacks: self is where
+    the sample's innermost frame was, inclusive whether any frame of the stack was in it."""
+    own: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")[1:]  # the first is the thread
+        names = [package_of(frame) for frame in frames]
+        own[names[-1] if names else "other"] += count
+        for name in set(names):
+            anywhere[name] += count
+    rows = sorted(((name, own[name] / total, anywhere[name] / total) for name in set(own) | set(anywhere)),
+                  key=lambda row: -row[2]) if total else []
+    return total, rows
+
+
+def package_of(frame: str) -> str:
+    """The package a py-spy frame ("function (path/file.py:line)") belongs to."""
+    where = frame[frame.rfind("(") + 1:]
+    for name, marker in PROFILE_PACKAGES:
+        if where.startswith(marker) or f"/{marker}" in where:
+            return name
+    return "other"
+
+
 def wait_quiet(load: float, wait: float) -> str:
     """Until the 1-minute load average is under `load` (at most `wait` s); the load then."""
     deadline = time.time() + wait
@@ -578,7 +642,7 @@ class ScaleResult:
         return total / self.n if self.n else float("nan")
 
 
-def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
+def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = None) -> ScaleResult:
     from kubernetes import client, config
     cp = system.cp
     api_client = config.new_client_from_config(str(cp.kubeconfig))
@@ -626,6 +690,7 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
             created[name] = t
 
         offset, cpu_start = audit_offset(cp), system.cpu_seconds()
+        spy = Profile(profile, str(n), system.processes[0].pid) if profile and system.name == "tandem" else None
         t_start = time.time()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, names))
@@ -643,6 +708,8 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
             time.sleep(0.5)
         result.rss_mb = system.peak_rss_mb()
         result.cpu_seconds = system.cpu_seconds() - cpu_start
+        if spy is not None:
+            spy.stop()
         t_end = max(done_at.values()) if len(done_at) == n else time.time()
         agents = requests_by_agent(cp, offset, t_start, t_end)
         result.agents = dict(agents.most_common())
@@ -720,6 +787,20 @@ def plot(results: list[ScaleResult], path: Path) -> Optional[Path]:
     return path
 
 
+def print_profiles(directory: Path, scales: list[int]) -> None:
+    """Each profiled row's samples by package, also written beside them as summary.md."""
+    lines = []
+    for n in scales:
+        folded = directory / f"tandem-{n}.txt"
+        if not folded.exists():
+            continue
+        total, rows = profile_summary(folded)
+        lines += ["", f"Tandem operator, {n} jobs: {total} samples (py-spy, active threads only)", "",
+                  table(("package", "self", "inclusive"), [(name, f"{own:.0%}", f"{incl:.0%}") for name, own, incl in rows])]
+    (directory / "summary.md").write_text("\n".join(lines).lstrip() + "\n")
+    print("\n".join(lines))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scales", default="100,1000,5000")
@@ -728,6 +809,8 @@ def main() -> int:
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="operator logs here (default: a temp dir, removed)")
     p.add_argument("--plot", default=str(REPO / "benchmarks" / "b3_controller.png"))
+    p.add_argument("--profile", metavar="DIR", help="py-spy the Tandem operator in each row: flame graph and "
+                   "folded stacks here, with their summary by package (implies --no-append: sampling costs CPU)")
     p.add_argument("--quiet-load", type=float, default=1.5, help="1-minute load average to wait for before each row")
     p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for it, seconds")
     args = p.parse_args()
@@ -756,7 +839,7 @@ def main() -> int:
             for s in systems:
                 before = wait_quiet(args.quiet_load, args.quiet_wait)
                 began = time.time()
-                r = run_scale(s, n, args.timeout)
+                r = run_scale(s, n, args.timeout, Path(args.profile) if args.profile else None)
                 r.wall_seconds = time.time() - began
                 r.load_before = before
                 results.append(r)
@@ -808,6 +891,9 @@ def main() -> int:
             verdicts.append(f"- tandem operator peak RSS at {n} jobs: {t.rss_mb:.0f} MB{target}")
     print(out)
     print("\n".join(verdicts))
+    if args.profile:
+        print_profiles(Path(args.profile), scales)
+        return 0
     png = plot(results, Path(args.plot))
     if not args.no_append:
         body = "\n".join([

@@ -45,3 +45,19 @@ def test_cpu_seconds_grow_with_work_and_a_gone_process_has_none():
         pass
     assert cpu_seconds(os.getpid()) >= start + 0.2
     assert cpu_seconds(2**22 + 1) != cpu_seconds(2**22 + 1)  # nan: no such process
+
+
+def test_a_profile_is_attributed_by_package_on_its_own_and_anywhere_in_the_stack(tmp_path):
+    from b3_controller import profile_summary
+
+    folded = tmp_path / "tandem-100.txt"
+    folded.write_text(
+        "MainThread (1);run (kopf/_core/reactor/running.py:10);reconcile (tandem/controller/reconcile.py:5);"
+        "dumps (json/__init__.py:231) 3\n"
+        "MainThread (1);run (kopf/_core/reactor/running.py:10) 1\n"
+        "worker (2);call_api (kubernetes/client/api_client.py:348);urlopen (urllib3/connectionpool.py:715) 4\n")
+    total, rows = profile_summary(folded)
+    shares = {name: (own, anywhere) for name, own, anywhere in rows}
+    assert total == 8
+    assert shares["json"] == (3 / 8, 3 / 8) and shares["tandem"] == (0, 3 / 8) and shares["kopf"] == (1 / 8, 4 / 8)
+    assert shares["urllib3"] == (4 / 8, 4 / 8) and shares["kubernetes client"] == (0, 4 / 8)
