@@ -18,7 +18,14 @@ fresh namespace and with freshly started operator processes:
 4. per job: latency = both its pods Running - its creation ("create-to-Running"); "pods" = both
    pods exist. jobs/s = N / (last job Running - first creation). Peak RSS: VmHWM of the
    operator's processes (/proc/<pid>/status) when the last job is Running, summed where the
-   system is two processes (Trainer v2 = trainer-controller-manager + the JobSet controller).
+   system is two processes (Trainer v2 = trainer-controller-manager + the JobSet controller);
+5. the figures a busy machine cannot bend: the CPU seconds of the system's processes (utime +
+   stime from /proc/<pid>/stat) and the API requests they made (the apiserver's audit log, one
+   line per request of the admin credentials, told apart by each system's user agent), both
+   from the first creation to the last job Running, divided by N.
+
+Before each row the script waits (up to --quiet-wait seconds) for the 1-minute load average to
+fall under --quiet-load, and records the load it started at: a row of record is taken alone.
 
 Every job is 2 workers (pods) of 1 CPU, 2 GiB:
 
@@ -55,9 +62,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -66,7 +74,7 @@ from common import REPO, append_results, loadavg, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
-from tandem.contract import JOB_NAME_LABEL  # noqa: E402
+from tandem.contract import JOB_NAME_LABEL, OPERATOR_USER_AGENT  # noqa: E402
 from tandem.controller.runtime import WORKERS  # noqa: E402
 from tests.controlplane.cluster import ControlPlane  # noqa: E402
 from tests.support.processes import stop_group  # noqa: E402
@@ -83,8 +91,20 @@ THREADS = WORKERS
 #: scheduler (tests/controlplane/cluster.py); Tandem's Python client has no limiter at all.
 CLIENT_QPS, CLIENT_BURST = 500, 1000
 TARGET_P99_FACTOR = 1.0
-TARGET_RSS_MB = 150
+TARGET_RSS_MB = 120
 WORKERS_PER_JOB = 2
+#: Every request made with the admin credentials (the operators under test, kubectl, this
+#: script), metadata only, so that each system's requests can be counted by its user agent.
+AUDIT_EVERY_REQUEST = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:masters"]
+- level: None
+"""
+#: This script's own client: its creations and its pod watch are not an operator's requests.
+BENCH_USER_AGENT = "tandem-b3-benchmark"
 
 
 def gomodcache() -> Path:
@@ -112,6 +132,116 @@ def vm_hwm_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and of its waited-for children (/proc/<pid>/stat), in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def audit_offset(cp: ControlPlane) -> int:
+    try:
+        return cp.audit_log.stat().st_size
+    except OSError:
+        return 0
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def requests_by_agent(cp: ControlPlane, offset: int, since: float, until: float) -> Counter[str]:
+    """Requests received between `since` and `until`, by user agent, from the audit log past byte
+    `offset`: one per auditID (a watch is logged when its response starts and again when it ends)."""
+    seen: dict[str, str] = {}
+    with cp.audit_log.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            try:
+                event = json.loads(line)
+                received = stamp(event["requestReceivedTimestamp"])
+            except (ValueError, KeyError):
+                continue
+            if since <= received <= until:
+                seen.setdefault(event.get("auditID", ""), event.get("userAgent", ""))
+    return Counter(seen.values())
+
+
+#: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).
+PROFILE_PACKAGES = (("tandem", "tandem/"), ("kopf", "kopf/"), ("kubernetes client", "kubernetes/"),
+                    ("urllib3", "urllib3/"), ("aiohttp", "aiohttp/"), ("json", "json/"), ("yaml", "yaml/"),
+                    ("pydantic", "pydantic"), ("asyncio", "asyncio/"), ("logging", "logging/"),
+                    ("ssl / http", "ssl.py"), ("threading", "threading.py"))
+
+
+class Profile:
+    """py-spy on the Tandem operator's process for one row: a flame graph (SVG) and the folded
+    stacks (text) that profile_summary() attributes to packages. Sampling costs CPU of its own,
+    so a profiled run is never a row of record (--profile implies --no-append)."""
+
+    def __init__(self, directory: Path, label: str, pid: int, rate: int = 100):
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(spy).exists():
+            raise SystemExit("--profile needs py-spy: `uv pip install py-spy` (or pip) into this environment")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.svg, self.folded = directory / f"tandem-{label}.svg", directory / f"tandem-{label}.txt"
+        self.spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+                                        "--format", form, "-o", str(out)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                      for form, out in (("flamegraph", self.svg), ("raw", self.folded))]
+
+    def stop(self) -> None:
+        for spy in self.spies:  # py-spy writes its output on SIGINT
+            spy.send_signal(2)
+        for spy in self.spies:
+            try:
+                spy.wait(120)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+
+
+def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, [(package, self share, inclusive share)]) of py-spy's folded stacks: self is where
+    the sample's innermost frame was, inclusive whether any frame of the stack was in it."""
+    own: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")[1:]  # the first is the thread
+        names = [package_of(frame) for frame in frames]
+        own[names[-1] if names else "other"] += count
+        for name in set(names):
+            anywhere[name] += count
+    rows = sorted(((name, own[name] / total, anywhere[name] / total) for name in set(own) | set(anywhere)),
+                  key=lambda row: -row[2]) if total else []
+    return total, rows
+
+
+def package_of(frame: str) -> str:
+    """The package a py-spy frame ("function (path/file.py:line)") belongs to."""
+    where = frame[frame.rfind("(") + 1:]
+    for name, marker in PROFILE_PACKAGES:
+        if where.startswith(marker) or f"/{marker}" in where:
+            return name
+    return "other"
+
+
+def wait_quiet(load: float, wait: float) -> str:
+    """Until the 1-minute load average is under `load` (at most `wait` s); the load then."""
+    deadline = time.time() + wait
+    while time.time() < deadline and float(loadavg().split()[0]) >= load:
+        time.sleep(5)
+    return loadavg()
 
 
 def wait_crd(cp: ControlPlane, name: str, timeout: float = 90) -> None:
@@ -160,6 +290,8 @@ class System:
     group = version = plural = kind = ""
     #: The pod label that names the job a pod belongs to.
     pod_job_label = ""
+    #: How the system's requests start their User-Agent header in the audit log.
+    user_agents: tuple[str, ...] = ()
 
     def __init__(self, cp: ControlPlane, logdir: Path):
         self.cp, self.logdir = cp, logdir
@@ -195,6 +327,9 @@ class System:
     def peak_rss_mb(self) -> float:
         return sum(vm_hwm_mb(p.pid) for p in self.processes)
 
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.processes)
+
     def base_env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig)}
 
@@ -207,6 +342,7 @@ class Tandem(System):
     name = "tandem"
     group, version, plural, kind = "tandem.dev", "v1alpha1", "trainingjobs", "TrainingJob"
     pod_job_label = JOB_NAME_LABEL
+    user_agents = ("kopf/", OPERATOR_USER_AGENT)  # its watches (kopf) and its writes (kubernetes client)
 
     def setup(self) -> None:
         self.cp.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
@@ -241,6 +377,7 @@ class Kubeflow(System):
     name = "kubeflow"
     group, version, plural, kind = "kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"
     pod_job_label = "training.kubeflow.org/job-name"
+    user_agents = ("training-operator",)  # client-go's default: the binary's name
 
     def __init__(self, cp: ControlPlane, logdir: Path, bins: Path):
         super().__init__(cp, logdir)
@@ -303,6 +440,7 @@ class Trainer(System):
     name = "trainer"
     group, version, plural, kind = "trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"
     pod_job_label = "jobset.sigs.k8s.io/jobset-name"  # the JobSet is named after its TrainJob
+    user_agents = ("trainer-controller-manager", "jobset")
     runtime = "tandem-b3-torch"
     webhook_names = ("tandem-b3-trainer-validator", "tandem-b3-jobset-mutator", "tandem-b3-jobset-validator")
 
@@ -492,14 +630,24 @@ class ScaleResult:
     rss_mb: float = float("nan")
     rss_start_mb: float = float("nan")
     wall_seconds: float = float("nan")
+    #: CPU seconds of the system's processes from the first creation to the last job Running.
+    cpu_seconds: float = float("nan")
+    #: The system's API requests in the same window, and every user agent's there.
+    requests: int = 0
+    agents: dict[str, int] = field(default_factory=dict)
+    load_before: str = "-"
     note: str = ""
 
+    def per_job(self, total: float) -> float:
+        return total / self.n if self.n else float("nan")
 
-def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
+
+def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = None) -> ScaleResult:
     from kubernetes import client, config
     cp = system.cp
     api_client = config.new_client_from_config(str(cp.kubeconfig))
     api_client.configuration.connection_pool_maxsize = 16
+    api_client.user_agent = BENCH_USER_AGENT
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     ns = f"b3-{system.name}-{n}"
     cp.kubectl("create", "namespace", ns)
@@ -541,6 +689,8 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
             custom.create_namespaced_custom_object(system.group, system.version, ns, system.plural, system.document(name))
             created[name] = t
 
+        offset, cpu_start = audit_offset(cp), system.cpu_seconds()
+        spy = Profile(profile, str(n), system.processes[0].pid) if profile and system.name == "tandem" else None
         t_start = time.time()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, names))
@@ -557,6 +707,13 @@ def run_scale(system: System, n: int, timeout: float) -> ScaleResult:
                             done_at[name] = t
             time.sleep(0.5)
         result.rss_mb = system.peak_rss_mb()
+        result.cpu_seconds = system.cpu_seconds() - cpu_start
+        if spy is not None:
+            spy.stop()
+        t_end = max(done_at.values()) if len(done_at) == n else time.time()
+        agents = requests_by_agent(cp, offset, t_start, t_end)
+        result.agents = dict(agents.most_common())
+        result.requests = sum(count for agent, count in agents.items() if agent.startswith(system.user_agents))
         with seen.lock:
             for name in names:
                 t = seen.all_at(seen.created, name)
@@ -630,6 +787,20 @@ def plot(results: list[ScaleResult], path: Path) -> Optional[Path]:
     return path
 
 
+def print_profiles(directory: Path, scales: list[int]) -> None:
+    """Each profiled row's samples by package, also written beside them as summary.md."""
+    lines = []
+    for n in scales:
+        folded = directory / f"tandem-{n}.txt"
+        if not folded.exists():
+            continue
+        total, rows = profile_summary(folded)
+        lines += ["", f"Tandem operator, {n} jobs: {total} samples (py-spy, active threads only)", "",
+                  table(("package", "self", "inclusive"), [(name, f"{own:.0%}", f"{incl:.0%}") for name, own, incl in rows])]
+    (directory / "summary.md").write_text("\n".join(lines).lstrip() + "\n")
+    print("\n".join(lines))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scales", default="100,1000,5000")
@@ -638,6 +809,10 @@ def main() -> int:
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--keep-logs", metavar="DIR", help="operator logs here (default: a temp dir, removed)")
     p.add_argument("--plot", default=str(REPO / "benchmarks" / "b3_controller.png"))
+    p.add_argument("--profile", metavar="DIR", help="py-spy the Tandem operator in each row: flame graph and "
+                   "folded stacks here, with their summary by package (implies --no-append: sampling costs CPU)")
+    p.add_argument("--quiet-load", type=float, default=1.5, help="1-minute load average to wait for before each row")
+    p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for it, seconds")
     args = p.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     wanted = args.systems.split(",")
@@ -647,7 +822,7 @@ def main() -> int:
     logdir = Path(args.keep_logs or tempfile.mkdtemp(prefix="tandem-b3-"))
     logdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    cp = ControlPlane().start()
+    cp = ControlPlane(audit_policy=AUDIT_EVERY_REQUEST).start()
     results: list[ScaleResult] = []
     notes: list[str] = []
     loads: list[str] = []
@@ -662,15 +837,19 @@ def main() -> int:
         print(f"control plane up in {cp.timings.get('ready', 0):.1f}s; logs in {logdir}", file=sys.stderr)
         for n in scales:
             for s in systems:
-                t = time.time()
-                r = run_scale(s, n, args.timeout)
-                r.wall_seconds = time.time() - t
+                before = wait_quiet(args.quiet_load, args.quiet_wait)
+                began = time.time()
+                r = run_scale(s, n, args.timeout, Path(args.profile) if args.profile else None)
+                r.wall_seconds = time.time() - began
+                r.load_before = before
                 results.append(r)
                 loads.append(f"{s.name} {n}: {loadavg()}")
                 print(f"{s.name:9s} {n:5d} jobs: {r.done}/{n} Running, p50 {percentile(r.latencies, 50):.2f}s "
                       f"p99 {percentile(r.latencies, 99):.2f}s, {r.jobs_per_s:.1f} jobs/s, create {r.create_seconds:.1f}s, "
-                      f"peak RSS {r.rss_mb:.0f} MB (at warm-up {r.rss_start_mb:.0f}) {r.note} [{r.wall_seconds:.0f}s, "
-                      f"load {loadavg()}]", file=sys.stderr, flush=True)
+                      f"peak RSS {r.rss_mb:.0f} MB (at warm-up {r.rss_start_mb:.0f}), CPU {r.cpu_seconds:.1f} s, "
+                      f"{r.requests} requests {r.note} [{r.wall_seconds:.0f}s, load before {before}, after {loadavg()}]",
+                      file=sys.stderr, flush=True)
+                print(f"  user agents in the window: {r.agents}", file=sys.stderr, flush=True)
                 state = delete_namespace(cp, f"b3-{s.name}-{n}", 300 if n >= 1000 else 60)
                 if state != "deleted":
                     notes.append(f"namespace b3-{s.name}-{n} {state} when the next run started")
@@ -682,9 +861,11 @@ def main() -> int:
 
     rows = [(r.system, r.n, f"{r.done}/{r.n}", f"{percentile(r.latencies, 50):.2f}", f"{percentile(r.latencies, 99):.2f}",
              f"{r.jobs_per_s:.1f}", f"{percentile(r.pod_latencies, 99):.2f}" if r.pod_latencies else "-",
-             f"{r.create_seconds:.1f}", f"{r.rss_mb:.0f}", f"{r.rss_start_mb:.0f}", r.note or "-") for r in results]
+             f"{r.create_seconds:.1f}", f"{r.rss_mb:.0f}", f"{r.rss_start_mb:.0f}",
+             f"{r.per_job(r.cpu_seconds) * 1000:.0f}", f"{r.per_job(r.requests):.1f}", r.load_before.split()[0],
+             r.note or "-") for r in results]
     out = table(("operator", "jobs", "Running", "p50 s", "p99 s", "jobs/s", "pods exist p99 s", "create s",
-                 "peak RSS MB", "RSS at warm-up MB", "note"), rows)
+                 "peak RSS MB", "RSS at warm-up MB", "CPU ms/job", "requests/job", "load before", "note"), rows)
     verdicts = []
     by = {(r.system, r.n): r for r in results}
     for n in scales:
@@ -696,12 +877,23 @@ def main() -> int:
             verdicts.append(f"- {n} jobs: tandem p99 / best rival's p99 ({best.system}) = {f:.2f} "
                             f"(target <= {TARGET_P99_FACTOR}: {'met' if f <= TARGET_P99_FACTOR else 'MISSED'})")
     for n in scales:
+        t, k = by.get(("tandem", n)), by.get(("kubeflow", n))
+        if t and k and t.done == n and k.done == n:
+            ratio = t.cpu_seconds / k.cpu_seconds
+            verdicts.append(f"- {n} jobs: tandem CPU per job / kubeflow's = {t.per_job(t.cpu_seconds):.3f} s / "
+                            f"{k.per_job(k.cpu_seconds):.3f} s = {ratio:.2f} (target <= 1: "
+                            f"{'met' if ratio <= 1 else 'MISSED'}); requests per job {t.per_job(t.requests):.1f} / "
+                            f"{k.per_job(k.requests):.1f}")
+    for n in scales:
         t = by.get(("tandem", n))
         if t:
             target = f" (target <= {TARGET_RSS_MB} MB: {'met' if t.rss_mb <= TARGET_RSS_MB else 'MISSED'})" if n == 1000 else ""
             verdicts.append(f"- tandem operator peak RSS at {n} jobs: {t.rss_mb:.0f} MB{target}")
     print(out)
     print("\n".join(verdicts))
+    if args.profile:
+        print_profiles(Path(args.profile), scales)
+        return 0
     png = plot(results, Path(args.plot))
     if not args.no_append:
         body = "\n".join([
@@ -709,9 +901,14 @@ def main() -> int:
             f"{BENCH_NODES} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
             "window). Fresh namespace and operator process(es) per row; jobs created from 8 client threads; every job "
             "is 2 pods. Latency = create -> both pods Running; 'pods exist' = both pods created. Peak RSS = VmHWM, "
-            "summed over the system's processes (trainer: trainer-controller-manager + JobSet controller).",
+            "summed over the system's processes (trainer: trainer-controller-manager + JobSet controller). "
+            "CPU ms/job and requests/job: the system's processes' CPU (utime + stime) and its API requests (the "
+            "apiserver's audit log, by user agent) from the first creation to the last job Running, over the jobs. "
+            f"Each row waited for a 1-minute load average under {args.quiet_load} (at most {args.quiet_wait:.0f} s); "
+            "'load before' is where it started.",
             "", *(f"- {s.name}: {s.version_note()}" for s in systems), "",
             f"Whole run {total / 60:.1f} min. Load average (1/5/15 min) after each row: " + "; ".join(loads) + ".",
+            "User agents counted: " + "; ".join(f"{s.name} {', '.join(s.user_agents)}" for s in systems) + ".",
             "", out, "", *verdicts, *(f"- {n}" for n in notes),
             *(["", f"Plot: benchmarks/{png.name} (latency CDF per scale)."] if png else []),
         ])

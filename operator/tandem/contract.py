@@ -219,6 +219,10 @@ TPU_RESOURCE = "google.com/tpu"
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
+#: The User-Agent of the operator's writes (its watches are kopf's, "kopf/<version>"): what the
+#: apiserver's audit log and request metrics show as the client, "tandem-operator/<version>".
+OPERATOR_USER_AGENT = "tandem-operator/"
+
 # --- The figures gateway (gateway/server.py) -------------------------------------------------
 
 #: Port the gateway serves on, beside the Ray head (the only port of the head's pod workers reach).

@@ -372,8 +372,11 @@ class ControlPlane:
         start_timeout: float = 120.0,
         verbosity: int = 0,
         host_address: str = "127.0.0.1",
+        audit_policy: str = AUDIT_POLICY,
     ):
         self.nodes = nodes
+        #: What the apiserver's audit log records (AUDIT_POLICY unless a benchmark counts more).
+        self.audit_policy = audit_policy
         # Where kube-apiserver listens and what it advertises. 127.0.0.1 for the kwok-only
         # tiers; a real node's pods cannot reach that, so the e2e tier passes the node's
         # bridge address (tests/controlplane/node.py), and the `kubernetes` Service then
@@ -439,7 +442,7 @@ class ControlPlane:
 
     @property
     def audit_log(self) -> Path:
-        """The apiserver's audit log (JSON lines; AUDIT_POLICY says what it records)."""
+        """The apiserver's audit log (JSON lines; self.audit_policy says what it records)."""
         if not self.workdir:
             raise RuntimeError("control plane not started")
         return Path(self.workdir) / "logs" / "audit.log"
@@ -641,7 +644,7 @@ class ControlPlane:
         (wd / "logs").mkdir(exist_ok=True)
         (wd / "pki").mkdir(exist_ok=True)
         pki = self._pki = _pki(wd / "pki", self.host_address)
-        (wd / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        (wd / "audit-policy.yaml").write_text(self.audit_policy)
 
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=False))

@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from .. import __version__
 from ..contract import (
     API_GROUP,
     API_VERSION,
@@ -35,6 +36,7 @@ from ..contract import (
     KUEUE_VERSION,
     KUEUE_WORKLOADS,
     MAX_WORKERS,
+    OPERATOR_USER_AGENT,
     PLURAL,
     VERSION,
 )
@@ -112,7 +114,9 @@ def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
     # Pooled connections: the reconcile workers' calls run at once (runtime.API_THREADS); the
     # default pool (5 per core) would open and drop a connection per call beyond it.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOLED_CONNECTIONS)
-    return BoundedApiClient(configuration)
+    api = BoundedApiClient(configuration)
+    api.user_agent = OPERATOR_USER_AGENT + __version__  # the operator, not "OpenAPI-Generator", in audit logs
+    return api
 
 
 class KubeWriter:

@@ -1,0 +1,63 @@
+"""B3's figures that load cannot bend: the API requests counted from an audit log, the CPU
+seconds read from /proc (benchmarks/b3_controller.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from b3_controller import cpu_seconds, requests_by_agent
+
+
+def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete") -> str:
+    return json.dumps({"auditID": audit_id, "userAgent": agent, "stage": stage, "requestReceivedTimestamp": received})
+
+
+def test_requests_are_counted_once_each_by_user_agent_within_the_window(tmp_path):
+    log = tmp_path / "audit.log"
+    before = event("old", "kopf/1.37", "2026-12-07T00:00:00.000000Z")
+    log.write_text(before + "\n")
+    offset = log.stat().st_size
+    lines = [
+        event("w1", "kopf/1.37", "2026-12-07T00:00:10.500000Z", "ResponseStarted"),  # a watch: two lines, one request
+        event("w1", "kopf/1.37", "2026-12-07T00:00:10.500000Z"),
+        event("p1", "tandem-operator/0.1.0", "2026-12-07T00:00:11.000000Z"),
+        event("b1", "tandem-b3-benchmark", "2026-12-07T00:00:12.000000Z"),
+        event("late", "kopf/1.37", "2026-12-07T00:01:00.000000Z"),  # after the window
+        "not json",
+    ]
+    log.write_text(before + "\n" + "\n".join(lines) + "\n")
+    since = datetime(2026, 12, 7, 0, 0, 5, tzinfo=timezone.utc).timestamp()
+    counted = requests_by_agent(SimpleNamespace(audit_log=log), offset, since, since + 30)
+    assert counted == {"kopf/1.37": 1, "tandem-operator/0.1.0": 1, "tandem-b3-benchmark": 1}
+
+
+def test_cpu_seconds_grow_with_work_and_a_gone_process_has_none():
+    start = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) >= start + 0.2
+    assert cpu_seconds(2**22 + 1) != cpu_seconds(2**22 + 1)  # nan: no such process
+
+
+def test_a_profile_is_attributed_by_package_on_its_own_and_anywhere_in_the_stack(tmp_path):
+    from b3_controller import profile_summary
+
+    folded = tmp_path / "tandem-100.txt"
+    folded.write_text(
+        "MainThread (1);run (kopf/_core/reactor/running.py:10);reconcile (tandem/controller/reconcile.py:5);"
+        "dumps (json/__init__.py:231) 3\n"
+        "MainThread (1);run (kopf/_core/reactor/running.py:10) 1\n"
+        "worker (2);call_api (kubernetes/client/api_client.py:348);urlopen (urllib3/connectionpool.py:715) 4\n")
+    total, rows = profile_summary(folded)
+    shares = {name: (own, anywhere) for name, own, anywhere in rows}
+    assert total == 8
+    assert shares["json"] == (3 / 8, 3 / 8) and shares["tandem"] == (0, 3 / 8) and shares["kopf"] == (1 / 8, 4 / 8)
+    assert shares["urllib3"] == (4 / 8, 4 / 8) and shares["kubernetes client"] == (0, 4 / 8)
