@@ -62,15 +62,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, loadavg, percentile, table
+from costs import cpu_seconds, profile_summary, requests_by_agent
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 from tandem._sys.ports import free_port  # noqa: E402
@@ -134,49 +134,11 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and of its waited-for children (/proc/<pid>/stat), in seconds."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return float("nan")
-    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def audit_offset(cp: ControlPlane) -> int:
     try:
         return cp.audit_log.stat().st_size
     except OSError:
         return 0
-
-
-def stamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def requests_by_agent(cp: ControlPlane, offset: int, since: float, until: float) -> Counter[str]:
-    """Requests received between `since` and `until`, by user agent, from the audit log past byte
-    `offset`: one per auditID (a watch is logged when its response starts and again when it ends)."""
-    seen: dict[str, str] = {}
-    with cp.audit_log.open("rb") as log:
-        log.seek(offset)
-        for line in log:
-            try:
-                event = json.loads(line)
-                received = stamp(event["requestReceivedTimestamp"])
-            except (ValueError, KeyError):
-                continue
-            if since <= received <= until:
-                seen.setdefault(event.get("auditID", ""), event.get("userAgent", ""))
-    return Counter(seen.values())
-
-
-#: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).
-PROFILE_PACKAGES = (("tandem", "tandem/"), ("kopf", "kopf/"), ("kubernetes client", "kubernetes/"),
-                    ("urllib3", "urllib3/"), ("aiohttp", "aiohttp/"), ("json", "json/"), ("yaml", "yaml/"),
-                    ("pydantic", "pydantic"), ("asyncio", "asyncio/"), ("logging", "logging/"),
-                    ("ssl / http", "ssl.py"), ("threading", "threading.py"))
 
 
 class Profile:
@@ -203,37 +165,6 @@ class Profile:
                 spy.wait(120)
             except subprocess.TimeoutExpired:
                 spy.kill()
-
-
-def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
-    """(samples, [(package, self share, inclusive share)]) of py-spy's folded stacks: self is where
-    the sample's innermost frame was, inclusive whether any frame of the stack was in it."""
-    own: Counter[str] = Counter()
-    anywhere: Counter[str] = Counter()
-    total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = stack.split(";")[1:]  # the first is the thread
-        names = [package_of(frame) for frame in frames]
-        own[names[-1] if names else "other"] += count
-        for name in set(names):
-            anywhere[name] += count
-    rows = sorted(((name, own[name] / total, anywhere[name] / total) for name in set(own) | set(anywhere)),
-                  key=lambda row: -row[2]) if total else []
-    return total, rows
-
-
-def package_of(frame: str) -> str:
-    """The package a py-spy frame ("function (path/file.py:line)") belongs to."""
-    where = frame[frame.rfind("(") + 1:]
-    for name, marker in PROFILE_PACKAGES:
-        if where.startswith(marker) or f"/{marker}" in where:
-            return name
-    return "other"
 
 
 def wait_quiet(load: float, wait: float) -> str:
@@ -711,7 +642,7 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
         if spy is not None:
             spy.stop()
         t_end = max(done_at.values()) if len(done_at) == n else time.time()
-        agents = requests_by_agent(cp, offset, t_start, t_end)
+        agents = requests_by_agent(cp.audit_log, offset, t_start, t_end)
         result.agents = dict(agents.most_common())
         result.requests = sum(count for agent, count in agents.items() if agent.startswith(system.user_agents))
         with seen.lock:

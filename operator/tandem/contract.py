@@ -220,8 +220,8 @@ TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
 #: The User-Agent of the operator's writes (its watches are kopf's, "kopf/<version>"): what the
-#: apiserver's audit log and request metrics show as the client, "tandem-operator/<version>".
-OPERATOR_USER_AGENT = "tandem-operator/"
+#: apiserver's audit log shows as the client, instead of the Kubernetes client's generator name.
+OPERATOR_USER_AGENT = "tandem-operator"
 
 # --- The figures gateway (gateway/server.py) -------------------------------------------------
 

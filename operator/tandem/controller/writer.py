@@ -24,7 +24,6 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from .. import __version__
 from ..contract import (
     API_GROUP,
     API_VERSION,
@@ -115,7 +114,7 @@ def load_config(kubeconfig: Optional[str] = None) -> client.ApiClient:
     # default pool (5 per core) would open and drop a connection per call beyond it.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOLED_CONNECTIONS)
     api = BoundedApiClient(configuration)
-    api.user_agent = OPERATOR_USER_AGENT + __version__  # the operator, not "OpenAPI-Generator", in audit logs
+    api.user_agent = OPERATOR_USER_AGENT  # the operator, not "OpenAPI-Generator", in audit logs
     return api
 
 

@@ -1,18 +1,14 @@
 """B3's figures that load cannot bend: the API requests counted from an audit log, the CPU
-seconds read from /proc (benchmarks/b3_controller.py)."""
+seconds read from /proc (benchmarks/costs.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
-from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from b3_controller import cpu_seconds, requests_by_agent
+from benchmarks.costs import cpu_seconds, profile_summary, requests_by_agent
 
 
 def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete") -> str:
@@ -34,7 +30,7 @@ def test_requests_are_counted_once_each_by_user_agent_within_the_window(tmp_path
     ]
     log.write_text(before + "\n" + "\n".join(lines) + "\n")
     since = datetime(2026, 12, 7, 0, 0, 5, tzinfo=timezone.utc).timestamp()
-    counted = requests_by_agent(SimpleNamespace(audit_log=log), offset, since, since + 30)
+    counted = requests_by_agent(log, offset, since, since + 30)
     assert counted == {"kopf/1.37": 1, "tandem-operator/0.1.0": 1, "tandem-b3-benchmark": 1}
 
 
@@ -48,8 +44,6 @@ def test_cpu_seconds_grow_with_work_and_a_gone_process_has_none():
 
 
 def test_a_profile_is_attributed_by_package_on_its_own_and_anywhere_in_the_stack(tmp_path):
-    from b3_controller import profile_summary
-
     folded = tmp_path / "tandem-100.txt"
     folded.write_text(
         "MainThread (1);run (kopf/_core/reactor/running.py:10);reconcile (tandem/controller/reconcile.py:5);"

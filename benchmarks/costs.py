@@ -1,0 +1,80 @@
+"""What a system costs per job in figures a busy machine cannot bend (B3): the CPU seconds of
+its processes, its API requests counted from the apiserver's audit log, and where a profile's
+samples went. Standard library only, so that the unit tests read it in milliseconds."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and of its waited-for children (/proc/<pid>/stat), in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def requests_by_agent(audit_log: Path, offset: int, since: float, until: float) -> Counter[str]:
+    """Requests received between `since` and `until`, by user agent, from the audit log past byte
+    `offset`: one per auditID (a watch is logged when its response starts and again when it ends)."""
+    seen: dict[str, str] = {}
+    with audit_log.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            try:
+                event = json.loads(line)
+                received = stamp(event["requestReceivedTimestamp"])
+            except (ValueError, KeyError):
+                continue
+            if since <= received <= until:
+                seen.setdefault(event.get("auditID", ""), event.get("userAgent", ""))
+    return Counter(seen.values())
+
+
+#: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).
+PROFILE_PACKAGES = (("tandem", "tandem/"), ("kopf", "kopf/"), ("kubernetes client", "kubernetes/"),
+                    ("urllib3", "urllib3/"), ("aiohttp", "aiohttp/"), ("json", "json/"), ("yaml", "yaml/"),
+                    ("pydantic", "pydantic"), ("asyncio", "asyncio/"), ("logging", "logging/"),
+                    ("ssl / http", "ssl.py"), ("threading", "threading.py"))
+
+
+def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, [(package, self share, inclusive share)]) of py-spy's folded stacks: self is where
+    the sample's innermost frame was, inclusive whether any frame of the stack was in it."""
+    own: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")[1:]  # the first is the thread
+        names = [package_of(frame) for frame in frames]
+        own[names[-1] if names else "other"] += count
+        for name in set(names):
+            anywhere[name] += count
+    rows = sorted(((name, own[name] / total, anywhere[name] / total) for name in set(own) | set(anywhere)),
+                  key=lambda row: -row[2]) if total else []
+    return total, rows
+
+
+def package_of(frame: str) -> str:
+    """The package a py-spy frame ("function (path/file.py:line)") belongs to."""
+    where = frame[frame.rfind("(") + 1:]
+    for name, marker in PROFILE_PACKAGES:
+        if where.startswith(marker) or f"/{marker}" in where:
+            return name
+    return "other"
