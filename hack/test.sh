@@ -8,10 +8,10 @@
 # background, at once, so that they overlap with the environment's install and with the unit and
 # local tiers, which run first (tests/conftest.py's TIER_ORDER) and need none of them; the tests
 # that need them wait on their locks just before they start. The control plane and node come
-# first: with the suite in streams, two of three (the cluster and e2e tiers) wait for them, so
+# first: with the suite in two streams, half of it (the cluster and e2e tiers) waits for them, so
 # they build at the tests' priority, and Kueue's Go build (one cluster file needs it) waits for
 # theirs instead of halving their CPU. The rest run at a lower priority (nice 10): the tests
-# have timeouts, those builds do not (docs/e2e.md, "Three streams"). Each is cached under ~/.cache/tandem keyed
+# have timeouts, those builds do not (docs/e2e.md, "Two streams"). Each is cached under ~/.cache/tandem keyed
 # by its inputs, so on a warm machine they return in about a second. A run of selected tests
 # (`bash hack/test.sh tests/unit`) starts none. Their logs: ~/.cache/tandem/prebuild-*.log.
 # Cold times and the critical path: docs/e2e.md.
@@ -49,10 +49,10 @@ venv="$("$repo/hack/bootstrap.sh")"
 cd "$repo"
 # This clone's source first, even if another clone shares the cached environment.
 export PYTHONPATH="$repo/operator${PYTHONPATH:+:$PYTHONPATH}"
-# The whole suite runs as three streams (pytest-xdist): most of its time is waiting on pods,
-# control planes and training steps, not CPU, so the local, e2e and cluster tiers run side by
-# side on the two cores (tests/conftest.py's work_group says which tests may share a stream;
-# docs/e2e.md, "Three streams"). A run of selected tests stays one stream, in tier order.
+# The whole suite runs as two streams (pytest-xdist): most of its time is waiting on pods,
+# control planes and training steps, not CPU, so two streams of tiers share the two cores
+# (tests/conftest.py's work_group says which tests may share a stream;
+# docs/e2e.md, "Two streams"). A run of selected tests stays one stream, in tier order.
 streams=()
-[[ $# -eq 0 ]] && streams=(-n 3 --dist loadscope --no-loadscope-reorder)
+[[ $# -eq 0 ]] && streams=(-n 2 --dist loadscope --no-loadscope-reorder)
 "$venv/bin/python" -m pytest "${streams[@]}" "$@"
