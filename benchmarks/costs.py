@@ -46,7 +46,16 @@ def requests_by_agent(audit_log: Path, offset: int, since: float, until: float) 
 PROFILE_PACKAGES = (("tandem", "tandem/"), ("kopf", "kopf/"), ("kubernetes client", "kubernetes/"),
                     ("urllib3", "urllib3/"), ("aiohttp", "aiohttp/"), ("json", "json/"), ("yaml", "yaml/"),
                     ("pydantic", "pydantic"), ("asyncio", "asyncio/"), ("logging", "logging/"),
-                    ("ssl / http", "ssl.py"), ("threading", "threading.py"))
+                    ("ssl / http", "ssl.py"), ("threading", "threading.py"), ("copy.deepcopy", "copy.py"),
+                    ("thread pools", "concurrent/futures/"))
+
+
+#: Innermost frames where a thread waits rather than computes (a reply from the API server, an
+#: idle pool worker, the event loop's selector): py-spy's --nonblocking mode cannot always tell
+#: them idle, so their samples are a bucket of their own instead of counting as their package's.
+WAITING = ("SSLSocket.read (", "SSLObject.read (", "_worker (concurrent/futures/thread.py", "Condition.wait (",
+           "Event.wait (", "EpollSelector.select (", "do_poll (urllib3/util/wait.py")
+WAITING_BUCKET = "waiting (API replies, idle pool, selector)"
 
 
 def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
@@ -63,7 +72,8 @@ def profile_summary(folded: Path) -> tuple[int, list[tuple[str, float, float]]]:
         total += count
         frames = stack.split(";")[1:]  # the first is the thread
         names = [package_of(frame) for frame in frames]
-        own[names[-1] if names else "other"] += count
+        waiting = bool(frames) and frames[-1].startswith(WAITING)
+        own[WAITING_BUCKET if waiting else names[-1] if names else "other"] += count
         for name in set(names):
             anywhere[name] += count
     rows = sorted(((name, own[name] / total, anywhere[name] / total) for name in set(own) | set(anywhere)),
