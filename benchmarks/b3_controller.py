@@ -70,9 +70,10 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, loadavg, percentile, table
-from costs import cpu_seconds, profile_summary, requests_by_agent
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
+from costs import cpu_seconds, profile_summary, requests_by_agent  # noqa: E402
+
 from tandem._sys.ports import free_port  # noqa: E402
 from tandem.contract import JOB_NAME_LABEL, OPERATOR_USER_AGENT  # noqa: E402
 from tandem.controller.runtime import WORKERS  # noqa: E402

@@ -1,24 +1,22 @@
 """What a system costs per job in figures a busy machine cannot bend (B3): the CPU seconds of
 its processes, its API requests counted from the apiserver's audit log, and where a profile's
-samples went. Standard library only, so that the unit tests read it in milliseconds."""
+samples went. Standard library and Tandem's foundation only, so that the unit tests read it in
+milliseconds."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from tandem._sys import proctree
+
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and of its waited-for children (/proc/<pid>/stat), in seconds."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return float("nan")
-    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a process and of its waited-for children, in seconds; NaN once it is gone."""
+    seconds = proctree.cpu_seconds(pid)
+    return float("nan") if seconds is None else seconds
 
 
 def stamp(text: str) -> float:

@@ -34,6 +34,14 @@ def _stat_fields(pid: int) -> Optional[list[str]]:
     return stat[stat.rindex(")") + 2:].split()
 
 
+def cpu_seconds(pid: int) -> Optional[float]:
+    """CPU time (utime + stime) of a process and of its waited-for children, or None if gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def parents() -> dict[int, int]:
     """pid -> parent pid, for every process now."""
     table: dict[int, int] = {}
