@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, loadavg, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
-from costs import cpu_seconds, profile_summary, requests_by_agent  # noqa: E402
+from costs import cpu_seconds, profile_summary, requests_by_agent, requests_by_kind  # noqa: E402
 
 from tandem._sys.ports import free_port  # noqa: E402
 from tandem.contract import JOB_NAME_LABEL, OPERATOR_USER_AGENT  # noqa: E402
@@ -567,6 +567,8 @@ class ScaleResult:
     #: The system's API requests in the same window, and every user agent's there.
     requests: int = 0
     agents: dict[str, int] = field(default_factory=dict)
+    #: The system's own requests by "verb resource[/subresource]".
+    kinds: dict[str, int] = field(default_factory=dict)
     load_before: str = "-"
     note: str = ""
 
@@ -646,6 +648,7 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
         agents = requests_by_agent(cp.audit_log, offset, t_start, t_end)
         result.agents = dict(agents.most_common())
         result.requests = sum(count for agent, count in agents.items() if agent.startswith(system.user_agents))
+        result.kinds = dict(requests_by_kind(cp.audit_log, offset, t_start, t_end, system.user_agents).most_common())
         with seen.lock:
             for name in names:
                 t = seen.all_at(seen.created, name)
@@ -782,6 +785,7 @@ def main() -> int:
                       f"{r.requests} requests {r.note} [{r.wall_seconds:.0f}s, load before {before}, after {loadavg()}]",
                       file=sys.stderr, flush=True)
                 print(f"  user agents in the window: {r.agents}", file=sys.stderr, flush=True)
+                print(f"  {r.system}'s requests by kind: {r.kinds}", file=sys.stderr, flush=True)
                 state = delete_namespace(cp, f"b3-{s.name}-{n}", 300 if n >= 1000 else 60)
                 if state != "deleted":
                     notes.append(f"namespace b3-{s.name}-{n} {state} when the next run started")
@@ -821,8 +825,10 @@ def main() -> int:
         if t:
             target = f" (target <= {TARGET_RSS_MB} MB: {'met' if t.rss_mb <= TARGET_RSS_MB else 'MISSED'})" if n == 1000 else ""
             verdicts.append(f"- tandem operator peak RSS at {n} jobs: {t.rss_mb:.0f} MB{target}")
+    kinds = [f"- {r.system} at {r.n} jobs, requests per job by kind: " + ", ".join(
+        f"{kind} {r.per_job(count):.2f}" for kind, count in r.kinds.items()) for r in results if r.kinds]
     print(out)
-    print("\n".join(verdicts))
+    print("\n".join(verdicts + kinds))
     if args.profile:
         print_profiles(Path(args.profile), scales)
         return 0
@@ -841,7 +847,7 @@ def main() -> int:
             "", *(f"- {s.name}: {s.version_note()}" for s in systems), "",
             f"Whole run {total / 60:.1f} min. Load average (1/5/15 min) after each row: " + "; ".join(loads) + ".",
             "User agents counted: " + "; ".join(f"{s.name} {', '.join(s.user_agents)}" for s in systems) + ".",
-            "", out, "", *verdicts, *(f"- {n}" for n in notes),
+            "", out, "", *verdicts, *kinds, *(f"- {n}" for n in notes),
             *(["", f"Plot: benchmarks/{png.name} (latency CDF per scale)."] if png else []),
         ])
         append_results("B3 controller: Tandem vs Kubeflow Training Operator v1.9 and Trainer v2 (JobSet)", body,

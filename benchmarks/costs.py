@@ -26,7 +26,21 @@ def stamp(text: str) -> float:
 def requests_by_agent(audit_log: Path, offset: int, since: float, until: float) -> Counter[str]:
     """Requests received between `since` and `until`, by user agent, from the audit log past byte
     `offset`: one per auditID (a watch is logged when its response starts and again when it ends)."""
-    seen: dict[str, str] = {}
+    return Counter(agent for agent, _ in _requests(audit_log, offset, since, until).values())
+
+
+def requests_by_kind(audit_log: Path, offset: int, since: float, until: float,
+                     agents: tuple[str, ...]) -> Counter[str]:
+    """The requests of the user agents starting with `agents`, by "verb resource[/subresource]"
+    (e.g. "patch trainingjobs/status"): which writes and reads a job costs, the figure a cut of
+    requests per job starts from."""
+    return Counter(kind for agent, kind in _requests(audit_log, offset, since, until).values()
+                   if agent.startswith(agents))
+
+
+def _requests(audit_log: Path, offset: int, since: float, until: float) -> dict[str, tuple[str, str]]:
+    """auditID -> (user agent, "verb resource[/subresource]") of the requests in the window."""
+    seen: dict[str, tuple[str, str]] = {}
     with audit_log.open("rb") as log:
         log.seek(offset)
         for line in log:
@@ -36,8 +50,11 @@ def requests_by_agent(audit_log: Path, offset: int, since: float, until: float) 
             except (ValueError, KeyError):
                 continue
             if since <= received <= until:
-                seen.setdefault(event.get("auditID", ""), event.get("userAgent", ""))
-    return Counter(seen.values())
+                ref = event.get("objectRef") or {}
+                resource = "/".join(part for part in (ref.get("resource", ""), ref.get("subresource", "")) if part)
+                kind = f"{event.get('verb', '')} {resource or event.get('requestURI', '')}"
+                seen.setdefault(event.get("auditID", ""), (event.get("userAgent", ""), kind))
+    return seen
 
 
 #: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).

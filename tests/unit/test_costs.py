@@ -8,11 +8,14 @@ import os
 import time
 from datetime import datetime, timezone
 
-from benchmarks.costs import WAITING_BUCKET, cpu_seconds, profile_summary, requests_by_agent
+from benchmarks.costs import WAITING_BUCKET, cpu_seconds, profile_summary, requests_by_agent, requests_by_kind
 
 
-def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete") -> str:
-    return json.dumps({"auditID": audit_id, "userAgent": agent, "stage": stage, "requestReceivedTimestamp": received})
+def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete", verb: str = "get",
+          resource: str = "pods", subresource: str = "") -> str:
+    ref = {"resource": resource, **({"subresource": subresource} if subresource else {})}
+    return json.dumps({"auditID": audit_id, "userAgent": agent, "stage": stage, "requestReceivedTimestamp": received,
+                       "verb": verb, "objectRef": ref})
 
 
 def test_requests_are_counted_once_each_by_user_agent_within_the_window(tmp_path):
@@ -32,6 +35,24 @@ def test_requests_are_counted_once_each_by_user_agent_within_the_window(tmp_path
     since = datetime(2026, 12, 7, 0, 0, 5, tzinfo=timezone.utc).timestamp()
     counted = requests_by_agent(log, offset, since, since + 30)
     assert counted == {"kopf/1.37": 1, "tandem-operator/0.1.0": 1, "tandem-b3-benchmark": 1}
+
+
+def test_a_systems_requests_are_broken_down_by_verb_and_resource(tmp_path):
+    log = tmp_path / "audit.log"
+    lines = [
+        event("s1", "tandem-operator/0.1", "2026-12-07T00:00:01Z", verb="patch", resource="trainingjobs",
+              subresource="status"),
+        event("s2", "tandem-operator/0.1", "2026-12-07T00:00:02Z", verb="patch", resource="trainingjobs",
+              subresource="status"),
+        event("c1", "tandem-operator/0.1", "2026-12-07T00:00:03Z", verb="create", resource="jobs"),
+        event("w1", "kopf/1.45", "2026-12-07T00:00:04Z", "ResponseStarted", verb="watch", resource="pods"),
+        event("w1", "kopf/1.45", "2026-12-07T00:00:04Z", verb="watch", resource="pods"),
+        event("k1", "training-operator/v1.9", "2026-12-07T00:00:05Z", verb="create", resource="pods"),
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    since = datetime(2026, 12, 7, tzinfo=timezone.utc).timestamp()
+    kinds = requests_by_kind(log, 0, since, since + 60, ("kopf/", "tandem-operator"))
+    assert kinds == {"patch trainingjobs/status": 2, "create jobs": 1, "watch pods": 1}
 
 
 def test_cpu_seconds_grow_with_work_and_a_gone_process_has_none():

@@ -25,8 +25,8 @@ from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from tandem.controller import leader, timing, writer
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
-from tandem.controller.runtime import Controller, OperatorConfig
-from tandem.controller.watching import CHILDREN, operator_settings
+from tandem.controller.runtime import Controller, OperatorConfig, register
+from tandem.controller.watching import CHILDREN, EventsOnlyDiffBase, assert_events_only, operator_settings
 
 
 def test_the_time_budget_fits_together():
@@ -105,6 +105,35 @@ def warmed(api: client.ApiClient) -> client.ApiClient:
     with pytest.raises(HTTPError):
         client.CoreV1Api(api).read_namespace("warm-up", _request_timeout=0.05)
     return api
+
+
+def test_kopf_keeps_no_diff_base_because_the_operator_registers_event_handlers_only():
+    """kopf deep-copies every event's body into a diff base for change handlers and daemons;
+    the operator has none, so the settings keep an empty one, and a registry that gained a
+    change handler or a daemon is refused rather than left blind to every change."""
+    settings = operator_settings(namespaced=False)
+    assert isinstance(settings.persistence.diffbase_storage, EventsOnlyDiffBase)
+    body = kopf.Body({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": [1] * 100}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}
+    assert settings.persistence.diffbase_storage.fetch(body=body) is None
+
+    registry = kopf.OperatorRegistry()
+    register(registry, Controller(cast(Any, None), OperatorConfig()))
+    assert_events_only(registry)  # the operator's own registry passes
+
+    @kopf.on.update(API_GROUP, VERSION, PLURAL, registry=registry)
+    def _changed(**_: Any) -> None: ...
+
+    with pytest.raises(RuntimeError, match="_changed"):
+        assert_events_only(registry)
+
+    daemons = kopf.OperatorRegistry()
+
+    @kopf.daemon(API_GROUP, VERSION, PLURAL, registry=daemons)
+    async def _watching(**_: Any) -> None: ...
+
+    with pytest.raises(RuntimeError, match="_watching"):
+        assert_events_only(daemons)
 
 
 def test_every_call_of_the_operators_client_times_out_once_without_retries(silent, tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from .health import Health
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
 from .timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
-from .watching import operator_settings
+from .watching import assert_events_only, operator_settings
 from .writer import KubeWriter, load_config
 
 log = logging.getLogger("tandem.operator")
@@ -128,6 +128,7 @@ def run(options: RunOptions) -> int:
         # The same credentials as our own client: kubeconfig or service account.
         return kopf.login_via_client(**kwargs)
 
+    assert_events_only(registry)
     try:
         kopf.run(
             registry=registry,
