@@ -319,7 +319,7 @@ def test_node_deleted_under_running_workers_restarts_the_group(cp, tmp_path):
         lost.append(victim)
         deleted_at = time.monotonic()
         cp.kubectl("delete", "node", victim)
-        # What happens (observed, k8s v1.33 + kwok v0.8): the pod stays Running on the missing
+        # What happens (observed, k8s v1.33 + kwok v0.6, as with v0.8): the pod stays Running on the missing
         # node (kwok no longer plays it; a completion kwok had already scheduled would still land);
         # the controller-manager's pod GC, after its 40 s quarantine of a missing node, marks it
         # Failed (DisruptionTarget, DeletionByPodGC) and force-deletes it; the Indexed Job

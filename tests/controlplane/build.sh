@@ -5,23 +5,30 @@
 #                                 kube-scheduler, kubelet, kube-proxy, kubectl
 #                                 (k8s.io/kubernetes at the version in go.mod)
 #   bin/kube-apiserver ... etc.   symlinks to tandem-k8s
-#   bin/kwok                      sigs.k8s.io/kwok/cmd/kwok at $KWOK_VERSION
+#   bin/kwok                      sigs.k8s.io/kwok/cmd/kwok (module kwok/: the version in its go.mod)
 #   bin/coredns                   CoreDNS with the few plugins cluster DNS needs (module coredns/)
 #   bin/tandem-pause              the real node's pod sandbox program (static, stdlib only)
 #   bin/tandem-probe              the e2e smoke test's program (static, stdlib only)
 #   bin/tandem-netpol             the real node's NetworkPolicy enforcer: kube-router's policy
 #                                 controller alone (module netpol/, its main.go says why)
 #
+# kwok/ and netpol/ require the very module versions the control plane's go.mod selects, wherever
+# their graphs meet (tests/unit/test_controlplane_modules.py checks it): Go's build cache keys a
+# compiled package by its module's version and its dependencies' keys, so with equal versions
+# their client-go, apimachinery and the rest come out of the cache that tandem-k8s just filled
+# instead of being compiled again (in a cold CI run that was 9 of the build's 32 minutes).
+# CoreDNS cannot follow: every CoreDNS release served needs a newer golang.org/x/sys than
+# Kubernetes v1.33 pins, and x/sys is under almost every package.
+#
 # The result is cached under ${TANDEM_CACHE:-~/.cache/tandem}/controlplane/<k8s-version>-<hash>/bin,
-# the hash covering the modules' go.mod, go.sum and Go sources, this script and the kwok version; a
-# second call with the cache in place builds nothing. Only the bin dir goes to stdout;
+# the hash covering the modules' go.mod, go.sum and Go sources and this script; a second call with
+# the cache in place builds nothing. Only the bin dir goes to stdout;
 # progress goes to stderr. Exit 3 when no Go toolchain is found (and nothing is cached).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 
-KWOK_VERSION="v0.8.0"
 K8S_VERSION="$(awk '/^require k8s.io\/kubernetes / {print $3} /^[[:space:]]+k8s.io\/kubernetes v/ {print $2}' go.mod | head -n1)"
 if [[ -z "$K8S_VERSION" ]]; then
   echo "build.sh: cannot read the k8s.io/kubernetes version from go.mod" >&2
@@ -29,8 +36,7 @@ if [[ -z "$K8S_VERSION" ]]; then
 fi
 
 HASH="$( {
-  echo "kwok=$KWOK_VERSION"
-  cat go.mod go.sum build.sh coredns/go.mod coredns/go.sum netpol/go.mod netpol/go.sum
+  cat go.mod go.sum build.sh coredns/go.mod coredns/go.sum netpol/go.mod netpol/go.sum kwok/go.mod kwok/go.sum
   find cmd coredns netpol -type f -name '*.go' | LC_ALL=C sort | xargs cat
 } | sha256sum | cut -c1-12)"
 
@@ -92,10 +98,11 @@ GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="$LDFLAGS" \
   -o "$TMP/bin/tandem-k8s" ./cmd/tandem-k8s
 echo "build.sh: tandem-k8s built in $(( $(date +%s) - start ))s" >&2
 
+KWOK_VERSION="$(awk '$1 == "sigs.k8s.io/kwok" {print $2}' kwok/go.mod)"
 start_kwok=$(date +%s)
 echo "build.sh: building kwok $KWOK_VERSION" >&2
-( cd "$TMP" && GOFLAGS="-buildvcs=false" GOBIN="$TMP/bin" \
-    "$GO" install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" )
+( cd kwok && GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags="-s -w" \
+    -o "$TMP/bin/kwok" sigs.k8s.io/kwok/cmd/kwok )
 echo "build.sh: kwok built in $(( $(date +%s) - start_kwok ))s" >&2
 
 start_small=$(date +%s)
