@@ -107,3 +107,12 @@ def test_the_guard_ends_as_the_forked_process_did(status, code):
     exit code follows from it as before (128+N for signal N)."""
     assert outcome(status) == code
     assert exit_code(outcome(status)) == (128 - code if code < 0 else code)
+
+
+@pytest.mark.parametrize(("code", "expected"), [(None, 0), (0, 0), (3, 3), (256 + 4, 4), ("bad input", 1)])
+def test_a_forked_script_exits_as_python_would(code, expected, capsys):
+    """sys.exit's argument: None is 0, an int its low byte, anything else printed to stderr and 1."""
+    from tandem.launch.warm import _system_exit_code
+
+    assert _system_exit_code(code) == expected
+    assert capsys.readouterr().err == ("bad input\n" if expected == 1 else "")

@@ -25,11 +25,12 @@ Lifetimes: the server dies with its agent (parent-death signal); a child dies wi
 instance SIGKILLed by torchrun or by its own parent-death signal) makes the server SIGKILL the child.
 
 What a forked child shares with the server unlike a new interpreter: the modules already imported,
-and what torch read at import from the server's environment (the agent's, which the training
-processes get as well, less torchrun's per-rank variables); the OpenMP thread count is set again
-from the child's ``OMP_NUM_THREADS``. Its /proc/PID/cmdline and environ are the server's, so the
-server records, for each guard, the pid of the process it forked (`record_path`): a tool that finds
-a rank by its guard's ``RANK`` reads its training process there.
+the seed of str hashing (unless PYTHONHASHSEED is set), and what torch read at import from the
+server's environment (the agent's, which the training processes get as well, less torchrun's
+per-rank variables); the OpenMP thread count is set again from the child's ``OMP_NUM_THREADS``,
+and NumPy's global generator is seeded afresh. Its /proc/PID/cmdline and environ are the server's,
+so the server records, for each guard, the pid of the process it forked (`record_path`): a tool
+that finds a rank by its guard's ``RANK`` reads its training process there.
 
 Standard library at import (the guard imports this module); torch only inside `serve`.
 """
@@ -172,7 +173,11 @@ def start(env: Mapping[str, str], python: str = sys.executable) -> Optional[Serv
     """Start this worker's warm server (a private directory, mode 0700, holds its socket); None
     where it cannot start, the restarts then exec Python as before. Its output goes to the
     agent's stderr: an import error there is a reason the restarts were cold."""
-    directory = tempfile.mkdtemp(prefix="tandem-warm-")  # mkdtemp makes it 0700
+    try:
+        directory = tempfile.mkdtemp(prefix="tandem-warm-")  # mkdtemp makes it 0700
+    except OSError as error:  # a read-only temporary directory: restarts start Python as before
+        print(f"tandem.launch.warm: not started: {error}", file=sys.stderr)
+        return None
     try:
         process = subprocess.Popen([python, "-m", WARM_MODULE, os.path.join(directory, SOCKET_NAME), str(os.getpid())],
                                    env=dict(env), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
@@ -407,6 +412,7 @@ def become(request: Request, fds: Sequence[int], close: Sequence[Any], server: i
         target = python_target(request.argv, sys.executable, request.env.get("PATH"))
         assert target is not None  # refused before the fork otherwise
         _threads(request.env)
+        _fresh_random()
         code = _run(target)
         _finalize()
     except BaseException:  # noqa: BLE001 - as Python's own start would, print it and exit 1
@@ -431,6 +437,15 @@ def _threads(env: Mapping[str, str]) -> None:
         import torch
 
         torch.set_num_threads(int(text))
+
+
+def _fresh_random() -> None:
+    """A new interpreter seeds NumPy's global generator from the OS; a fork would copy the
+    server's, the same in every restarted process (Python's own ``random`` reseeds itself in a
+    forked child)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def _run(target: Target) -> int:
