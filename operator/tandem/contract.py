@@ -288,6 +288,14 @@ ENV_RESTART = "TANDEM_RESTART"
 #: runPolicy.inPlaceRestarts: how often torchrun's agents may restart the training processes in
 #: place (torchrun --max-restarts) before the whole group is restarted; 0 when unset.
 ENV_IN_PLACE_RESTARTS = "TANDEM_IN_PLACE_RESTARTS"
+#: The unix socket of a worker's warm interpreter (launch/warm.py), in a directory only its user
+#: can enter: a torchrun agent with in-place restarts starts one and sets this for the training
+#: processes it starts after its first ones, whose guards ask it to fork them instead of starting Python.
+ENV_WARM_SOCKET = "TANDEM_WARM_SOCKET"
+#: "0" keeps a worker from starting its warm interpreter (every restart then starts a new Python).
+ENV_WARM = "TANDEM_WARM"
+#: The warm interpreter's niceness, so that the first start's own processes get the CPU first.
+WARM_NICE = 10
 #: The exit codes (comma-separated) a runPolicy.failurePolicy FailJob rule fails the job on: the
 #: launcher does not restart in place a training process that exited with one of them, so that
 #: the rule stays immediate. Set only with in-place restarts.

@@ -19,16 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from tandem.frameworks.pytorch import GUARD_MODULE
+from tandem.launch.warm import SOCKET_NAME, WARM_MODULE
 from tests.conftest import REPO
 from tests.support.commands import run_args, run_tandem, start_tandem, tandem_argv
 from tests.support.processes import (
     cmdline,
     environ,
+    parent,
     processes_of_job,
     tree,
     wait_for_new_pid,
     wait_gone,
     wait_until_gone,
+    warm_child,
 )
 
 pytestmark = pytest.mark.local
@@ -191,9 +195,17 @@ def test_sigkill_of_a_rank_restarts_the_group_from_its_checkpoint(tmp_path, job_
 
 
 def training_process(job_name: str, rank: int) -> int:
-    """The newest training process of global rank `rank` (jobs/train_ddp.py under torchrun)."""
-    found = [p for p in processes_of_job(job_name)
-             if b"jobs/train_ddp.py" in cmdline(p) and f"RANK={rank}".encode() in environ(p)]
+    """The newest training process of global rank `rank` (jobs/train_ddp.py under torchrun): the
+    guard that exec'd it (a first start), or after an in-place restart the process the worker's
+    warm interpreter forked for its guard, whose own cmdline and environ are the server's."""
+    found = []
+    for p in processes_of_job(job_name):
+        if b"jobs/train_ddp.py" not in cmdline(p) or f"RANK={rank}".encode() not in environ(p):
+            continue
+        if GUARD_MODULE.encode() not in cmdline(p):
+            found.append(p)
+        elif (forked := warm_child(p)) is not None:
+            found.append(forked)
     assert found, f"no training process of rank {rank}"
     return max(found)
 
@@ -230,6 +242,45 @@ def test_sigkill_of_a_rank_restarts_it_in_place(tmp_path, job_name):
         assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
         final_ranks(tmp_path, total)
         assert re.search(r"restarts: 0   in-place restarts: 1 ", output), output[-3000:]
+        recovered = re.findall(r"recovered in place in [\d.]+ s: worker (\d) rank (\d) exit (\d+) \((\w+)\)", output)
+        assert recovered == [("1", "1", "137", "SIGKILL")], output[-3000:]
+        assert wait_until_gone(job_name, 5) == []
+    finally:
+        run.kill()
+
+
+def warm_servers(job_name: str) -> list[int]:
+    """The job's warm interpreters (one per worker's agent) that listen, their sockets made."""
+    return [p for p in processes_of_job(job_name)
+            if WARM_MODULE.encode() in cmdline(p) and any(a.endswith(SOCKET_NAME.encode()) and os.path.exists(a)
+                                                          for a in cmdline(p))]
+
+
+def test_a_rank_restarted_in_place_is_forked_by_its_warm_interpreter(tmp_path, job_name):
+    """With in-place restarts each worker's agent starts a warm interpreter (launch/warm.py): the
+    restarted training processes are its children, not new interpreters, and the run ends as the
+    in-place restart without it does (every step, the same weights on both ranks)."""
+    total = 150
+    run = start_tandem(*tandem_run_args(tmp_path, job_name, "runPolicy.inPlaceRestarts=1", "runPolicy.backoffLimit=1",
+                                        command(tmp_path, total, 0.1)))
+    try:
+        step = wait_for_checkpoint(tmp_path, job_name, 2 * CHECKPOINT_EVERY)
+        deadline = time.monotonic() + 150  # a hang bound: the servers import torch at low priority
+        while len(warm_servers(job_name)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        servers = warm_servers(job_name)
+        assert len(servers) == 2, "the workers' warm interpreters did not start"
+        victims = [training_process(job_name, r) for r in (0, 1)]
+        assert all(parent(v) not in servers for v in victims)  # a first start execs Python
+        os.kill(victims[1], signal.SIGKILL)
+        restarted = [wait_for_new_process(job_name, r, victims[r]) for r in (0, 1)]
+        assert all(parent(p) in servers for p in restarted), (restarted, servers)
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output[-3000:]
+        assert "restarting all workers" not in output, output[-3000:]
+        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
+        assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
+        final_ranks(tmp_path, total)
         recovered = re.findall(r"recovered in place in [\d.]+ s: worker (\d) rank (\d) exit (\d+) \((\w+)\)", output)
         assert recovered == [("1", "1", "137", "SIGKILL")], output[-3000:]
         assert wait_until_gone(job_name, 5) == []

@@ -15,14 +15,37 @@ from typing import Callable, Iterable
 
 from tandem._sys import proctree
 from tandem._sys.proctree import alive, cmdline, descendants, environ
+from tandem.contract import ENV_WARM_SOCKET
+from tandem.launch.warm import record_path
 
-__all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "processes_of_job", "ray_pids_listed",
-           "ray_session_of", "stop_group", "tree", "wait_for_processes", "wait_gone", "wait_until_gone"]
+__all__ = ["alive", "cmdline", "descendants", "environ", "kill", "kill_job", "parent", "processes_of_job", "ray_pids_listed",
+           "ray_session_of", "stop_group", "tree", "wait_for_processes", "wait_gone", "wait_until_gone", "warm_child"]
 
 
 def processes_of_job(job: str) -> list[int]:
     """Live pids whose environment holds TANDEM_JOB=<job> (workers, torchrun, ranks)."""
     return proctree.live_with_env("TANDEM_JOB", job)
+
+
+def parent(pid: int) -> int:
+    """The pid's parent now; 0 if it is gone."""
+    return proctree.parents().get(pid, 0)
+
+
+def warm_child(guard: int) -> int | None:
+    """The training process that a worker's warm interpreter forked for the guard `guard` (after
+    an in-place restart, launch/warm.py), as the server recorded it; None if there is none
+    (a first start, where the guard exec'd the training process, or not forked yet). Its own
+    cmdline and environ are the server's: a rank is found by its guard's."""
+    prefix = f"{ENV_WARM_SOCKET}=".encode()
+    sockets = [v[len(prefix):] for v in environ(guard) if v.startswith(prefix)]
+    if not sockets:
+        return None
+    try:
+        pid = int(Path(record_path(os.fsdecode(sockets[0]), guard)).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
 
 
 def ray_pids_listed(runs: Path, job: str) -> list[int]:

@@ -14,6 +14,9 @@ itself to exit, so a rank saving a preemption checkpoint gets all the time the k
 An in-place restart waits in torch's dynamic rendezvous for the other agents; torch polls its
 state once a second there, so the first agent back waited up to a second for a peer already in.
 Here a small group polls ten times a second (`rendezvous_poll_seconds`).
+
+With in-place restarts the agent also starts the worker's warm interpreter (launch/warm.py), which
+forks the restarted training processes with torch already imported.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from ..contract import (
     ENV_MIN_WORKERS,
     ENV_RESTART,
     ENV_TERMINATION_GRACE,
+    ENV_WARM_SOCKET,
     ENV_WORKER_INDEX,
     ENV_WORKERS,
     WORLD_PATH,
 )
-from . import recovery
+from . import recovery, warm
 from .teller import Teller
 
 
@@ -128,6 +132,23 @@ def shutdown_timeout(env: Mapping[str, str]) -> Optional[int]:
     return max(0, int(text) - EXIT_MARGIN_SECONDS)
 
 
+def warm_after_first_start(agent_class: Any, socket_path: str) -> None:
+    """Give the training processes that the agent starts after its first ones the warm
+    interpreter's socket (launch/warm.py), so that their guards ask it to fork them; the first
+    ones are exec'd as always (the server is still importing then). torch's own count in their
+    environment (TORCHELASTIC_RESTART_COUNT) cannot tell: it counts the agent's own failures
+    only, and an agent that restarts because a peer's process failed starts its processes at 0."""
+    start = agent_class._start_workers
+
+    def started(self: Any, group: Any) -> Any:
+        try:
+            return start(self, group)
+        finally:  # torch copies the agent's environment into each process it starts
+            os.environ[ENV_WARM_SOCKET] = socket_path
+
+    agent_class._start_workers = started
+
+
 def main(argv: Sequence[str]) -> int:
     """Run torchrun with ``argv``; return the root-cause worker's exit code."""
     from torch.distributed.elastic.agent.server.api import WorkerState
@@ -150,9 +171,14 @@ def main(argv: Sequence[str]) -> int:
     timeout = shutdown_timeout(os.environ)
     if timeout is not None:
         os.environ[TORCH_SHUTDOWN_TIMEOUT] = str(timeout)
+    server = warm.start(os.environ) if warm.wanted(os.environ) else None
+    if server is not None:
+        warm_after_first_start(LocalElasticAgent, server.socket_path)
     try:
         return _run(torchrun_main, argv)
     finally:
+        if server is not None:
+            server.stop()
         for told in (teller, world_teller):
             if told is not None:
                 told.flush()
