@@ -292,7 +292,8 @@ ENV_IN_PLACE_RESTARTS = "TANDEM_IN_PLACE_RESTARTS"
 #: can enter: a torchrun agent with in-place restarts starts one and sets this for the training
 #: processes it starts after its first ones, whose guards ask it to fork them instead of starting Python.
 ENV_WARM_SOCKET = "TANDEM_WARM_SOCKET"
-#: "0" keeps a worker from starting its warm interpreter (every restart then starts a new Python).
+#: "0" keeps a worker from starting its warm interpreter (every restart then starts a new Python):
+#: runPolicy.warmRestarts false.
 ENV_WARM = "TANDEM_WARM"
 #: The warm interpreter's niceness, so that the first start's own processes get the CPU first.
 WARM_NICE = 10

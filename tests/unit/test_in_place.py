@@ -117,6 +117,16 @@ def test_the_rendered_pod_carries_the_budget_and_the_fail_job_codes() -> None:
     assert "TANDEM_FAIL_JOB_EXIT_CODES" not in without  # no in-place restart to keep them out of
 
 
+def test_warm_restarts_false_turns_the_workers_warm_interpreter_off() -> None:
+    """The warm interpreter's memory counts against the worker's limit: the spec can refuse it."""
+    from tandem.launch.warm import wanted
+
+    warm = worker_env(spec(runPolicy={"inPlaceRestarts": 2}))
+    cold = worker_env(spec(runPolicy={"inPlaceRestarts": 2, "warmRestarts": False}))
+    assert "TANDEM_WARM" not in warm and wanted(warm)
+    assert cold["TANDEM_WARM"] == "0" and not wanted(cold)
+
+
 # the line and its counting
 
 def test_a_recovery_line_reads_back() -> None:

@@ -319,6 +319,13 @@ class RunPolicy(_Model):
                     "group restart. 0 (the default): every failure is a whole-group restart. Per worker and per "
                     "group; other frameworks ignore it (docs/reliability.md).",
     )
+    warm_restarts: bool = Field(
+        True,
+        description="PyTorch with inPlaceRestarts >= 1: each worker keeps a warm interpreter (a Python that has "
+                    "imported torch, at low priority, about 0.4 GB of memory of its own beside torch's shared "
+                    "libraries) which forks the training processes of every in-place restart, so that a restart "
+                    "skips importing torch again. false: every restart starts a new Python (docs/reliability.md).",
+    )
     active_deadline_seconds: OptionalInt = Field(
         None, ge=1,
         description="Seconds after the job's start (status.startTime: the first reconcile that runs it, not "
