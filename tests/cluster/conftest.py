@@ -53,7 +53,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             reporter.ensure_newline()
             reporter.write_line(
                 "tandem: building the test control plane if not cached "
-                "(tests/controlplane/build.sh; cold: 10-12 CPU-minutes, about 6 minutes on an idle 2-core machine)"
+                "(tests/controlplane/build.sh; cold: about 40 CPU-minutes, 20 to 25 minutes on a 2-core machine)"
             )
         t0 = time.monotonic()
         bin_dir = build_once()
