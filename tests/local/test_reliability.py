@@ -222,6 +222,18 @@ def final_ranks(tmp_path: Path, total: int) -> None:
     assert results[0]["checksum"] == results[1]["checksum"]
 
 
+def ended_in_place(run: subprocess.Popen[str], tmp_path: Path, total: int, step: int) -> str:
+    """The run's output, once it ended 0 without a group restart, rank 0 resumed once from `step` or
+    later, and the ranks ended with the same weights."""
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output[-3000:]
+    assert "restarting all workers" not in output, output[-3000:]
+    resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
+    assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
+    final_ranks(tmp_path, total)
+    return output
+
+
 def test_sigkill_of_a_rank_restarts_it_in_place(tmp_path, job_name):
     """runPolicy.inPlaceRestarts: torchrun's agents restart the training processes, the launchers
     (the local run's workers) stay, and the run counts one in-place restart and no group restart."""
@@ -235,12 +247,7 @@ def test_sigkill_of_a_rank_restarts_it_in_place(tmp_path, job_name):
         os.kill(victim, signal.SIGKILL)
         wait_for_new_process(job_name, 1, victim)
         assert [launcher_of_worker(job_name, i) for i in (0, 1)] == launchers  # the same launchers, in place
-        output, _ = run.communicate(timeout=300)
-        assert run.returncode == 0, output[-3000:]
-        assert "restarting all workers" not in output, output[-3000:]
-        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
-        assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
-        final_ranks(tmp_path, total)
+        output = ended_in_place(run, tmp_path, total, step)
         assert re.search(r"restarts: 0   in-place restarts: 1 ", output), output[-3000:]
         recovered = re.findall(r"recovered in place in [\d.]+ s: worker (\d) rank (\d) exit (\d+) \((\w+)\)", output)
         assert recovered == [("1", "1", "137", "SIGKILL")], output[-3000:]
@@ -275,12 +282,7 @@ def test_a_rank_restarted_in_place_is_forked_by_its_warm_interpreter(tmp_path, j
         os.kill(victims[1], signal.SIGKILL)
         restarted = [wait_for_new_process(job_name, r, victims[r]) for r in (0, 1)]
         assert all(parent(p) in servers for p in restarted), (restarted, servers)
-        output, _ = run.communicate(timeout=300)
-        assert run.returncode == 0, output[-3000:]
-        assert "restarting all workers" not in output, output[-3000:]
-        resumed = [int(s) for s in re.findall(r"rank 0: resumed from step (\d+)", output)]
-        assert len(resumed) == 1 and resumed[0] >= step, (resumed, step)
-        final_ranks(tmp_path, total)
+        output = ended_in_place(run, tmp_path, total, step)
         recovered = re.findall(r"recovered in place in [\d.]+ s: worker (\d) rank (\d) exit (\d+) \((\w+)\)", output)
         assert recovered == [("1", "1", "137", "SIGKILL")], output[-3000:]
         assert wait_until_gone(job_name, 5) == []
