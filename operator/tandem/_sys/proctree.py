@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 PROC = Path("/proc")
 
@@ -151,13 +151,20 @@ def reap_orphans(own: set[int]) -> None:
                 pass
 
 
-def reap_children() -> None:
-    """Collect every exited child of ours (for a subreaper whose children are not Popen's)."""
+def exited_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each exited child of ours, collected now, until none is left exited."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def reap_children() -> None:
+    """Collect every exited child of ours (for a subreaper whose children are not Popen's)."""
+    for _ in exited_children():
+        pass
 

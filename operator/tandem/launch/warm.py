@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from .._sys.lifetime import die_with_parent
+from .._sys.proctree import exited_children
 from ..contract import ENV_IN_PLACE_RESTARTS, ENV_WARM, ENV_WARM_SOCKET, WARM_NICE
 
 #: The module the agent runs as the server.
@@ -310,13 +311,7 @@ class _Warm:
                 pass
         except BlockingIOError:
             pass
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -337,17 +332,9 @@ def _receive(conn: socket.socket) -> tuple[Request, list[int]]:
     """A guard's request and the stdio fds that came with it."""
     data, fds, _flags, _addr = socket.recv_fds(conn, 65536, STDIO_FDS)
     try:
-        while len(data) < _LENGTH.size:
-            more = conn.recv(65536)
-            if not more:
-                raise ValueError("short request")
-            data += more
+        data = _read_up_to(conn, data, _LENGTH.size)
         length = request_length(data)
-        while len(data) < _LENGTH.size + length:
-            more = conn.recv(65536)
-            if not more:
-                raise ValueError("short request")
-            data += more
+        data = _read_up_to(conn, data, _LENGTH.size + length)
         if len(fds) != STDIO_FDS:
             raise ValueError(f"{len(fds)} file descriptors instead of {STDIO_FDS}")
         return decode_request(data[_LENGTH.size:_LENGTH.size + length]), fds
@@ -355,6 +342,16 @@ def _receive(conn: socket.socket) -> tuple[Request, list[int]]:
         for fd in fds:
             os.close(fd)
         raise
+
+
+def _read_up_to(conn: socket.socket, data: bytes, size: int) -> bytes:
+    """`data` and what follows it on `conn` until it holds at least `size` bytes."""
+    while len(data) < size:
+        more = conn.recv(65536)
+        if not more:
+            raise ValueError("short request")
+        data += more
+    return data
 
 
 def _peer_pid(conn: socket.socket) -> int:
