@@ -72,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, append_results, loadavg, percentile, table
 
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
-from costs import cpu_seconds, profile_summary, requests_by_agent, requests_by_kind  # noqa: E402
+from costs import cpu_seconds, profile_summary, requests_by_agent, requests_by_kind, requests_in_window  # noqa: E402
 
 from tandem._sys.ports import free_port  # noqa: E402
 from tandem.contract import JOB_NAME_LABEL, OPERATOR_USER_AGENT  # noqa: E402
@@ -645,10 +645,11 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
         if spy is not None:
             spy.stop()
         t_end = max(done_at.values()) if len(done_at) == n else time.time()
-        agents = requests_by_agent(cp.audit_log, offset, t_start, t_end)
+        requests = requests_in_window(cp.audit_log, offset, t_start, t_end)
+        agents = requests_by_agent(requests)
         result.agents = dict(agents.most_common())
         result.requests = sum(count for agent, count in agents.items() if agent.startswith(system.user_agents))
-        result.kinds = dict(requests_by_kind(cp.audit_log, offset, t_start, t_end, system.user_agents).most_common())
+        result.kinds = dict(requests_by_kind(requests, system.user_agents).most_common())
         with seen.lock:
             for name in names:
                 t = seen.all_at(seen.created, name)

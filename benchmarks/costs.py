@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Iterable
 
 from tandem._sys import proctree
 
@@ -23,23 +24,22 @@ def stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def requests_by_agent(audit_log: Path, offset: int, since: float, until: float) -> Counter[str]:
-    """Requests received between `since` and `until`, by user agent, from the audit log past byte
-    `offset`: one per auditID (a watch is logged when its response starts and again when it ends)."""
-    return Counter(agent for agent, _ in _requests(audit_log, offset, since, until).values())
+def requests_by_agent(requests: Iterable[tuple[str, str]]) -> Counter[str]:
+    """The requests (`requests_in_window`) by user agent."""
+    return Counter(agent for agent, _ in requests)
 
 
-def requests_by_kind(audit_log: Path, offset: int, since: float, until: float,
-                     agents: tuple[str, ...]) -> Counter[str]:
+def requests_by_kind(requests: Iterable[tuple[str, str]], agents: tuple[str, ...]) -> Counter[str]:
     """The requests of the user agents starting with `agents`, by "verb resource[/subresource]"
     (e.g. "patch trainingjobs/status"): which writes and reads a job costs, the figure a cut of
     requests per job starts from."""
-    return Counter(kind for agent, kind in _requests(audit_log, offset, since, until).values()
-                   if agent.startswith(agents))
+    return Counter(kind for agent, kind in requests if agent.startswith(agents))
 
 
-def _requests(audit_log: Path, offset: int, since: float, until: float) -> dict[str, tuple[str, str]]:
-    """auditID -> (user agent, "verb resource[/subresource]") of the requests in the window."""
+def requests_in_window(audit_log: Path, offset: int, since: float, until: float) -> list[tuple[str, str]]:
+    """(user agent, "verb resource[/subresource]") of each request received between `since` and
+    `until`, from the audit log past byte `offset`: one per auditID (a watch is logged when its
+    response starts and again when it ends)."""
     seen: dict[str, tuple[str, str]] = {}
     with audit_log.open("rb") as log:
         log.seek(offset)
@@ -54,7 +54,7 @@ def _requests(audit_log: Path, offset: int, since: float, until: float) -> dict[
                 resource = "/".join(part for part in (ref.get("resource", ""), ref.get("subresource", "")) if part)
                 kind = f"{event.get('verb', '')} {resource or event.get('requestURI', '')}"
                 seen.setdefault(event.get("auditID", ""), (event.get("userAgent", ""), kind))
-    return seen
+    return list(seen.values())
 
 
 #: Where a profiled Tandem row's samples go, by the file of their frame (py-spy's short names).

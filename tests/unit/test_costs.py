@@ -8,7 +8,14 @@ import os
 import time
 from datetime import datetime, timezone
 
-from benchmarks.costs import WAITING_BUCKET, cpu_seconds, profile_summary, requests_by_agent, requests_by_kind
+from benchmarks.costs import (
+    WAITING_BUCKET,
+    cpu_seconds,
+    profile_summary,
+    requests_by_agent,
+    requests_by_kind,
+    requests_in_window,
+)
 
 
 def event(audit_id: str, agent: str, received: str, stage: str = "ResponseComplete", verb: str = "get",
@@ -33,7 +40,7 @@ def test_requests_are_counted_once_each_by_user_agent_within_the_window(tmp_path
     ]
     log.write_text(before + "\n" + "\n".join(lines) + "\n")
     since = datetime(2026, 12, 7, 0, 0, 5, tzinfo=timezone.utc).timestamp()
-    counted = requests_by_agent(log, offset, since, since + 30)
+    counted = requests_by_agent(requests_in_window(log, offset, since, since + 30))
     assert counted == {"kopf/1.37": 1, "tandem-operator/0.1.0": 1, "tandem-b3-benchmark": 1}
 
 
@@ -51,7 +58,7 @@ def test_a_systems_requests_are_broken_down_by_verb_and_resource(tmp_path):
     ]
     log.write_text("\n".join(lines) + "\n")
     since = datetime(2026, 12, 7, tzinfo=timezone.utc).timestamp()
-    kinds = requests_by_kind(log, 0, since, since + 60, ("kopf/", "tandem-operator"))
+    kinds = requests_by_kind(requests_in_window(log, 0, since, since + 60), ("kopf/", "tandem-operator"))
     assert kinds == {"patch trainingjobs/status": 2, "create jobs": 1, "watch pods": 1}
 
 
