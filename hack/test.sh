@@ -21,9 +21,13 @@ cache="${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}"
 mkdir -p "$cache"
 
 prebuilds=()
+# The last line of each log is the build's wall and CPU time (its own and every process it waited
+# for): what a cut to the cold run's hour starts from (docs/e2e.md, "Cold CI").
 prebuild() {  # name, niceness, command...: run in the background, logged; the tests wait on its lock
   local name="$1" niceness="$2"; shift 2
-  setsid nice -n "$niceness" "$@" >"$cache/prebuild-$name.log" 2>&1 </dev/null &
+  setsid nice -n "$niceness" bash -c \
+    'TIMEFORMAT="prebuild: %R s wall, %U s user, %S s system"; time "$@"' _ "$@" \
+    >"$cache/prebuild-$name.log" 2>&1 </dev/null &
   prebuilds+=("$!")
 }
 if [[ $# -eq 0 ]]; then

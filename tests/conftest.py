@@ -38,23 +38,24 @@ def tier_of(node_id: str) -> str:
 
 #: The order when the suite runs as two streams (`pytest -n 2`, hack/test.sh's
 #: whole-suite run): pytest-xdist hands the groups out in this order, each to the first stream
-#: that runs short of work. The e2e tier (one real node, so one group) goes to the second stream
-#: at once, beside the unit and local tiers on the first; the cluster tier's files fill both
-#: streams after them. In one stream the cluster tier came before the e2e tier so that a cold
-#: build of the images overlapped it; in two, the e2e tier's first tests need only the operator
-#: image, the smallest (docs/e2e.md, "Two streams").
-STREAMS_ORDER = ("unit", "local", "e2e", "cluster")
+#: that runs short of work. The local tier (the longest group, training processes beside the
+#: builds) goes to the first stream and the unit tier to the second, which then takes the e2e tier:
+#: the unit tier fills the minutes that stream would otherwise spend waiting for the control
+#: plane's build, which the e2e tier needs. The cluster tier's files fill both streams after them
+#: (docs/e2e.md, "Two streams").
+STREAMS_ORDER = ("local", "unit", "e2e", "cluster")
 
 
 def work_group(node_id: str) -> str:
     """The pytest-xdist group of a test when the suite runs as two streams: tests of one group
-    run in order in one stream. The unit and local tiers are one group, so that no two tests
-    with training processes (torch, TensorFlow, Ray) share the two cores, and no local test's
-    look at /proc meets another's processes; the e2e tier is one, since its session holds the
+    run in order in one stream. The local tier is one group, so that no two tests with training
+    processes (torch, TensorFlow, Ray) share the two cores, and no local test's look at /proc
+    meets another's processes; the unit tier, which starts no training process and scans no
+    process but its own, is one beside it; the e2e tier is one, since its session holds the
     machine's one real node; each cluster-tier file is one, so that the two streams share that
     tier (each stream starts a control plane of its own, on its own ports)."""
     tier = tier_of(node_id)
-    if tier in ("unit", "local"):
+    if tier == "local":
         return "host"
     if tier == "cluster":
         return "cluster-" + node_id.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")

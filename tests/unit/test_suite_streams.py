@@ -3,9 +3,13 @@
 from tests.conftest import STREAMS_ORDER, TIER_ORDER, work_group
 
 
-def test_tests_with_training_processes_share_one_group():
-    assert work_group("tests/unit/test_model.py::test_x") == "host"
-    assert work_group("tests/local/test_run.py::test_y[2]") == "host"
+def test_tests_with_training_processes_share_one_group_and_the_unit_tier_runs_beside_it():
+    assert work_group("tests/local/test_run.py::test_y[2]") == work_group("tests/local/test_hang.py::test_z") == "host"
+    assert work_group("tests/unit/test_model.py::test_x") == "unit"
+
+
+def test_the_unit_tier_is_handed_out_second_so_that_its_stream_takes_the_e2e_tier_next():
+    assert STREAMS_ORDER[:3] == ("local", "unit", "e2e")
 
 
 def test_the_e2e_tier_is_one_group_and_each_cluster_file_its_own():
