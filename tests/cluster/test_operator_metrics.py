@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -121,10 +122,34 @@ def test_operator_writes_status_metrics_read_from_the_gateway(control_plane, crd
         assert record["stepsTotal"] == 100000 and 0 < record["percent"] < 100 and 0 < record["stepsDone"] < 100000
         row = printed(control_plane, namespace, name)
         assert 0 < float(row["PROGRESS"]) < 100 and int(row["ETA"]) > 0
+        operator.stop()  # the status holds still: `tandem get` and the dashboard read the same figures
+        dashboard_shows_what_tandem_get_prints(control_plane, namespace, name)
     finally:
         for process in reporters:
             process.kill()
         operator.stop()
+
+
+def dashboard_shows_what_tandem_get_prints(control_plane, namespace: str, name: str) -> None:
+    """`tandem dashboard`, run with the control plane's kubeconfig, lists the job in a real browser
+    with the figures `tandem get` prints for it."""
+    from contextlib import closing
+
+    from tests.support.browser import Dashboard, chromium, iter_rows, screenshot
+    from tests.support.commands import run_tandem
+
+    kubeconfig = str(control_plane.kubeconfig)
+    got = run_tandem("get", name, "-n", namespace, "--kubeconfig", kubeconfig, env={**os.environ, "COLUMNS": "200"})
+    assert got.returncode == 0, got.stderr
+    table = dict(re.findall(r"│\s*(throughput|efficiency|straggler)\s*│\s*(.+?)\s*│", got.stdout))
+    assert table.get("throughput", "").endswith("samples/s"), got.stdout
+    with Dashboard("--kubeconfig", kubeconfig, "--runs-dir", "/nonexistent") as board, closing(chromium()) as driver:
+        driver.get(board.url)
+        row = next(r for r in iter_rows(driver) if r["Name"] == name and r["Where"] == "cluster")
+        screenshot(driver, "dashboard-cluster-jobs")
+        assert (row["Namespace"], row["Phase"]) == (namespace, "Running"), row
+        assert (row["Throughput"], row["Efficiency"]) == (table["throughput"], table["efficiency"]), (row, table)
+        assert row["Straggler"].startswith("none" if table["straggler"] == "-" else table["straggler"]), (row, table)
 
 
 def test_a_secret_planted_under_a_name_computed_from_the_job_is_never_mounted(control_plane, crd, namespace, tmp_path,

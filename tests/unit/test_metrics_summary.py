@@ -153,6 +153,27 @@ def test_slowest_rank_makes_its_worker_the_straggler():
     assert summarize(records, 3).straggler == 1
 
 
+@given(st.floats(1, 500), st.integers(2, 8), st.floats(0.05, 1.0))
+@settings(deadline=None)
+def test_without_a_baseline_efficiency_is_the_part_of_the_step_spent_computing(rate, workers, busy):
+    """No one-worker throughput: throughput / the sum of capacities, i.e. the busy fraction of each
+    step, labelled as such; a baseline, when there is one, always wins."""
+    records = {(w, 0): steady(rate, 10, busy_fraction=busy) for w in range(workers)}
+    status = summarize(records, workers)
+    assert status.efficiency_basis == "compute-time"
+    assert math.isclose(status.scaling_efficiency, busy, rel_tol=1e-6)
+    measured = summarize(records, workers, baseline=rate * 10 / 2)
+    assert measured.efficiency_basis == "baseline" and math.isclose(measured.scaling_efficiency, 2.0, rel_tol=1e-6)
+
+
+def test_no_efficiency_is_estimated_without_compute_times_or_for_one_worker():
+    assert summarize({(0, 0): steady(10, 64), (1, 0): steady(10, 64)}, 2).scaling_efficiency is None
+    alone = summarize({(0, 0): steady(10, 64, busy_fraction=0.5)}, 1)
+    assert alone.scaling_efficiency is None and alone.efficiency_basis is None
+    partly = {(0, 0): steady(10, 64, busy_fraction=0.5), (1, 0): steady(10, 64)}  # one rank without busy
+    assert summarize(partly, 2).scaling_efficiency is None
+
+
 def test_without_busy_times_capacity_is_throughput():
     records = {(0, 0): steady(10, 64), (1, 0): steady(4, 64), (2, 0): steady(10, 64)}
     assert summarize(records, 3, straggler_threshold=0.8).straggler == 1

@@ -124,6 +124,12 @@ class MetricsStatus(_Status):
     baseline_throughput: Optional[float] = Field(
         None, description="One-worker samples/s the efficiency is measured against.", ge=0, allow_inf_nan=False
     )
+    efficiency_basis: Optional[Literal["baseline", "compute-time"]] = Field(
+        None, description=("What scalingEfficiency is measured against. baseline: throughput / (workers x "
+                           "baselineThroughput). compute-time, when there is no one-worker throughput: throughput / "
+                           "the sum of the workers' capacities, i.e. the part of the step time spent computing rather "
+                           "than waiting for peers; an estimate that leaves out any slow-down of the computing "
+                           "itself (shared cores, memory bandwidth), so it can only read higher than baseline's."))
     step_time_p50: Optional[float] = Field(
         None, description="Median step time over all workers, seconds.", ge=0, allow_inf_nan=False
     )
@@ -220,6 +226,18 @@ def check_figures(figures: tuple[Figure, ...]) -> None:
 
 
 check_figures(FIGURES)
+
+
+#: What follows a scaling efficiency measured without a one-worker baseline, wherever it is shown.
+ESTIMATED = "(est. from compute time)"
+
+
+def figure_text(figure: Figure, figures: MetricsStatus) -> str:
+    """A job's figure as a view shows it; an efficiency with efficiencyBasis compute-time says so."""
+    text = figure.shown(figure.of(figures))
+    if figure.field == "scaling_efficiency" and figures.efficiency_basis == "compute-time" and text != "-":
+        text += f" {ESTIMATED}"
+    return text
 
 
 def shown(figures: Union[MetricsStatus, WorkerMetrics], view: View) -> list[tuple[Figure, float]]:

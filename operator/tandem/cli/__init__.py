@@ -15,6 +15,7 @@ from .lazy import LazyGroup
 COMMANDS = {
     "bench": "tandem.cli.bench:bench",
     "crd": "tandem.cli.crd:crd",
+    "dashboard": "tandem.cli.dashboard:dashboard",
     "delete": "tandem.cli.delete:delete",
     "get": "tandem.cli.get:get",
     "list": "tandem.cli.list_jobs:list_jobs",

@@ -13,7 +13,9 @@ Window
 Throughput
     rank samples/s = samples / seconds over its window; a worker's is the sum over its ranks
     (they train side by side); the job's is the sum over workers. Scaling efficiency =
-    throughput / (workers x one-worker throughput). Tokens/s likewise, where the steps carry
+    throughput / (workers x one-worker throughput); without a one-worker throughput, and with
+    every rank's compute time measured, throughput / the sum of the workers' capacities (below):
+    the part of the step time spent computing, labelled as such (efficiencyBasis: compute-time). Tokens/s likewise, where the steps carry
     tokens: a rank's only when all its windowed steps do, a worker's and the job's only when all
     their ranks' do (a sum over part of them would understate).
 
@@ -261,6 +263,17 @@ def efficiency(throughput: Optional[float], workers: int, baseline: Optional[flo
     return throughput / (workers * baseline)
 
 
+def compute_time_efficiency(throughput: Optional[float], capacities: Sequence[float]) -> Optional[float]:
+    """Scaling efficiency without a one-worker throughput: throughput over what the workers would
+    train at if none waited for its peers (the sum of their capacities), i.e. the part of the
+    step time spent computing. Only from two workers up, each with measured compute time: one
+    worker waits for nobody, and a capacity that fell back to throughput would read 100 %."""
+    total = sum(capacities)
+    if throughput is None or len(capacities) < 2 or total <= 0:
+        return None
+    return min(1.0, throughput / total)
+
+
 def summarize(
     records: Mapping[RankKey, Sequence[Step]],
     workers: int,
@@ -301,6 +314,10 @@ def summarize(
         return MetricsStatus(available=True, baseline_throughput=baseline, updated_at=updated_at, reason=note)
     total = finite(sum(f.throughput for f in figures))
     kept = {f.index for f in figures}
+    measured = all(r.busy is not None for w, ranks in by_worker.items() if w in kept for r in ranks if r.steps)
+    scaling, basis = finite(efficiency(total, workers, baseline)), "baseline"
+    if scaling is None and measured:
+        scaling, basis = finite(compute_time_efficiency(total, [f.capacity for f in figures])), "compute-time"
     slow, why = judge_straggler({w: r for w, r in windowed.items() if w in kept}, straggler_threshold)
     all_times = [t for f in figures for t in f.step_times]
     per_worker = [
@@ -323,7 +340,8 @@ def summarize(
         throughput=total,
         token_throughput=finite(summed(f.token_throughput for f in figures)),
         per_worker=per_worker,
-        scaling_efficiency=finite(efficiency(total, workers, baseline)),
+        scaling_efficiency=scaling,
+        efficiency_basis=basis if scaling is not None else None,
         baseline_throughput=baseline,
         step_time_p50=finite(percentile(all_times, 50)),
         step_time_p95=finite(percentile(all_times, 95)),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..api.columns import PRINTER_COLUMNS, PrinterColumn
 from ..api.recoveries import recovery_text
-from ..api.status import TrainingJobStatus, duration, parse_time, shown
+from ..api.status import TrainingJobStatus, duration, figure_text, parse_time, shown
 from ..figures.progress import progress_text
 from ..metrics.gpu import gpu_text
 
@@ -36,8 +36,8 @@ def status_table(name: str, status: TrainingJobStatus) -> Table:
         table.add_row(f"attempt {p.restart} elapsed", duration(p.elapsed))
     m = status.metrics
     if m is not None and m.available:
-        for figure, value in shown(m, "get"):
-            table.add_row(figure.label, figure.shown(value))
+        for figure, _ in shown(m, "get"):
+            table.add_row(figure.label, figure_text(figure, m))
         table.add_row("straggler", "-" if m.straggler is None else f"worker {m.straggler}")
         gpus = [f"worker {w.index}: {gpu_text(w.gpu_utilization, w.gpu_memory_used, w.gpu_memory_total)}"
                 for w in m.per_worker if w.gpus]

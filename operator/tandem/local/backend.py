@@ -17,7 +17,7 @@ from ..errors import Interrupted, JobFailed, NotFound
 from .executor import private_dir
 from .gpus import describe, worker_gpu_env
 from .logs import latest_attempt, latest_metrics, read_lines, run_is_active, worker_logs
-from .run import LocalRun, run_local
+from .run import LocalRun, local_status, run_local
 from .table import print_run_summary
 
 DEFAULT_RUNS_DIR = Path(".tandem/runs")
@@ -108,22 +108,6 @@ class LocalBackend(Backend):
             return None
         figures.pop("final", None)  # the history's marker of the run's last line, not a figure
         return MetricsStatus.model_validate(figures)
-
-
-def local_status(run: LocalRun) -> TrainingJobStatus:
-    """How a local run ended, as the status a cluster would show for it."""
-    result = run.result
-    status = TrainingJobStatus(phase="Succeeded" if result.succeeded else "Failed", restarts=result.restarts,
-                               ignored_restarts=result.ignored_restarts, metrics=run.metrics)
-    last = result.attempts[-1] if result.attempts else None
-    if result.interrupted:
-        status.last_failure = FailureStatus(reason="Interrupted", restart=result.restarts)
-    elif last is not None and last.failed is not None:
-        status.last_failure = FailureStatus(
-            worker=last.failed.index, exit_code=None if last.reason == REASON_HUNG else last.failed.code,
-            reason=last.reason,
-            action=last.verdict.action if last.verdict else "", restart=last.restart)
-    return status
 
 
 def describe_failure(failure: Optional[FailureStatus]) -> str:

@@ -53,6 +53,7 @@ from ..api.status import (
     MetricsStatus,
     ProgressStatus,
     RecoveryStatus,
+    TrainingJobStatus,
     parse_recovery,
     rfc3339,
 )
@@ -70,9 +71,11 @@ from ..contract import (
 from ..errors import Interrupted
 from ..figures import progress as progress_clock
 from ..render import render_one
+from . import record
 from .console import worker_line
 from .elastic import ElasticRun, parse_world
 from .gpus import worker_gpu_env
+from .logs import ACTIVE_MARKER
 from .plan import WorkerPlan, plan_workers
 from .tensorboard import TensorBoardServer
 from .threads import local_thread_env, physical_cores
@@ -81,7 +84,6 @@ from .threads import local_thread_env, physical_cores
 #: within 5 s in all).
 STOP_GRACE_SECONDS = 3.0
 TAIL_LINES = 20
-ACTIVE_MARKER = ".active"
 #: After a first failure, how long to wait for peers' failures before naming the root cause.
 SETTLE_SECONDS = 0.5
 #: Longer than the figures service ever goes without a word while it is up (it sends figures each
@@ -127,6 +129,8 @@ class RunResult:
     recoveries: Recoveries = field(default_factory=Recoveries)
     #: An elastic run's range, rejoins and world sizes (local/elastic.py); None for a fixed size.
     elastic: Optional[ElasticRun] = None
+    #: When the first group started (RFC 3339; status.startTime).
+    started_at: Optional[str] = None
 
     @property
     def in_place_restarts(self) -> int:
@@ -272,6 +276,7 @@ class LocalExecutor:
         previous = _install_stop_signals(ignore_interrupt=self.debug)
         active = self.run_dir / ACTIVE_MARKER  # `tandem logs --follow` stops when it is gone
         active.write_text(str(os.getpid()))
+        result.started_at = self._record_start()
         self._started = time.monotonic()  # the deadline's clock: api/deadline.py
         try:
             so_far = Restarts()
@@ -296,6 +301,15 @@ class LocalExecutor:
             active.unlink(missing_ok=True)
             _restore_signals(previous)
         return result
+
+    def _record_start(self) -> str:
+        """Write the run's record as Running (local/record.py) and return its start time; a resumed
+        run keeps the start of the run it resumes, as a cluster job keeps status.startTime."""
+        earlier = (record.read(self.run_dir) or {}).get("status") or {}
+        started = earlier.get("startTime") or rfc3339(datetime.now(timezone.utc))
+        record.write(self.run_dir, self.job, TrainingJobStatus(
+            phase="Running", start_time=started, desired_workers=self.job.spec.worker_count))
+        return str(started)
 
     def _group_restart(self, attempt: Attempt) -> None:
         """Record the whole-group restart about to happen; its seconds are known once the next group starts."""

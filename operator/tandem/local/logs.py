@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator, Optional
 from .._sys.proctree import alive
 
 _WORKER_LOG = re.compile(r"worker-(\d+)\.log$")
+#: A run directory's marker while its `tandem run` lives: that process's pid.
+ACTIVE_MARKER = ".active"
 
 
 def runs_of(run_root: Path, job: str) -> list[Path]:
@@ -22,15 +24,26 @@ def runs_of(run_root: Path, job: str) -> list[Path]:
 def latest_attempt(run_root: Path, job: str) -> Optional[Path]:
     """The newest attempt of the newest run of `job`, or None if it never ran here."""
     for run in reversed(runs_of(run_root, job)):
-        attempts = sorted((run / "logs").glob("attempt-*"), key=lambda p: int(p.name.split("-")[1]))
-        if attempts:
-            return attempts[-1]
+        attempt = latest_attempt_of(run)
+        if attempt is not None:
+            return attempt
     return None
+
+
+def latest_attempt_of(run: Path) -> Optional[Path]:
+    """The newest attempt of one run, or None before its first."""
+    attempts = sorted((run / "logs").glob("attempt-*"), key=lambda p: int(p.name.split("-")[1]))
+    return attempts[-1] if attempts else None
 
 
 def run_is_active(attempt: Path) -> bool:
     """True while the `tandem run` that writes this attempt is alive."""
-    marker = attempt.parent.parent / ".active"
+    return run_dir_is_active(attempt.parent.parent)
+
+
+def run_dir_is_active(run_dir: Path) -> bool:
+    """True while the `tandem run` of this run directory is alive (its `.active` marker names it)."""
+    marker = run_dir / ACTIVE_MARKER
     try:
         pid = int(marker.read_text())
     except (OSError, ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -18,8 +19,10 @@ from rich.console import Console
 
 from .._sys.netns import PrivateNetwork
 from ..api.model import TrainingJob
-from ..api.status import MetricsStatus
-from . import baseline as baselines
+from ..api.status import FailureStatus, MetricsStatus, ProgressStatus, TrainingJobStatus, rfc3339
+from ..contract import REASON_HUNG
+from ..figures.progress import done
+from . import baseline as baselines, record
 from .executor import LocalExecutor, RunResult
 
 
@@ -47,9 +50,39 @@ def private_network(console: Console) -> Iterator[Optional[PrivateNetwork]]:
 
 
 def run_local(job: TrainingJob, run_root: Path, console: Console, **options: Any) -> LocalRun:
-    """Run the job on this machine, in a private network namespace where the system allows one."""
+    """Run the job on this machine, in a private network namespace where the system allows one;
+    its record (local/record.py) ends with the status a cluster would show for it."""
     with private_network(console) as network:
-        return _run_local(job, run_root, console, network=network, **options)
+        run = _run_local(job, run_root, console, network=network, **options)
+    record.write(run.result.run_dir, job, local_status(run))
+    return run
+
+
+def local_status(run: LocalRun) -> TrainingJobStatus:
+    """How a local run ended, as the status a cluster would show for it: phase, restarts, each
+    recovery, the last failure, the final figures and the progress they tell."""
+    result = run.result
+    metrics = run.metrics
+    elastic = result.elastic
+    status = TrainingJobStatus(
+        phase="Succeeded" if result.succeeded else "Failed", restarts=result.restarts,
+        ignored_restarts=result.ignored_restarts, in_place_restarts=result.in_place_restarts,
+        recoveries=list(result.recoveries.latest), metrics=metrics, start_time=result.started_at,
+        completion_time=rfc3339(datetime.now(timezone.utc)),
+        desired_workers=elastic.desired if elastic is not None else None,
+        world_size=elastic.world_size if elastic is not None else None,
+        tensorboard=result.tensorboard.url if result.tensorboard is not None else None)
+    if metrics is not None and metrics.per_worker:
+        status.progress = ProgressStatus(**done(metrics.per_worker))
+    last = result.attempts[-1] if result.attempts else None
+    if result.interrupted:
+        status.last_failure = FailureStatus(reason="Interrupted", restart=result.restarts)
+    elif last is not None and last.failed is not None:
+        status.last_failure = FailureStatus(
+            worker=last.failed.index, exit_code=None if last.reason == REASON_HUNG else last.failed.code,
+            reason=last.reason,
+            action=last.verdict.action if last.verdict else "", restart=last.restart)
+    return status
 
 
 def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Optional[PrivateNetwork],
@@ -89,6 +122,6 @@ def _run_local(job: TrainingJob, run_root: Path, console: Console, network: Opti
             command=list(spec.command), run=str(executor.run_dir))
         if status.scaling_efficiency is None:
             status.baseline_throughput = status.throughput
-            status.scaling_efficiency = 1.0
+            status.scaling_efficiency, status.efficiency_basis = 1.0, "baseline"
             run.baseline_source = "this run"
     return run

@@ -68,8 +68,8 @@ def run_point(file: str, overrides: Sequence[str], workers: int, runs_dir: Path,
     efficiency = None
     if throughput is not None and baseline:
         efficiency = throughput / (workers * baseline)
-    elif m is not None and m.available:
-        efficiency = m.scaling_efficiency
+    elif m is not None and m.available and m.efficiency_basis == "baseline":
+        efficiency = m.scaling_efficiency  # a recorded baseline's; a compute-time estimate is no sweep point
     point = Point(
         workers=workers, succeeded=ok, throughput=throughput,
         per_worker=None if throughput is None else throughput / workers,

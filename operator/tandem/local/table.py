@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..api.model import TrainingJob
 from ..api.recoveries import recovery_text
-from ..api.status import FIGURES, Figure, MetricsStatus, WorkerMetrics, shown
+from ..api.status import ESTIMATED, FIGURES, Figure, MetricsStatus, WorkerMetrics, shown
 from ..contract import REASON_DEADLINE_EXCEEDED, REASON_HUNG
 from ..metrics.gpu import gpu_text
 from .executor import Attempt, RunResult
@@ -38,7 +38,11 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
     if metrics.throughput is None:
         return ["metrics: no steps were reported"]
     line = "   ".join(f"{figure.label}: [bold]{figure.shown(value)}[/]" for figure, value in shown(metrics, "run"))
-    if metrics.scaling_efficiency is not None and metrics.baseline_throughput is not None:
+    if metrics.scaling_efficiency is not None and metrics.efficiency_basis == "compute-time":
+        efficiency = (f"scaling efficiency: [bold]{metrics.scaling_efficiency:.0%}[/] {ESTIMATED}: the workers "
+                      f"computed {metrics.scaling_efficiency:.0%} of each step and waited for their peers the rest; "
+                      "no one-worker baseline yet (run with --workers 1 once to measure against one)")
+    elif metrics.scaling_efficiency is not None and metrics.baseline_throughput is not None:
         efficiency = (f"scaling efficiency: [bold]{metrics.scaling_efficiency:.0%}[/] against "
                       f"{metrics.baseline_throughput:,.1f} samples/s per worker"
                       + (f" ({baseline_source})" if baseline_source else ""))
@@ -49,6 +53,8 @@ def metrics_lines(metrics: MetricsStatus, baseline_source: str = "") -> list[str
         lines.append(f"[yellow]{straggler_text(metrics)}[/]")
     elif metrics.straggler_check:
         lines.append(f"straggler: none named ({metrics.straggler_check})")
+    elif len(metrics.per_worker) > 1:
+        lines.append("straggler: none (no worker computes below the straggler threshold of its peers' median)")
     return lines
 
 
