@@ -55,3 +55,24 @@ def test_wrap_names_the_holder_and_its_namespace():
         network.process.kill()
         network.process.wait()
     assert wrapped[1:] == ["-m", "tandem._sys.netns", f"{network.process.pid}:4026532999", "--", "python", "x.py"]
+
+
+def test_inside_a_real_namespace_loopback_mapped_to_ipv6_has_a_name_and_the_working_directory_stays(tmp_path):
+    """torch's TCPStore sees a peer on 127.0.0.1 as ::ffff:127.0.0.1 and names it: inside the run's
+    namespace that form is in /etc/hosts (no DNS is reachable there), and only there."""
+    import pytest
+
+    network = PrivateNetwork()
+    if not network.start():
+        pytest.skip(f"no private network namespace on this system: {network.reason}")
+    probe = ("import os, socket; print(socket.getnameinfo(('::ffff:127.0.0.1', 80, 0, 0), 0)[0]); "
+             "print(os.getcwd())")
+    try:
+        done = subprocess.run(network.wrap([sys.executable, "-c", probe]), capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+    finally:
+        network.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["localhost", str(tmp_path)]
+    with open("/etc/hosts") as hosts:
+        assert "::ffff:127.0.0.1" not in hosts.read()  # the host's own file is untouched

@@ -29,12 +29,24 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 from typing import Optional, Sequence
 
 from .lifetime import die_with_parent
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+HOSTS = "/etc/hosts"
+#: What the namespace's own hosts file adds to the host's. torch's TCPStore listens on an IPv6
+#: socket, so a worker connecting to 127.0.0.1 arrives as ::ffff:127.0.0.1, which it then names
+#: with getnameinfo; no hosts file lists that form, and the DNS server the host's resolv.conf names
+#: is out of reach from a namespace with loopback only, so the lookup failed as "try again" and
+#: every rendezvous printed c10d's "hostname of the client socket cannot be retrieved" warning.
+HOSTS_ADDED = "\n# tandem: this run's private network namespace (loopback only)\n::ffff:127.0.0.1 localhost\n"
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
@@ -76,27 +88,61 @@ def _loopback_up() -> None:
 
 def create() -> None:
     """Move this process into a new network namespace (and user namespace, unless root) with
-    loopback up. Raises OSError saying why not."""
+    loopback up, and a mount namespace whose /etc/hosts also names loopback's IPv6-mapped form
+    (`HOSTS_ADDED`). Raises OSError saying why not."""
     if os.geteuid() == 0:
-        _call("unshare", CLONE_NEWNET)
+        _call("unshare", CLONE_NEWNET | CLONE_NEWNS)
     else:
         uid, gid = os.getuid(), os.getgid()
-        _call("unshare", CLONE_NEWUSER | CLONE_NEWNET)
+        _call("unshare", CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS)
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
     _loopback_up()
+    _own_hosts()
+
+
+def _mount(source: Optional[str], target: str, flags: int) -> None:
+    if _libc is None:
+        raise OSError("mount() is not available on this system")
+    encoded = None if source is None else source.encode()
+    if _libc.mount(encoded, target.encode(), None, ctypes.c_ulong(flags), None) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def _own_hosts() -> None:
+    """Bind a copy of the host's /etc/hosts with `HOSTS_ADDED` over it, in this mount namespace
+    only (made private first, so nothing propagates back to the host). Best effort: where the
+    system refuses, the run loses nothing but the fix of a warning."""
+    try:
+        with open(HOSTS, encoding="utf-8", errors="replace") as hosts:
+            text = hosts.read()
+        _mount(None, "/", MS_REC | MS_PRIVATE)
+        fd, copy = tempfile.mkstemp(prefix="tandem-hosts-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text + HOSTS_ADDED)
+            os.chmod(copy, 0o644)
+            _mount(copy, HOSTS, MS_BIND)
+        finally:
+            os.unlink(copy)  # the bind mount keeps the file for as long as the namespace lives
+    except OSError:
+        pass
 
 
 def enter(pid: int, net_inode: int) -> None:
     """Join the network namespace of process `pid`, which must be the namespace `net_inode` (and
-    first its user namespace, if it has its own). Must run single-threaded: the kernel refuses to
-    move a threaded process's user ns. The check is made on the descriptor that is then joined, so
-    the pid cannot change hands in between."""
+    first its user namespace, if it has its own, then its mount namespace, for its hosts file).
+    Must run single-threaded: the kernel refuses to move a threaded process's user or mount ns.
+    The check is made on the descriptor that is then joined, so the pid cannot change hands in
+    between. Joining a mount namespace moves the process to its root, so the working directory is
+    taken again after."""
     gone = f"the run's network namespace is gone: its holder (pid {pid}) has ended"
+    cwd = os.getcwd()
     fds: dict[str, int] = {}
     try:
-        for kind in ("user", "net"):
+        for kind in ("user", "net", "mnt"):
             fds[kind] = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
     except FileNotFoundError:
         for fd in fds.values():
@@ -105,12 +151,13 @@ def enter(pid: int, net_inode: int) -> None:
     try:
         if os.fstat(fds["net"]).st_ino != net_inode:
             raise OSError(gone)
-        for kind, flag in (("user", CLONE_NEWUSER), ("net", CLONE_NEWNET)):
+        for kind, flag in (("user", CLONE_NEWUSER), ("net", CLONE_NEWNET), ("mnt", CLONE_NEWNS)):
             if os.stat(f"/proc/self/ns/{kind}").st_ino != os.fstat(fds[kind]).st_ino:
                 _call("setns", fds[kind], flag)
     finally:
         for fd in fds.values():
             os.close(fd)
+    os.chdir(cwd)
 
 
 class PrivateNetwork:
