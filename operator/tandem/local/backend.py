@@ -53,6 +53,8 @@ class LocalBackend(Backend):
         print_run_summary(console, job, run.result, run.metrics, run.baseline_source)
         if run.baseline_recorded:
             console.print(f"one-worker baseline recorded: {run.baseline_recorded}")
+        runs_dir = "" if self.runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {self.runs_dir}"
+        console.print(f"in a browser, with its charts and timeline: [bold]tandem dashboard{runs_dir}[/]", soft_wrap=True)
         return run
 
     def run(self, job: TrainingJob) -> int:
