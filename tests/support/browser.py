@@ -87,4 +87,4 @@ def iter_rows(driver: Any) -> Iterator[dict[str, str]]:
     for tr in driver.find_elements(By.CSS_SELECTOR, "#rows tr"):
         cells = tr.find_elements(By.CSS_SELECTOR, "th, td")
         if len(cells) == len(headers):
-            yield dict(zip(headers, (c.text for c in cells)))
+            yield dict(zip(headers, (c.text for c in cells), strict=True))

@@ -370,6 +370,38 @@ class ProgressStatus(_Status):
     elapsed: Optional[int] = Field(None, ge=0, description="Seconds this group (attempt) has run, from since to checkedAt.")
 
 
+#: At most this many points, and lines of this many workers, in status.metricsHistory: a status
+#: object must stay small whatever the job's length or size (each write sends the whole history).
+MAX_HISTORY_POINTS = 120
+MAX_HISTORY_WORKERS = 8
+
+
+class HistoryPoint(_Status):
+    """The job's figures at one read of them (a merged point: the mean of the two it replaced)."""
+
+    t: int = Field(ge=0, description="When the figures were read (seconds since the epoch, UTC).")
+    throughput: float = Field(ge=0, allow_inf_nan=False, description="Samples per second of all workers.")
+    efficiency: Optional[float] = Field(None, ge=0, allow_inf_nan=False, description="Scaling efficiency, when known.")
+    workers: list[float] = Field(
+        default_factory=list, max_length=MAX_HISTORY_WORKERS,
+        description="Samples per second of each worker of workerIndexes, in that order; 0 for one that reported no "
+                    "step in the window.")
+
+
+class MetricsHistory(_Status):
+    """status.metrics over time, kept with the job so that its charts (tandem dashboard) outlive the job's end
+    and any viewer. Bounded: when the points reach their limit, neighbours merge in pairs and points come half
+    as often, so a long job keeps its whole run at a coarser grain."""
+
+    spacing: int = Field(ge=1, description="Seconds between points at least; doubles each time the points merge.")
+    worker_indexes: list[int] = Field(
+        default_factory=list, max_length=MAX_HISTORY_WORKERS,
+        description=f"The workers whose throughput is kept per point: the first {MAX_HISTORY_WORKERS} by index.")
+    points: list[HistoryPoint] = Field(
+        default_factory=list, max_length=MAX_HISTORY_POINTS,
+        description=f"The figures over time, oldest first (at most {MAX_HISTORY_POINTS}).")
+
+
 class TrainingJobStatus(_Status):
     """Observed state of a TrainingJob."""
 
@@ -398,6 +430,8 @@ class TrainingJobStatus(_Status):
     completion_time: Optional[str] = Field(None, description="When the job Succeeded or Failed (RFC 3339).")
     observed_generation: Optional[int] = Field(None, description="The .metadata.generation last reconciled.")
     metrics: Optional[MetricsStatus] = Field(None, description="Throughput, scaling efficiency and straggler.")
+    metrics_history: Optional[MetricsHistory] = Field(
+        None, description="Throughput and efficiency over time, bounded and downsampled (tandem dashboard's charts).")
     tensorboard: Optional[str] = Field(None, description="Address of the job's TensorBoard, when enabled.")
     ignored_restarts: int = Field(0, description="Restarts a failure rule with action Ignore did not count against backoffLimit.")
     last_failure: Optional[FailureStatus] = Field(None, description="The last failure and the failure rule that decided it.")

@@ -1,10 +1,11 @@
 """The job page's charts: each worker's throughput, step time and GPU use over time, and the job's
 scaling efficiency, from a run of figures (`MetricsStatus` samples, oldest first).
 
-Pure. A local run keeps every sample (`<run dir>/metrics.jsonl`, one a second); a cluster job's
-come from its status. Whatever their number, a chart gets at most `MAX_POINTS` (evenly spaced,
-the newest always kept): a day-long run must not send the browser 86,400 points per line. The same
-series also make the chart's text alternative (`summary`): what a screen reader or curl reads.
+Pure. A local run keeps every sample (`<run dir>/metrics.jsonl`, one a second); a cluster job
+keeps a bounded, downsampled history in its status (`from_history`). Whatever their number, a
+chart gets at most `MAX_POINTS` (evenly spaced, the newest always kept): a day-long run must not
+send the browser 86,400 points per line. The same series also make the chart's text alternative
+(`summary`): what a screen reader or curl reads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from ..api.status import MetricsStatus, parse_time
+from ..api.status import MetricsHistory, MetricsStatus, parse_time
 
 #: Points per line at most.
 MAX_POINTS = 400
@@ -81,6 +82,24 @@ def series(samples: Sequence[MetricsStatus], limit: int = MAX_POINTS) -> Series:
             for key, *_ in WORKER_LINES:
                 value = getattr(worker, key) if worker is not None else None
                 result.workers[index][key].append(None if value is None else float(value))
+    return result
+
+
+def from_history(history: Optional[MetricsHistory]) -> Series:
+    """The charts' columns from a job's status.metricsHistory (a cluster job's: figures/history.py),
+    which keeps throughput per worker only."""
+    result = Series()
+    if history is None:
+        return result
+    result.workers = {i: {key: [] for key, *_ in WORKER_LINES} for i in history.worker_indexes}
+    for kept in history.points:
+        result.t.append(float(kept.t))
+        result.throughput.append(kept.throughput)
+        result.efficiency.append(kept.efficiency)
+        for position, index in enumerate(history.worker_indexes):
+            for key, *_ in WORKER_LINES:
+                value = kept.workers[position] if key == "throughput" and position < len(kept.workers) else None
+                result.workers[index][key].append(value)
     return result
 
 

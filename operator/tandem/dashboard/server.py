@@ -23,7 +23,7 @@ from aiohttp import web
 from ..api.status import rfc3339
 from . import views
 from .rows import JobDocument
-from .series import series
+from .series import Series, from_history, series
 from .sources import ClusterJobs, LocalRuns
 
 HERE = Path(__file__).parent
@@ -91,28 +91,29 @@ class Dashboard:
         return views.jobs_page(jobs, datetime.now(timezone.utc), request.query.get("namespace", ""),
                                request.query.get("phase", ""), sources, problems)
 
-    def find(self, request: web.Request) -> tuple[JobDocument, Callable[[], Any], Callable[[], dict[int, list[str]]]]:
-        """The job a URL names, with how to read its samples and its logs; 404 when there is none."""
+    def find(self, request: web.Request) -> tuple[JobDocument, Callable[[], Series], Callable[[], dict[int, list[str]]]]:
+        """The job a URL names, with how to read its charts' series and its logs; 404 when there is none."""
         info = request.match_info
         if info["source"] == "local":
             found = self.local.find(info["a"], info["b"])
             if found is not None:
                 job, run_dir = found
-                return job, lambda: self.local.history(run_dir), lambda: self.local.log_tails(run_dir)
+                return job, lambda: series(self.local.history(run_dir)), lambda: self.local.log_tails(run_dir)
         elif info["source"] == "cluster" and self.cluster is not None:
             cluster, namespace, name = self.cluster, info["a"], info["b"]
             job_doc = cluster.find(namespace, name)
             if job_doc is not None:
-                return job_doc, lambda: cluster.history(namespace, name), lambda: cluster.log_tails(namespace, name)
+                return (job_doc, lambda: from_history(job_doc.status.metrics_history),
+                        lambda: cluster.log_tails(namespace, name))
         raise web.HTTPNotFound(text="no such job here\n")
 
     def job_page(self, request: web.Request) -> views.JobPage:
-        job, samples, logs = self.find(request)
-        return views.job_page(job, datetime.now(timezone.utc), samples(), logs())
+        job, drawn, logs = self.find(request)
+        return views.job_page(job, datetime.now(timezone.utc), drawn(), logs())
 
     def series(self, request: web.Request) -> dict[str, Any]:
-        _, samples, _ = self.find(request)
-        return series(samples()).as_json()
+        _, drawn, _ = self.find(request)
+        return drawn().as_json()
 
 
 def make_app(dashboard: Dashboard) -> web.Application:

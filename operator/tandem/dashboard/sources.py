@@ -9,9 +9,7 @@ kubeconfig context's namespace: what `kubectl get tj` would show this user, noth
 
 from __future__ import annotations
 
-import collections
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -37,8 +35,6 @@ TAIL_BYTES = 64 * 1024
 LOG_LINES = 40
 #: Seconds an API call may take before the page says the cluster did not answer.
 API_TIMEOUT = 10
-#: Status samples kept per cluster job while the dashboard runs (one per change of its figures).
-MAX_SAMPLES = 3600
 
 
 def tail(path: Path, lines: int, limit: int = TAIL_BYTES) -> list[str]:
@@ -134,9 +130,6 @@ class ClusterJobs:
         """`only_namespace`: list that namespace's jobs only, not every one the user may list."""
         self.client = client
         self.only_namespace = only_namespace
-        self._lock = threading.Lock()
-        #: (namespace, name) -> figures samples seen while the dashboard runs, oldest first.
-        self._samples: dict[tuple[str, str], collections.deque[MetricsStatus]] = {}
 
     def _list(self) -> tuple[list[dict[str, Any]], str]:
         custom = self.client.custom
@@ -162,22 +155,7 @@ class ClusterJobs:
             metadata = item.get("metadata") or {}
             ref = JobRef("cluster", str(metadata.get("namespace", "")), str(metadata.get("name", "")))
             jobs.append(JobDocument(ref, item))
-            self._sample(ref, item)
         return ClusterView(jobs, scope)
-
-    def _sample(self, ref: JobRef, item: dict[str, Any]) -> None:
-        """Keep the job's figures if they changed since the last sample: its chart while the dashboard runs."""
-        figures = ((item.get("status") or {}).get("metrics")) or None
-        if not isinstance(figures, dict):
-            return
-        try:
-            sample = MetricsStatus.model_validate(figures)
-        except ValueError:
-            return
-        with self._lock:
-            kept = self._samples.setdefault((ref.namespace, ref.name), collections.deque(maxlen=MAX_SAMPLES))
-            if not kept or kept[-1].updated_at != sample.updated_at:
-                kept.append(sample)
 
     def find(self, namespace: str, name: str) -> Optional[JobDocument]:
         try:
@@ -185,13 +163,7 @@ class ClusterJobs:
                                      API_GROUP, VERSION, namespace, PLURAL, name, _request_timeout=API_TIMEOUT)
         except TandemError:
             return None
-        ref = JobRef("cluster", namespace, name)
-        self._sample(ref, item)
-        return JobDocument(ref, item)
-
-    def history(self, namespace: str, name: str) -> list[MetricsStatus]:
-        with self._lock:
-            return list(self._samples.get((namespace, name), ()))
+        return JobDocument(JobRef("cluster", namespace, name), item)
 
     def log_tails(self, namespace: str, name: str) -> dict[int, list[str]]:
         """Each worker pod's last lines (container `worker`), as `kubectl logs --tail` gives them."""

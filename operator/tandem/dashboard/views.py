@@ -79,14 +79,12 @@ def _gpu(worker: WorkerMetrics) -> str:
     return f"{worker.gpus} x {worker_gpu_text(worker.gpu_utilization, worker.gpu_memory_used, worker.gpu_memory_total)}"
 
 
-def job_page(job: JobDocument, now: datetime, samples: Sequence[MetricsStatus],
-             logs: dict[int, list[str]]) -> JobPage:
+def job_page(job: JobDocument, now: datetime, drawn: charts.Series, logs: dict[int, list[str]]) -> JobPage:
     status = effective_status(job)
     phase = phase_of(job, status)
     metrics = status.metrics
     figures = [(f.label, figure_text(f, metrics)) for f, _ in shown(metrics, "get")] if metrics and metrics.available else []
     headers, workers = _worker_figures(metrics)
-    drawn = charts.series(samples)
     live = phase in ("Pending", "Running", "Restarting") and (job.ref.source == "cluster" or job.alive)
     reason = "" if metrics is None or metrics.available else (metrics.reason or "figures unavailable")
     return JobPage(row(job, now), phase, live, figures, headers, workers, events(status, phase),

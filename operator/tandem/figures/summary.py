@@ -15,9 +15,10 @@ Throughput
     (they train side by side); the job's is the sum over workers. Scaling efficiency =
     throughput / (workers x one-worker throughput); without a one-worker throughput, and with
     every rank's compute time measured, throughput / the sum of the workers' capacities (below):
-    the part of the step time spent computing, labelled as such (efficiencyBasis: compute-time). Tokens/s likewise, where the steps carry
-    tokens: a rank's only when all its windowed steps do, a worker's and the job's only when all
-    their ranks' do (a sum over part of them would understate).
+    the part of the step time spent computing, labelled as such (efficiencyBasis: compute-time).
+    Tokens/s likewise, where the steps carry tokens: a rank's only when all its windowed steps
+    do, a worker's and the job's only when all their ranks' do (a sum over part of them would
+    understate).
 
 Stragglers under synchronous training
     With DDP (and TF MultiWorkerMirrored) every step ends in an allreduce that no rank can leave

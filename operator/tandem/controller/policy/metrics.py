@@ -14,7 +14,9 @@ gateway, the one place a cluster's launchers can tell the operator without it re
 a group (api/recoveries.py), and names an event for each restart new to status. Without figures
 (spec.metrics.enabled false, or no gateway) nothing carries them: inPlaceRestarts stays 0 while
 the pods' logs say what was restarted. An elastic job's launchers tell each rendezvous round's
-world the same way: `with_world` writes the newest round's world size to status.worldSize."""
+world the same way: `with_world` writes the newest round's world size to status.worldSize. Each
+read with figures may also add a point to status.metricsHistory (`with_history`: bounded and
+downsampled, figures/history.py), which the dashboard charts the job from, during and after it."""
 
 from __future__ import annotations
 
@@ -25,9 +27,18 @@ from pydantic import ValidationError
 
 from ...api.model import TrainingJob
 from ...api.recoveries import Recoveries, recovery_text
-from ...api.status import MetricsStatus, ProgressStatus, RecoveryStatus, Told, WorkerMetrics, parse_time, rfc3339
+from ...api.status import (
+    MetricsHistory,
+    MetricsStatus,
+    ProgressStatus,
+    RecoveryStatus,
+    Told,
+    WorkerMetrics,
+    parse_time,
+    rfc3339,
+)
 from ...contract import METRICS_AVAILABLE, REASON_RECOVERED_IN_PLACE
-from ...figures import progress
+from ...figures import history, progress
 from ..actions import Event, MetricsRead
 from ..decision import Decision, set_condition
 
@@ -106,6 +117,9 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
         figures, error = checked_figures(metrics)
     if figures is not None:
         updated["metrics"] = replacing(previous, {**figures, "available": True, "updatedAt": rfc3339(now)})
+        kept = with_history(updated.get("metricsHistory"), figures, now)
+        if kept is not None:
+            updated["metricsHistory"] = kept
         if track_progress:
             # The last read failed (metrics.available false), or the gateway could not store the job's
             # records since it: the figures path was down until now.
@@ -119,6 +133,17 @@ def with_metrics(status: Mapping[str, Any], metrics: Optional[Mapping[str, Any]]
         updated["conditions"] = set_condition(conditions, METRICS_AVAILABLE, "False", "MetricsUnavailable",
                                               error or "the job's figures could not be read", now, generation)
     return updated
+
+
+def with_history(raw: Any, figures: Mapping[str, Any], now: datetime) -> Optional[dict[str, Any]]:
+    """status.metricsHistory with this read as its newest point (figures/history.py), or None when
+    no point is due: then the status patch leaves it as it is."""
+    try:
+        previous = MetricsHistory.model_validate(raw) if isinstance(raw, dict) else None
+    except ValidationError:
+        previous = None  # not what this operator writes: start again rather than keep it
+    fresh = history.recorded(previous, MetricsStatus.model_validate(dict(figures)), now)
+    return None if fresh is None else fresh.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def with_world(status: Mapping[str, Any], world_size: Optional[int]) -> dict[str, Any]:
