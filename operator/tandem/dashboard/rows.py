@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any, Literal, Mapping, Optional, Sequence
 from urllib.parse import quote
 
-from ..api.status import FIGURES, MetricsStatus, ProgressStatus, TrainingJobStatus, duration, figure_text
+from ..api.status import (
+    FIGURES,
+    MetricsHistory,
+    MetricsStatus,
+    ProgressStatus,
+    TrainingJobStatus,
+    duration,
+    figure_text,
+)
 from ..figures.progress import done
 from ..kube.table import age
 
@@ -59,7 +67,15 @@ class JobDocument:
 
     @property
     def status(self) -> TrainingJobStatus:
-        return TrainingJobStatus.model_validate(self.document.get("status") or {})
+        """The status without its history (`history`): a row never needs it, and at a thousand
+        jobs validating every history would be most of the jobs page's time."""
+        status = self.document.get("status") or {}
+        return TrainingJobStatus.model_validate({k: v for k, v in status.items() if k != "metricsHistory"})
+
+    @property
+    def history(self) -> Optional[MetricsHistory]:
+        raw = (self.document.get("status") or {}).get("metricsHistory")
+        return MetricsHistory.model_validate(raw) if isinstance(raw, dict) else None
 
     @property
     def spec(self) -> Mapping[str, Any]:

@@ -103,7 +103,7 @@ class Dashboard:
             cluster, namespace, name = self.cluster, info["a"], info["b"]
             job_doc = cluster.find(namespace, name)
             if job_doc is not None:
-                return (job_doc, lambda: from_history(job_doc.status.metrics_history),
+                return (job_doc, lambda: from_history(job_doc.history),
                         lambda: cluster.log_tails(namespace, name))
         raise web.HTTPNotFound(text="no such job here\n")
 
