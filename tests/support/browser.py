@@ -47,9 +47,14 @@ def chromium(width: int = 1400, height: int = 1000) -> Any:
     return webdriver.Chrome(service=Service(chromedriver()), options=options)
 
 
-def screenshot(driver: Any, name: str) -> Path:
+def screenshot(driver: Any, name: str, whole_page: bool = False) -> Path:
+    """The window (or, `whole_page`, the window grown to the page's height) as test-artifacts/<name>.png."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    if whole_page:
+        size = driver.get_window_size()
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], min(int(height) + 140, 6000))
     driver.save_screenshot(str(path))
     return path
 

@@ -194,14 +194,16 @@ def test_the_jobs_page_is_html_with_every_local_run_and_its_figures(runs: Path):
 
 def test_the_job_page_has_its_figures_timeline_logs_and_chart_data(runs: Path):
     base = "/jobs/local/mnist-ddp/20261207-115500-000001"
-    (code, _, page), (_, headers, raw), (live_code, _, live) = fetch(runs, base, base + "/series.json", base + "/live")
-    assert code == 200 and live_code == 200
+    (code, _, page), (_, headers, raw), (live_code, _, live), (logs_code, _, logs) = fetch(
+        runs, base, base + "/series.json", base + "/live", base + "/logs")
+    assert code == 200 and live_code == 200 and logs_code == 200
     assert "recovered in place in 1.5 s" in page and "worker 1 line 99" in page and "worker 1 line 59" not in page
     assert "job throughput (samples/s)" in page  # the charts' text alternative
     data = json.loads(raw)
     assert headers["Content-Type"].startswith("application/json")
     assert len(data["t"]) == 30 and data["workers"]["1"]["throughput"][-1] == pytest.approx(229.0 * 0.4)
     assert "<html" not in live and "recovered in place" in live
+    assert "<html" not in logs and "worker 0 line 99" in logs
 
 
 def test_unknown_jobs_and_paths_out_of_the_runs_directory_are_not_found(runs: Path):

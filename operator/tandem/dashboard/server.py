@@ -137,6 +137,10 @@ def make_app(dashboard: Dashboard) -> web.Application:
         page = await asyncio.to_thread(dashboard.job_page, request)
         return dashboard.html("_job_live.html.j2", page=page)
 
+    async def job_logs(request: web.Request) -> web.Response:
+        page = await asyncio.to_thread(dashboard.job_page, request)
+        return dashboard.html("_job_logs.html.j2", page=page)
+
     async def job_series(request: web.Request) -> web.Response:
         data = await asyncio.to_thread(dashboard.series, request)
         return web.Response(text=json.dumps(data), content_type="application/json")
@@ -146,6 +150,7 @@ def make_app(dashboard: Dashboard) -> web.Application:
     app.router.add_get("/rows", rows)
     app.router.add_get(job_path, job)
     app.router.add_get(job_path + "/live", job_live)
+    app.router.add_get(job_path + "/logs", job_logs)
     app.router.add_get(job_path + "/series.json", job_series)
     app.router.add_static("/static", HERE / "static")
     return app

@@ -82,8 +82,10 @@ async function drawCharts(holder) {
 document.addEventListener("DOMContentLoaded", () => {
   const jobs = document.querySelector("table.jobs");
   if (jobs) keepLive(jobs, document.getElementById("rows"));
-  const live = document.getElementById("live");
-  if (live) keepLive(live, live);
+  for (const id of ["live", "logs"]) {
+    const part = document.getElementById(id);
+    if (part) keepLive(part, part);
+  }
   const holder = document.getElementById("charts");
   if (holder && window.uPlot) drawCharts(holder);
 });
