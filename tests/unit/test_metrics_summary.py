@@ -193,7 +193,7 @@ def test_unavailable_figures_say_so():
 
 # --- No straggler from noise ----------------------------------------------------------------------
 def test_a_short_noisy_run_names_no_straggler_and_says_why():
-    """The README's 128-step run of 3-6 ms steps: one worker's ratio of 69% was noise."""
+    """The example's old 128-step run of 3-6 ms steps: one worker's ratio of 69% was noise."""
     import random
 
     rng = random.Random(17)
@@ -208,6 +208,18 @@ def test_a_short_noisy_run_names_no_straggler_and_says_why():
     status = summarize(records, 2)
     assert status.straggler is None
     assert status.straggler_check.startswith("too little data: 128 steps over 0.")
+
+
+def test_a_full_window_of_fast_steps_is_enough_data():
+    """2.5 ms steps fill the window's 1,000 steps in 2.5 s, before the 4 s the rule asks: a full
+    window is judged all the same, naming a lasting gap and nobody without one."""
+    even = {(w, 0): steady(400, 64, n=summary.MAX_STEPS + 200, busy_fraction=0.5) for w in (0, 1)}
+    judged = summarize(even, 2)
+    assert judged.straggler is None and judged.straggler_check is None
+    slow = {**even, (1, 0): steady(400, 64, n=summary.MAX_STEPS + 200, busy_fraction=0.95)}
+    assert summarize(slow, 2).straggler == 1
+    short = {(w, 0): steady(400, 64, n=summary.MAX_STEPS - 1, busy_fraction=0.5) for w in (0, 1)}
+    assert "too little data" in (summarize(short, 2).straggler_check or "")
 
 
 def test_a_gap_that_does_not_hold_across_the_window_names_nobody():

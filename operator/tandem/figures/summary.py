@@ -39,7 +39,8 @@ Stragglers under synchronous training
 Noise is not a straggler
     One ratio over a short run names timing noise (a 128-step run of 3-6 ms steps once named a
     worker at 69%). So a straggler is named only from a window of at least
-    ``STRAGGLER_MIN_STEPS`` steps and ``STRAGGLER_MIN_SECONDS`` seconds on every worker, and only
+    ``STRAGGLER_MIN_STEPS`` steps and ``STRAGGLER_MIN_SECONDS`` seconds on every worker (or a full
+    window of ``max_steps`` steps: fast steps fill it sooner), and only
     if the gap holds across it: the window is cut into ``STRAGGLER_PARTS`` consecutive parts, and
     the same worker must be below the threshold in every part (and over the whole window).
     Otherwise status.metrics.stragglerCheck says why none was named (too little data).
@@ -223,24 +224,27 @@ def lasting_straggler(whole: Mapping[int, float], by_part: Sequence[Mapping[int,
     return found
 
 
-def too_little_data(steps: int, seconds: float) -> Optional[str]:
+def too_little_data(steps: int, seconds: float, max_steps: int = MAX_STEPS) -> Optional[str]:
     """Why no straggler can be named from a window whose shortest worker has `steps` steps over
-    `seconds` seconds; None when the window is long enough."""
-    if steps >= STRAGGLER_MIN_STEPS and seconds >= STRAGGLER_MIN_SECONDS:
+    `seconds` seconds; None when the window is long enough: `STRAGGLER_MIN_STEPS` steps over
+    `STRAGGLER_MIN_SECONDS`, or a full window (`max_steps` steps, each part of it hundreds of
+    steps), which fast steps (under 4 ms) fill before 4 s have passed: without it, they could
+    never be judged."""
+    if steps >= STRAGGLER_MIN_STEPS and (seconds >= STRAGGLER_MIN_SECONDS or steps >= max_steps):
         return None
     return (f"too little data: {steps} steps over {seconds:.1f} s; a straggler is named from "
-            f"{STRAGGLER_MIN_STEPS} steps and {STRAGGLER_MIN_SECONDS:g} s on every worker")
+            f"{STRAGGLER_MIN_STEPS} steps and {STRAGGLER_MIN_SECONDS:g} s (or {max_steps} steps) on every worker")
 
 
 def judge_straggler(ranks_by_worker: Mapping[int, Sequence[Sequence[Step]]],
-                    threshold: float) -> tuple[Optional[int], Optional[str]]:
+                    threshold: float, max_steps: int = MAX_STEPS) -> tuple[Optional[int], Optional[str]]:
     """(straggler, why none was judged) from each worker's ranks' windowed steps."""
     if len(ranks_by_worker) < 2:
         return None, None
     figures = {w: [rank_figures(r) for r in ranks] for w, ranks in ranks_by_worker.items()}
     shortest = min(max(f.steps for f in ranks) for ranks in figures.values())
     seconds = min(min(f.seconds for f in ranks if f.steps) for ranks in figures.values())
-    why = too_little_data(shortest, seconds)
+    why = too_little_data(shortest, seconds, max_steps)
     if why is not None:
         return None, why
     whole = {w: worker_figures(w, ranks).capacity for w, ranks in figures.items()}
@@ -319,7 +323,7 @@ def summarize(
     scaling, basis = finite(efficiency(total, workers, baseline)), "baseline"
     if scaling is None and measured:
         scaling, basis = finite(compute_time_efficiency(total, [f.capacity for f in figures])), "compute-time"
-    slow, why = judge_straggler({w: r for w, r in windowed.items() if w in kept}, straggler_threshold)
+    slow, why = judge_straggler({w: r for w, r in windowed.items() if w in kept}, straggler_threshold, max_steps)
     all_times = [t for f in figures for t in f.step_times]
     per_worker = [
         WorkerMetrics(
