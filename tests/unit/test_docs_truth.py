@@ -156,13 +156,14 @@ def file_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def resolves(path: str) -> bool:
-    """At the repository root, or in the package (docs name modules as `metrics/summary.py`); a
-    module's attribute (`api/load.SpecLoader`) must be defined in the module."""
+def resolves(path: str, folder: Path = REPO) -> bool:
+    """At the repository root, beside the text that names it (`folder`: a Markdown link is relative
+    to its document), or in the package (docs name modules as `metrics/summary.py`); a module's
+    attribute (`api/load.SpecLoader`) must be defined in the module."""
     bare = path.rstrip("/")
     if BARE_FILE.fullmatch(bare):
         return bare in file_names()
-    for root in (REPO, REPO / "operator", PACKAGE):
+    for root in dict.fromkeys((REPO, folder, REPO / "operator", PACKAGE)):
         if (root / bare).exists():
             return True
         module, _, attribute = bare.rpartition(".")
@@ -171,13 +172,14 @@ def resolves(path: str) -> bool:
     return False
 
 
-def missing_paths(text: str) -> list[str]:
-    return sorted(p for p in named_paths(text) if not resolves(p))
+def missing_paths(text: str, folder: Path = REPO) -> list[str]:
+    return sorted(p for p in named_paths(text) if not resolves(p, folder))
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_every_file_named_exists(source: str):
-    assert missing_paths(SOURCES[source]) == [], f"{source} names files that do not exist"
+    folder = (REPO / source).parent if (REPO / source).is_file() else REPO
+    assert missing_paths(SOURCES[source], folder) == [], f"{source} names files that do not exist"
 
 
 # --- modules and their names: `metrics.summary`, `api.load.SpecLoader`, `tandem.Client` -----------

@@ -234,7 +234,8 @@ def _ended(tmp_path, failed=None, reason="", interrupted=False):
 
 def test_a_local_run_ends_as_the_status_a_cluster_would_show(tmp_path):
     from tandem.errors import Interrupted, JobFailed
-    from tandem.local.backend import LocalBackend, local_status
+    from tandem.local.backend import LocalBackend
+    from tandem.local.run import local_status
 
     backend = LocalBackend(tmp_path)
     backend.finished["ok"] = local_status(_ended(tmp_path))
