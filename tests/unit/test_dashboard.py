@@ -207,9 +207,13 @@ def test_the_job_page_has_its_figures_timeline_logs_and_chart_data(runs: Path):
 
 
 def test_unknown_jobs_and_paths_out_of_the_runs_directory_are_not_found(runs: Path):
+    (runs.parent / "20261207-115500-000001").mkdir()  # a run-named directory just outside the runs directory
     answers = fetch(runs, "/jobs/local/mnist-ddp/nope", "/jobs/local/..%2F..%2Fetc/20261207-115500-000001",
-                    "/jobs/cluster/default/x", "/jobs/elsewhere/a/b")
-    assert [code for code, _, _ in answers] == [404, 404, 404, 404]
+                    "/jobs/local/%2E%2E/20261207-115500-000001", "/jobs/cluster/default/x", "/jobs/elsewhere/a/b")
+    assert [code for code, _, _ in answers] == [404, 404, 404, 404, 404]
+    local = LocalRuns(runs)  # below the router, whatever it makes of an encoded dot
+    assert local.find("..", "20261207-115500-000001") is None and local.find(".", "20261207-115500-000001") is None
+    assert local.find("mnist-ddp", "20261207-115500-000001") is not None
 
 
 def test_a_request_addressed_to_another_name_is_refused(runs: Path):

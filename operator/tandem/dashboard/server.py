@@ -121,36 +121,25 @@ def make_app(dashboard: Dashboard) -> web.Application:
     never holds another page."""
     app = web.Application(middlewares=[guard])
 
-    async def jobs(request: web.Request) -> web.Response:
-        page = await asyncio.to_thread(dashboard.jobs_page, request)
-        return dashboard.html("jobs.html.j2", page=page, now=rfc3339(datetime.now(timezone.utc)))
+    def page(read: Callable[[web.Request], Any], template: str) -> Handler:
+        """A route that reads its page in a thread and lays it out with `template`."""
 
-    async def rows(request: web.Request) -> web.Response:
-        page = await asyncio.to_thread(dashboard.jobs_page, request)
-        return dashboard.html("_rows.html.j2", page=page)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            content = await asyncio.to_thread(read, request)
+            return dashboard.html(template, page=content, now=rfc3339(datetime.now(timezone.utc)))
 
-    async def job(request: web.Request) -> web.Response:
-        page = await asyncio.to_thread(dashboard.job_page, request)
-        return dashboard.html("job.html.j2", page=page)
-
-    async def job_live(request: web.Request) -> web.Response:
-        page = await asyncio.to_thread(dashboard.job_page, request)
-        return dashboard.html("_job_live.html.j2", page=page)
-
-    async def job_logs(request: web.Request) -> web.Response:
-        page = await asyncio.to_thread(dashboard.job_page, request)
-        return dashboard.html("_job_logs.html.j2", page=page)
+        return handler
 
     async def job_series(request: web.Request) -> web.Response:
         data = await asyncio.to_thread(dashboard.series, request)
         return web.Response(text=json.dumps(data), content_type="application/json")
 
     job_path = "/jobs/{source:local|cluster}/{a}/{b}"
-    app.router.add_get("/", jobs)
-    app.router.add_get("/rows", rows)
-    app.router.add_get(job_path, job)
-    app.router.add_get(job_path + "/live", job_live)
-    app.router.add_get(job_path + "/logs", job_logs)
+    app.router.add_get("/", page(dashboard.jobs_page, "jobs.html.j2"))
+    app.router.add_get("/rows", page(dashboard.jobs_page, "_rows.html.j2"))
+    app.router.add_get(job_path, page(dashboard.job_page, "job.html.j2"))
+    app.router.add_get(job_path + "/live", page(dashboard.job_page, "_job_live.html.j2"))
+    app.router.add_get(job_path + "/logs", page(dashboard.job_page, "_job_logs.html.j2"))
     app.router.add_get(job_path + "/series.json", job_series)
     app.router.add_static("/static", HERE / "static")
     return app

@@ -94,8 +94,12 @@ class LocalRuns:
         return [self.read(job, run_dir) for job, run_dir in self.run_dirs()]
 
     def find(self, job: str, run: str) -> Optional[tuple[JobDocument, Path]]:
+        """The run `<runs dir>/<job>/<run>`, and never a directory outside the runs directory (a job
+        name with a `/`, `.` or `..`, or a run name that is not a run's timestamp)."""
+        if "/" in job or job in (".", "..") or not RUN_NAME.match(run):
+            return None
         run_dir = self.runs_dir / job / run
-        if "/" in job or "/" in run or not RUN_NAME.match(run) or not run_dir.is_dir():
+        if not run_dir.is_dir() or run_dir.resolve().parent.parent != self.runs_dir.resolve():
             return None
         return self.read(job, run_dir), run_dir
 
