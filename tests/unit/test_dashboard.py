@@ -62,7 +62,7 @@ def finished(phase: str = "Succeeded") -> TrainingJobStatus:
 
 def local_job(status: TrainingJobStatus, alive: bool = False, latest: MetricsStatus | None = None,
               run: str = "20261207-115500-000001") -> JobDocument:
-    document = record.document(JOB, status, Path("unused"))
+    document = record.document(JOB, status)
     return JobDocument(JobRef("local", "default", "mnist-ddp", run), document, alive, latest)
 
 

@@ -24,9 +24,9 @@ from ..api.status import TrainingJobStatus, rfc3339
 RECORD = "trainingjob.json"
 
 
-def document(job: TrainingJob, status: TrainingJobStatus, run_dir: Path) -> dict[str, Any]:
-    """The record: the job as the API server would store it, with this run's status. The run's
-    directory name (a timestamp) is its creation time, as a cluster's creationTimestamp is."""
+def document(job: TrainingJob, status: TrainingJobStatus) -> dict[str, Any]:
+    """The record: the job as the API server would store it, with this run's status; the run's
+    start is its creationTimestamp, as a cluster job's creation is."""
     data = job.to_dict()
     data.setdefault("metadata", {})["creationTimestamp"] = status.start_time or rfc3339(datetime.now(timezone.utc))
     data["status"] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -37,7 +37,7 @@ def write(run_dir: Path, job: TrainingJob, status: TrainingJobStatus) -> None:
     """Replace the record at once (a reader never sees half of one)."""
     path = run_dir / RECORD
     tmp = path.with_name(f".{RECORD}.{os.getpid()}")
-    tmp.write_text(json.dumps(document(job, status, run_dir), indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(document(job, status), indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 
