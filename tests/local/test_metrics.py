@@ -111,15 +111,15 @@ def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_
 
 
 def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
-    out = tmp_path / "bench.png"
     done = run_tandem("bench", str(REPO / "jobs/mnist-ddp.yaml"), "--workers", "1,2",
-                      "--runs-dir", str(tmp_path / "runs"), "-o", str(out),
+                      "--runs-dir", str(tmp_path / "runs"),
                       "--set", f"metadata.name={job_name}", "--set", command("--steps", "100", "--sleep-per-step", "0.01"),
                       # A bound on a hang, not on speed: two runs each start torch, Ray and a figures
                       # service, 49 s on a quiet machine and over 150 s in a cold CI run, where the
                       # local tier shares the two cores with the Go builds and the e2e tier.
                       timeout=480)
     assert done.returncode == 0, done.stderr[-3000:]
+    (out,) = (tmp_path / "runs" / job_name).glob("bench-*.png")  # the default: beside the job's runs
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads(out.with_suffix(".json").read_text())
     assert [p["workers"] for p in figures["points"]] == [1, 2]
@@ -130,6 +130,13 @@ def test_bench_records_the_baseline_and_plots(tmp_path, job_name):
     assert recorded["throughput"] == pytest.approx(one["throughput"])
     assert "scaling efficiency" in done.stderr
     assert not ray_session_of(tmp_path / "runs", job_name)
+    # `tandem dashboard` lists the sweep, with the figures the bench wrote.
+    from tandem.dashboard.sources import LocalRuns
+    from tandem.dashboard.views import sweep_page
+
+    (sweep,) = LocalRuns(tmp_path / "runs").sweeps()
+    shown = sweep_page(sweep.job, sweep.stamp, sweep.data, sweep.plot is not None)
+    assert shown.has_plot and [p.workers for p in shown.points] == [1, 2] and shown.points[0].efficiency == "100%"
 
 
 FAKE_NVML = '''"""A stand-in for nvidia-ml-py on this CPU machine: two GPUs, each at 42%, 1 of 16 GiB in use."""

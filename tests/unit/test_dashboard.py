@@ -159,6 +159,13 @@ def runs(tmp_path: Path) -> Path:
         (run_dir / "logs" / "attempt-0" / f"worker-{worker}.log").write_text(
             "".join(f"worker {worker} line {n}\n" for n in range(100)))
     (tmp_path / "runs" / "old-job" / "20261101-080000-000001").mkdir(parents=True)
+    sweep = {"job": "mnist-ddp", "baseline": 1000.0, "baselineSource": "the 1-worker run of this sweep", "points": [
+        {"workers": 1, "succeeded": True, "throughput": 1000.0, "per_worker": 1000.0, "efficiency": 1.0,
+         "step_p50": 0.004, "step_p95": 0.005, "straggler": None, "wall_seconds": 9.0, "run_dir": "x"},
+        {"workers": 2, "succeeded": True, "throughput": 1700.0, "per_worker": 850.0, "efficiency": 0.85,
+         "step_p50": 0.005, "step_p95": 0.006, "straggler": 1, "wall_seconds": 9.0, "run_dir": "y"}]}
+    (tmp_path / "runs" / "mnist-ddp" / "bench-20261207-115900.json").write_text(json.dumps(sweep))
+    (tmp_path / "runs" / "mnist-ddp" / "bench-20261207-115900.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "runs" / "mnist-ddp" / "baseline.json").write_text("{}")
     return tmp_path / "runs"
 
@@ -174,7 +181,8 @@ def fetch(runs: Path, *paths: str, host: str = "") -> list[tuple[int, dict[str, 
                 for path in paths:
                     headers = {"Host": host} if host else {}
                     async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers) as response:
-                        got.append((response.status, dict(response.headers), await response.text()))
+                        got.append((response.status, dict(response.headers),
+                                    (await response.read()).decode("utf-8", "replace")))
                 return got
         finally:
             await runner.cleanup()
@@ -204,6 +212,16 @@ def test_the_job_page_has_its_figures_timeline_logs_and_chart_data(runs: Path):
     assert len(data["t"]) == 30 and data["workers"]["1"]["throughput"][-1] == pytest.approx(229.0 * 0.4)
     assert "<html" not in live and "recovered in place" in live
     assert "<html" not in logs and "worker 0 line 99" in logs
+
+
+def test_a_bench_sweep_is_listed_with_its_table_and_plot(runs: Path):
+    (_, _, jobs), (code, _, page), (plot_code, headers, _), (gone, _, _) = fetch(
+        runs, "/", "/sweeps/mnist-ddp/20261207-115900", "/sweeps/mnist-ddp/20261207-115900.png",
+        "/sweeps/mnist-ddp/20261207-000000")
+    assert 'href="/sweeps/mnist-ddp/20261207-115900"' in jobs
+    assert "1, 2 workers: 1,000.0 samples/s to 1,700.0 samples/s, efficiency 85% at 2" in jobs
+    assert code == 200 and "850.0 samples/s" in page and "worker 1" in page and 'alt="The sweep' in page
+    assert plot_code == 200 and headers["Content-Type"] == "image/png" and gone == 404
 
 
 def test_unknown_jobs_and_paths_out_of_the_runs_directory_are_not_found(runs: Path):

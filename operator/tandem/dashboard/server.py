@@ -24,7 +24,7 @@ from ..api.status import rfc3339
 from . import views
 from .rows import JobDocument
 from .series import Series, from_history, series
-from .sources import ClusterJobs, LocalRuns
+from .sources import ClusterJobs, LocalRuns, Sweep
 
 HERE = Path(__file__).parent
 #: Hosts a request may be addressed to (any port).
@@ -88,8 +88,19 @@ class Dashboard:
 
     def jobs_page(self, request: web.Request) -> views.JobsPage:
         jobs, sources, problems = self.read_jobs()
+        sweeps = [views.sweep_page(s.job, s.stamp, s.data, s.plot is not None) for s in self.local.sweeps()]
         return views.jobs_page(jobs, datetime.now(timezone.utc), request.query.get("namespace", ""),
-                               request.query.get("phase", ""), sources, problems)
+                               request.query.get("phase", ""), sources, problems, sweeps)
+
+    def sweep(self, request: web.Request) -> Sweep:
+        found = self.local.find_sweep(request.match_info["job"], request.match_info["stamp"])
+        if found is None:
+            raise web.HTTPNotFound(text="no such sweep here\n")
+        return found
+
+    def sweep_page(self, request: web.Request) -> views.SweepPage:
+        found = self.sweep(request)
+        return views.sweep_page(found.job, found.stamp, found.data, found.plot is not None)
 
     def find(self, request: web.Request) -> tuple[JobDocument, Callable[[], Series], Callable[[], dict[int, list[str]]]]:
         """The job a URL names, with how to read its charts' series and its logs; 404 when there is none."""
@@ -134,7 +145,16 @@ def make_app(dashboard: Dashboard) -> web.Application:
         data = await asyncio.to_thread(dashboard.series, request)
         return web.Response(text=json.dumps(data), content_type="application/json")
 
+    async def sweep_plot(request: web.Request) -> web.StreamResponse:
+        found = await asyncio.to_thread(dashboard.sweep, request)
+        if found.plot is None:
+            raise web.HTTPNotFound(text="this sweep has no plot\n")
+        return web.FileResponse(found.plot, headers={"Content-Type": "image/png"})
+
     job_path = "/jobs/{source:local|cluster}/{a}/{b}"
+    sweep_path = "/sweeps/{job}/{stamp:[0-9]+-[0-9]+}"
+    app.router.add_get(sweep_path, page(dashboard.sweep_page, "sweep.html.j2"))
+    app.router.add_get(sweep_path + ".png", sweep_plot)
     app.router.add_get("/", page(dashboard.jobs_page, "jobs.html.j2"))
     app.router.add_get("/rows", page(dashboard.jobs_page, "_rows.html.j2"))
     app.router.add_get(job_path, page(dashboard.job_page, "job.html.j2"))

@@ -9,6 +9,7 @@ kubeconfig context's namespace: what `kubectl get tj` would show this user, noth
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 #: A run directory's name: the time it started (local/executor.py `new_run_dir`).
 RUN_NAME = re.compile(r"^\d{8}-\d{6}-\d{6}$")
+#: A `tandem bench` sweep's figures beside its plot (local/sweep.py): `<runs dir>/<job>/bench-<stamp>.json`.
+SWEEP_NAME = re.compile(r"^bench-(\d{8}-\d{6})\.json$")
 #: The figures history of a run (written by its figures service).
 HISTORY = "metrics.jsonl"
 #: Bytes read from a file's end for its last line or its tail.
@@ -103,6 +106,25 @@ class LocalRuns:
             return None
         return self.read(job, run_dir), run_dir
 
+    def sweeps(self) -> list[Sweep]:
+        """Every `tandem bench` sweep kept under the runs directory, by job, oldest first."""
+        if not self.runs_dir.is_dir():
+            return []
+        found = []
+        for job_dir in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
+            for path in sorted(job_dir.glob("bench-*.json")):
+                match = SWEEP_NAME.match(path.name)
+                sweep = read_sweep(job_dir.name, match.group(1), path) if match else None
+                if sweep is not None:
+                    found.append(sweep)
+        return found
+
+    def find_sweep(self, job: str, stamp: str) -> Optional[Sweep]:
+        """The sweep `<runs dir>/<job>/bench-<stamp>.json`, never a file outside the runs directory."""
+        if "/" in job or job in (".", "..") or not SWEEP_NAME.match(f"bench-{stamp}.json"):
+            return None
+        return read_sweep(job, stamp, self.runs_dir / job / f"bench-{stamp}.json")
+
     def history(self, run_dir: Path) -> list[MetricsStatus]:
         try:
             with (run_dir / HISTORY).open(encoding="utf-8") as handle:
@@ -116,6 +138,27 @@ class LocalRuns:
         if attempt is None:
             return {}
         return {index: tail(path, LOG_LINES) for index, path in worker_logs(attempt)}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A `tandem bench` sweep as it kept itself: its figures (local/sweep.py's JSON) and its plot."""
+
+    job: str
+    stamp: str
+    data: dict[str, Any]
+    plot: Optional[Path]
+
+
+def read_sweep(job: str, stamp: str, path: Path) -> Optional[Sweep]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        return None
+    plot = path.with_suffix(".png")
+    return Sweep(job, stamp, data, plot if plot.is_file() else None)
 
 
 @dataclass
