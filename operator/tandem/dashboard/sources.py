@@ -56,6 +56,11 @@ def tail(path: Path, lines: int, limit: int = TAIL_BYTES) -> list[str]:
     return text[-lines:]
 
 
+def plain_name(job: str) -> bool:
+    """A job's folder name from a URL that stays inside the runs directory: no `/`, not `.` or `..`."""
+    return bool(job) and "/" not in job and job not in (".", "..")
+
+
 def latest_figures(run_dir: Path) -> Optional[MetricsStatus]:
     """The last figures a run's history holds, or None."""
     samples = parse_history(tail(run_dir / HISTORY, 3))
@@ -99,7 +104,7 @@ class LocalRuns:
     def find(self, job: str, run: str) -> Optional[tuple[JobDocument, Path]]:
         """The run `<runs dir>/<job>/<run>`, and never a directory outside the runs directory (a job
         name with a `/`, `.` or `..`, or a run name that is not a run's timestamp)."""
-        if "/" in job or job in (".", "..") or not RUN_NAME.match(run):
+        if not plain_name(job) or not RUN_NAME.match(run):
             return None
         run_dir = self.runs_dir / job / run
         if not run_dir.is_dir() or run_dir.resolve().parent.parent != self.runs_dir.resolve():
@@ -121,7 +126,7 @@ class LocalRuns:
 
     def find_sweep(self, job: str, stamp: str) -> Optional[Sweep]:
         """The sweep `<runs dir>/<job>/bench-<stamp>.json`, never a file outside the runs directory."""
-        if "/" in job or job in (".", "..") or not SWEEP_NAME.match(f"bench-{stamp}.json"):
+        if not plain_name(job) or not SWEEP_NAME.match(f"bench-{stamp}.json"):
             return None
         return read_sweep(job, stamp, self.runs_dir / job / f"bench-{stamp}.json")
 
