@@ -4,20 +4,24 @@ own monotonic clock, never by comparing the leader's written renewTime with its 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from kubernetes import client
-
-from tandem.controller.leader import LeaseObserver
+from tandem.controller.leader import MICRO_TIME_FORMAT, LeaseObserver
 
 DURATION = 15
 #: The leader's clock, a minute behind the follower's: its renewTime looks long past.
 LEADER_CLOCK = datetime(2026, 12, 6, 6, 0, 0, tzinfo=timezone.utc)
 
 
-def written(renewals: int, holder: str = "leader") -> client.V1LeaseSpec:
-    return client.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=DURATION,
-                              renew_time=LEADER_CLOCK + timedelta(seconds=2 * renewals),
-                              acquire_time=LEADER_CLOCK, lease_transitions=1)
+def stamp(moment: datetime) -> str:
+    return moment.strftime(MICRO_TIME_FORMAT)
+
+
+def written(renewals: int, holder: str = "leader") -> dict[str, Any]:
+    """The spec of the Lease as the leader wrote it, as the API server returns it."""
+    return {"holderIdentity": holder, "leaseDurationSeconds": DURATION,
+            "renewTime": stamp(LEADER_CLOCK + timedelta(seconds=2 * renewals)),
+            "acquireTime": stamp(LEADER_CLOCK), "leaseTransitions": 1}
 
 
 def test_a_renewing_leader_whose_clock_is_behind_keeps_the_lease():
@@ -40,5 +44,5 @@ def test_a_silent_leader_expires_a_lease_duration_after_the_follower_last_saw_a_
 def test_a_lease_without_holder_or_renewal_is_free():
     observer = LeaseObserver()
     assert observer.expired(None, 1.0)
-    assert observer.expired(client.V1LeaseSpec(holder_identity=None, renew_time=LEADER_CLOCK), 1.0)
-    assert observer.expired(client.V1LeaseSpec(holder_identity="leader", renew_time=None), 1.0)
+    assert observer.expired({"renewTime": stamp(LEADER_CLOCK)}, 1.0)
+    assert observer.expired({"holderIdentity": "leader", "renewTime": None}, 1.0)

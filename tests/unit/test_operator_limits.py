@@ -17,12 +17,10 @@ from typing import Any, cast
 
 import kopf
 import pytest
-from kubernetes import client
-from urllib3.exceptions import HTTPError
 
 from tandem._sys.ports import free_port
 from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
-from tandem.controller import leader, timing, writer
+from tandem.controller import apiclient, leader, timing
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import Controller, OperatorConfig, register
@@ -97,16 +95,6 @@ current-context: silent
     return str(path)
 
 
-def warmed(api: client.ApiClient) -> client.ApiClient:
-    """The client after a call of each API used below: the first call of one loads its module (a
-    second or more on a busy machine for CoreV1Api), which must not count in the timings."""
-    with pytest.raises(HTTPError):
-        client.CoordinationV1Api(api).read_namespaced_lease("warm-up", "default", _request_timeout=0.05)
-    with pytest.raises(HTTPError):
-        client.CoreV1Api(api).read_namespace("warm-up", _request_timeout=0.05)
-    return api
-
-
 def test_kopf_keeps_no_diff_base_because_the_operator_registers_event_handlers_only():
     """kopf deep-copies every event's body into a diff base for change handlers and daemons;
     the operator has none, so the settings keep an empty one, and a registry that gained a
@@ -136,16 +124,26 @@ def test_kopf_keeps_no_diff_base_because_the_operator_registers_event_handlers_o
         assert_events_only(daemons)
 
 
-def test_every_call_of_the_operators_client_times_out_once_without_retries(silent, tmp_path, monkeypatch):
-    monkeypatch.setattr(writer, "API_TIMEOUT_SECONDS", 0.3)
-    api = warmed(writer.load_config(kubeconfig_for(tmp_path, silent.port)))
-    accepted = silent.accepted
-    started = time.monotonic()
-    with pytest.raises(HTTPError):
-        client.CoreV1Api(api).read_namespace("default")  # no _request_timeout: the client's default
-    took = time.monotonic() - started
-    assert 0.25 < took < 1.5, took
-    assert silent.accepted - accepted <= 1  # urllib3's retries would each have waited the whole timeout again
+def test_every_call_of_the_operators_clients_times_out_once_without_retries(silent, tmp_path):
+    server = apiclient.endpoint(kubeconfig_for(tmp_path, silent.port))
+
+    async def async_call() -> None:
+        api = apiclient.AsyncApi(server, timeout=0.3)
+        try:
+            await api.call("GET", "/api/v1/namespaces/default")
+        finally:
+            await api.close()
+
+    for name, call in (("async", lambda: asyncio.run(async_call())),
+                       ("sync", lambda: apiclient.SyncApi(server).call("GET", "/api/v1/namespaces/default",
+                                                                      timeout=0.3))):
+        accepted = silent.accepted
+        started = time.monotonic()
+        with pytest.raises(apiclient.ApiUnreachable):
+            call()
+        took = time.monotonic() - started
+        assert 0.25 < took < 1.5, (name, took)
+        assert silent.accepted - accepted == 1, name  # a retry would have waited the whole timeout again
 
 
 def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answers(silent, tmp_path, monkeypatch):
@@ -156,7 +154,7 @@ def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answe
     monkeypatch.setattr(leader, "RETRY_SECONDS", 0.1)
     # A single call may take longer than the whole deadline: the deadline must still hold.
     monkeypatch.setattr(leader, "API_TIMEOUT_SECONDS", 30.0)
-    api = warmed(writer.load_config(kubeconfig_for(tmp_path, silent.port)))
+    api = apiclient.SyncApi(apiclient.endpoint(kubeconfig_for(tmp_path, silent.port)))
     elector = leader.LeaderElector(api, "kube-system", me="test")
     stop, lost = threading.Event(), threading.Event()
     started = time.monotonic()

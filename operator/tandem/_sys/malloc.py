@@ -1,11 +1,12 @@
 """How many heaps (arenas) glibc's malloc may keep: the operator's memory at scale.
 
 glibc gives a thread that finds the heap busy an arena of its own, up to 8 per core, and an
-arena's freed memory is reused only by the threads that use that arena. The operator's API
-calls run in a pool of threads (controller/runtime.API_THREADS), each decoding responses: with
-an arena each, the freed space of one cannot serve another, and the resident set grows with
-the thread count rather than with the jobs (bench B3 measures the operator's peak). Two arenas are what the event loop's
-thread and the pool need; Python's own small objects live in pymalloc's arenas regardless.
+arena's freed memory is reused only by the threads that use that arena. The operator keeps a
+pool of threads (controller/runtime.API_THREADS: the figures reads) beside the event loop and
+the Lease renewal: with an arena each, the freed space of one cannot serve another, and the
+resident set grows with the thread count rather than with the jobs (bench B3 measures the
+operator's peak). Two arenas are what the event loop's thread and the others need; Python's
+own small objects live in pymalloc's arenas regardless.
 """
 
 from __future__ import annotations

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
-
+from .apiclient import ApiError, ApiUnreachable, SyncApi, resource_path
 from .timing import API_TIMEOUT_SECONDS, LEASE_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_SECONDS
 
 log = logging.getLogger("tandem.operator.leader")
+#: A Lease's renewTime and acquireTime are metav1.MicroTime: RFC 3339 with microseconds, in UTC.
+MICRO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 #: The shortest timeout a call gets near the deadline (urllib3 reads 0 as "no timeout").
 _MIN_CALL_SECONDS = 0.05
 
@@ -47,23 +46,24 @@ class LeaseObserver:
     record: Optional[tuple[Any, ...]] = None
     observed_at: float = 0.0
 
-    def expired(self, spec: Optional[client.V1LeaseSpec], now: float) -> bool:
+    def expired(self, spec: Optional[dict[str, Any]], now: float) -> bool:
         """`now`: time.monotonic(). A lease without a holder or a renewal is free."""
-        if not spec or not spec.holder_identity or not spec.renew_time:
+        if not spec or not spec.get("holderIdentity") or not spec.get("renewTime"):
             return True
-        record = (spec.holder_identity, spec.renew_time, spec.acquire_time, spec.lease_transitions,
-                  spec.lease_duration_seconds)
+        record = tuple(spec.get(field) for field in ("holderIdentity", "renewTime", "acquireTime", "leaseTransitions",
+                                                     "leaseDurationSeconds"))
         if record != self.record:
             self.record, self.observed_at = record, now
             return False
-        return now >= self.observed_at + (spec.lease_duration_seconds or LEASE_SECONDS)
+        return now >= self.observed_at + (spec.get("leaseDurationSeconds") or LEASE_SECONDS)
 
 
 class LeaderElector:
-    def __init__(self, api: client.ApiClient, namespace: str, name: str = "tandem-operator",
+    def __init__(self, api: SyncApi, namespace: str, name: str = "tandem-operator",
                  me: Optional[str] = None):
-        self.coordination = client.CoordinationV1Api(api)
+        self.api = api
         self.namespace, self.name = namespace, name
+        self.path = resource_path("coordination.k8s.io/v1", "leases", namespace, name)
         self.me = me or identity()
         self.observer = LeaseObserver()
 
@@ -75,37 +75,36 @@ class LeaderElector:
 
     def try_acquire_or_renew(self, deadline: Optional[float] = None) -> bool:
         """One try; every call it makes ends by `deadline` (time.monotonic()) if one is given."""
-        now = datetime.now(timezone.utc)
-        spec = client.V1LeaseSpec(holder_identity=self.me, lease_duration_seconds=LEASE_SECONDS,
-                                  renew_time=now, acquire_time=now)
+        now = datetime.now(timezone.utc).strftime(MICRO_TIME_FORMAT)
+        spec: dict[str, Any] = {"holderIdentity": self.me, "leaseDurationSeconds": LEASE_SECONDS,
+                                "renewTime": now, "acquireTime": now}
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace,
-                                                            _request_timeout=self._timeout(deadline))
-        except ApiException as error:
+            lease = self.api.call("GET", self.path, timeout=self._timeout(deadline))
+        except ApiError as error:
             if error.status != 404:
                 raise
-            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace), spec=spec)
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
             try:
-                self.coordination.create_namespaced_lease(self.namespace, body, _request_timeout=self._timeout(deadline))
+                self.api.call("POST", self.path.rpartition("/")[0], body=body, timeout=self._timeout(deadline))
                 return True
-            except ApiException as create_error:
+            except ApiError as create_error:
                 if create_error.status == 409:
                     return False
                 raise
-        current = lease.spec or client.V1LeaseSpec()  # a Lease without a spec is free to take
-        holder = current.holder_identity
-        if holder != self.me and not self.observer.expired(lease.spec, time.monotonic()):
+        current = lease.get("spec") or {}  # a Lease without a spec is free to take
+        holder = current.get("holderIdentity")
+        if holder != self.me and not self.observer.expired(current, time.monotonic()):
             return False
-        if holder == self.me and current.acquire_time:
-            spec.acquire_time = current.acquire_time
-        spec.lease_transitions = (current.lease_transitions or 0) + (0 if holder == self.me else 1)
-        lease.spec = spec
+        if holder == self.me and current.get("acquireTime"):
+            spec["acquireTime"] = current["acquireTime"]
+        spec["leaseTransitions"] = (current.get("leaseTransitions") or 0) + (0 if holder == self.me else 1)
+        lease["spec"] = spec
         try:
             # resourceVersion in the body makes this a compare-and-swap: one writer wins.
-            self.coordination.replace_namespaced_lease(self.name, self.namespace, lease,
-                                                       _request_timeout=self._timeout(deadline))
+            self.api.call("PUT", self.path, body=lease, timeout=self._timeout(deadline))
             return True
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 409:
                 return False
             raise
@@ -118,9 +117,9 @@ class LeaderElector:
                 if self.try_acquire_or_renew():
                     log.info("leading as %s (lease %s/%s)", self.me, self.namespace, self.name)
                     return True
-            except ApiException as error:
+            except ApiError as error:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
-            except HTTPError as error:  # unreachable or timed out: a follower just tries again
+            except ApiUnreachable as error:  # unreachable or timed out: a follower just tries again
                 log.warning("lease %s/%s: %s", self.namespace, self.name, error)
             if not announced:
                 log.info("another replica leads; waiting as %s", self.me)
@@ -158,12 +157,11 @@ class LeaderElector:
     def release(self) -> None:
         """Give the lease up on a clean stop so a follower takes over at once."""
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace,
-                                                            _request_timeout=API_TIMEOUT_SECONDS)
-            if lease.spec and lease.spec.holder_identity == self.me:
-                lease.spec.holder_identity = None
-                lease.spec.renew_time = None
-                self.coordination.replace_namespaced_lease(self.name, self.namespace, lease,
-                                                           _request_timeout=API_TIMEOUT_SECONDS)
+            lease = self.api.call("GET", self.path)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") == self.me:
+                spec["holderIdentity"] = None
+                spec["renewTime"] = None
+                self.api.call("PUT", self.path, body=lease)
         except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
             pass

@@ -17,15 +17,16 @@ from ..api.admin_policy import AdminPolicy
 from ..figures.token import load_key
 from . import telemetry
 from .actions import MetricsChannel
+from .apiclient import AsyncApi, SyncApi, endpoint
 from .health import Health
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
 from .timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
 from .watching import assert_events_only, operator_settings
-from .writer import KubeWriter, load_config
+from .writer import KubeWriter
 
 log = logging.getLogger("tandem.operator")
-#: glibc malloc arenas for the operator process: the event loop's and one for the API threads.
+#: glibc malloc arenas for the operator process: the event loop's and one for its threads.
 MALLOC_ARENAS = 2
 
 
@@ -84,7 +85,7 @@ def run(options: RunOptions) -> int:
         os.environ["KUBECONFIG"] = options.kubeconfig
     admin_policy = read_admin_policy(options.admin_policy_dir)  # a bad policy stops the start, before the lease
     log.info("admin policy: %s", admin_policy)
-    api = load_config(options.kubeconfig)
+    server = endpoint(options.kubeconfig)
     stop, lost = threading.Event(), threading.Event()
     _stop_on_signals(stop)
     if options.metrics_port:
@@ -102,7 +103,7 @@ def run(options: RunOptions) -> int:
 
     elector = None
     if options.leader_election:
-        elector = LeaderElector(api, _lease_namespace(options))
+        elector = LeaderElector(SyncApi(server), _lease_namespace(options))
         health.role = "waiting for the lease"
         if not elector.acquire(stop):
             return 0
@@ -113,7 +114,7 @@ def run(options: RunOptions) -> int:
                              load_key(options.metrics_key_file) if options.metrics_key_file else b"")
     config = OperatorConfig(metrics=metrics, admin_policy=admin_policy,
                             image_pull_grace_seconds=options.image_pull_grace_seconds)
-    controller = Controller(KubeWriter(api), config, health)
+    controller = Controller(KubeWriter(AsyncApi(server)), config, health)
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)

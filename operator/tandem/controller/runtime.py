@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
 
 import kopf
-from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
 
 from ..api.admin_policy import AdminPolicy
 from ..contract import API_GROUP, PLURAL, VERSION
 from ..figures.token import reader_token
 from . import telemetry
 from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
+from .apiclient import ApiError, ApiUnreachable
 from .cache import Cache, Key
 from .health import Health
 from .observed import FAILED_CREATE, Refusal, observe
@@ -42,10 +41,10 @@ log = logging.getLogger("tandem.operator")
 #: Reconciles at once. Each spends most of its time waiting on API round trips, not on the CPU:
 #: at 1,000 jobs, 4 workers left the operator mostly idle while jobs queued (bench B3).
 WORKERS = 16
-#: Threads for the blocking client calls (asyncio.to_thread): one per worker, plus the event
-#: posts that run beside them and kopf's own waiter. asyncio's default pool has only
-#: min(32, cores + 4) threads, fewer than the workers on a small node.
-API_THREADS = WORKERS + 8
+#: Threads for the blocking calls left (asyncio.to_thread): the figures reads, one per worker at
+#: most, and kopf's own stop-flag waiter. asyncio's default pool has only min(32, cores + 4)
+#: threads, fewer than the workers on a small node. API calls need none: they run on the loop.
+API_THREADS = WORKERS + 2
 METRICS_READ_TIMEOUT = 5.0
 
 
@@ -74,7 +73,7 @@ class Controller:
         from .queue import WorkQueue
 
         self._loop = asyncio.get_running_loop()
-        self._loop.set_default_executor(ThreadPoolExecutor(max(API_THREADS, self.config.workers + 8),
+        self._loop.set_default_executor(ThreadPoolExecutor(max(API_THREADS, self.config.workers + 2),
                                                            thread_name_prefix="tandem-api"))
         self.queue = WorkQueue[Key]()
         # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.
@@ -87,16 +86,23 @@ class Controller:
         """Stop reconciling now; callable from any thread (the Lease renewal's calls it).
 
         A leader that lost the Lease must not act while kopf winds down (seconds), since another
-        replica may lead once the lease expires. Cancelled workers start no new call; a call
-        already in flight ends within its timeout, which timing.check() fits into the lease."""
+        replica may lead once the lease expires. Cancelled workers start no new call, and a call
+        in flight is abandoned with its task."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._cancel_tasks)
+            log.warning("stopped reconciling")
+
+    async def stop(self) -> None:
+        """Stop reconciling, wait for the passes and event posts in flight to end, close the client."""
+        tasks = [*self._tasks, *self._events]
+        self._cancel_tasks()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.writer.close()
 
     def _cancel_tasks(self) -> None:
         for task in [*self._tasks, *self._events]:
             task.cancel()
-        log.warning("stopped reconciling")
 
     async def _heartbeat(self, health: Health) -> None:
         """Proves to /healthz that the event loop still runs, and shows it the queue's progress."""
@@ -115,11 +121,11 @@ class Controller:
         result = "ok"
         try:
             await self._reconcile(key)
-        except ApiException as error:
+        except ApiError as error:
             result = "api-error"
             log.warning("reconcile %s/%s: API error %s %s; retrying", *key, error.status, error.reason)
             self.queue.add_after(key, 2.0)
-        except HTTPError as error:  # the apiserver unreachable, or slower than timing.API_TIMEOUT_SECONDS
+        except ApiUnreachable as error:  # no answer, or none within timing.API_TIMEOUT_SECONDS
             result = "api-error"
             log.warning("reconcile %s/%s: %s; retrying", *key, error)
             self.queue.add_after(key, 2.0)
@@ -155,20 +161,20 @@ class Controller:
             self.cache.put_training_job(updated)
         if actions.delete_training_job is not None:
             target = actions.delete_training_job
-            await asyncio.to_thread(self.writer.delete_training_job, target.namespace, target.name)
+            await self.writer.delete_training_job(target.namespace, target.name)
             return
         if actions.delete_job is not None:
             target = actions.delete_job
-            await asyncio.to_thread(self.writer.delete_job, target.namespace, target.name)
+            await self.writer.delete_job(target.namespace, target.name)
         for secret in actions.secrets:
-            await asyncio.to_thread(self.writer.create_once, secret)
+            await self.writer.create_once(secret)
         if not await self._create(key, actions.create):
             self.enqueue(key)  # the next pass reports the refusal (and schedules its retry)
         if actions.resize_job is not None:
             resize = actions.resize_job
-            await asyncio.to_thread(self.writer.resize_job, resize.namespace, resize.name, resize.workers)
+            await self.writer.resize_job(resize.namespace, resize.name, resize.workers)
         for child in actions.restore:
-            self.cache.put_child(child["kind"], await asyncio.to_thread(self.writer.restore_spec, child))
+            self.cache.put_child(child["kind"], await self.writer.restore_spec(child))
         if actions.read_failed_creates is not None:
             await self._read_failed_creates(key, actions.read_failed_creates)
         if actions.read_workload is not None:
@@ -177,7 +183,7 @@ class Controller:
             self.cache.workloads.pop(key, None)  # admitted or gone: the next wait reads afresh
         if actions.read_pods is not None:
             read = actions.read_pods
-            self.cache.listed(key, read.job_uid, await asyncio.to_thread(self.writer.job_pods, read.namespace, read.name))
+            self.cache.listed(key, read.job_uid, await self.writer.job_pods(read.namespace, read.name))
         for event in events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             self._post_event(obj, event)
@@ -191,7 +197,7 @@ class Controller:
         """Post an event without waiting for it, as client-go's recorder does: events are best
         effort (post_event swallows refusals), and a round trip per event held the worker from
         the next job. The task is kept until done (the loop holds tasks only weakly)."""
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.writer.post_event, obj, event))
+        task = asyncio.get_running_loop().create_task(self.writer.post_event(obj, event))
         self._events.add(task)
         task.add_done_callback(self._events.discard)
 
@@ -202,7 +208,7 @@ class Controller:
         held by someone else's Service, which would then answer for the workers' hostnames."""
         for child in children:
             kind, name = child["kind"], child["metadata"]["name"]
-            result = await asyncio.to_thread(self.writer.create, child)
+            result = await self.writer.create(child)
             if result.obj is None:
                 # A namespace being deleted takes the job with it: nothing is wrong, nothing to warn of.
                 level = logging.INFO if result.reason == NAMESPACE_TERMINATING else logging.WARNING
@@ -216,14 +222,14 @@ class Controller:
     async def _read_failed_creates(self, key: Key, read: FailedCreatesRead) -> None:
         """Record the Job controller's latest FailedCreate as the job's Refusal of kind Pod (or
         that there is none); the next pass reports it, and a new one brings that pass now."""
-        found = await asyncio.to_thread(self.writer.failed_creates, read.namespace, read.job_uid)
+        found = await self.writer.failed_creates(read.namespace, read.job_uid)
         refusal = None if found is None else Refusal("Pod", read.name, FAILED_CREATE, found[2], found[0], found[1])
         if self.cache.replace_refusal(key, "Pod", read.name, refusal):
             self.enqueue(key)
 
     async def _read_workload(self, key: Key, read: WorkloadRead) -> None:
         """Record Kueue's Workload of the job's queued Job; a change brings the next pass now."""
-        found = await asyncio.to_thread(self.writer.workload, read.namespace, read.job_uid)
+        found = await self.writer.workload(read.namespace, read.job_uid)
         if self.cache.workloads.get(key) != found:
             self.cache.workloads[key] = found
             self.enqueue(key)
@@ -234,13 +240,13 @@ class Controller:
         write it again without them (MetricsAvailable False, the server's reason): a figure must
         never keep the phase and conditions from being written."""
         try:
-            return await asyncio.to_thread(self.writer.patch_status, *key, status)
-        except ApiException as error:
+            return await self.writer.patch_status(*key, status)
+        except ApiError as error:
             if read is None or error.status not in (400, 422):
                 raise
             log.warning("status of %s/%s refused with its figures (%s); writing it without them", *key, error.reason)
             refused = f"the API server refused the figures: {error.status} {error.reason}"[:300]
-            return await asyncio.to_thread(self.writer.patch_status, *key,
+            return await self.writer.patch_status(*key,
                                            with_metrics(read.status, None, now, read.generation, refused))
 
     def forget_metrics(self, key: Key, uid: str) -> None:
@@ -291,6 +297,10 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.startup(registry=registry)
     async def _startup(**_: Any) -> None:
         await controller.start()  # kopf's settings: watching.operator_settings, given to kopf.run
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        await controller.stop()
 
     @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
     async def _training_job(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
