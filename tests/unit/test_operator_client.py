@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -42,8 +42,8 @@ def test_every_object_the_operator_creates_has_its_resource_path():
 class Recorder(BaseHTTPRequestHandler):
     """Answers each request with the status and body queued for it, and keeps what it got."""
 
-    seen: list[dict[str, Any]] = []
-    answers: list[tuple[int, dict[str, Any]]] = []
+    seen: ClassVar[list[dict[str, Any]]] = []
+    answers: ClassVar[list[tuple[int, dict[str, Any]]]] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
