@@ -6,6 +6,8 @@ listener that accepts and stays silent, as a paused apiserver does), and what /h
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
 import socket
 import threading
 import time
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import kopf
+import orjson
 import pytest
 
 from tandem._sys.ports import free_port
 from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
-from tandem.controller import apiclient, leader, timing
+from tandem.controller import apiclient, leader, timing, watching
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import Controller, OperatorConfig, register
@@ -46,6 +49,19 @@ def test_child_watches_are_label_selected_by_the_apiserver_and_training_jobs_are
     assert settings.scanning.disabled is namespaced
     assert settings.networking.request_timeout == timing.API_TIMEOUT_SECONDS
     assert settings.watching.chunk_size
+
+
+def test_kopf_decodes_watch_events_with_orjson_once_told(monkeypatch):
+    """The saving rests on one line of kopf's stream reader: a kopf that decodes events some
+    other way (or uses `json` for more) must fail here, not quietly lose it."""
+    module = importlib.import_module(watching.KOPF_STREAM_MODULE)
+    source = inspect.getsource(module)
+    assert watching.KOPF_STREAM_DECODE in source and source.count("json.") == 1
+    monkeypatch.setattr(module, "json", module.json)  # restored after the test
+    watching.decode_watch_events_with_orjson()
+    assert module.json.loads is orjson.loads
+    assert module.json.loads('{"type": "ADDED", "object": {"metadata": {"name": "p"}}}') == \
+        {"type": "ADDED", "object": {"metadata": {"name": "p"}}}
 
 
 # ---------------------------------------------------------------------------- timeouts

@@ -17,18 +17,19 @@ Credentials come from the official client's config loader (kubeconfig with certi
 token or an exec plugin; or the service account, whose token it re-reads as it rotates), the
 same loader kopf's login uses: only the client's API classes are left out. Every call ends
 within its timeout and is never retried here; the work queue and the renewal loop retry with
-their own pacing.
+their own pacing. JSON goes through orjson: the operator decodes every answer (and, through
+kopf, every watch event: watching.decode_watch_events_with_orjson).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import aiohttp
+import orjson
 import urllib3
 
 from ..contract import OPERATOR_USER_AGENT
@@ -105,7 +106,7 @@ def resource_path(api_version: str, plural: str, namespace: str, name: str = "",
 def _answer(status: int, reason: str, data: bytes) -> Any:
     if status >= 400:
         raise ApiError(status, reason, data.decode("utf-8", "replace"))
-    return json.loads(data) if data else None
+    return orjson.loads(data) if data else None
 
 
 class AsyncApi:
@@ -129,7 +130,7 @@ class AsyncApi:
     async def call(self, method: str, path: str, *, query: Optional[Mapping[str, str]] = None,
                    body: Any = None, content_type: str = JSON) -> Any:
         """The answer's JSON (None for an empty one); raises ApiError or ApiUnreachable."""
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        data = None if body is None else orjson.dumps(body)
         try:
             async with self._open().request(method, self.endpoint.server + path, params=query, data=data,
                                             headers=self.endpoint.headers(content_type),
@@ -155,7 +156,7 @@ class SyncApi:
 
     def call(self, method: str, path: str, *, body: Any = None, timeout: float = API_TIMEOUT_SECONDS) -> Any:
         """The answer's JSON (None for an empty one); raises ApiError or ApiUnreachable."""
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else orjson.dumps(body)
         try:
             response = self._pool.request(method, self.endpoint.server + path, body=data,
                                           headers=self.endpoint.headers(JSON), timeout=timeout)

@@ -22,7 +22,7 @@ from .health import Health
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
 from .timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
-from .watching import assert_events_only, operator_settings
+from .watching import assert_events_only, decode_watch_events_with_orjson, operator_settings
 from .writer import KubeWriter
 
 log = logging.getLogger("tandem.operator")
@@ -130,6 +130,7 @@ def run(options: RunOptions) -> int:
         return kopf.login_via_client(**kwargs)
 
     assert_events_only(registry)
+    decode_watch_events_with_orjson()
     try:
         kopf.run(
             registry=registry,

@@ -18,11 +18,15 @@ job of thousands of pods never arrives as one response held whole in memory.
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
+import types
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import kopf
+import orjson
 
 from ..contract import JOB_NAME_LABEL
 from .timing import API_TIMEOUT_SECONDS, WATCH_CLIENT_TIMEOUT_SECONDS, WATCH_SERVER_TIMEOUT_SECONDS
@@ -106,3 +110,22 @@ def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
         # forbidden scans for about a minute before it starts watching.
         settings.scanning.disabled = True
     return settings
+
+
+#: kopf's module that reads watch streams, and the one line of it that decodes each event.
+KOPF_STREAM_MODULE = "kopf._cogs.clients.api"
+KOPF_STREAM_DECODE = "json.loads(line.decode('utf-8'))"
+
+
+def decode_watch_events_with_orjson() -> None:
+    """Have kopf decode each watch event with orjson instead of the standard library's json.
+
+    Every event of every watched object (whole Pods and Jobs, managedFields and all) is one
+    `json.loads` in kopf's stream reader: a quarter of the operator's CPU at 1,000 jobs (bench
+    B3), which orjson does in a fraction of the time, to the same dicts. kopf offers no setting
+    for its decoder, so this replaces the `json` its stream module sees with one whose `loads`
+    is orjson's (that module uses `json` for nothing else). It is pinned to kopf's source:
+    tests/unit/test_operator_limits.py fails on a kopf whose stream reader no longer decodes
+    that way, rather than letting an upgrade silently undo the saving."""
+    module = importlib.import_module(KOPF_STREAM_MODULE)
+    module.json = types.SimpleNamespace(loads=orjson.loads, dumps=json.dumps)  # type: ignore[attr-defined]
