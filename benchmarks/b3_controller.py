@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -679,7 +680,13 @@ def delete_namespace(cp: ControlPlane, ns: str, wait: float) -> str:
     return f"still terminating after {wait:.0f}s"
 
 
-def add_bench_nodes(cp: ControlPlane) -> None:
+def bench_nodes(largest_scale: int) -> int:
+    """kwok nodes enough for the largest row's pods (two a job), with a quarter to spare, and
+    for the previous row's pods while its namespace is still being deleted."""
+    return max(BENCH_NODES, math.ceil(2 * (largest_scale + 1) * 1.25 / int(BENCH_NODE_PODS)))
+
+
+def add_bench_nodes(cp: ControlPlane, count: int) -> None:
     resources = {"cpu": "4000", "memory": "16Ti", "pods": BENCH_NODE_PODS, "ephemeral-storage": "10Ti"}
     items = [{
         "apiVersion": "v1", "kind": "Node",
@@ -688,7 +695,7 @@ def add_bench_nodes(cp: ControlPlane) -> None:
                      "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-bench-{i}", "kubernetes.io/os": "linux",
                                 "kubernetes.io/arch": "amd64"}},
         "spec": {}, "status": {"allocatable": resources, "capacity": resources},
-    } for i in range(BENCH_NODES)]
+    } for i in range(count)]
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
 
@@ -764,7 +771,8 @@ def main() -> int:
     loads: list[str] = []
     systems: list[System] = []
     try:
-        add_bench_nodes(cp)
+        nodes = bench_nodes(max(scales))
+        add_bench_nodes(cp, nodes)
         makers = {"tandem": lambda: Tandem(cp, logdir), "kubeflow": lambda: Kubeflow(cp, logdir, bins),
                   "trainer": lambda: Trainer(cp, logdir, bins)}
         systems = [makers[name]() for name in wanted]
@@ -837,7 +845,7 @@ def main() -> int:
     if not args.no_append:
         body = "\n".join([
             f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), "
-            f"{BENCH_NODES} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
+            f"{nodes} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
             "window). Fresh namespace and operator process(es) per row; jobs created from 8 client threads; every job "
             "is 2 pods. Latency = create -> both pods Running; 'pods exist' = both pods created. Peak RSS = VmHWM, "
             "summed over the system's processes (trainer: trainer-controller-manager + JobSet controller). "
