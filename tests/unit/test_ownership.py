@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from hypothesis import given
-from kubernetes.client.rest import ApiException
 
+from tandem.api.status import rfc3339
 from tandem.contract import (
     CHILD_REJECTED,
     DNS1035_LABEL_PATTERN,
@@ -18,9 +19,10 @@ from tandem.contract import (
     NAME_CONFLICT,
     tensorboard_name,
 )
+from tandem.controller.apiclient import ApiError
 from tandem.controller.cache import Cache
 from tandem.controller.observed import ALREADY_EXISTS, FAILED_CREATE, JobState, Observed, Refusal, observe
-from tandem.controller.policy.refusals import RETRY_CAP_SECONDS, retry_delay
+from tandem.controller.policy.refusals import FAILED_CREATE_GRACE_SECONDS, RETRY_CAP_SECONDS, retry_delay
 from tandem.controller.reconcile import reconcile
 from tandem.controller.writer import MESSAGE_LIMIT, NAMESPACE_TERMINATING, server_words
 from tests.support.specs import names
@@ -156,7 +158,7 @@ def test_pods_refused_to_the_job_controller_are_asked_for_and_reported():
     job = JobState(0, uid="j-1", created="2026-11-25T11:59:00Z")
     obj, actions = step(training_job(), Observed(True, job, []))
     assert actions.read_failed_creates is not None and actions.read_failed_creates.job_uid == "j-1"
-    assert actions.requeue_after == 2.0
+    assert actions.requeue_after == 30.0  # no refusal yet, the Job a minute old: every half of its age
     message = 'pods "demo-0-abc" is forbidden: exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0'
     failed = Refusal("Pod", "demo", FAILED_CREATE, message, attempts=4, at="2026-11-25T12:00:00Z")
     obj, actions = step(obj, Observed(True, job, [], [failed]))
@@ -172,9 +174,23 @@ def test_pods_refused_to_the_job_controller_are_asked_for_and_reported():
     assert condition(obj, CHILD_REJECTED)["status"] == "False" and actions.read_failed_creates is None
 
 
+def test_the_job_controller_gets_a_few_seconds_before_its_events_are_read():
+    """Each read lists the namespace's events: made for every Job not yet reached by a busy Job
+    controller, thousands of them timed out at 10,000 jobs."""
+    job = JobState(0, uid="j-1", created=rfc3339(NOW - timedelta(seconds=3)))
+    _, actions = step(training_job(), Observed(True, job, []))
+    assert actions.read_failed_creates is None
+    assert actions.requeue_after == pytest.approx(FAILED_CREATE_GRACE_SECONDS - 3)
+    _, actions = step(training_job(), Observed(True, job, []), NOW + timedelta(seconds=FAILED_CREATE_GRACE_SECONDS - 3))
+    assert actions.read_failed_creates is not None and actions.read_failed_creates.job_uid == "j-1"
+    assert actions.requeue_after == FAILED_CREATE_GRACE_SECONDS / 2
+    # a Job the Job controller has not reached for ten minutes is read for every five
+    _, actions = step(training_job(), Observed(True, job, []), NOW + timedelta(seconds=603))
+    assert actions.read_failed_creates is not None and actions.requeue_after == 300.0
+
+
 def test_server_words_are_read_from_the_status_body_and_bounded():
-    error = ApiException(status=422, reason="Unprocessable Entity")
-    error.body = json.dumps({"kind": "Status", "reason": "Invalid", "message": "x" * 5000})
+    error = ApiError(422, "Unprocessable Entity", json.dumps({"kind": "Status", "reason": "Invalid", "message": "x" * 5000}))
     reason, message = server_words(error)
     assert reason == "Invalid" and len(message) == MESSAGE_LIMIT
     error.body = "not json"
@@ -183,7 +199,7 @@ def test_server_words_are_read_from_the_status_body_and_bounded():
 
 def test_a_namespace_being_deleted_is_named_as_such_not_as_a_permission_refusal():
     # The API server's answer to a create in a terminating namespace, as v1.33 sends it.
-    error = ApiException(status=403, reason="Forbidden")
+    error = ApiError(403, "Forbidden")
     message = 'jobs.batch "victim" is forbidden: unable to create new content in namespace t because it is being terminated'
     error.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": message,
                              "details": {"name": "victim", "kind": "jobs",

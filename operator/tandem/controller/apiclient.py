@@ -137,7 +137,7 @@ class AsyncApi:
                                             server_hostname=self.endpoint.server_hostname) as response:
                 status, reason, answer = response.status, response.reason or "", await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise ApiUnreachable(f"{method} {path}: {error or type(error).__name__}") from error
+            raise ApiUnreachable(f"{method} {path}: {str(error) or type(error).__name__}") from error
         return _answer(status, reason, answer)
 
     async def close(self) -> None:

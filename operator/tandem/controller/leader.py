@@ -63,7 +63,8 @@ class LeaderElector:
                  me: Optional[str] = None):
         self.api = api
         self.namespace, self.name = namespace, name
-        self.path = resource_path("coordination.k8s.io/v1", "leases", namespace, name)
+        self.leases = resource_path("coordination.k8s.io/v1", "leases", namespace)
+        self.path = f"{self.leases}/{name}"
         self.me = me or identity()
         self.observer = LeaseObserver()
 
@@ -86,7 +87,7 @@ class LeaderElector:
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
             try:
-                self.api.call("POST", self.path.rpartition("/")[0], body=body, timeout=self._timeout(deadline))
+                self.api.call("POST", self.leases, body=body, timeout=self._timeout(deadline))
                 return True
             except ApiError as create_error:
                 if create_error.status == 409:

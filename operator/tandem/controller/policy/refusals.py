@@ -24,6 +24,13 @@ from ..observed import FAILED_CREATE, JobState, Observed, Refusal
 #: refusal that stays costs one API call per cap.
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 300.0
+#: How long a Job may be short of pods before its FailedCreate events are read. The Job
+#: controller creates a Job's pods within seconds when it can, and each read lists events (the
+#: API server filters them by scanning the namespace's): read at once and every 2 s after, each
+#: Job the Job controller had not reached yet cost a list every 2 s, thousands a minute at 10,000
+#: jobs, which timed out and slowed the API server for everyone (bench B3). After it, a Job
+#: short of pods without a refusal is read for every half of its age (at most RETRY_CAP_SECONDS).
+FAILED_CREATE_GRACE_SECONDS = 10.0
 #: Longest condition message: several conflicts are named in one.
 CONDITION_MESSAGE_LIMIT = 1024
 
@@ -97,16 +104,28 @@ def current_refusals(observed: Observed, workers: int, restart: int) -> list[Ref
 
 
 def read_failed_creates(decision: Decision, current: JobState, observed: Observed, workers: int) -> None:
-    """While the job's own Job is short of pods, ask the runtime why: its FailedCreate events."""
+    """While the job's own Job is short of pods, ask the runtime why: its FailedCreate events.
+
+    Not in the Job controller's first seconds, and then less often the longer the Job waits: a
+    Job controller that is merely busy (thousands of Jobs at once) is not refused anything, and
+    each read lists the namespace's events."""
     if current.complete or current.failed or current.deleting:
         return
     if len(observed.pods_of(decision.restart)) < workers:
+        created = parse_time(current.created)
+        age = (decision.now - created).total_seconds() if created is not None else FAILED_CREATE_GRACE_SECONDS
+        if age < FAILED_CREATE_GRACE_SECONDS:  # the Job controller's few seconds are not up: look when they are
+            later = decision.actions.requeue_after
+            wait = FAILED_CREATE_GRACE_SECONDS - age
+            decision.actions.requeue_after = wait if later is None else min(later, wait)
+            return
         ref = decision.job_ref
         decision.actions.read_failed_creates = FailedCreatesRead(ref.namespace, ref.name, current.uid)
         # The Job controller's retries change nothing that is watched: look again, less often
-        # while its refusals go on.
+        # while its refusals go on, or while it has not come to the Job at all.
         refused = [r.attempts for r in observed.refusals if r.reason == FAILED_CREATE]
-        decision.actions.requeue_after = retry_delay(max(refused, default=1))
+        decision.actions.requeue_after = (retry_delay(max(refused)) if refused else
+                                          min(max(RETRY_BASE_SECONDS, age / 2), RETRY_CAP_SECONDS))
 
 
 def report_refusals(decision: Decision, refusals: list[Refusal]) -> bool:
