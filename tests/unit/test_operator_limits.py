@@ -24,9 +24,10 @@ import pytest
 from tandem._sys.ports import free_port
 from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from tandem.controller import apiclient, leader, timing, watching
+from tandem.controller.actions import FailedCreatesRead
 from tandem.controller.health import Health
 from tandem.controller.queue import Progress
-from tandem.controller.runtime import Controller, OperatorConfig, register
+from tandem.controller.runtime import FAILED_CREATE_READS, Controller, OperatorConfig, register
 from tandem.controller.watching import CHILDREN, EventsOnlyDiffBase, assert_events_only, operator_settings
 
 
@@ -253,3 +254,39 @@ def test_healthz_answers_503_over_http_for_a_wedged_queue():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---------------------------------------------------------------------------- FailedCreate reads
+
+
+class SlowEvents:
+    """A writer whose FailedCreate reads take a while, or find no answer at all."""
+
+    def __init__(self, answer: bool = True) -> None:
+        self.answer, self.in_flight, self.most = answer, 0, 0
+
+    async def failed_creates(self, namespace: str, job_uid: str) -> Any:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if not self.answer:
+                raise apiclient.ApiUnreachable("GET /api/v1/namespaces/ns/events: TimeoutError")
+            return None
+        finally:
+            self.in_flight -= 1
+
+
+def test_failed_create_reads_are_bounded_and_one_without_an_answer_fails_no_pass():
+    """Thousands of Jobs waiting on a busy Job controller each asked for their events at once:
+    the lists timed out, and each timeout's retry asked again two seconds later."""
+
+    async def reads(writer: SlowEvents) -> None:
+        controller = Controller(cast(Any, writer), OperatorConfig())
+        await asyncio.gather(*(controller._read_failed_creates(("ns", f"j{i}"), FailedCreatesRead("ns", f"j{i}", "u"))
+                               for i in range(20)))
+
+    bounded = SlowEvents()
+    asyncio.run(reads(bounded))
+    assert bounded.most == FAILED_CREATE_READS
+    asyncio.run(reads(SlowEvents(answer=False)))  # raises nothing: the pass goes on to its own requeue

@@ -46,6 +46,11 @@ WORKERS = 16
 #: threads, fewer than the workers on a small node. API calls need none: they run on the loop.
 API_THREADS = WORKERS + 2
 METRICS_READ_TIMEOUT = 5.0
+#: FailedCreate reads in flight at once, over all jobs. Each lists a namespace's events, which the
+#: API server filters by scanning them all: with thousands of Jobs waiting on a busy Job
+#: controller, unbounded reads timed out and slowed the API server for everyone (bench B3 at
+#: 10,000 jobs). The reads are a diagnosis (why are pods missing?), not on any job's path.
+FAILED_CREATE_READS = 2
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Controller:
         self.queue: Optional[WorkQueue[Key]] = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._events: set[asyncio.Task[Any]] = set()
+        self._failed_create_reads = asyncio.Semaphore(FAILED_CREATE_READS)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def start(self) -> None:
@@ -221,8 +227,15 @@ class Controller:
 
     async def _read_failed_creates(self, key: Key, read: FailedCreatesRead) -> None:
         """Record the Job controller's latest FailedCreate as the job's Refusal of kind Pod (or
-        that there is none); the next pass reports it, and a new one brings that pass now."""
-        found = await self.writer.failed_creates(read.namespace, read.job_uid)
+        that there is none); the next pass reports it, and a new one brings that pass now. A read
+        without an answer is not the pass's failure (whose retry would read again in seconds):
+        the pass's own requeue, which backs off with the Job's wait, asks again."""
+        try:
+            async with self._failed_create_reads:
+                found = await self.writer.failed_creates(read.namespace, read.job_uid)
+        except (ApiError, ApiUnreachable) as error:
+            log.info("%s/%s: reading the Job's FailedCreate events: %s; asking again later", *key, error)
+            return
         refusal = None if found is None else Refusal("Pod", read.name, FAILED_CREATE, found[2], found[0], found[1])
         if self.cache.replace_refusal(key, "Pod", read.name, refusal):
             self.enqueue(key)
