@@ -79,6 +79,10 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def run(options: RunOptions) -> int:
     limit_arenas(MALLOC_ARENAS)  # before any thread starts (see _sys/malloc.py)
+    # Before anything else: a SIGTERM after the first log line (the admin policy) but before
+    # this killed the process while it loaded its credentials.
+    stop, lost = threading.Event(), threading.Event()
+    _stop_on_signals(stop)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
     if options.kubeconfig:
@@ -86,8 +90,6 @@ def run(options: RunOptions) -> int:
     admin_policy = read_admin_policy(options.admin_policy_dir)  # a bad policy stops the start, before the lease
     log.info("admin policy: %s", admin_policy)
     server = endpoint(options.kubeconfig)
-    stop, lost = threading.Event(), threading.Event()
-    _stop_on_signals(stop)
     if options.metrics_port:
         telemetry.serve(options.metrics_port)
     health = Health(options.queue_stall_seconds)
