@@ -74,3 +74,72 @@ def test_the_operators_reads_keep_the_history_in_status_and_the_dashboard_charts
     drawn = from_history(TrainingJobStatus.model_validate(status).metrics_history)
     assert drawn.throughput == [100.0, 101.0, 102.0] and drawn.workers[1]["throughput"] == [50.0, 50.5, 51.0]
     assert drawn.workers[1]["gpu_utilization"] == [None, None, None]
+
+
+# -- a local run's history: the seconds before its figures could first be read -----------------
+def steps_from(t0: float, seconds: float, step_s: float = 0.1) -> list[list[float]]:
+    """One rank's encoded steps: `samples` 64 each, `step_s` apart, from `t0` for `seconds`."""
+    count = int(seconds / step_s)
+    return [[t0 + i * step_s, 64, step_s, step_s] for i in range(1, count + 1)]
+
+
+def test_backfill_gives_the_figures_of_each_second_from_the_records_up_to_then():
+    from tandem.figures import reader
+    from tandem.figures.history import backfill
+
+    t0 = START.timestamp()
+    # Worker 1 starts 3 s late: the early seconds have worker 0's figures only.
+    snapshot = {"records": {"0/0": steps_from(t0, 10.0), "1/0": [s for s in steps_from(t0, 10.0) if s[0] > t0 + 3]},
+                "info": {"0/0": {"stepsDone": 100, "stepsTotal": 100, "gpus": 1, "gpuUtil": 90.0}}}
+    samples = backfill(snapshot, workers=2, baseline=None, straggler_threshold=0.8, interval=1.0)
+    moments = [datetime.fromisoformat(s.updated_at.replace("Z", "+00:00")).timestamp() for s in samples]
+    assert moments == [t0 + k for k in range(1, 11)]  # from the first step to the last, each whole second
+    assert [[w.index for w in s.per_worker] for s in samples[:2]] == [[0], [0]]
+    assert [w.index for w in samples[-1].per_worker] == [0, 1]
+    # Each is what the figures were then: the records up to that moment, summarised.
+    cut = {"0/0": [s for s in snapshot["records"]["0/0"] if s[0] <= moments[4]],
+           "1/0": [s for s in snapshot["records"]["1/0"] if s[0] <= moments[4]]}
+    then = reader.from_snapshot({"records": cut}, 2, None, 0.8)
+    assert samples[4].throughput == then.throughput and samples[4].per_worker[0].steps == len(cut["0/0"])
+    # A pause (a group restart): no sample for the seconds in which no step ended.
+    paused = {"records": {"0/0": steps_from(t0, 3.0) + steps_from(t0 + 10.0, 3.0)}}
+    moments = [datetime.fromisoformat(s.updated_at.replace("Z", "+00:00")).timestamp() - t0
+               for s in backfill(paused, workers=1, baseline=None, straggler_threshold=0.8, interval=1.0)]
+    assert moments == [1, 2, 3, 11, 12, 13]
+    # The latest word of a rank (GPU use, its total) would misdate the past: left out.
+    assert all(w.gpu_utilization is None for s in samples for w in s.per_worker)
+
+
+def test_a_long_gap_is_backfilled_with_at_most_max_backfill_samples():
+    from tandem.figures.history import MAX_BACKFILL, backfill
+
+    t0 = START.timestamp()
+    snapshot = {"records": {"0/0": steps_from(t0, 3000.0, step_s=5.0)}}  # 50 minutes of records
+    samples = backfill(snapshot, workers=1, baseline=None, straggler_threshold=0.8, interval=1.0)
+    assert MAX_BACKFILL - 1 <= len(samples) <= MAX_BACKFILL and samples[-1].throughput == 12.8
+    assert backfill({"records": {}}, workers=1, baseline=None, straggler_threshold=0.8, interval=1.0) == []
+
+
+def test_a_run_shorter_than_rays_start_gets_its_chart_from_the_spool_once(tmp_path, monkeypatch):
+    """The history a local run keeps (local/figures_service.SampleHistory): the file exists at once,
+    the first figures come after the seconds before them, and a second writer of the same history
+    (the CLI, when the helper was stopped) adds no second backfill."""
+    from tandem.dashboard.series import parse_history
+    from tandem.local.figures_service import SampleHistory
+
+    path = tmp_path / "metrics.jsonl"
+    t0 = START.timestamp()
+    snapshot = {"records": {"0/0": steps_from(t0, 8.0), "1/0": steps_from(t0, 8.0)}}
+    with SampleHistory(path, 2, None, 0.8, 1.0) as history:
+        assert path.exists()
+        waiting = history.sample(lambda final: {}, ray_up=False)
+        assert not waiting.available and waiting.reason == "Ray did not start"
+        final = history.sample(lambda final: snapshot, ray_up=False, final=True)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    samples = parse_history(path.read_text().splitlines())
+    assert lines[-1]["final"] is True and final.throughput == samples[-1].throughput
+    assert len([s for s in samples if s.throughput is not None]) == 1 + 8  # the final and one a second before it
+    with SampleHistory(path, 2, None, 0.8, 1.0) as again:
+        assert again.figures_written
+        again.sample(lambda final: snapshot, ray_up=False, final=True)
+    assert len(path.read_text().splitlines()) == len(lines) + 1

@@ -7,19 +7,29 @@ a status must stay small whatever the job's length. So a point is added only whe
 seconds have passed since the last one, and when the points reach `MAX_HISTORY_POINTS` the
 neighbours merge in pairs (their mean) and the spacing doubles: an hour-long job keeps 120 points
 of 30 s, a week-long one 120 points of about 85 minutes, always from its start to now.
+
+A local run keeps a sample a second instead (its metrics.jsonl); `backfill` gives it the seconds
+before its figures could first be read, from the step records themselves.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Optional, Sequence
+import bisect
+import math
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
 
-from ..api.status import MAX_HISTORY_POINTS, MAX_HISTORY_WORKERS, HistoryPoint, MetricsHistory, MetricsStatus
+from ..api.status import MAX_HISTORY_POINTS, MAX_HISTORY_WORKERS, HistoryPoint, MetricsHistory, MetricsStatus, rfc3339
+from . import summary
+from .snapshot import check
 
 #: The first spacing: the operator's read interval, so that every read adds a point at first.
 FIRST_SPACING_SECONDS = 15
 #: A read a little early (reads are scheduled, not exact) still counts as due.
 EARLY = 0.8
+#: Samples a backfill makes at most (spaced wider when the gap is longer): a run whose Ray never
+#: came up has only its spooled records, and its history must stay a readable size.
+MAX_BACKFILL = 600
 
 
 def point(metrics: MetricsStatus, at: datetime, indexes: Sequence[int]) -> Optional[HistoryPoint]:
@@ -61,3 +71,37 @@ def recorded(history: Optional[MetricsHistory], metrics: MetricsStatus, at: date
         points = pairs + ([points[-1]] if len(points) % 2 else [])
         spacing *= 2
     return MetricsHistory(spacing=spacing, worker_indexes=history.worker_indexes, points=points)
+
+
+def backfill(snapshot: Any, workers: int, baseline: Optional[float], straggler_threshold: float,
+             interval: float, limit: int = MAX_BACKFILL) -> list[MetricsStatus]:
+    """The figures as they stood every `interval` seconds (on whole seconds) from a snapshot's first
+    step record (of those it keeps: each rank's last `snapshot.MAX_RECORDS`) to its last, oldest
+    first, each from the records up to that moment (the window is relative to the newest step, so
+    a cut of the records gives the figures of then). A second in which no step ended has no sample:
+    the window would repeat the figures of the last step, as if training had gone on.
+
+    Why: a local run's figures can first be read when its Ray is up, which on a loaded machine can
+    be most of a short run; until then the shippers hold their records (with the moments the steps
+    ended), so the seconds before are not lost, only late. Each rank's word besides its steps (GPU
+    use, its step total) is the latest and would misdate the past, so these samples leave it out."""
+    checked = check(snapshot, workers)
+    times = sorted(step.t for steps in checked.records.values() for step in steps)
+    if not times or interval <= 0:
+        return []
+    first, last = times[0], times[-1]
+    spacing = max(interval, math.ceil((last - first) / limit))
+    samples = []
+    moment = math.floor(first) + spacing  # whole seconds, as a status's time is written
+    while moment <= last:
+        if bisect.bisect_right(times, moment) == bisect.bisect_right(times, moment - spacing):
+            moment += spacing
+            continue  # no step ended in this second (a restart, a pause): no figures to claim for it
+        cut = {key: [step for step in steps if step.t <= moment] for key, steps in checked.records.items()}
+        totals = {key: checked.totals.get(key, len(steps)) - (len(steps) - len(cut[key]))
+                  for key, steps in checked.records.items()}
+        at = rfc3339(datetime.fromtimestamp(moment, timezone.utc))
+        samples.append(summary.summarize({key: steps for key, steps in cut.items() if steps}, workers, baseline,
+                                         straggler_threshold, updated_at=at, steps_total=totals))
+        moment += spacing
+    return samples

@@ -81,8 +81,9 @@ class Collectors:
         self._handles: dict[JobKey, Any] = {}
         self._lock = threading.Lock()
 
-    def connect(self, timeout: float = CONNECT_TIMEOUT) -> bool:
-        """Become a Ray driver of `address`, retrying until `timeout`; True once connected."""
+    def connect(self, timeout: float = CONNECT_TIMEOUT, give_up: Optional[threading.Event] = None) -> bool:
+        """Become a Ray driver of `address`, retrying until `timeout` or until `give_up` is set (a
+        local run that ended meanwhile has nothing left to send); True once connected."""
         import ray
 
         from .collector import RAY_NAMESPACE
@@ -98,9 +99,8 @@ class Collectors:
                 self.failure = f"{type(error).__name__}: {error}"[:300]
                 if ray.is_initialized():
                     ray.shutdown()
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or (give_up or threading.Event()).wait(1.0):
                     return False
-                time.sleep(1.0)
 
     def _handle(self, job: JobKey, create: bool) -> Any:
         from .collector import get_or_create, lookup

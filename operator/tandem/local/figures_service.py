@@ -227,9 +227,22 @@ class LocalMetrics:
         listed = _read_pids(self.pids_file) if self.final is None else []
         stop_processes(lambda: [p for p in listed if proctree.alive(p)] + session_processes(self.session), grace=1.0)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
-        if self.final is None:
-            self.final = MetricsStatus(available=False, reason="the metrics process ended early")
-        return self.final
+        if self.final is None and self.history is not None:
+            self.final = self._final_from_spool(self.history)
+        return self.final or MetricsStatus(available=False, reason="the metrics process ended early")
+
+    def _final_from_spool(self, history: Path) -> Optional[MetricsStatus]:
+        """The final figures from what the shippers spooled, written to the history, when the helper
+        was stopped before it wrote them (it was still connecting to a Ray that came up as the run
+        ended, so no shipper's records reached Ray); None when they spooled nothing."""
+        def spooled(_final: bool) -> dict[str, Any]:
+            snapshot: dict[str, Any] = {}
+            merge_spool(snapshot, history.parent / "metrics")
+            return snapshot
+
+        with SampleHistory(history, self.workers, self.baseline, self.threshold, INTERVAL) as samples:
+            status = samples.sample(spooled, ray_up=False, final=True)
+        return status if status.available else None
 
 
 # -- the helper process -----------------------------------------------------------------------
@@ -294,6 +307,13 @@ def _emit(event: dict[str, Any]) -> None:
         pass  # the CLI has gone; the history file still gets everything
 
 
+def _has_figures(line: str) -> bool:
+    try:
+        return json.loads(line).get("throughput") is not None
+    except (ValueError, AttributeError):
+        return False
+
+
 def _dump(status: MetricsStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -308,6 +328,54 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen[bytes
             "--temp-dir", temp_dir]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
                             preexec_fn=die_with_parent)
+
+
+class SampleHistory:
+    """The run's metrics history (`<run dir>/metrics.jsonl`): a sample a second, the last marked final.
+
+    The file exists from the helper's start, so a run always has one. The first sample with figures
+    comes with the seconds before it (figures.history.backfill): whether Ray came up late or never
+    (a run shorter than its start), the chart of the run starts with its first steps."""
+
+    def __init__(self, path: Path, workers: int, baseline: Optional[float], threshold: float, interval: float):
+        self.path, self.workers, self.baseline, self.threshold = path, workers, baseline, threshold
+        self.interval = interval
+        #: Whether a sample with figures is in the file: the backfill comes once, before the first.
+        self.figures_written = path.exists() and any(_has_figures(line) for line in path.open(encoding="utf-8"))
+        self._file = path.open("a", encoding="utf-8")
+
+    def __enter__(self) -> SampleHistory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def sample(self, snapshot_now: Callable[[bool], dict[str, Any]], ray_up: bool, final: bool = False) -> MetricsStatus:
+        """Read the figures, append them (after the backfill, the first time there are any), and return them."""
+        from ..figures import reader
+        from ..figures.history import backfill
+
+        try:
+            snapshot = snapshot_now(final)
+        except Exception as error:  # noqa: BLE001 - the collector's failure is a figure of its own
+            reason = f"the metrics collector did not answer ({type(error).__name__})"
+            return self._write(MetricsStatus(available=False, reason=reason, updated_at=reader.now_rfc3339()), final)
+        if not ray_up and not snapshot.get("records"):
+            return self._write(MetricsStatus(available=False, reason="Ray did not start",
+                                             updated_at=reader.now_rfc3339()), final)
+        status = reader.from_snapshot(snapshot, self.workers, self.baseline, self.threshold)
+        if status.throughput is not None and not self.figures_written:
+            for earlier in backfill(snapshot, self.workers, self.baseline, self.threshold, self.interval):
+                if earlier.updated_at != status.updated_at:
+                    self._write(earlier, False)
+            self.figures_written = True
+        return self._write(status, final)
+
+    def _write(self, status: MetricsStatus, final: bool) -> MetricsStatus:
+        line = {**_dump(status), "final": True} if final else _dump(status)
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+        return status
 
 
 def helper_main(argv: Optional[list[str]] = None) -> int:
@@ -332,7 +400,6 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     if os.environ.get(ENV_RAY_SESSION) != args.session:
         os.environ[ENV_RAY_SESSION] = args.session  # the Ray processes inherit it: that is how they are found
 
-    from ..figures import reader
     from ..gateway import server as gateway
     from ..metrics.shipper import reachable
 
@@ -356,12 +423,15 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     os.makedirs(temp_dir, exist_ok=True)
     ray_up = False
     try:
+        history = SampleHistory(args.history, args.workers, args.baseline, args.threshold, args.interval)
         start_ray(args, temp_dir)
         deadline = time.monotonic() + RAY_START_TIMEOUT
         while not reachable(address, 0.5) and time.monotonic() < deadline and not done.is_set():
             time.sleep(0.1)
-        if reachable(address, 0.5):
-            if collectors.connect(timeout=30.0):
+        if done.is_set():
+            pass  # the run is over: its shippers spooled every record; connecting now would only delay the end
+        elif reachable(address, 0.5):
+            if collectors.connect(timeout=30.0, give_up=done):
                 collectors.ensure(job)
                 ray_up = True
                 _emit({"event": "state", "message": "waiting for the first steps"})
@@ -371,33 +441,20 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         else:
             _emit({"event": "state", "message": "Ray did not start"})
 
-        def read(final: bool = False) -> MetricsStatus:
-            if not ray_up:
-                # A run shorter than Ray's start: its shippers left every record in the run dir.
-                snapshot: dict[str, Any] = {}
-                if final:
-                    merge_spool(snapshot, args.history.parent / "metrics")
-                if snapshot.get("records"):
-                    return reader.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
-                return MetricsStatus(available=False, reason="Ray did not start", updated_at=reader.now_rfc3339())
-            try:
-                snapshot = collectors.snapshot(job) or {}
-            except Exception as error:  # noqa: BLE001
-                reason = f"the metrics collector did not answer ({type(error).__name__})"
-                return MetricsStatus(available=False, reason=reason, updated_at=reader.now_rfc3339())
+        def snapshot_now(final: bool) -> dict[str, Any]:
+            """The collector's records (and, at the end, those the shippers spooled); raises when
+            the collector does not answer."""
+            snapshot: dict[str, Any] = (collectors.snapshot(job) or {}) if ray_up else {}
             if final:
                 merge_spool(snapshot, args.history.parent / "metrics")
-            return reader.from_snapshot(snapshot, args.workers, args.baseline, args.threshold)
+            return snapshot
 
-        with args.history.open("a", encoding="utf-8") as history:
+        with history:
             while not done.wait(args.interval):
-                status = read()
-                history.write(json.dumps(_dump(status)) + "\n")
-                history.flush()
+                status = history.sample(snapshot_now, ray_up)
                 _write_pids(args.pids_file, descendants(os.getpid()))
                 _emit({"event": "summary", "status": _dump(status)})
-            status = read(final=True)
-            history.write(json.dumps({**_dump(status), "final": True}) + "\n")
+            status = history.sample(snapshot_now, ray_up, final=True)
         _emit({"event": "final", "status": _dump(status)})
     except BaseException:  # noqa: BLE001 - whatever ends the helper, its parent still gets a final status
         import traceback
