@@ -169,6 +169,30 @@ class Profile:
                 spy.kill()
 
 
+class WatchFloor:
+    """benchmarks/watch_floor.py beside the Tandem operator for one row: the same watches, only
+    read and decoded. Its CPU over the row's window is the floor under any Python operator's CPU
+    per job; an extra process on the machine, so a row with it is never of record (--watch-floor
+    implies --no-append)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.process = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "watch_floor.py")], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                        start_new_session=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "watching":
+            raise SystemExit("benchmarks/watch_floor.py did not start its watches")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> dict[str, Any]:
+        """Its counts: events and bytes per resource."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+
+
 def wait_quiet(load: float, wait: float) -> str:
     """Until the 1-minute load average is under `load` (at most `wait` s); the load then."""
     deadline = time.time() + wait
@@ -570,6 +594,9 @@ class ScaleResult:
     agents: dict[str, int] = field(default_factory=dict)
     #: The system's own requests by "verb resource[/subresource]".
     kinds: dict[str, int] = field(default_factory=dict)
+    #: With --watch-floor: the bare watcher's CPU seconds in the same window, and its event counts.
+    floor_cpu_seconds: float = float("nan")
+    floor_events: dict[str, Any] = field(default_factory=dict)
     load_before: str = "-"
     note: str = ""
 
@@ -577,7 +604,8 @@ class ScaleResult:
         return total / self.n if self.n else float("nan")
 
 
-def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = None) -> ScaleResult:
+def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = None,
+              watch_floor: bool = False) -> ScaleResult:
     from kubernetes import client, config
     cp = system.cp
     api_client = config.new_client_from_config(str(cp.kubeconfig))
@@ -592,8 +620,10 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
     watcher = threading.Thread(target=watch_pods, args=(core, ns, system.pod_job_label, seen, stop), daemon=True)
     watcher.start()
     system.start(str(n))
+    floor: Optional[WatchFloor] = None
     try:
         system.ready()
+        floor = WatchFloor(system.base_env()) if watch_floor and system.name == "tandem" else None
         warm = "warmup"
         deadline = time.time() + 180
         while True:  # a TrainJob is refused until the controller's runtime cache has synced
@@ -625,6 +655,7 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
             created[name] = t
 
         offset, cpu_start = audit_offset(cp), system.cpu_seconds()
+        floor_start = floor.cpu_seconds() if floor else 0.0
         spy = Profile(profile, str(n), system.processes[0].pid) if profile and system.name == "tandem" else None
         t_start = time.time()
         with ThreadPoolExecutor(8) as pool:
@@ -643,6 +674,8 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
             time.sleep(0.5)
         result.rss_mb = system.peak_rss_mb()
         result.cpu_seconds = system.cpu_seconds() - cpu_start
+        if floor is not None:
+            result.floor_cpu_seconds = floor.cpu_seconds() - floor_start
         if spy is not None:
             spy.stop()
         t_end = max(done_at.values()) if len(done_at) == n else time.time()
@@ -665,6 +698,8 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
         return result
     finally:
         stop.set()
+        if floor is not None:
+            result.floor_events = floor.stop()
         system.stop()
         watcher.join(8)
         api_client.close()
@@ -754,6 +789,9 @@ def main() -> int:
     p.add_argument("--plot", default=str(REPO / "benchmarks" / "b3_controller.png"))
     p.add_argument("--profile", metavar="DIR", help="py-spy the Tandem operator in each row: flame graph and "
                    "folded stacks here, with their summary by package (implies --no-append: sampling costs CPU)")
+    p.add_argument("--watch-floor", action="store_true", help="beside Tandem's rows, a bare Python watcher of "
+                   "the same watches (benchmarks/watch_floor.py): its CPU per job, the floor under any Python "
+                   "operator's (implies --no-append: an extra process)")
     p.add_argument("--quiet-load", type=float, default=1.5, help="1-minute load average to wait for before each row")
     p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for it, seconds")
     args = p.parse_args()
@@ -783,7 +821,7 @@ def main() -> int:
             for s in systems:
                 before = wait_quiet(args.quiet_load, args.quiet_wait)
                 began = time.time()
-                r = run_scale(s, n, args.timeout, Path(args.profile) if args.profile else None)
+                r = run_scale(s, n, args.timeout, Path(args.profile) if args.profile else None, args.watch_floor)
                 r.wall_seconds = time.time() - began
                 r.load_before = before
                 results.append(r)
@@ -834,6 +872,11 @@ def main() -> int:
         if t:
             target = f" (target <= {TARGET_RSS_MB} MB: {'met' if t.rss_mb <= TARGET_RSS_MB else 'MISSED'})" if n == 1000 else ""
             verdicts.append(f"- tandem operator peak RSS at {n} jobs: {t.rss_mb:.0f} MB{target}")
+    verdicts += [f"- the bare watch at {r.n} jobs (benchmarks/watch_floor.py): "
+                 f"{r.per_job(r.floor_cpu_seconds) * 1000:.1f} ms CPU per job, events per job "
+                 + ", ".join(f"{kind} {r.per_job(count):.1f}" for kind, count in r.floor_events.get("events", {}).items())
+                 + f", {r.per_job(sum(r.floor_events.get('bytes', {}).values())) / 1000:.1f} kB per job"
+                 for r in results if r.floor_events]
     kinds = [f"- {r.system} at {r.n} jobs, requests per job by kind: " + ", ".join(
         f"{kind} {r.per_job(count):.2f}" for kind, count in r.kinds.items()) for r in results if r.kinds]
     print(out)
@@ -842,7 +885,7 @@ def main() -> int:
         print_profiles(Path(args.profile), scales)
         return 0
     png = plot(results, Path(args.plot))
-    if not args.no_append:
+    if not args.no_append and not args.watch_floor:
         body = "\n".join([
             f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), "
             f"{nodes} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "

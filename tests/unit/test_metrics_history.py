@@ -143,3 +143,26 @@ def test_a_run_shorter_than_rays_start_gets_its_chart_from_the_spool_once(tmp_pa
         assert again.figures_written
         again.sample(lambda final: snapshot, ray_up=False, final=True)
     assert len(path.read_text().splitlines()) == len(lines) + 1
+
+
+def test_a_helper_stopped_before_its_final_figures_leaves_them_to_the_cli(tmp_path, monkeypatch):
+    """The helper can be killed while it connects to a Ray that came up as the run ended (the CLI
+    waits for it only so long); the shippers spooled everything, so `tandem run` writes the final
+    figures itself. With nothing spooled it writes nothing and says the helper ended early."""
+    from tandem.local.figures_service import LocalMetrics
+    from tandem.metrics.shipper import spool
+
+    t0 = START.timestamp()
+    metrics = LocalMetrics("default", "j", 1, None, 0.8)
+    metrics.history = tmp_path / "metrics.jsonl"
+    (tmp_path / "metrics").mkdir()
+    assert metrics.stop().reason == "the metrics process ended early" and not metrics.history.exists()
+
+    monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))
+    spool(steps_from(t0, 5.0), worker=0, rank=0)
+    metrics = LocalMetrics("default", "j", 1, None, 0.8)
+    metrics.history = tmp_path / "metrics.jsonl"
+    final = metrics.stop()
+    lines = [json.loads(line) for line in metrics.history.read_text().splitlines()]
+    assert final.available and round(final.throughput) == 640 and lines[-1]["final"] is True
+    assert len(lines) == 1 + 5  # the final, after a sample for each second of the run

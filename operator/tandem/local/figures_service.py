@@ -234,15 +234,13 @@ class LocalMetrics:
     def _final_from_spool(self, history: Path) -> Optional[MetricsStatus]:
         """The final figures from what the shippers spooled, written to the history, when the helper
         was stopped before it wrote them (it was still connecting to a Ray that came up as the run
-        ended, so no shipper's records reached Ray); None when they spooled nothing."""
-        def spooled(_final: bool) -> dict[str, Any]:
-            snapshot: dict[str, Any] = {}
-            merge_spool(snapshot, history.parent / "metrics")
-            return snapshot
-
+        ended, so no shipper's records reached Ray); None, and nothing written, when they spooled nothing."""
+        snapshot: dict[str, Any] = {}
+        merge_spool(snapshot, history.parent / "metrics")
+        if not snapshot.get("records"):
+            return None
         with SampleHistory(history, self.workers, self.baseline, self.threshold, INTERVAL) as samples:
-            status = samples.sample(spooled, ray_up=False, final=True)
-        return status if status.available else None
+            return samples.sample(lambda _final: snapshot, ray_up=False, final=True)
 
 
 # -- the helper process -----------------------------------------------------------------------
