@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from kubernetes import client as k8s, config as k8s_config
 from kubernetes.client.rest import ApiException
@@ -69,14 +69,19 @@ def error_type(status: Optional[int]) -> type[TandemError]:
     return TandemError
 
 
+def status_body(text: Optional[str]) -> dict[str, Any]:
+    """The API server's Status object in a refusal's body; empty when the body is not one (a
+    proxy's HTML page, nothing at all), so that callers fall back to the HTTP reason."""
+    try:
+        body = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _message_and_reason(error: ApiException) -> tuple[str, str]:
     """The Status object's message and reason (e.g. "AlreadyExists"), falling back to HTTP's."""
-    try:
-        body = json.loads(error.body or "{}")
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    body = status_body(error.body)
     return str(body.get("message") or error.reason or ""), str(body.get("reason") or "")
 
 

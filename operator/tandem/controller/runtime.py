@@ -41,10 +41,17 @@ log = logging.getLogger("tandem.operator")
 #: Reconciles at once. Each spends most of its time waiting on API round trips, not on the CPU:
 #: at 1,000 jobs, 4 workers left the operator mostly idle while jobs queued (bench B3).
 WORKERS = 16
-#: Threads for the blocking calls left (asyncio.to_thread): the figures reads, one per worker at
-#: most, and kopf's own stop-flag waiter. asyncio's default pool has only min(32, cores + 4)
-#: threads, fewer than the workers on a small node. API calls need none: they run on the loop.
-API_THREADS = WORKERS + 2
+
+
+def blocking_threads(workers: int) -> int:
+    """Threads for the blocking calls left (asyncio.to_thread): the figures reads, one per worker
+    at most, and kopf's own stop-flag waiter, with one to spare. asyncio's default pool has only
+    min(32, cores + 4) threads, fewer than the workers on a small node. API calls need none:
+    they run on the loop."""
+    return workers + 2
+
+
+API_THREADS = blocking_threads(WORKERS)
 METRICS_READ_TIMEOUT = 5.0
 #: FailedCreate reads in flight at once, over all jobs. Each lists a namespace's events, which the
 #: API server filters by scanning them all: with thousands of Jobs waiting on a busy Job
@@ -79,7 +86,7 @@ class Controller:
         from .queue import WorkQueue
 
         self._loop = asyncio.get_running_loop()
-        self._loop.set_default_executor(ThreadPoolExecutor(max(API_THREADS, self.config.workers + 2),
+        self._loop.set_default_executor(ThreadPoolExecutor(blocking_threads(max(WORKERS, self.config.workers)),
                                                            thread_name_prefix="tandem-api"))
         self.queue = WorkQueue[Key]()
         # Kept: the event loop holds only weak references to tasks, so an unreferenced one can vanish.

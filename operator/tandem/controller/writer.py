@@ -9,7 +9,6 @@ queue retries with its own pacing.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from ..contract import (
     PLURAL,
 )
 from ..errors import NotFound
-from ..kubeapi import error_type
+from ..kubeapi import error_type, status_body
 from .apiclient import JSON_PATCH, MERGE_PATCH, ApiError, AsyncApi, resource_path
 from .observed import ALREADY_EXISTS, conflict_with, controller_of, owned_by
 from .reconcile import Event, rfc3339
@@ -70,11 +69,7 @@ def server_words(error: ApiError) -> tuple[str, str]:
 
     A namespace being deleted answers 403 like a permission refusal; its cause
     (NamespaceTerminating) is the reason then, so that no one mistakes the race for missing RBAC."""
-    try:
-        body = json.loads(error.body or "{}")
-    except (TypeError, ValueError):
-        body = {}
-    body = body if isinstance(body, dict) else {}
+    body = status_body(error.body)
     details = body.get("details")
     causes = details.get("causes") if isinstance(details, dict) else None
     if isinstance(causes, list) and any(isinstance(c, dict) and c.get("reason") == NAMESPACE_TERMINATING
