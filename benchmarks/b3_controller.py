@@ -884,8 +884,10 @@ def main() -> int:
     if args.profile:
         print_profiles(Path(args.profile), scales)
         return 0
+    if args.watch_floor:
+        return 0  # not a run of record: neither its plot nor its rows are kept
     png = plot(results, Path(args.plot))
-    if not args.no_append and not args.watch_floor:
+    if not args.no_append:
         body = "\n".join([
             f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), "
             f"{nodes} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
