@@ -89,6 +89,7 @@ class Collectors:
         from .collector import RAY_NAMESPACE
 
         deadline = time.monotonic() + timeout
+        pause = give_up or threading.Event()  # waited on between tries: set, it ends them
         while True:
             try:
                 ray.init(address=self.address, namespace=RAY_NAMESPACE, logging_level=logging.ERROR,
@@ -99,7 +100,7 @@ class Collectors:
                 self.failure = f"{type(error).__name__}: {error}"[:300]
                 if ray.is_initialized():
                     ray.shutdown()
-                if time.monotonic() > deadline or (give_up or threading.Event()).wait(1.0):
+                if time.monotonic() > deadline or pause.wait(1.0):
                     return False
 
     def _handle(self, job: JobKey, create: bool) -> Any:

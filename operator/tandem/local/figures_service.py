@@ -336,8 +336,7 @@ class SampleHistory:
     (a run shorter than its start), the chart of the run starts with its first steps."""
 
     def __init__(self, path: Path, workers: int, baseline: Optional[float], threshold: float, interval: float):
-        self.path, self.workers, self.baseline, self.threshold = path, workers, baseline, threshold
-        self.interval = interval
+        self.workers, self.baseline, self.threshold, self.interval = workers, baseline, threshold, interval
         #: Whether a sample with figures is in the file: the backfill comes once, before the first.
         self.figures_written = path.exists() and any(_has_figures(line) for line in path.open(encoding="utf-8"))
         self._file = path.open("a", encoding="utf-8")
@@ -350,17 +349,16 @@ class SampleHistory:
 
     def sample(self, snapshot_now: Callable[[bool], dict[str, Any]], ray_up: bool, final: bool = False) -> MetricsStatus:
         """Read the figures, append them (after the backfill, the first time there are any), and return them."""
-        from ..figures import reader
+        from ..figures import reader, summary
         from ..figures.history import backfill
 
         try:
             snapshot = snapshot_now(final)
         except Exception as error:  # noqa: BLE001 - the collector's failure is a figure of its own
             reason = f"the metrics collector did not answer ({type(error).__name__})"
-            return self._write(MetricsStatus(available=False, reason=reason, updated_at=reader.now_rfc3339()), final)
+            return self._write(summary.unavailable(reason, reader.now_rfc3339()), final)
         if not ray_up and not snapshot.get("records"):
-            return self._write(MetricsStatus(available=False, reason="Ray did not start",
-                                             updated_at=reader.now_rfc3339()), final)
+            return self._write(summary.unavailable("Ray did not start", reader.now_rfc3339()), final)
         status = reader.from_snapshot(snapshot, self.workers, self.baseline, self.threshold)
         if status.throughput is not None and not self.figures_written:
             for earlier in backfill(snapshot, self.workers, self.baseline, self.threshold, self.interval):
