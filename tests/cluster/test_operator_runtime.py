@@ -14,7 +14,7 @@ import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 from tandem._sys.ports import free_port
-from tandem.contract import JOB_NAME_LABEL
+from tandem.contract import JOB_NAME_LABEL, OPERATOR_USER_AGENT
 from tandem.controller.runtime import WORKERS
 from tandem.controller.timing import LEASE_SECONDS, RENEW_DEADLINE_SECONDS
 from tests.conftest import REPO
@@ -96,11 +96,13 @@ def test_only_one_replica_acts_and_a_follower_takes_over(control_plane, crd, nam
 
 
 def operator_watches(control_plane, since: int) -> list[dict]:
-    """The operator's list and watch requests for children, from the apiserver's audit log
-    (kopf sends User-Agent kopf/<version>), among the lines after the first `since`."""
+    """The operator's list and watch requests for children, from the apiserver's audit log (its
+    own User-Agent; kopf's, kopf/<version>, would show a watch of children left to kopf), among
+    the lines after the first `since`."""
     lines = control_plane.audit_log.read_text().splitlines()[since:]
     events = [json.loads(line) for line in lines if line.strip()]
-    return [e for e in events if e.get("userAgent", "").startswith("kopf/") and e["verb"] in ("list", "watch")]
+    return [e for e in events if e.get("userAgent", "").startswith(("kopf/", OPERATOR_USER_AGENT))
+            and e["verb"] in ("list", "watch")]
 
 
 def noise(namespace: str, count: int) -> list[dict]:
@@ -120,8 +122,8 @@ def noise(namespace: str, count: int) -> list[dict]:
 
 
 def test_child_watches_are_label_selected_by_the_apiserver(control_plane, crd, namespace, tmp_path):  # noqa: F811
-    """kopf's `labels=` handler filter runs after the apiserver has sent every object; the operator
-    must ask the apiserver for labelled children only. Run cluster-wide (the case where another
+    """A filter applied after the objects arrive (kopf's `labels=`) lets every object of the cluster
+    cross the wire; the operator must ask the apiserver for labelled children only. Run cluster-wide (the case where another
     tenant's objects would all flow to it), it is checked at the apiserver: every list and watch
     request it makes for Pods, Jobs and Services carries labelSelector=tandem.dev/job-name. Then
     another namespace fills with unlabelled objects while a labelled job still runs to its end."""

@@ -1,5 +1,5 @@
 """The operator's runtime limits, without a cluster (the cluster proof is
-tests/cluster/test_operator_runtime.py): which children kopf asks the apiserver for, that every
+tests/cluster/test_operator_runtime.py): which children the operator asks the apiserver for, that every
 API call and the Lease renewal end in time against an apiserver that never answers (a real TCP
 listener that accepts and stays silent, as a paused apiserver does), and what /healthz says."""
 
@@ -26,6 +26,7 @@ from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from tandem.controller import apiclient, leader, timing, watching
 from tandem.controller.actions import FailedCreatesRead
 from tandem.controller.health import Health
+from tandem.controller.informer import streams
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import FAILED_CREATE_READS, Controller, OperatorConfig, register
 from tandem.controller.watching import CHILDREN, EventsOnlyDiffBase, assert_events_only, operator_settings
@@ -38,16 +39,24 @@ def test_the_time_budget_fits_together():
 # ---------------------------------------------------------------------------- watch scope
 
 
-@pytest.mark.parametrize("namespaced", [False, True])
-def test_child_watches_are_label_selected_by_the_apiserver_and_training_jobs_are_not(namespaced):
-    settings = operator_settings(namespaced)
+@pytest.mark.parametrize("namespaces", [(), ("a", "b")])
+def test_child_watches_are_label_selected_by_the_apiserver_and_kopf_watches_only_training_jobs(namespaces):
+    """Every child stream asks the apiserver for labelled objects only (the query is built in one
+    place: test_informer.py shows it on the wire); kopf, given a handler for TrainingJobs alone,
+    opens no watch of children at all."""
+    assert {s.child.kind for s in streams(namespaces)} == {"Job", "Service", "Pod", "NetworkPolicy"}
+    assert {s.namespace for s in streams(namespaces)} == (set(namespaces) or {None})
+    assert watching.CHILD_SELECTOR == JOB_NAME_LABEL
+    registry = kopf.OperatorRegistry()
+    register(registry, Controller(cast(Any, None), OperatorConfig()))
     for child in CHILDREN:
         resource = kopf.Resource(child.group, child.version, child.plural, kind=child.kind, namespaced=True)
-        assert settings.watching.label_selectors.collect(resource) == [JOB_NAME_LABEL], child
-    assert {c.kind for c in CHILDREN} == {"Job", "Service", "Pod", "NetworkPolicy"}
+        assert not registry._watching.has_handlers(resource), child
+    assert registry._watching.has_handlers(kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True))
+    settings = operator_settings(bool(namespaces))
     ours = kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True)
     assert settings.watching.label_selectors.collect(ours) == []
-    assert settings.scanning.disabled is namespaced
+    assert settings.scanning.disabled is bool(namespaces)
     assert settings.networking.request_timeout == timing.API_TIMEOUT_SECONDS
     assert settings.watching.chunk_size
 

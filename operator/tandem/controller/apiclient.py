@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -110,12 +111,16 @@ def _answer(status: int, reason: str, data: bytes) -> Any:
 
 
 class AsyncApi:
-    """The reconcile workers' client, on the event loop. Its session is made at the first call,
-    inside the running loop, as aiohttp requires; once closed, it stays closed."""
+    """The reconcile workers' client (and, as a second instance, the children's watches: each
+    watch holds its connection open, so they must not take the workers' pool), on the event
+    loop. Its session is made at the first call, inside the running loop, as aiohttp requires;
+    once closed, it stays closed. `connections` 0: as many as are asked for at once."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float = API_TIMEOUT_SECONDS):
+    def __init__(self, endpoint: Endpoint, timeout: float = API_TIMEOUT_SECONDS,
+                 connections: int = POOLED_CONNECTIONS):
         self.endpoint = endpoint
         self.timeout = timeout
+        self.connections = connections
         self._session: Optional[aiohttp.ClientSession] = None
         self._closed = False
 
@@ -123,7 +128,7 @@ class AsyncApi:
         if self._closed:
             raise ApiUnreachable("the operator's API client is closed: the operator is stopping")
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=POOLED_CONNECTIONS, ssl=self.endpoint.ssl_context or False)
+            connector = aiohttp.TCPConnector(limit=self.connections, ssl=self.endpoint.ssl_context or False)
             self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
@@ -139,6 +144,30 @@ class AsyncApi:
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise ApiUnreachable(f"{method} {path}: {str(error) or type(error).__name__}") from error
         return _answer(status, reason, answer)
+
+    async def lines(self, path: str, query: Mapping[str, str], timeout: float) -> AsyncIterator[bytes]:
+        """Each line of a streamed answer (a watch: one JSON event a line), as it comes; the whole
+        stream ends within `timeout`. Lines are split here rather than by aiohttp's line reader,
+        which refuses a line over 128 kB (a Job or Pod can be larger). Raises ApiError for an
+        error status, ApiUnreachable when the connection fails or the time is up."""
+        try:
+            async with self._open().get(self.endpoint.server + path, params=query, headers=self.endpoint.headers(JSON),
+                                        server_hostname=self.endpoint.server_hostname,
+                                        timeout=aiohttp.ClientTimeout(total=timeout,
+                                                                      sock_connect=self.timeout)) as response:
+                if response.status >= 400:
+                    _answer(response.status, response.reason or "", await response.read())
+                buffer = b""
+                async for data in response.content.iter_any():
+                    buffer += data
+                    *complete, buffer = buffer.split(b"\n")
+                    for line in complete:
+                        if line:
+                            yield line
+                if buffer:
+                    yield buffer
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise ApiUnreachable(f"GET {path} (stream): {str(error) or type(error).__name__}") from error
 
     async def close(self) -> None:
         self._closed = True

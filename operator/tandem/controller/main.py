@@ -115,8 +115,9 @@ def run(options: RunOptions) -> int:
     metrics = MetricsChannel(options.metrics_address,
                              load_key(options.metrics_key_file) if options.metrics_key_file else b"")
     config = OperatorConfig(metrics=metrics, admin_policy=admin_policy,
-                            image_pull_grace_seconds=options.image_pull_grace_seconds)
-    controller = Controller(KubeWriter(AsyncApi(server)), config, health)
+                            image_pull_grace_seconds=options.image_pull_grace_seconds, namespaces=options.namespaces)
+    controller = Controller(KubeWriter(AsyncApi(server)), config, health,
+                            watch_api=AsyncApi(server, connections=0))  # each watch holds a connection
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)

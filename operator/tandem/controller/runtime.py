@@ -1,8 +1,9 @@
-"""The operator runtime: kopf watches feed a cache and a work queue; workers run the pure
+"""The operator runtime: watches feed a cache and a work queue; workers run the pure
 reconcile and carry out its actions through the API.
 
-kopf gives us resumable watches (they survive an API server restart), the liveness endpoint,
-and logging. We use only its event handlers (no on.create/on.update), so it stores nothing in
+kopf watches the TrainingJobs and runs the operator's lifecycle (start-up, clean-up, signals);
+the children's watches are the operator's own (informer.py), for their cost per event. Of kopf
+we use only event handlers (no on.create/on.update), so it stores nothing in
 the objects: the state that matters lives in status and in the children, and reconcile is
 level-triggered. One active replica is ensured by a coordination.k8s.io Lease (leader.py).
 """
@@ -15,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import kopf
 
@@ -24,14 +25,14 @@ from ..contract import API_GROUP, PLURAL, VERSION
 from ..figures.token import reader_token
 from . import telemetry
 from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
-from .apiclient import ApiError, ApiUnreachable
+from .apiclient import ApiError, ApiUnreachable, AsyncApi
 from .cache import Cache, Key
 from .health import Health
+from .informer import ChildWatch, streams
 from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics, with_recoveries, with_world
 from .reconcile import reconcile
 from .timing import HEARTBEAT_SECONDS, IMAGE_PULL_GRACE_SECONDS
-from .watching import CHILDREN
 from .writer import NAMESPACE_TERMINATING, KubeWriter
 
 if TYPE_CHECKING:
@@ -68,13 +69,18 @@ class OperatorConfig:
     admin_policy: AdminPolicy = field(default_factory=AdminPolicy)
     #: How long a failing image pull is retried before its job fails (policy/unstartable.py).
     image_pull_grace_seconds: float = IMAGE_PULL_GRACE_SECONDS
+    #: The namespaces watched; () for all.
+    namespaces: tuple[str, ...] = ()
 
 
 class Controller:
-    def __init__(self, writer: KubeWriter, config: OperatorConfig, health: Optional[Health] = None):
+    def __init__(self, writer: KubeWriter, config: OperatorConfig, health: Optional[Health] = None,
+                 watch_api: Optional[AsyncApi] = None):
         self.writer = writer
         self.config = config
         self.health = health
+        #: The children's watches' client (None: no child is watched, as in tests of a pass).
+        self.watch_api = watch_api
         self.cache = Cache()
         self.queue: Optional[WorkQueue[Key]] = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -94,6 +100,9 @@ class Controller:
                        for _ in range(self.config.workers)]
         if self.health is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
+        if self.watch_api is not None:
+            self._tasks += [asyncio.create_task(ChildWatch(self.watch_api, stream, self.on_child).run())
+                            for stream in streams(self.config.namespaces)]
 
     def halt(self) -> None:
         """Stop reconciling now; callable from any thread (the Lease renewal's calls it).
@@ -112,6 +121,8 @@ class Controller:
         self._cancel_tasks()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.writer.close()
+        if self.watch_api is not None:
+            await self.watch_api.close()
 
     def _cancel_tasks(self) -> None:
         for task in [*self._tasks, *self._events]:
@@ -127,6 +138,10 @@ class Controller:
     def enqueue(self, key: Optional[Key]) -> None:
         if key is not None and self.queue is not None:
             self.queue.add(key)
+
+    def on_child(self, kind: str, obj: dict[str, Any], deleted: bool) -> None:
+        """A child's watch event (informer.py): cache it, and bring its job's next pass."""
+        self.enqueue(self.cache.put_child(kind, obj, deleted=deleted))
 
     async def reconcile_key(self, key: Key) -> None:
         assert self.queue is not None  # called by the queue's workers only
@@ -312,7 +327,8 @@ class Controller:
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Event handlers only: every change to a TrainingJob or a child enqueues its job."""
+    """Event handlers only: every change to a TrainingJob enqueues it (its children's changes
+    come through the controller's own watches, started with it)."""
 
     @kopf.on.startup(registry=registry)
     async def _startup(**_: Any) -> None:
@@ -331,12 +347,3 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             controller.forget_metrics(key, str((body.get("metadata") or {}).get("uid") or ""))
         else:
             controller.enqueue(key)
-
-    def child_handler(kind: str) -> Callable[..., Coroutine[Any, Any, None]]:
-        async def handler(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-            controller.enqueue(controller.cache.put_child(kind, body, deleted=event.get("type") == "DELETED"))
-        return handler
-
-    # Only labelled children arrive: the apiserver selects them (watching.CHILD_SELECTOR).
-    for child in CHILDREN:
-        kopf.on.event(child.group, child.version, child.plural, registry=registry)(child_handler(child.kind))

@@ -1,17 +1,17 @@
 """What the operator watches, and kopf's settings for it.
 
-Children (Jobs, Services, Pods) are selected by the apiserver, not by us: kopf's handler filters
-(`labels=` on a handler) run after every object of the type has crossed the wire and been parsed,
-so a cluster-wide operator would receive every Pod, Job and Service of every tenant, and its
-memory and CPU would grow with the cluster rather than with its own jobs. kopf passes
-`settings.watching.label_selectors` as the `labelSelector` of its list and watch requests, as
-client-go's informers do with a filtered ListWatch. Only objects that carry JOB_NAME_LABEL reach
-the operator; TrainingJobs are all watched (they are ours).
+Children (Jobs, Services, Pods, NetworkPolicies) are selected by the apiserver, not by us: a
+filter applied after the objects arrive (kopf's `labels=` on a handler) would let every Pod, Job
+and Service of every tenant cross the wire and be parsed, so that a cluster-wide operator's
+memory and CPU grew with the cluster rather than with its own jobs. The children's list and
+watch requests carry CHILD_SELECTOR as their `labelSelector`, as client-go's informers do with a
+filtered ListWatch: only objects that carry JOB_NAME_LABEL reach the operator. The operator
+watches them itself (informer.py); kopf watches only the TrainingJobs, which are all ours.
 
 kopf keeps no diff base here (`EventsOnlyDiffBase`): it builds one for every event, a deep copy of the
 whole body, for its change handlers and daemons, and the operator registers neither.
 
-kopf's own requests (the initial lists, its warning events) time out like ours (timing.py); the
+kopf's own requests (the initial lists, its warning events) time out like ours (timing.py); every
 initial list comes in pages of LIST_PAGE_SIZE objects, so that one page fits that timeout and a
 job of thousands of pods never arrives as one response held whole in memory.
 """
@@ -40,7 +40,7 @@ class Child:
     kind: str
 
 
-#: The children a TrainingJob owns, as the operator watches them.
+#: The children a TrainingJob owns, as the operator watches them (informer.py).
 CHILDREN = (
     Child("batch", "v1", "jobs", "Job"),
     Child("", "v1", "services", "Service"),
@@ -95,8 +95,6 @@ def assert_events_only(registry: kopf.OperatorRegistry) -> None:
 def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
     """kopf's settings, given before it starts any watch."""
     settings = kopf.OperatorSettings()
-    for child in CHILDREN:
-        settings.watching.label_selectors[child.group, child.version, child.plural] = CHILD_SELECTOR
     settings.watching.chunk_size = LIST_PAGE_SIZE
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
