@@ -27,24 +27,17 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
-from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 from tandem.controller.apiclient import endpoint
-from tandem.controller.watching import CHILDREN, LIST_PAGE_SIZE
+from tandem.controller.informer import streams as operator_streams
+from tandem.controller.watching import LIST_PAGE_SIZE
 
 #: Each watch request's server-side timeout (the operator's is longer; a reconnect is cheap).
 WATCH_SECONDS = 300
 
 
 def streams() -> list[tuple[str, str, dict[str, str]]]:
-    """(name, collection path, query) of every watch the operator opens."""
-    def root(group: str, version: str) -> str:
-        return f"/apis/{group}/{version}" if group else f"/api/{version}"
-
-    found: list[tuple[str, str, dict[str, str]]] = [(PLURAL, f"{root(API_GROUP, VERSION)}/{PLURAL}", {})]
-    for child in CHILDREN:
-        found.append((child.plural, f"{root(child.group, child.version)}/{child.plural}",
-                      {"labelSelector": JOB_NAME_LABEL}))
-    return found
+    """(name, collection path, query) of every watch the operator opens, cluster-wide."""
+    return [(stream.watched.plural, stream.path, stream.query()) for stream in operator_streams(())]
 
 
 async def watch(session: aiohttp.ClientSession, server: str, headers: dict[str, str], name: str, path: str,

@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tandem.contract import JOB_NAME_LABEL
+from tandem.contract import API_VERSION, JOB_NAME_LABEL
 from tandem.controller import apiclient
 from tandem.controller.cache import Cache
-from tandem.controller.informer import ChildWatch, Gone, Stream, streams
+from tandem.controller.informer import Gone, Stream, Watch, streams
 from tandem.controller.watching import CHILD_SELECTOR, CHILDREN
 
 PODS = Stream(next(c for c in CHILDREN if c.kind == "Pod"), "ns")
@@ -105,18 +105,19 @@ def run(api: apiclient.AsyncApi, *calls: Any) -> Any:
     return asyncio.run(in_order())
 
 
-def test_streams_are_each_child_kind_cluster_wide_or_in_each_namespace():
-    assert [s.path for s in streams(())] == ["/apis/batch/v1/jobs", "/api/v1/services", "/api/v1/pods",
+def test_streams_are_training_jobs_and_each_child_kind_cluster_wide_or_in_each_namespace():
+    assert [s.path for s in streams(())] == [f"/apis/{API_VERSION}/trainingjobs", "/apis/batch/v1/jobs",
+                                             "/api/v1/services", "/api/v1/pods",
                                              "/apis/networking.k8s.io/v1/networkpolicies"]
     paths = [s.path for s in streams(("a", "b"))]
-    assert len(paths) == 2 * len(CHILDREN)
+    assert len(paths) == 2 * (1 + len(CHILDREN))
     assert "/api/v1/namespaces/b/pods" in paths and "/apis/batch/v1/namespaces/a/jobs" in paths
 
 
 def test_a_list_is_selected_by_the_apiserver_read_page_by_page_and_its_items_named_by_kind(apiserver):
     Apiserver.answers = [page([pod("p0", "5")], "9", more="next"), page([pod("p1", "7")], "10")]
     delivered = Delivered()
-    version = run(apiserver, ChildWatch(apiserver, PODS, delivered).relist)
+    version = run(apiserver, Watch(apiserver, PODS, delivered).relist)
     assert version == "10"
     assert delivered == [("Pod", "p0", False), ("Pod", "p1", False)]
     first, second = Apiserver.seen
@@ -129,7 +130,7 @@ def test_a_list_is_selected_by_the_apiserver_read_page_by_page_and_its_items_nam
 def test_a_relist_delivers_what_went_in_the_gap_as_deleted_and_a_failed_pod_stays_known(apiserver):
     Apiserver.answers = [page([pod("p0", "5"), pod("p1", "6", "Failed")], "9"), page([], "20")]
     delivered = Delivered()
-    watch = ChildWatch(apiserver, PODS, delivered)
+    watch = Watch(apiserver, PODS, delivered)
     run(apiserver, watch.relist, watch.relist)
     assert delivered[2:] == [("Pod", "p0", True), ("Pod", "p1", True)] or \
         delivered[2:] == [("Pod", "p1", True), ("Pod", "p0", True)]
@@ -147,7 +148,7 @@ def test_a_watch_delivers_each_event_follows_bookmarks_and_reads_lines_of_any_si
                                 {"type": "DELETED", "object": pod("p0", "16")},
                                 {"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "30"}}}])]
     delivered = Delivered()
-    assert run(apiserver, lambda: ChildWatch(apiserver, PODS, delivered).watch("10")) == "30"
+    assert run(apiserver, lambda: Watch(apiserver, PODS, delivered).watch("10")) == "30"
     assert delivered == [("Pod", "p0", False), ("Pod", "p1", False), ("Pod", "p0", True)]
     [(path, query)] = Apiserver.seen
     assert path == "/api/v1/namespaces/ns/pods"
@@ -163,13 +164,13 @@ def test_a_watch_delivers_each_event_follows_bookmarks_and_reads_lines_of_any_si
 def test_a_compacted_resource_version_is_gone(apiserver, answer):
     Apiserver.answers = [answer]
     with pytest.raises(Gone):
-        run(apiserver, lambda: ChildWatch(apiserver, PODS, Delivered()).watch("3"))
+        run(apiserver, lambda: Watch(apiserver, PODS, Delivered()).watch("3"))
 
 
 def test_another_refusal_is_an_api_error_to_retry_not_a_relist(apiserver):
     Apiserver.answers = [(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})]
     with pytest.raises(apiclient.ApiError) as refused:
-        run(apiserver, lambda: ChildWatch(apiserver, PODS, Delivered()).watch("3"))
+        run(apiserver, lambda: Watch(apiserver, PODS, Delivered()).watch("3"))
     assert refused.value.status == 403
 
 
@@ -183,7 +184,7 @@ def test_run_lists_watches_and_lists_again_after_gone(apiserver):
     delivered = Delivered()
 
     async def until_relisted() -> None:
-        task = asyncio.create_task(ChildWatch(apiserver, PODS, delivered).run())
+        task = asyncio.create_task(Watch(apiserver, PODS, delivered).run())
         while len(delivered) < 4:
             await asyncio.sleep(0.01)
         task.cancel()
@@ -193,3 +194,19 @@ def test_run_lists_watches_and_lists_again_after_gone(apiserver):
     assert delivered == [("Pod", "p0", False), ("Pod", "p0", False), ("Pod", "p2", False), ("Pod", "p0", True)]
     versions = [query.get("resourceVersion") for _, query in Apiserver.seen[:3]]
     assert versions == [None, "9", "10"]
+
+
+def test_a_training_job_deleted_in_a_gap_is_forgotten_with_its_figures_collector(apiserver):
+    """TrainingJobs are listed whole (no selector); one gone at the relist is delivered deleted
+    with its uid, so that the operator lets its figures' collector go, as on a DELETED event."""
+    job = {"metadata": {"name": "j", "namespace": "ns", "uid": "u-1", "resourceVersion": "4"},
+           "spec": {}, "status": {}}
+    Apiserver.answers = [page([job], "9"), page([], "20")]
+    seen: list[tuple[str, dict[str, Any], bool]] = []
+    stream = next(s for s in streams(("ns",)) if s.watched.kind == "TrainingJob")
+    watch = Watch(apiserver, stream, lambda kind, obj, deleted: seen.append((kind, obj, deleted)))
+    run(apiserver, watch.relist, watch.relist)
+    assert "labelSelector" not in Apiserver.seen[0][1]
+    (kind, listed, deleted), (_, gone, gone_deleted) = seen
+    assert (kind, listed["kind"], deleted) == ("TrainingJob", "TrainingJob", False)
+    assert gone_deleted and gone["metadata"] | {"labels": {}} == {"namespace": "ns", "name": "j", "uid": "u-1", "labels": {}}

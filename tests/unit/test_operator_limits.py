@@ -6,8 +6,6 @@ listener that accepts and stays silent, as a paused apiserver does), and what /h
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import socket
 import threading
 import time
@@ -18,18 +16,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import kopf
-import orjson
 import pytest
 
 from tandem._sys.ports import free_port
 from tandem.contract import API_GROUP, JOB_NAME_LABEL, PLURAL, VERSION
-from tandem.controller import apiclient, leader, timing, watching
+from tandem.controller import apiclient, leader, timing
 from tandem.controller.actions import FailedCreatesRead
 from tandem.controller.health import Health
 from tandem.controller.informer import streams
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import FAILED_CREATE_READS, Controller, OperatorConfig, register
-from tandem.controller.watching import CHILDREN, EventsOnlyDiffBase, assert_events_only, operator_settings
+from tandem.controller.watching import CHILDREN, TRAINING_JOBS, assert_watches_nothing, operator_settings
 
 
 def test_the_time_budget_fits_together():
@@ -40,38 +37,41 @@ def test_the_time_budget_fits_together():
 
 
 @pytest.mark.parametrize("namespaces", [(), ("a", "b")])
-def test_child_watches_are_label_selected_by_the_apiserver_and_kopf_watches_only_training_jobs(namespaces):
-    """Every child stream asks the apiserver for labelled objects only (the query is built in one
-    place: test_informer.py shows it on the wire); kopf, given a handler for TrainingJobs alone,
-    opens no watch of children at all."""
-    assert {s.child.kind for s in streams(namespaces)} == {"Job", "Service", "Pod", "NetworkPolicy"}
-    assert {s.namespace for s in streams(namespaces)} == (set(namespaces) or {None})
-    assert watching.CHILD_SELECTOR == JOB_NAME_LABEL
+def test_children_are_label_selected_by_the_apiserver_and_kopf_watches_nothing(namespaces):
+    """Every child stream asks the apiserver for labelled objects only, TrainingJobs are all
+    watched (the queries on the wire: test_informer.py); kopf, which runs the lifecycle, is given
+    no resource handler, so it opens no watch of its own."""
+    found = streams(namespaces)
+    assert {(s.watched.kind, s.watched.selector) for s in found} == \
+        {("TrainingJob", ""), *((kind, JOB_NAME_LABEL) for kind in ("Job", "Service", "Pod", "NetworkPolicy"))}
+    assert {s.namespace for s in found} == (set(namespaces) or {None})
     registry = kopf.OperatorRegistry()
     register(registry, Controller(cast(Any, None), OperatorConfig()))
-    for child in CHILDREN:
-        resource = kopf.Resource(child.group, child.version, child.plural, kind=child.kind, namespaced=True)
-        assert not registry._watching.has_handlers(resource), child
-    assert registry._watching.has_handlers(kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True))
+    assert_watches_nothing(registry)  # the operator's own registry passes
+    for resource in [TRAINING_JOBS, *CHILDREN]:
+        kopf_resource = kopf.Resource(resource.group, resource.version, resource.plural, kind=resource.kind,
+                                      namespaced=True)
+        assert not registry._watching.has_handlers(kopf_resource), resource
     settings = operator_settings(bool(namespaces))
-    ours = kopf.Resource(API_GROUP, VERSION, PLURAL, kind="TrainingJob", namespaced=True)
-    assert settings.watching.label_selectors.collect(ours) == []
     assert settings.scanning.disabled is bool(namespaces)
     assert settings.networking.request_timeout == timing.API_TIMEOUT_SECONDS
-    assert settings.watching.chunk_size
 
 
-def test_kopf_decodes_watch_events_with_orjson_once_told(monkeypatch):
-    """The saving rests on one line of kopf's stream reader: a kopf that decodes events some
-    other way (or uses `json` for more) must fail here, not quietly lose it."""
-    module = importlib.import_module(watching.KOPF_STREAM_MODULE)
-    source = inspect.getsource(module)
-    assert watching.KOPF_STREAM_DECODE in source and source.count("json.") == 1
-    monkeypatch.setattr(module, "json", module.json)  # restored after the test
-    watching.decode_watch_events_with_orjson()
-    assert module.json.loads is orjson.loads
-    assert module.json.loads('{"type": "ADDED", "object": {"metadata": {"name": "p"}}}') == \
-        {"type": "ADDED", "object": {"metadata": {"name": "p"}}}
+@pytest.mark.parametrize("decorate", [
+    lambda registry: kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry),
+    lambda registry: kopf.on.update(API_GROUP, VERSION, PLURAL, registry=registry),
+    lambda registry: kopf.daemon(API_GROUP, VERSION, PLURAL, registry=registry),
+    lambda registry: kopf.index(API_GROUP, VERSION, PLURAL, registry=registry),
+], ids=["event", "change", "daemon", "index"])
+def test_a_kopf_handler_of_a_resource_is_refused_at_start(decorate):
+    """Any resource handler would have kopf watch that kind a second time, at its cost per event."""
+    registry = kopf.OperatorRegistry()
+
+    def handler(**_: Any) -> None: ...
+
+    decorate(registry)(handler)
+    with pytest.raises(RuntimeError, match="handler"):
+        assert_watches_nothing(registry)
 
 
 # ---------------------------------------------------------------------------- timeouts
@@ -119,35 +119,6 @@ contexts: [{{name: silent, context: {{cluster: silent, user: nobody}}}}]
 current-context: silent
 """)
     return str(path)
-
-
-def test_kopf_keeps_no_diff_base_because_the_operator_registers_event_handlers_only():
-    """kopf deep-copies every event's body into a diff base for change handlers and daemons;
-    the operator has none, so the settings keep an empty one, and a registry that gained a
-    change handler or a daemon is refused rather than left blind to every change."""
-    settings = operator_settings(namespaced=False)
-    assert isinstance(settings.persistence.diffbase_storage, EventsOnlyDiffBase)
-    body = kopf.Body({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": [1] * 100}})
-    assert settings.persistence.diffbase_storage.build(body=body) == {}
-    assert settings.persistence.diffbase_storage.fetch(body=body) is None
-
-    registry = kopf.OperatorRegistry()
-    register(registry, Controller(cast(Any, None), OperatorConfig()))
-    assert_events_only(registry)  # the operator's own registry passes
-
-    @kopf.on.update(API_GROUP, VERSION, PLURAL, registry=registry)
-    def _changed(**_: Any) -> None: ...
-
-    with pytest.raises(RuntimeError, match="_changed"):
-        assert_events_only(registry)
-
-    daemons = kopf.OperatorRegistry()
-
-    @kopf.daemon(API_GROUP, VERSION, PLURAL, registry=daemons)
-    async def _watching(**_: Any) -> None: ...
-
-    with pytest.raises(RuntimeError, match="_watching"):
-        assert_events_only(daemons)
 
 
 def test_every_call_of_the_operators_clients_times_out_once_without_retries(silent, tmp_path):

@@ -17,8 +17,8 @@ Credentials come from the official client's config loader (kubeconfig with certi
 token or an exec plugin; or the service account, whose token it re-reads as it rotates), the
 same loader kopf's login uses: only the client's API classes are left out. Every call ends
 within its timeout and is never retried here; the work queue and the renewal loop retry with
-their own pacing. JSON goes through orjson: the operator decodes every answer (and, through
-kopf, every watch event: watching.decode_watch_events_with_orjson).
+their own pacing. JSON goes through orjson: the operator decodes every answer and every watch
+event (informer.py).
 """
 
 from __future__ import annotations

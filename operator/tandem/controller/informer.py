@@ -1,20 +1,19 @@
-"""The children's watches: list, then watch, straight into the cache and the work queue.
+"""The operator's list+watch of its TrainingJobs and their children, straight into the cache and the work queue.
 
-kopf handled every watch event of every child with its own machinery (a worker task and queue
-per object, a Body wrapper, a logging context, settings lookups) before the operator's handler
-saw it, and a job's Jobs and Pods bring about 9 of its 14 events. Measured beside the operator
-(bench B3), merely reading and decoding all of a job's events costs a Python process 2.7 ms of
-CPU, while the operator spent 23 ms a job; kopf's handling on top of the decoding was a large
-part of the rest. Here an event is one orjson decode and one cache update: the handler kopf
-called was exactly that. kopf still watches the TrainingJobs (the operator's own kind, whose
-events are few) and runs the operator's lifecycle.
+kopf handled every watch event with its own machinery (a worker task and queue per object, a
+Body wrapper, a logging context, settings lookups) before the operator's handler saw it.
+Measured beside the operator (bench B3), merely reading and decoding all of a job's events (about
+14) costs a Python process 2.7 ms of CPU, while the operator spent 23 ms a job; with the
+children's watches moved here (about 10 of the 14 events) it spent 12. Here an event is one
+orjson decode and one cache update, which is all the handler kopf called did. kopf runs the
+operator's lifecycle only (watching.py).
 
 The protocol is client-go's reflector's:
 
-- list the kind, selected by the apiserver (`CHILD_SELECTOR`: only objects that name a
-  TrainingJob cross the wire), in pages of LIST_PAGE_SIZE; deliver each object, and deliver as
-  deleted each object delivered before and absent now: a relist after a gap must not leave a
-  deleted Pod in the cache for ever (kopf's relist did not do this);
+- list the kind (children selected by the apiserver: `Watched.selector`), in pages of
+  LIST_PAGE_SIZE; deliver each object, and deliver as deleted each object delivered before and
+  absent now: a relist after a gap must not leave a deleted Pod in the cache for ever (kopf's
+  relist did not do this);
 - watch from the list's resourceVersion, with bookmarks; when the apiserver ends the stream
   (WATCH_SERVER_TIMEOUT_SECONDS), watch again from the last resourceVersion seen;
 - 410 Gone (the answer's status or an ERROR event): that version is compacted away, list again;
@@ -34,7 +33,7 @@ import orjson
 from ..contract import JOB_NAME_LABEL
 from .apiclient import ApiError, ApiUnreachable, AsyncApi
 from .timing import WATCH_CLIENT_TIMEOUT_SECONDS, WATCH_SERVER_TIMEOUT_SECONDS
-from .watching import CHILD_SELECTOR, CHILDREN, LIST_PAGE_SIZE, Child
+from .watching import CHILDREN, LIST_PAGE_SIZE, TRAINING_JOBS, Watched
 
 log = logging.getLogger("tandem.operator")
 #: What receives each object: its kind, the object, and whether it was deleted.
@@ -45,6 +44,8 @@ RETRY_FIRST_SECONDS = 0.8
 RETRY_MOST_SECONDS = 30.0
 #: An object's place in a stream: (namespace, name).
 Place = tuple[str, str]
+#: What a deletion found by a relist needs of an object that is gone: its job label and uid.
+Kept = tuple[str, str]
 
 
 class Gone(Exception):
@@ -53,43 +54,46 @@ class Gone(Exception):
 
 @dataclass(frozen=True)
 class Stream:
-    """One list+watch: a child kind, cluster-wide (namespace None) or in one namespace."""
+    """One list+watch: a kind, cluster-wide (namespace None) or in one namespace."""
 
-    child: Child
+    watched: Watched
     namespace: Optional[str] = None
 
     @property
-    def api_version(self) -> str:
-        return f"{self.child.group}/{self.child.version}" if self.child.group else self.child.version
-
-    @property
     def path(self) -> str:
-        root = f"/apis/{self.api_version}" if self.child.group else f"/api/{self.child.version}"
+        root = f"/apis/{self.watched.api_version}" if self.watched.group else f"/api/{self.watched.version}"
         where = f"/namespaces/{self.namespace}" if self.namespace else ""
-        return f"{root}{where}/{self.child.plural}"
+        return f"{root}{where}/{self.watched.plural}"
+
+    def query(self, **more: str) -> dict[str, str]:
+        return {**({"labelSelector": self.watched.selector} if self.watched.selector else {}), **more}
 
     def __str__(self) -> str:
-        return f"{self.child.plural} in {self.namespace}" if self.namespace else f"{self.child.plural} (all namespaces)"
+        return f"{self.watched.plural} in {self.namespace}" if self.namespace else f"{self.watched.plural} (all namespaces)"
 
 
 def streams(namespaces: tuple[str, ...]) -> list[Stream]:
-    """The operator's child streams: every kind cluster-wide, or in each namespace it is given."""
-    return [Stream(child, namespace) for child in CHILDREN for namespace in (namespaces or (None,))]
+    """The operator's streams: TrainingJobs and every child kind, cluster-wide or in each namespace it is given."""
+    return [Stream(watched, namespace) for watched in (TRAINING_JOBS, *CHILDREN) for namespace in (namespaces or (None,))]
 
 
-def _deleted_stub(place: Place, job: str) -> dict[str, Any]:
-    """What a deletion found by a relist delivers: the object itself is gone, and the cache finds
-    it by name and job label (a failed pod's last state is still in the cache)."""
-    return {"metadata": {"namespace": place[0], "name": place[1], "labels": {JOB_NAME_LABEL: job}}}
+def _deleted_stub(place: Place, kept: Kept) -> dict[str, Any]:
+    """What a deletion found by a relist delivers: the object itself is gone; the cache finds it
+    by name and job label (a failed pod's last state is still there), and its uid names the
+    figures' collector of a deleted TrainingJob."""
+    job, uid = kept
+    return {"metadata": {"namespace": place[0], "name": place[1], "uid": uid, "labels": {JOB_NAME_LABEL: job}}}
 
 
-class ChildWatch:
-    """One stream's list+watch, run until cancelled. It remembers each delivered object's place
-    and job label (not the object: the cache holds what is needed), to find deletions on a relist."""
+class Watch:
+    """One stream's list+watch, run until cancelled. It remembers each delivered object's place,
+    job label and uid (not the object: the cache holds what is needed), to find deletions on a
+    relist."""
 
     def __init__(self, api: AsyncApi, stream: Stream, deliver: Deliver):
         self.api, self.stream, self.deliver = api, stream, deliver
-        self._known: dict[Place, str] = {}
+        self.kind = stream.watched.kind
+        self._known: dict[Place, Kept] = {}
 
     async def run(self) -> None:
         version: Optional[str] = None
@@ -111,8 +115,8 @@ class ChildWatch:
     async def relist(self) -> str:
         """Deliver every object of the stream, and the deletion of each known one that is gone;
         the list's resourceVersion, to watch from."""
-        query = {"labelSelector": CHILD_SELECTOR, "limit": str(LIST_PAGE_SIZE)}
-        listed: dict[Place, str] = {}
+        query = self.stream.query(limit=str(LIST_PAGE_SIZE))
+        listed: dict[Place, Kept] = {}
         while True:
             try:
                 page = await self.api.call("GET", self.stream.path, query=query)
@@ -122,24 +126,24 @@ class ChildWatch:
                 raise
             for item in page.get("items") or []:
                 # A list's items carry no kind or apiVersion; the cache and its readers expect them.
-                item.setdefault("apiVersion", self.stream.api_version)
-                item.setdefault("kind", self.stream.child.kind)
-                listed[self._place(item)] = self._job(item)
-                self.deliver(self.stream.child.kind, item, False)
+                item.setdefault("apiVersion", self.stream.watched.api_version)
+                item.setdefault("kind", self.kind)
+                listed[self._place(item)] = self._kept(item)
+                self.deliver(self.kind, item, False)
             metadata = page.get("metadata") or {}
             if not metadata.get("continue"):
                 break
             query = {**query, "continue": metadata["continue"]}
         for place in self._known.keys() - listed.keys():
-            self.deliver(self.stream.child.kind, _deleted_stub(place, self._known[place]), True)
+            self.deliver(self.kind, _deleted_stub(place, self._known[place]), True)
         self._known = listed
         return str(metadata.get("resourceVersion") or "")
 
     async def watch(self, version: str) -> str:
         """Deliver each event from `version` on, until the apiserver ends the stream; the last
         resourceVersion seen, to watch on from."""
-        query = {"labelSelector": CHILD_SELECTOR, "watch": "true", "resourceVersion": version,
-                 "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SERVER_TIMEOUT_SECONDS)}
+        query = self.stream.query(watch="true", resourceVersion=version, allowWatchBookmarks="true",
+                                  timeoutSeconds=str(WATCH_SERVER_TIMEOUT_SECONDS))
         try:
             async for line in self.api.lines(self.stream.path, query, WATCH_CLIENT_TIMEOUT_SECONDS):
                 version = self.event(orjson.loads(line)) or version
@@ -151,19 +155,19 @@ class ChildWatch:
 
     def event(self, event: dict[str, Any]) -> Optional[str]:
         """Handle one watch event; its resourceVersion, if it carries one."""
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
+        happened, obj = event.get("type"), event.get("object") or {}
+        if happened == "ERROR":
             code = int(obj.get("code") or 500)
             if code == 410:
                 raise Gone()
             raise ApiError(code, str(obj.get("reason") or ""), orjson.dumps(obj).decode())
-        if kind in ("ADDED", "MODIFIED", "DELETED"):
+        if happened in ("ADDED", "MODIFIED", "DELETED"):
             place = self._place(obj)
-            if kind == "DELETED":
+            if happened == "DELETED":
                 self._known.pop(place, None)
             else:
-                self._known[place] = self._job(obj)
-            self.deliver(self.stream.child.kind, obj, kind == "DELETED")
+                self._known[place] = self._kept(obj)
+            self.deliver(self.kind, obj, happened == "DELETED")
         return (obj.get("metadata") or {}).get("resourceVersion")
 
     @staticmethod
@@ -172,5 +176,6 @@ class ChildWatch:
         return metadata.get("namespace", ""), metadata["name"]
 
     @staticmethod
-    def _job(obj: dict[str, Any]) -> str:
-        return str((obj["metadata"].get("labels") or {}).get(JOB_NAME_LABEL, ""))
+    def _kept(obj: dict[str, Any]) -> Kept:
+        metadata = obj["metadata"]
+        return str((metadata.get("labels") or {}).get(JOB_NAME_LABEL, "")), str(metadata.get("uid") or "")

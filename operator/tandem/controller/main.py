@@ -1,4 +1,4 @@
-"""`tandem operator run`: wires the config, the lease, telemetry and kopf together."""
+"""`tandem operator run`: wires the config, the lease, telemetry, the watches and kopf together."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .health import Health
 from .leader import LeaderElector
 from .runtime import Controller, OperatorConfig, register
 from .timing import IMAGE_PULL_GRACE_SECONDS, QUEUE_STALL_SECONDS
-from .watching import assert_events_only, decode_watch_events_with_orjson, operator_settings
+from .watching import assert_watches_nothing, operator_settings
 from .writer import KubeWriter
 
 log = logging.getLogger("tandem.operator")
@@ -117,7 +117,7 @@ def run(options: RunOptions) -> int:
     config = OperatorConfig(metrics=metrics, admin_policy=admin_policy,
                             image_pull_grace_seconds=options.image_pull_grace_seconds, namespaces=options.namespaces)
     controller = Controller(KubeWriter(AsyncApi(server)), config, health,
-                            watch_api=AsyncApi(server, connections=0))  # each watch holds a connection
+                            watch_api=AsyncApi(server, connections=0))  # each watch holds its connection
     register(registry, controller)
 
     @kopf.on.cleanup(registry=registry)
@@ -132,8 +132,7 @@ def run(options: RunOptions) -> int:
         # The same credentials as our own client: kubeconfig or service account.
         return kopf.login_via_client(**kwargs)
 
-    assert_events_only(registry)
-    decode_watch_events_with_orjson()
+    assert_watches_nothing(registry)
     try:
         kopf.run(
             registry=registry,

@@ -1,9 +1,9 @@
 """The operator runtime: watches feed a cache and a work queue; workers run the pure
 reconcile and carry out its actions through the API.
 
-kopf watches the TrainingJobs and runs the operator's lifecycle (start-up, clean-up, signals);
-the children's watches are the operator's own (informer.py), for their cost per event. Of kopf
-we use only event handlers (no on.create/on.update), so it stores nothing in
+The watches are the operator's own (informer.py), for their cost per event; kopf runs the
+operator's lifecycle (start-up, clean-up, signals, the stop flag) and watches nothing. Of kopf
+we use only activity handlers (no on.create/on.update), so it stores nothing in
 the objects: the state that matters lives in status and in the children, and reconcile is
 level-triggered. One active replica is ensured by a coordination.k8s.io Lease (leader.py).
 """
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Optional
 import kopf
 
 from ..api.admin_policy import AdminPolicy
-from ..contract import API_GROUP, PLURAL, VERSION
+from ..contract import KIND
 from ..figures.token import reader_token
 from . import telemetry
 from .actions import NO_METRICS, Event, FailedCreatesRead, MetricsChannel, MetricsRead, WorkloadRead
 from .apiclient import ApiError, ApiUnreachable, AsyncApi
 from .cache import Cache, Key
 from .health import Health
-from .informer import ChildWatch, streams
+from .informer import Watch, streams
 from .observed import FAILED_CREATE, Refusal, observe
 from .policy.metrics import with_metrics, with_recoveries, with_world
 from .reconcile import reconcile
@@ -79,7 +79,7 @@ class Controller:
         self.writer = writer
         self.config = config
         self.health = health
-        #: The children's watches' client (None: no child is watched, as in tests of a pass).
+        #: The watches' client (None: nothing is watched, as in tests of a pass).
         self.watch_api = watch_api
         self.cache = Cache()
         self.queue: Optional[WorkQueue[Key]] = None
@@ -101,7 +101,7 @@ class Controller:
         if self.health is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(self.health)))
         if self.watch_api is not None:
-            self._tasks += [asyncio.create_task(ChildWatch(self.watch_api, stream, self.on_child).run())
+            self._tasks += [asyncio.create_task(Watch(self.watch_api, stream, self.on_event).run())
                             for stream in streams(self.config.namespaces)]
 
     def halt(self) -> None:
@@ -139,9 +139,18 @@ class Controller:
         if key is not None and self.queue is not None:
             self.queue.add(key)
 
-    def on_child(self, kind: str, obj: dict[str, Any], deleted: bool) -> None:
-        """A child's watch event (informer.py): cache it, and bring its job's next pass."""
-        self.enqueue(self.cache.put_child(kind, obj, deleted=deleted))
+    def on_event(self, kind: str, obj: dict[str, Any], deleted: bool) -> None:
+        """A watch event (informer.py): cache the object and bring its job's next pass; a deleted
+        TrainingJob's telemetry and figures' collector are let go instead."""
+        if kind != KIND:
+            self.enqueue(self.cache.put_child(kind, obj, deleted=deleted))
+            return
+        key = self.cache.put_training_job(obj, deleted=deleted)
+        if deleted:
+            telemetry.forget(key)
+            self.forget_metrics(key, str((obj.get("metadata") or {}).get("uid") or ""))
+        else:
+            self.enqueue(key)
 
     async def reconcile_key(self, key: Key) -> None:
         assert self.queue is not None  # called by the queue's workers only
@@ -327,8 +336,8 @@ class Controller:
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Event handlers only: every change to a TrainingJob enqueues it (its children's changes
-    come through the controller's own watches, started with it)."""
+    """The controller's start and stop, as kopf's start-up and clean-up: kopf runs the lifecycle,
+    the controller's own watches (started with it) bring every event."""
 
     @kopf.on.startup(registry=registry)
     async def _startup(**_: Any) -> None:
@@ -337,13 +346,3 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:
         await controller.stop()
-
-    @kopf.on.event(API_GROUP, VERSION, PLURAL, registry=registry)
-    async def _training_job(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        deleted = event.get("type") == "DELETED"
-        key = controller.cache.put_training_job(body, deleted=deleted)
-        if deleted:
-            telemetry.forget(key)
-            controller.forget_metrics(key, str((body.get("metadata") or {}).get("uid") or ""))
-        else:
-            controller.enqueue(key)

@@ -22,7 +22,7 @@ RETRY_SECONDS = 2
 #: The longest any one Kubernetes API call may take (connect and response together); a renewal
 #: call gets what is left of the renew deadline if that is less.
 API_TIMEOUT_SECONDS = 5.0
-#: Watch streams (kopf's and the operator's own): the apiserver ends each after SERVER_TIMEOUT,
+#: The watch streams (informer.py): the apiserver ends each after SERVER_TIMEOUT,
 #: the client gives up on one after CLIENT_TIMEOUT (a stream is long by design: these bound a
 #: dead stream, not a request).
 WATCH_SERVER_TIMEOUT_SECONDS = 300
