@@ -210,3 +210,27 @@ def test_a_training_job_deleted_in_a_gap_is_forgotten_with_its_figures_collector
     (kind, listed, deleted), (_, gone, gone_deleted) = seen
     assert (kind, listed["kind"], deleted) == ("TrainingJob", "TrainingJob", False)
     assert gone_deleted and gone["metadata"] | {"labels": {}} == {"namespace": "ns", "name": "j", "uid": "u-1", "labels": {}}
+
+
+def test_an_object_the_operator_fails_on_costs_a_relist_not_the_watch(apiserver):
+    """A bug in handling one object (here: the first delivery raises) must not end the stream's
+    task, which would leave the operator blind to the kind for good."""
+    Apiserver.answers = [page([pod("p0", "5")], "9"), page([pod("p0", "5"), pod("p1", "6")], "9")]
+    delivered = Delivered()
+    failed = []
+
+    def deliver(kind: str, obj: dict[str, Any], deleted: bool) -> None:
+        if not failed:
+            failed.append(obj["metadata"]["name"])
+            raise ValueError("a bug")
+        delivered(kind, obj, deleted)
+
+    async def until_delivered() -> None:
+        task = asyncio.create_task(Watch(apiserver, PODS, deliver).run())
+        while len(delivered) < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(apiserver, lambda: asyncio.wait_for(until_delivered(), 10))
+    assert failed == ["p0"] and delivered == [("Pod", "p0", False), ("Pod", "p1", False)]

@@ -146,7 +146,7 @@ class AsyncApi:
         return _answer(status, reason, answer)
 
     async def lines(self, path: str, query: Mapping[str, str], timeout: float) -> AsyncIterator[bytes]:
-        """Each line of a streamed answer (a watch: one JSON event a line), as it comes; the whole
+        """Each whole line of a streamed answer (a watch: one JSON event a line), as it comes; the whole
         stream ends within `timeout`. Lines are split here rather than by aiohttp's line reader,
         which refuses a line over 128 kB (a Job or Pod can be larger). Raises ApiError for an
         error status, ApiUnreachable when the connection fails or the time is up."""
@@ -164,8 +164,7 @@ class AsyncApi:
                     for line in complete:
                         if line:
                             yield line
-                if buffer:
-                    yield buffer
+                # What is left after the last newline is a line the stream cut short: not yielded.
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise ApiUnreachable(f"GET {path} (stream): {str(error) or type(error).__name__}") from error
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -42,6 +43,9 @@ Deliver = Callable[[str, dict[str, Any], bool], None]
 #: off from 800 ms to 30 s).
 RETRY_FIRST_SECONDS = 0.8
 RETRY_MOST_SECONDS = 30.0
+#: A watch that ends sooner than this with no event is a failure, paused after like one (client-go's
+#: "very short watch"): a proxy that closes streams at once must not make the operator spin.
+SHORT_WATCH_SECONDS = 1.0
 #: An object's place in a stream: (namespace, name).
 Place = tuple[str, str]
 #: What a deletion found by a relist needs of an object that is gone: its job label and uid.
@@ -96,19 +100,29 @@ class Watch:
         self._known: dict[Place, Kept] = {}
 
     async def run(self) -> None:
+        """List and watch until cancelled. Nothing but cancellation ends it: a stream that stopped
+        on an error would leave the operator blind to its kind without a word."""
         version: Optional[str] = None
         pause = RETRY_FIRST_SECONDS
         while True:
             try:
                 if version is None:
                     version = await self.relist()
-                version = await self.watch(version)
+                started = time.monotonic()
+                watched_from, version = version, await self.watch(version)
+                if version == watched_from and time.monotonic() - started < SHORT_WATCH_SECONDS:
+                    raise ApiUnreachable("the watch ended at once with no event")  # do not spin on it
                 pause = RETRY_FIRST_SECONDS
             except Gone:
                 log.info("watching %s: resourceVersion %s is gone; listing again", self.stream, version)
                 version = None
             except (ApiError, ApiUnreachable) as error:
                 log.warning("watching %s: %s; again in %.1f s", self.stream, error, pause)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, RETRY_MOST_SECONDS)
+            except Exception:  # a bug must cost a relist, never the watch
+                log.exception("watching %s failed; listing again in %.1f s", self.stream, pause)
+                version = None
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, RETRY_MOST_SECONDS)
 
