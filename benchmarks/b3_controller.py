@@ -792,6 +792,9 @@ def main() -> int:
     p.add_argument("--watch-floor", action="store_true", help="beside Tandem's rows, a bare Python watcher of "
                    "the same watches (benchmarks/watch_floor.py): its CPU per job, the floor under any Python "
                    "operator's (implies --no-append: an extra process)")
+    p.add_argument("--job-syncs", type=int, default=0, help="kube-controller-manager's --concurrent-job-syncs "
+                   "(default: its own, 5): the Job controller makes the pods of Tandem's and Trainer's Jobs, not of "
+                   "the Training Operator's; a run with it is a different control plane, titled so in RESULTS.md")
     p.add_argument("--quiet-load", type=float, default=1.5, help="1-minute load average to wait for before each row")
     p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for it, seconds")
     args = p.parse_args()
@@ -803,7 +806,8 @@ def main() -> int:
     logdir = Path(args.keep_logs or tempfile.mkdtemp(prefix="tandem-b3-"))
     logdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    cp = ControlPlane(audit_policy=AUDIT_EVERY_REQUEST).start()
+    cp = ControlPlane(audit_policy=AUDIT_EVERY_REQUEST, controller_manager_args=(
+        [f"--concurrent-job-syncs={args.job_syncs}"] if args.job_syncs else [])).start()
     results: list[ScaleResult] = []
     notes: list[str] = []
     loads: list[str] = []
@@ -886,10 +890,13 @@ def main() -> int:
         return 0
     if args.watch_floor:
         return 0  # not a run of record: neither its plot nor its rows are kept
-    png = plot(results, Path(args.plot))
+    png = plot(results, Path(args.plot) if not args.job_syncs else Path(args.plot).with_stem("b3_controller_job_syncs"))
     if not args.no_append:
         body = "\n".join([
             f"Control plane: tests/controlplane (Kubernetes {__import__('common').k8s_version()}, etcd, kwok), "
+            + (f"kube-controller-manager --concurrent-job-syncs={args.job_syncs} (its default: 5), " if args.job_syncs
+               else "")
+            +
             f"{nodes} kwok bench nodes of {BENCH_NODE_PODS} pods; pods run {RUN_SECONDS}s (never finish in the "
             "window). Fresh namespace and operator process(es) per row; jobs created from 8 client threads; every job "
             "is 2 pods. Latency = create -> both pods Running; 'pods exist' = both pods created. Peak RSS = VmHWM, "
@@ -904,7 +911,10 @@ def main() -> int:
             "", out, "", *verdicts, *kinds, *(f"- {n}" for n in notes),
             *(["", f"Plot: benchmarks/{png.name} (latency CDF per scale)."] if png else []),
         ])
-        append_results("B3 controller: Tandem vs Kubeflow Training Operator v1.9 and Trainer v2 (JobSet)", body,
+        title = "B3 controller: Tandem vs Kubeflow Training Operator v1.9 and Trainer v2 (JobSet)"
+        if args.job_syncs:
+            title += f", Job controller with {args.job_syncs} syncs"
+        append_results(title, body,
                        "benchmarks/b3_controller.py " + " ".join(sys.argv[1:]))
     return 0
 

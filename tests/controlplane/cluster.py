@@ -373,8 +373,11 @@ class ControlPlane:
         verbosity: int = 0,
         host_address: str = "127.0.0.1",
         audit_policy: str = AUDIT_POLICY,
+        controller_manager_args: Sequence[str] = (),
     ):
         self.nodes = nodes
+        #: Flags added to kube-controller-manager's (a benchmark's setting of a controller's concurrency).
+        self.controller_manager_args = list(controller_manager_args)
         #: What the apiserver's audit log records (AUDIT_POLICY unless a benchmark counts more).
         self.audit_policy = audit_policy
         # Where kube-apiserver listens and what it advertises. 127.0.0.1 for the kwok-only
@@ -733,6 +736,7 @@ class ControlPlane:
             "--kube-api-qps=500",
             "--kube-api-burst=1000",
             f"--v={v}",
+            *self.controller_manager_args,
         ])
         sched = self._spawn("kube-scheduler", [
             k8s, "kube-scheduler",
