@@ -21,6 +21,7 @@ from tandem.controller import apiclient
 from tandem.controller.cache import Cache
 from tandem.controller.informer import Gone, Stream, Watch, streams
 from tandem.controller.watching import CHILD_SELECTOR, CHILDREN
+from tests.support.kubeconfig import local_kubeconfig
 
 PODS = Stream(next(c for c in CHILDREN if c.kind == "Pod"), "ns")
 
@@ -53,15 +54,7 @@ def apiserver(tmp_path: Path) -> Iterator[apiclient.AsyncApi]:
     Apiserver.seen, Apiserver.answers = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Apiserver)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: local, cluster: {{server: "http://127.0.0.1:{server.server_address[1]}"}}}}]
-users: [{{name: someone, user: {{token: the-token}}}}]
-contexts: [{{name: local, context: {{cluster: local, user: someone}}}}]
-current-context: local
-""")
-    yield apiclient.AsyncApi(apiclient.endpoint(str(kubeconfig)), connections=0)
+    yield apiclient.AsyncApi(apiclient.endpoint(local_kubeconfig(tmp_path, server.server_address[1])), connections=0)
     server.shutdown()
     server.server_close()
 
@@ -103,6 +96,18 @@ def run(api: apiclient.AsyncApi, *calls: Any) -> Any:
             await api.close()
 
     return asyncio.run(in_order())
+
+
+def run_until(api: apiclient.AsyncApi, deliver: Any, delivered: Delivered, count: int) -> None:
+    """Run the pods' list+watch as the operator does, until `count` objects were delivered."""
+    async def until() -> None:
+        task = asyncio.create_task(Watch(api, PODS, deliver).run())
+        while len(delivered) < count:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(api, lambda: asyncio.wait_for(until(), 10))
 
 
 def test_streams_are_training_jobs_and_each_child_kind_cluster_wide_or_in_each_namespace():
@@ -182,15 +187,7 @@ def test_run_lists_watches_and_lists_again_after_gone(apiserver):
                          (200, [{"type": "ERROR", "object": {"kind": "Status", "code": 410}}]),
                          page([pod("p2", "40")], "41")]
     delivered = Delivered()
-
-    async def until_relisted() -> None:
-        task = asyncio.create_task(Watch(apiserver, PODS, delivered).run())
-        while len(delivered) < 4:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    run(apiserver, lambda: asyncio.wait_for(until_relisted(), 10))
+    run_until(apiserver, delivered, delivered, 4)
     assert delivered == [("Pod", "p0", False), ("Pod", "p0", False), ("Pod", "p2", False), ("Pod", "p0", True)]
     versions = [query.get("resourceVersion") for _, query in Apiserver.seen[:3]]
     assert versions == [None, "9", "10"]
@@ -225,12 +222,5 @@ def test_an_object_the_operator_fails_on_costs_a_relist_not_the_watch(apiserver)
             raise ValueError("a bug")
         delivered(kind, obj, deleted)
 
-    async def until_delivered() -> None:
-        task = asyncio.create_task(Watch(apiserver, PODS, deliver).run())
-        while len(delivered) < 2:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    run(apiserver, lambda: asyncio.wait_for(until_delivered(), 10))
+    run_until(apiserver, deliver, delivered, 2)
     assert failed == ["p0"] and delivered == [("Pod", "p0", False), ("Pod", "p1", False)]

@@ -20,6 +20,7 @@ from tandem.contract import OPERATOR_USER_AGENT
 from tandem.controller import apiclient
 from tandem.controller.writer import KubeWriter, object_path
 from tandem.render import render, render_metrics_token
+from tests.support.kubeconfig import TOKEN, local_kubeconfig
 from tests.support.specs import spec
 
 
@@ -68,15 +69,8 @@ def recorder(tmp_path: Path) -> Iterator[tuple[type[Recorder], str]]:
     Recorder.seen, Recorder.answers = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: local, cluster: {{server: "http://127.0.0.1:{server.server_address[1]}"}}}}]
-users: [{{name: someone, user: {{token: the-token}}}}]
-contexts: [{{name: local, context: {{cluster: local, user: someone}}}}]
-current-context: local
-""")
-    yield Recorder, str(kubeconfig)
+    kubeconfig = local_kubeconfig(tmp_path, server.server_address[1])
+    yield Recorder, kubeconfig
     server.shutdown()
     server.server_close()
 
@@ -101,7 +95,7 @@ def test_a_create_goes_out_as_json_with_the_operators_name_and_credentials(recor
     assert request["body"] == job
     headers = {k.lower(): v for k, v in request["headers"].items()}
     assert headers["user-agent"] == OPERATOR_USER_AGENT  # how the audit log (and bench B3) tells our calls apart
-    assert headers["authorization"] == "Bearer the-token"
+    assert headers["authorization"] == f"Bearer {TOKEN}"
     assert headers["content-type"] == "application/json"
 
 

@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import kopf
@@ -27,6 +26,7 @@ from tandem.controller.informer import streams
 from tandem.controller.queue import Progress
 from tandem.controller.runtime import FAILED_CREATE_READS, Controller, OperatorConfig, register
 from tandem.controller.watching import CHILDREN, TRAINING_JOBS, assert_watches_nothing, operator_settings
+from tests.support.kubeconfig import local_kubeconfig
 
 
 def test_the_time_budget_fits_together():
@@ -109,20 +109,8 @@ def silent() -> Iterator[SilentServer]:
     server.close()
 
 
-def kubeconfig_for(tmp_path: Path, port: int) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: silent, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
-users: [{{name: nobody, user: {{token: t}}}}]
-contexts: [{{name: silent, context: {{cluster: silent, user: nobody}}}}]
-current-context: silent
-""")
-    return str(path)
-
-
 def test_every_call_of_the_operators_clients_times_out_once_without_retries(silent, tmp_path):
-    server = apiclient.endpoint(kubeconfig_for(tmp_path, silent.port))
+    server = apiclient.endpoint(local_kubeconfig(tmp_path, silent.port))
 
     async def async_call() -> None:
         api = apiclient.AsyncApi(server, timeout=0.3)
@@ -151,7 +139,7 @@ def test_lease_renewal_steps_down_by_its_deadline_when_the_apiserver_never_answe
     monkeypatch.setattr(leader, "RETRY_SECONDS", 0.1)
     # A single call may take longer than the whole deadline: the deadline must still hold.
     monkeypatch.setattr(leader, "API_TIMEOUT_SECONDS", 30.0)
-    api = apiclient.SyncApi(apiclient.endpoint(kubeconfig_for(tmp_path, silent.port)))
+    api = apiclient.SyncApi(apiclient.endpoint(local_kubeconfig(tmp_path, silent.port)))
     elector = leader.LeaderElector(api, "kube-system", me="test")
     stop, lost = threading.Event(), threading.Event()
     started = time.monotonic()
