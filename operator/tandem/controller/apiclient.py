@@ -111,10 +111,10 @@ def _answer(status: int, reason: str, data: bytes) -> Any:
 
 
 class AsyncApi:
-    """The reconcile workers' client (and, as a second instance, the children's watches: each
-    watch holds its connection open, so they must not take the workers' pool), on the event
-    loop. Its session is made at the first call, inside the running loop, as aiohttp requires;
-    once closed, it stays closed. `connections` 0: as many as are asked for at once."""
+    """The reconcile workers' client (and, as a second instance, the watches': each watch holds
+    its connection open, so they must not take the workers' pool), on the event loop. Its
+    session is made at the first call, inside the running loop, as aiohttp requires; once
+    closed, it stays closed. `connections` 0: as many as are asked for at once."""
 
     def __init__(self, endpoint: Endpoint, timeout: float = API_TIMEOUT_SECONDS,
                  connections: int = POOLED_CONNECTIONS):
