@@ -7,7 +7,6 @@ error carries the path of the field to fix.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Optional
@@ -119,13 +118,6 @@ def _drop_nulls(data: Any, fields: Optional[Iterable[str]] = None) -> Any:
         return data
     known = set(data) if fields is None else set(fields)
     return {key: value for key, value in data.items() if value is not None or key not in known}
-
-
-@functools.cache
-def _camel(name: str) -> str:
-    """A field's wire name; asked for each field at every validation (the framework rules), and
-    pydantic's `to_camel` runs its regular expressions each time."""
-    return to_camel(name)
 
 
 def _wire_names(model: type[BaseModel]) -> set[str]:
@@ -597,7 +589,9 @@ class TrainingJobSpec(_Model):
         """The rules the framework and its strategy put on this field (tandem.frameworks: the
         same data the CRD's CEL rules are written from). A field with a default is checked unset
         only with validate_default, as tpu is: what a strategy Requires must have it."""
-        field = _camel(info.field_name or "")
+        # The wire name pydantic made at class creation (to_camel, whose regular expressions
+        # would otherwise run for every field of every validation).
+        field = (cls.model_fields[info.field_name].alias or "") if info.field_name else ""
         if field not in framework_rules.fields():
             return value
         framework = frameworks.find(info.data.get("framework"))

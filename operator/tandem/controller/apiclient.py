@@ -98,10 +98,12 @@ def endpoint(kubeconfig: Optional[str] = None) -> Endpoint:
                     getattr(configuration, "tls_server_name", None) or None)
 
 
-def resource_path(api_version: str, plural: str, namespace: str, name: str = "", subresource: str = "") -> str:
-    """The URL path of a namespaced resource (its collection without `name`)."""
+def resource_path(api_version: str, plural: str, namespace: Optional[str], name: str = "", subresource: str = "") -> str:
+    """The URL path of a namespaced resource (its collection without `name`; with namespace None,
+    the collection across all namespaces, as a cluster-wide watch reads it)."""
     root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return "/".join([root, "namespaces", namespace, plural, *(part for part in (name, subresource) if part)])
+    where = [] if namespace is None else ["namespaces", namespace]
+    return "/".join([root, *where, plural, *(part for part in (name, subresource) if part)])
 
 
 def _answer(status: int, reason: str, data: bytes) -> Any:

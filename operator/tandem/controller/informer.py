@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from ..contract import JOB_NAME_LABEL
-from .apiclient import ApiError, ApiUnreachable, AsyncApi
+from .apiclient import ApiError, ApiUnreachable, AsyncApi, resource_path
 from .timing import WATCH_CLIENT_TIMEOUT_SECONDS, WATCH_SERVER_TIMEOUT_SECONDS
 from .watching import CHILDREN, LIST_PAGE_SIZE, TRAINING_JOBS, Watched
 
@@ -65,9 +65,7 @@ class Stream:
 
     @property
     def path(self) -> str:
-        root = f"/apis/{self.watched.api_version}" if self.watched.group else f"/api/{self.watched.version}"
-        where = f"/namespaces/{self.namespace}" if self.namespace else ""
-        return f"{root}{where}/{self.watched.plural}"
+        return resource_path(self.watched.api_version, self.watched.plural, self.namespace)
 
     def query(self, **more: str) -> dict[str, str]:
         return {**({"labelSelector": self.watched.selector} if self.watched.selector else {}), **more}
