@@ -103,7 +103,8 @@ def test_ray_stopped_mid_run_training_completes_and_metrics_are_unavailable(tmp_
         run.kill()
     assert run.returncode == 0, output[-3000:]
     assert "Succeeded" in output
-    assert "metrics unavailable" in output, output[-3000:]
+    # Not figures from what the workers Ray had not answered yet kept: that is part of the job.
+    assert "metrics unavailable (Ray stopped during the run)" in " ".join(output.split()), output[-3000:]
     assert sorted(re.findall(r"rank (\d): done: \d+ steps", output)) == ["0", "1"], output[-3000:]
     assert output.count("training goes on without metrics") <= 2  # at most once per rank
     assert not processes_of_job(job_name)

@@ -166,3 +166,26 @@ def test_a_helper_stopped_before_its_final_figures_leaves_them_to_the_cli(tmp_pa
     lines = [json.loads(line) for line in metrics.history.read_text().splitlines()]
     assert final.available and round(final.throughput) == 640 and lines[-1]["final"] is True
     assert len(lines) == 1 + 5  # the final, after a sample for each second of the run
+
+
+def test_a_helper_that_hung_on_a_dead_ray_leaves_no_partial_figures(tmp_path, monkeypatch):
+    """Ray died mid-run: the helper hangs in a call to it and is stopped. The shippers Ray had
+    answered spooled nothing, the others did; figures from that spool would be some workers'
+    throughput passed off as the job's, so the final figures say why they are unavailable."""
+    from tandem.local.figures_service import RAY_STOPPED, LocalMetrics, RayStopped, SampleHistory
+    from tandem.metrics.shipper import spool
+
+    monkeypatch.setenv("TANDEM_RUN_DIR", str(tmp_path))
+    spool(steps_from(START.timestamp(), 5.0), worker=1, rank=0)
+    metrics = LocalMetrics("default", "j", 2, None, 0.8)
+    metrics.history = tmp_path / "metrics.jsonl"
+    metrics.collected = True  # as its reader thread sets it on a summary with figures
+    final = metrics.stop()
+    assert not final.available and final.reason == RAY_STOPPED
+    assert json.loads(metrics.history.read_text().splitlines()[-1])["final"] is True
+
+    def dead(final: bool) -> dict:
+        raise RayStopped()
+
+    with SampleHistory(tmp_path / "helper.jsonl", 2, None, 0.8, 1.0) as history:
+        assert history.sample(dead, ray_up=True, final=True).reason == RAY_STOPPED

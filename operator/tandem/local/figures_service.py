@@ -18,6 +18,10 @@ while the workers start. The helper
 - when the CLI closes its stdin, reads the final figures, prints them, and stops *this* Ray:
   every process carrying its session id, nothing else, and removes the temp dir.
 
+Should Ray die during the run, training goes on and the final figures say they are unavailable:
+the records the collector held went with it, and those of the shippers it had not answered yet
+(spooled) are only part of the run, which must not pass for the job's figures.
+
 The training workers' shippers keep their records until the head is up, so training never
 waits for Ray. The CLI does not import Ray at all.
 """
@@ -53,6 +57,8 @@ ENV_GATEWAY_KEY = "TANDEM_LOCAL_GATEWAY_KEY"
 INTERVAL = 1.0
 RAY_START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+#: Why the final figures are unavailable when the run's Ray ended before the run.
+RAY_STOPPED = "Ray stopped during the run"
 OBJECT_STORE_BYTES = 100_000_000
 #: Ray and the shippers run niced: on a small machine, training gets the CPU first.
 RAY_NICE = 10
@@ -142,6 +148,8 @@ class LocalMetrics:
                             "RAY_USAGE_STATS_ENABLED": "0", ENV_GATEWAY_KEY: self.key}
         self.latest: Optional[MetricsStatus] = None
         self.final: Optional[MetricsStatus] = None
+        #: The helper has shown figures read from Ray: the spool then holds only part of the run.
+        self.collected = False
         self.state = "starting Ray"
         self.history: Optional[Path] = None
         self.pids_file: Optional[Path] = None
@@ -188,6 +196,7 @@ class LocalMetrics:
             if kind in ("summary", "final"):
                 status = MetricsStatus.model_validate(event["status"])
                 self.latest = status
+                self.collected = self.collected or status.throughput is not None
                 if kind == "final":
                     self.final = status
             elif kind == "state":
@@ -228,18 +237,24 @@ class LocalMetrics:
         stop_processes(lambda: [p for p in listed if proctree.alive(p)] + session_processes(self.session), grace=1.0)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self.final is None and self.history is not None:
-            self.final = self._final_from_spool(self.history)
+            self.final = self._final_without_helper(self.history)
         return self.final or MetricsStatus(available=False, reason="the metrics process ended early")
 
-    def _final_from_spool(self, history: Path) -> Optional[MetricsStatus]:
-        """The final figures from what the shippers spooled, written to the history, when the helper
-        was stopped before it wrote them (it was still connecting to a Ray that came up as the run
-        ended, so no shipper's records reached Ray); None, and nothing written, when they spooled nothing."""
+    def _final_without_helper(self, history: Path) -> Optional[MetricsStatus]:
+        """The final figures, written to the history, when the helper was stopped before it wrote
+        them. If it was still connecting to a Ray that came up as the run ended, no shipper's
+        records reached Ray and the spool holds them all: the figures come from it (None, and
+        nothing written, when nothing was spooled). If it had shown figures read from Ray, it hung
+        on a Ray that died: the spool holds only the shippers Ray never answered, so the figures
+        are unavailable."""
         snapshot: dict[str, Any] = {}
-        merge_spool(snapshot, history.parent / "metrics")
-        if not snapshot.get("records"):
-            return None
+        if not self.collected:
+            merge_spool(snapshot, history.parent / "metrics")
+            if not snapshot.get("records"):
+                return None
         with SampleHistory(history, self.workers, self.baseline, self.threshold, INTERVAL) as samples:
+            if self.collected:
+                return samples.unavailable(RAY_STOPPED, final=True)
             return samples.sample(lambda _final: snapshot, ray_up=False, final=True)
 
 
@@ -328,6 +343,10 @@ def start_ray(args: argparse.Namespace, temp_dir: str) -> subprocess.Popen[bytes
                             preexec_fn=die_with_parent)
 
 
+class RayStopped(Exception):
+    """The run's Ray head ended before the run did: asking it for figures would only hang."""
+
+
 class SampleHistory:
     """The run's metrics history (`<run dir>/metrics.jsonl`): a sample a second, the last marked final.
 
@@ -349,16 +368,17 @@ class SampleHistory:
 
     def sample(self, snapshot_now: Callable[[bool], dict[str, Any]], ray_up: bool, final: bool = False) -> MetricsStatus:
         """Read the figures, append them (after the backfill, the first time there are any), and return them."""
-        from ..figures import reader, summary
+        from ..figures import reader
         from ..figures.history import backfill
 
         try:
             snapshot = snapshot_now(final)
+        except RayStopped:
+            return self.unavailable(RAY_STOPPED, final)
         except Exception as error:  # noqa: BLE001 - the collector's failure is a figure of its own
-            reason = f"the metrics collector did not answer ({type(error).__name__})"
-            return self._write(summary.unavailable(reason, reader.now_rfc3339()), final)
+            return self.unavailable(f"the metrics collector did not answer ({type(error).__name__})", final)
         if not ray_up and not snapshot.get("records"):
-            return self._write(summary.unavailable("Ray did not start", reader.now_rfc3339()), final)
+            return self.unavailable("Ray did not start", final)
         status = reader.from_snapshot(snapshot, self.workers, self.baseline, self.threshold)
         if status.throughput is not None and not self.figures_written:
             for earlier in backfill(snapshot, self.workers, self.baseline, self.threshold, self.interval):
@@ -366,6 +386,12 @@ class SampleHistory:
                     self._write(earlier, False)
             self.figures_written = True
         return self._write(status, final)
+
+    def unavailable(self, reason: str, final: bool = False) -> MetricsStatus:
+        """Append a sample that says why there are no figures now."""
+        from ..figures import reader, summary
+
+        return self._write(summary.unavailable(reason, reader.now_rfc3339()), final)
 
     def _write(self, status: MetricsStatus, final: bool) -> MetricsStatus:
         line = {**_dump(status), "final": True} if final else _dump(status)
@@ -420,7 +446,7 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
     ray_up = False
     try:
         history = SampleHistory(args.history, args.workers, args.baseline, args.threshold, args.interval)
-        start_ray(args, temp_dir)
+        ray_head = start_ray(args, temp_dir)
         deadline = time.monotonic() + RAY_START_TIMEOUT
         while not reachable(address, 0.5) and time.monotonic() < deadline and not done.is_set():
             time.sleep(0.1)
@@ -440,6 +466,8 @@ def helper_main(argv: Optional[list[str]] = None) -> int:
         def snapshot_now(final: bool) -> dict[str, Any]:
             """The collector's records (and, at the end, those the shippers spooled); raises when
             the collector does not answer."""
+            if ray_up and ray_head.poll() is not None:
+                raise RayStopped()  # its driver calls would block until Ray's own timeout ends this process
             snapshot: dict[str, Any] = (collectors.snapshot(job) or {}) if ray_up else {}
             if final:
                 merge_spool(snapshot, args.history.parent / "metrics")
