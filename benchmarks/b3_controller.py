@@ -1,7 +1,7 @@
 """B3: the operator at 100, 1,000 and 5,000 jobs on the real control plane, beside today's rivals.
 
     "$(hack/bootstrap.sh)/bin/python" benchmarks/b3_controller.py [--scales 100,1000,5000]
-        [--systems tandem,kubeflow,trainer] [--no-append] [--keep-logs DIR]
+        [--systems tandem,kubeflow,trainer,objects,children,jobs] [--no-append] [--keep-logs DIR]
 
 The rivals are built once from the Go module proxy by benchmarks/b3_rivals.sh (cached under
 ~/.cache/tandem/b3-rivals, keyed by version); their CRDs come from the same module sources.
@@ -22,7 +22,9 @@ fresh namespace and with freshly started operator processes:
 5. the figures a busy machine cannot bend: the CPU seconds of the system's processes (utime +
    stime from /proc/<pid>/stat) and the API requests they made (the apiserver's audit log, one
    line per request of the admin credentials, told apart by each system's user agent), both
-   from the first creation to the last job Running, divided by N.
+   from the first creation to the last job Running, divided by N; beside them, the CPU seconds of
+   each control plane process (apiserver, etcd, controller-manager, scheduler, kwok) in the same
+   window: what the system's way of making pods costs the cluster it shares.
 
 Before each row the script waits (up to --quiet-wait seconds) for the 1-minute load average to
 fall under --quiet-load, and records the load it started at: a row of record is taken alone.
@@ -45,6 +47,15 @@ Every job is 2 workers (pods) of 1 CPU, 2 GiB:
   validating ones for JobSets and their pods) ARE registered, with a URL clientConfig to
   127.0.0.1 and a self-signed certificate, as a cluster would call them. Trainer v2.1.0 has only
   validating webhooks (no defaulting), so its runtime resolution happens in the controller.
+Three floors, not rivals: no operator runs, and the script creates (from as many threads as
+Tandem has reconcile workers) what Tandem's path creates for the same TrainingJob, rendered by
+tandem.render, with no status write, event or watch:
+
+- jobs: the Indexed Job only (the Job controller makes the pods): the floor under any operator
+  whose pods come from Jobs;
+- children: the headless Service, the NetworkPolicy and the Job, in Tandem's order;
+- objects: the TrainingJob, then those children owned by it (the garbage collector tracks them).
+  Above this floor, what Tandem costs is its operator's own.
 
 Pods never finish inside the measured window (kwok run-seconds 3600): the benchmark measures
 creation, and completions would add status churn that differs between the operators.
@@ -249,6 +260,11 @@ class System:
     pod_job_label = ""
     #: How the system's requests start their User-Agent header in the audit log.
     user_agents: tuple[str, ...] = ()
+    #: Client threads creating the jobs: a user's burst. The floors, which create an operator's
+    #: objects themselves, get as many as Tandem has reconcile workers.
+    creators = 8
+    #: Whether the system runs an operator (the floors do not: this script makes their objects).
+    operator = True
 
     def __init__(self, cp: ControlPlane, logdir: Path):
         self.cp, self.logdir = cp, logdir
@@ -263,6 +279,12 @@ class System:
     def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
         """(log name, argv, env) of each process the system runs."""
         raise NotImplementedError
+
+    def create(self, api_client: Any, namespace: str, name: str) -> None:
+        """Create one job: the system's custom resource."""
+        from kubernetes import client
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            self.group, self.version, namespace, self.plural, self.document(name))
 
     def version_note(self) -> str:
         raise NotImplementedError
@@ -302,8 +324,7 @@ class Tandem(System):
     user_agents = ("kopf/", OPERATOR_USER_AGENT)  # its watches (kopf) and its writes (kubernetes client)
 
     def setup(self) -> None:
-        self.cp.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
-        wait_crd(self.cp, "trainingjobs.tandem.dev")
+        apply_tandem_crd(self.cp)
 
     def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
         argv = [sys.executable, "-m", "tandem", "operator", "run", "--health-port", "0", "--metrics-port", "0",
@@ -317,15 +338,25 @@ class Tandem(System):
                 f"{WORKERS} reconcile workers, no client-side rate limit")
 
     def document(self, name: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
-            "spec": {
-                "framework": "pytorch", "strategy": "ddp", "image": "tandem/pytorch-worker:0.1.0",
-                "command": ["python", "jobs/train_ddp.py", "--epochs", "2"], "workers": WORKERS_PER_JOB,
-                "procsPerWorker": 1, "resources": {"cpu": "1", "memory": "2Gi"}, "runPolicy": {"backoffLimit": 2},
-                "podTemplate": {"annotations": {"tandem.dev/kwok-run-seconds": RUN_SECONDS}},
-            },
-        }
+        return training_job(name)
+
+
+def apply_tandem_crd(cp: ControlPlane) -> None:
+    cp.kubectl("apply", "--server-side", "-f", str(REPO / "manifests" / "crd.yaml"))
+    wait_crd(cp, "trainingjobs.tandem.dev")
+
+
+def training_job(name: str) -> dict[str, Any]:
+    """The benchmark's TrainingJob: 2 workers of 1 CPU, 2 GiB, whose pods kwok runs for RUN_SECONDS."""
+    return {
+        "apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
+        "spec": {
+            "framework": "pytorch", "strategy": "ddp", "image": "tandem/pytorch-worker:0.1.0",
+            "command": ["python", "jobs/train_ddp.py", "--epochs", "2"], "workers": WORKERS_PER_JOB,
+            "procsPerWorker": 1, "resources": {"cpu": "1", "memory": "2Gi"}, "runPolicy": {"backoffLimit": 2},
+            "podTemplate": {"annotations": {"tandem.dev/kwok-run-seconds": RUN_SECONDS}},
+        },
+    }
 
 
 class Kubeflow(System):
@@ -526,6 +557,77 @@ class Trainer(System):
                                      "numNodes": WORKERS_PER_JOB, "resourcesPerNode": worker_resources()}}}
 
 
+class BareJobs(System):
+    """No operator: this script creates the Indexed Job Tandem renders for each job, and
+    kube-controller-manager's Job controller makes the pods. The floor under any operator whose
+    pods come from Jobs (Tandem; Trainer v2 through JobSet): how fast this control plane turns
+    Jobs into Running pods when nothing else asks anything of it."""
+
+    name = "jobs"
+    pod_job_label = JOB_NAME_LABEL
+    user_agents = ()  # no process of its own; its creations are this script's
+    creators = WORKERS
+    operator = False
+    #: Which of the objects Tandem renders for a job this system creates, in Tandem's order.
+    kinds: tuple[str, ...] = ("Job",)
+    #: Whether the TrainingJob is created first and owns the children, as Tandem's do.
+    owned = False
+
+    def setup(self) -> None:
+        if self.owned:
+            apply_tandem_crd(self.cp)
+
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        return []
+
+    def version_note(self) -> str:
+        made = ("the TrainingJob, then " if self.owned else "") + ", ".join(self.kinds)
+        owners = "owned by the TrainingJob" if self.owned else "no TrainingJob"
+        return (f"no operator: this script creates what Tandem's path creates for the same TrainingJob ({made}; "
+                f"{owners}; no status writes, no events, no watches); the pods come from kube-controller-manager")
+
+    def document(self, name: str) -> dict[str, Any]:
+        return training_job(name)
+
+    def create(self, api_client: Any, namespace: str, name: str) -> None:
+        from kubernetes import client
+
+        from tandem.api.model import TrainingJob
+        from tandem.render import render
+
+        creates = {"Service": client.CoreV1Api(api_client).create_namespaced_service,
+                   "Job": client.BatchV1Api(api_client).create_namespaced_job,
+                   "NetworkPolicy": client.NetworkingV1Api(api_client).create_namespaced_network_policy}
+        document = self.document(name)
+        if self.owned:
+            document = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+                Tandem.group, Tandem.version, namespace, Tandem.plural, document)
+        else:
+            document["metadata"].update(namespace=namespace, uid=f"b3-{namespace}-{name}")
+        for obj in render(TrainingJob.model_validate(document)):
+            if obj["kind"] in self.kinds:
+                if not self.owned:
+                    obj["metadata"].pop("ownerReferences", None)  # no TrainingJob exists to own it
+                creates[obj["kind"]](namespace, obj)
+
+
+class BareChildren(BareJobs):
+    """As BareJobs, with the headless Service and the NetworkPolicy Tandem creates beside the Job:
+    Tandem's children without Tandem."""
+
+    name = "children"
+    kinds = ("Service", "Job", "NetworkPolicy")
+
+
+class BareObjects(BareChildren):
+    """As BareChildren, after the TrainingJob itself, which owns them (the garbage collector
+    tracks them as it does Tandem's): every object of Tandem's path, with no operator's status
+    writes, events, watches or process. Above this floor, the cost is the operator's own."""
+
+    name = "objects"
+    owned = True
+
+
 # ---------------------------------------------------------------------------- watching
 
 
@@ -597,8 +699,13 @@ class ScaleResult:
     #: With --watch-floor: the bare watcher's CPU seconds in the same window, and its event counts.
     floor_cpu_seconds: float = float("nan")
     floor_events: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds of each control plane process (apiserver, etcd, controller-manager, scheduler,
+    #: kwok) in the same window: what the system's way of making pods costs the cluster.
+    control_plane_cpu: dict[str, float] = field(default_factory=dict)
     load_before: str = "-"
     note: str = ""
+    #: False for the floors: no operator process, so no RSS, CPU or requests of its own.
+    operator: bool = True
 
     def per_job(self, total: float) -> float:
         return total / self.n if self.n else float("nan")
@@ -611,10 +718,10 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
     api_client = config.new_client_from_config(str(cp.kubeconfig))
     api_client.configuration.connection_pool_maxsize = 16
     api_client.user_agent = BENCH_USER_AGENT
-    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    core = client.CoreV1Api(api_client)
     ns = f"b3-{system.name}-{n}"
     cp.kubectl("create", "namespace", ns)
-    result = ScaleResult(system.name, n)
+    result = ScaleResult(system.name, n, operator=system.operator)
     seen = Seen()
     stop = threading.Event()
     watcher = threading.Thread(target=watch_pods, args=(core, ns, system.pod_job_label, seen, stop), daemon=True)
@@ -628,8 +735,7 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
         deadline = time.time() + 180
         while True:  # a TrainJob is refused until the controller's runtime cache has synced
             try:
-                custom.create_namespaced_custom_object(system.group, system.version, ns, system.plural,
-                                                       system.document(warm))
+                system.create(api_client, ns, warm)
                 break
             except client.ApiException as error:
                 if time.time() > deadline:
@@ -651,14 +757,15 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
 
         def create(name: str) -> None:
             t = time.time()
-            custom.create_namespaced_custom_object(system.group, system.version, ns, system.plural, system.document(name))
+            system.create(api_client, ns, name)
             created[name] = t
 
         offset, cpu_start = audit_offset(cp), system.cpu_seconds()
+        cp_start = {name: cpu_seconds(pid) for name, pid in cp.pids.items()}
         floor_start = floor.cpu_seconds() if floor else 0.0
         spy = Profile(profile, str(n), system.processes[0].pid) if profile and system.name == "tandem" else None
         t_start = time.time()
-        with ThreadPoolExecutor(8) as pool:
+        with ThreadPoolExecutor(system.creators) as pool:
             list(pool.map(create, names))
         result.create_seconds = time.time() - t_start
 
@@ -674,6 +781,7 @@ def run_scale(system: System, n: int, timeout: float, profile: Optional[Path] = 
             time.sleep(0.5)
         result.rss_mb = system.peak_rss_mb()
         result.cpu_seconds = system.cpu_seconds() - cpu_start
+        result.control_plane_cpu = {name: cpu_seconds(pid) - cp_start[name] for name, pid in cp.pids.items()}
         if floor is not None:
             result.floor_cpu_seconds = floor.cpu_seconds() - floor_start
         if spy is not None:
@@ -816,7 +924,8 @@ def main() -> int:
         nodes = bench_nodes(max(scales))
         add_bench_nodes(cp, nodes)
         makers = {"tandem": lambda: Tandem(cp, logdir), "kubeflow": lambda: Kubeflow(cp, logdir, bins),
-                  "trainer": lambda: Trainer(cp, logdir, bins)}
+                  "trainer": lambda: Trainer(cp, logdir, bins), "jobs": lambda: BareJobs(cp, logdir),
+                  "children": lambda: BareChildren(cp, logdir), "objects": lambda: BareObjects(cp, logdir)}
         systems = [makers[name]() for name in wanted]
         for s in systems:
             s.setup()
@@ -836,6 +945,8 @@ def main() -> int:
                       f"{r.requests} requests {r.note} [{r.wall_seconds:.0f}s, load before {before}, after {loadavg()}]",
                       file=sys.stderr, flush=True)
                 print(f"  user agents in the window: {r.agents}", file=sys.stderr, flush=True)
+                print("  control plane CPU s in the window: " + ", ".join(
+                    f"{name} {seconds:.1f}" for name, seconds in r.control_plane_cpu.items()), file=sys.stderr, flush=True)
                 print(f"  {r.system}'s requests by kind: {r.kinds}", file=sys.stderr, flush=True)
                 state = delete_namespace(cp, f"b3-{s.name}-{n}", 300 if n >= 1000 else 60)
                 if state != "deleted":
@@ -848,11 +959,13 @@ def main() -> int:
 
     rows = [(r.system, r.n, f"{r.done}/{r.n}", f"{percentile(r.latencies, 50):.2f}", f"{percentile(r.latencies, 99):.2f}",
              f"{r.jobs_per_s:.1f}", f"{percentile(r.pod_latencies, 99):.2f}" if r.pod_latencies else "-",
-             f"{r.create_seconds:.1f}", f"{r.rss_mb:.0f}", f"{r.rss_start_mb:.0f}",
-             f"{r.per_job(r.cpu_seconds) * 1000:.0f}", f"{r.per_job(r.requests):.1f}", r.load_before.split()[0],
+             f"{r.create_seconds:.1f}", *((f"{r.rss_mb:.0f}", f"{r.rss_start_mb:.0f}",
+             f"{r.per_job(r.cpu_seconds) * 1000:.0f}", f"{r.per_job(r.requests):.1f}") if r.operator else ("-",) * 4),
+             f"{r.per_job(sum(r.control_plane_cpu.values())) * 1000:.0f}", r.load_before.split()[0],
              r.note or "-") for r in results]
     out = table(("operator", "jobs", "Running", "p50 s", "p99 s", "jobs/s", "pods exist p99 s", "create s",
-                 "peak RSS MB", "RSS at warm-up MB", "CPU ms/job", "requests/job", "load before", "note"), rows)
+                 "peak RSS MB", "RSS at warm-up MB", "CPU ms/job", "requests/job", "control plane CPU ms/job",
+                 "load before", "note"), rows)
     verdicts = []
     by = {(r.system, r.n): r for r in results}
     for n in scales:
@@ -881,7 +994,10 @@ def main() -> int:
                  + ", ".join(f"{kind} {r.per_job(count):.1f}" for kind, count in r.floor_events.get("events", {}).items())
                  + f", {r.per_job(sum(r.floor_events.get('bytes', {}).values())) / 1000:.1f} kB per job"
                  for r in results if r.floor_events]
-    kinds = [f"- {r.system} at {r.n} jobs, requests per job by kind: " + ", ".join(
+    kinds = [f"- {r.system} at {r.n} jobs, control plane CPU ms per job: " + ", ".join(
+        f"{name} {r.per_job(seconds) * 1000:.1f}" for name, seconds in r.control_plane_cpu.items())
+        for r in results if r.control_plane_cpu]
+    kinds += [f"- {r.system} at {r.n} jobs, requests per job by kind: " + ", ".join(
         f"{kind} {r.per_job(count):.2f}" for kind, count in r.kinds.items()) for r in results if r.kinds]
     print(out)
     print("\n".join(verdicts + kinds))
