@@ -179,7 +179,9 @@ def test_a_helper_that_hung_on_a_dead_ray_leaves_no_partial_figures(tmp_path, mo
     spool(steps_from(START.timestamp(), 5.0), worker=1, rank=0)
     metrics = LocalMetrics("default", "j", 2, None, 0.8)
     metrics.history = tmp_path / "metrics.jsonl"
-    metrics.collected = True  # as its reader thread sets it on a summary with figures
+    with SampleHistory(metrics.history, 2, None, 0.8, 1.0) as helper:  # as the helper read worker 0 from Ray
+        assert helper.sample(lambda final: {"records": {"0/0": steps_from(START.timestamp(), 5.0)}},
+                             ray_up=True).throughput is not None
     final = metrics.stop()
     assert not final.available and final.reason == RAY_STOPPED
     assert json.loads(metrics.history.read_text().splitlines()[-1])["final"] is True

@@ -148,8 +148,6 @@ class LocalMetrics:
                             "RAY_USAGE_STATS_ENABLED": "0", ENV_GATEWAY_KEY: self.key}
         self.latest: Optional[MetricsStatus] = None
         self.final: Optional[MetricsStatus] = None
-        #: The helper has shown figures read from Ray: the spool then holds only part of the run.
-        self.collected = False
         self.state = "starting Ray"
         self.history: Optional[Path] = None
         self.pids_file: Optional[Path] = None
@@ -196,7 +194,6 @@ class LocalMetrics:
             if kind in ("summary", "final"):
                 status = MetricsStatus.model_validate(event["status"])
                 self.latest = status
-                self.collected = self.collected or status.throughput is not None
                 if kind == "final":
                     self.final = status
             elif kind == "state":
@@ -244,16 +241,17 @@ class LocalMetrics:
         """The final figures, written to the history, when the helper was stopped before it wrote
         them. If it was still connecting to a Ray that came up as the run ended, no shipper's
         records reached Ray and the spool holds them all: the figures come from it (None, and
-        nothing written, when nothing was spooled). If it had shown figures read from Ray, it hung
-        on a Ray that died: the spool holds only the shippers Ray never answered, so the figures
-        are unavailable."""
+        nothing written, when nothing was spooled). If the history has figures, the helper read
+        them from Ray and then hung on a Ray that died: the spool holds only the shippers Ray never
+        answered, so the figures are unavailable."""
+        collected = has_figures(history)
         snapshot: dict[str, Any] = {}
-        if not self.collected:
+        if not collected:
             merge_spool(snapshot, history.parent / "metrics")
             if not snapshot.get("records"):
                 return None
         with SampleHistory(history, self.workers, self.baseline, self.threshold, INTERVAL) as samples:
-            if self.collected:
+            if collected:
                 return samples.unavailable(RAY_STOPPED, final=True)
             return samples.sample(lambda _final: snapshot, ray_up=False, final=True)
 
@@ -327,6 +325,14 @@ def _has_figures(line: str) -> bool:
         return False
 
 
+def has_figures(history: Path) -> bool:
+    """Whether a metrics history holds a sample with figures."""
+    if not history.exists():
+        return False
+    with history.open(encoding="utf-8") as lines:
+        return any(_has_figures(line) for line in lines)
+
+
 def _dump(status: MetricsStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -357,7 +363,7 @@ class SampleHistory:
     def __init__(self, path: Path, workers: int, baseline: Optional[float], threshold: float, interval: float):
         self.workers, self.baseline, self.threshold, self.interval = workers, baseline, threshold, interval
         #: Whether a sample with figures is in the file: the backfill comes once, before the first.
-        self.figures_written = path.exists() and any(_has_figures(line) for line in path.open(encoding="utf-8"))
+        self.figures_written = has_figures(path)
         self._file = path.open("a", encoding="utf-8")
 
     def __enter__(self) -> SampleHistory:
